@@ -1,0 +1,3 @@
+from wmw_link.cli import main
+
+main()

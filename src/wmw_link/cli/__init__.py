@@ -1,0 +1,67 @@
+"""The ``wmw-link`` command line: a click group whose commands each call one library function.
+
+Commands are imported lazily so that ``wmw-link --help`` is fast and a command's heavy
+dependencies (Splink, Spark) load only when it runs. Any :class:`WmwLinkError` becomes a
+one-line message and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from wmw_link import __version__
+from wmw_link.errors import WmwLinkError
+
+# command name -> (module, attribute, one-line help)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "agreement": ("wmw_link.cli.agreement_cmd", "agreement", "Validate and summarise agreements."),
+    "synth": ("wmw_link.cli.synth_cmd", "synth", "Generate synthetic partner extracts with ground truth."),
+    "keys": ("wmw_link.cli.keys_cmd", "keys", "Create linkage keys and party keypairs."),
+    "tokenise": ("wmw_link.cli.tokenise_cmd", "tokenise", "Controller: turn an extract into tokens and payload."),
+    "link": ("wmw_link.cli.link_cmd", "link", "Trusted third party: link all partners' tokens into persons."),
+    "evaluate": ("wmw_link.cli.evaluate_cmd", "evaluate", "Score linkage maps against a ground truth."),
+    "journeys": ("wmw_link.cli.journeys_cmd", "journeys", "Analyst: join payloads to person ids as journeys."),
+    "outcomes": ("wmw_link.cli.outcomes_cmd", "outcomes", "Analyst: measure outcomes with disclosure control."),
+    "seal": ("wmw_link.cli.seal_cmd", "seal", "Encrypt a file to a party and sign it."),
+    "unseal": ("wmw_link.cli.seal_cmd", "unseal", "Verify and decrypt a sealed file."),
+    "audit": ("wmw_link.cli.audit_cmd", "audit", "Inspect and verify the audit log."),
+    "demo": ("wmw_link.cli.demo_cmd", "demo", "Run the whole pipeline on synthetic data."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module, attr, _ = _COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help text from the table, so `--help` need not import every command module.
+        rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WmwLinkError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wmw-link")
+def main() -> None:
+    """wmw-link: privacy-preserving record linkage for West Midlands Works.
+
+    Controllers tokenise, the trusted third party links, analysts measure outcomes.
+    """
+
+
+__all__ = ["main"]
