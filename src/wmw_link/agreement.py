@@ -88,13 +88,15 @@ class PayloadField(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="column name in the payload file")
     type: PayloadType
     format: str | None = None
-    categories: list[str] | None = None
+    categories: tuple[str, ...] | None = None
     to_analyst: bool = True
 
     @model_validator(mode="after")
     def _dates_need_format(self) -> PayloadField:
         if self.type in _DATE_TYPES and not self.format:
-            raise ValueError(f"a {self.type.value} payload field needs a 'format' (strptime pattern)")
+            raise ValueError(
+                f"a {self.type.value} payload field needs a 'format' (strptime pattern)"
+            )
         if self.categories is not None and self.type != PayloadType.CATEGORY:
             raise ValueError("'categories' is only allowed on a category field")
         return self
@@ -149,7 +151,11 @@ class DisclosurePolicy(_Model):
     @model_validator(mode="after")
     def _public_is_stricter(self) -> DisclosurePolicy:
         i, p = self.internal, self.public
-        if p.min_cell < i.min_cell or p.rounding_base < i.rounding_base or p.min_denominator < i.min_denominator:
+        if (
+            p.min_cell < i.min_cell
+            or p.rounding_base < i.rounding_base
+            or p.min_denominator < i.min_denominator
+        ):
             raise ValueError("the public tier must be at least as strict as the internal tier")
         return self
 
@@ -197,7 +203,9 @@ class Agreement(_Model):
             problems.append(f"dataset ids listed twice: {', '.join(ds_dupes)}")
         for i, d in enumerate(self.datasets):
             if d.controller not in roles:
-                problems.append(f"datasets[{i}] ({d.id}).controller: unknown party '{d.controller}'")
+                problems.append(
+                    f"datasets[{i}] ({d.id}).controller: unknown party '{d.controller}'"
+                )
             elif roles[d.controller] != Role.CONTROLLER:
                 problems.append(
                     f"datasets[{i}] ({d.id}).controller: party '{d.controller}' has role "

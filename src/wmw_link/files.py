@@ -46,7 +46,9 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+def write_bytes_atomic(
+    target: str | os.PathLike[str], data: bytes, mode: int | None = None
+) -> None:
     """Write ``data`` to ``target`` atomically, optionally with a file mode (e.g. 0o600)."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)

@@ -18,13 +18,37 @@ from wmw_link.errors import WmwLinkError
 # command name -> (module, attribute, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "agreement": ("wmw_link.cli.agreement_cmd", "agreement", "Validate and summarise agreements."),
-    "synth": ("wmw_link.cli.synth_cmd", "synth", "Generate synthetic partner extracts with ground truth."),
+    "synth": (
+        "wmw_link.cli.synth_cmd",
+        "synth",
+        "Generate synthetic partner extracts with ground truth.",
+    ),
     "keys": ("wmw_link.cli.keys_cmd", "keys", "Create linkage keys and party keypairs."),
-    "tokenise": ("wmw_link.cli.tokenise_cmd", "tokenise", "Controller: turn an extract into tokens and payload."),
-    "link": ("wmw_link.cli.link_cmd", "link", "Trusted third party: link all partners' tokens into persons."),
-    "evaluate": ("wmw_link.cli.evaluate_cmd", "evaluate", "Score linkage maps against a ground truth."),
-    "journeys": ("wmw_link.cli.journeys_cmd", "journeys", "Analyst: join payloads to person ids as journeys."),
-    "outcomes": ("wmw_link.cli.outcomes_cmd", "outcomes", "Analyst: measure outcomes with disclosure control."),
+    "tokenise": (
+        "wmw_link.cli.tokenise_cmd",
+        "tokenise",
+        "Controller: turn an extract into tokens and payload.",
+    ),
+    "link": (
+        "wmw_link.cli.link_cmd",
+        "link",
+        "Trusted third party: link all partners' tokens into persons.",
+    ),
+    "evaluate": (
+        "wmw_link.cli.evaluate_cmd",
+        "evaluate",
+        "Score linkage maps against a ground truth.",
+    ),
+    "journeys": (
+        "wmw_link.cli.journeys_cmd",
+        "journeys",
+        "Analyst: join payloads to person ids as journeys.",
+    ),
+    "outcomes": (
+        "wmw_link.cli.outcomes_cmd",
+        "outcomes",
+        "Analyst: measure outcomes with disclosure control.",
+    ),
     "seal": ("wmw_link.cli.seal_cmd", "seal", "Encrypt a file to a party and sign it."),
     "unseal": ("wmw_link.cli.seal_cmd", "unseal", "Verify and decrypt a sealed file."),
     "audit": ("wmw_link.cli.audit_cmd", "audit", "Inspect and verify the audit log."),

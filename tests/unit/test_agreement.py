@@ -1,0 +1,162 @@
+"""Agreement models: the shipped agreement, invalid files, policy checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from wmw_link.agreement import IdentifierType, Role, load_agreement, parse_agreement, summarise
+from wmw_link.cli import main
+from wmw_link.errors import AgreementError, PolicyError
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "agreements" / "wmw-outcomes.yaml"
+LAS = ["birmingham", "coventry", "dudley", "sandwell", "solihull", "walsall", "wolverhampton"]
+
+
+@pytest.fixture()
+def raw() -> dict:
+    return yaml.safe_load(SHIPPED.read_text())
+
+
+def test_shipped_agreement_names_every_partner_and_role() -> None:
+    a = load_agreement(SHIPPED)
+    roles = {p.id: p.role for p in a.parties}
+    for party in ["hmrc", "dwp", "nhs-icb", "wmca-skills", *[f"hub-{la}" for la in LAS]]:
+        assert roles[party] == Role.CONTROLLER
+    assert [p.id for p in a.parties_with_role(Role.TTP)] == ["linkage-unit"]
+    assert [p.id for p in a.parties_with_role(Role.ANALYST)] == ["insight-team"]
+    assert {d.id for d in a.datasets} >= {
+        "hmrc_rti",
+        "dwp_claims",
+        "nhs_referrals",
+        "skills_enrolments",
+    }
+    assert {d.id for d in a.datasets if d.id.startswith("hub_")} == {f"hub_{la}" for la in LAS}
+
+
+def test_hub_datasets_share_one_minimum_data_set() -> None:
+    a = load_agreement(SHIPPED)
+    hubs = [d for d in a.datasets if d.id.startswith("hub_")]
+    assert len({(tuple(d.identifiers), tuple(d.payload)) for d in hubs}) == 1
+    assert hubs[0].identifier(IdentifierType.DATE_OF_BIRTH).format == "%d/%m/%Y"
+
+
+def test_withheld_fields_never_reach_the_analyst() -> None:
+    a = load_agreement(SHIPPED)
+    nhs = a.dataset("nhs_referrals")
+    assert "gp_practice" not in {f.name for f in nhs.analyst_payload()}
+    assert "gp_practice" in {f.name for f in nhs.payload}
+
+
+def test_hash_ignores_layout_but_not_content(raw: dict, tmp_path: Path) -> None:
+    a = load_agreement(SHIPPED)
+    relaid = tmp_path / "relaid.yaml"
+    raw_no_anchors = {k: v for k, v in raw.items() if not k.startswith("x-")}
+    relaid.write_text(yaml.safe_dump(raw_no_anchors, sort_keys=True))
+    assert load_agreement(relaid).hash == a.hash
+    raw_no_anchors["purpose"] = "something else"
+    relaid.write_text(yaml.safe_dump(raw_no_anchors))
+    assert load_agreement(relaid).hash != a.hash
+
+
+def test_every_problem_is_reported_at_once_with_its_field(raw: dict) -> None:
+    raw["parties"][0]["role"] = "boss"
+    raw["datasets"][1]["identifiers"][0]["type"] = "shoe_size"
+    raw["datasets"][2]["controller"] = "nobody"
+    raw["valid_until"] = "2020-01-01"
+    with pytest.raises(AgreementError) as e:
+        parse_agreement(raw, source="bad.yaml")
+    msg = str(e.value)
+    assert msg.startswith("bad.yaml:")
+    assert "parties[0] (hmrc).role" in msg
+    assert "datasets[1] (dwp_claims).identifiers[0] (nino).type" in msg
+
+
+def test_cross_field_rules(raw: dict) -> None:
+    raw["datasets"][2]["controller"] = "linkage-unit"
+    raw["valid_until"] = "2020-01-01"
+    raw["compatible_with"] = [3]
+    with pytest.raises(AgreementError) as e:
+        parse_agreement(raw)
+    msg = str(e.value)
+    assert "valid_until must be after valid_from" in msg
+    assert "has role 'ttp', not 'controller'" in msg
+    assert "compatible_with may only name earlier versions" in msg
+
+
+def test_dates_need_formats(raw: dict) -> None:
+    del raw["datasets"][0]["identifiers"][3]["format"]
+    with pytest.raises(AgreementError, match=r"DATE_OF_BIRTH\).*needs a 'format'"):
+        parse_agreement(raw)
+
+
+def test_unknown_keys_and_schema_versions_are_refused(raw: dict) -> None:
+    raw["datasets"][0]["secret_sauce"] = 1
+    with pytest.raises(AgreementError, match="secret_sauce"):
+        parse_agreement(raw)
+    raw2 = yaml.safe_load(SHIPPED.read_text())
+    raw2["schema_version"] = 99
+    with pytest.raises(AgreementError, match="schema_version 99 is not supported"):
+        parse_agreement(raw2)
+
+
+def test_public_tier_must_be_stricter(raw: dict) -> None:
+    raw["disclosure"]["public"]["min_cell"] = 3
+    with pytest.raises(AgreementError, match="public tier must be at least as strict"):
+        parse_agreement(raw)
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(AgreementError, match="not found"):
+        load_agreement(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: [unclosed\n")
+    with pytest.raises(AgreementError, match="not valid YAML at line"):
+        load_agreement(bad)
+
+
+def test_policy_checks() -> None:
+    a = load_agreement(SHIPPED)
+    a.require_in_force(dt.date(2027, 1, 1))
+    with pytest.raises(PolicyError, match="rule 'validity'.*expired on 2029-03-31"):
+        a.require_in_force(dt.date(2030, 1, 1))
+    with pytest.raises(PolicyError, match="not in force until"):
+        a.require_in_force(dt.date(2025, 1, 1))
+    with pytest.raises(PolicyError, match="rule 'roles'.*only a 'ttp' may run linkage"):
+        a.require_role("hmrc", Role.TTP, "run linkage")
+    with pytest.raises(PolicyError, match="rule 'controller'.*belongs to 'hmrc'"):
+        a.require_controller_of("dwp", "hmrc_rti")
+    with pytest.raises(PolicyError, match="party 'mi5' is not in agreement"):
+        a.party("mi5")
+    with pytest.raises(PolicyError, match="dataset 'census' is not in agreement"):
+        a.dataset("census")
+    assert a.default_party(Role.TTP) == "linkage-unit"
+    with pytest.raises(PolicyError, match="say which one you are with --as"):
+        a.default_party(Role.CONTROLLER)
+    assert a.accepts_version(1) and not a.accepts_version(2)
+
+
+def test_summary_says_who_sends_what_to_whom() -> None:
+    text = summarise(load_agreement(SHIPPED))
+    assert "hmrc_rti from hmrc" in text
+    assert "to linkage-unit as tokens: NINO (nino)" in text
+    assert "withheld from everyone: GP_PRACTICE" in text
+
+
+def test_cli_check_ok_and_error_without_traceback(raw: dict, tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["agreement", "check", str(SHIPPED)])
+    assert ok.exit_code == 0, ok.output
+    assert "OK: the agreement is valid." in ok.output
+    raw["parties"][0]["role"] = "boss"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    res = runner.invoke(main, ["agreement", "check", str(bad)])
+    assert res.exit_code == 1
+    assert "parties[0] (hmrc).role" in res.output
+    assert "Traceback" not in res.output
