@@ -1,0 +1,316 @@
+"""Score linkage maps against a synthetic ground truth: pairwise and cluster-level figures.
+
+Pairwise figures count unordered pairs of records: a pair is *predicted* when both records got
+the same person id, *true* when the truth gives them the same person. Counting is done from
+cluster sizes (the number of pairs in a group of n is n(n-1)/2), so no pair is ever listed and
+a million-record evaluation stays cheap. Pairs are split into those within one source (duplicates
+inside an extract) and those across two sources.
+
+Evaluation is a synthetic-data tool: it needs the truth and the controllers' local crosswalks
+(row_ref -> record_id), which never reach the trusted third party in real use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from wmw_link.errors import InputDataError
+
+_MAP_SUFFIX = ".map.parquet"
+_CROSSWALK_SUFFIX = ".crosswalk.parquet"
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    """Pair counts and the precision, recall and F1 they give."""
+
+    true_positive: int
+    predicted: int
+    actual: int
+
+    @property
+    def false_positive(self) -> int:
+        return self.predicted - self.true_positive
+
+    @property
+    def false_negative(self) -> int:
+        return self.actual - self.true_positive
+
+    @property
+    def precision(self) -> float:
+        # No predicted pairs means no wrong ones: precision 1 by convention.
+        return self.true_positive / self.predicted if self.predicted else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_positive / self.actual if self.actual else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if (p + r) else 0.0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "true_positive": self.true_positive,
+            "false_positive": self.false_positive,
+            "false_negative": self.false_negative,
+            "predicted_pairs": self.predicted,
+            "true_pairs": self.actual,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything :func:`evaluate` measures."""
+
+    records: int
+    pairwise: PairCounts
+    within_source: PairCounts
+    across_source: PairCounts
+    clusters: dict[str, float | int]
+    household_false_merge: dict[str, float | int] | None = None
+    coverage: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["pairwise"] = self.pairwise.to_dict()
+        out["within_source"] = self.within_source.to_dict()
+        out["across_source"] = self.across_source.to_dict()
+        return out
+
+    def summary(self) -> str:
+        """A few readable lines (counts and rates only)."""
+        lines = [f"records scored: {self.records:,}"]
+        for label, pc in (
+            ("all pairs", self.pairwise),
+            ("within source", self.within_source),
+            ("across sources", self.across_source),
+        ):
+            lines.append(
+                f"{label:>15}: precision {pc.precision:.4f}  recall {pc.recall:.4f}  "
+                f"F1 {pc.f1:.4f}  (TP {pc.true_positive:,}, FP {pc.false_positive:,}, "
+                f"FN {pc.false_negative:,})"
+            )
+        c = self.clusters
+        lines.append(
+            f"       clusters: {c['predicted_clusters']:,} predicted for {c['true_persons']:,} "
+            f"true persons; exactly recovered {c['exact_person_rate']:.4f}; "
+            f"persons split {c['persons_split']:,}; clusters merging persons "
+            f"{c['clusters_merging_persons']:,}"
+        )
+        if self.household_false_merge is not None:
+            h = self.household_false_merge
+            lines.append(
+                f"     households: {h['false_pairs_same_household']:,} of "
+                f"{h['false_pairs']:,} false pairs join members of one household "
+                f"(household false-merge rate {h['household_false_merge_rate']:.5f} of "
+                f"{h['household_pairs']:,} household pairs)"
+            )
+        return "\n".join(lines)
+
+
+def _pairs(n: pd.Series) -> int:
+    n = n.astype("int64")
+    return int((n * (n - 1) // 2).sum())
+
+
+def pair_counts(frame: pd.DataFrame, pred: str = "pred", true: str = "true") -> PairCounts:
+    """Count true-positive, predicted and actual pairs from two labellings of the same rows.
+
+    Args:
+        frame: one row per record with a predicted and a true cluster label.
+        pred: column of predicted cluster labels.
+        true: column of true cluster labels.
+
+    Returns:
+        The pair counts (precision, recall and F1 are properties).
+    """
+    if frame.empty:
+        return PairCounts(0, 0, 0)
+    tp = _pairs(frame.groupby([pred, true], sort=False).size())
+    predicted = _pairs(frame.groupby(pred, sort=False).size())
+    actual = _pairs(frame.groupby(true, sort=False).size())
+    return PairCounts(tp, predicted, actual)
+
+
+def _within(frame: pd.DataFrame) -> PairCounts:
+    tp = _pairs(frame.groupby(["dataset", "pred", "true"], sort=False).size())
+    predicted = _pairs(frame.groupby(["dataset", "pred"], sort=False).size())
+    actual = _pairs(frame.groupby(["dataset", "true"], sort=False).size())
+    return PairCounts(tp, predicted, actual)
+
+
+def _cluster_figures(frame: pd.DataFrame) -> dict[str, float | int]:
+    pred_n_true = frame.groupby("pred", sort=False)["true"].nunique()
+    true_n_pred = frame.groupby("true", sort=False)["pred"].nunique()
+    # A person is exactly recovered when their records form one predicted cluster holding
+    # nothing else: one predicted label for the person, one person for that label.
+    pure_pred = set(pred_n_true[pred_n_true == 1].index)
+    first_pred = frame.groupby("true", sort=False)["pred"].first()
+    exact = int(((true_n_pred == 1) & first_pred.isin(pure_pred)).sum())
+    n_true = int(len(true_n_pred))
+    return {
+        "true_persons": n_true,
+        "predicted_clusters": int(len(pred_n_true)),
+        "exactly_recovered_persons": exact,
+        "exact_person_rate": exact / n_true if n_true else 1.0,
+        "persons_split": int((true_n_pred > 1).sum()),
+        "clusters_merging_persons": int((pred_n_true > 1).sum()),
+        "singleton_clusters": int((frame.groupby("pred", sort=False).size() == 1).sum()),
+    }
+
+
+def _household_figures(frame: pd.DataFrame) -> dict[str, float | int]:
+    """False pairs that join two different members of one household."""
+    fam = frame.dropna(subset=["household"])
+    # Pairs of different people in the same household.
+    same_house = _pairs(fam.groupby("household", sort=False).size()) - _pairs(
+        fam.groupby("true", sort=False).size()
+    )
+    # Predicted pairs inside a household, minus the true ones among them.
+    pred_in_house = _pairs(fam.groupby(["pred", "household"], sort=False).size())
+    tp_in_house = _pairs(fam.groupby(["pred", "true"], sort=False).size())
+    false_same_house = pred_in_house - tp_in_house
+    all_false = pair_counts(frame).false_positive
+    return {
+        "household_pairs": int(same_house),
+        "false_pairs": int(all_false),
+        "false_pairs_same_household": int(false_same_house),
+        "household_false_merge_rate": false_same_house / same_house if same_house else 0.0,
+        "share_of_false_pairs": false_same_house / all_false if all_false else 0.0,
+    }
+
+
+def score(frame: pd.DataFrame) -> Evaluation:
+    """Score one table of records with predicted and true labels.
+
+    Args:
+        frame: columns ``dataset``, ``pred`` (predicted person), ``true`` (true person) and,
+            optionally, ``household`` (true household id, null when unknown).
+
+    Returns:
+        The evaluation.
+    """
+    missing = {"dataset", "pred", "true"} - set(frame.columns)
+    if missing:
+        raise InputDataError(f"score(): missing column(s) {', '.join(sorted(missing))}")
+    total = pair_counts(frame)
+    within = _within(frame)
+    across = PairCounts(
+        total.true_positive - within.true_positive,
+        total.predicted - within.predicted,
+        total.actual - within.actual,
+    )
+    household = _household_figures(frame) if "household" in frame.columns else None
+    return Evaluation(
+        records=len(frame),
+        pairwise=total,
+        within_source=within,
+        across_source=across,
+        clusters=_cluster_figures(frame),
+        household_false_merge=household,
+    )
+
+
+def _read_dir(directory: Path, suffix: str, columns: list[str], what: str) -> pd.DataFrame:
+    files = sorted(directory.glob(f"*{suffix}")) if directory.is_dir() else []
+    if not files:
+        raise InputDataError(f"{directory}: no *{suffix} files ({what})")
+    parts = []
+    for f in files:
+        try:
+            tbl = pq.read_table(f)
+        except Exception as e:  # pyarrow raises several types for a broken file
+            raise InputDataError(f"{f}: not a readable Parquet file ({type(e).__name__})") from None
+        lacking = [c for c in columns if c not in tbl.column_names]
+        if lacking:
+            raise InputDataError(f"{f}: missing column(s) {', '.join(lacking)} ({what})")
+        df = tbl.select(columns).to_pandas()
+        df["dataset"] = f.name[: -len(suffix)]
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+def load_scoring_frame(
+    maps: str | Path,
+    truth: str | Path,
+    crosswalks: str | Path,
+    people: str | Path | None = None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Join maps, crosswalks and truth into one (dataset, pred, true[, household]) table."""
+    maps_df = _read_dir(Path(maps), _MAP_SUFFIX, ["row_ref", "person_id"], "linkage maps")
+    xw = _read_dir(Path(crosswalks), _CROSSWALK_SUFFIX, ["record_id", "row_ref"], "crosswalks")
+    try:
+        truth_df = pd.read_parquet(truth, columns=["dataset", "record_id", "person_id"])
+    except (OSError, ValueError, KeyError) as e:
+        raise InputDataError(f"{truth}: cannot read the truth ({type(e).__name__})") from None
+    xw["record_id"] = xw["record_id"].astype(str)
+    truth_df["record_id"] = truth_df["record_id"].astype(str)
+    m = maps_df.merge(xw, on=["dataset", "row_ref"], how="left", validate="one_to_one")
+    no_crosswalk = int(m["record_id"].isna().sum())
+    m = m.dropna(subset=["record_id"]).merge(
+        truth_df, on=["dataset", "record_id"], how="left", validate="one_to_one"
+    )
+    no_truth = int(m["person_id_y"].isna().sum())
+    m = m.dropna(subset=["person_id_y"])
+    frame = pd.DataFrame(
+        {
+            "dataset": m["dataset"].to_numpy(),
+            "pred": m["person_id_x"].astype(str).to_numpy(),
+            "true": m["person_id_y"].astype("int64").to_numpy(),
+        }
+    )
+    if people is not None:
+        ppl = pd.read_parquet(people)
+        if "household_id" in ppl.columns:
+            hh = ppl.set_index("person_id")["household_id"]
+            frame["household"] = frame["true"].map(hh)
+    in_maps = set(zip(maps_df["dataset"], maps_df["row_ref"], strict=True))
+    xw_keys = xw[["dataset", "row_ref"]].itertuples(index=False, name=None)
+    coverage = {
+        "map_rows": len(maps_df),
+        "map_rows_without_crosswalk": no_crosswalk,
+        "map_rows_without_truth": no_truth,
+        "crosswalk_rows_missing_from_maps": sum(1 for k in xw_keys if k not in in_maps),
+        "truth_rows": len(truth_df),
+    }
+    return frame, coverage
+
+
+def evaluate(
+    maps: str | Path,
+    truth: str | Path,
+    crosswalks: str | Path,
+    people: str | Path | None = None,
+) -> Evaluation:
+    """Score linkage maps against the synthetic truth.
+
+    Args:
+        maps: directory of ``<dataset>.map.parquet`` (row_ref, person_id).
+        truth: ``truth.parquet`` (dataset, record_id, person_id).
+        crosswalks: directory of ``<dataset>.crosswalk.parquet`` (record_id, row_ref).
+        people: optional ``people.parquet``; when it has ``household_id``, the household
+            false-merge rate is reported.
+
+    Returns:
+        Pairwise precision/recall/F1 (all, within and across sources), cluster figures and
+        coverage counts (map rows that could not be scored, truth rows not in any map).
+
+    Raises:
+        InputDataError: a directory holds no maps or crosswalks, or a file lacks a column.
+    """
+    frame, coverage = load_scoring_frame(maps, truth, crosswalks, people)
+    ev = score(frame)
+    return Evaluation(**{**ev.__dict__, "coverage": coverage})
+
+
+__all__ = ["Evaluation", "PairCounts", "evaluate", "load_scoring_frame", "pair_counts", "score"]

@@ -1,0 +1,123 @@
+"""Evaluation arithmetic on a hand-built example, and the file-based entry point."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from wmw_link.errors import InputDataError
+from wmw_link.evaluate import PairCounts, evaluate, pair_counts, score
+
+# Person 1 has two records in source a and one in b; person 2 one in b; person 3 one in a.
+# The prediction merges person 2 into person 1 (one false merge, same household).
+RECORDS = pd.DataFrame(
+    {
+        "record_id": ["A1", "A2", "B1", "B2", "A3"],
+        "dataset": ["a", "a", "b", "b", "a"],
+        "true": [1, 1, 1, 2, 3],
+        "pred": ["x", "x", "x", "x", "y"],
+        "household": [10, 10, 10, 10, 20],
+    }
+)
+
+
+def test_pairwise_counts_by_hand() -> None:
+    ev = score(RECORDS)
+    # cluster x holds 4 records = 6 pairs; person 1 = 3 pairs, all inside x.
+    assert ev.pairwise == PairCounts(true_positive=3, predicted=6, actual=3)
+    assert ev.pairwise.precision == pytest.approx(0.5)
+    assert ev.pairwise.recall == pytest.approx(1.0)
+    assert ev.pairwise.f1 == pytest.approx(2 / 3)
+
+
+def test_within_and_across_sources_by_hand() -> None:
+    ev = score(RECORDS)
+    # within a: A1-A2 predicted and true; within b: B1-B2 predicted, not true.
+    assert ev.within_source == PairCounts(true_positive=1, predicted=2, actual=1)
+    # across: A1-B1, A2-B1 true and predicted; A1-B2, A2-B2 predicted only.
+    assert ev.across_source == PairCounts(true_positive=2, predicted=4, actual=2)
+    assert ev.across_source.precision == pytest.approx(0.5)
+
+
+def test_cluster_figures_by_hand() -> None:
+    c = score(RECORDS).clusters
+    assert c["true_persons"] == 3
+    assert c["predicted_clusters"] == 2
+    assert c["exactly_recovered_persons"] == 1  # only person 3
+    assert c["persons_split"] == 0
+    assert c["clusters_merging_persons"] == 1
+    assert c["singleton_clusters"] == 1
+
+
+def test_household_false_merges_by_hand() -> None:
+    h = score(RECORDS).household_false_merge
+    assert h is not None
+    # household 10: 4 records, 6 pairs, 3 of them the same person -> 3 household pairs,
+    # all three predicted together, all false.
+    assert h["household_pairs"] == 3
+    assert h["false_pairs"] == 3
+    assert h["false_pairs_same_household"] == 3
+    assert h["household_false_merge_rate"] == pytest.approx(1.0)
+
+
+def test_split_person_lowers_recall_not_precision() -> None:
+    frame = pd.DataFrame({"dataset": ["a", "b", "b"], "true": [1, 1, 1], "pred": ["p", "q", "q"]})
+    pc = pair_counts(frame)
+    assert (pc.true_positive, pc.predicted, pc.actual) == (1, 1, 3)
+    assert pc.precision == 1.0
+    assert pc.recall == pytest.approx(1 / 3)
+    assert score(frame).clusters["persons_split"] == 1
+
+
+def test_empty_predictions_have_precision_one_recall_zero() -> None:
+    frame = pd.DataFrame({"dataset": ["a", "a"], "true": [1, 1], "pred": ["p", "q"]})
+    pc = pair_counts(frame)
+    assert pc.precision == 1.0 and pc.recall == 0.0 and pc.f1 == 0.0
+
+
+def _write(path, df: pd.DataFrame) -> None:
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+
+
+def test_evaluate_files_through_crosswalks(tmp_path) -> None:
+    maps, xws = tmp_path / "maps", tmp_path / "xw"
+    maps.mkdir()
+    xws.mkdir()
+    for ds, grp in RECORDS.groupby("dataset"):
+        refs = ["ref-" + r for r in grp["record_id"]]
+        _write(
+            maps / f"{ds}.map.parquet", pd.DataFrame({"row_ref": refs, "person_id": grp["pred"]})
+        )
+        _write(
+            xws / f"{ds}.crosswalk.parquet",
+            pd.DataFrame({"record_id": grp["record_id"], "row_ref": refs}),
+        )
+    truth = tmp_path / "truth.parquet"
+    extra = pd.DataFrame({"dataset": ["a"], "record_id": ["REJECTED"], "person_id": [9]})
+    _write(
+        truth,
+        pd.concat(
+            [
+                RECORDS.rename(columns={"true": "person_id"})[
+                    ["dataset", "record_id", "person_id"]
+                ],
+                extra,
+            ]
+        ),
+    )
+    people = tmp_path / "people.parquet"
+    _write(people, pd.DataFrame({"person_id": [1, 2, 3, 9], "household_id": [10, 10, 20, 30]}))
+    ev = evaluate(maps, truth, xws, people=people)
+    assert ev.records == 5
+    assert ev.pairwise.f1 == pytest.approx(2 / 3)
+    assert ev.household_false_merge["false_pairs_same_household"] == 3
+    assert ev.coverage["truth_rows"] == 6
+    assert ev.coverage["map_rows_without_crosswalk"] == 0
+    assert "F1 0.6667" in ev.summary()
+
+
+def test_evaluate_refuses_empty_maps_dir(tmp_path) -> None:
+    with pytest.raises(InputDataError, match="no \\*.map.parquet"):
+        evaluate(tmp_path, tmp_path / "t.parquet", tmp_path)
