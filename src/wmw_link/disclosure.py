@@ -1,0 +1,255 @@
+"""Statistical disclosure control (SDC) for every table the outcomes stage writes.
+
+One function, :func:`protect`, is applied to the whole set of a run's tables at once, with one
+tier of the agreement's disclosure policy (``internal`` or ``public``):
+
+1. **Primary suppression.** A count of people below ``min_cell`` is suppressed, zero included.
+   A numerator is also suppressed when its complement (denominator minus numerator) is below
+   ``min_cell`` (otherwise "all but 3 of the group" is disclosed), and whenever its denominator
+   is suppressed.
+2. **Secondary suppression.** Counts add up: the cells of a breakdown add up to the total, and
+   the cells of a two-way breakdown (A x B) add up to the one-way cells of A and of B. In every
+   such family of cells, a single suppressed cell could be recovered by differencing, so the
+   smallest other cell of the family is suppressed too, repeated until no family has exactly
+   one hidden cell. Families are formed per *population* (the set of people a denominator
+   counts), across all tables of the run, so two tables that share a margin are suppressed
+   consistently and one cannot be used to undo the other.
+3. **Rounding.** Shown counts are rounded to the nearest ``rounding_base``.
+4. **Rates, means and medians** are shown only from at least ``min_denominator`` people and
+   only when their numerator and denominator are shown.
+
+Suppressed values are marked ``"c"`` in written tables, never left blank or zero.
+
+Input frame (long format, one row per measure and group) columns:
+
+``table, measure, kind, population, breakdown, dim1, group1, dim2, group2, n, count, value``
+
+``kind`` is ``"rate"`` (count of n, shown as a percentage), ``"count"`` (n is the quantity),
+``"mean"`` or ``"median"`` (value over n people). ``breakdown`` is ``"all"``, a dimension name,
+or ``"<dim1> x <dim2>"``; ``group1``/``group2`` are the group values ("" when unused).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from wmw_link.agreement import DisclosureTier
+from wmw_link.errors import ConfigError
+
+SUPPRESSED = "c"
+
+KEY_COLUMNS = ["breakdown", "dim1", "group1", "dim2", "group2"]
+REQUIRED_COLUMNS = [
+    "table",
+    "measure",
+    "kind",
+    "population",
+    *KEY_COLUMNS,
+    "n",
+    "count",
+    "value",
+]
+KINDS = {"rate", "count", "mean", "median"}
+
+CellKey = tuple[str, str, str, str, str]
+
+
+def _families(keys: Iterable[CellKey]) -> list[list[CellKey]]:
+    """Groups of cells that add up to a parent cell, each listed parent first.
+
+    Only cells present in ``keys`` are used; a family needs its parent to be present.
+    """
+    present = set(keys)
+    total: CellKey = ("all", "", "", "", "")
+    fam: dict[CellKey, list[CellKey]] = defaultdict(list)
+    for key in present:
+        breakdown, d1, g1, d2, g2 = key
+        if breakdown == "all":
+            continue
+        if not d2:  # one-way cell: child of the total
+            fam[total].append(key)
+        else:  # two-way cell: child of both one-way cells
+            fam[(d1, d1, g1, "", "")].append(key)
+            fam[(d2, d2, g2, "", "")].append(key)
+    out: list[list[CellKey]] = []
+    for parent, children in fam.items():
+        if parent not in present:
+            continue
+        # A two-way cell belongs to the family of its one-way parent *within the same
+        # pair of dimensions*: split by the breakdown so families do not mix tables.
+        by_bd: dict[str, list[CellKey]] = defaultdict(list)
+        for c in children:
+            by_bd[c[0]].append(c)
+        for bd in sorted(by_bd):
+            out.append([parent, *sorted(by_bd[bd])])
+    return out
+
+
+def _secondary(values: dict[CellKey, float], hidden: set[CellKey]) -> set[CellKey]:
+    """Grow ``hidden`` until no family has exactly one hidden cell; return the new set."""
+    hidden = set(hidden)
+    families = _families(values)
+    changed = True
+    while changed:
+        changed = False
+        for family in families:
+            unknown = [c for c in family if c in hidden]
+            if len(unknown) != 1:
+                continue
+            parent, children = family[0], family[1:]
+            # Prefer hiding the smallest other child (least information lost); hide the
+            # parent only when no other child is left.
+            candidates = sorted(
+                (c for c in children if c not in hidden), key=lambda c: (values[c], c)
+            )
+            pick = candidates[0] if candidates else parent
+            hidden.add(pick)
+            changed = True
+    return hidden
+
+
+def _round(x: float, base: int) -> float:
+    # Round half up (12.5 -> 15 with base 5): deterministic and documented, unlike banker's.
+    return float(base * math.floor(x / base + 0.5))
+
+
+def _check(frame: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"disclosure control: table frame lacks column(s) {', '.join(missing)}")
+    bad = sorted(set(frame["kind"]) - KINDS)
+    if bad:
+        raise ConfigError(f"disclosure control: unknown kind(s) {', '.join(map(str, bad))}")
+
+
+def protect(frame: pd.DataFrame, tier: DisclosureTier) -> pd.DataFrame:
+    """Apply disclosure control to all of a run's tables (long format) with one policy tier.
+
+    Args:
+        frame: the raw measures, columns as in the module docstring. ``n`` and ``count`` are
+            exact person counts; ``value`` holds means/medians.
+        tier: the agreement's tier (``agreement.disclosure.internal`` or ``.public``).
+
+    Returns:
+        A copy with ``n``, ``count`` rounded (NaN where suppressed), ``rate`` (percent, NaN
+        where not shown), ``value`` (NaN where not shown) and the flags ``n_flag``,
+        ``count_flag``, ``rate_flag``, ``value_flag`` (``"c"`` when suppressed, else "").
+        Use :func:`to_csv_frame` to render it with ``"c"`` markers.
+    """
+    _check(frame)
+    df = frame.reset_index(drop=True).copy()
+    for c in ("dim1", "group1", "dim2", "group2"):
+        df[c] = df[c].fillna("").astype(str)
+    df["n"] = df["n"].astype(float)
+    df["count"] = df["count"].astype(float)
+    df["value"] = df["value"].astype(float)
+    keys = list(zip(*(df[c] for c in KEY_COLUMNS), strict=True))
+    df["_key"] = keys
+
+    # 1-2: denominators, per population (shared by every measure on that population).
+    n_hidden: dict[str, set[CellKey]] = {}
+    for pop, part in df.groupby("population", sort=True):
+        vals = dict(zip(part["_key"], part["n"], strict=True))
+        primary = {k for k, v in vals.items() if v < tier.min_cell}
+        n_hidden[pop] = _secondary(vals, primary)
+    df["_n_hidden"] = [k in n_hidden[p] for k, p in zip(df["_key"], df["population"], strict=True)]
+
+    # Numerators, per measure and population (only rate measures have them).
+    df["_c_hidden"] = False
+    is_rate = df["kind"] == "rate"
+    for (_m, _pop), part in df[is_rate].groupby(["measure", "population"], sort=True):
+        vals = dict(zip(part["_key"], part["count"], strict=True))
+        primary = {
+            k
+            for k, c, n, nh in zip(
+                part["_key"], part["count"], part["n"], part["_n_hidden"], strict=True
+            )
+            if c < tier.min_cell or (n - c) < tier.min_cell or nh
+        }
+        hidden = _secondary(vals, primary)
+        df.loc[part.index, "_c_hidden"] = [k in hidden for k in part["_key"]]
+
+    out = df.drop(columns=["_key"])
+    base = tier.rounding_base
+    out["rate"] = np.where(
+        is_rate & (out["n"] > 0), 100.0 * out["count"] / out["n"].where(out["n"] > 0, 1), np.nan
+    )
+    rate_ok = is_rate & ~out["_n_hidden"] & ~out["_c_hidden"] & (out["n"] >= tier.min_denominator)
+    value_ok = (
+        out["kind"].isin(["mean", "median"])
+        & ~out["_n_hidden"]
+        & (out["n"] >= tier.min_denominator)
+    )
+    out["rate"] = out["rate"].where(rate_ok)
+    out["value"] = out["value"].where(value_ok)
+    out["n"] = [
+        np.nan if h else _round(v, base) for v, h in zip(out["n"], out["_n_hidden"], strict=True)
+    ]
+    out["count"] = [
+        np.nan if (h or not r) else _round(v, base)
+        for v, h, r in zip(out["count"], out["_c_hidden"], is_rate, strict=True)
+    ]
+    out["n_flag"] = np.where(out["_n_hidden"], SUPPRESSED, "")
+    out["count_flag"] = np.where(is_rate & out["_c_hidden"], SUPPRESSED, "")
+    out["rate_flag"] = np.where(is_rate & ~rate_ok, SUPPRESSED, "")
+    out["value_flag"] = np.where(out["kind"].isin(["mean", "median"]) & ~value_ok, SUPPRESSED, "")
+    return out.drop(columns=["_n_hidden", "_c_hidden"])
+
+
+def to_csv_frame(protected: pd.DataFrame) -> pd.DataFrame:
+    """Render a protected frame for writing: suppressed cells become ``"c"``, blanks where a
+    column does not apply to the measure's kind (e.g. ``rate`` of a plain count)."""
+    out = pd.DataFrame({c: protected[c] for c in ["measure", "kind", *KEY_COLUMNS]})
+    kind = protected["kind"]
+
+    def fmt(col: str, flag: str, applies: pd.Series, digits: int | None) -> list[str]:
+        cells = []
+        for v, f, a in zip(protected[col], protected[flag], applies, strict=True):
+            if not a:
+                cells.append("")
+            elif f == SUPPRESSED:
+                cells.append(SUPPRESSED)
+            elif digits is None:
+                cells.append(str(int(v)))
+            else:
+                cells.append(f"{v:.{digits}f}")
+        return cells
+
+    out["n"] = fmt("n", "n_flag", pd.Series(True, index=protected.index), None)
+    out["count"] = fmt("count", "count_flag", kind == "rate", None)
+    out["rate_pct"] = fmt("rate", "rate_flag", kind == "rate", 1)
+    out["value"] = fmt("value", "value_flag", kind.isin(["mean", "median"]), 2)
+    return out
+
+
+def recoverable_cells(protected: pd.DataFrame) -> list[tuple[str, str, CellKey]]:
+    """Cells whose suppressed count could be recovered exactly by differencing a family.
+
+    Used by tests (and as a last check before writing): a family with exactly one hidden
+    member gives that member away as parent minus the other children.
+    Returns (population or measure, "n" or "count", cell key) triples.
+    """
+    found: list[tuple[str, str, CellKey]] = []
+    df = protected.copy()
+    df["_key"] = list(zip(*(df[c].astype(str) for c in KEY_COLUMNS), strict=True))
+    for pop, part in df.groupby("population"):
+        hidden = {k for k, f in zip(part["_key"], part["n_flag"], strict=True) if f == SUPPRESSED}
+        for fam in _families(set(part["_key"])):
+            unk = [c for c in fam if c in hidden]
+            if len(unk) == 1:
+                found.append((str(pop), "n", unk[0]))
+    rates = df[df["kind"] == "rate"]
+    for (m, _pop), part in rates.groupby(["measure", "population"]):
+        hidden = {
+            k for k, f in zip(part["_key"], part["count_flag"], strict=True) if f == SUPPRESSED
+        }
+        for fam in _families(set(part["_key"])):
+            unk = [c for c in fam if c in hidden]
+            if len(unk) == 1:
+                found.append((str(m), "count", unk[0]))
+    return found
