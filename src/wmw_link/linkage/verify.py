@@ -1,0 +1,259 @@
+"""Verify every input the trusted third party receives, before any linkage.
+
+The TTP accepts exactly two kinds of file: ``<dataset>.tokens.parquet`` and
+``<dataset>.manifest.json``. Everything else (payloads above all: the TTP never reads a
+payload) is refused. Each tokens file must match its manifest (SHA-256, row count, columns),
+each manifest must belong to this agreement (id, an accepted version, the hash for the same
+version), name a dataset of the agreement and that dataset's controller, and every partner
+must have used the same linkage key (the same key check value). Any failure stops the run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from wmw_link.agreement import Agreement
+from wmw_link.errors import InputDataError, VerificationError
+from wmw_link.files import sha256_file
+
+MANIFEST_KIND = "wmw-link/tokens-manifest"
+TOKENS_SUFFIX = ".tokens.parquet"
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+@dataclass(frozen=True)
+class VerifiedInput:
+    """One dataset's tokens, checked against its manifest."""
+
+    dataset: str
+    party: str
+    tokens_path: Path
+    manifest_path: Path
+    manifest: dict[str, Any]
+    rows: int
+    sha256: str
+
+    @property
+    def token_schema(self) -> dict[str, dict[str, Any]]:
+        return self.manifest["token_schema"]
+
+    @property
+    def agreement_version(self) -> int:
+        return int(self.manifest["agreement"]["version"])
+
+
+def collect_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Expand a directory or a list of files into files, refusing anything but tokens/manifests.
+
+    Raises:
+        VerificationError: a file that is not a tokens parquet or a manifest (payload files
+            are named as such).
+        InputDataError: a path does not exist, or nothing was given.
+    """
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    files: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(
+                sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            )
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputDataError(f"{p}: no such file or directory")
+    if not files:
+        raise InputDataError(
+            "no input files: give a directory of tokens and manifests, or the files"
+        )
+    refused = [f for f in files if not f.name.endswith((TOKENS_SUFFIX, MANIFEST_SUFFIX))]
+    if refused:
+        payloads = [f for f in refused if f.name.endswith(".payload.parquet")]
+        if payloads:
+            raise VerificationError(
+                f"{payloads[0]}: refused: a payload file; the trusted third party reads only "
+                "*.tokens.parquet and *.manifest.json, never a payload"
+            )
+        raise VerificationError(
+            f"{refused[0]}: refused: the trusted third party reads only *.tokens.parquet and "
+            f"*.manifest.json ({len(refused)} other file(s) given)"
+        )
+    return files
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VerificationError(
+            f"{path}: not a readable JSON manifest ({type(e).__name__})"
+        ) from None
+    if not isinstance(data, dict) or data.get("kind") != MANIFEST_KIND:
+        raise VerificationError(f"{path}: not a tokens manifest (kind is not '{MANIFEST_KIND}')")
+    for key in ("agreement", "dataset", "party", "key_check", "token_schema", "files"):
+        if key not in data:
+            raise VerificationError(f"{path}: manifest lacks '{key}'")
+    if "tokens" not in data["files"]:
+        raise VerificationError(f"{path}: manifest lacks 'files.tokens'")
+    return data
+
+
+def _check_agreement(path: Path, m: dict[str, Any], agreement: Agreement) -> None:
+    a = m["agreement"]
+    if a.get("id") != agreement.id:
+        raise VerificationError(
+            f"{path}: rule 'agreement': made under agreement '{a.get('id')}', not '{agreement.id}'"
+        )
+    version = a.get("version")
+    if not isinstance(version, int) or not agreement.accepts_version(version):
+        raise VerificationError(
+            f"{path}: rule 'version': made under {agreement.id} v{version}; v{agreement.version} "
+            f"accepts only v{agreement.version}"
+            + "".join(f", v{v}" for v in agreement.compatible_with)
+        )
+    if version == agreement.version and a.get("hash") != agreement.hash:
+        raise VerificationError(
+            f"{path}: rule 'agreement hash': the manifest's agreement hash differs from "
+            f"{agreement.id} v{agreement.version} (the agreement text was changed)"
+        )
+    ds_id = m["dataset"]
+    try:
+        ds = agreement.dataset(ds_id)
+    except Exception:  # PolicyError from the look-up: re-word as a verification failure
+        raise VerificationError(
+            f"{path}: rule 'datasets': dataset '{ds_id}' is not in agreement {agreement.id} "
+            f"v{agreement.version}"
+        ) from None
+    if m["party"] != ds.controller:
+        raise VerificationError(
+            f"{path}: rule 'controller': dataset '{ds_id}' belongs to '{ds.controller}', but the "
+            f"manifest names party '{m['party']}'"
+        )
+
+
+def _check_tokens(tokens: Path, manifest_path: Path, m: dict[str, Any]) -> tuple[int, str]:
+    expected = m["files"]["tokens"]
+    digest = sha256_file(tokens)
+    if digest != expected.get("sha256"):
+        raise VerificationError(
+            f"{tokens}: rule 'file hash': SHA-256 differs from {manifest_path.name} (the file "
+            "was altered or is not the one the manifest describes)"
+        )
+    try:
+        meta = pq.ParquetFile(tokens)
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise VerificationError(
+            f"{tokens}: not a readable Parquet file ({type(e).__name__})"
+        ) from None
+    rows = meta.metadata.num_rows
+    if rows != expected.get("rows"):
+        raise VerificationError(
+            f"{tokens}: rule 'row count': {rows} rows, manifest {manifest_path.name} says "
+            f"{expected.get('rows')}"
+        )
+    columns = set(meta.schema_arrow.names)
+    allowed = {"row_ref", *m["token_schema"]}
+    if "row_ref" not in columns:
+        raise VerificationError(f"{tokens}: column 'row_ref' is missing")
+    extra = sorted(columns - allowed)
+    if extra:
+        # A column the token schema does not describe could be payload: refuse it unread.
+        raise VerificationError(
+            f"{tokens}: rule 'tokens only': column(s) {', '.join(extra)} are not in the "
+            "manifest's token schema"
+        )
+    missing = sorted(allowed - columns)
+    if missing:
+        raise VerificationError(
+            f"{tokens}: column(s) {', '.join(missing)} of the token schema are missing"
+        )
+    return rows, digest
+
+
+def _check_key_checks(found: Iterable[VerifiedInput]) -> None:
+    found = list(found)
+    counts = Counter(v.manifest["key_check"] for v in found)
+    if len(counts) <= 1:
+        return
+    majority, n_major = counts.most_common(1)[0]
+    tie = sum(1 for c in counts.values() if c == n_major) > 1
+    odd = sorted({f"{v.party} ({v.dataset})" for v in found if v.manifest["key_check"] != majority})
+    if tie:
+        groups = sorted(
+            ", ".join(
+                sorted(f"{v.party} ({v.dataset})" for v in found if v.manifest["key_check"] == k)
+            )
+            for k in counts
+        )
+        raise VerificationError(
+            "rule 'key check': partners used different linkage keys and no key is in the "
+            f"majority; groups: [{'] vs ['.join(groups)}]"
+        )
+    raise VerificationError(
+        "rule 'key check': the key check value of "
+        + ", ".join(odd)
+        + f" differs from the other {n_major} input(s): that partner used a different linkage key"
+    )
+
+
+def verify_inputs(
+    agreement: Agreement, inputs: str | Path | Sequence[str | Path]
+) -> list[VerifiedInput]:
+    """Verify tokens and manifests; return them sorted by dataset.
+
+    Args:
+        agreement: the agreement the TTP is acting under.
+        inputs: a directory, or a list of tokens and manifest files (directories allowed).
+
+    Returns:
+        One :class:`VerifiedInput` per dataset.
+
+    Raises:
+        VerificationError: any failed check (the message names the file and the rule).
+        InputDataError: missing paths.
+    """
+    files = collect_inputs(inputs)
+    tokens = {f.name[: -len(TOKENS_SUFFIX)]: f for f in files if f.name.endswith(TOKENS_SUFFIX)}
+    manifests = {
+        f.name[: -len(MANIFEST_SUFFIX)]: f for f in files if f.name.endswith(MANIFEST_SUFFIX)
+    }
+    for stem in sorted(set(tokens) - set(manifests)):
+        raise VerificationError(f"{tokens[stem]}: no manifest {stem}{MANIFEST_SUFFIX} beside it")
+    for stem in sorted(set(manifests) - set(tokens)):
+        raise VerificationError(f"{manifests[stem]}: no tokens file {stem}{TOKENS_SUFFIX} given")
+    verified: list[VerifiedInput] = []
+    for stem in sorted(tokens):
+        mpath = manifests[stem]
+        m = _load_manifest(mpath)
+        if m["dataset"] != stem:
+            raise VerificationError(
+                f"{mpath}: manifest is for dataset '{m['dataset']}', but the file is named '{stem}'"
+            )
+        _check_agreement(mpath, m, agreement)
+        rows, digest = _check_tokens(tokens[stem], mpath, m)
+        verified.append(
+            VerifiedInput(
+                dataset=stem,
+                party=m["party"],
+                tokens_path=tokens[stem],
+                manifest_path=mpath,
+                manifest=m,
+                rows=rows,
+                sha256=digest,
+            )
+        )
+    _check_key_checks(verified)
+    versions = sorted({v.agreement_version for v in verified})
+    if len(versions) > 1 and not all(agreement.accepts_version(v) for v in versions):
+        raise VerificationError(f"rule 'version': mixed agreement versions {versions}")
+    return verified
+
+
+__all__ = ["VerifiedInput", "collect_inputs", "verify_inputs"]
