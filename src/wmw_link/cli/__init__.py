@@ -8,11 +8,12 @@ one-line message and exit status 1, never a traceback.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 import click
 
-from wmw_link import __version__
+from wmw_link import __version__, runrecord
 from wmw_link.errors import WmwLinkError
 
 # command name -> (module, attribute, one-line help)
@@ -72,16 +73,61 @@ class _LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        # Name the audit record after the command, and the subcommand of a group (keys new-party).
+        if name is not None:
+            full = name
+            if isinstance(cmd, click.Group) and rest and rest[0] in cmd.commands:
+                full = f"{name} {rest[0]}"
+            runrecord.current().command = full
+        return name, cmd, rest
+
     def invoke(self, ctx: click.Context) -> Any:
+        # Every command runs inside a RunRecord and leaves one line in the audit log, whatever
+        # its outcome: the refusal message (which never holds personal data) or the error type.
+        token = runrecord.start("(unknown)")
+        outcome = "ok"
         try:
             return super().invoke(ctx)
         except WmwLinkError as e:
+            outcome = f"refused: {e}"
             raise click.ClickException(str(e)) from None
+        except click.exceptions.Exit as e:
+            outcome = "ok" if e.exit_code == 0 else f"error: exit {e.exit_code}"
+            raise
+        except BaseException as e:
+            outcome = f"error: {type(e).__name__}"
+            raise
+        finally:
+            record = runrecord.current()
+            runrecord.finish(token)
+            _append_audit(ctx.params.get("audit_log"), record, outcome)
+
+
+def _append_audit(log: Path | None, record: runrecord.RunRecord, outcome: str) -> None:
+    from wmw_link import audit
+
+    try:
+        audit.append(log or audit.default_log_path(), record, outcome)
+    except WmwLinkError as e:
+        # Fail closed: a command whose use cannot be recorded does not report success.
+        raise click.ClickException(f"audit log: {e}") from None
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wmw-link")
-def main() -> None:
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="WMW_LINK_AUDIT_LOG",
+    default="wmw-link-audit.jsonl",
+    show_default=True,
+    help="Hash-chained audit log every command appends to (env WMW_LINK_AUDIT_LOG).",
+)
+def main(audit_log: Path) -> None:
     """wmw-link: privacy-preserving record linkage for West Midlands Works.
 
     Controllers tokenise, the trusted third party links, analysts measure outcomes.

@@ -1,0 +1,266 @@
+"""The hash-chained audit log: one JSON line per command, each carrying the previous line's hash.
+
+Every ``wmw-link`` command appends one line when it ends::
+
+    {"seq": 7, "time": "...", "command": "tokenise", "party": "dwp", "role": "controller",
+     "agreement": {"id", "version", "hash"}, "inputs": [{"path", "sha256"}], "outputs": [...],
+     "rows": {...}, "tool_version": "...", "outcome": "ok" | "refused: <rule ...>" | "error: <Type>",
+     "prev_hash": "<hash of line 6>", "hash": "<SHA-256 of this line without 'hash'>"}
+
+The first line chains to 64 zeros. :func:`verify` recomputes every line's hash and every link,
+so an edited, removed, inserted or reordered line is found and named by its line number. Removing
+lines from the *end* leaves a valid shorter chain; to catch that, keep the head hash that
+``audit verify`` prints somewhere else (a ticket, an email) and pass it back with ``--head``.
+
+Nothing personal goes in: files by path and SHA-256, rows by count, refusals by their message,
+which by the project's rules names files, columns, rows and rules, never values.
+
+Appends take an exclusive ``flock`` on the log so concurrent commands cannot interleave or fork
+the chain, and write each line with one ``write`` on an ``O_APPEND`` descriptor, then ``fsync``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wmw_link import __version__
+from wmw_link.errors import ConfigError, VerificationError
+from wmw_link.runrecord import RunRecord
+
+DEFAULT_LOG = "wmw-link-audit.jsonl"
+ENV_VAR = "WMW_LINK_AUDIT_LOG"
+GENESIS = "0" * 64
+_TAIL_CHUNK = 64 * 1024
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def line_hash(entry: dict[str, Any]) -> str:
+    """SHA-256 of an entry's canonical JSON, leaving out its own ``hash`` field."""
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def default_log_path() -> Path:
+    """``$WMW_LINK_AUDIT_LOG``, or ``wmw-link-audit.jsonl`` in the current directory."""
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_LOG)
+
+
+def _last_line(fd: int) -> bytes | None:
+    """The last complete line of the file open on ``fd`` (without its newline), or None if empty."""
+    end = os.lseek(fd, 0, os.SEEK_END)
+    if end == 0:
+        return None
+    buf = b""
+    pos = end
+    while pos > 0:
+        step = min(_TAIL_CHUNK, pos)
+        pos -= step
+        buf = os.pread(fd, step, pos) + buf
+        # Skip the file's trailing newline, then look for the one before the last line.
+        idx = buf.rfind(b"\n", 0, len(buf) - 1)
+        if idx != -1:
+            return buf[idx + 1 :]
+    return buf
+
+
+def _entry(record: RunRecord, outcome: str, now: dt.datetime | None) -> dict[str, Any]:
+    return {
+        "time": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="milliseconds"),
+        "command": record.command,
+        "party": record.party,
+        "role": record.role,
+        "agreement": record.agreement,
+        "inputs": [{"path": p, "sha256": h} for p, h in sorted(record.inputs.items())],
+        "outputs": [{"path": p, "sha256": h} for p, h in sorted(record.outputs.items())],
+        "rows": dict(sorted(record.rows.items())),
+        "tool_version": __version__,
+        "outcome": outcome,
+    }
+
+
+def append(
+    log: str | os.PathLike[str], record: RunRecord, outcome: str, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Append one command's record to the log, chained to the line before it.
+
+    Args:
+        log: the audit log (created with its directory if missing).
+        record: what the command did.
+        outcome: ``"ok"``, ``"refused: <message>"`` or ``"error: <ExceptionType>"``.
+        now: the time to record (tests); default now, UTC.
+
+    Returns:
+        The entry as written (with ``seq``, ``prev_hash`` and ``hash``).
+
+    Raises:
+        VerificationError: the log's last line is damaged, so the chain cannot continue.
+        ConfigError: the log cannot be opened or written.
+    """
+    path = Path(log)
+    entry = _entry(record, outcome, now)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot open the audit log ({type(e).__name__})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        last = _last_line(fd)
+        if last is None:
+            seq, prev = 1, GENESIS
+        else:
+            try:
+                before = json.loads(last)
+                seq, prev = int(before["seq"]) + 1, str(before["hash"])
+            except (ValueError, KeyError, TypeError):
+                raise VerificationError(
+                    f"{path}: the last line of the audit log is damaged; run 'wmw-link audit "
+                    "verify' on it and start a new log"
+                ) from None
+        entry = {"seq": seq, **entry, "prev_hash": prev}
+        entry["hash"] = line_hash(entry)
+        data = _canonical(entry) + b"\n"
+        # One write on an O_APPEND descriptor under the lock: the line lands whole or not at all
+        # as far as other wmw-link writers can see.
+        written = os.write(fd, data)
+        if written != len(data):
+            raise ConfigError(
+                f"{path}: short write to the audit log ({written} of {len(data)} bytes)"
+            )
+        os.fsync(fd)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot append to the audit log ({type(e).__name__})") from None
+    finally:
+        os.close(fd)  # closing releases the lock
+    return entry
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """A verified log: how many lines and the hash of the last one (the head to keep elsewhere)."""
+
+    path: Path
+    lines: int
+    head: str
+
+
+def read_entries(log: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Parse every line of the log (no verification).
+
+    Raises:
+        VerificationError: a line is not a JSON object, naming the line.
+    """
+    path = Path(log)
+    out = []
+    for n, raw in enumerate(_lines(path), start=1):
+        try:
+            entry = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise VerificationError(
+                f"{path} line {n}: not valid JSON (damaged or edited)"
+            ) from None
+        if not isinstance(entry, dict):
+            raise VerificationError(f"{path} line {n}: not a JSON object")
+        out.append(entry)
+    return out
+
+
+def _lines(path: Path) -> list[bytes]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: audit log not found") from None
+    if data and not data.endswith(b"\n"):
+        # An unterminated last line is still checked; it just was never finished.
+        data += b"\n"
+    return data.splitlines()
+
+
+def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> VerifyReport:
+    """Check every line's own hash and its link to the line before.
+
+    Args:
+        log: the audit log.
+        expect_head: the head hash recorded earlier; the log must contain it (so lines cut
+            from the end are found). The log may have grown since.
+
+    Returns:
+        The number of lines and the current head hash.
+
+    Raises:
+        VerificationError: listing every broken line by number and what is wrong with it.
+    """
+    path = Path(log)
+    problems: list[str] = []
+    prev_hash, hashes = GENESIS, []
+    expected_seq = 1
+    lines = _lines(path)
+    for n, raw in enumerate(lines, start=1):
+        try:
+            entry = json.loads(raw)
+            if not isinstance(entry, dict):
+                raise ValueError
+        except (UnicodeDecodeError, ValueError):
+            problems.append(f"line {n}: not a JSON object (damaged or edited)")
+            prev_hash = hashlib.sha256(raw).hexdigest()  # unknowable; the next link fails too
+            hashes.append(prev_hash)
+            expected_seq += 1
+            continue
+        stated = entry.get("hash")
+        seq = entry.get("seq")
+        if stated != line_hash(entry):
+            problems.append(f"line {n}: its content does not match its hash (the line was edited)")
+        if entry.get("prev_hash") != prev_hash:
+            if seq != expected_seq:
+                problems.append(
+                    f"line {n}: has sequence number {seq} where {expected_seq} belongs and does "
+                    f"not chain to line {n - 1}: a line was removed, inserted or moved here"
+                )
+            else:
+                problems.append(
+                    f"line {n}: does not chain to line {n - 1} (prev_hash differs): line {n - 1} "
+                    "was rewritten, or a line was replaced here"
+                )
+        elif seq != expected_seq:
+            problems.append(f"line {n}: has sequence number {seq} where {expected_seq} belongs")
+        prev_hash = str(stated)
+        hashes.append(prev_hash)
+        expected_seq = seq + 1 if isinstance(seq, int) else expected_seq + 1
+    if expect_head is not None and expect_head not in hashes:
+        problems.append(
+            f"the expected head {expect_head[:16]}... is not in the log: lines were cut from the end "
+            "or the log was replaced"
+        )
+    if problems:
+        shown = problems[:20]
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise VerificationError(
+            f"{path}: audit log verification failed ({len(problems)} problem(s)):\n  "
+            + "\n  ".join(shown)
+            + more
+        )
+    return VerifyReport(path=path, lines=len(lines), head=prev_hash)
+
+
+def summarise_entry(entry: dict[str, Any]) -> str:
+    """One readable line for ``audit show``."""
+    agreement = entry.get("agreement") or {}
+    ag = f"{agreement.get('id')} v{agreement.get('version')}" if agreement else "-"
+    who = entry.get("party") or "-"
+    if entry.get("role"):
+        who += f" ({entry['role']})"
+    return (
+        f"{entry.get('seq', '?'):>5}  {entry.get('time', '?')}  {entry.get('command', '?'):<18} "
+        f"{who:<28} {ag:<18} in={len(entry.get('inputs') or [])} "
+        f"out={len(entry.get('outputs') or [])}  {entry.get('outcome', '?')}"
+    )

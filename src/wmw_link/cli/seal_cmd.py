@@ -1,0 +1,134 @@
+"""`wmw-link seal` and `wmw-link unseal`: sealed transfers between the parties of an agreement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wmw_link import runrecord
+from wmw_link.agreement import load_agreement
+from wmw_link.errors import ConfigError
+from wmw_link.party_keys import load_secret
+from wmw_link.seal import seal_file, unseal_file
+
+_agreement_opt = click.option(
+    "--agreement",
+    "agreement_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The data-sharing agreement the transfer happens under.",
+)
+_keyring_opt = click.option(
+    "--keyring",
+    required=True,
+    type=click.Path(path_type=Path),
+    envvar="WMW_LINK_KEYRING",
+    help="Directory of every party's <party>.public.json.",
+)
+_secret_opt = click.option(
+    "--secret",
+    "secret_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    envvar="WMW_LINK_PARTY_SECRET",
+    help="Your <party>.secret file (mode 0600).",
+)
+
+
+def _own_secret(secret_path: Path, party: str | None, flag: str):
+    secret = load_secret(secret_path)
+    if party is not None and party != secret.party:
+        raise ConfigError(
+            f"{secret_path}: this secret belongs to '{secret.party}', not to {flag} '{party}'"
+        )
+    return secret
+
+
+@click.command("seal")
+@click.argument("file", type=click.Path(path_type=Path))
+@_agreement_opt
+@click.option("--from", "sender", help="Your party id (default: the secret's party).")
+@_secret_opt
+@click.option("--to", "recipient", required=True, help="The recipient party id.")
+@_keyring_opt
+@click.option("--out", type=click.Path(path_type=Path), help="Sealed file (default FILE.sealed).")
+def seal(
+    file: Path,
+    agreement_path: Path,
+    sender: str | None,
+    secret_path: Path,
+    recipient: str,
+    keyring: Path,
+    out: Path | None,
+) -> None:
+    """Encrypt FILE to a party and sign it, if the agreement allows the transfer.
+
+    FILE's name says what it is (<dataset>.tokens.parquet to the TTP, <dataset>.payload.parquet
+    to the analysts, <dataset>.map.parquet from the TTP to the analysts, manifests).
+    """
+    agreement = load_agreement(agreement_path)
+    rec = runrecord.current()
+    rec.set_agreement(agreement)
+    secret = _own_secret(secret_path, sender, "--from")
+    rec.party, rec.role = secret.party, agreement.party(secret.party).role.value
+    result = seal_file(
+        file, agreement=agreement, secret=secret, recipient=recipient, keyring=keyring, out=out
+    )
+    env = result.envelope
+    click.echo(
+        f"sealed {file.name} ({env['file']['kind']}, {env['file']['size']} bytes) from "
+        f"{env['sender']} to {env['recipient']} under {agreement.id} v{agreement.version}: {result.path}"
+    )
+
+
+@click.command("unseal")
+@click.argument("sealed", type=click.Path(path_type=Path))
+@_agreement_opt
+@click.option("--as", "party", help="Your party id (default: the secret's party).")
+@_secret_opt
+@_keyring_opt
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory, or a path with the file's original name.",
+)
+@click.option("--from", "sender", help="Refuse the file unless this party sent it.")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="A manifest that must list the file with the same SHA-256.",
+)
+def unseal(
+    sealed: Path,
+    agreement_path: Path,
+    party: str | None,
+    secret_path: Path,
+    keyring: Path,
+    out: Path,
+    sender: str | None,
+    manifest: Path | None,
+) -> None:
+    """Verify SEALED (signature, recipient, agreement, flow, hashes) and decrypt it.
+
+    Nothing is written unless every check passes; a refusal names the check that failed.
+    """
+    agreement = load_agreement(agreement_path)
+    rec = runrecord.current()
+    rec.set_agreement(agreement)
+    secret = _own_secret(secret_path, party, "--as")
+    rec.party, rec.role = secret.party, agreement.party(secret.party).role.value
+    result = unseal_file(
+        sealed,
+        agreement=agreement,
+        secret=secret,
+        keyring=keyring,
+        out=out,
+        expect_sender=sender,
+        manifest=manifest,
+    )
+    click.echo(
+        f"unsealed {result.path.name} from {result.envelope['sender']}: {result.path} "
+        f"(checks passed: {', '.join(result.checks)})"
+    )

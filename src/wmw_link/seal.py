@@ -1,0 +1,652 @@
+"""Sealed transfers between parties: age encryption to the recipient, Ed25519 signature by the sender.
+
+A sealed file is one file the sender can hand over by any means::
+
+    [age ciphertext of the file]                    pyrage (x25519 recipient, STREAM, streamed)
+    [envelope: canonical JSON, UTF-8]               who, to whom, which agreement, which file, hashes
+    [Ed25519 signature of the envelope: 64 bytes]   PyNaCl, the sender's signing key
+    [footer: b"WMWSEAL1", ciphertext length (u64), envelope length (u32)]
+
+The envelope binds the sender and recipient parties, the agreement (id, version, hash), the
+original file name, its kind and dataset, the plaintext SHA-256 and size, the ciphertext SHA-256
+and size, the creation time and the tool version. The signature comes last because the
+ciphertext hash is known only once the file has been encrypted: sealing reads the input once.
+
+Unsealing verifies before it writes anything, and names the check that failed: ``format``,
+``signature``, ``sender``, ``recipient``, ``agreement``, the agreement's ``validity`` and
+``flows`` rules, ``ciphertext``, ``decryption``, ``plaintext``, ``manifest``, ``fields`` and
+``file-name``. The plaintext is decrypted to a temporary file beside the output and renamed into
+place only when every check passed, so a refused file never appears.
+
+The cryptography is age (via pyrage) and Ed25519 (via PyNaCl); this module only frames them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow.parquet as pq
+import pyrage
+from nacl.exceptions import BadSignatureError
+
+from wmw_link import __version__, runrecord
+from wmw_link.agreement import Agreement, Role
+from wmw_link.errors import InputDataError, KeyFileError, PolicyError, VerificationError
+from wmw_link.files import atomic_path, sha256_file
+from wmw_link.party_keys import Keyring, PartySecret, load_secret
+
+ENVELOPE_KIND = "wmw-link/sealed-envelope"
+SEALED_SUFFIX = ".sealed"
+_MAGIC = b"WMWSEAL1"
+_FOOTER = struct.Struct(">8sQI")
+_SIG_LEN = 64
+_MAX_ENVELOPE = 1 << 20
+_CHUNK = 1 << 20
+
+
+class FileKind(StrEnum):
+    """What a file is, which decides who may send it to whom."""
+
+    TOKENS = "tokens"
+    PAYLOAD = "payload"
+    TOKENS_MANIFEST = "tokens-manifest"
+    MAP = "map"
+    LINK_MANIFEST = "link-manifest"
+
+
+# kind -> (sender role, recipient roles). A controller's tokens go to the TTP and its payload
+# to the analysts; the TTP's maps go to the analysts. Nothing else crosses a boundary.
+FLOWS: dict[FileKind, tuple[Role, frozenset[Role]]] = {
+    FileKind.TOKENS: (Role.CONTROLLER, frozenset({Role.TTP})),
+    FileKind.PAYLOAD: (Role.CONTROLLER, frozenset({Role.ANALYST})),
+    FileKind.TOKENS_MANIFEST: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
+    FileKind.MAP: (Role.TTP, frozenset({Role.ANALYST})),
+    FileKind.LINK_MANIFEST: (Role.TTP, frozenset({Role.ANALYST})),
+}
+
+_SUFFIX_KINDS = (
+    (".tokens.parquet", FileKind.TOKENS),
+    (".payload.parquet", FileKind.PAYLOAD),
+    (".map.parquet", FileKind.MAP),
+    (".manifest.json", FileKind.TOKENS_MANIFEST),
+)
+_LOCAL_ONLY = (".rejects.parquet", ".crosswalk.parquet", ".secret", ".key")
+
+
+def classify(name: str) -> tuple[FileKind, str | None]:
+    """The kind of a file and its dataset id, from its contract name (see docs/contracts.md).
+
+    Raises:
+        PolicyError: rule 'flows' - a file that stays local, or one no flow names.
+    """
+    if name == "link-manifest.json":
+        return FileKind.LINK_MANIFEST, None
+    for suffix in _LOCAL_ONLY:
+        if name.endswith(suffix):
+            raise PolicyError(
+                f"rule 'flows': '{name}' stays with its owner ({suffix} files are never sent)"
+            )
+    for suffix, kind in _SUFFIX_KINDS:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return kind, name[: -len(suffix)]
+    raise PolicyError(
+        f"rule 'flows': '{name}' is not a file the agreement lets anyone send; sealable files are "
+        "<dataset>.tokens.parquet, <dataset>.payload.parquet, <dataset>.manifest.json, "
+        "<dataset>.map.parquet and link-manifest.json"
+    )
+
+
+def check_flow(
+    agreement: Agreement, kind: FileKind, dataset: str | None, sender: str, recipient: str
+) -> None:
+    """Refuse a transfer the agreement does not allow (rule 'flows', 'roles', 'controller').
+
+    Raises:
+        PolicyError: a party or dataset not in the agreement, or a sender or recipient acting
+            outside its role for this kind of file.
+    """
+    sender_role, recipient_roles = FLOWS[kind]
+    s, r = agreement.party(sender), agreement.party(recipient)
+    if s.role != sender_role:
+        raise PolicyError(
+            f"rule 'flows': a {kind.value} file is sent by a '{sender_role.value}'; party "
+            f"'{sender}' has role '{s.role.value}' in agreement {agreement.id} v{agreement.version}"
+        )
+    if r.role not in recipient_roles:
+        allowed = " or ".join(sorted(x.value for x in recipient_roles))
+        raise PolicyError(
+            f"rule 'flows': a {kind.value} file may only go to a '{allowed}'; party "
+            f"'{recipient}' has role '{r.role.value}' in agreement {agreement.id} v{agreement.version}"
+        )
+    if dataset is not None:
+        ds = agreement.dataset(dataset)
+        if sender_role == Role.CONTROLLER and ds.controller != sender:
+            raise PolicyError(
+                f"rule 'controller': dataset '{dataset}' belongs to '{ds.controller}', not to "
+                f"'{sender}'; only its controller may send its {kind.value} file"
+            )
+
+
+def check_fields(
+    agreement: Agreement, kind: FileKind, dataset: str | None, path: Path, label: str | None = None
+) -> None:
+    """Positive field minimisation at the boundary: only the columns the agreement names pass.
+
+    Payload files may hold ``row_ref`` and the dataset's analyst payload names; maps hold
+    ``row_ref`` and ``person_id``. Token files are checked by the linkage stage against the
+    token schema; here they must at least not carry a raw extract column.
+
+    Raises:
+        PolicyError: rule 'fields', naming the column (never a value).
+    """
+    if kind not in (FileKind.PAYLOAD, FileKind.MAP, FileKind.TOKENS):
+        return
+    label = label or path.name
+    try:
+        columns = pq.read_schema(path).names
+    except Exception as e:  # noqa: BLE001 - any unreadable Parquet is a refusal, not a crash
+        raise InputDataError(f"{label}: not a readable Parquet file ({type(e).__name__})") from None
+    if kind == FileKind.MAP:
+        allowed = {"row_ref", "person_id"}
+    elif kind == FileKind.PAYLOAD:
+        assert dataset is not None
+        allowed = {"row_ref"} | {f.name for f in agreement.dataset(dataset).analyst_payload()}
+    else:
+        assert dataset is not None
+        ds = agreement.dataset(dataset)
+        # A token column never shares a name with a raw extract column.
+        banned = (
+            {ds.record_id} | {f.column for f in ds.identifiers} | {f.column for f in ds.payload}
+        )
+        bad = sorted(set(columns) & banned)
+        if bad:
+            raise PolicyError(
+                f"rule 'fields': {label} has column(s) {', '.join(bad)} that are not tokens; "
+                f"a tokens file of dataset '{dataset}' holds row_ref and token columns only"
+            )
+        return
+    bad = [c for c in columns if c not in allowed]
+    if bad:
+        raise PolicyError(
+            f"rule 'fields': {label} has column(s) {', '.join(bad)} that agreement "
+            f"{agreement.id} v{agreement.version} does not permit in a {kind.value} file"
+        )
+
+
+# -- streaming helpers -------------------------------------------------------------------------
+
+
+class _HashingReader:
+    """File-like reader that hashes what passes through and stops after ``limit`` bytes."""
+
+    def __init__(self, fh: IO[bytes], limit: int | None = None) -> None:
+        self._fh, self._left = fh, limit
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left is not None:
+            n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._fh.read(n)
+        self.sha.update(data)
+        self.size += len(data)
+        if self._left is not None:
+            self._left -= len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+
+class _HashingWriter:
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self._fh.write(data)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SealResult:
+    """What :func:`seal_file` wrote."""
+
+    path: Path
+    envelope: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return str(self.envelope["file"]["sha256"])
+
+
+@dataclass(frozen=True)
+class UnsealResult:
+    """What :func:`unseal_file` verified and wrote."""
+
+    path: Path
+    envelope: dict[str, Any]
+    checks: tuple[str, ...]
+
+
+def _as_secret(secret: PartySecret | str | os.PathLike[str]) -> PartySecret:
+    return secret if isinstance(secret, PartySecret) else load_secret(secret)
+
+
+def _as_keyring(keyring: Keyring | str | os.PathLike[str]) -> Keyring:
+    return keyring if isinstance(keyring, Keyring) else Keyring(keyring)
+
+
+def _failed(check: str, sealed: Path, why: str) -> VerificationError:
+    return VerificationError(f"unseal refused: check '{check}' failed for {sealed.name}: {why}")
+
+
+# -- seal --------------------------------------------------------------------------------------
+
+
+def seal_file(
+    path: str | os.PathLike[str],
+    *,
+    agreement: Agreement,
+    secret: PartySecret | str | os.PathLike[str],
+    recipient: str,
+    keyring: Keyring | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    now: dt.datetime | None = None,
+) -> SealResult:
+    """Encrypt ``path`` to ``recipient`` and sign it as the party that owns ``secret``.
+
+    Args:
+        path: the file to send; its name says its kind (``<dataset>.tokens.parquet`` ...).
+        agreement: the agreement the transfer happens under.
+        secret: the sender's party secret (object or ``<party>.secret`` path).
+        recipient: the recipient party id.
+        keyring: directory (or :class:`Keyring`) with every party's public file.
+        out: the sealed file; default ``<path>.sealed``.
+        now: creation time (tests); default the current UTC time.
+
+    Returns:
+        The written path and its envelope.
+
+    Raises:
+        PolicyError: the agreement is not in force, or does not allow this flow or these fields.
+        KeyFileError: a key is missing, or the sender's secret does not match its public key.
+        InputDataError: the input file is missing.
+    """
+    src = Path(path)
+    if not src.is_file():
+        raise InputDataError(f"{src}: file to seal not found")
+    sender = _as_secret(secret)
+    ring = _as_keyring(keyring)
+    agreement.require_in_force()
+    kind, dataset = classify(src.name)
+    check_flow(agreement, kind, dataset, sender.party, recipient)
+    check_fields(agreement, kind, dataset, src)
+    listed = ring.get(sender.party)
+    if bytes(listed.verify_key) != bytes(sender.signing_key.verify_key):
+        raise KeyFileError(
+            f"{sender.source}: this secret does not match the keyring's public key for "
+            f"'{sender.party}' ({listed.source}); the recipient could not verify the signature"
+        )
+    target = Path(out) if out is not None else src.with_name(src.name + SEALED_SUFFIX)
+    with atomic_path(target) as tmp, open(src, "rb") as fin, open(tmp, "wb") as fout:
+        reader, writer = _HashingReader(fin), _HashingWriter(fout)
+        pyrage.encrypt_io(reader, writer, [ring.get(recipient).recipient])
+        envelope = {
+            "kind": ENVELOPE_KIND,
+            "format": 1,
+            "sender": sender.party,
+            "recipient": recipient,
+            "agreement": {
+                "id": agreement.id,
+                "version": agreement.version,
+                "hash": agreement.hash,
+            },
+            "file": {
+                "name": src.name,
+                "kind": kind.value,
+                "dataset": dataset,
+                "sha256": reader.sha.hexdigest(),
+                "size": reader.size,
+            },
+            "ciphertext": {
+                "encryption": "age-x25519",
+                "sha256": writer.sha.hexdigest(),
+                "size": writer.size,
+            },
+            "signature": "ed25519",
+            "created_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+            "tool_version": __version__,
+        }
+        env_bytes = _canonical(envelope)
+        signature = sender.signing_key.sign(env_bytes).signature
+        fout.write(env_bytes)
+        fout.write(signature)
+        fout.write(_FOOTER.pack(_MAGIC, writer.size, len(env_bytes)))
+    rec = runrecord.current()
+    rec.inputs[os.fspath(src)] = envelope["file"]["sha256"]
+    rec.outputs[os.fspath(target)] = sha256_file(target)
+    return SealResult(path=target, envelope=envelope)
+
+
+def seal_outputs(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    agreement: Agreement,
+    secret: PartySecret | str | os.PathLike[str],
+    recipients: Sequence[str],
+    keyring: Keyring | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+) -> list[SealResult]:
+    """Seal each of a stage's outputs to each recipient the agreement lets it go to.
+
+    Files that go to nobody on the list (rejects, crosswalks, payload when sealing to the TTP)
+    are skipped, never sealed. Each recipient gets an outbox: ``out_dir/<recipient>/<name>.sealed``.
+
+    Args:
+        paths: the stage's output files.
+        agreement: the agreement in force.
+        secret: the sender's party secret.
+        recipients: recipient party ids (e.g. the TTP and the analysts).
+        keyring: the public keys of all parties.
+        out_dir: where the outboxes go.
+
+    Returns:
+        One result per sealed file.
+
+    Raises:
+        PolicyError: a recipient not in the agreement, or one that may receive none of the files.
+    """
+    sender = _as_secret(secret)
+    ring = _as_keyring(keyring)
+    paths = [Path(p) for p in paths]
+    results: list[SealResult] = []
+    for recipient in recipients:
+        role = agreement.party(recipient).role
+        sealed_any = False
+        for p in paths:
+            try:
+                kind, _ = classify(p.name)
+            except PolicyError:
+                continue  # local-only files are never sealed
+            sender_role, recipient_roles = FLOWS[kind]
+            if role not in recipient_roles:
+                continue
+            target = Path(out_dir) / recipient / (p.name + SEALED_SUFFIX)
+            results.append(
+                seal_file(
+                    p,
+                    agreement=agreement,
+                    secret=sender,
+                    recipient=recipient,
+                    keyring=ring,
+                    out=target,
+                )
+            )
+            sealed_any = True
+        if not sealed_any:
+            raise PolicyError(
+                f"rule 'flows': none of the files may go to '{recipient}' (role '{role.value}')"
+            )
+    return results
+
+
+# -- unseal ------------------------------------------------------------------------------------
+
+
+def read_envelope(sealed: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes, bytes, int]:
+    """Read a sealed file's envelope WITHOUT verifying it: (envelope, raw bytes, signature, ct length).
+
+    Raises:
+        VerificationError: check 'format' - not a sealed file, or truncated.
+    """
+    path = Path(sealed)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputDataError(f"{path}: sealed file not found") from None
+    if size < _FOOTER.size + _SIG_LEN:
+        raise _failed("format", path, "too short to be a sealed file (truncated?)")
+    with open(path, "rb") as fh:
+        fh.seek(size - _FOOTER.size)
+        magic, ct_len, env_len = _FOOTER.unpack(fh.read(_FOOTER.size))
+        if magic != _MAGIC:
+            raise _failed("format", path, "no sealed-file footer (truncated or not a sealed file)")
+        if env_len > _MAX_ENVELOPE or ct_len + env_len + _SIG_LEN + _FOOTER.size != size:
+            raise _failed(
+                "format", path, "the section lengths do not add up (truncated or spliced)"
+            )
+        fh.seek(ct_len)
+        env_bytes = fh.read(env_len)
+        signature = fh.read(_SIG_LEN)
+    try:
+        envelope = json.loads(env_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _failed("format", path, "the envelope is not JSON") from None
+    if not isinstance(envelope, dict) or envelope.get("kind") != ENVELOPE_KIND:
+        raise _failed("format", path, f"the envelope is not a '{ENVELOPE_KIND}'")
+    return envelope, env_bytes, signature, ct_len
+
+
+def _check_agreement(sealed: Path, envelope: dict[str, Any], agreement: Agreement) -> None:
+    stated = envelope.get("agreement") or {}
+    if stated.get("id") != agreement.id:
+        raise _failed(
+            "agreement",
+            sealed,
+            f"sealed under agreement '{stated.get('id')}', not '{agreement.id}'",
+        )
+    version = stated.get("version")
+    if version == agreement.version:
+        if stated.get("hash") != agreement.hash:
+            raise _failed(
+                "agreement",
+                sealed,
+                f"sealed under a different text of {agreement.id} v{version} (hash differs)",
+            )
+    elif not (isinstance(version, int) and agreement.accepts_version(version)):
+        raise _failed(
+            "agreement",
+            sealed,
+            f"sealed under {agreement.id} v{version}; v{agreement.version} does not declare it "
+            "compatible (compatible_with)",
+        )
+
+
+def _manifest_hash(manifest: Path, name: str) -> str | None:
+    """The SHA-256 a manifest lists for the file called ``name`` (any nesting), or None."""
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputDataError(f"{manifest}: manifest not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputDataError(f"{manifest}: cannot read the manifest ({type(e).__name__})") from None
+    stack: list[Any] = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            label = node.get("name") or node.get("path")
+            if isinstance(label, str) and Path(label).name == name and "sha256" in node:
+                return str(node["sha256"])
+            for key, value in node.items():
+                if isinstance(value, str) and Path(str(key)).name == name and len(value) == 64:
+                    return value
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def _verify_signature(
+    sealed: Path, envelope: dict[str, Any], env_bytes: bytes, signature: bytes, ring: Keyring
+) -> str:
+    """Check the envelope's Ed25519 signature against the named sender's keyring key."""
+    sender = envelope.get("sender")
+    if not isinstance(sender, str):
+        raise _failed("format", sealed, "the envelope names no sender")
+    try:
+        sender_key = ring.get(sender)
+    except KeyFileError as e:
+        raise _failed("signature", sealed, f"cannot verify: {e}") from None
+    try:
+        sender_key.verify_key.verify(env_bytes, signature)
+    except BadSignatureError:
+        raise _failed(
+            "signature",
+            sealed,
+            f"the envelope was not signed by '{sender}' (key in {sender_key.source})",
+        ) from None
+    return sender
+
+
+def _check_manifest(sealed: Path, manifest: Path, name: str, sha256: str) -> None:
+    listed = _manifest_hash(manifest, name)
+    if listed is None:
+        raise _failed("manifest", sealed, f"{manifest.name} does not list '{name}'")
+    if listed != sha256:
+        raise _failed(
+            "manifest",
+            sealed,
+            f"{manifest.name} lists a different SHA-256 for '{name}' (an old manifest?)",
+        )
+
+
+def unseal_file(
+    sealed: str | os.PathLike[str],
+    *,
+    agreement: Agreement,
+    secret: PartySecret | str | os.PathLike[str],
+    keyring: Keyring | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    expect_sender: str | None = None,
+    manifest: str | os.PathLike[str] | None = None,
+) -> UnsealResult:
+    """Verify a sealed file and decrypt it, refusing it at the first failed check.
+
+    Args:
+        sealed: the sealed file.
+        agreement: the agreement the recipient works under.
+        secret: the recipient's party secret (object or path).
+        keyring: the public keys of all parties.
+        out: an existing directory (the file keeps its original name) or the output path, whose
+            name must be the original name: downstream stages read the dataset from the name.
+        expect_sender: refuse a file from any other party.
+        manifest: a manifest that must list the file with the same SHA-256.
+
+    Returns:
+        The written path, the verified envelope and the checks passed.
+
+    Raises:
+        VerificationError: a failed check, named (format, signature, sender, recipient,
+            agreement, ciphertext, decryption, plaintext, manifest, file-name).
+        PolicyError: the agreement is not in force, or forbids this flow or these fields.
+    """
+    sealed = Path(sealed)
+    me = _as_secret(secret)
+    ring = _as_keyring(keyring)
+    envelope, env_bytes, signature, ct_len = read_envelope(sealed)
+    checks = ["format"]
+
+    sender = _verify_signature(sealed, envelope, env_bytes, signature, ring)
+    checks.append("signature")
+    if expect_sender is not None and sender != expect_sender:
+        raise _failed("sender", sealed, f"sent by '{sender}', expected '{expect_sender}'")
+    if envelope.get("recipient") != me.party:
+        raise _failed(
+            "recipient", sealed, f"sealed for '{envelope.get('recipient')}', not for '{me.party}'"
+        )
+    checks.append("recipient")
+    _check_agreement(sealed, envelope, agreement)
+    checks.append("agreement")
+    agreement.require_in_force()
+    checks.append("validity")
+
+    fmeta = envelope.get("file") or {}
+    name = str(fmeta.get("name", ""))
+    if Path(name).name != name or not name:
+        raise _failed("format", sealed, "the envelope's file name is not a plain file name")
+    kind, dataset = classify(name)
+    if fmeta.get("kind") != kind.value or fmeta.get("dataset") != dataset:
+        raise _failed("format", sealed, "the envelope's file kind does not match the file name")
+    check_flow(agreement, kind, dataset, sender, me.party)
+    checks.append("flows")
+
+    out = Path(out)
+    target = out / name if out.is_dir() else out
+    if target.name != name:
+        raise _failed(
+            "file-name", sealed, f"the file is '{name}'; refusing to write it as '{target.name}'"
+        )
+    cmeta = envelope.get("ciphertext") or {}
+    with atomic_path(target) as tmp:
+        with open(sealed, "rb") as fin, open(tmp, "wb") as fout:
+            reader, writer = _HashingReader(fin, limit=ct_len), _HashingWriter(fout)
+            decrypt_error: Exception | None = None
+            try:
+                pyrage.decrypt_io(reader, writer, [me.identity])
+            except Exception as e:  # noqa: BLE001 - pyrage raises OSError or DecryptError
+                decrypt_error = e
+            reader.drain()  # hash the whole ciphertext even if decryption stopped early
+        if reader.sha.hexdigest() != cmeta.get("sha256") or reader.size != cmeta.get("size"):
+            raise _failed("ciphertext", sealed, "the encrypted content was altered or truncated")
+        checks.append("ciphertext")
+        if decrypt_error is not None:
+            raise _failed(
+                "decryption", sealed, f"age refused the ciphertext ({type(decrypt_error).__name__})"
+            )
+        checks.append("decryption")
+        if writer.sha.hexdigest() != fmeta.get("sha256") or writer.size != fmeta.get("size"):
+            raise _failed(
+                "plaintext", sealed, "the decrypted file's SHA-256 differs from the envelope"
+            )
+        checks.append("plaintext")
+        if manifest is not None:
+            _check_manifest(sealed, Path(manifest), name, writer.sha.hexdigest())
+            checks.append("manifest")
+        check_fields(agreement, kind, dataset, tmp, label=name)
+        checks.append("fields")
+    rec = runrecord.current()
+    rec.inputs[os.fspath(sealed)] = sha256_file(sealed)
+    rec.outputs[os.fspath(target)] = str(fmeta["sha256"])
+    return UnsealResult(path=target, envelope=envelope, checks=tuple(checks))
+
+
+def unseal_all(
+    sealed_dir: str | os.PathLike[str],
+    *,
+    agreement: Agreement,
+    secret: PartySecret | str | os.PathLike[str],
+    keyring: Keyring | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+) -> list[UnsealResult]:
+    """Unseal every ``*.sealed`` file in ``sealed_dir`` into ``out_dir`` (an inbox, for demos)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    me = _as_secret(secret)
+    ring = _as_keyring(keyring)
+    return [
+        unseal_file(p, agreement=agreement, secret=me, keyring=ring, out=out)
+        for p in sorted(Path(sealed_dir).glob("*" + SEALED_SUFFIX))
+    ]
