@@ -1,0 +1,556 @@
+"""Journeys: the partners' payloads joined to the trusted third party's person ids.
+
+The analysis environment receives, per dataset, ``<dataset>.payload.parquet`` (``row_ref`` and
+the agreement's analyst payload fields) with its manifest, and the TTP's
+``<dataset>.map.parquet`` (``row_ref`` -> ``person_id``). It never sees an identifier, plain or
+hashed: token files, and any file with a token column, are refused.
+
+:func:`build_journeys` writes
+
+* ``events.parquet``: one row per payload record that has a person id: ``person_id``,
+  ``source`` (dataset id), ``event_type``, ``start``, ``end`` and the event's attributes
+  (employer_ref, monthly_pay, benefit, regime, service, condition_category, course_level,
+  achieved, neet_status, support_type, hub_la, ... as the agreement names them);
+* ``persons.parquet``: one row per person with the characteristics the payloads carry;
+* ``journeys-manifest.json``: agreement, inputs by hash, counts, the data's ``as_of`` date.
+
+Person characteristics when sources disagree (the rules, in order; see docs/outcomes.md):
+
+* ``local_authority``: the LA of the person's most recent ``postcode_district`` (by event
+  start, any source) that the district table maps to a WMCA authority; if the most recent
+  district is outside the table, ``Outside WMCA``; with no district at all, the ``hub_la`` of
+  the most recent hub start; else ``Unknown``.
+* ``gender``, ``ethnicity``: the hub's self-report (only hubs collect them), the most recent
+  stated answer; ``Prefer not to say`` only if no hub record states one; else ``Unknown``.
+* ``disability``: the hub's most recent ``Yes``/``No`` self-report; without one, ``Yes`` if the
+  person has a PIP claim (a disability benefit; ``disability_source`` says which rule gave the
+  value); else ``Prefer not to say`` if so reported, else ``Unknown``.
+* ``birth_year``: the hub's self-report first (most recent hub record), then the most recent
+  record of any other source. ``age_band`` is the age reached in the ``as_of`` year.
+* ``health_condition``: the most recent NHS referral's ``condition_category``; else
+  ``none_recorded``.
+
+Ties on date are broken by source name, then row order, so the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wmw_link import __version__
+from wmw_link.agreement import Agreement, Dataset, Role
+from wmw_link.errors import InputDataError, PolicyError, VerificationError
+from wmw_link.files import sha256_file, write_json_atomic, write_parquet_atomic
+from wmw_link.token_schema import BY_NAME as TOKEN_COLUMNS
+
+PAYLOAD_SUFFIX = ".payload.parquet"
+MAP_SUFFIX = ".map.parquet"
+MANIFEST_SUFFIX = ".manifest.json"
+TOKENS_SUFFIX = ".tokens.parquet"
+
+#: Payload fields that describe the person rather than the event; they feed persons.parquet.
+PERSON_FIELDS = ("gender", "ethnicity", "disability", "birth_year", "postcode_district")
+#: Payload fields that give an event's start date, in order of preference, and its end.
+START_FIELDS = ("start_date", "support_start", "referral_date")
+END_FIELDS = ("end_date",)
+
+EVENT_TYPES = {
+    "hmrc_rti": "employment",
+    "dwp_claims": "benefit",
+    "nhs_referrals": "health_referral",
+    "skills_enrolments": "training",
+}
+HUB_PREFIX = "hub_"
+
+AGE_BANDS: tuple[tuple[int, int, str], ...] = (
+    (0, 15, "under 16"),
+    (16, 17, "16-17"),
+    (18, 24, "18-24"),
+    (25, 34, "25-34"),
+    (35, 49, "35-49"),
+    (50, 64, "50-64"),
+    (65, 200, "65+"),
+)
+
+PERSON_COLUMNS = (
+    "person_id",
+    "local_authority",
+    "age_band",
+    "birth_year",
+    "gender",
+    "ethnicity",
+    "disability",
+    "disability_source",
+    "health_condition",
+    "n_sources",
+    "sources",
+)
+
+
+@dataclass
+class JourneysResult:
+    """What :func:`build_journeys` produced."""
+
+    events: pa.Table
+    persons: pa.Table
+    as_of: dt.date
+    counts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    out_dir: Path | None = None
+
+    @property
+    def events_path(self) -> Path | None:
+        return self.out_dir / "events.parquet" if self.out_dir else None
+
+    @property
+    def persons_path(self) -> Path | None:
+        return self.out_dir / "persons.parquet" if self.out_dir else None
+
+
+def event_type_of(dataset_id: str) -> str:
+    """The event type of a dataset's records (hub datasets: ``hub_support``)."""
+    if dataset_id.startswith(HUB_PREFIX):
+        return "hub_support"
+    return EVENT_TYPES.get(dataset_id, dataset_id)
+
+
+def age_band(age: int | None) -> str:
+    """The age band of an age in whole years (``Unknown`` for None)."""
+    if age is None:
+        return "Unknown"
+    for lo, hi, label in AGE_BANDS:
+        if lo <= age <= hi:
+            return label
+    return "Unknown"
+
+
+def load_districts(path: str | Path | None = None) -> dict[str, str]:
+    """Postcode district -> local authority, from ``path`` or the packaged table.
+
+    The table is a CSV with ``district`` and ``local_authority`` columns.
+    """
+    if path is None:
+        ref = resources.files("wmw_link") / "data" / "postcode_districts.csv"
+        text = ref.read_text(encoding="utf-8")
+        source = "wmw_link/data/postcode_districts.csv"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise InputDataError(
+                f"{path}: cannot read the district table ({type(e).__name__})"
+            ) from None
+        source = str(path)
+    rows = list(csv.DictReader(text.splitlines()))
+    if not rows or not {"district", "local_authority"} <= set(rows[0]):
+        raise InputDataError(f"{source}: needs columns 'district' and 'local_authority'")
+    return {r["district"].strip().upper(): r["local_authority"].strip() for r in rows}
+
+
+# -- input checks ---------------------------------------------------------------------------
+
+
+def _refuse_tokens(dataset: str, where: str, columns: list[str]) -> None:
+    tokens = sorted(c for c in columns if c in TOKEN_COLUMNS)
+    if tokens:
+        raise PolicyError(
+            f"rule 'separation': {where} ({dataset}) holds token column(s) "
+            f"{', '.join(tokens[:5])}; an analyst never opens tokens"
+        )
+
+
+def _check_payload_columns(ds: Dataset, where: str, columns: list[str]) -> None:
+    _refuse_tokens(ds.id, where, columns)
+    if "row_ref" not in columns:
+        raise InputDataError(f"{where}: payload of {ds.id} lacks column 'row_ref'")
+    allowed = {f.name for f in ds.analyst_payload()} | {"row_ref"}
+    withheld = sorted({f.name for f in ds.payload if not f.to_analyst} & set(columns))
+    if withheld:
+        raise PolicyError(
+            f"rule 'payload': {where} holds field(s) {', '.join(withheld)} that dataset {ds.id} "
+            "withholds from analysts (to_analyst: false)"
+        )
+    extra = sorted(set(columns) - allowed)
+    if extra:
+        raise PolicyError(
+            f"rule 'payload': {where} holds column(s) {', '.join(extra)} that the agreement does "
+            f"not name as analyst payload of {ds.id}"
+        )
+
+
+def _check_manifest(agreement: Agreement, ds_id: str, payload_path: Path) -> dict[str, Any]:
+    path = payload_path.with_name(ds_id + MANIFEST_SUFFIX)
+    if not path.exists():
+        raise VerificationError(f"{payload_path}: no manifest {path.name} beside it")
+    try:
+        man = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise VerificationError(f"{path}: unreadable manifest ({type(e).__name__})") from None
+    ag = man.get("agreement") or {}
+    if ag.get("id") != agreement.id:
+        raise PolicyError(
+            f"rule 'agreement': {path.name} was made under agreement {ag.get('id')!r}, "
+            f"not {agreement.id!r}"
+        )
+    if not isinstance(ag.get("version"), int) or not agreement.accepts_version(ag["version"]):
+        raise PolicyError(
+            f"rule 'version': {path.name} was made under {agreement.id} v{ag.get('version')}, "
+            f"which v{agreement.version} does not accept"
+        )
+    if man.get("dataset") not in (None, ds_id):
+        raise VerificationError(f"{path.name}: manifest is for dataset {man.get('dataset')!r}")
+    want = ((man.get("files") or {}).get("payload") or {}).get("sha256")
+    if want and want != sha256_file(payload_path):
+        raise VerificationError(
+            f"{payload_path.name}: SHA-256 differs from its manifest {path.name}"
+        )
+    return man
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise InputDataError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
+
+
+def _load_dir(
+    agreement: Agreement, directory: Path, suffix: str, what: str, manifests: bool
+) -> tuple[dict[str, pa.Table], dict[str, Path]]:
+    if not directory.is_dir():
+        raise InputDataError(f"{directory}: {what} directory not found")
+    tokens = sorted(directory.glob("*" + TOKENS_SUFFIX))
+    if tokens:
+        raise PolicyError(
+            f"rule 'separation': {directory} holds token file {tokens[0].name}; an analyst "
+            "never opens tokens (remove token files from the analysis environment)"
+        )
+    tables: dict[str, pa.Table] = {}
+    paths: dict[str, Path] = {}
+    for path in sorted(directory.glob("*" + suffix)):
+        ds_id = path.name[: -len(suffix)]
+        agreement.dataset(ds_id)  # PolicyError if the agreement does not name it
+        schema = pq.read_schema(path)
+        _refuse_tokens(ds_id, str(path), schema.names)  # before reading any data
+        if manifests:
+            _check_manifest(agreement, ds_id, path)
+        tables[ds_id] = _read_parquet(path)
+        paths[ds_id] = path
+    return tables, paths
+
+
+def _as_tables(
+    agreement: Agreement,
+    source: str | Path | Mapping[str, pa.Table],
+    suffix: str,
+    what: str,
+    manifests: bool,
+) -> tuple[dict[str, pa.Table], dict[str, Path]]:
+    if isinstance(source, Mapping):
+        for ds_id in source:
+            agreement.dataset(ds_id)
+        return {
+            k: (v if isinstance(v, pa.Table) else pa.Table.from_pandas(v))
+            for k, v in source.items()
+        }, {}
+    return _load_dir(agreement, Path(source), suffix, what, manifests)
+
+
+# -- building -------------------------------------------------------------------------------
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run a statement to completion (DuckDB 2 keeps a pending result open until fetched)."""
+    con.execute(sql).fetchall()
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The single value a query returns."""
+    return con.execute(sql).fetchall()[0][0]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _event_sql(ds: Dataset, payload_name: str, map_name: str, columns: list[str]) -> str:
+    start = next((c for c in START_FIELDS if c in columns), None)
+    end = next((c for c in END_FIELDS if c in columns), None)
+    attrs = [c for c in columns if c not in {"row_ref", start, end, *PERSON_FIELDS}]
+    sel = [
+        "m.person_id AS person_id",
+        f"'{ds.id}' AS source",
+        f"'{event_type_of(ds.id)}' AS event_type",
+        "p.row_ref AS row_ref",
+        f"CAST(p.{_q(start)} AS DATE) AS start" if start else "CAST(NULL AS DATE) AS start",
+        f'CAST(p.{_q(end)} AS DATE) AS "end"' if end else 'CAST(NULL AS DATE) AS "end"',
+        *(f"p.{_q(c)} AS {_q(c)}" for c in attrs),
+    ]
+    return (
+        f"SELECT {', '.join(sel)} FROM {payload_name} p JOIN {map_name} m ON p.row_ref = m.row_ref"
+    )
+
+
+def _attr_sql(ds: Dataset, payload_name: str, map_name: str, columns: list[str]) -> list[str]:
+    """Long rows (person_id, source, is_hub, at, attribute, value) for person characteristics."""
+    start = next((c for c in START_FIELDS if c in columns), None)
+    at = f"CAST(p.{_q(start)} AS DATE)" if start else "CAST(NULL AS DATE)"
+    is_hub = "TRUE" if ds.id.startswith(HUB_PREFIX) else "FALSE"
+    out = []
+    wanted = [*PERSON_FIELDS, "hub_la", "condition_category", "benefit"]
+    for c in wanted:
+        if c in columns:
+            out.append(
+                f"SELECT m.person_id, '{ds.id}' AS source, {is_hub} AS is_hub, {at} AS at_date, "
+                f"p._rn AS rn, '{c}' AS attribute, CAST(p.{_q(c)} AS VARCHAR) AS value "
+                f"FROM {payload_name} p JOIN {map_name} m ON p.row_ref = m.row_ref "
+                f"WHERE p.{_q(c)} IS NOT NULL"
+            )
+    return out
+
+
+_PERSONS_SQL = """
+WITH a AS (SELECT * FROM attrs),
+ranked AS (
+  SELECT *, row_number() OVER (
+      PARTITION BY person_id, attribute, pref
+      ORDER BY at_date DESC NULLS LAST, source DESC, rn DESC) AS k
+  FROM (
+    SELECT a.*,
+      CASE
+        WHEN attribute IN ('gender', 'ethnicity') AND value = 'Prefer not to say' THEN 1
+        WHEN attribute = 'disability' AND value = 'Prefer not to say' THEN 1
+        WHEN attribute = 'birth_year' AND NOT is_hub THEN 1
+        ELSE 0 END AS pref
+    FROM a)
+),
+best AS (
+  SELECT person_id, attribute,
+         arg_min(value, pref) AS value
+  FROM ranked WHERE k = 1 GROUP BY person_id, attribute
+),
+district AS (
+  SELECT person_id, value AS district FROM ranked
+  WHERE attribute = 'postcode_district' AND k = 1 AND pref = 0
+),
+hub_la AS (SELECT person_id, value AS hub_la FROM best WHERE attribute = 'hub_la'),
+pip AS (SELECT DISTINCT person_id FROM attrs WHERE attribute = 'benefit' AND value = 'PIP'),
+ppl AS (
+  SELECT person_id, count(DISTINCT source) AS n_sources,
+         string_agg(DISTINCT source, ',' ORDER BY source) AS sources
+  FROM events GROUP BY person_id
+)
+SELECT
+  ppl.person_id,
+  CASE
+    WHEN d.district IS NOT NULL AND dm.local_authority IS NOT NULL THEN dm.local_authority
+    WHEN d.district IS NOT NULL THEN 'Outside WMCA'
+    WHEN h.hub_la IS NOT NULL THEN h.hub_la
+    ELSE 'Unknown' END AS local_authority,
+  TRY_CAST(byr.value AS INTEGER) AS birth_year,
+  coalesce(g.value, 'Unknown') AS gender,
+  coalesce(e.value, 'Unknown') AS ethnicity,
+  CASE
+    WHEN dis.value IN ('Yes', 'No') THEN dis.value
+    WHEN pip.person_id IS NOT NULL THEN 'Yes'
+    WHEN dis.value IS NOT NULL THEN dis.value
+    ELSE 'Unknown' END AS disability,
+  CASE
+    WHEN dis.value IN ('Yes', 'No') THEN 'hub self-report'
+    WHEN pip.person_id IS NOT NULL THEN 'PIP claim'
+    WHEN dis.value IS NOT NULL THEN 'hub self-report'
+    ELSE 'none' END AS disability_source,
+  coalesce(hc.value, 'none_recorded') AS health_condition,
+  ppl.n_sources, ppl.sources
+FROM ppl
+LEFT JOIN district d USING (person_id)
+LEFT JOIN districts dm ON upper(d.district) = dm.district
+LEFT JOIN hub_la h USING (person_id)
+LEFT JOIN best byr ON byr.person_id = ppl.person_id AND byr.attribute = 'birth_year'
+LEFT JOIN best g ON g.person_id = ppl.person_id AND g.attribute = 'gender'
+LEFT JOIN best e ON e.person_id = ppl.person_id AND e.attribute = 'ethnicity'
+LEFT JOIN best dis ON dis.person_id = ppl.person_id AND dis.attribute = 'disability'
+LEFT JOIN best hc ON hc.person_id = ppl.person_id AND hc.attribute = 'condition_category'
+LEFT JOIN pip ON pip.person_id = ppl.person_id
+ORDER BY ppl.person_id
+"""
+
+
+def _age_band_sql(as_of_year: int) -> str:
+    cases = " ".join(
+        f"WHEN {as_of_year} - birth_year BETWEEN {lo} AND {hi} THEN '{label}'"
+        for lo, hi, label in AGE_BANDS
+    )
+    return f"CASE {cases} ELSE 'Unknown' END"
+
+
+def build_journeys(
+    agreement: Agreement,
+    payloads: str | Path | Mapping[str, pa.Table],
+    maps: str | Path | Mapping[str, pa.Table],
+    out_dir: str | Path | None = None,
+    party: str | None = None,
+    *,
+    districts: str | Path | Mapping[str, str] | None = None,
+    as_of: dt.date | None = None,
+    require_manifests: bool = True,
+) -> JourneysResult:
+    """Join payloads to person ids: an event table and a person table.
+
+    Args:
+        agreement: the data-sharing agreement (checked: in force, ``party`` is an analyst,
+            manifests made under an accepted version, only analyst payload fields present).
+        payloads: a directory of ``<dataset>.payload.parquet`` (+ ``.manifest.json``) files, or
+            a mapping dataset id -> Arrow table (row_ref + payload fields).
+        maps: a directory of ``<dataset>.map.parquet`` files, or a mapping dataset id -> Arrow
+            table (row_ref, person_id).
+        out_dir: where to write events.parquet, persons.parquet and journeys-manifest.json
+            (nothing is written when None).
+        party: the analyst party; the agreement's only analyst when None.
+        districts: postcode district -> LA table (CSV path or mapping); packaged table if None.
+        as_of: the date the data describe (for age bands and follow-up windows); the latest
+            event start when None.
+        require_manifests: refuse payload files without a matching manifest (directory input).
+
+    Returns:
+        A :class:`JourneysResult` with both tables, ``as_of``, row counts and warnings.
+
+    Raises:
+        PolicyError: the agreement is not in force, the party is not an analyst, a file holds
+            tokens or fields the agreement withholds, or was made under another agreement.
+        InputDataError: a directory or column is missing.
+        VerificationError: a manifest is missing or does not match its payload file.
+    """
+    agreement.require_in_force()
+    party = party or agreement.default_party(Role.ANALYST)
+    agreement.require_role(party, Role.ANALYST, "build journeys")
+    pay, pay_paths = _as_tables(agreement, payloads, PAYLOAD_SUFFIX, "payload", require_manifests)
+    mp, map_paths = _as_tables(agreement, maps, MAP_SUFFIX, "map", False)
+    if not pay:
+        raise InputDataError(f"{payloads}: no *{PAYLOAD_SUFFIX} files")
+    district_map = dict(districts) if isinstance(districts, Mapping) else load_districts(districts)
+
+    con = duckdb.connect()
+    event_parts: list[str] = []
+    attr_parts: list[str] = []
+    counts: dict[str, Any] = {"datasets": {}}
+    warnings: list[str] = []
+    for i, (ds_id, table) in enumerate(sorted(pay.items())):
+        ds = agreement.dataset(ds_id)
+        where = str(pay_paths.get(ds_id, f"payload table {ds_id}"))
+        _check_payload_columns(ds, where, table.column_names)
+        if ds_id not in mp:
+            raise InputDataError(f"no map for dataset {ds_id} (expected {ds_id}{MAP_SUFFIX})")
+        m = mp[ds_id]
+        m_where = str(map_paths.get(ds_id, f"map table {ds_id}"))
+        _refuse_tokens(ds_id, m_where, m.column_names)
+        missing = [c for c in ("row_ref", "person_id") if c not in m.column_names]
+        if missing:
+            raise InputDataError(f"{m_where}: lacks column(s) {', '.join(missing)}")
+        m = m.select(["row_ref", "person_id"]).cast(
+            pa.schema([("row_ref", pa.string()), ("person_id", pa.string())])
+        )
+        pname, mname = f"pay_{i}", f"map_{i}"
+        con.register(pname + "_raw", table)
+        # _rn gives a deterministic tie-break (file order) for same-day records.
+        _run(
+            con,
+            f"CREATE TEMP TABLE {pname} AS SELECT *, row_number() OVER () AS _rn FROM {pname}_raw",
+        )
+        con.register(mname, m)
+        dup = _one(con, f"SELECT count(*) - count(DISTINCT row_ref) FROM {mname}")
+        if dup:
+            raise InputDataError(f"{m_where}: {dup} row_ref(s) appear more than once")
+        event_parts.append(_event_sql(ds, pname, mname, table.column_names))
+        attr_parts.extend(_attr_sql(ds, pname, mname, table.column_names))
+        linked = _one(con, f"SELECT count(*) FROM {pname} p JOIN {mname} m USING (row_ref)")
+        counts["datasets"][ds_id] = {"rows": table.num_rows, "with_person_id": linked}
+        if linked < table.num_rows:
+            warnings.append(
+                f"{ds_id}: {table.num_rows - linked} payload row(s) have no person id in the map "
+                "and are left out"
+            )
+
+    _run(con, "CREATE TEMP TABLE events AS " + " UNION ALL BY NAME ".join(event_parts))
+    if attr_parts:
+        _run(con, "CREATE TEMP TABLE attrs AS " + " UNION ALL ".join(attr_parts))
+    else:
+        _run(
+            con,
+            "CREATE TEMP TABLE attrs (person_id VARCHAR, source VARCHAR, is_hub BOOLEAN, at_date DATE, "
+            "rn BIGINT, attribute VARCHAR, value VARCHAR)",
+        )
+    dist = pa.table(
+        {"district": list(district_map), "local_authority": list(district_map.values())}
+    )
+    con.register("districts", dist)
+
+    if as_of is None:
+        got = _one(con, "SELECT max(start) FROM events")
+        as_of = got or dt.date.today()
+    persons = con.sql(
+        f"SELECT * REPLACE ({_age_band_sql(as_of.year)} AS age_band) FROM "
+        f"(SELECT *, NULL AS age_band FROM ({_PERSONS_SQL}))"
+    ).to_arrow_table()
+    persons = persons.select(list(PERSON_COLUMNS))
+    events = con.sql(
+        "SELECT * FROM events ORDER BY person_id, start NULLS LAST, source, row_ref"
+    ).to_arrow_table()
+    # row_ref only served the tie-break; the analysts' tables carry person ids, not row refs.
+    events = events.drop_columns(["row_ref"])
+    con.close()
+
+    counts["events"] = events.num_rows
+    counts["persons"] = persons.num_rows
+    result = JourneysResult(events, persons, as_of, counts, warnings)
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_parquet_atomic(out / "events.parquet", events)
+        write_parquet_atomic(out / "persons.parquet", persons)
+        write_json_atomic(
+            out / "journeys-manifest.json",
+            {
+                "kind": "wmw-link/journeys-manifest",
+                "agreement": {
+                    "id": agreement.id,
+                    "version": agreement.version,
+                    "hash": agreement.hash,
+                },
+                "party": party,
+                "tool_version": __version__,
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "as_of": as_of.isoformat(),
+                "inputs": {
+                    str(p): sha256_file(p) for p in [*pay_paths.values(), *map_paths.values()]
+                },
+                "counts": counts,
+                "warnings": warnings,
+                "files": {
+                    name: {"sha256": sha256_file(out / name)}
+                    for name in ("events.parquet", "persons.parquet")
+                },
+            },
+        )
+        result.out_dir = out
+    return result
+
+
+def input_paths(payloads: str | Path, maps: str | Path) -> list[Path]:
+    """The files :func:`build_journeys` reads from two directories (for the audit record)."""
+    out: list[Path] = []
+    for d, suffix in ((Path(payloads), PAYLOAD_SUFFIX), (Path(maps), MAP_SUFFIX)):
+        out += sorted(d.glob("*" + suffix))
+        if suffix == PAYLOAD_SUFFIX:
+            out += sorted(d.glob("*" + MANIFEST_SUFFIX))
+    return out

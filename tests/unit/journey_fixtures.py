@@ -1,0 +1,124 @@
+"""Hand-built payload and map tables in the tokenise/link contract shapes, for journeys and
+outcomes tests. Each helper takes per-person records and returns (payloads, maps) mappings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+
+from wmw_link.agreement import load_agreement
+
+AGREEMENT_PATH = Path(__file__).resolve().parents[2] / "agreements" / "wmw-outcomes.yaml"
+
+
+def agreement():
+    return load_agreement(AGREEMENT_PATH)
+
+
+D = dt.date
+
+
+_TYPES = {
+    "hmrc_rti": {
+        "employer_ref": pa.string(),
+        "start_date": pa.date32(),
+        "end_date": pa.date32(),
+        "monthly_pay": pa.float64(),
+    },
+    "dwp_claims": {
+        "benefit": pa.string(),
+        "regime": pa.string(),
+        "start_date": pa.date32(),
+        "end_date": pa.date32(),
+        "birth_year": pa.int16(),
+        "postcode_district": pa.string(),
+    },
+    "nhs_referrals": {
+        "service": pa.string(),
+        "referral_date": pa.date32(),
+        "condition_category": pa.string(),
+    },
+    "skills_enrolments": {
+        "course_level": pa.string(),
+        "start_date": pa.date32(),
+        "end_date": pa.date32(),
+        "achieved": pa.bool_(),
+        "neet_status": pa.string(),
+        "birth_year": pa.int16(),
+        "postcode_district": pa.string(),
+    },
+    "hub": {
+        "support_start": pa.date32(),
+        "support_type": pa.string(),
+        "hub_la": pa.string(),
+        "gender": pa.string(),
+        "ethnicity": pa.string(),
+        "disability": pa.string(),
+        "birth_year": pa.int16(),
+        "postcode_district": pa.string(),
+    },
+}
+
+
+class Builder:
+    """Collects records per dataset: ``b.add("hmrc_rti", "p1", start_date=..., ...)``."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict]] = {}
+        self.person: dict[str, list[str]] = {}
+
+    def add(self, dataset: str, person: str, **fields) -> Builder:
+        self.rows.setdefault(dataset, []).append(fields)
+        self.person.setdefault(dataset, []).append(person)
+        return self
+
+    def hub(self, person: str, la="Birmingham", start=None, **kw) -> Builder:
+        base = {
+            "support_start": start or D(2024, 1, 15),
+            "support_type": "employment_support",
+            "hub_la": la,
+            "gender": "Female",
+            "ethnicity": "White",
+            "disability": "No",
+            "birth_year": 1990,
+            "postcode_district": None,
+        }
+        base.update(kw)
+        return self.add("hub_" + la.lower(), person, **base)
+
+    def job(self, person: str, start, end=None, pay=2000.0, employer="E1") -> Builder:
+        return self.add(
+            "hmrc_rti",
+            person,
+            employer_ref=employer,
+            start_date=start,
+            end_date=end,
+            monthly_pay=pay,
+        )
+
+    def claim(
+        self, person: str, start, end=None, benefit="UC", regime="intensive_work_search", **kw
+    ) -> Builder:
+        base = {"benefit": benefit, "regime": regime, "start_date": start, "end_date": end,
+                "birth_year": 1990, "postcode_district": None}  # fmt: skip
+        base.update(kw)
+        return self.add("dwp_claims", person, **base)
+
+    def tables(self) -> tuple[dict[str, pa.Table], dict[str, pa.Table]]:
+        payloads, maps = {}, {}
+        for ds, rows in self.rows.items():
+            types = _TYPES["hub" if ds.startswith("hub_") else ds]
+            refs = [f"{ds}-{i:04d}" for i in range(len(rows))]
+            cols = {"row_ref": pa.array(refs, pa.string())}
+            for name, typ in types.items():
+                cols[name] = pa.array([r.get(name) for r in rows], typ)
+            payloads[ds] = pa.table(cols)
+            maps[ds] = pa.table(
+                {
+                    "row_ref": pa.array(refs, pa.string()),
+                    "person_id": pa.array(self.person[ds], pa.string()),
+                }
+            )
+        return payloads, maps

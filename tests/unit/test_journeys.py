@@ -1,0 +1,229 @@
+"""Journeys: events and persons from payloads + maps, conflict rules, and refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from journey_fixtures import Builder, D, agreement
+
+from wmw_link.errors import InputDataError, PolicyError, VerificationError
+from wmw_link.files import sha256_file
+from wmw_link.journeys import age_band, build_journeys
+
+
+def _persons(result) -> dict[str, dict]:
+    return {r["person_id"]: r for r in result.persons.to_pylist()}
+
+
+def test_events_have_one_row_per_linked_record_with_types():
+    b = Builder().hub("p1").job("p1", D(2024, 2, 1), pay=1800.0).claim("p2", D(2023, 5, 1))
+    b.add(
+        "nhs_referrals",
+        "p2",
+        service="IPS",
+        referral_date=D(2024, 3, 1),
+        condition_category="mental_health",
+    )
+    res = build_journeys(agreement(), *b.tables())
+    ev = res.events.to_pylist()
+    assert len(ev) == 4
+    kinds = {(e["person_id"], e["event_type"]) for e in ev}
+    assert kinds == {
+        ("p1", "hub_support"),
+        ("p1", "employment"),
+        ("p2", "benefit"),
+        ("p2", "health_referral"),
+    }
+    job = next(e for e in ev if e["event_type"] == "employment")
+    assert (
+        job["start"] == D(2024, 2, 1)
+        and job["monthly_pay"] == 1800.0
+        and job["source"] == "hmrc_rti"
+    )
+    assert "row_ref" not in res.events.column_names
+    assert res.events.schema.field("start").type == pa.date32()
+
+
+def test_gender_ethnicity_hub_self_report_most_recent_stated_answer():
+    b = Builder()
+    b.hub("p1", start=D(2023, 1, 1), gender="Male", ethnicity="Asian")
+    b.hub("p1", start=D(2024, 1, 1), gender="Prefer not to say", ethnicity="Black")
+    b.hub("p2", start=D(2024, 1, 1), gender="Prefer not to say", ethnicity="Prefer not to say")
+    b.job("p3", D(2024, 1, 1))
+    p = _persons(build_journeys(agreement(), *b.tables()))
+    assert p["p1"]["gender"] == "Male"  # a stated answer beats a later "prefer not to say"
+    assert p["p1"]["ethnicity"] == "Black"  # the most recent stated answer
+    assert p["p2"]["gender"] == "Prefer not to say"
+    assert p["p3"]["gender"] == "Unknown" and p["p3"]["ethnicity"] == "Unknown"
+
+
+def test_disability_hub_first_then_pip():
+    b = Builder()
+    b.hub("p1", disability="No").claim("p1", D(2023, 1, 1), benefit="PIP", regime="not_applicable")
+    b.claim("p2", D(2023, 1, 1), benefit="PIP", regime="not_applicable")
+    b.hub("p3", disability="Prefer not to say")
+    b.job("p4", D(2024, 1, 1))
+    p = _persons(build_journeys(agreement(), *b.tables()))
+    assert (p["p1"]["disability"], p["p1"]["disability_source"]) == ("No", "hub self-report")
+    assert (p["p2"]["disability"], p["p2"]["disability_source"]) == ("Yes", "PIP claim")
+    assert p["p3"]["disability"] == "Prefer not to say"
+    assert p["p4"]["disability"] == "Unknown"
+
+
+def test_local_authority_from_latest_district_then_hub_la():
+    b = Builder()
+    b.claim("p1", D(2022, 1, 1), postcode_district="CV1")  # Coventry, older
+    b.hub("p1", la="Birmingham", start=D(2024, 1, 1), postcode_district="b15")  # newer: Birmingham
+    b.hub("p2", la="Walsall")  # no district anywhere: the hub's LA
+    b.claim("p3", D(2024, 1, 1), postcode_district="SW1A")  # outside the table
+    b.job("p4", D(2024, 1, 1))
+    p = _persons(build_journeys(agreement(), *b.tables()))
+    assert p["p1"]["local_authority"] == "Birmingham"
+    assert p["p2"]["local_authority"] == "Walsall"
+    assert p["p3"]["local_authority"] == "Outside WMCA"
+    assert p["p4"]["local_authority"] == "Unknown"
+
+
+def test_birth_year_hub_first_and_age_band_at_as_of():
+    b = Builder().hub("p1", birth_year=2000).claim("p1", D(2024, 6, 1), birth_year=1999)
+    b.claim("p2", D(2020, 1, 1), birth_year=1980).claim("p2", D(2024, 6, 1), birth_year=1981)
+    res = build_journeys(agreement(), *b.tables(), as_of=D(2025, 1, 1))
+    p = _persons(res)
+    assert p["p1"]["birth_year"] == 2000 and p["p1"]["age_band"] == "25-34"
+    assert p["p2"]["birth_year"] == 1981  # most recent of the non-hub sources
+    assert p["p2"]["age_band"] == "35-49"
+    assert p["p1"]["n_sources"] == 2 and p["p1"]["sources"] == "dwp_claims,hub_birmingham"
+
+
+@pytest.mark.parametrize(
+    ("age", "band"),
+    [(15, "under 16"), (16, "16-17"), (18, "18-24"), (24, "18-24"), (65, "65+"), (None, "Unknown")],
+)
+def test_age_band(age, band):
+    assert age_band(age) == band
+
+
+def test_health_condition_most_recent_nhs_referral():
+    b = Builder()
+    b.add(
+        "nhs_referrals",
+        "p1",
+        service="IPS",
+        referral_date=D(2023, 1, 1),
+        condition_category="musculoskeletal",
+    )
+    b.add(
+        "nhs_referrals",
+        "p1",
+        service="WorkWell",
+        referral_date=D(2024, 1, 1),
+        condition_category="mental_health",
+    )
+    b.job("p2", D(2024, 1, 1))
+    p = _persons(build_journeys(agreement(), *b.tables()))
+    assert p["p1"]["health_condition"] == "mental_health"
+    assert p["p2"]["health_condition"] == "none_recorded"
+
+
+def test_unmapped_rows_are_left_out_and_counted():
+    pay, maps = Builder().job("p1", D(2024, 1, 1)).job("p2", D(2024, 2, 1)).tables()
+    maps["hmrc_rti"] = maps["hmrc_rti"].slice(0, 1)
+    res = build_journeys(agreement(), pay, maps)
+    assert res.events.num_rows == 1
+    assert res.counts["datasets"]["hmrc_rti"] == {"rows": 2, "with_person_id": 1}
+    assert any("no person id" in w for w in res.warnings)
+
+
+def test_refuses_token_columns_in_payload_or_map():
+    pay, maps = Builder().job("p1", D(2024, 1, 1)).tables()
+    bad = pay["hmrc_rti"].append_column("nino", pa.array(["ab" * 16]))
+    with pytest.raises(PolicyError, match="rule 'separation'"):
+        build_journeys(agreement(), {"hmrc_rti": bad}, maps)
+    bad_map = maps["hmrc_rti"].append_column("dob_exact", pa.array(["cd" * 16]))
+    with pytest.raises(PolicyError, match="rule 'separation'"):
+        build_journeys(agreement(), pay, {"hmrc_rti": bad_map})
+
+
+def test_refuses_withheld_and_unknown_payload_fields():
+    pay, maps = Builder().hub("p1").tables()
+    t = pay["hub_birmingham"].append_column("adviser_notes", pa.array(["x"]))
+    with pytest.raises(PolicyError, match="to_analyst: false"):
+        build_journeys(agreement(), {"hub_birmingham": t}, maps)
+    t = pay["hub_birmingham"].append_column("phone", pa.array(["x"]))
+    with pytest.raises(PolicyError, match="does not name"):
+        build_journeys(agreement(), {"hub_birmingham": t}, maps)
+
+
+def test_refuses_non_analyst_party_and_unknown_dataset():
+    pay, maps = Builder().job("p1", D(2024, 1, 1)).tables()
+    with pytest.raises(PolicyError, match="rule 'roles'"):
+        build_journeys(agreement(), pay, maps, party="linkage-unit")
+    with pytest.raises(PolicyError, match="not in agreement"):
+        build_journeys(agreement(), {"payroll": pay["hmrc_rti"]}, maps)
+
+
+def _write_dirs(tmp_path, pay, maps, version=1, agreement_id="wmw-outcomes"):
+    pdir, mdir = tmp_path / "payloads", tmp_path / "maps"
+    pdir.mkdir()
+    mdir.mkdir()
+    for ds, t in pay.items():
+        pq.write_table(t, pdir / f"{ds}.payload.parquet")
+        man = {
+            "kind": "wmw-link/tokens-manifest",
+            "agreement": {"id": agreement_id, "version": version},
+            "dataset": ds,
+            "files": {
+                "payload": {
+                    "name": f"{ds}.payload.parquet",
+                    "sha256": sha256_file(pdir / f"{ds}.payload.parquet"),
+                }
+            },
+        }
+        (pdir / f"{ds}.manifest.json").write_text(json.dumps(man))
+    for ds, t in maps.items():
+        pq.write_table(t, mdir / f"{ds}.map.parquet")
+    return pdir, mdir
+
+
+def test_directories_round_trip_and_manifest(tmp_path):
+    pay, maps = Builder().hub("p1").job("p1", D(2024, 2, 1)).tables()
+    pdir, mdir = _write_dirs(tmp_path, pay, maps)
+    res = build_journeys(agreement(), pdir, mdir, tmp_path / "out")
+    assert pq.read_table(tmp_path / "out" / "events.parquet").num_rows == 2
+    assert pq.read_table(tmp_path / "out" / "persons.parquet").num_rows == 1
+    man = json.loads((tmp_path / "out" / "journeys-manifest.json").read_text())
+    assert man["as_of"] == res.as_of.isoformat() == "2024-02-01"
+    assert man["agreement"]["id"] == "wmw-outcomes"
+
+
+def test_directories_refuse_other_version_tampering_and_token_files(tmp_path):
+    pay, maps = Builder().job("p1", D(2024, 1, 1)).tables()
+    pdir, mdir = _write_dirs(tmp_path, pay, maps, version=7)
+    with pytest.raises(PolicyError, match="rule 'version'"):
+        build_journeys(agreement(), pdir, mdir)
+    (pdir / "hmrc_rti.manifest.json").unlink()
+    with pytest.raises(VerificationError, match="no manifest"):
+        build_journeys(agreement(), pdir, mdir)
+
+
+def test_tampered_payload_and_token_file_refused(tmp_path):
+    pay, maps = Builder().job("p1", D(2024, 1, 1)).tables()
+    pdir, mdir = _write_dirs(tmp_path, pay, maps)
+    pq.write_table(pay["hmrc_rti"].slice(0, 0), pdir / "hmrc_rti.payload.parquet")
+    with pytest.raises(VerificationError, match="SHA-256"):
+        build_journeys(agreement(), pdir, mdir)
+    pdir2, mdir2 = (
+        _write_dirs(tmp_path / "b", pay, maps) if (tmp_path / "b").mkdir() is None else (None, None)
+    )
+    pq.write_table(pa.table({"row_ref": ["x"]}), mdir2 / "hmrc_rti.tokens.parquet")
+    with pytest.raises(PolicyError, match="never opens tokens"):
+        build_journeys(agreement(), pdir2, mdir2)
+
+
+def test_missing_map_is_an_input_error():
+    pay, _ = Builder().job("p1", D(2024, 1, 1)).tables()
+    with pytest.raises(InputDataError, match="no map for dataset hmrc_rti"):
+        build_journeys(agreement(), pay, {})
