@@ -266,3 +266,34 @@ class Keyring:
         return sorted(
             p.name.removesuffix(".public.json") for p in self.directory.glob("*.public.json")
         )
+
+
+def new_keyring(
+    parties: list[str],
+    secrets_dir: str | os.PathLike[str],
+    keyring_dir: str | os.PathLike[str],
+    *,
+    force: bool = False,
+) -> dict[str, Path]:
+    """Create a keypair for each party and gather the public files into one keyring (demos, tests).
+
+    In a real deployment each party runs ``wmw-link keys new-party`` on its own machine and sends
+    only the public file; this helper does it all in one place for synthetic runs.
+
+    Args:
+        parties: party ids.
+        secrets_dir: each secret goes to ``secrets_dir/<party>/<party>.secret``.
+        keyring_dir: every ``<party>.public.json`` goes here.
+        force: replace existing secrets.
+
+    Returns:
+        party id -> path of its secret file.
+    """
+    paths: dict[str, Path] = {}
+    for party in parties:
+        own = Path(secrets_dir) / party
+        public = new_party(party, own, force=force)
+        text = json.dumps(public.to_json(), indent=2, sort_keys=True) + "\n"
+        write_bytes_atomic(public_path(keyring_dir, party), text.encode("utf-8"), mode=0o644)
+        paths[party] = secret_path(own, party)
+    return paths

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 import pyrage
 from nacl.exceptions import BadSignatureError
 
-from wmw_link import __version__, runrecord
+from wmw_link import __version__, runrecord, token_schema
 from wmw_link.agreement import Agreement, Role
 from wmw_link.errors import InputDataError, KeyFileError, PolicyError, VerificationError
 from wmw_link.files import atomic_path, sha256_file
@@ -142,8 +142,8 @@ def check_fields(
     """Positive field minimisation at the boundary: only the columns the agreement names pass.
 
     Payload files may hold ``row_ref`` and the dataset's analyst payload names; maps hold
-    ``row_ref`` and ``person_id``. Token files are checked by the linkage stage against the
-    token schema; here they must at least not carry a raw extract column.
+    ``row_ref`` and ``person_id``; tokens files ``row_ref`` and the token columns
+    (:mod:`wmw_link.token_schema`) of the identifier types the agreement lists for the dataset.
 
     Raises:
         PolicyError: rule 'fields', naming the column (never a value).
@@ -163,17 +163,10 @@ def check_fields(
     else:
         assert dataset is not None
         ds = agreement.dataset(dataset)
-        # A token column never shares a name with a raw extract column.
-        banned = (
-            {ds.record_id} | {f.column for f in ds.identifiers} | {f.column for f in ds.payload}
-        )
-        bad = sorted(set(columns) & banned)
-        if bad:
-            raise PolicyError(
-                f"rule 'fields': {label} has column(s) {', '.join(bad)} that are not tokens; "
-                f"a tokens file of dataset '{dataset}' holds row_ref and token columns only"
-            )
-        return
+        types = [f.type.value for f in ds.identifiers]
+        allowed = {token_schema.ROW_REF} | {
+            c.name for c in token_schema.columns_for_identifiers(types)
+        }
     bad = [c for c in columns if c not in allowed]
     if bad:
         raise PolicyError(

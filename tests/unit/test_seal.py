@@ -1,0 +1,573 @@
+"""Sealed transfers: round trips, every tamper case, and the agreement's flow and field rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import struct
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from wmw_link import runrecord, seal
+from wmw_link.agreement import Agreement, load_agreement
+from wmw_link.errors import InputDataError, KeyFileError, PolicyError, VerificationError
+from wmw_link.party_keys import new_keyring, new_party, public_path
+from wmw_link.seal import classify, read_envelope, seal_file, seal_outputs, unseal_file
+
+AGREEMENT = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
+PARTIES = ["dwp", "hmrc", "linkage-unit", "insight-team"]
+
+
+@pytest.fixture(scope="module")
+def agreement() -> Agreement:
+    return load_agreement(AGREEMENT)
+
+
+@pytest.fixture()
+def keys(tmp_path: Path) -> dict[str, Path]:
+    secrets = new_keyring(PARTIES, tmp_path / "secrets", tmp_path / "ring")
+    return {**secrets, "ring": tmp_path / "ring"}
+
+
+def _tokens(path: Path, rows: int = 3, extra: dict[str, list[str]] | None = None) -> Path:
+    cols = {
+        "row_ref": [f"{i:032x}" for i in range(rows)],
+        "nino": [f"{i + 7:032x}" for i in range(rows)],
+        "sex": ["a" * 32] * rows,
+    }
+    cols.update(extra or {})
+    pq.write_table(pa.table(cols), path)
+    return path
+
+
+def _payload(path: Path, extra: dict[str, list[str]] | None = None) -> Path:
+    cols = {"row_ref": ["r1", "r2"], "benefit": ["UC", "PIP"]}
+    cols.update(extra or {})
+    pq.write_table(pa.table(cols), path)
+    return path
+
+
+def _seal_tokens(tmp_path: Path, keys: dict[str, Path], agreement: Agreement, **kw):
+    src = _tokens(tmp_path / "dwp_claims.tokens.parquet")
+    return src, seal_file(
+        src,
+        agreement=agreement,
+        secret=keys["dwp"],
+        recipient="linkage-unit",
+        keyring=keys["ring"],
+        out=tmp_path / "out" / "dwp_claims.tokens.parquet.sealed",
+        **kw,
+    )
+
+
+def _unseal(
+    path: Path,
+    keys: dict[str, Path],
+    agreement: Agreement,
+    out: Path,
+    party: str = "linkage-unit",
+    **kw,
+):
+    out.mkdir(parents=True, exist_ok=True)
+    return unseal_file(
+        path, agreement=agreement, secret=keys[party], keyring=keys["ring"], out=out, **kw
+    )
+
+
+def _check_refused(exc: pytest.ExceptionInfo[BaseException], check: str) -> None:
+    assert f"check '{check}' failed" in str(exc.value), str(exc.value)
+
+
+# -- round trips ---------------------------------------------------------------------------------
+
+
+def test_round_trip_restores_the_exact_bytes(tmp_path: Path, keys, agreement) -> None:
+    src, sealed = _seal_tokens(tmp_path, keys, agreement)
+    env = sealed.envelope
+    assert env["sender"] == "dwp" and env["recipient"] == "linkage-unit"
+    assert env["agreement"] == {
+        "id": agreement.id,
+        "version": agreement.version,
+        "hash": agreement.hash,
+    }
+    assert env["file"]["name"] == src.name and env["file"]["kind"] == "tokens"
+    assert env["file"]["dataset"] == "dwp_claims"
+    assert src.read_bytes() not in sealed.path.read_bytes()  # encrypted, not wrapped
+    result = _unseal(sealed.path, keys, agreement, tmp_path / "ttp")
+    assert result.path == tmp_path / "ttp" / src.name
+    assert result.path.read_bytes() == src.read_bytes()
+    assert result.checks == (
+        "format",
+        "signature",
+        "recipient",
+        "agreement",
+        "validity",
+        "flows",
+        "ciphertext",
+        "decryption",
+        "plaintext",
+        "fields",
+    )
+
+
+def test_multi_chunk_file_streams_through(tmp_path: Path, keys, agreement) -> None:
+    # age encrypts in 64 KiB chunks; a file of several chunks plus a tail must round-trip.
+    src = tmp_path / "dwp_claims.manifest.json"
+    src.write_bytes(json.dumps({"pad": "x" * (3 * 65536 + 123)}).encode())
+    sealed = seal_file(
+        src, agreement=agreement, secret=keys["dwp"], recipient="linkage-unit", keyring=keys["ring"]
+    )
+    assert sealed.path == tmp_path / "dwp_claims.manifest.json.sealed"
+    result = _unseal(sealed.path, keys, agreement, tmp_path / "in")
+    assert result.path.read_bytes() == src.read_bytes()
+    assert sealed.envelope["file"]["size"] == src.stat().st_size
+
+
+def test_seal_and_unseal_fill_the_run_record(tmp_path: Path, keys, agreement) -> None:
+    token = runrecord.start("seal")
+    try:
+        src, sealed = _seal_tokens(tmp_path, keys, agreement)
+        rec = runrecord.current()
+        assert rec.inputs[str(src)] == sealed.sha256
+        assert str(sealed.path) in rec.outputs
+    finally:
+        runrecord.finish(token)
+
+
+# -- tamper cases ----------------------------------------------------------------------------------
+
+
+def test_flipped_ciphertext_byte_is_refused(tmp_path: Path, keys, agreement) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    data = bytearray(sealed.path.read_bytes())
+    data[200] ^= 0x01
+    sealed.path.write_bytes(bytes(data))
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, agreement, tmp_path / "ttp")
+    _check_refused(exc, "ciphertext")
+    assert not (tmp_path / "ttp" / "dwp_claims.tokens.parquet").exists()
+    assert list((tmp_path / "ttp").iterdir()) == []  # no temporary left behind
+
+
+def _rewrite(path: Path, envelope: dict, signing_key) -> None:
+    """Put a new envelope, signed with ``signing_key``, in front of the same ciphertext."""
+    _, _, _, ct_len = read_envelope(path)
+    ct = path.read_bytes()[:ct_len]
+    env_bytes = json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+    sig = signing_key.sign(env_bytes).signature
+    path.write_bytes(
+        ct + env_bytes + sig + struct.pack(">8sQI", b"WMWSEAL1", ct_len, len(env_bytes))
+    )
+
+
+def test_flipped_envelope_byte_breaks_the_signature(tmp_path: Path, keys, agreement) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    data = bytearray(sealed.path.read_bytes())
+    _, env_bytes, _, ct_len = read_envelope(sealed.path)
+    at = ct_len + env_bytes.index(b'"sha256":"') + len(b'"sha256":"')
+    data[at] = ord("0") if data[at] != ord("0") else ord("1")  # still valid JSON
+    sealed.path.write_bytes(bytes(data))
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, agreement, tmp_path / "ttp")
+    _check_refused(exc, "signature")
+
+
+def test_envelope_signed_by_someone_else_is_refused(tmp_path: Path, keys, agreement) -> None:
+    # hmrc re-signs a file that claims to come from dwp (e.g. to swap in its own content).
+    from wmw_link.party_keys import load_secret
+
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    envelope, _, _, _ = read_envelope(sealed.path)
+    envelope["created_at"] = "2026-01-02T00:00:00+00:00"
+    _rewrite(sealed.path, envelope, load_secret(keys["hmrc"]).signing_key)
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, agreement, tmp_path / "ttp")
+    _check_refused(exc, "signature")
+    assert "not signed by 'dwp'" in str(exc.value)
+    # Re-signed by dwp itself, the same envelope passes: the test above failed on the signer.
+    _rewrite(sealed.path, envelope, load_secret(keys["dwp"]).signing_key)
+    assert _unseal(sealed.path, keys, agreement, tmp_path / "ttp2").path.exists()
+
+
+@pytest.mark.parametrize("cut", [1, 30, 500])
+def test_truncated_file_is_refused(tmp_path: Path, keys, agreement, cut: int) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    data = sealed.path.read_bytes()
+    sealed.path.write_bytes(data[:-cut])
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, agreement, tmp_path / "ttp")
+    _check_refused(exc, "format")
+
+
+def test_truncated_ciphertext_with_a_rebuilt_footer_is_refused(
+    tmp_path: Path, keys, agreement
+) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    _, env_bytes, sig, ct_len = read_envelope(sealed.path)
+    data = sealed.path.read_bytes()
+    short = data[: ct_len - 16]
+    footer = struct.pack(">8sQI", b"WMWSEAL1", len(short), len(env_bytes))
+    sealed.path.write_bytes(short + env_bytes + sig + footer)
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, agreement, tmp_path / "ttp")
+    _check_refused(exc, "ciphertext")
+
+
+def test_swapped_ciphertexts_of_two_parties_are_refused(tmp_path: Path, keys, agreement) -> None:
+    # dwp's envelope and signature in front of hmrc's ciphertext (both sealed to the TTP).
+    _, dwp = _seal_tokens(tmp_path, keys, agreement)
+    hsrc = _tokens(tmp_path / "hmrc_rti.tokens.parquet", rows=5)
+    hmrc = seal_file(
+        hsrc,
+        agreement=agreement,
+        secret=keys["hmrc"],
+        recipient="linkage-unit",
+        keyring=keys["ring"],
+    )
+    _, env_bytes, sig, _ = read_envelope(dwp.path)
+    _, _, _, h_ct_len = read_envelope(hmrc.path)
+    h_ct = hmrc.path.read_bytes()[:h_ct_len]
+    spliced = tmp_path / "spliced.sealed"
+    spliced.write_bytes(
+        h_ct + env_bytes + sig + struct.pack(">8sQI", b"WMWSEAL1", len(h_ct), len(env_bytes))
+    )
+    with pytest.raises(VerificationError) as exc:
+        _unseal(spliced, keys, agreement, tmp_path / "ttp")
+    _check_refused(exc, "ciphertext")
+
+
+def test_file_from_an_unexpected_sender_is_refused(tmp_path: Path, keys, agreement) -> None:
+    hsrc = _tokens(tmp_path / "hmrc_rti.tokens.parquet")
+    hmrc = seal_file(
+        hsrc,
+        agreement=agreement,
+        secret=keys["hmrc"],
+        recipient="linkage-unit",
+        keyring=keys["ring"],
+    )
+    with pytest.raises(VerificationError) as exc:
+        _unseal(hmrc.path, keys, agreement, tmp_path / "ttp", expect_sender="dwp")
+    _check_refused(exc, "sender")
+
+
+def test_file_for_another_party_is_refused(tmp_path: Path, keys, agreement) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, agreement, tmp_path / "an", party="insight-team")
+    _check_refused(exc, "recipient")
+
+
+def test_replay_under_another_agreement_is_refused(tmp_path: Path, keys, agreement) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    other_text = agreement.model_copy(update={"purpose": "something else"})
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, other_text, tmp_path / "a")
+    _check_refused(exc, "agreement")
+    assert "hash differs" in str(exc.value)
+    other_id = agreement.model_copy(update={"id": "another-scheme"})
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, other_id, tmp_path / "b")
+    _check_refused(exc, "agreement")
+
+
+def test_newer_version_accepts_older_files_only_when_declared_compatible(
+    tmp_path: Path, keys, agreement
+) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    v2 = agreement.model_copy(update={"version": 2, "compatible_with": []})
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, v2, tmp_path / "a")
+    _check_refused(exc, "agreement")
+    assert "compatible_with" in str(exc.value)
+    v2_compatible = agreement.model_copy(update={"version": 2, "compatible_with": [1]})
+    result = _unseal(sealed.path, keys, v2_compatible, tmp_path / "b")
+    assert result.path.exists()
+
+
+def test_stale_recipient_key_fails_decryption(tmp_path: Path, keys, agreement) -> None:
+    # The sender's keyring still holds the TTP's previous public key.
+    stale_ring = tmp_path / "stale"
+    stale_ring.mkdir()
+    new_party("linkage-unit", tmp_path / "old-ttp")
+    for party in ("dwp", "hmrc", "insight-team"):
+        (stale_ring / f"{party}.public.json").write_bytes(
+            public_path(keys["ring"], party).read_bytes()
+        )
+    (stale_ring / "linkage-unit.public.json").write_bytes(
+        public_path(tmp_path / "old-ttp", "linkage-unit").read_bytes()
+    )
+    src = _tokens(tmp_path / "dwp_claims.tokens.parquet")
+    sealed = seal_file(
+        src, agreement=agreement, secret=keys["dwp"], recipient="linkage-unit", keyring=stale_ring
+    )
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, agreement, tmp_path / "ttp")
+    _check_refused(exc, "decryption")
+
+
+def test_manifest_hash_must_match(tmp_path: Path, keys, agreement) -> None:
+    src, sealed = _seal_tokens(tmp_path, keys, agreement)
+    manifest = tmp_path / "dwp_claims.manifest.json"
+    files = {"tokens": {"name": src.name, "sha256": sealed.sha256, "rows": 3}}
+    manifest.write_text(json.dumps({"files": files}))
+    ok = _unseal(sealed.path, keys, agreement, tmp_path / "a", manifest=manifest)
+    assert "manifest" in ok.checks
+    # An old manifest (from an earlier extract) lists another hash for the same name.
+    files["tokens"]["sha256"] = "0" * 64
+    manifest.write_text(json.dumps({"files": files}))
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, agreement, tmp_path / "b", manifest=manifest)
+    _check_refused(exc, "manifest")
+    assert not (tmp_path / "b" / src.name).exists()
+    manifest.write_text(json.dumps({"files": {}}))
+    with pytest.raises(VerificationError, match="does not list"):
+        _unseal(sealed.path, keys, agreement, tmp_path / "c", manifest=manifest)
+
+
+def test_output_must_keep_the_original_name(tmp_path: Path, keys, agreement) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    wrong = tmp_path / "ttp" / "hmrc_rti.tokens.parquet"
+    wrong.parent.mkdir()
+    with pytest.raises(VerificationError) as exc:
+        unseal_file(
+            sealed.path,
+            agreement=agreement,
+            secret=keys["linkage-unit"],
+            keyring=keys["ring"],
+            out=wrong,
+        )
+    _check_refused(exc, "file-name")
+    assert not wrong.exists()
+
+
+def test_not_a_sealed_file(tmp_path: Path, keys, agreement) -> None:
+    junk = tmp_path / "x.sealed"
+    junk.write_bytes(b"hello" * 100)
+    with pytest.raises(VerificationError) as exc:
+        _unseal(junk, keys, agreement, tmp_path / "o")
+    _check_refused(exc, "format")
+    with pytest.raises(InputDataError):
+        _unseal(tmp_path / "missing.sealed", keys, agreement, tmp_path / "o")
+
+
+# -- the agreement's rules ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "dataset"),
+    [
+        ("dwp_claims.tokens.parquet", "tokens", "dwp_claims"),
+        ("dwp_claims.payload.parquet", "payload", "dwp_claims"),
+        ("dwp_claims.manifest.json", "tokens-manifest", "dwp_claims"),
+        ("dwp_claims.map.parquet", "map", "dwp_claims"),
+        ("link-manifest.json", "link-manifest", None),
+    ],
+)
+def test_classify(name: str, kind: str, dataset: str | None) -> None:
+    assert classify(name) == (kind, dataset)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["dwp_claims.rejects.parquet", "dwp_claims.crosswalk.parquet", "notes.txt", "dwp.secret"],
+)
+def test_local_or_unknown_files_are_never_sealed(name: str) -> None:
+    with pytest.raises(PolicyError, match="rule 'flows'"):
+        classify(name)
+
+
+@pytest.mark.parametrize(
+    ("sender", "recipient", "file", "rule"),
+    [
+        ("dwp", "insight-team", "dwp_claims.tokens.parquet", "rule 'flows'"),  # tokens to analysts
+        ("dwp", "linkage-unit", "dwp_claims.payload.parquet", "rule 'flows'"),  # payload to the TTP
+        (
+            "hmrc",
+            "linkage-unit",
+            "dwp_claims.tokens.parquet",
+            "rule 'controller'",
+        ),  # not its dataset
+        (
+            "linkage-unit",
+            "insight-team",
+            "dwp_claims.tokens.parquet",
+            "rule 'flows'",
+        ),  # TTP is no controller
+        (
+            "insight-team",
+            "linkage-unit",
+            "dwp_claims.map.parquet",
+            "rule 'flows'",
+        ),  # maps come from the TTP
+        ("dwp", "nobody", "dwp_claims.tokens.parquet", "not in agreement"),  # unknown party
+        (
+            "dwp",
+            "linkage-unit",
+            "prison_records.tokens.parquet",
+            "dataset 'prison_records' is not in agreement",
+        ),
+    ],
+)
+def test_flows_the_agreement_does_not_allow_are_refused_at_seal(
+    tmp_path: Path, keys, agreement, sender: str, recipient: str, file: str, rule: str
+) -> None:
+    path = tmp_path / file
+    if file.endswith(".tokens.parquet"):
+        _tokens(path)
+    elif file.endswith(".map.parquet"):
+        pq.write_table(pa.table({"row_ref": ["a"], "person_id": ["p"]}), path)
+    else:
+        _payload(path)
+    with pytest.raises(PolicyError, match=rule):
+        seal_file(
+            path,
+            agreement=agreement,
+            secret=keys[sender],
+            recipient=recipient,
+            keyring=keys["ring"],
+        )
+    assert not (tmp_path / (file + ".sealed")).exists()
+
+
+def test_fields_not_permitted_are_refused_at_seal(tmp_path: Path, keys, agreement) -> None:
+    payload = _payload(tmp_path / "dwp_claims.payload.parquet", extra={"phone": ["0121", "0121"]})
+    with pytest.raises(PolicyError, match="rule 'fields'.*phone"):
+        seal_file(
+            payload,
+            agreement=agreement,
+            secret=keys["dwp"],
+            recipient="insight-team",
+            keyring=keys["ring"],
+        )
+    tokens = _tokens(tmp_path / "dwp_claims.tokens.parquet", extra={"surname_raw": ["x", "y", "z"]})
+    with pytest.raises(PolicyError, match="rule 'fields'.*surname_raw"):
+        seal_file(
+            tokens,
+            agreement=agreement,
+            secret=keys["dwp"],
+            recipient="linkage-unit",
+            keyring=keys["ring"],
+        )
+    # NHS number tokens are not among dwp_claims's identifiers.
+    nhs = _tokens(tmp_path / "dwp_claims.tokens.parquet", extra={"nhs": ["a", "b", "c"]})
+    with pytest.raises(PolicyError, match="rule 'fields'.*nhs"):
+        seal_file(
+            nhs,
+            agreement=agreement,
+            secret=keys["dwp"],
+            recipient="linkage-unit",
+            keyring=keys["ring"],
+        )
+
+
+def test_forged_flow_is_refused_at_unseal_too(tmp_path: Path, keys, agreement, monkeypatch) -> None:
+    # A controller with a modified tool seals its tokens to the analysts, validly signed: the
+    # analysts' unseal applies the agreement itself and refuses to open tokens.
+    monkeypatch.setattr(seal, "check_flow", lambda *a, **k: None)
+    src = _tokens(tmp_path / "dwp_claims.tokens.parquet")
+    sealed = seal_file(
+        src, agreement=agreement, secret=keys["dwp"], recipient="insight-team", keyring=keys["ring"]
+    )
+    monkeypatch.undo()
+    with pytest.raises(PolicyError, match="rule 'flows'.*only go to a 'ttp'"):
+        _unseal(sealed.path, keys, agreement, tmp_path / "an", party="insight-team")
+    assert list((tmp_path / "an").iterdir()) == []
+
+
+def test_forged_extra_field_is_refused_at_unseal(
+    tmp_path: Path, keys, agreement, monkeypatch
+) -> None:
+    monkeypatch.setattr(seal, "check_fields", lambda *a, **k: None)
+    src = _payload(tmp_path / "dwp_claims.payload.parquet", extra={"surname": ["a", "b"]})
+    sealed = seal_file(
+        src, agreement=agreement, secret=keys["dwp"], recipient="insight-team", keyring=keys["ring"]
+    )
+    monkeypatch.undo()
+    with pytest.raises(PolicyError, match="rule 'fields'.*surname"):
+        _unseal(sealed.path, keys, agreement, tmp_path / "an", party="insight-team")
+    assert list((tmp_path / "an").iterdir()) == []
+
+
+def test_expired_agreement_is_refused(tmp_path: Path, keys, agreement) -> None:
+    expired = agreement.model_copy(
+        update={"valid_until": dt.date(2020, 1, 1), "valid_from": dt.date(2019, 1, 1)}
+    )
+    src = _tokens(tmp_path / "dwp_claims.tokens.parquet")
+    with pytest.raises(PolicyError, match="rule 'validity'"):
+        seal_file(
+            src,
+            agreement=expired,
+            secret=keys["dwp"],
+            recipient="linkage-unit",
+            keyring=keys["ring"],
+        )
+
+
+def test_secret_not_matching_the_keyring_is_refused(tmp_path: Path, keys, agreement) -> None:
+    new_party("dwp", tmp_path / "other")
+    os.chmod(tmp_path / "other" / "dwp.secret", 0o600)
+    src = _tokens(tmp_path / "dwp_claims.tokens.parquet")
+    with pytest.raises(KeyFileError, match="does not match the keyring"):
+        seal_file(
+            src,
+            agreement=agreement,
+            secret=tmp_path / "other" / "dwp.secret",
+            recipient="linkage-unit",
+            keyring=keys["ring"],
+        )
+
+
+def test_seal_outputs_sends_each_file_only_where_it_may_go(tmp_path: Path, keys, agreement) -> None:
+    out = tmp_path / "tok"
+    out.mkdir()
+    files = [
+        _tokens(out / "dwp_claims.tokens.parquet"),
+        _payload(out / "dwp_claims.payload.parquet"),
+        out / "dwp_claims.manifest.json",
+        out / "dwp_claims.rejects.parquet",
+        out / "dwp_claims.crosswalk.parquet",
+    ]
+    files[2].write_text("{}")
+    pq.write_table(pa.table({"row_number": [1]}), files[3])
+    pq.write_table(pa.table({"record_id": ["c1"], "row_ref": ["r"]}), files[4])
+    results = seal_outputs(
+        files,
+        agreement=agreement,
+        secret=keys["dwp"],
+        recipients=["linkage-unit", "insight-team"],
+        keyring=keys["ring"],
+        out_dir=tmp_path / "outbox",
+    )
+    got = sorted(str(r.path.relative_to(tmp_path / "outbox")) for r in results)
+    assert got == [
+        "insight-team/dwp_claims.manifest.json.sealed",
+        "insight-team/dwp_claims.payload.parquet.sealed",
+        "linkage-unit/dwp_claims.manifest.json.sealed",
+        "linkage-unit/dwp_claims.tokens.parquet.sealed",
+    ]
+    inbox = tmp_path / "ttp"
+    unsealed = seal.unseal_all(
+        tmp_path / "outbox" / "linkage-unit",
+        agreement=agreement,
+        secret=keys["linkage-unit"],
+        keyring=keys["ring"],
+        out_dir=inbox,
+    )
+    assert sorted(p.name for p in inbox.iterdir()) == [
+        "dwp_claims.manifest.json",
+        "dwp_claims.tokens.parquet",
+    ]
+    assert len(unsealed) == 2
+    with pytest.raises(PolicyError, match="none of the files may go to 'hmrc'"):
+        seal_outputs(
+            files,
+            agreement=agreement,
+            secret=keys["dwp"],
+            recipients=["hmrc"],
+            keyring=keys["ring"],
+            out_dir=tmp_path / "x",
+        )
