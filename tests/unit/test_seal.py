@@ -571,3 +571,107 @@ def test_seal_outputs_sends_each_file_only_where_it_may_go(tmp_path: Path, keys,
             keyring=keys["ring"],
             out_dir=tmp_path / "x",
         )
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def test_seal_and_unseal_commands(tmp_path: Path, keys) -> None:
+    from click.testing import CliRunner
+
+    from wmw_link.audit import verify
+    from wmw_link.cli import main
+
+    log = tmp_path / "audit.jsonl"
+    src = _tokens(tmp_path / "dwp_claims.tokens.parquet")
+    common = ["--agreement", str(AGREEMENT), "--keyring", str(keys["ring"])]
+    runner = CliRunner()
+    sealed = tmp_path / "send" / "dwp_claims.tokens.parquet.sealed"
+    r = runner.invoke(
+        main,
+        [
+            "--audit-log",
+            str(log),
+            "seal",
+            str(src),
+            *common,
+            "--from",
+            "dwp",
+            "--secret",
+            str(keys["dwp"]),
+            "--to",
+            "linkage-unit",
+            "--out",
+            str(sealed),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "sealed dwp_claims.tokens.parquet (tokens" in r.output
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    # The analysts cannot open it; the refusal names the check.
+    r = runner.invoke(
+        main,
+        [
+            "--audit-log",
+            str(log),
+            "unseal",
+            str(sealed),
+            *common,
+            "--as",
+            "insight-team",
+            "--secret",
+            str(keys["insight-team"]),
+            "--out",
+            str(inbox),
+        ],
+    )
+    assert r.exit_code == 1 and "check 'recipient' failed" in r.output
+    # --as must match the secret.
+    r = runner.invoke(
+        main,
+        [
+            "--audit-log",
+            str(log),
+            "unseal",
+            str(sealed),
+            *common,
+            "--as",
+            "linkage-unit",
+            "--secret",
+            str(keys["insight-team"]),
+            "--out",
+            str(inbox),
+        ],
+    )
+    assert r.exit_code == 1 and "belongs to 'insight-team'" in r.output
+    r = runner.invoke(
+        main,
+        [
+            "--audit-log",
+            str(log),
+            "unseal",
+            str(sealed),
+            *common,
+            "--as",
+            "linkage-unit",
+            "--secret",
+            str(keys["linkage-unit"]),
+            "--out",
+            str(inbox),
+            "--from",
+            "dwp",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (inbox / src.name).read_bytes() == src.read_bytes()
+    entries = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [(e["command"], e["party"], e["outcome"][:7]) for e in entries] == [
+        ("seal", "dwp", "ok"),
+        ("unseal", "insight-team", "refused"),
+        ("unseal", None, "refused"),
+        ("unseal", "linkage-unit", "ok"),
+    ]
+    assert entries[0]["role"] == "controller" and entries[3]["role"] == "ttp"
+    assert entries[3]["outputs"][0]["sha256"] == entries[0]["inputs"][0]["sha256"]
+    assert verify(log).lines == 4
