@@ -41,8 +41,9 @@ class VerifiedInput:
     sha256: str
 
     @property
-    def token_schema(self) -> dict[str, dict[str, Any]]:
-        return self.manifest["token_schema"]
+    def token_columns(self) -> dict[str, dict[str, Any]]:
+        """Token column name -> {identifier, kind, domain, encoding, low_entropy}."""
+        return self.manifest["token_schema"]["columns"]
 
     @property
     def agreement_version(self) -> int:
@@ -102,6 +103,9 @@ def _load_manifest(path: Path) -> dict[str, Any]:
             raise VerificationError(f"{path}: manifest lacks '{key}'")
     if "tokens" not in data["files"]:
         raise VerificationError(f"{path}: manifest lacks 'files.tokens'")
+    schema = data["token_schema"]
+    if not isinstance(schema, dict) or not isinstance(schema.get("columns"), dict):
+        raise VerificationError(f"{path}: manifest lacks 'token_schema.columns'")
     return data
 
 
@@ -159,7 +163,7 @@ def _check_tokens(tokens: Path, manifest_path: Path, m: dict[str, Any]) -> tuple
             f"{expected.get('rows')}"
         )
     columns = set(meta.schema_arrow.names)
-    allowed = {"row_ref", *m["token_schema"]}
+    allowed = {"row_ref", *m["token_schema"]["columns"]}
     if "row_ref" not in columns:
         raise VerificationError(f"{tokens}: column 'row_ref' is missing")
     extra = sorted(columns - allowed)

@@ -1,0 +1,115 @@
+"""`wmw-link link`: the trusted third party links all partners' tokens into persons."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from wmw_link import runrecord
+from wmw_link.agreement import Role, load_agreement
+
+
+@click.command("link")
+@click.option(
+    "--agreement",
+    "agreement_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The data-sharing agreement (YAML).",
+)
+@click.option(
+    "--inputs",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A directory of *.tokens.parquet + *.manifest.json, or those files "
+    "(repeatable). Anything else, payloads above all, is refused.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output directory: <dataset>.map.parquet, link-manifest.json, report/.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Database engine (spark: local mode or a configured cluster).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="Match probability to cluster at (default: chosen without "
+    "labels by maximising the model's expected F1).",
+)
+@click.option(
+    "--as", "party", default=None, help="The TTP party id (default: the agreement's TTP)."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=42,
+    show_default=True,
+    help="Seed for random sampling of u (reproducible models).",
+)
+@click.option(
+    "--exact-only",
+    is_flag=True,
+    default=False,
+    help="Naive contrast model: exact-token comparisons only.",
+)
+@click.option("--no-report", is_flag=True, default=False, help="Skip the quality report.")
+@click.option("--threads", type=int, default=None, help="Cores to use (default: all).")
+def link(
+    agreement_path: Path,
+    inputs: tuple[Path, ...],
+    out_dir: Path,
+    backend: str,
+    threshold: float | None,
+    party: str | None,
+    seed: int,
+    exact_only: bool,
+    no_report: bool,
+    threads: int | None,
+) -> None:
+    """Verify every input, link and dedupe all datasets in one Splink model, write maps."""
+    from wmw_link.linkage import link as run_link
+    from wmw_link.linkage.verify import collect_inputs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("splink").setLevel(logging.WARNING)
+    agreement = load_agreement(agreement_path)
+    party = party or agreement.default_party(Role.TTP)
+    rec = runrecord.current()
+    rec.set_agreement(agreement)
+    rec.party, rec.role = party, Role.TTP.value
+    result = run_link(
+        agreement,
+        list(inputs),
+        out_dir,
+        backend=backend,
+        threshold=threshold,
+        party=party,
+        seed=seed,
+        exact_only=exact_only,
+        threads=threads,
+        report=not no_report,
+    )
+    for p in collect_inputs(list(inputs)):
+        rec.add_input(p)
+    for p in [*result.maps.values(), result.manifest]:
+        rec.add_output(p)
+    rec.rows["records"] = result.records
+    rec.rows["persons"] = result.persons
+    rec.rows["comparisons"] = result.comparisons
+    click.echo(
+        f"linked {result.records:,} records into {result.persons:,} persons "
+        f"({result.comparisons:,} pairs scored); threshold p={result.threshold_probability:.4f} "
+        f"({result.threshold_method}); maps in {result.out_dir}"
+    )

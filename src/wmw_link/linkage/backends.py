@@ -1,0 +1,161 @@
+"""Database back ends for linkage: DuckDB (default) and Spark (local mode or a cluster).
+
+A :class:`Backend` loads verified token files into tables Splink can read, runs small queries
+(row counts, token frequencies), and cleans up. Spark's scratch space (``spark.local.dir``,
+checkpoints, warehouse) lives under the run's temporary directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wmw_link.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Arrow/SQL types of token kinds, for columns a dataset lacks (filled with typed NULLs).
+_DUCK_TYPES = {
+    "hmac": "VARCHAR",
+    "hmac_list": "VARCHAR[]",
+    "bloom_word": "BIGINT",
+    "bloom_popcount": "SMALLINT",
+}
+_SPARK_TYPES = {
+    "hmac": "STRING",
+    "hmac_list": "ARRAY<STRING>",
+    "bloom_word": "BIGINT",
+    "bloom_popcount": "SMALLINT",
+}
+
+
+@dataclass
+class Backend:
+    """An open database session with its Splink API."""
+
+    name: str
+    db_api: Any
+    tmp_dir: Path
+    spark: Any = None
+    con: Any = None
+
+    def _select_list(self, columns: dict[str, str], present: set[str]) -> str:
+        types = _SPARK_TYPES if self.name == "spark" else _DUCK_TYPES
+        parts = ["row_ref AS unique_id"]
+        for col, kind in sorted(columns.items()):
+            parts.append(col if col in present else f"CAST(NULL AS {types[kind]}) AS {col}")
+        return ", ".join(parts)
+
+    def load_tokens(
+        self, dataset: str, path: Path, columns: dict[str, str], present: set[str]
+    ) -> Any:
+        """Load one tokens file as a Splink input with every column in ``columns``.
+
+        Args:
+            dataset: the dataset id (Splink's source_dataset).
+            path: the verified tokens parquet.
+            columns: the union of token columns over all inputs -> token kind.
+            present: the columns this file holds.
+
+        Returns:
+            The registered SplinkDataFrame.
+        """
+        select = self._select_list(columns, present)
+        table = f"wmw_tokens_{dataset}"
+        if self.name == "duckdb":
+            self.con.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT {select} FROM read_parquet(?)",
+                [str(path)],
+            )
+            return self.db_api.register(table, dataset_display_name=dataset)
+        df = self.spark.read.parquet(str(path)).selectExpr(*select.split(", "))
+        return self.db_api.register(df, dataset_display_name=dataset)
+
+    def scalar(self, sql: str) -> Any:
+        """Run a query returning one value."""
+        if self.name == "duckdb":
+            return self.con.execute(sql).fetchall()[0][0]
+        return self.spark.sql(sql).collect()[0][0]
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows as tuples."""
+        if self.name == "duckdb":
+            return self.con.execute(sql).fetchall()
+        return [tuple(r) for r in self.spark.sql(sql).collect()]
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+        if self.spark is not None:
+            self.spark.catalog.clearCache()
+
+
+def open_backend(name: str, tmp_dir: Path, threads: int | None = None) -> Backend:
+    """Open a DuckDB or Spark session with scratch space under ``tmp_dir``.
+
+    Raises:
+        ConfigError: an unknown back end, or Spark without pyspark/Java.
+    """
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    if name == "duckdb":
+        import duckdb
+        from splink import DuckDBAPI
+
+        con = duckdb.connect(":memory:")
+        spill = tmp_dir / "duckdb"
+        spill.mkdir(exist_ok=True)
+        con.execute(f"SET temp_directory = '{spill.as_posix()}'")
+        con.execute("SET preserve_insertion_order = false")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        return Backend("duckdb", DuckDBAPI(connection=con), tmp_dir, con=con)
+    if name == "spark":
+        return _open_spark(tmp_dir, threads)
+    raise ConfigError(f"unknown backend '{name}': choose duckdb or spark")
+
+
+def _open_spark(tmp_dir: Path, threads: int | None) -> Backend:
+    try:
+        from pyspark.sql import SparkSession
+        from splink.backends.spark import SparkAPI, similarity_jar_location
+    except ImportError as e:
+        raise ConfigError("the spark backend needs pyspark: pip install 'wmw-link[spark]'") from e
+    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
+    builder = SparkSession.builder.appName("wmw-link")
+    # A master from the usual Spark configuration (spark-submit, SPARK_MASTER) wins; otherwise
+    # run locally on this machine's cores.
+    if not os.environ.get("SPARK_MASTER") and "spark.master" not in os.environ.get(
+        "PYSPARK_SUBMIT_ARGS", ""
+    ):
+        builder = builder.master(f"local[{threads or '*'}]")
+    else:
+        builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
+    scratch = tmp_dir / "spark"
+    scratch.mkdir(exist_ok=True)
+    builder = (
+        builder.config("spark.jars", similarity_jar_location())
+        .config("spark.local.dir", str(scratch / "local"))
+        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch / 'java'}")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.default.parallelism", "8")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", os.environ.get("WMW_SPARK_DRIVER_MEMORY", "4g"))
+    )
+    (scratch / "java").mkdir(exist_ok=True)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as e:  # Java missing or failing to start
+        raise ConfigError(f"cannot start Spark ({type(e).__name__}): is Java 17 installed?") from e
+    spark.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
+    spark.sparkContext.setLogLevel("ERROR")
+    db_api = SparkAPI(
+        spark_session=spark, break_lineage_method="parquet", num_partitions_on_repartition=8
+    )
+    return Backend("spark", db_api, tmp_dir, spark=spark)
+
+
+__all__ = ["Backend", "open_backend"]

@@ -1,0 +1,350 @@
+"""The linkage run: verify, load, train, predict, choose a threshold, cluster, write.
+
+Called by ``wmw-link link`` and usable from Python::
+
+    from wmw_link.agreement import load_agreement
+    from wmw_link.linkage import link
+    result = link(load_agreement("agreements/wmw-outcomes.yaml"), "ttp/inbox", "ttp/out")
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from wmw_link import __version__
+from wmw_link.agreement import Agreement, Role
+from wmw_link.errors import ConfigError, InputDataError
+from wmw_link.files import sha256_file, write_json_atomic
+from wmw_link.linkage import threshold as thr
+from wmw_link.linkage.backends import Backend, open_backend
+from wmw_link.linkage.maps import build_maps, write_maps
+from wmw_link.linkage.settings import (
+    IDENTITY_EVIDENCE,
+    WEAK_LEVELS,
+    ModelPlan,
+    plan_model,
+    settings_creator,
+)
+from wmw_link.linkage.verify import VerifiedInput, verify_inputs
+
+log = logging.getLogger("wmw_link.linkage")
+
+#: Pairs scoring below this match weight are not kept after prediction (p < 0.001).
+PREDICT_FLOOR_WEIGHT = -10.0
+BIN_WIDTH = 0.25
+
+
+@dataclass
+class LinkResult:
+    """What a linkage run produced."""
+
+    out_dir: Path
+    maps: dict[str, Path]
+    manifest: Path
+    report_dir: Path
+    threshold_match_weight: float
+    threshold_probability: float
+    threshold_method: str
+    records: int
+    persons: int
+    comparisons: int
+    timings: dict[str, float] = field(default_factory=dict, repr=False)
+    sweep: list[dict[str, float | int]] = field(default_factory=list, repr=False)
+
+
+def _token_kinds(verified: Sequence[VerifiedInput]) -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for v in verified:
+        for col, spec in v.token_columns.items():
+            kinds[col] = spec["kind"]
+    return kinds
+
+
+def near_unique_u(backend: Backend, tables: Sequence[str], column: str) -> float | None:
+    """u for exact agreement on a near-unique token, from token frequencies.
+
+    Random sampling rarely sees two records of different people sharing a NINo, so its estimate
+    is noisy or missing. Instead: if tokens are spread over the ``D`` distinct values seen, a
+    record of another person carries the same token with probability ``1 / D``.
+    """
+    union = " UNION ALL ".join(f"SELECT {column} AS v FROM {t}" for t in tables)
+    distinct = backend.scalar(f"SELECT COUNT(DISTINCT v) FROM ({union}) WHERE v IS NOT NULL")
+    if not distinct or distinct < 2:
+        return None
+    return 1.0 / float(distinct)
+
+
+def _evidence_condition(linker: Any) -> str:
+    """SQL: the pair has forename, date-of-birth, NINo or NHS-number evidence.
+
+    A pair agreeing on surname and address alone (a household) never links.
+    """
+    parts = []
+    for comp in linker._settings_obj.comparisons:
+        name = comp.output_column_name
+        if name not in IDENTITY_EVIDENCE:
+            continue
+        strong = [
+            lvl.comparison_vector_value
+            for lvl in comp.comparison_levels
+            if not lvl.is_null_level
+            and lvl.comparison_vector_value > 0
+            and (lvl.label_for_charts or "") not in WEAK_LEVELS
+        ]
+        if strong:
+            parts.append(f"gamma_{name} >= {min(strong)}")
+    return " OR ".join(parts) if parts else "TRUE"
+
+
+def _train(linker: Any, plan: ModelPlan, seed: int, n_records: int) -> dict[str, float]:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if plan.deterministic_rules:
+        linker.training.estimate_probability_two_random_records_match(
+            plan.deterministic_rules, recall=0.8
+        )
+    timings["prior"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    max_pairs = float(min(max(n_records * 20, 1e5), 2e7))
+    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    timings["u_sampling"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for block in plan.em_blocks:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            block, estimate_without_term_frequencies=True, max_pairs=2e6
+        )
+    timings["em"] = time.perf_counter() - t0
+    return timings
+
+
+def _choose(
+    linker: Any, filtered: Any, threshold: float | None
+) -> tuple[float, str, list[thr.SweepPoint]]:
+    rows = linker.misc.query_sql(
+        thr.histogram_sql(filtered.physical_name, BIN_WIDTH), output_type="pandas"
+    )
+    bins = [
+        (int(b), int(n), float(s))
+        for b, n, s in rows[["bin", "n", "sum_p"]].itertuples(index=False)
+    ]
+    points = thr.sweep(bins, BIN_WIDTH)
+    if threshold is not None:
+        if not 0.0 < threshold < 1.0:
+            raise ConfigError(f"--threshold must be a probability between 0 and 1, got {threshold}")
+        return thr.probability_to_weight(threshold), "given", points
+    if not points:
+        return 0.0, "no candidate pairs", points
+    best = thr.choose_threshold(points)
+    return best.threshold_match_weight, "maximum expected F1 (label-free)", points
+
+
+def link(
+    agreement: Agreement,
+    inputs: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    backend: str = "duckdb",
+    threshold: float | None = None,
+    party: str | None = None,
+    seed: int = 42,
+    exact_only: bool = False,
+    threads: int | None = None,
+    report: bool = True,
+) -> LinkResult:
+    """Link all partners' tokens into persons and write one map per dataset.
+
+    Args:
+        agreement: the agreement the trusted third party acts under.
+        inputs: a directory of ``*.tokens.parquet`` + ``*.manifest.json``, or those files.
+        out_dir: where maps, ``link-manifest.json`` and ``report/`` go.
+        backend: ``duckdb`` (default) or ``spark``.
+        threshold: a match probability to cluster at; default chosen without labels.
+        party: the TTP party id (default: the agreement's only TTP).
+        seed: seed for random sampling (reproducible u estimates).
+        exact_only: a naive contrast model with exact-token comparisons only.
+        threads: cores to use (default: all).
+        report: write the quality report (charts, rates, sweep, model).
+
+    Returns:
+        A :class:`LinkResult`.
+
+    Raises:
+        PolicyError: the agreement is not in force or the party is not its TTP.
+        VerificationError: an input failed verification (nothing is linked).
+    """
+    agreement.require_in_force()
+    party = party or agreement.default_party(Role.TTP)
+    agreement.require_role(party, Role.TTP, "run linkage")
+    out = Path(out_dir)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    verified = verify_inputs(agreement, inputs)
+    if not verified:
+        raise InputDataError("no tokens to link")
+    timings["verify"] = time.perf_counter() - t_start
+    log.info("verified %d input(s): %s", len(verified), ", ".join(v.dataset for v in verified))
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=out))
+    be = open_backend(backend, tmp, threads)
+    try:
+        return _run(
+            agreement, verified, out, be, threshold, seed, exact_only, report, timings, t_start
+        )
+    finally:
+        be.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(
+    agreement: Agreement,
+    verified: list[VerifiedInput],
+    out: Path,
+    be: Backend,
+    threshold: float | None,
+    seed: int,
+    exact_only: bool,
+    report: bool,
+    timings: dict[str, float],
+    t_start: float,
+) -> LinkResult:
+    from splink import Linker
+
+    t0 = time.perf_counter()
+    kinds = _token_kinds(verified)
+    inputs = [
+        be.load_tokens(v.dataset, v.tokens_path, kinds, set(v.token_columns)) for v in verified
+    ]
+    phys = [sdf.physical_name for sdf in inputs]
+    n_records = sum(v.rows for v in verified)
+    u_fixed = {}
+    for col in ("nino", "nhs"):
+        if col in kinds:
+            u = near_unique_u(be, phys, col)
+            if u is not None:
+                u_fixed[col] = u
+    plan = plan_model(set(kinds), u_fixed, exact_only=exact_only)
+    timings["load"] = time.perf_counter() - t0
+    log.info("loaded %d records; %d comparisons in the model", n_records, len(plan.comparisons))
+
+    linker = Linker(inputs, settings_creator(plan), log_level=logging.WARNING)
+    timings.update(_train(linker, plan, seed, n_records))
+    log.info("model trained")
+
+    t0 = time.perf_counter()
+    predictions = linker.inference.predict(threshold_match_weight=PREDICT_FLOOR_WEIGHT)
+    timings["predict"] = time.perf_counter() - t0
+    comparisons = int(
+        linker.misc.query_sql(
+            f"SELECT COUNT(*) AS n FROM {predictions.physical_name}", output_type="pandas"
+        )["n"].iloc[0]
+    )
+
+    t0 = time.perf_counter()
+    evidence = _evidence_condition(linker)
+    filtered = linker.misc.query_sql(
+        f"SELECT * FROM {predictions.physical_name} WHERE {evidence}", output_type="splink_df"
+    )
+    weight, method, points = _choose(linker, filtered, threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        filtered, threshold_match_weight=weight
+    )
+    timings["threshold_and_cluster"] = time.perf_counter() - t0
+    log.info("clustered at match weight %.2f (%s)", weight, method)
+
+    t0 = time.perf_counter()
+    frame = linker.misc.query_sql(
+        f"SELECT source_dataset, unique_id, cluster_id FROM {clusters.physical_name}",
+        output_type="pandas",
+    )
+    expected = {
+        v.dataset: pd.read_parquet(v.tokens_path, columns=["row_ref"])["row_ref"] for v in verified
+    }
+    maps = build_maps(frame, expected, salt=agreement.id)
+    map_paths = write_maps(maps, out)
+    timings["write_maps"] = time.perf_counter() - t0
+
+    report_dir = out / "report"
+    if report:
+        from wmw_link.linkage.report import write_report
+
+        t0 = time.perf_counter()
+        write_report(
+            report_dir,
+            linker=linker,
+            predictions=predictions,
+            linkable=filtered,
+            maps=maps,
+            points=points,
+            chosen_weight=weight,
+            method=method,
+            plan=plan,
+            comparisons=comparisons,
+            evidence_sql=evidence,
+        )
+        timings["report"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+
+    persons = len(pd.concat([m["person_id"] for m in maps.values()]).unique())
+    manifest = out / "link-manifest.json"
+    write_json_atomic(
+        manifest,
+        {
+            "kind": "wmw-link/link-manifest",
+            "tool_version": __version__,
+            "agreement": {"id": agreement.id, "version": agreement.version, "hash": agreement.hash},
+            "backend": be.name,
+            "seed": seed,
+            "model": "exact-only" if exact_only else "full",
+            "inputs": {
+                v.dataset: {
+                    "party": v.party,
+                    "tokens": {"name": v.tokens_path.name, "sha256": v.sha256, "rows": v.rows},
+                    "manifest": {
+                        "name": v.manifest_path.name,
+                        "sha256": sha256_file(v.manifest_path),
+                    },
+                    "key_check": v.manifest["key_check"],
+                }
+                for v in verified
+            },
+            "outputs": {
+                d: {"name": p.name, "sha256": sha256_file(p), "rows": len(maps[d])}
+                for d, p in map_paths.items()
+            },
+            "threshold": {
+                "match_weight": weight,
+                "match_probability": thr.weight_to_probability(weight),
+                "method": method,
+                "household_rule": "a link needs forename, date-of-birth, NINo or NHS-number "
+                "evidence; surname and address alone never link",
+            },
+            "counts": {"records": n_records, "persons": persons, "comparisons_scored": comparisons},
+            "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+        },
+    )
+    return LinkResult(
+        out_dir=out,
+        maps=map_paths,
+        manifest=manifest,
+        report_dir=report_dir,
+        threshold_match_weight=weight,
+        threshold_probability=thr.weight_to_probability(weight),
+        threshold_method=method,
+        records=n_records,
+        persons=persons,
+        comparisons=comparisons,
+        timings=timings,
+        sweep=[p.to_dict() for p in points],
+    )
+
+
+__all__ = ["LinkResult", "link", "near_unique_u"]

@@ -1,0 +1,169 @@
+"""A linkage run on a small token fixture: maps, accuracy, report, policy and the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from linkage_fixtures import households, write_fixture
+
+from wmw_link.agreement import Agreement, load_agreement
+from wmw_link.cli import main
+from wmw_link.errors import PolicyError
+from wmw_link.evaluate import score
+from wmw_link.linkage import LinkResult, link
+
+AGREEMENT = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
+N_HOUSEHOLDS = 60
+
+
+@pytest.fixture(scope="module")
+def agreement() -> Agreement:
+    return load_agreement(AGREEMENT)
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(agreement: Agreement, tmp_path_factory: pytest.TempPathFactory):
+    d = tmp_path_factory.mktemp("tokens")
+    truth = write_fixture(agreement, d, n_households=N_HOUSEHOLDS)
+    return d, truth
+
+
+@pytest.fixture(scope="module")
+def result(agreement: Agreement, fixture_dir, tmp_path_factory) -> LinkResult:
+    out = tmp_path_factory.mktemp("linked")
+    return link(agreement, fixture_dir[0], out, seed=1)
+
+
+def _scoring_frame(result: LinkResult, truth: dict[tuple[str, str], int]) -> pd.DataFrame:
+    hh = households(N_HOUSEHOLDS)
+    rows = []
+    for ds, path in result.maps.items():
+        m = pd.read_parquet(path)
+        for ref, pid in zip(m["row_ref"], m["person_id"], strict=True):
+            rows.append((ds, pid, truth[(ds, ref)], hh[truth[(ds, ref)]]))
+    return pd.DataFrame(rows, columns=["dataset", "pred", "true", "household"])
+
+
+def test_maps_cover_every_input_row_exactly_once(result: LinkResult, fixture_dir) -> None:
+    src = fixture_dir[0]
+    assert set(result.maps) == {"hmrc_rti", "hub_birmingham", "nhs_referrals"}
+    for ds, path in result.maps.items():
+        m = pq.read_table(path)
+        assert m.column_names == ["row_ref", "person_id"]
+        refs = pq.read_table(src / f"{ds}.tokens.parquet")["row_ref"].to_pylist()
+        got = m["row_ref"].to_pylist()
+        assert sorted(got) == sorted(refs)
+        assert len(set(got)) == len(got)
+        assert all(isinstance(p, str) and p.startswith("p") for p in m["person_id"].to_pylist())
+
+
+def test_links_the_fixture_accurately_without_household_merges(
+    result: LinkResult, fixture_dir
+) -> None:
+    ev = score(_scoring_frame(result, fixture_dir[1]))
+    assert ev.pairwise.f1 >= 0.97, ev.summary()
+    assert ev.within_source.recall >= 0.9, ev.summary()
+    assert ev.household_false_merge["false_pairs_same_household"] <= 2, ev.summary()
+    assert result.threshold_method.startswith("maximum expected F1")
+
+
+def test_report_and_manifest(result: LinkResult, fixture_dir) -> None:
+    rep = result.report_dir
+    for name in (
+        "index.html",
+        "match_weights.html",
+        "m_u_parameters.html",
+        "match_weights_histogram.html",
+        "waterfall.html",
+        "model.json",
+        "quality.json",
+    ):
+        assert (rep / name).is_file(), name
+    q = json.loads((rep / "quality.json").read_text())
+    assert {r["source"] for r in q["unlinked"]} == set(result.maps)
+    assert any(
+        r["source"] == "hmrc_rti" and r["other"] == "nhs_referrals" and r["link_rate"] > 0
+        for r in q["link_rates"]
+    )
+    assert q["sweep"] and q["comparisons_scored"] == result.comparisons
+    model = json.loads((rep / "model.json").read_text())
+    assert model["link_type"] == "link_and_dedupe"
+    nino = next(c for c in model["comparisons"] if c["output_column_name"] == "nino")
+    exact = next(lvl for lvl in nino["comparison_levels"] if lvl.get("label_for_charts") == "exact")
+    assert exact["fix_u_probability"] and 0 < exact["u_probability"] < 0.05
+    man = json.loads(result.manifest.read_text())
+    assert man["counts"]["records"] == result.records
+    assert set(man["outputs"]) == set(result.maps)
+    assert man["inputs"]["hmrc_rti"]["tokens"]["sha256"]
+
+
+def test_report_holds_no_token_values(result: LinkResult, fixture_dir) -> None:
+    tokens = pq.read_table(
+        fixture_dir[0] / "hmrc_rti.tokens.parquet", columns=["nino", "dob_exact"]
+    )
+    values = {v for col in tokens.columns for v in col.to_pylist() if v}
+    for f in result.report_dir.iterdir():
+        text = f.read_text(encoding="utf-8")
+        found = set(re.findall(r"[0-9a-f]{32}", text)) & values
+        assert not found, f.name
+
+
+def test_given_threshold_is_used(agreement: Agreement, fixture_dir, tmp_path: Path) -> None:
+    r = link(agreement, fixture_dir[0], tmp_path, threshold=0.999, report=False)
+    assert r.threshold_method == "given"
+    assert r.threshold_probability == pytest.approx(0.999)
+
+
+def test_only_the_ttp_may_link(agreement: Agreement, fixture_dir, tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="rule 'roles'"):
+        link(agreement, fixture_dir[0], tmp_path, party="insight-team")
+
+
+def test_cli_link_and_evaluate_refuse_payload(fixture_dir, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for f in fixture_dir[0].iterdir():
+        (inbox / f.name).write_bytes(f.read_bytes())
+    (inbox / "hmrc_rti.payload.parquet").write_bytes(b"PAR1")
+    res = CliRunner().invoke(
+        main,
+        [
+            "link",
+            "--agreement",
+            str(AGREEMENT),
+            "--inputs",
+            str(inbox),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert res.exit_code == 1
+    assert "never a payload" in res.output
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.map.parquet"))
+
+
+def test_cli_link(fixture_dir, tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        main,
+        [
+            "link",
+            "--agreement",
+            str(AGREEMENT),
+            "--inputs",
+            str(fixture_dir[0]),
+            "--out",
+            str(tmp_path),
+            "--no-report",
+            "--threshold",
+            "0.9",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "persons" in res.output
+    assert len(list(tmp_path.glob("*.map.parquet"))) == 3

@@ -1,0 +1,150 @@
+"""Input verification at the trusted third party: every failure refused with the right rule."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from linkage_fixtures import write_fixture
+
+from wmw_link.agreement import Agreement, load_agreement
+from wmw_link.errors import VerificationError
+from wmw_link.files import sha256_file
+from wmw_link.linkage.verify import collect_inputs, verify_inputs
+
+AGREEMENT = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
+
+
+@pytest.fixture(scope="module")
+def agreement() -> Agreement:
+    return load_agreement(AGREEMENT)
+
+
+@pytest.fixture(scope="module")
+def pristine(agreement: Agreement, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("tokens")
+    write_fixture(agreement, d, n_households=8)
+    return d
+
+
+@pytest.fixture
+def inputs(pristine: Path, tmp_path: Path) -> Path:
+    d = tmp_path / "in"
+    shutil.copytree(pristine, d)
+    return d
+
+
+def _edit_manifest(path: Path, **changes: object) -> None:
+    m = json.loads(path.read_text())
+    for dotted, value in changes.items():
+        node = m
+        *parents, last = dotted.split("__")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    path.write_text(json.dumps(m))
+
+
+def test_good_inputs_verify(agreement: Agreement, inputs: Path) -> None:
+    got = verify_inputs(agreement, inputs)
+    assert [v.dataset for v in got] == ["hmrc_rti", "hub_birmingham", "nhs_referrals"]
+    assert all(v.rows > 0 for v in got)
+    assert "forename_bf0" in got[0].token_columns
+
+
+def test_wrong_key_check_names_the_odd_partner(agreement: Agreement, inputs: Path) -> None:
+    _edit_manifest(inputs / "nhs_referrals.manifest.json", key_check="another-key")
+    with pytest.raises(VerificationError, match=r"rule 'key check'.*nhs-icb \(nhs_referrals\)"):
+        verify_inputs(agreement, inputs)
+
+
+def test_altered_tokens_file_refused(agreement: Agreement, inputs: Path) -> None:
+    path = inputs / "hmrc_rti.tokens.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.slice(1), path)  # one row dropped
+    with pytest.raises(VerificationError, match=r"hmrc_rti.tokens.parquet: rule 'file hash'"):
+        verify_inputs(agreement, inputs)
+
+
+def test_row_count_mismatch_refused(agreement: Agreement, inputs: Path) -> None:
+    path = inputs / "hmrc_rti.tokens.parquet"
+    pq.write_table(pq.read_table(path).slice(1), path)
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", files__tokens__sha256=sha256_file(path))
+    with pytest.raises(VerificationError, match="rule 'row count'"):
+        verify_inputs(agreement, inputs)
+
+
+def test_unknown_dataset_refused(agreement: Agreement, inputs: Path) -> None:
+    for suffix in (".tokens.parquet", ".manifest.json"):
+        (inputs / f"hub_birmingham{suffix}").rename(inputs / f"hub_leicester{suffix}")
+    _edit_manifest(inputs / "hub_leicester.manifest.json", dataset="hub_leicester")
+    with pytest.raises(VerificationError, match="rule 'datasets': dataset 'hub_leicester'"):
+        verify_inputs(agreement, inputs)
+
+
+def test_wrong_party_for_dataset_refused(agreement: Agreement, inputs: Path) -> None:
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", party="dwp")
+    with pytest.raises(VerificationError, match="rule 'controller'"):
+        verify_inputs(agreement, inputs)
+
+
+def test_other_agreement_refused(agreement: Agreement, inputs: Path) -> None:
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", agreement__id="another-agreement")
+    with pytest.raises(VerificationError, match="rule 'agreement'"):
+        verify_inputs(agreement, inputs)
+
+
+def test_changed_agreement_hash_refused(agreement: Agreement, inputs: Path) -> None:
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", agreement__hash="0" * 64)
+    with pytest.raises(VerificationError, match="rule 'agreement hash'"):
+        verify_inputs(agreement, inputs)
+
+
+def _v2(agreement: Agreement, compatible: list[int]) -> Agreement:
+    data = agreement.model_dump()
+    data.update(version=2, compatible_with=compatible)
+    return Agreement.model_validate(data)
+
+
+def test_mixed_versions_refused_unless_compatible(agreement: Agreement, inputs: Path) -> None:
+    v2 = _v2(agreement, [])
+    # hmrc tokenised under v2, the others under v1
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", agreement__version=2, agreement__hash=v2.hash)
+    with pytest.raises(VerificationError, match=r"rule 'version': made under wmw-outcomes v1"):
+        verify_inputs(v2, inputs)
+    compatible = _v2(agreement, [1])
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", agreement__hash=compatible.hash)
+    assert len(verify_inputs(compatible, inputs)) == 3
+
+
+def test_payload_file_refused(inputs: Path) -> None:
+    (inputs / "hmrc_rti.payload.parquet").write_bytes(b"PAR1")
+    with pytest.raises(VerificationError, match="a payload file; .* never a payload"):
+        collect_inputs(inputs)
+
+
+def test_other_files_refused(inputs: Path) -> None:
+    (inputs / "notes.csv").write_text("a,b\n")
+    with pytest.raises(VerificationError, match="notes.csv: refused"):
+        collect_inputs(inputs)
+
+
+def test_extra_column_in_tokens_refused(agreement: Agreement, inputs: Path) -> None:
+    import pyarrow as pa
+
+    path = inputs / "hmrc_rti.tokens.parquet"
+    table = pq.read_table(path)
+    table = table.append_column("monthly_pay", pa.array([1.0] * table.num_rows))
+    pq.write_table(table, path)
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", files__tokens__sha256=sha256_file(path))
+    with pytest.raises(VerificationError, match="rule 'tokens only': column\\(s\\) monthly_pay"):
+        verify_inputs(agreement, inputs)
+
+
+def test_tokens_without_manifest_refused(agreement: Agreement, inputs: Path) -> None:
+    (inputs / "hmrc_rti.manifest.json").unlink()
+    with pytest.raises(VerificationError, match="no manifest hmrc_rti.manifest.json"):
+        verify_inputs(agreement, inputs)
