@@ -1,0 +1,111 @@
+"""`wmw-link tokenise`: a controller turns its extract into tokens and payload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wmw_link import runrecord
+from wmw_link.agreement import Role, load_agreement
+from wmw_link.tokenise import DEFAULT_BATCH_ROWS, DEFAULT_WORKERS
+from wmw_link.tokenise import tokenise as _tokenise
+
+
+@click.command("tokenise")
+@click.option(
+    "--agreement",
+    "agreement_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The data-sharing agreement (YAML).",
+)
+@click.option("--dataset", required=True, help="Dataset id in the agreement, e.g. dwp_claims.")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The extract: CSV (UTF-8, header) or Parquet, in your own column names.",
+)
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The agreement's linkage key, shared by all partners (keys new).",
+)
+@click.option(
+    "--ref-key",
+    "ref_key_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Your own row-reference key, never shared (keys new).",
+)
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory."
+)
+@click.option(
+    "--as", "party", default=None, help="Your party id (default: the dataset's controller)."
+)
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_ROWS,
+    show_default=True,
+    help="Rows per batch (memory is a few batches).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Processes.",
+)
+def tokenise(
+    agreement_path: Path,
+    dataset: str,
+    input_path: Path,
+    key_path: Path,
+    ref_key_path: Path,
+    out_dir: Path,
+    party: str | None,
+    batch_rows: int,
+    workers: int,
+) -> None:
+    """Write <dataset>.tokens.parquet (to the TTP), .payload.parquet (to the analysts),
+    .manifest.json (to both), and the local .rejects.parquet and .crosswalk.parquet.
+
+    Only the columns the agreement names are read. No identifier value is printed.
+    """  # noqa: D205
+    rec = runrecord.current()
+    agreement = load_agreement(agreement_path)
+    rec.set_agreement(agreement)
+    ds = agreement.dataset(dataset)
+    rec.party = party or ds.controller
+    rec.role = Role.CONTROLLER.value
+    rec.add_input(agreement_path)
+    if input_path.is_file():
+        rec.add_input(input_path)
+    result = _tokenise(
+        agreement, dataset, input_path, key_path, ref_key_path, out_dir,
+        party=party, batch_rows=batch_rows, workers=workers,
+    )  # fmt: skip
+    for p in [*result.shared_outputs, *result.local_outputs]:
+        rec.add_output(p)
+    rec.rows.update(
+        {"input": result.rows_input, "tokens": result.rows_tokens, "rejected": result.rows_rejected}
+    )
+    click.echo(
+        f"{result.dataset}: {result.rows_input} rows in, {result.rows_tokens} tokenised, "
+        f"{result.rows_rejected} rejected ({result.seconds:.1f} s)"
+    )
+    for reason, n in result.rejected_by_reason.items():
+        click.echo(f"  rejected {reason}: {n}")
+    nulled = {k: v for k, v in result.nulled_by_reason.items() if not k.endswith(":missing")}
+    for reason, n in nulled.items():
+        click.echo(f"  invalid -> null {reason}: {n}")
+    click.echo(f"key check value: {result.key_check}")
+    click.echo(f"to the TTP:      {result.tokens}, {result.manifest}")
+    click.echo(f"to the analysts: {result.payload}, {result.manifest}")
+    click.echo(f"keep locally:    {result.rejects}, {result.crosswalk}")

@@ -1,0 +1,104 @@
+"""Typed payload columns for the analysts, as the agreement and docs/contracts.md define them.
+
+date -> date32, year -> int16, integer -> int64, number -> float64, boolean -> bool,
+category / string / postcode_district -> string. A value that does not parse (or a category not
+in the agreement's list) becomes null and is counted as ``payload.<name>:<reason>``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from wmw_link.agreement import PayloadField, PayloadType
+from wmw_link.normalise import blank_to_null, count_reasons, normalise_postcodes
+from wmw_link.normalise.dates import INVALID_DATE
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+_NULL_STR = pa.scalar(None, pa.string())
+
+
+class PayloadParser:
+    """Parses one batch's payload columns; caches parsed dates across batches."""
+
+    def __init__(self, fields: list[PayloadField]) -> None:
+        self.fields = fields
+        self._date_cache: dict[tuple[str, str], dt.date | None] = {}
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(f.name, arrow_type(f.type)) for f in self.fields])
+
+    def _dates(self, raw: pa.Array, fmt: str) -> pa.Array:
+        enc = pc.dictionary_encode(raw)
+        out = []
+        for v in enc.dictionary.to_pylist():
+            key = (fmt, v)
+            if key not in self._date_cache:
+                try:
+                    self._date_cache[key] = dt.datetime.strptime(v, fmt).date()
+                except ValueError:
+                    self._date_cache[key] = None
+            out.append(self._date_cache[key])
+        return pc.take(pa.array(out, pa.date32()), enc.indices)
+
+    def parse(self, batch: pa.RecordBatch) -> tuple[list[pa.Array], Counter[str]]:
+        """Typed payload arrays in field order, and null counts by reason."""
+        arrays: list[pa.Array] = []
+        counts: Counter[str] = Counter()
+        for f in self.fields:
+            raw = blank_to_null(batch.column(f.column))
+            arr, reason = self._one(f, raw)
+            bad = pc.and_(pc.is_valid(raw), pc.is_null(arr))
+            n_bad = pc.sum(pc.cast(bad, pa.int64())).as_py() or 0
+            if n_bad:
+                counts[f"payload.{f.name}:{reason}"] += n_bad
+            arrays.append(arr)
+        return arrays, counts
+
+    def _one(self, f: PayloadField, raw: pa.Array) -> tuple[pa.Array, str]:
+        t = f.type
+        if t == PayloadType.DATE:
+            return self._dates(raw, f.format or ""), INVALID_DATE
+        if t == PayloadType.YEAR:
+            d = self._dates(raw, f.format or "")
+            return pc.cast(pc.year(d), pa.int16()), INVALID_DATE
+        if t == PayloadType.INTEGER:
+            ok = pc.match_substring_regex(raw, r"^[+-]?[0-9]+$")
+            return pc.cast(pc.if_else(ok, raw, _NULL_STR), pa.int64()), "invalid_integer"
+        if t == PayloadType.NUMBER:
+            ok = pc.match_substring_regex(
+                raw, r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+            )
+            return pc.cast(pc.if_else(ok, raw, _NULL_STR), pa.float64()), "invalid_number"
+        if t == PayloadType.BOOLEAN:
+            low = pc.utf8_lower(raw)
+            is_t = pc.is_in(low, pa.array(sorted(_TRUE)))
+            is_f = pc.is_in(low, pa.array(sorted(_FALSE)))
+            out = pc.if_else(is_t, True, pc.if_else(is_f, False, pa.scalar(None, pa.bool_())))
+            return out, "invalid_boolean"
+        if t == PayloadType.CATEGORY and f.categories is not None:
+            # Case-insensitive match to the agreement's spelling of each category.
+            cats = list(f.categories)
+            idx = pc.index_in(pc.utf8_lower(raw), pa.array([c.lower() for c in cats]))
+            return pc.take(pa.array(cats, pa.string()), idx), "not_a_category"
+        if t == PayloadType.POSTCODE_DISTRICT:
+            return normalise_postcodes(raw).district, "invalid_postcode"
+        return raw, "invalid"
+
+
+def arrow_type(t: PayloadType) -> pa.DataType:
+    """The Arrow type of a payload column (docs/contracts.md)."""
+    return {
+        PayloadType.DATE: pa.date32(),
+        PayloadType.YEAR: pa.int16(),
+        PayloadType.INTEGER: pa.int64(),
+        PayloadType.NUMBER: pa.float64(),
+        PayloadType.BOOLEAN: pa.bool_(),
+    }.get(t, pa.string())
+
+
+__all__ = ["PayloadParser", "arrow_type", "count_reasons"]

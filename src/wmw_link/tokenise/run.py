@@ -1,0 +1,346 @@
+"""``tokenise()``: one controller's extract -> tokens, payload, manifest, rejects, crosswalk.
+
+The input is streamed in batches; batches are tokenised on ``workers`` processes (results are
+written in input order, so the output does not depend on timing) and written as they come back.
+All outputs go to temporary files renamed into place only when everything succeeded; the old
+manifest is removed first, so a manifest never describes files from another run.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from wmw_link import token_schema as ts
+from wmw_link.agreement import Agreement, load_agreement
+from wmw_link.errors import ConfigError
+from wmw_link.files import atomic_path, sha256_file, write_json_atomic
+from wmw_link.keys import SecretKey, load_key
+from wmw_link.tokenise.manifest import build_manifest
+from wmw_link.tokenise.payload import arrow_type
+from wmw_link.tokenise.reader import open_input
+from wmw_link.tokenise.rejects import (
+    CROSSWALK_SCHEMA,
+    REJECTS_SCHEMA,
+    count_rejects,
+    duplicates_batch,
+)
+from wmw_link.tokenise.worker import BatchResult, BatchWorker, Plan, init_worker, payload_schema
+
+DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
+_PARQUET_OPTS = {"compression": "zstd", "write_statistics": False}
+
+
+@dataclass
+class TokeniseResult:
+    """What :func:`tokenise` wrote, with counts (no values)."""
+
+    dataset: str
+    party: str
+    key_check: str
+    rows_input: int
+    rows_tokens: int
+    rows_rejected: int
+    rejected_by_reason: dict[str, int]
+    nulled_by_reason: dict[str, int]
+    tokens: Path
+    payload: Path
+    manifest: Path
+    rejects: Path
+    crosswalk: Path
+    seconds: float
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def shared_outputs(self) -> list[Path]:
+        """Files that leave the controller (tokens and manifest to the TTP, payload to analysts)."""
+        return [self.tokens, self.payload, self.manifest]
+
+    @property
+    def local_outputs(self) -> list[Path]:
+        """Files that stay with the controller."""
+        return [self.rejects, self.crosswalk]
+
+
+def _as_key(key: SecretKey | str | os.PathLike[str], what: str) -> SecretKey:
+    if isinstance(key, SecretKey):
+        return key
+    if key is None:
+        raise ConfigError(f"{what} is required")
+    return load_key(key)
+
+
+def _progress(enabled: bool | None, total: int | None) -> contextlib.AbstractContextManager:
+    """A rich progress bar on stderr when it is a terminal (or when forced)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    prog = Progress(
+        TextColumn("tokenising"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    return _ProgressCtx(prog, total)
+
+
+class _ProgressCtx(contextlib.AbstractContextManager):
+    def __init__(self, prog: object, total: int | None) -> None:
+        self.prog = prog
+        self.total = total
+
+    def __enter__(self) -> _ProgressCtx:
+        self.prog.__enter__()  # type: ignore[attr-defined]
+        self.task = self.prog.add_task("rows", total=self.total)  # type: ignore[attr-defined]
+        return self
+
+    def advance(self, n: int) -> None:
+        self.prog.advance(self.task, n)  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        self.prog.__exit__(*exc)  # type: ignore[attr-defined]
+
+
+def _results(plan: Plan, batches: Iterator[pa.RecordBatch], workers: int) -> Iterator[BatchResult]:
+    """Batch results in input order, on ``workers`` processes when there is more than a batch."""
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if workers <= 1 or second is None:
+        worker = BatchWorker(plan)
+        offset = 0
+        for b in _chain(first, second, batches):
+            yield worker.process(b, offset)
+            offset += b.num_rows
+        return
+    # Spawned (not forked) workers: forking a process that runs Arrow's thread pools can hang.
+    ctx = multiprocessing.get_context("spawn")
+    pending: collections.deque[Future[BatchResult]] = collections.deque()
+    from wmw_link.tokenise.worker import run_batch
+
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=init_worker, initargs=(plan,)
+    ) as pool:
+        try:
+            offset = 0
+            for b in _chain(first, second, batches):
+                pending.append(pool.submit(run_batch, b, offset))
+                offset += b.num_rows
+                # Bounded memory: at most two batches in flight per worker.
+                while len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+
+
+def _chain(
+    first: pa.RecordBatch, second: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    yield first
+    if second is not None:
+        yield second
+        yield from rest
+
+
+def tokenise(
+    agreement: Agreement | str | os.PathLike[str],
+    dataset_id: str,
+    input: str | os.PathLike[str] | pa.Table,  # noqa: A002 - the contract's name
+    key: SecretKey | str | os.PathLike[str],
+    ref_key: SecretKey | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    party: str | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    workers: int = DEFAULT_WORKERS,
+    *,
+    today: dt.date | None = None,
+    progress: bool | None = None,
+) -> TokeniseResult:
+    """Tokenise one controller's extract under a data-sharing agreement.
+
+    Args:
+        agreement: an :class:`Agreement` or the path of its YAML file.
+        dataset_id: the dataset in the agreement (e.g. ``"dwp_claims"``).
+        input: CSV or Parquet path in the controller's own column names, or an Arrow table.
+        key: the agreement's shared linkage key (a :class:`SecretKey` or a key-file path).
+        ref_key: the controller's own row-reference key (never shared).
+        out_dir: where ``<dataset>.tokens.parquet`` and the other outputs go.
+        party: who runs it; must be the dataset's controller (the default).
+        batch_rows: rows per batch (memory is bounded by a few batches).
+        workers: processes to tokenise on (batches are written in input order either way).
+        today: the date validation uses for "not in the future" (default: today).
+        progress: show a progress bar (default: when stderr is a terminal).
+
+    Returns:
+        A :class:`TokeniseResult` with paths and counts.
+
+    Raises:
+        PolicyError: the agreement is not in force or ``party`` does not control the dataset.
+        InputDataError: the input is missing, unreadable, empty, not UTF-8, or lacks a column.
+        KeyFileError: a key file is unsafe or malformed.
+    """
+    started = time.perf_counter()
+    if not isinstance(agreement, Agreement):
+        agreement = load_agreement(agreement)
+    dataset = agreement.dataset(dataset_id)
+    party = party or dataset.controller
+    agreement.require_in_force(today)
+    agreement.require_controller_of(party, dataset_id)
+    if batch_rows < 1 or workers < 1:
+        raise ConfigError("batch_rows and workers must be at least 1")
+    link_key = _as_key(key, "--key (the agreement's linkage key)")
+    own_key = _as_key(ref_key, "--ref-key (your own row-reference key)")
+    if link_key.check_value() == own_key.check_value():
+        raise ConfigError(
+            "--key and --ref-key are the same key; the row-reference key must be your own secret"
+        )
+
+    plan = Plan(agreement.id, dataset, link_key, own_key, today or dt.date.today())
+    source = open_input(input, plan.input_columns(), dataset.id, batch_rows)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        kind: out / f"{dataset.id}.{kind}.parquet"
+        for kind in ("tokens", "payload", "rejects", "crosswalk")
+    }
+    manifest_path = out / f"{dataset.id}.manifest.json"
+    token_cols = plan.token_columns()
+    payload_fields = dataset.analyst_payload()
+    p_schema = payload_schema(
+        pa.schema([pa.field(f.name, arrow_type(f.type)) for f in payload_fields])
+    )
+
+    rows_in = rows_out = 0
+    rejected: Counter[str] = Counter()
+    nulled: Counter[str] = Counter()
+    seen: set[str] = set()
+    with contextlib.ExitStack() as stack:
+        tmp = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
+        writers = {
+            "tokens": pq.ParquetWriter(tmp["tokens"], ts.arrow_schema(token_cols), **_PARQUET_OPTS),
+            "payload": pq.ParquetWriter(tmp["payload"], p_schema, **_PARQUET_OPTS),
+            "rejects": pq.ParquetWriter(tmp["rejects"], REJECTS_SCHEMA, **_PARQUET_OPTS),
+            "crosswalk": pq.ParquetWriter(tmp["crosswalk"], CROSSWALK_SCHEMA, **_PARQUET_OPTS),
+        }
+        for w in writers.values():
+            stack.callback(w.close)
+        bar = stack.enter_context(_progress(progress, source.total_rows))
+        for res in _results(plan, source.batches, workers):
+            res = _drop_duplicates(res, seen, dataset.record_id)
+            rows_in += res.n_input
+            rows_out += res.tokens.num_rows
+            rejected.update(count_rejects(res.rejects))
+            nulled.update(res.nulled)
+            writers["tokens"].write_batch(res.tokens)
+            writers["payload"].write_batch(res.payload)
+            writers["rejects"].write_batch(res.rejects)
+            writers["crosswalk"].write_batch(
+                pa.RecordBatch.from_arrays(
+                    [res.record_ids, res.tokens.column(0)], schema=CROSSWALK_SCHEMA
+                )
+            )
+            if bar is not None:
+                bar.advance(res.n_input)
+        n_rejected = sum(rejected.values())
+        # Rows are never lost: every input row is either tokenised or rejected.
+        if rows_in != rows_out + n_rejected:
+            raise AssertionError(
+                f"row accounting failed: {rows_in} in, {rows_out} tokenised, {n_rejected} rejected"
+            )
+        for w in writers.values():
+            w.close()
+        # A stale manifest must never describe the new files.
+        with contextlib.suppress(FileNotFoundError):
+            manifest_path.unlink()
+    # (the ExitStack has renamed every temporary file into place)
+
+    key_check = link_key.check_value(agreement.id)
+    shipped = {
+        "tokens": (paths["tokens"], sha256_file(paths["tokens"]), rows_out),
+        "payload": (paths["payload"], sha256_file(paths["payload"]), rows_out),
+    }
+    manifest = build_manifest(
+        agreement=agreement,
+        dataset=dataset,
+        party=party,
+        key_check=key_check,
+        token_columns=token_cols,
+        payload_types={f.name: f.type.value for f in payload_fields},
+        rows_input=rows_in,
+        rows_tokens=rows_out,
+        rejected_by_reason=rejected,
+        nulled_by_reason=nulled,
+        files=shipped,
+    )
+    write_json_atomic(manifest_path, manifest)
+    return TokeniseResult(
+        dataset=dataset.id,
+        party=party,
+        key_check=key_check,
+        rows_input=rows_in,
+        rows_tokens=rows_out,
+        rows_rejected=n_rejected,
+        rejected_by_reason=dict(sorted(rejected.items())),
+        nulled_by_reason=dict(sorted(nulled.items())),
+        tokens=paths["tokens"],
+        payload=paths["payload"],
+        manifest=manifest_path,
+        rejects=paths["rejects"],
+        crosswalk=paths["crosswalk"],
+        seconds=time.perf_counter() - started,
+        outputs={**paths, "manifest": manifest_path},
+    )
+
+
+def _drop_duplicates(res: BatchResult, seen: set[str], record_id_column: str) -> BatchResult:
+    """Move rows whose record id (row ref) was already seen to the rejects; keep the first."""
+    refs = res.tokens.column(0).to_pylist()
+    dup = []
+    for r in refs:
+        if r in seen:
+            dup.append(True)
+        else:
+            seen.add(r)
+            dup.append(False)
+    if not any(dup):
+        return res
+    mask = pa.array(dup)
+    keep = pc.invert(mask)
+    extra = duplicates_batch(res.row_numbers, record_id_column, mask)
+    rejects = pa.Table.from_batches([res.rejects, extra]).sort_by("row_number")
+    return BatchResult(
+        n_input=res.n_input,
+        row_numbers=pc.filter(res.row_numbers, keep),
+        record_ids=pc.filter(res.record_ids, keep),
+        tokens=res.tokens.filter(keep),
+        payload=res.payload.filter(keep),
+        rejects=rejects.combine_chunks().to_batches()[0] if rejects.num_rows else res.rejects,
+        nulled=res.nulled,
+    )

@@ -1,0 +1,195 @@
+"""Keyed tokens: HMAC-SHA256 truncated to 128 bits, per domain and encoding, distinct values only.
+
+A :class:`Hasher` holds one pre-keyed HMAC object per (domain, encoding) with the encoding tag
+already absorbed; a token is ``copy().update(value).digest()[:16].hex()``. The token columns of
+each identifier are built over the *distinct* normalised values of a batch (names and dates
+repeat a lot) and cached per process across batches, then spread back to rows with ``take``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import jellyfish
+import pyarrow as pa
+import pyarrow.compute as pc
+from doublemetaphone import doublemetaphone
+
+from wmw_link import token_schema as ts
+from wmw_link.keys import SecretKey
+from wmw_link.tokenise.bloom import BloomEncoder
+
+_SEP = b"\x1f"
+_ONE_DAY = dt.timedelta(days=1)
+
+
+class Hasher:
+    """Pre-keyed HMACs for one agreement; tokens are 32 hex characters."""
+
+    def __init__(self, key: SecretKey, agreement_id: str) -> None:
+        self._key = key
+        self._agreement_id = agreement_id
+        self._domains: dict[str, hmac.HMAC] = {}
+        self._prefixed: dict[tuple[str, str], hmac.HMAC] = {}
+
+    def _domain(self, domain: str) -> hmac.HMAC:
+        h = self._domains.get(domain)
+        if h is None:
+            h = hmac.new(self._key.derive(self._agreement_id, domain), digestmod=hashlib.sha256)
+            self._domains[domain] = h
+        return h
+
+    def digest(self, domain: str, data: bytes) -> bytes:
+        """Full HMAC-SHA256 of raw bytes under the domain subkey (for Bloom positions)."""
+        h = self._domain(domain).copy()
+        h.update(data)
+        return h.digest()
+
+    def tokenizer(self, domain: str, encoding: str) -> Callable[[str], str]:
+        """A function value -> token for one (domain, encoding)."""
+        base = self._prefixed.get((domain, encoding))
+        if base is None:
+            base = self._domain(domain).copy()
+            base.update(encoding.encode("ascii") + _SEP)
+            self._prefixed[(domain, encoding)] = base
+
+        def token(value: str) -> str:
+            h = base.copy()
+            h.update(value.encode("utf-8"))
+            return h.digest()[: ts.TOKEN_BYTES].hex()
+
+        return token
+
+
+@lru_cache(maxsize=1)
+def _nicknamer() -> object:
+    from nicknames import NickNamer
+
+    return NickNamer()
+
+
+def nickname_group(first_word: str) -> list[str]:
+    """The word and its canonical names in the ``nicknames`` table (Bill -> William, ...)."""
+    canon = _nicknamer().canonicals_of(first_word)  # type: ignore[attr-defined]
+    return sorted({first_word, *canon})
+
+
+class NameTokens:
+    """Token columns of one name part (forename or surname) from normalised names."""
+
+    def __init__(self, hasher: Hasher, part: str, bloom: BloomEncoder) -> None:
+        self.part = part
+        self.columns = [c for c in ts.columns_for([part])]
+        d = ts.DOMAIN_NAME
+        self._name = hasher.tokenizer(d, "name")
+        self._dm = hasher.tokenizer(d, "dmetaphone")
+        self._nysiis = hasher.tokenizer(d, "nysiis")
+        self._soundex = hasher.tokenizer(d, "soundex")
+        self._prefix = hasher.tokenizer(d, "prefix")
+        self._initial = hasher.tokenizer(d, "initial")
+        self._nick = hasher.tokenizer(d, "nickname")
+        self._bloom = bloom
+        self._cache: dict[str, tuple[object, ...]] = {}
+
+    def row(self, name: str) -> tuple[object, ...]:
+        """All token values of one normalised name, in schema column order."""
+        hit = self._cache.get(name)
+        if hit is not None:
+            return hit
+        words = name.split(" ")
+        key = words[0] if self.part == "forename" else "".join(words)
+        codes = sorted({c for c in doublemetaphone(key) if c})
+        out: list[object] = [
+            self._name(name),
+            self._name(words[0]),
+            self._name(words[-1]),
+            sorted({self._name(w) for w in words}),
+            sorted({self._dm(c) for c in codes}) or None,
+            self._nysiis(jellyfish.nysiis(key)),
+            self._soundex(jellyfish.soundex(key)),
+            self._prefix(key[: ts.NAME_PREFIX_LEN]),
+            self._initial(key[0]),
+        ]
+        if self.part == "forename":
+            out.append(sorted({self._nick(n) for n in nickname_group(words[0])}))
+        bits_words, pop = self._bloom.encode(name)
+        out.extend(bits_words)
+        out.append(pop)
+        result = tuple(out)
+        self._cache[name] = result
+        return result
+
+
+class DateTokens:
+    """Token columns of dates of birth."""
+
+    def __init__(self, hasher: Hasher) -> None:
+        self.columns = ts.columns_for(["date_of_birth"])
+        d = ts.DOMAIN_DOB
+        self._date = hasher.tokenizer(d, "date")
+        self._ym = hasher.tokenizer(d, "ym")
+        self._yd = hasher.tokenizer(d, "yd")
+        self._md = hasher.tokenizer(d, "md")
+        self._year = hasher.tokenizer(d, "year")
+        self._cache: dict[dt.date, tuple[object, ...]] = {}
+
+    @staticmethod
+    def swapped(d: dt.date) -> dt.date | None:
+        """The date with day and month swapped, when that is a different valid date."""
+        if d.day > 12 or d.day == d.month:
+            return None
+        try:
+            return d.replace(month=d.day, day=d.month)
+        except ValueError:
+            return None
+
+    def row(self, d: dt.date) -> tuple[object, ...]:
+        hit = self._cache.get(d)
+        if hit is not None:
+            return hit
+        sw = self.swapped(d)
+        prev = d - _ONE_DAY
+        try:
+            nxt: dt.date | None = d + _ONE_DAY
+        except OverflowError:
+            nxt = None
+        result = (
+            self._date(d.isoformat()),
+            self._date(sw.isoformat()) if sw else None,
+            self._date(prev.isoformat()),
+            self._date(nxt.isoformat()) if nxt else None,
+            self._ym(f"{d.year:04d}-{d.month:02d}"),
+            self._yd(f"{d.year:04d}-{d.day:02d}"),
+            self._md(f"{d.month:02d}-{d.day:02d}"),
+            self._year(f"{d.year:04d}"),
+        )
+        self._cache[d] = result
+        return result
+
+
+def spread(
+    values: pa.Array,
+    row_fn: Callable[[object], tuple[object, ...]],
+    columns: Sequence[ts.TokenColumn],
+) -> list[pa.Array]:
+    """Compute ``row_fn`` once per distinct non-null value and spread the columns to rows."""
+    enc = pc.dictionary_encode(values)
+    distinct = enc.dictionary.to_pylist()
+    rows = [row_fn(v) for v in distinct]
+    out = []
+    for j, col in enumerate(columns):
+        arr = pa.array([r[j] for r in rows], col.arrow_type)
+        out.append(pc.take(arr, enc.indices))
+    return out
+
+
+def simple_tokens(values: pa.Array, token: Callable[[str], str]) -> pa.Array:
+    """One token column from a string array (distinct values hashed once; nulls stay null)."""
+    enc = pc.dictionary_encode(values)
+    distinct = enc.dictionary.to_pylist()
+    arr = pa.array([token(v) for v in distinct], pa.string())
+    return pc.take(arr, enc.indices)

@@ -1,0 +1,241 @@
+"""Per-batch work: normalise identifiers, make tokens, parse payload, decide rejects.
+
+A :class:`BatchWorker` lives in each worker process (or in the main process for small inputs)
+and keeps its caches of distinct values across batches. It returns only kept rows' tokens and
+payload, plus the rejects; duplicate record ids across batches are caught by the main process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from wmw_link import token_schema as ts
+from wmw_link.agreement import Dataset, IdentifierField, IdentifierType
+from wmw_link.keys import SecretKey
+from wmw_link.normalise import (
+    Dates,
+    Normalised,
+    blank_to_null,
+    count_reasons,
+    normalise_names,
+    normalise_nhs_numbers,
+    normalise_ninos,
+    normalise_postcodes,
+    normalise_sex,
+    split_full_names,
+)
+from wmw_link.tokenise.bloom import BloomEncoder
+from wmw_link.tokenise.payload import PayloadParser
+from wmw_link.tokenise.rejects import (
+    MISSING_RECORD_ID,
+    NO_USABLE_IDENTIFIERS,
+    REJECTS_SCHEMA,
+)
+from wmw_link.tokenise.tokens import DateTokens, Hasher, NameTokens, simple_tokens, spread
+
+_NULL_STR = pa.scalar(None, pa.string())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a worker needs (picklable; keys stay on this machine)."""
+
+    agreement_id: str
+    dataset: Dataset
+    key: SecretKey
+    ref_key: SecretKey
+    today: dt.date
+
+    def input_columns(self) -> list[str]:
+        """The columns the agreement names for the dataset, each once, in a fixed order."""
+        ds = self.dataset
+        cols = [ds.record_id] + [f.column for f in ds.identifiers]
+        cols += [f.column for f in ds.analyst_payload()]
+        return list(dict.fromkeys(cols))
+
+    def token_columns(self) -> list[ts.TokenColumn]:
+        return ts.columns_for_identifiers([f.type.value for f in self.dataset.identifiers])
+
+
+@dataclass
+class BatchResult:
+    """What one batch gives back to the writer."""
+
+    n_input: int
+    row_numbers: pa.Array  # int64, of kept rows
+    record_ids: pa.Array  # string, of kept rows
+    tokens: pa.RecordBatch  # row_ref + token columns, kept rows
+    payload: pa.RecordBatch  # row_ref + payload, kept rows
+    rejects: pa.RecordBatch  # row_number, column, reason
+    nulled: Counter[str]
+
+
+class BatchWorker:
+    """Turns raw string batches into tokens, payload and rejects."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        hasher = Hasher(plan.key, plan.agreement_id)
+        ref = Hasher(plan.ref_key, plan.agreement_id)
+        # The dataset id is hashed with the record id so that equal ids in two datasets of the
+        # same controller give different row refs.
+        self._row_ref = ref.tokenizer(ts.DOMAIN_ROW_REF, plan.dataset.id)
+        bloom = BloomEncoder(lambda b: hasher.digest(ts.DOMAIN_BLOOM, b))
+        self._names = {p: NameTokens(hasher, p, bloom) for p in ("forename", "surname")}
+        self._dates = DateTokens(hasher)
+        self._pc = {
+            enc: hasher.tokenizer(ts.DOMAIN_POSTCODE, enc) for enc in ("unit", "sector", "district")
+        }
+        self._nino = hasher.tokenizer(ts.DOMAIN_NINO, "nino")
+        self._nhs = hasher.tokenizer(ts.DOMAIN_NHS, "nhs")
+        self._sex = hasher.tokenizer(ts.DOMAIN_SEX, "sex")
+        self._parsers: dict[str, Dates] = {}
+        self._payload = PayloadParser(plan.dataset.analyst_payload())
+        self._token_columns = plan.token_columns()
+
+    # -- identifiers -----------------------------------------------------------------------
+
+    def _identifier(
+        self, f: IdentifierField, raw: pa.Array, out: dict[str, pa.Array], nulled: Counter[str]
+    ) -> list[tuple[pa.Array, pa.Array]]:
+        """Tokens of one identifier column into ``out``; returns (valid mask, reasons) per source."""
+        t = f.type
+        if t in (IdentifierType.FORENAME, IdentifierType.SURNAME):
+            n = normalise_names(raw)
+            nulled.update(count_reasons(n.reasons, f.column))
+            self._name_tokens(t.value, n, out)
+            return [(pc.is_valid(n.values), n.reasons)]
+        if t == IdentifierType.FULL_NAME:
+            fore, sur = split_full_names(raw)
+            nulled.update(count_reasons(fore.reasons, f"{f.column}/forename"))
+            nulled.update(count_reasons(sur.reasons, f"{f.column}/surname"))
+            self._name_tokens("forename", fore, out)
+            self._name_tokens("surname", sur, out)
+            # The full name is usable when its surname part is; the reason is the surname's.
+            return [(pc.is_valid(sur.values), sur.reasons)]
+        if t == IdentifierType.DATE_OF_BIRTH:
+            parser = self._parsers.get(f.column)
+            if parser is None:
+                parser = self._parsers[f.column] = Dates(f.format or "", self.plan.today)
+            n = parser(raw)
+            nulled.update(count_reasons(n.reasons, f.column))
+            cols = self._dates.columns
+            for col, arr in zip(cols, spread(n.values, self._dates.row, cols), strict=True):
+                out[col.name] = arr
+            return [(pc.is_valid(n.values), n.reasons)]
+        if t == IdentifierType.POSTCODE:
+            p = normalise_postcodes(raw)
+            nulled.update(count_reasons(p.unit.reasons, f.column))
+            out["pc_unit"] = simple_tokens(p.unit.values, self._pc["unit"])
+            out["pc_sector"] = simple_tokens(p.sector, self._pc["sector"])
+            out["pc_district"] = simple_tokens(p.district, self._pc["district"])
+            return [(pc.is_valid(p.unit.values), p.unit.reasons)]
+        simple = {
+            IdentifierType.NINO: ("nino", normalise_ninos, self._nino),
+            IdentifierType.NHS_NUMBER: ("nhs", normalise_nhs_numbers, self._nhs),
+            IdentifierType.SEX: ("sex", normalise_sex, self._sex),
+        }
+        name, fn, tok = simple[t]
+        n = fn(raw)
+        nulled.update(count_reasons(n.reasons, f.column))
+        out[name] = simple_tokens(n.values, tok)
+        return [(pc.is_valid(n.values), n.reasons)]
+
+    def _name_tokens(self, part: str, n: Normalised, out: dict[str, pa.Array]) -> None:
+        nt = self._names[part]
+        for col, arr in zip(nt.columns, spread(n.values, nt.row, nt.columns), strict=True):
+            out[col.name] = arr
+
+    # -- a batch ---------------------------------------------------------------------------
+
+    def process(self, batch: pa.RecordBatch, row_offset: int) -> BatchResult:
+        """Tokenise one batch whose first row is data row ``row_offset + 1``."""
+        ds = self.plan.dataset
+        n_rows = batch.num_rows
+        nulled: Counter[str] = Counter()
+        record_id = blank_to_null(batch.column(ds.record_id))
+        row_ref = simple_tokens(record_id, self._row_ref)
+
+        out: dict[str, pa.Array] = {}
+        usable = pa.array([False] * n_rows)
+        reject_col = pa.nulls(n_rows, pa.string())
+        reject_why = pa.nulls(n_rows, pa.string())
+        required: list[tuple[str, pa.Array]] = []
+        for f in ds.identifiers:
+            for valid, reasons in self._identifier(f, batch.column(f.column), out, nulled):
+                if f.type != IdentifierType.SEX:
+                    # Sex alone cannot link a record: it does not make a row usable.
+                    usable = pc.or_(usable, valid)
+                if f.required:
+                    required.append((f.column, reasons))
+
+        # Reasons in priority order: the first that applies is the row's reason.
+        checks: list[tuple[pa.Array, pa.Scalar, pa.Array | pa.Scalar]] = [
+            (pc.is_null(record_id), pa.scalar(ds.record_id), pa.scalar(MISSING_RECORD_ID))
+        ]
+        for column, reasons in required:
+            checks.append((pc.is_valid(reasons), pa.scalar(column), reasons))
+        checks.append((pc.invert(usable), _NULL_STR, pa.scalar(NO_USABLE_IDENTIFIERS)))
+        decided = pa.array([False] * n_rows)
+        for cond, col, why in checks:
+            new = pc.and_(cond, pc.invert(decided))
+            reject_col = pc.if_else(new, col, reject_col)
+            reject_why = pc.if_else(new, why, reject_why)
+            decided = pc.or_(decided, cond)
+        keep = pc.invert(decided)
+
+        row_numbers = pa.array(range(row_offset + 1, row_offset + n_rows + 1), pa.int64())
+        rejects = pa.RecordBatch.from_arrays(
+            [pc.filter(row_numbers, decided), pc.filter(reject_col, decided),
+             pc.filter(reject_why, decided)],
+            schema=REJECTS_SCHEMA,
+        )  # fmt: skip
+
+        cols = self._token_columns
+        token_schema = ts.arrow_schema(cols)
+        tokens = pa.RecordBatch.from_arrays(
+            [pc.filter(row_ref, keep)] + [pc.filter(out[c.name], keep) for c in cols],
+            schema=token_schema,
+        )
+        payload_arrays, payload_nulls = self._payload.parse(batch)
+        nulled.update(payload_nulls)
+        payload = pa.RecordBatch.from_arrays(
+            [pc.filter(row_ref, keep)] + [pc.filter(a, keep) for a in payload_arrays],
+            schema=payload_schema(self._payload.schema()),
+        )
+        return BatchResult(
+            n_input=n_rows,
+            row_numbers=pc.filter(row_numbers, keep),
+            record_ids=pc.filter(record_id, keep),
+            tokens=tokens,
+            payload=payload,
+            rejects=rejects,
+            nulled=nulled,
+        )
+
+
+def payload_schema(fields: pa.Schema) -> pa.Schema:
+    """The payload file's schema: ``row_ref`` then the typed payload fields."""
+    return pa.schema([pa.field(ts.ROW_REF, pa.string(), nullable=False), *fields])
+
+
+# -- worker-process plumbing ---------------------------------------------------------------
+
+_WORKER: BatchWorker | None = None
+
+
+def init_worker(plan: Plan) -> None:
+    """Process-pool initialiser: one :class:`BatchWorker` per process."""
+    global _WORKER
+    _WORKER = BatchWorker(plan)
+
+
+def run_batch(batch: pa.RecordBatch, row_offset: int) -> BatchResult:
+    """Process-pool task."""
+    assert _WORKER is not None, "init_worker was not called"
+    return _WORKER.process(batch, row_offset)
