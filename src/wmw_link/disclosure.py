@@ -220,7 +220,14 @@ def to_csv_frame(protected: pd.DataFrame) -> pd.DataFrame:
                 cells.append(f"{v:.{digits}f}")
         return cells
 
-    out["n"] = fmt("n", "n_flag", pd.Series(True, index=protected.index), None)
+    # show_n False: the group size equals a numerator published elsewhere (e.g. employed
+    # people behind a median pay): left out rather than shown under a second suppression.
+    show_n = (
+        protected["show_n"].astype(bool)
+        if "show_n" in protected
+        else pd.Series(True, index=protected.index)
+    )
+    out["n"] = fmt("n", "n_flag", show_n, None)
     out["count"] = fmt("count", "count_flag", kind == "rate", None)
     out["rate_pct"] = fmt("rate", "rate_flag", kind == "rate", 1)
     out["value"] = fmt("value", "value_flag", kind.isin(["mean", "median"]), 2)

@@ -1,0 +1,356 @@
+"""``measure_outcomes``: journeys in, disclosure-controlled tables and dashboards out.
+
+Output directory:
+
+```
+tables/<table>.csv          internal tier (all breakdowns, two-way intersections), SDC applied
+public/<table>.csv          public tier (total and one-way breakdowns), stricter SDC
+dashboard.html              built from the internal tables
+dashboard-public.html       built only from the public tables
+outcomes-manifest.json      agreement, inputs by hash, rule and parameters, tiers, outputs by hash,
+                            linkage-bias warnings
+```
+
+Nothing is written before disclosure control: the raw measures exist only in memory
+(:func:`compute_measures`, which the ground-truth benchmark also uses).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wmw_link import __version__
+from wmw_link.agreement import Agreement, DisclosureTier, Role
+from wmw_link.disclosure import protect, recoverable_cells, to_csv_frame
+from wmw_link.errors import InputDataError, PolicyError, VerificationError
+from wmw_link.files import sha256_file, write_bytes_atomic, write_json_atomic
+from wmw_link.journeys import TOKENS_SUFFIX, load_districts
+from wmw_link.outcomes import bias, cohort, measures, population
+from wmw_link.outcomes.presets import PRESETS, SustainedRule, get_rule
+from wmw_link.token_schema import BY_NAME as TOKEN_COLUMNS
+
+#: Reference groups for the gap tables: gap = rate(group) - rate(reference), in points.
+GAP_REFERENCE = {"disability": "No", "ethnicity": "White", "gender": "Male", "age_band": "35-49"}
+PUBLIC_BREAKDOWNS = ("all", *measures.ONE_WAY, *measures.COHORT_EXTRA, "source")
+
+
+@dataclass
+class OutcomesResult:
+    """What :func:`measure_outcomes` produced."""
+
+    internal: pd.DataFrame  # protected (internal tier)
+    public: pd.DataFrame  # protected (public tier)
+    gaps: pd.DataFrame
+    gaps_public: pd.DataFrame
+    warnings: list[str]
+    rule: str
+    as_of: dt.date
+    out_dir: Path | None = None
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+
+    def headline(self, tier: str = "internal") -> dict[str, float | None]:
+        """Headline rates (percent) from the protected totals; None when suppressed."""
+        frame = self.internal if tier == "internal" else self.public
+        tot = frame[frame["breakdown"] == "all"].set_index("measure")
+        out: dict[str, float | None] = {}
+        for m, r in tot.iterrows():
+            v = (
+                r["rate"]
+                if r["kind"] == "rate"
+                else (r["value"] if r["kind"] in ("mean", "median") else r["n"])
+            )
+            out[str(m)] = None if pd.isna(v) else float(v)
+        return out
+
+
+def _load_journeys(
+    agreement: Agreement, journeys_dir: Path
+) -> tuple[pa.Table, pa.Table, dt.date | None, list[Path]]:
+    if not journeys_dir.is_dir():
+        raise InputDataError(f"{journeys_dir}: journeys directory not found")
+    tokens = sorted(journeys_dir.glob("*" + TOKENS_SUFFIX))
+    if tokens:
+        raise PolicyError(
+            f"rule 'separation': {journeys_dir} holds token file {tokens[0].name}; an analyst never opens tokens"
+        )
+    paths = [journeys_dir / "events.parquet", journeys_dir / "persons.parquet"]
+    for p in paths:
+        if not p.exists():
+            raise InputDataError(f"{p}: not found (run `wmw-link journeys` first)")
+        names = pq.read_schema(p).names
+        toks = sorted(c for c in names if c in TOKEN_COLUMNS)
+        if toks:
+            raise PolicyError(f"rule 'separation': {p} holds token column(s) {', '.join(toks[:5])}")
+    as_of = None
+    man_path = journeys_dir / "journeys-manifest.json"
+    if man_path.exists():
+        man = json.loads(man_path.read_text(encoding="utf-8"))
+        ag = man.get("agreement") or {}
+        if ag.get("id") != agreement.id or not agreement.accepts_version(
+            int(ag.get("version", -1))
+        ):
+            raise PolicyError(
+                f"rule 'version': {man_path.name} was made under {ag.get('id')} v{ag.get('version')}, "
+                f"which {agreement.id} v{agreement.version} does not accept"
+            )
+        for name, meta in (man.get("files") or {}).items():
+            if meta.get("sha256") and sha256_file(journeys_dir / name) != meta["sha256"]:
+                raise VerificationError(f"{name}: SHA-256 differs from {man_path.name}")
+        if man.get("as_of"):
+            as_of = dt.date.fromisoformat(man["as_of"])
+        paths.append(man_path)
+    return pq.read_table(paths[0]), pq.read_table(paths[1]), as_of, paths
+
+
+def compute_measures(
+    events: pa.Table,
+    persons: pa.Table,
+    as_of: dt.date | None = None,
+    *,
+    rules: Sequence[SustainedRule] | None = None,
+    las: Sequence[str] | None = None,
+    progression_min_increase: float = 0.10,
+) -> tuple[pd.DataFrame, dt.date]:
+    """Every measure in long format, *before* disclosure control (never write this frame).
+
+    Returns:
+        (frame, as_of): the raw measures and the date they describe.
+    """
+    rules = list(rules) if rules is not None else list(PRESETS.values())
+    las = list(las) if las is not None else sorted(set(load_districts().values()))
+    con = duckdb.connect()
+    try:
+        cohort.register(con, events, persons)
+        if as_of is None:
+            as_of = con.execute("SELECT max(start) FROM events").fetchall()[0][0] or dt.date.today()
+        members = cohort.build_cohort(con, as_of)
+        parts = [
+            measures.cohort_measures(
+                members, rules, progression_min_increase=progression_min_increase
+            ),
+            population.population_measures(population.resident_frame(con, as_of, las)),
+            bias.bias_measures(bias.record_frame(con)),
+        ]
+    finally:
+        con.close()
+    return pd.concat(parts, ignore_index=True), as_of
+
+
+def gap_table(protected: pd.DataFrame, measures_: Sequence[str]) -> pd.DataFrame:
+    """Gaps in points between each group and its reference group, from protected rates only.
+
+    One-way rows give the regional gap; ``la x <dim>`` rows give the gap within each LA. A gap
+    is shown only when both rates are shown.
+    """
+    rows = []
+    for m in measures_:
+        part = protected[(protected["measure"] == m) & (protected["kind"] == "rate")]
+        for dim, ref in GAP_REFERENCE.items():
+            one = part[part["breakdown"] == dim].set_index("group1")["rate"]
+            if ref in one.index:
+                for g, r in one.items():
+                    if g != ref:
+                        rows.append((m, dim, "All", g, ref, r, one[ref]))
+            two = part[part["breakdown"] == f"la x {dim}"]
+            for la, sub in two.groupby("group1", sort=True):
+                s = sub.set_index("group2")["rate"]
+                if ref in s.index:
+                    for g, r in s.items():
+                        if g != ref:
+                            rows.append((m, dim, la, g, ref, r, s[ref]))
+    df = pd.DataFrame(
+        rows, columns=["measure", "dim", "la", "group", "reference", "rate", "reference_rate"]
+    )
+    df["gap_pp"] = df["rate"] - df["reference_rate"]
+    return df
+
+
+def _gap_csv(gaps: pd.DataFrame) -> pd.DataFrame:
+    out = gaps[["measure", "dim", "la", "group", "reference"]].copy()
+    for c in ("rate", "reference_rate", "gap_pp"):
+        out[c] = ["c" if pd.isna(v) else f"{v:.1f}" for v in gaps[c]]
+    return out
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def _resolve_rule(rule: str | SustainedRule) -> SustainedRule:
+    return get_rule(rule) if isinstance(rule, str) else rule
+
+
+def measure_outcomes(
+    agreement: Agreement,
+    journeys: str | Path | tuple[pa.Table, pa.Table],
+    out_dir: str | Path | None,
+    rule: str | SustainedRule = "dfe_5_of_6_months",
+    party: str | None = None,
+    *,
+    as_of: dt.date | None = None,
+    bias_threshold_pp: float = 10.0,
+    progression_min_increase: float = 0.10,
+    dashboards: bool = True,
+) -> OutcomesResult:
+    """Measure outcomes from journeys, apply disclosure control, write tables and dashboards.
+
+    Args:
+        agreement: the agreement (checked: in force, ``party`` is an analyst, journeys made
+            under an accepted version); its ``disclosure`` policy sets both tiers.
+        journeys: a directory written by ``build_journeys`` or an (events, persons) pair.
+        out_dir: output directory (nothing is written when None).
+        rule: the headline sustained-employment rule: a preset name or a rule object. Every
+            preset is measured as well, so tables compare them.
+        party: the analyst party; the agreement's only analyst when None.
+        as_of: the date the data describe; the journeys manifest's date when None.
+        bias_threshold_pp: linkage-bias warning threshold (percentage points).
+        progression_min_increase: pay rise that counts as progression (0.10 = 10%).
+        dashboards: also write dashboard.html and dashboard-public.html.
+
+    Returns:
+        An :class:`OutcomesResult` with the protected frames, gaps and warnings.
+
+    Raises:
+        PolicyError: not in force, not an analyst, tokens present, journeys from another
+            agreement version.
+        InputDataError: journeys missing.
+        ConfigError: unknown rule.
+    """
+    agreement.require_in_force()
+    party = party or agreement.default_party(Role.ANALYST)
+    agreement.require_role(party, Role.ANALYST, "measure outcomes")
+    headline_rule = _resolve_rule(rule)
+    rules = [headline_rule, *(r for n, r in PRESETS.items() if n != headline_rule.name)]
+    inputs: list[Path] = []
+    if isinstance(journeys, tuple):
+        events, persons = journeys
+    else:
+        events, persons, man_as_of, inputs = _load_journeys(agreement, Path(journeys))
+        as_of = as_of or man_as_of
+    for t in (events, persons):
+        toks = sorted(c for c in t.column_names if c in TOKEN_COLUMNS)
+        if toks:
+            raise PolicyError(
+                f"rule 'separation': journeys table holds token column(s) {', '.join(toks[:5])}"
+            )
+
+    raw, as_of = compute_measures(
+        events, persons, as_of, rules=rules, progression_min_increase=progression_min_increase
+    )
+    internal = protect(raw, agreement.disclosure.internal)
+    public_raw = raw[raw["breakdown"].isin(PUBLIC_BREAKDOWNS)]
+    public = protect(public_raw, agreement.disclosure.public)
+    for name, frame in (("internal", internal), ("public", public)):
+        leaks = recoverable_cells(frame)
+        if leaks:  # a bug in disclosure control must stop the run, not reach a table
+            raise AssertionError(
+                f"disclosure control left {len(leaks)} recoverable cell(s) in the {name} tier"
+            )
+    gap_measures = [
+        "employment_rate",
+        f"sustained_{headline_rule.name}_6m",
+        f"sustained_{headline_rule.name}_12m",
+    ]
+    gaps = gap_table(internal, gap_measures)
+    gaps_public = gap_table(public, gap_measures)
+    warnings = bias.bias_warnings(internal, bias_threshold_pp)
+    result = OutcomesResult(
+        internal, public, gaps, gaps_public, warnings, headline_rule.name, as_of
+    )
+    if out_dir is None:
+        return result
+
+    out = Path(out_dir)
+    files: dict[str, bytes] = {}
+    for tier_dir, frame, gap in (("tables", internal, gaps), ("public", public, gaps_public)):
+        for table, part in frame.groupby("table", sort=True):
+            files[f"{tier_dir}/{table}.csv"] = _csv_bytes(to_csv_frame(part))
+        files[f"{tier_dir}/gaps.csv"] = _csv_bytes(_gap_csv(gap))
+    for rel, data in files.items():
+        write_bytes_atomic(out / rel, data)
+    meta = _meta(
+        agreement,
+        party,
+        headline_rule,
+        rules,
+        as_of,
+        bias_threshold_pp,
+        progression_min_increase,
+        warnings,
+    )
+    if dashboards:
+        from wmw_link.dashboard import build_dashboard
+
+        write_bytes_atomic(
+            out / "dashboard.html",
+            build_dashboard(internal, gaps, meta, tier="internal").encode("utf-8"),
+        )
+        write_bytes_atomic(
+            out / "dashboard-public.html",
+            build_dashboard(public, gaps_public, meta, tier="public").encode("utf-8"),
+        )
+        files["dashboard.html"] = b""
+        files["dashboard-public.html"] = b""
+    result.files = {rel: sha256_file(out / rel) for rel in files}
+    write_json_atomic(
+        out / "outcomes-manifest.json",
+        {
+            **meta,
+            "kind": "wmw-link/outcomes-manifest",
+            "inputs": {str(p): sha256_file(p) for p in inputs},
+            "outputs": result.files,
+        },
+    )
+    result.out_dir = out
+    return result
+
+
+def _tier_dict(t: DisclosureTier) -> dict[str, int]:
+    return {
+        "min_cell": t.min_cell,
+        "rounding_base": t.rounding_base,
+        "min_denominator": t.min_denominator,
+    }
+
+
+def _meta(
+    agreement: Agreement,
+    party: str,
+    rule: SustainedRule,
+    rules: Sequence[SustainedRule],
+    as_of: dt.date,
+    bias_threshold_pp: float,
+    progression_min_increase: float,
+    warnings: list[str],
+) -> dict[str, Any]:
+    return {
+        "agreement": {
+            "id": agreement.id,
+            "version": agreement.version,
+            "hash": agreement.hash,
+            "title": agreement.title,
+        },
+        "party": party,
+        "tool_version": __version__,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "as_of": as_of.isoformat(),
+        "rule": rule.name,
+        "rules": {r.name: {"description": r.description, **r.params()} for r in rules},
+        "progression_min_increase": progression_min_increase,
+        "bias_threshold_pp": bias_threshold_pp,
+        "disclosure": {
+            "internal": _tier_dict(agreement.disclosure.internal),
+            "public": _tier_dict(agreement.disclosure.public),
+        },
+        "warnings": warnings,
+    }
