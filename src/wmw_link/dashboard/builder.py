@@ -1,0 +1,353 @@
+"""Self-contained HTML dashboard from disclosure-controlled outcome tables.
+
+Charts are Plotly figures; plotly.js is embedded once, inline, so the file opens offline and a
+Content-Security-Policy forbids every network fetch. The builder only ever sees protected
+frames (suppressed values are NaN with a ``"c"`` flag): a suppressed value shows as a gap in a
+chart and as ``c`` in a table, never as zero.
+"""
+
+from __future__ import annotations
+
+import html
+from importlib import resources
+from string import Template
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+import plotly.offline
+
+from wmw_link.outcomes.measures import DIM_LABELS
+
+_COLOURS = ["#6a1b9a", "#00897b", "#f4511e", "#3949ab", "#c0ca33", "#8d6e63", "#d81b60"]
+_FONT = dict(
+    family="system-ui, -apple-system, Segoe UI, Roboto, Arial, sans-serif", size=13, color="#1d2733"
+)
+
+_TIER_LABEL = {"internal": "internal: official use", "public": "public summary"}
+
+
+def _template() -> Template:
+    text = (resources.files("wmw_link.dashboard") / "template.html").read_text(encoding="utf-8")
+    return Template(text)
+
+
+def _fig_html(fig: go.Figure, div_id: str) -> str:
+    title = fig.layout.title.text or ""
+    fig.update_layout(
+        title=None,
+        font=_FONT,
+        margin=dict(l=60, r=20, t=40, b=60),
+        plot_bgcolor="#fff",
+        paper_bgcolor="#fff",
+        colorway=_COLOURS,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+    )
+    fig.update_xaxes(gridcolor="#eef0f3", zerolinecolor="#c9d0d8")
+    fig.update_yaxes(gridcolor="#eef0f3", zerolinecolor="#c9d0d8")
+    return f'<div class="chart"><h3>{html.escape(title)}</h3>' + pio.to_html(
+        fig, include_plotlyjs=False, full_html=False, div_id=div_id,
+        config={"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["toImage"]},
+    ) + "</div>"  # fmt: skip
+
+
+def _rows(frame: pd.DataFrame, measure: str, breakdown: str) -> pd.DataFrame:
+    return frame[(frame["measure"] == measure) & (frame["breakdown"] == breakdown)]
+
+
+def _total(frame: pd.DataFrame, measure: str) -> pd.Series | None:
+    r = _rows(frame, measure, "all")
+    return None if r.empty else r.iloc[0]
+
+
+def _fmt_rate(v: Any) -> str:
+    return "c" if v is None or pd.isna(v) else f"{v:.1f}%"
+
+
+def _fmt_count(v: Any) -> str:
+    return "c" if v is None or pd.isna(v) else f"{int(v):,}"
+
+
+def _fmt_money(v: Any) -> str:
+    return "c" if v is None or pd.isna(v) else f"£{v:,.0f}"
+
+
+def _kpi(value: str, label: str, sub: str = "") -> str:
+    return (
+        f'<div class="kpi"><div class="v">{html.escape(value)}</div><div class="l">{html.escape(label)}</div>'
+        + (f'<div class="s">{html.escape(sub)}</div>' if sub else "")
+        + "</div>"
+    )
+
+
+def _headlines(frame: pd.DataFrame, gaps: pd.DataFrame, rule: str) -> str:
+    def rate(m: str) -> Any:
+        t = _total(frame, m)
+        return None if t is None else t["rate"]
+
+    def val(m: str, col: str) -> Any:
+        t = _total(frame, m)
+        return None if t is None else t[col]
+
+    dis_gap = gaps[
+        (gaps["measure"] == "employment_rate")
+        & (gaps["dim"] == "disability")
+        & (gaps["la"] == "All")
+        & (gaps["group"] == "Yes")
+    ]
+    gap_v = None if dis_gap.empty else dis_gap.iloc[0]["gap_pp"]
+    cards = [
+        _kpi(_fmt_count(val("hub_supported", "n")), "residents supported through hubs"),
+        _kpi(
+            _fmt_rate(rate(f"sustained_{rule}_6m")),
+            "in sustained work 6 months after starting support",
+            rule,
+        ),
+        _kpi(
+            _fmt_rate(rate(f"sustained_{rule}_12m")),
+            "in sustained work 12 months after starting support",
+            rule,
+        ),
+        _kpi(
+            f"{_fmt_rate(rate('employed_at_start_12m'))} → {_fmt_rate(rate('employed_at_12m'))}",
+            "in work at the start → 12 months later",
+            "same people, followed for 12 months",
+        ),
+        _kpi(
+            _fmt_rate(rate("off_benefits_6m")),
+            "off out-of-work benefits 6 months on",
+            "of those claiming at the start",
+        ),
+        _kpi(
+            _fmt_rate(rate("employment_rate")),
+            "employment rate proxy (16-64)",
+            "in PAYE work per linked resident",
+        ),
+        _kpi(
+            "c" if gap_v is None or pd.isna(gap_v) else f"{gap_v:+.1f} pts",
+            "disability employment gap",
+            "disabled minus non-disabled residents",
+        ),
+        _kpi(
+            _fmt_rate(rate("youth_claimants")), "of residents aged 18-24 claim out-of-work benefits"
+        ),
+        _kpi(
+            _fmt_money(val("bottom_half_earnings", "value")),
+            "median monthly pay, bottom half of earners",
+        ),
+    ]
+    return (
+        '<section id="headlines"><h2>Headline measures</h2><p class="lead">Whole West Midlands '
+        "Combined Authority area; <b>c</b> marks a figure withheld by disclosure control.</p>"
+        f'<div class="kpis">{"".join(cards)}</div></section>'
+    )
+
+
+def _la_chart(frame: pd.DataFrame, rule: str) -> str:
+    series = [
+        ("employment_rate", "Employment rate proxy (16-64)"),
+        (f"sustained_{rule}_6m", "Sustained work at 6 months"),
+        (f"sustained_{rule}_12m", "Sustained work at 12 months"),
+    ]
+    fig = go.Figure()
+    las: list[str] = []
+    for m, label in series:
+        r = _rows(frame, m, "la")
+        r = r[~r["group1"].isin(["Unknown", "Outside WMCA"])]
+        if r.empty:
+            continue
+        las = las or list(r.sort_values("group1")["group1"])
+        r = r.set_index("group1").reindex(las)
+        fig.add_bar(
+            name=label,
+            x=las,
+            y=list(r["rate"]),
+            hovertemplate="%{x}: %{y:.1f}%<extra>" + label + "</extra>",
+        )
+    fig.update_layout(
+        barmode="group",
+        title="Local authorities compared",
+        yaxis_title="% of people",
+        yaxis_range=[0, 100],
+        height=420,
+    )
+    hub = _rows(frame, "hub_supported", "la")
+    hub = hub[~hub["group1"].isin(["Unknown", "Outside WMCA"])].sort_values("group1")
+    fig2 = go.Figure(go.Bar(x=list(hub["group1"]), y=list(hub["n"]), marker_color=_COLOURS[3],
+                            text=[_fmt_count(v) for v in hub["n"]], textposition="outside", cliponaxis=False))  # fmt: skip
+    fig2.update_layout(
+        title="Residents supported through hubs", yaxis_title="people (rounded)", height=420
+    )
+    return (
+        '<section id="la"><h2>Local authority comparison</h2><p class="lead">Rates by the local '
+        "authority a person lives in (latest postcode district).</p>"
+        f'<div class="grid2">{_fig_html(fig, "chart-la")}{_fig_html(fig2, "chart-hubs")}</div></section>'
+    )
+
+
+def _gap_charts(gaps: pd.DataFrame, rule: str) -> str:
+    if gaps.empty:
+        return ""
+    region = gaps[(gaps["la"] == "All") & (gaps["measure"] == "employment_rate")]
+    region = region[~region["group"].isin(["Unknown", "Prefer not to say"])]
+    labels = [
+        f"{DIM_LABELS.get(d, d)}: {g} vs {r}"
+        for d, g, r in zip(region["dim"], region["group"], region["reference"], strict=True)
+    ]
+    fig = go.Figure(go.Bar(
+        x=list(region["gap_pp"]), y=labels, orientation="h",
+        marker_color=[_COLOURS[2] if (v == v and v < 0) else _COLOURS[1] for v in region["gap_pp"]],
+        text=["c" if pd.isna(v) else f"{v:+.1f}" for v in region["gap_pp"]], textposition="outside", cliponaxis=False,
+    ))  # fmt: skip
+    shown = [v for v in region["gap_pp"] if not pd.isna(v)] or [0.0]
+    pad = max(2.0, 0.25 * (max(shown) - min(shown)))
+    fig.update_layout(title="Employment rate gaps, whole area (percentage points)", xaxis_title="points vs reference group",
+                      xaxis_range=[min(0.0, min(shown)) - pad, max(0.0, max(shown)) + pad],
+                      height=max(360, 26 * len(labels) + 120), yaxis_autorange="reversed")  # fmt: skip
+    by_la = gaps[(gaps["la"] != "All") & (gaps["dim"] == "disability") & (gaps["group"] == "Yes")]
+    by_la = by_la[~by_la["la"].isin(["Unknown", "Outside WMCA"])]
+    fig2 = go.Figure()
+    for i, m in enumerate(["employment_rate", f"sustained_{rule}_12m"]):
+        part = by_la[by_la["measure"] == m].sort_values("la")
+        fig2.add_bar(name="Employment rate proxy" if i == 0 else "Sustained work at 12 months",
+                     x=list(part["la"]), y=list(part["gap_pp"]),
+                     text=["c" if pd.isna(v) else f"{v:+.1f}" for v in part["gap_pp"]], textposition="outside", cliponaxis=False)  # fmt: skip
+    fig2.update_layout(title="Disability gap by local authority (points)", barmode="group", height=420,
+                       yaxis_title="disabled minus non-disabled")  # fmt: skip
+    return (
+        '<section id="gaps"><h2>Gaps by disability, ethnicity, gender and age</h2><p class="lead">Each '
+        "group's rate minus its reference group's (disability: No; ethnicity: White; gender: Male; "
+        "age: 35-49). Negative bars: the group is less often in work.</p>"
+        f'<div class="grid2">{_fig_html(fig, "chart-gaps")}{_fig_html(fig2, "chart-gaps-la")}</div></section>'
+    )
+
+
+def _trend_chart(frame: pd.DataFrame, rule: str) -> str:
+    fig = go.Figure()
+    months: list[str] = []
+    for m, label in [(f"sustained_{rule}_6m", "Sustained work at 6 months"), (f"sustained_{rule}_12m", "Sustained work at 12 months"),
+                     ("employed_at_start_12m", "In work at the start")]:  # fmt: skip
+        r = _rows(frame, m, "start_month").sort_values("group1")
+        if r.empty:
+            continue
+        months = sorted(set(months) | set(r["group1"]))
+        fig.add_scatter(
+            name=label,
+            x=list(r["group1"]),
+            y=list(r["rate"]),
+            mode="lines+markers",
+            connectgaps=False,
+        )
+    fig.update_layout(
+        title="Outcomes by month of start",
+        yaxis_title="% of the month's starters",
+        yaxis_range=[0, 100],
+        height=400,
+    )
+    starts = _rows(frame, "hub_supported", "start_month").sort_values("group1")
+    fig2 = go.Figure(
+        go.Bar(x=list(starts["group1"]), y=list(starts["n"]), marker_color=_COLOURS[3])
+    )
+    fig2.update_layout(
+        title="Hub starts by month (first start)", yaxis_title="people (rounded)", height=400
+    )
+    return (
+        '<section id="trends"><h2>Trends by month of start</h2><p class="lead">Each point is the '
+        "intake of one month; months too recent to be followed up for 6 or 12 months have no point.</p>"
+        f'<div class="grid2">{_fig_html(fig, "chart-trend")}{_fig_html(fig2, "chart-starts")}</div></section>'
+    )
+
+
+def _bias_section(frame: pd.DataFrame, warnings: list[str]) -> str:
+    r = frame[(frame["measure"] == "linked_to_other_source") & (frame["breakdown"] != "all")]
+    rows = []
+    for _, x in r.sort_values(["dim1", "group1"]).iterrows():
+        rows.append(
+            f"<tr><td>{html.escape(DIM_LABELS.get(x['dim1'], x['dim1']))}</td><td>{html.escape(str(x['group1']))}</td>"
+            f'<td class="num">{_fmt_count(x["n"])}</td><td class="num">{_fmt_rate(x["rate"])}</td></tr>'
+        )
+    tot = _total(frame, "linked_to_other_source")
+    warn = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in warnings) or (
+        '<div class="ok">No two groups differ by more than the warning threshold.</div>'
+    )
+    return (
+        '<section id="bias"><h2>Linkage bias</h2><p class="lead">Share of records whose person is '
+        "linked to at least one other source. Groups that link less are measured on thinner "
+        f"journeys. Overall: {_fmt_rate(None if tot is None else tot['rate'])}.</p>{warn}"
+        '<div style="max-height:420px;overflow:auto"><table><thead><tr><th>Characteristic</th>'
+        '<th>Group</th><th class="num">Records</th><th class="num">Linked</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
+    )
+
+
+def _notes(meta: dict[str, Any], tier: str) -> str:
+    pol = meta["disclosure"][tier]
+    rules = "".join(
+        f"<li><b>{html.escape(n)}</b>: {html.escape(r['description'])} "
+        f"(parameters: {html.escape(', '.join(f'{k}={v}' for k, v in r.items() if k not in ('description', 'nlw_rates')))})</li>"
+        for n, r in meta["rules"].items()
+    )
+    return f"""
+<section id="notes"><h2>Definitions and disclosure control</h2>
+<ul class="notes">
+<li><b>Cohort</b>: people starting hub support or an NHS employment programme (WorkWell, IPS), by
+their first start. A measure at 6 or 12 months counts only people whose start is at least that long
+before the data date ({html.escape(meta["as_of"])}).</li>
+<li><b>Sustained employment</b> (headline rule: {html.escape(meta["rule"])}): <ul>{rules}</ul>
+The Work and Health Programme threshold uses the National Living Wage in force on the start date.</li>
+<li><b>Off out-of-work benefits</b>: of those on ESA or Universal Credit with work-search or no work
+requirements at the start, the share not on one 6 / 12 months later.</li>
+<li><b>Employment rate proxy</b>: residents aged 16-64 in a PAYE employment on the data date, per linked
+resident (people the partners' data place in a WMCA authority), not the ONS rate.
+<b>Health-related inactivity proxy</b>: on ESA or UC with limited capability for work.</li>
+<li><b>Youth claimants</b>: 18-24s on out-of-work benefits; <b>long-term claimants</b>: claim of 12
+months or more; <b>16-17 NEET</b>: latest skills record; <b>bottom-half earnings</b>: median monthly
+pay of the lower half of earners.</li>
+<li><b>Characteristics</b> come from the hubs' self-report first (gender, ethnicity, disability),
+PIP claims for disability when no self-report, and the latest postcode district for local authority.
+Only hub clients report gender and ethnicity, so gaps by these describe hub clients.</li>
+<li><b>Disclosure control</b> ({html.escape(_TIER_LABEL[tier])} tier): counts below {pol["min_cell"]}
+(zero included) are suppressed and marked <b>c</b>; other cells that would let a suppressed one be worked
+out from totals, here or in any other table of this run, are suppressed too; counts are rounded to the
+nearest {pol["rounding_base"]}; rates, means and medians need at least {pol["min_denominator"]} people.
+Rates are computed before rounding.</li>
+</ul></section>"""
+
+
+def build_dashboard(
+    frame: pd.DataFrame, gaps: pd.DataFrame, meta: dict[str, Any], tier: str = "internal"
+) -> str:
+    """Render the dashboard HTML from *protected* tables of one tier.
+
+    Args:
+        frame: the output of :func:`wmw_link.disclosure.protect` for this tier.
+        gaps: the gap table computed from that frame.
+        meta: run metadata (agreement, as_of, rule, rules, disclosure tiers, warnings).
+        tier: ``"internal"`` or ``"public"`` (the public version omits the bias table's
+            detail but keeps its warnings).
+    """
+    rule = meta["rule"]
+    body = [
+        _headlines(frame, gaps, rule),
+        _la_chart(frame, rule),
+        _gap_charts(gaps, rule),
+        _trend_chart(frame, rule),
+        _bias_section(frame, meta.get("warnings", [])),
+        _notes(meta, tier),
+    ]
+    ag = meta["agreement"]
+    return _template().substitute(
+        title="West Midlands Works: outcomes of linked support journeys",
+        tier_label=_TIER_LABEL[tier],
+        subtitle=html.escape(
+            f"Data to {meta['as_of']} · agreement {ag['id']} v{ag['version']} · "
+            f"sustained employment rule {rule}"
+        ),
+        plotlyjs=plotly.offline.get_plotlyjs(),
+        body="\n".join(body),
+        footer=html.escape(
+            f"wmw-link {meta['tool_version']} · generated {meta['created_at']} · agreement hash "
+            f"{ag['hash'][:16]} · figures after statistical disclosure control"
+        ),
+    )
