@@ -146,7 +146,9 @@ def _explain_csv_error(path: Path, width: int) -> InputDataError:
     return InputDataError(f"{path}: the CSV file cannot be parsed (rule 'csv')")
 
 
-def open_csv(path: Path, columns: list[str], dataset: str, block_bytes: int) -> Source:
+def open_csv(
+    path: Path, columns: list[str], dataset: str, batch_rows: int, block_bytes: int
+) -> Source:
     """Batches of a UTF-8 CSV file with a header, reading only ``columns`` as strings."""
     header = _read_header(path)
     dupes = sorted({c for c in header if header.count(c) > 1 and c in columns})
@@ -173,9 +175,11 @@ def open_csv(path: Path, columns: list[str], dataset: str, block_bytes: int) -> 
     def gen() -> Iterator[pa.RecordBatch]:
         seen = 0
         try:
-            for b in reader:
-                seen += b.num_rows
-                yield _as_strings(b, columns)
+            for block in reader:
+                seen += block.num_rows
+                # Blocks are sized in bytes; slice them (zero-copy) to ``batch_rows`` rows.
+                for start in range(0, block.num_rows, batch_rows):
+                    yield _as_strings(block.slice(start, batch_rows), columns)
         except pa.ArrowInvalid:
             raise _explain_csv_error(path, len(header)) from None
         if seen == 0:
@@ -202,4 +206,4 @@ def open_input(
     if path.suffix.lower() in _PARQUET_SUFFIXES:
         return open_parquet(path, columns, dataset, batch_rows)
     # Roughly 200 bytes per row in partner extracts: blocks of about ``batch_rows`` rows.
-    return open_csv(path, columns, dataset, max(1 << 16, batch_rows * 200))
+    return open_csv(path, columns, dataset, batch_rows, max(1 << 16, batch_rows * 200))

@@ -65,6 +65,8 @@ class TokeniseResult:
     crosswalk: Path
     seconds: float
     outputs: dict[str, Path] = field(default_factory=dict)
+    batches: int = 0
+    workers_used: int = 1
 
     @property
     def shared_outputs(self) -> list[Path]:
@@ -123,7 +125,9 @@ class _ProgressCtx(contextlib.AbstractContextManager):
         self.prog.__exit__(*exc)  # type: ignore[attr-defined]
 
 
-def _results(plan: Plan, batches: Iterator[pa.RecordBatch], workers: int) -> Iterator[BatchResult]:
+def _results(
+    plan: Plan, batches: Iterator[pa.RecordBatch], workers: int, used: list[int]
+) -> Iterator[BatchResult]:
     """Batch results in input order, on ``workers`` processes when there is more than a batch."""
     first = next(batches, None)
     if first is None:
@@ -136,6 +140,7 @@ def _results(plan: Plan, batches: Iterator[pa.RecordBatch], workers: int) -> Ite
             yield worker.process(b, offset)
             offset += b.num_rows
         return
+    used[0] = workers
     # Spawned (not forked) workers: forking a process that runs Arrow's thread pools can hang.
     ctx = multiprocessing.get_context("spawn")
     pending: collections.deque[Future[BatchResult]] = collections.deque()
@@ -252,7 +257,10 @@ def tokenise(
         for w in writers.values():
             stack.callback(w.close)
         bar = stack.enter_context(_progress(progress, source.total_rows))
-        for res in _results(plan, source.batches, workers):
+        used = [1]
+        n_batches = 0
+        for res in _results(plan, source.batches, workers, used):
+            n_batches += 1
             res = _drop_duplicates(res, seen, dataset.record_id)
             rows_in += res.n_input
             rows_out += res.tokens.num_rows
@@ -316,6 +324,8 @@ def tokenise(
         crosswalk=paths["crosswalk"],
         seconds=time.perf_counter() - started,
         outputs={**paths, "manifest": manifest_path},
+        batches=n_batches,
+        workers_used=used[0],
     )
 
 
