@@ -66,7 +66,7 @@ def test_dice_threshold_and_null_conditions() -> None:
 
 def test_dice_sql_translates_to_spark() -> None:
     spark_sql = sqlglot.transpile(dice_sql(WORDS, "pop"), read="duckdb", write="spark")[0]
-    assert "BIT_COUNT(`bf0_l` & `bf0_r`)" in spark_sql
+    assert "BIT_COUNT(bf0_l & bf0_r)" in spark_sql
 
 
 def test_weight_probability_round_trip() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wmw_link.linkage.dice import dice_at_least_sql
+from wmw_link.token_schema import bloom_columns
 
 #: Dice thresholds on the name Bloom filters (strong and weak fuzzy agreement).
 DICE_HIGH = 0.88
@@ -40,8 +41,15 @@ class ModelPlan:
     columns: list[str] = field(default_factory=list)
 
 
+def _custom(sql: str, label: str) -> Any:
+    """A custom level written in DuckDB SQL (Splink translates it for Spark)."""
+    import splink.comparison_level_library as cll
+
+    return cll.CustomLevel(sql, label, base_dialect_str="duckdb")
+
+
 def _q(col: str, side: str) -> str:
-    return f'"{col}_{side}"'
+    return f"{col}_{side}"
 
 
 def _eq(a: str, b: str | None = None) -> str:
@@ -60,7 +68,7 @@ def _name_comparison(part: str, other: str | None, present: set[str]) -> Any:
 
     exact = f"{part}_exact"
     levels: list[Any] = [
-        cll.CustomLevel(_null(exact), "null").configure(is_null_level=True),
+        _custom(_null(exact), "null").configure(is_null_level=True),
         cll.ExactMatchLevel(exact, term_frequency_adjustments=True).configure(
             label_for_charts="exact name"
         ),
@@ -68,23 +76,21 @@ def _name_comparison(part: str, other: str | None, present: set[str]) -> Any:
     if other and f"{other}_exact" in present:
         # Forename and surname share one token domain, so swapped names still meet.
         levels.append(
-            cll.CustomLevel(
+            _custom(
                 f"{_eq(exact, f'{other}_exact')} AND {_eq(f'{other}_exact', exact)}",
                 "swapped with the other name part",
             )
         )
     if f"{part}_first" in present and part == "forename":
-        levels.append(cll.CustomLevel(_eq(f"{part}_first"), "same first word"))
+        levels.append(_custom(_eq(f"{part}_first"), "same first word"))
     if f"{part}_nick" in present:
         levels.append(
             cll.ArrayIntersectLevel(f"{part}_nick", 1).configure(label_for_charts="nickname")
         )
-    words, pop = [f"{part}_bf{i}" for i in range(8)], f"{part}_bf_pop"
+    words, pop = bloom_columns(part)
     has_bloom = all(w in present for w in words) and pop in present
     if has_bloom:
-        levels.append(
-            cll.CustomLevel(dice_at_least_sql(words, pop, DICE_HIGH), f"Dice >= {DICE_HIGH}")
-        )
+        levels.append(_custom(dice_at_least_sql(words, pop, DICE_HIGH), f"Dice >= {DICE_HIGH}"))
     if f"{part}_words" in present:
         levels.append(
             cll.ArrayIntersectLevel(f"{part}_words", 1).configure(
@@ -96,11 +102,9 @@ def _name_comparison(part: str, other: str | None, present: set[str]) -> Any:
             cll.ArrayIntersectLevel(f"{part}_dm", 1).configure(label_for_charts="Double Metaphone")
         )
     if has_bloom:
-        levels.append(
-            cll.CustomLevel(dice_at_least_sql(words, pop, DICE_LOW), f"Dice >= {DICE_LOW}")
-        )
+        levels.append(_custom(dice_at_least_sql(words, pop, DICE_LOW), f"Dice >= {DICE_LOW}"))
     if f"{part}_initial" in present:
-        levels.append(cll.CustomLevel(_eq(f"{part}_initial"), "same initial"))
+        levels.append(_custom(_eq(f"{part}_initial"), "same initial"))
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(
         comparison_levels=levels,
@@ -114,19 +118,19 @@ def _dob_comparison(present: set[str]) -> Any:
     import splink.comparison_library as cl
 
     levels: list[Any] = [
-        cll.CustomLevel(_null("dob_exact"), "null").configure(is_null_level=True),
+        _custom(_null("dob_exact"), "null").configure(is_null_level=True),
         cll.ExactMatchLevel("dob_exact").configure(label_for_charts="exact date"),
     ]
     if "dob_swap" in present:
         levels.append(
-            cll.CustomLevel(
+            _custom(
                 f"{_eq('dob_swap', 'dob_exact')} OR {_eq('dob_exact', 'dob_swap')}",
                 "day and month swapped",
             )
         )
     if "dob_prev" in present and "dob_next" in present:
         levels.append(
-            cll.CustomLevel(
+            _custom(
                 f"{_eq('dob_prev', 'dob_exact')} OR {_eq('dob_next', 'dob_exact')}", "a day out"
             )
         )
@@ -137,7 +141,7 @@ def _dob_comparison(present: set[str]) -> Any:
         ("dob_year", "same year"),
     ):
         if col in present:
-            levels.append(cll.CustomLevel(_eq(col), label))
+            levels.append(_custom(_eq(col), label))
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(
         comparison_levels=levels,
@@ -151,14 +155,14 @@ def _postcode_comparison(present: set[str]) -> Any:
     import splink.comparison_library as cl
 
     levels: list[Any] = [
-        cll.CustomLevel(_null("pc_unit"), "null").configure(is_null_level=True),
+        _custom(_null("pc_unit"), "null").configure(is_null_level=True),
         cll.ExactMatchLevel("pc_unit", term_frequency_adjustments=True).configure(
             label_for_charts="same unit"
         ),
     ]
     for col, label in (("pc_sector", "same sector"), ("pc_district", "same district")):
         if col in present:
-            levels.append(cll.CustomLevel(_eq(col), label))
+            levels.append(_custom(_eq(col), label))
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(
         comparison_levels=levels,
@@ -179,7 +183,7 @@ def _exact_comparison(col: str, name: str, u: float | None = None) -> Any:
         other = other.configure(u_probability=1.0 - u, fix_u_probability=True)
     return cl.CustomComparison(
         comparison_levels=[
-            cll.CustomLevel(_null(col), "null").configure(is_null_level=True),
+            _custom(_null(col), "null").configure(is_null_level=True),
             exact,
             other,
         ],
