@@ -1,0 +1,304 @@
+"""``generate()``: the whole synthetic run, chunk by chunk, streamed to disk.
+
+People are generated in fixed-size chunks, each from its own child of the run's
+``SeedSequence``, and every extract is appended chunk by chunk, so memory stays bounded and the
+output depends only on ``people``, ``seed`` and the error rates (byte-identical for the same
+arguments).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from wmw_link.errors import ConfigError
+from wmw_link.files import atomic_path, sha256_file, write_json_atomic
+from wmw_link.synth import labour, regions
+from wmw_link.synth.events import WINDOW_FIRST_DAY, WINDOW_LAST_DAY
+from wmw_link.synth.extracts import DATASETS, FORMATS, build_chunk, employer_refs
+from wmw_link.synth.ids import MAX_PEOPLE
+from wmw_link.synth.labour import Labour
+from wmw_link.synth.names import load_pools
+from wmw_link.synth.population import People, make_people
+from wmw_link.synth.rates import ErrorRates
+from wmw_link.synth.stats import Tally
+
+CHUNK_PEOPLE = 100_000  # fixed: changing it changes every output for a given seed
+_CSV_OPTIONS = pacsv.WriteOptions(include_header=True, quoting_style="needed")
+
+
+@dataclass
+class SynthResult:
+    """Where a synthetic run wrote its files, and how many rows each holds."""
+
+    out: Path
+    extracts: dict[str, Path]
+    truth: Path
+    people: Path
+    summary: Path
+    rows: dict[str, int]
+    seconds: float
+    true_effect: dict[str, float] = field(default_factory=dict)
+
+
+def extract_path(out: Path, dataset: str) -> Path:
+    """Where ``dataset``'s extract lives under ``out`` (Parquet for HMRC, CSV otherwise)."""
+    ext = "parquet" if dataset == "hmrc_rti" else "csv"
+    return out / "extracts" / f"{dataset}.{ext}"
+
+
+def _check_args(
+    people: int, seed: int, out: str | os.PathLike[str], rates: Any
+) -> tuple[Path, ErrorRates]:
+    if (
+        isinstance(people, bool)
+        or not isinstance(people, int | np.integer)
+        or not 1 <= people <= MAX_PEOPLE
+    ):
+        raise ConfigError(f"people must be a whole number from 1 to {MAX_PEOPLE:,}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError("seed must be a whole number of 0 or more")
+    if rates is None:
+        rates = ErrorRates()
+    elif not isinstance(rates, ErrorRates):
+        try:
+            rates = ErrorRates.model_validate(rates)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(map(str, x['loc'])) or 'rates'}: {x['msg']}" for x in e.errors()
+            )
+            raise ConfigError(f"error rates: {problems}") from None
+    path = Path(out)
+    try:
+        (path / "extracts").mkdir(parents=True, exist_ok=True)
+        (path / "truth").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(
+            f"{path}: cannot create the output directory ({type(e).__name__})"
+        ) from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{path}: the output directory is not writable")
+    return path, rates
+
+
+def _people_table(people: People, lab: Labour) -> pa.Table:
+    group5 = np.array([regions.ETHNIC_GROUP5[g] for g in people.ethnicity], dtype=object)
+    months = (labour.WINDOW_START + lab.hub_month.astype(np.int64)).astype("datetime64[D]")
+    hub_start = np.where(lab.hub_month >= 0, months, np.datetime64("NaT"))
+    emp_bits = np.where(lab.employed, "1", "0")
+    by_month = (
+        np.array(["".join(r) for r in emp_bits], dtype=object)
+        if len(people)
+        else np.array([], dtype=object)
+    )
+    la_names = np.array(regions.LAS, dtype=object)[people.la.astype(int)]
+    return pa.table(
+        {
+            "person_id": pa.array(people.person_id, pa.int64()),
+            "household_id": pa.array(people.household_id, pa.int64()),
+            "household_role": pa.array(people.household_role, pa.string()),
+            "la": pa.array(la_names, pa.string()),
+            "sex": pa.array(people.sex, pa.string()),
+            "ethnicity": pa.array(group5, pa.string()),
+            "ethnicity_detailed": pa.array(people.ethnicity, pa.string()),
+            "birth_date": pa.array(people.birth_day.astype("datetime64[D]"), pa.date32()),
+            "age_at_2024_01_01": pa.array(people.age.astype(np.int16), pa.int16()),
+            "forename": pa.array(people.forename, pa.string()),
+            "middle_name": pa.array(people.middle_name, pa.string()),
+            "surname": pa.array(people.surname, pa.string()),
+            "birth_surname": pa.array(people.birth_surname, pa.string()),
+            "postcode": pa.array(people.postcode, pa.string()),
+            "nino": pa.array(people.nino, pa.string()),
+            "nhs_number": pa.array(people.nhs_number, pa.string()),
+            "twin": pa.array(people.twin, pa.bool_()),
+            "junior": pa.array(people.junior, pa.bool_()),
+            "disabled": pa.array(people.disabled, pa.bool_()),
+            "health_condition": pa.array(people.condition, pa.string()),
+            "p_employed": pa.array(lab.p_employed.astype(np.float32), pa.float32()),
+            "nonwork_type": pa.array(lab.nonwork_type, pa.string()),
+            "employed_baseline": pa.array(lab.employed[:, 0], pa.bool_()),
+            "employed_by_month": pa.array(by_month, pa.string()),
+            "hub_start_month": pa.array(hub_start.astype("datetime64[D]"), pa.date32()),
+            "base_monthly_pay": pa.array(lab.base_pay, pa.float64()),
+        }
+    )
+
+
+class _Sinks(contextlib.ExitStack):
+    """Streaming writers for every output file, each renamed into place only on success."""
+
+    def __init__(self, out: Path) -> None:
+        super().__init__()
+        self.out = out
+        self.writers: dict[str, Any] = {}
+
+    def write(self, key: str, path: Path, table: pa.Table) -> None:
+        w = self.writers.get(key)
+        if w is None:
+            tmp = self.enter_context(atomic_path(path))
+            if path.suffix == ".csv":
+                w = pacsv.CSVWriter(str(tmp), table.schema, write_options=_CSV_OPTIONS)
+            else:
+                w = pq.ParquetWriter(str(tmp), table.schema, compression="zstd")
+            self.callback(w.close)  # LIFO: the writer closes before its file is renamed
+            self.writers[key] = w
+        w.write_table(table)
+
+
+def generate(
+    people: int,
+    seed: int,
+    out: str | os.PathLike[str],
+    rates: ErrorRates | dict[str, float] | None = None,
+) -> SynthResult:
+    """Generate a synthetic West Midlands population and every partner's extract.
+
+    Args:
+        people: number of working-age residents (1 to 30 million).
+        seed: random seed; the same arguments give byte-identical files.
+        out: output directory (created if needed).
+        rates: error rates (an :class:`ErrorRates` or a mapping of overrides); defaults if None.
+
+    Returns:
+        A :class:`SynthResult` naming every file written and the row counts.
+
+    Raises:
+        ConfigError: a bad size, seed or rate, or an output directory that cannot be written.
+
+    Examples:
+        >>> from wmw_link.synth import generate
+        >>> result = generate(people=5_000, seed=42, out="demo-data")  # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    out, rates = _check_args(people, seed, out, rates)
+    people = int(people)
+    pools = load_pools()
+    labour.calibration()  # fit once before the first chunk
+    n_chunks = -(-people // CHUNK_PEOPLE)
+    root = np.random.SeedSequence(int(seed))
+    nino_seed, nhs_seed, employer_seed, *chunk_seeds = root.spawn(3 + n_chunks)
+    employers = employer_refs(np.random.default_rng(employer_seed), max(50, people // 25))
+
+    paths = {d: extract_path(out, d) for d in DATASETS}
+    truth_path, people_path = out / "truth" / "truth.parquet", out / "truth" / "people.parquet"
+    rows = dict.fromkeys(DATASETS, 0)
+    next_id: dict[str, int] = {}
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    tally = Tally()
+    with _Sinks(out) as sinks:
+        for c in range(n_chunks):
+            rng = np.random.default_rng(chunk_seeds[c])
+            first = c * CHUNK_PEOPLE
+            n = min(CHUNK_PEOPLE, people - first)
+            pop = make_people(rng, n, first + 1, pools, (nino_seed, nhs_seed), first + 1)
+            lab = labour.simulate(pop, rng)
+            tally.add(pop, lab)
+            extracts = build_chunk(pop, lab, rng, rates, pools, employers, next_id, counts)
+            for name in DATASETS:
+                ex = extracts[name]
+                sinks.write(name, paths[name], ex.table)
+                truth = pa.table(
+                    {
+                        "dataset": pa.array([name] * ex.table.num_rows, pa.string()),
+                        "record_id": ex.table.column(0),
+                        "person_id": pa.array(ex.person_id, pa.int64()),
+                    }
+                )
+                sinks.write("truth", truth_path, truth)
+                rows[name] += ex.table.num_rows
+            sinks.write("people", people_path, _people_table(pop, lab))
+
+    summary = _summary(
+        people, int(seed), rates, rows, counts, tally, paths, truth_path, people_path
+    )
+    summary_path = out / "synth.json"
+    write_json_atomic(summary_path, summary)
+    return SynthResult(
+        out=out,
+        extracts=paths,
+        truth=truth_path,
+        people=people_path,
+        summary=summary_path,
+        rows=rows,
+        seconds=time.perf_counter() - t0,
+        true_effect=summary["truth"]["hub_effect"],
+    )
+
+
+def _summary(
+    people: int,
+    seed: int,
+    rates: ErrorRates,
+    rows: dict[str, int],
+    counts: dict[str, dict[str, dict[str, int]]],
+    tally: Tally,
+    paths: dict[str, Path],
+    truth_path: Path,
+    people_path: Path,
+) -> dict[str, Any]:
+    from wmw_link import __version__
+
+    def day(d: int) -> str:
+        return str(np.datetime64(d, "D"))
+
+    files = {
+        name: {
+            "path": str(p.relative_to(p.parents[1])),
+            "rows": rows[name],
+            "sha256": sha256_file(p),
+        }
+        for name, p in paths.items()
+    }
+    return {
+        "kind": "wmw-link/synth",
+        "tool_version": __version__,
+        "people": people,
+        "seed": seed,
+        "chunk_people": CHUNK_PEOPLE,
+        "window": {"first_day": day(WINDOW_FIRST_DAY), "last_day": day(WINDOW_LAST_DAY)},
+        "hub_starts": {"first_month": "2024-01", "last_month": "2025-09"},
+        "error_rates": rates.model_dump(),
+        "errors_applied": counts,
+        "extracts": files,
+        "truth": {
+            "truth_file": {
+                "path": "truth/truth.parquet",
+                "rows": sum(rows.values()),
+                "sha256": sha256_file(truth_path),
+            },
+            "people_file": {
+                "path": "truth/people.parquet",
+                "rows": people,
+                "sha256": sha256_file(people_path),
+            },
+            "hub_effect": tally.hub_effect(),
+            "realised": tally.realised(),
+        },
+        "parameters": labour.parameters(),
+        "targets": {
+            la: {
+                "employment_rate": float(regions.EMPLOYMENT_RATE[i]),
+                "female_employment_rate": float(regions.FEMALE_EMPLOYMENT_RATE[i]),
+                "disability_gap": float(regions.DISABILITY_GAP[i]),
+                "health_inactivity": float(regions.HEALTH_INACTIVITY[i]),
+                "neet_16_17": float(regions.NEET_16_17[i]),
+            }
+            for i, la in enumerate(regions.LAS)
+        },
+        "formats": FORMATS,
+    }
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,86 @@
+"""Name pools by ethnic group and sex, and the nickname / transliteration variant tables."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+
+def _read(name: str) -> list[dict[str, str]]:
+    text = resources.files("wmw_link").joinpath("data", name).read_text("utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Names with sampling probabilities."""
+
+    names: np.ndarray  # object array of str
+    cum: np.ndarray  # cumulative probabilities
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        idx = np.searchsorted(self.cum, rng.random(size), side="right")
+        return self.names[np.minimum(idx, len(self.names) - 1)]
+
+
+def _pool(names: list[str], weights: list[float]) -> Pool:
+    w = np.asarray(weights, dtype=float)
+    return Pool(np.array(names, dtype=object), np.cumsum(w / w.sum()))
+
+
+@dataclass(frozen=True)
+class NamePools:
+    """Forename pools by (group, sex), surname pools by group, and variant tables."""
+
+    forenames: dict[tuple[str, str], Pool]
+    surnames: dict[str, Pool]
+    nicknames: dict[str, tuple[str, ...]]
+    transliterations: dict[str, tuple[str, ...]]
+
+    def forename(self, group: str, sex: str, rng: np.random.Generator, size: int) -> np.ndarray:
+        if group == "mixed":  # children of mixed couples: names from both backgrounds
+            pick = rng.random(size) < 0.7
+            out = self.forenames[("white_british", sex)].sample(rng, size)
+            alt = self.forenames[("black_caribbean", sex)].sample(rng, size)
+            return np.where(pick, out, alt)
+        return self.forenames[(group, sex)].sample(rng, size)
+
+    def surname(self, group: str, rng: np.random.Generator, size: int) -> np.ndarray:
+        if group == "mixed":
+            pick = rng.random(size) < 0.6
+            return np.where(
+                pick,
+                self.surnames["white_british"].sample(rng, size),
+                self.surnames["black_caribbean"].sample(rng, size),
+            )
+        return self.surnames[group].sample(rng, size)
+
+
+@lru_cache(maxsize=1)
+def load_pools() -> NamePools:
+    """Read the packaged pools (``wmw_link/data/*.csv``) once per process."""
+    fore: dict[tuple[str, str], tuple[list[str], list[float]]] = {}
+    for row in _read("forenames.csv"):
+        names, weights = fore.setdefault((row["group"], row["sex"]), ([], []))
+        names.append(row["name"])
+        weights.append(float(row["weight"]))
+    sur: dict[str, tuple[list[str], list[float]]] = {}
+    for row in _read("surnames.csv"):
+        names, weights = sur.setdefault(row["group"], ([], []))
+        names.append(row["name"])
+        weights.append(float(row["weight"]))
+    nick: dict[str, list[str]] = {}
+    trans: dict[str, list[str]] = {}
+    for row in _read("name_variants.csv"):
+        target = nick if row["kind"] == "nickname" else trans
+        target.setdefault(row["name"], []).append(row["variant"])
+    return NamePools(
+        forenames={k: _pool(*v) for k, v in fore.items()},
+        surnames={k: _pool(*v) for k, v in sur.items()},
+        nicknames={k: tuple(v) for k, v in nick.items()},
+        transliterations={k: tuple(v) for k, v in trans.items()},
+    )

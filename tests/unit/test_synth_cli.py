@@ -1,0 +1,60 @@
+"""`wmw-link synth` on the command line: output, and clean errors for bad arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from wmw_link.cli import main
+
+
+def test_synth_command_writes_the_extracts(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    result = CliRunner().invoke(
+        main, ["synth", "--people", "300", "--seed", "4", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "hmrc_rti" in result.output and "True effect" in result.output
+    assert (out / "extracts" / "dwp_claims.csv").is_file()
+    assert (out / "truth" / "truth.parquet").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--people", "-5"], "--people"),
+        (["--people", "0"], "--people"),
+        (["--people", "ten"], "--people"),
+        (["--seed", "-1"], "--seed"),
+        (["--error-scale", "-2"], "--error-scale"),
+    ],
+)
+def test_bad_arguments_give_a_clean_error(tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_unwritable_output_gives_a_clean_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(main, ["synth", "--people", "10", "--out", str(blocker / "sub")])
+    assert result.exit_code == 1
+    assert "cannot create the output directory" in result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_bad_rates_file_gives_a_clean_error(tmp_path: Path) -> None:
+    rates = tmp_path / "rates.yaml"
+    rates.write_text("typo_surname: 3\n")
+    result = CliRunner().invoke(
+        main, ["synth", "--people", "10", "--out", str(tmp_path / "o"), "--rates", str(rates)]
+    )
+    assert result.exit_code == 1
+    assert "invalid error rates" in result.output
+    assert isinstance(result.exception, SystemExit)
