@@ -1,0 +1,34 @@
+# Two entry points do all the set-up on a fresh machine with nothing but Python:
+#   make demo   - create .venv, install wmw-link, run the whole pipeline on synthetic data
+#   make test   - create .venv, install wmw-link with dev extras, lint and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PEOPLE ?= 20000
+OUT    ?= demo-out
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/wmw-link demo --people $(PEOPLE) --out $(OUT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
