@@ -181,6 +181,11 @@ def build_cohort(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame
     )
     emp.columns = [f"emp_{m}" for m in emp.columns]
     earn.columns = [f"earn_{m}" for m in earn.columns]
-    out = base.set_index("person_id").join(emp).join(earn).reset_index()
+    out = (
+        base.set_index("person_id")
+        .join(emp.fillna(False).astype(bool))
+        .join(earn.fillna(0.0).astype(float))
+    )
+    out = out.reset_index()
     out["start"] = pd.to_datetime(out["start"]).dt.date
     return out

@@ -1,0 +1,80 @@
+"""`wmw-link outcomes`: the analyst measures outcomes, with disclosure control and dashboards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wmw_link import runrecord
+from wmw_link.agreement import Role, load_agreement
+from wmw_link.outcomes import PRESETS, measure_outcomes
+
+
+@click.command("outcomes")
+@click.option("--agreement", "agreement_path", required=True, type=click.Path(path_type=Path),
+              help="The data-sharing agreement (YAML); its disclosure policy is applied.")  # fmt: skip
+@click.option("--journeys", "journeys_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory written by `wmw-link journeys`.")  # fmt: skip
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory."
+)
+@click.option("--rule", type=click.Choice(sorted(PRESETS)), default="dfe_5_of_6_months", show_default=True,
+              help="Headline sustained-employment rule (every preset is measured).")  # fmt: skip
+@click.option(
+    "--as", "party", default=None, help="Your party id (default: the agreement's analyst)."
+)
+@click.option("--bias-threshold", type=float, default=10.0, show_default=True,
+              help="Warn when two groups' link rates differ by more than this many points.")  # fmt: skip
+def outcomes(
+    agreement_path: Path,
+    journeys_dir: Path,
+    out_dir: Path,
+    rule: str,
+    party: str | None,
+    bias_threshold: float,
+) -> None:
+    """Write tables/*.csv (internal tier), public/*.csv (public tier), dashboard.html,
+    dashboard-public.html and outcomes-manifest.json. Suppressed cells read "c"."""  # noqa: D205
+    rec = runrecord.current()
+    agreement = load_agreement(agreement_path)
+    rec.set_agreement(agreement)
+    rec.party = party or agreement.default_party(Role.ANALYST)
+    rec.role = Role.ANALYST.value
+    rec.add_input(agreement_path)
+    for name in ("events.parquet", "persons.parquet", "journeys-manifest.json"):
+        if (journeys_dir / name).is_file():
+            rec.add_input(journeys_dir / name)
+    result = measure_outcomes(
+        agreement,
+        journeys_dir,
+        out_dir,
+        rule=rule,
+        party=rec.party,
+        bias_threshold_pp=bias_threshold,
+    )
+    for rel in result.files:
+        rec.add_output(out_dir / rel)
+    rec.add_output(out_dir / "outcomes-manifest.json")
+    rec.rows["table_cells"] = len(result.internal)
+    head = result.headline()
+
+    def pct(m: str) -> str:
+        v = head.get(m)
+        return "c" if v is None else f"{v:.1f}%"
+
+    click.echo(f"outcomes to {result.as_of.isoformat()} (rule {result.rule}):")
+    click.echo(
+        f"  sustained employment at 6 / 12 months: {pct(f'sustained_{result.rule}_6m')} / {pct(f'sustained_{result.rule}_12m')}"
+    )
+    click.echo(
+        f"  in work at start -> 12 months on: {pct('employed_at_start_12m')} -> {pct('employed_at_12m')}"
+    )
+    click.echo(
+        f"  employment rate proxy: {pct('employment_rate')}; linked to another source: {pct('linked_to_other_source')}"
+    )
+    for w in result.warnings:
+        click.echo(f"  warning: {w}")
+    click.echo(
+        f"wrote {len(result.files)} files to {out_dir} (dashboard: {out_dir / 'dashboard.html'})"
+    )
