@@ -83,7 +83,7 @@ def link(
     from wmw_link.linkage.verify import collect_inputs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("splink").setLevel(logging.WARNING)
+    logging.getLogger("splink").setLevel(logging.ERROR)
     agreement = load_agreement(agreement_path)
     party = party or agreement.default_party(Role.TTP)
     rec = runrecord.current()

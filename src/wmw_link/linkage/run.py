@@ -158,6 +158,7 @@ def link(
     exact_only: bool = False,
     threads: int | None = None,
     report: bool = True,
+    keep_pairs: str | Path | None = None,
 ) -> LinkResult:
     """Link all partners' tokens into persons and write one map per dataset.
 
@@ -172,6 +173,8 @@ def link(
         exact_only: a naive contrast model with exact-token comparisons only.
         threads: cores to use (default: all).
         report: write the quality report (charts, rates, sweep, model).
+        keep_pairs: also write the scored pairs here (Parquet; for benchmarks measuring
+            blocking recall; holds row refs and weights, no tokens).
 
     Returns:
         A :class:`LinkResult`.
@@ -197,11 +200,95 @@ def link(
     be = open_backend(backend, tmp, threads)
     try:
         return _run(
-            agreement, verified, out, be, threshold, seed, exact_only, report, timings, t_start
+            agreement,
+            verified,
+            out,
+            be,
+            threshold,
+            seed,
+            exact_only,
+            report,
+            timings,
+            t_start,
+            Path(keep_pairs) if keep_pairs else None,
         )
     finally:
         be.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class Clustering:
+    """The outcome of :func:`fit_and_cluster` (Splink tables stay in the backend)."""
+
+    linker: Any
+    predictions: Any
+    linkable: Any
+    frame: pd.DataFrame  # source_dataset, unique_id, cluster_id
+    weight: float
+    method: str
+    points: list[thr.SweepPoint]
+    comparisons: int
+    evidence_sql: str
+    timings: dict[str, float]
+
+
+def fit_and_cluster(
+    inputs: Sequence[Any],
+    plan: ModelPlan,
+    *,
+    seed: int,
+    n_records: int,
+    threshold: float | None = None,
+    household_rule: bool = True,
+) -> Clustering:
+    """Train the model, score the blocked pairs, choose a threshold and cluster.
+
+    The same steps serve the token model and the plaintext baseline in ``benchmarks/``.
+
+    Args:
+        inputs: registered SplinkDataFrames, one per dataset.
+        plan: comparisons, blocking rules and training blocks.
+        seed: seed for u sampling.
+        n_records: total input records (sizes the u sample).
+        threshold: match probability to cluster at; None chooses it without labels.
+        household_rule: drop pairs without forename, date-of-birth, NINo or NHS evidence.
+
+    Returns:
+        A :class:`Clustering`.
+    """
+    from splink import Linker
+
+    linker = Linker(list(inputs), settings_creator(plan), log_level=logging.ERROR)
+    timings = _train(linker, plan, seed, n_records)
+    log.info("model trained")
+    t0 = time.perf_counter()
+    predictions = linker.inference.predict(threshold_match_weight=PREDICT_FLOOR_WEIGHT)
+    timings["predict"] = time.perf_counter() - t0
+    comparisons = int(
+        linker.misc.query_sql(
+            f"SELECT COUNT(*) AS n FROM {predictions.physical_name}", output_type="pandas"
+        )["n"].iloc[0]
+    )
+    log.info("scored %d candidate pairs", comparisons)
+    t0 = time.perf_counter()
+    evidence = _evidence_condition(linker) if household_rule else "TRUE"
+    linkable = linker.misc.query_sql(
+        f"SELECT * FROM {predictions.physical_name} WHERE {evidence}", output_type="splink_df"
+    )
+    weight, method, points = _choose(linker, linkable, threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        linkable, threshold_match_weight=weight
+    )
+    frame = linker.misc.query_sql(
+        f"SELECT source_dataset, unique_id, cluster_id FROM {clusters.physical_name}",
+        output_type="pandas",
+    )
+    timings["threshold_and_cluster"] = time.perf_counter() - t0
+    log.info("clustered at match weight %.2f (%s)", weight, method)
+    return Clustering(
+        linker, predictions, linkable, frame, weight, method, points, comparisons, evidence, timings
+    )
 
 
 def _run(
@@ -215,9 +302,8 @@ def _run(
     report: bool,
     timings: dict[str, float],
     t_start: float,
+    keep_pairs: Path | None = None,
 ) -> LinkResult:
-    from splink import Linker
-
     t0 = time.perf_counter()
     kinds = _token_kinds(verified)
     inputs = [
@@ -235,40 +321,16 @@ def _run(
     timings["load"] = time.perf_counter() - t0
     log.info("loaded %d records; %d comparisons in the model", n_records, len(plan.comparisons))
 
-    linker = Linker(inputs, settings_creator(plan), log_level=logging.WARNING)
-    timings.update(_train(linker, plan, seed, n_records))
-    log.info("model trained")
+    cl = fit_and_cluster(inputs, plan, seed=seed, n_records=n_records, threshold=threshold)
+    timings.update(cl.timings)
+    if keep_pairs is not None:
+        save_pairs(cl, keep_pairs)
 
     t0 = time.perf_counter()
-    predictions = linker.inference.predict(threshold_match_weight=PREDICT_FLOOR_WEIGHT)
-    timings["predict"] = time.perf_counter() - t0
-    comparisons = int(
-        linker.misc.query_sql(
-            f"SELECT COUNT(*) AS n FROM {predictions.physical_name}", output_type="pandas"
-        )["n"].iloc[0]
-    )
-
-    t0 = time.perf_counter()
-    evidence = _evidence_condition(linker)
-    filtered = linker.misc.query_sql(
-        f"SELECT * FROM {predictions.physical_name} WHERE {evidence}", output_type="splink_df"
-    )
-    weight, method, points = _choose(linker, filtered, threshold)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        filtered, threshold_match_weight=weight
-    )
-    timings["threshold_and_cluster"] = time.perf_counter() - t0
-    log.info("clustered at match weight %.2f (%s)", weight, method)
-
-    t0 = time.perf_counter()
-    frame = linker.misc.query_sql(
-        f"SELECT source_dataset, unique_id, cluster_id FROM {clusters.physical_name}",
-        output_type="pandas",
-    )
     expected = {
         v.dataset: pd.read_parquet(v.tokens_path, columns=["row_ref"])["row_ref"] for v in verified
     }
-    maps = build_maps(frame, expected, salt=agreement.id)
+    maps = build_maps(cl.frame, expected, salt=agreement.id)
     map_paths = write_maps(maps, out)
     timings["write_maps"] = time.perf_counter() - t0
 
@@ -279,16 +341,16 @@ def _run(
         t0 = time.perf_counter()
         write_report(
             report_dir,
-            linker=linker,
-            predictions=predictions,
-            linkable=filtered,
+            linker=cl.linker,
+            predictions=cl.predictions,
+            linkable=cl.linkable,
             maps=maps,
-            points=points,
-            chosen_weight=weight,
-            method=method,
+            points=cl.points,
+            chosen_weight=cl.weight,
+            method=cl.method,
             plan=plan,
-            comparisons=comparisons,
-            evidence_sql=evidence,
+            comparisons=cl.comparisons,
+            evidence_sql=cl.evidence_sql,
         )
         timings["report"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
@@ -297,54 +359,95 @@ def _run(
     manifest = out / "link-manifest.json"
     write_json_atomic(
         manifest,
-        {
-            "kind": "wmw-link/link-manifest",
-            "tool_version": __version__,
-            "agreement": {"id": agreement.id, "version": agreement.version, "hash": agreement.hash},
-            "backend": be.name,
-            "seed": seed,
-            "model": "exact-only" if exact_only else "full",
-            "inputs": {
-                v.dataset: {
-                    "party": v.party,
-                    "tokens": {"name": v.tokens_path.name, "sha256": v.sha256, "rows": v.rows},
-                    "manifest": {
-                        "name": v.manifest_path.name,
-                        "sha256": sha256_file(v.manifest_path),
-                    },
-                    "key_check": v.manifest["key_check"],
-                }
-                for v in verified
-            },
-            "outputs": {
-                d: {"name": p.name, "sha256": sha256_file(p), "rows": len(maps[d])}
-                for d, p in map_paths.items()
-            },
-            "threshold": {
-                "match_weight": weight,
-                "match_probability": thr.weight_to_probability(weight),
-                "method": method,
-                "household_rule": "a link needs forename, date-of-birth, NINo or NHS-number "
-                "evidence; surname and address alone never link",
-            },
-            "counts": {"records": n_records, "persons": persons, "comparisons_scored": comparisons},
-            "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        },
+        _link_manifest(
+            agreement,
+            verified,
+            be,
+            seed,
+            exact_only,
+            maps,
+            map_paths,
+            cl,
+            timings,
+            n_records,
+            persons,
+        ),
     )
     return LinkResult(
         out_dir=out,
         maps=map_paths,
         manifest=manifest,
         report_dir=report_dir,
-        threshold_match_weight=weight,
-        threshold_probability=thr.weight_to_probability(weight),
-        threshold_method=method,
+        threshold_match_weight=cl.weight,
+        threshold_probability=thr.weight_to_probability(cl.weight),
+        threshold_method=cl.method,
         records=n_records,
         persons=persons,
-        comparisons=comparisons,
+        comparisons=cl.comparisons,
         timings=timings,
-        sweep=[p.to_dict() for p in points],
+        sweep=[p.to_dict() for p in cl.points],
     )
 
 
-__all__ = ["LinkResult", "link", "near_unique_u"]
+def save_pairs(cl: Clustering, path: Path) -> None:
+    """Write the scored pairs (ids, weight, linkable flag) to Parquet, for benchmarks only."""
+    sql = (
+        "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "
+        f"p.match_weight, ({cl.evidence_sql.replace('gamma_', 'p.gamma_')}) AS linkable "
+        f"FROM {cl.predictions.physical_name} p"
+    )
+    df = cl.linker.misc.query_sql(sql, output_type="pandas")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path, index=False)
+
+
+def _link_manifest(
+    agreement: Agreement,
+    verified: list[VerifiedInput],
+    be: Backend,
+    seed: int,
+    exact_only: bool,
+    maps: dict[str, pd.DataFrame],
+    map_paths: dict[str, Path],
+    cl: Clustering,
+    timings: dict[str, float],
+    n_records: int,
+    persons: int,
+) -> dict[str, Any]:
+    return {
+        "kind": "wmw-link/link-manifest",
+        "tool_version": __version__,
+        "agreement": {"id": agreement.id, "version": agreement.version, "hash": agreement.hash},
+        "backend": be.name,
+        "seed": seed,
+        "model": "exact-only" if exact_only else "full",
+        "inputs": {
+            v.dataset: {
+                "party": v.party,
+                "tokens": {"name": v.tokens_path.name, "sha256": v.sha256, "rows": v.rows},
+                "manifest": {"name": v.manifest_path.name, "sha256": sha256_file(v.manifest_path)},
+                "key_check": v.manifest["key_check"],
+            }
+            for v in verified
+        },
+        "outputs": {
+            d: {"name": p.name, "sha256": sha256_file(p), "rows": len(maps[d])}
+            for d, p in map_paths.items()
+        },
+        "threshold": {
+            "match_weight": cl.weight,
+            "match_probability": thr.weight_to_probability(cl.weight),
+            "method": cl.method,
+            "household_rule": "a link needs forename, date-of-birth, NINo or NHS-number "
+            "evidence; surname and address alone never link",
+        },
+        "counts": {
+            "records": n_records,
+            "persons": persons,
+            "comparisons_scored": cl.comparisons,
+        },
+        "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+__all__ = ["Clustering", "LinkResult", "fit_and_cluster", "link", "near_unique_u"]
