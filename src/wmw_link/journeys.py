@@ -208,6 +208,12 @@ def _check_manifest(agreement: Agreement, ds_id: str, payload_path: Path) -> dic
             f"rule 'version': {path.name} was made under {agreement.id} v{ag.get('version')}, "
             f"which v{agreement.version} does not accept"
         )
+    stated_hash = ag.get("hash")
+    if ag["version"] == agreement.version and stated_hash and stated_hash != agreement.hash:
+        raise PolicyError(
+            f"rule 'agreement hash': {path.name} was made under another text of "
+            f"{agreement.id} v{agreement.version} (the agreement hash differs)"
+        )
     if man.get("dataset") not in (None, ds_id):
         raise VerificationError(f"{path.name}: manifest is for dataset {man.get('dataset')!r}")
     want = ((man.get("files") or {}).get("payload") or {}).get("sha256")
