@@ -675,3 +675,17 @@ def test_seal_and_unseal_commands(tmp_path: Path, keys) -> None:
     assert entries[0]["role"] == "controller" and entries[3]["role"] == "ttp"
     assert entries[3]["outputs"][0]["sha256"] == entries[0]["inputs"][0]["sha256"]
     assert verify(log).lines == 4
+
+
+def test_a_file_sealed_in_force_does_not_open_after_expiry(
+    tmp_path: Path, keys, agreement, monkeypatch
+) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    original = Agreement.require_in_force
+    # The same agreement (same hash), on a day after its valid_until.
+    monkeypatch.setattr(
+        Agreement, "require_in_force", lambda self, on=None: original(self, dt.date(2030, 1, 1))
+    )
+    with pytest.raises(PolicyError, match="rule 'validity'.*expired"):
+        _unseal(sealed.path, keys, agreement, tmp_path / "late")
+    assert list((tmp_path / "late").iterdir()) == []
