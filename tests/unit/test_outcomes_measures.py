@@ -109,18 +109,21 @@ def test_population_measures_on_as_of():
     for i, status in enumerate(["NEET", "EET", "EET", "Unknown"]):
         b.add("skills_enrolments", f"t{i}", course_level="Entry", start_date=D(2025, 1, 1), end_date=None, achieved=False,
               neet_status=status, birth_year=2008, postcode_district="CV1")  # fmt: skip
+    # a status row without course dates (as the skills partner sends for 16-17s)
+    b.add("skills_enrolments", "t4", course_level=None, start_date=None, end_date=None, achieved=None,
+          neet_status="NEET", birth_year=2008, postcode_district="CV1")  # fmt: skip
     b.hub("h1", la="Coventry", start=D(2024, 3, 3), postcode_district="CV1", birth_year=1990)
     raw = _raw(b)
     emp = _total(raw, "employment_rate")
-    # residents 16-64: y1 y2 lt w1-w4 t0-t3 h1 = 12; employed: w1-w4
-    assert (emp["n"], emp["count"]) == (12, 4)
+    # residents 16-64: y1 y2 lt w1-w4 t0-t4 h1 = 13; employed: w1-w4
+    assert (emp["n"], emp["count"]) == (13, 4)
     assert _total(raw, "health_inactivity")["count"] == 1
     youth = _total(raw, "youth_claimants")
     assert (youth["n"], youth["count"]) == (2, 1)
     lt = _total(raw, "long_term_claimants")
     assert (lt["n"], lt["count"]) == (2, 1)  # y1 and lt claim now; lt for 12+ months
     neet = _total(raw, "neet_16_17")
-    assert (neet["n"], neet["count"]) == (3, 1)  # Unknown status left out
+    assert (neet["n"], neet["count"]) == (4, 2)  # Unknown status left out
     pay = _total(raw, "bottom_half_earnings")
     assert pay["value"] == pytest.approx(1500.0)  # bottom half of 1000, 2000, 3000, 4000
     assert _total(raw, "hub_supported")["n"] == 1

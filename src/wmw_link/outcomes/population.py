@@ -11,8 +11,10 @@ population the partners' payloads reach, not the ONS resident population.
   search or no work requirements) on ``as_of``.
 * ``long_term_claimants``: of residents on an out-of-work benefit on ``as_of``, those whose
   current claim started 12 months or more before.
-* ``neet_16_17``: of residents aged 16-17 with a known status (NEET or EET; latest skills
-  record), those NEET.
+* ``neet_16_17``: of residents with a known 16-17 participation status (NEET or EET; the
+  latest skills record that has one: the skills partner records it for 16-17 year olds only,
+  in status rows without course dates), those NEET. Not filtered by age on ``as_of``: the
+  status rows may be older than the person's 18th birthday.
 * ``bottom_half_earnings``: median monthly pay of the bottom half of employed residents aged
   16-64 (the median of pay at or below the group's median).
 * ``hub_supported``: residents with a hub support start (any time), with ``start_month`` of the
@@ -45,7 +47,7 @@ def resident_frame(
                  bool_or(oow AND start <= CAST({d} - INTERVAL 12 MONTH AS DATE)) AS long_term
           FROM claims WHERE start <= {d} AND stop >= {d} GROUP BY person_id
         ), neet AS (
-          SELECT person_id, arg_max(neet_status, start) AS neet_status FROM events
+          SELECT person_id, arg_max(neet_status, coalesce(start, DATE '1900-01-01')) AS neet_status FROM events
           WHERE event_type = 'training' AND neet_status IS NOT NULL GROUP BY person_id
         ), hub AS (
           SELECT person_id, strftime(min(start), '%Y-%m') AS start_month FROM events
@@ -93,7 +95,9 @@ def population_measures(residents: pd.DataFrame) -> pd.DataFrame:
     claimants = res[res["oow"]]
     parts.append(aggregate(claimants, table="long_term_claimants", measure="long_term_claimants",
                            kind="rate", population="claimants", domains=domains, flag="long_term"))  # fmt: skip
-    teen = res[(res["age_band"] == "16-17") & res["neet_status"].isin(["NEET", "EET"])].copy()
+    # The status is recorded for 16-17 year olds only (status rows carry no course dates), so the
+    # population is everyone with a known status, whatever their age on as_of.
+    teen = res[res["neet_status"].isin(["NEET", "EET"])].copy()
     teen["_neet"] = teen["neet_status"] == "NEET"
     parts.append(aggregate(teen, table="neet_16_17", measure="neet_16_17", kind="rate",
                            population="residents_16_17_known", domains=domains, dims=no_age,
