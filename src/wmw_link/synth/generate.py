@@ -96,12 +96,9 @@ def _people_table(people: People, lab: Labour) -> pa.Table:
     group5 = np.array([regions.ETHNIC_GROUP5[g] for g in people.ethnicity], dtype=object)
     months = (labour.WINDOW_START + lab.hub_month.astype(np.int64)).astype("datetime64[D]")
     hub_start = np.where(lab.hub_month >= 0, months, np.datetime64("NaT"))
-    emp_bits = np.where(lab.employed, "1", "0")
-    by_month = (
-        np.array(["".join(r) for r in emp_bits], dtype=object)
-        if len(people)
-        else np.array([], dtype=object)
-    )
+    # One "0"/"1" character per month, built as a fixed-width byte view (no per-person loop).
+    bits = (lab.employed.astype(np.uint8) + ord("0")).copy(order="C")
+    by_month = pa.array(bits.view(f"S{bits.shape[1]}").ravel(), pa.binary()).cast(pa.string())
     la_names = np.array(regions.LAS, dtype=object)[people.la.astype(int)]
     return pa.table(
         {
@@ -128,7 +125,7 @@ def _people_table(people: People, lab: Labour) -> pa.Table:
             "p_employed": pa.array(lab.p_employed.astype(np.float32), pa.float32()),
             "nonwork_type": pa.array(lab.nonwork_type, pa.string()),
             "employed_baseline": pa.array(lab.employed[:, 0], pa.bool_()),
-            "employed_by_month": pa.array(by_month, pa.string()),
+            "employed_by_month": by_month,
             "hub_start_month": pa.array(hub_start.astype("datetime64[D]"), pa.date32()),
             "base_monthly_pay": pa.array(lab.base_pay, pa.float64()),
         }
