@@ -67,9 +67,12 @@ def test_links_the_fixture_accurately_without_household_merges(
     result: LinkResult, fixture_dir
 ) -> None:
     ev = score(_scoring_frame(result, fixture_dir[1]))
-    assert ev.pairwise.f1 >= 0.97, ev.summary()
+    # The fixture's typos are harsher than the synthetic extracts' (one letter of a short
+    # name in 15% of records), so recall is lower here than in the benchmark.
+    assert ev.pairwise.f1 >= 0.95, ev.summary()
+    assert ev.pairwise.precision >= 0.99, ev.summary()
     assert ev.within_source.recall >= 0.9, ev.summary()
-    assert ev.household_false_merge["false_pairs_same_household"] <= 2, ev.summary()
+    assert ev.household_false_merge["false_pairs_same_household"] == 0, ev.summary()
     assert result.threshold_method.startswith("maximum expected F1")
 
 

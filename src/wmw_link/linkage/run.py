@@ -28,7 +28,6 @@ from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
-    IDENTITY_EVIDENCE,
     WEAK_LEVELS,
     ModelPlan,
     plan_model,
@@ -83,26 +82,58 @@ def near_unique_u(backend: Backend, tables: Sequence[str], column: str) -> float
     return 1.0 / float(distinct)
 
 
-def _evidence_condition(linker: Any) -> str:
-    """SQL: the pair has forename, date-of-birth, NINo or NHS-number evidence.
+def _min_gamma(
+    comp: Any, exclude: frozenset[str] = WEAK_LEVELS, stop: str | None = None
+) -> int | None:
+    """Lowest gamma of the comparison's levels that count as agreement.
 
-    A pair agreeing on surname and address alone (a household) never links.
+    Levels labelled in ``exclude`` never count; with ``stop``, levels below the one labelled
+    ``stop`` do not count either.
     """
-    parts = []
-    for comp in linker._settings_obj.comparisons:
-        name = comp.output_column_name
-        if name not in IDENTITY_EVIDENCE:
+    found: list[int] = []
+    for lvl in comp.comparison_levels:
+        if lvl.is_null_level or lvl.comparison_vector_value <= 0:
             continue
-        strong = [
-            lvl.comparison_vector_value
-            for lvl in comp.comparison_levels
-            if not lvl.is_null_level
-            and lvl.comparison_vector_value > 0
-            and (lvl.label_for_charts or "") not in WEAK_LEVELS
-        ]
-        if strong:
-            parts.append(f"gamma_{name} >= {min(strong)}")
-    return " OR ".join(parts) if parts else "TRUE"
+        label = lvl.label_for_charts or ""
+        if label in exclude:
+            continue
+        found.append(lvl.comparison_vector_value)
+        if stop is not None and label == stop:
+            break
+    return min(found) if found else None
+
+
+def _evidence_condition(linker: Any) -> str:
+    """SQL: the household rule a scored pair must pass before it may link.
+
+    A NINo or NHS-number agreement always passes. Otherwise a pair needs forename or
+    date-of-birth evidence; and a pair that looks like one household (surname agrees, postcode
+    unit or sector agrees) needs both, unless one of them is missing: twins share a date of
+    birth, fathers and sons can share a forename, neither shares both.
+    """
+    comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
+
+    def ev(name: str, **kw: Any) -> str | None:
+        if name not in comps:
+            return None
+        g = _min_gamma(comps[name], **kw)
+        return None if g is None else f"gamma_{name} >= {g}"
+
+    unique = [e for e in (ev("nino"), ev("nhs")) if e]
+    fore, dob = ev("forename"), ev("dob")
+    identity = [e for e in (fore, dob) if e]
+    if not identity:
+        return " OR ".join(unique) if unique else "TRUE"
+    some = "(" + " OR ".join(identity) + ")"
+    sur = ev("surname")
+    place = ev("postcode", stop="same sector")
+    if fore and dob and sur and place:
+        house = f"({sur} AND {place})"
+        both = f"(({fore} OR gamma_forename = -1) AND ({dob} OR gamma_dob = -1))"
+        rule = f"((NOT {house} AND {some}) OR ({house} AND {some} AND {both}))"
+    else:
+        rule = some
+    return " OR ".join([*unique, rule])
 
 
 def _train(linker: Any, plan: ModelPlan, seed: int, n_records: int) -> dict[str, float]:

@@ -1,0 +1,452 @@
+"""Benchmark: token linkage against plaintext linkage on the same synthetic records.
+
+For each population size: synthetic extracts (``wmw_link.synth.generate``), one linkage key,
+tokenise every extract, then
+
+* **tokens**: ``wmw_link.linkage.link`` (DuckDB) on the tokens;
+* **tokens, exact only**: the same with exact-token comparisons only (naive contrast);
+* **plaintext Splink**: the usual fuzzy comparisons on the normalised plaintext of the same
+  records (same blocks, training, household rule, label-free threshold, clustering);
+* **plaintext ECM** (smallest size only): recordlinkage's ECM classifier on the same pairs.
+
+Every stage runs in its own process, so wall time and peak memory (ru_maxrss of the process
+and its children) are its own. Scored against ``truth/``: pairwise precision/recall/F1 within
+and across sources, household false merges, candidate-pair recall of the blocking rules, and a
+sweep of the true F1 over thresholds (to check the label-free default against the best).
+
+    .venv/bin/python benchmarks/bench_linkage.py --people 10000 100000 [--keep]
+
+Results: benchmarks/results/linkage.json and linkage.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+AGREEMENT = HERE.parent / "agreements" / "wmw-outcomes.yaml"
+SEED = 42
+
+
+# --------------------------------------------------------------------------------------------
+# stages (each in its own process)
+
+
+def _peak_mib() -> float:
+    self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(self_kib, child_kib) / 1024
+
+
+def stage_synth(work: Path, people: int) -> dict[str, Any]:
+    from wmw_link.synth import generate
+
+    r = generate(people=people, seed=SEED, out=work / "synth")
+    return {"rows": r.rows, "records": sum(r.rows.values())}
+
+
+def stage_tokenise(work: Path) -> dict[str, Any]:
+    from wmw_link.agreement import load_agreement
+    from wmw_link.keys import new_key
+    from wmw_link.synth.generate import extract_path
+    from wmw_link.tokenise import tokenise
+
+    a = load_agreement(AGREEMENT)
+    keys = work / "keys"
+    key = new_key(keys / "link.key", force=True)
+    inbox, xw = work / "inbox", work / "crosswalks"
+    inbox.mkdir(exist_ok=True)
+    xw.mkdir(exist_ok=True)
+    rows = {}
+    for ds in (d.id for d in a.datasets):
+        ref = new_key(keys / f"{ds}.ref.key", force=True)
+        res = tokenise(
+            a, ds, extract_path(work / "synth", ds), key, ref, work / "ctl" / ds, workers=2
+        )
+        rows[ds] = res.rows_out if hasattr(res, "rows_out") else None
+        for suf in (".tokens.parquet", ".manifest.json"):
+            shutil.copy(work / "ctl" / ds / f"{ds}{suf}", inbox)
+        shutil.copy(work / "ctl" / ds / f"{ds}.crosswalk.parquet", xw)
+    return {"rows": rows}
+
+
+def stage_link(work: Path, exact_only: bool, report: bool) -> dict[str, Any]:
+    from wmw_link.agreement import load_agreement
+    from wmw_link.linkage import link
+
+    name = "link_exact" if exact_only else "link"
+    r = link(
+        load_agreement(AGREEMENT),
+        work / "inbox",
+        work / name,
+        seed=SEED,
+        exact_only=exact_only,
+        report=report,
+        keep_pairs=work / f"{name}.pairs.parquet",
+    )
+    return {
+        "records": r.records,
+        "persons": r.persons,
+        "comparisons": r.comparisons,
+        "threshold_weight": r.threshold_match_weight,
+        "timings": r.timings,
+    }
+
+
+def stage_plain(work: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(HERE))
+    from linkage_baselines import plaintext_table, run_splink_plaintext
+    from wmw_link.agreement import load_agreement
+    from wmw_link.synth.generate import extract_path
+
+    a = load_agreement(AGREEMENT)
+    t0 = time.perf_counter()
+    tables = {
+        d.id: plaintext_table(
+            a,
+            d.id,
+            extract_path(work / "synth", d.id),
+            work / "crosswalks" / f"{d.id}.crosswalk.parquet",
+            dt.date.today(),
+        )
+        for d in a.datasets
+    }
+    normalise = time.perf_counter() - t0
+    tmp = Path(tempfile.mkdtemp(dir=work))
+    frame, pairs, timings = run_splink_plaintext(tables, tmp, SEED)
+    shutil.rmtree(tmp, ignore_errors=True)
+    frame.to_parquet(work / "plain.clusters.parquet", index=False)
+    pairs.to_parquet(work / "plain.pairs.parquet", index=False)
+    pd.concat([t.assign(source_dataset=ds) for ds, t in tables.items()]).to_parquet(
+        work / "plain.records.parquet", index=False
+    )
+    return {"timings": {"normalise": normalise, **timings}, "comparisons": len(pairs)}
+
+
+def stage_ecm(work: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(HERE))
+    from linkage_baselines import run_ecm
+
+    recs = pd.read_parquet(work / "plain.records.parquet")
+    tables = {ds: g.drop(columns="source_dataset") for ds, g in recs.groupby("source_dataset")}
+    pairs = pd.read_parquet(work / "plain.pairs.parquet")
+    t0 = time.perf_counter()
+    out = run_ecm(tables, pairs)
+    out.to_parquet(work / "ecm.clusters.parquet", index=False)
+    return {"timings": {"ecm": time.perf_counter() - t0}}
+
+
+STAGES = {
+    "synth": lambda w, a: stage_synth(w, a.people[0]),
+    "tokenise": lambda w, a: stage_tokenise(w),
+    "link": lambda w, a: stage_link(w, exact_only=False, report=a.report),
+    "link_exact": lambda w, a: stage_link(w, exact_only=True, report=False),
+    "plain": lambda w, a: stage_plain(w),
+    "ecm": lambda w, a: stage_ecm(w),
+}
+
+
+def _run_stage(stage: str, work: Path, people: int, report: bool = False) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    cmd = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--people", str(people)]
+    if report:
+        cmd.append("--report")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"stage {stage} failed:\n{proc.stderr[-4000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_seconds"] = time.perf_counter() - t0
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+
+
+def _truth(work: Path) -> tuple[pd.DataFrame, pd.Series]:
+    truth = pd.read_parquet(work / "synth" / "truth" / "truth.parquet")
+    truth["record_id"] = truth["record_id"].astype(str)
+    people = pd.read_parquet(
+        work / "synth" / "truth" / "people.parquet", columns=["person_id", "household_id"]
+    )
+    return truth, people.set_index("person_id")["household_id"]
+
+
+def _crosswalk(work: Path) -> pd.DataFrame:
+    parts = []
+    for f in sorted((work / "crosswalks").glob("*.crosswalk.parquet")):
+        x = pd.read_parquet(f)
+        x["dataset"] = f.name.removesuffix(".crosswalk.parquet")
+        parts.append(x)
+    x = pd.concat(parts, ignore_index=True)
+    x["record_id"] = x["record_id"].astype(str)
+    return x
+
+
+def _frame(nodes: pd.DataFrame, truth: pd.DataFrame, household: pd.Series) -> pd.DataFrame:
+    """nodes: dataset, record_id, pred -> scoring frame with truth and household."""
+    f = nodes.merge(truth, on=["dataset", "record_id"], how="inner", validate="one_to_one")
+    return pd.DataFrame(
+        {
+            "dataset": f["dataset"].to_numpy(),
+            "pred": f["pred"].to_numpy(),
+            "true": f["person_id"].to_numpy(),
+            "household": f["person_id"].map(household).to_numpy(),
+        }
+    )
+
+
+def _scores(frame: pd.DataFrame) -> dict[str, Any]:
+    from wmw_link.evaluate import score
+
+    ev = score(frame)
+    d = ev.to_dict()
+    return {
+        "precision": ev.pairwise.precision,
+        "recall": ev.pairwise.recall,
+        "f1": ev.pairwise.f1,
+        "within_f1": ev.within_source.f1,
+        "across_f1": ev.across_source.f1,
+        "household_false_pairs": d["household_false_merge"]["false_pairs_same_household"],
+        "household_false_merge_rate": d["household_false_merge"]["household_false_merge_rate"],
+        "false_pairs": d["household_false_merge"]["false_pairs"],
+        "exact_person_rate": ev.clusters["exact_person_rate"],
+    }
+
+
+def _sweep(
+    nodes: pd.DataFrame,
+    pairs: pd.DataFrame,
+    truth: pd.DataFrame,
+    household: pd.Series,
+    weights: np.ndarray,
+) -> list[dict[str, float]]:
+    """True F1 of connected components of linkable pairs at each match-weight threshold."""
+    from linkage_baselines import components
+
+    keys = (nodes["dataset"] + "|" + nodes["uid"]).to_numpy()
+    link = pairs[pairs["linkable"]]
+    lk = (link["source_dataset_l"] + "|" + link["unique_id_l"]).to_numpy()
+    rk = (link["source_dataset_r"] + "|" + link["unique_id_r"]).to_numpy()
+    w = link["match_weight"].to_numpy()
+    out = []
+    for t in weights:
+        sel = w >= t
+        comp = components(keys, lk[sel], rk[sel])
+        f = _frame(nodes.assign(pred=comp["cluster"].to_numpy()), truth, household)
+        s = _scores(f)
+        out.append(
+            {
+                "threshold_weight": float(t),
+                "f1": s["f1"],
+                "precision": s["precision"],
+                "recall": s["recall"],
+                "household_false_pairs": s["household_false_pairs"],
+            }
+        )
+    return out
+
+
+def _candidate_recall(nodes: pd.DataFrame, pairs: pd.DataFrame, truth: pd.DataFrame) -> float:
+    """Share of true pairs (among scored records) that the blocking rules produced."""
+    t = nodes.merge(truth, on=["dataset", "record_id"])
+    person = dict(zip(t["dataset"] + "|" + t["uid"], t["person_id"], strict=True))
+    lp = (pairs["source_dataset_l"] + "|" + pairs["unique_id_l"]).map(person)
+    rp = (pairs["source_dataset_r"] + "|" + pairs["unique_id_r"]).map(person)
+    found = int((lp == rp).sum())
+    sizes = t.groupby("person_id").size()
+    return found / int((sizes * (sizes - 1) // 2).sum())
+
+
+def evaluate_size(work: Path, people: int, with_ecm: bool, report: bool) -> dict[str, Any]:
+    sys.path.insert(0, str(HERE))
+    res: dict[str, Any] = {"people": people}
+    res["synth"] = _run_stage("synth", work, people)
+    res["tokenise"] = _run_stage("tokenise", work, people)
+    res["link"] = _run_stage("link", work, people, report=report)
+    res["link_exact"] = _run_stage("link_exact", work, people)
+    res["plain"] = _run_stage("plain", work, people)
+    if with_ecm:
+        res["ecm"] = _run_stage("ecm", work, people)
+
+    truth, household = _truth(work)
+    xw = _crosswalk(work)
+    weights = np.arange(-4.0, 16.01, 1.0)
+    for name in ("link", "link_exact"):
+        maps = []
+        for f in sorted((work / name).glob("*.map.parquet")):
+            m = pd.read_parquet(f)
+            m["dataset"] = f.name.removesuffix(".map.parquet")
+            maps.append(m)
+        m = pd.concat(maps).merge(xw, on=["dataset", "row_ref"])
+        nodes = pd.DataFrame(
+            {
+                "dataset": m["dataset"],
+                "record_id": m["record_id"],
+                "uid": m["row_ref"],
+                "pred": m["person_id"],
+            }
+        )
+        res[name]["scores"] = _scores(_frame(nodes, truth, household))
+        pairs = pd.read_parquet(work / f"{name}.pairs.parquet")
+        res[name]["candidate_pair_recall"] = _candidate_recall(nodes, pairs, truth)
+        if name == "link":
+            res[name]["sweep"] = _sweep(nodes, pairs, truth, household, weights)
+    plain = pd.read_parquet(work / "plain.clusters.parquet")
+    nodes = pd.DataFrame(
+        {
+            "dataset": plain["source_dataset"],
+            "record_id": plain["unique_id"],
+            "uid": plain["unique_id"],
+            "pred": plain["cluster_id"],
+        }
+    )
+    res["plain"]["scores"] = _scores(_frame(nodes, truth, household))
+    ppairs = pd.read_parquet(work / "plain.pairs.parquet")
+    res["plain"]["candidate_pair_recall"] = _candidate_recall(nodes, ppairs, truth)
+    res["plain"]["sweep"] = _sweep(nodes, ppairs, truth, household, weights)
+    if with_ecm:
+        ecm = pd.read_parquet(work / "ecm.clusters.parquet")
+        ds_rid = ecm["node"].str.split("|", n=1, expand=True)
+        enodes = pd.DataFrame(
+            {"dataset": ds_rid[0], "record_id": ds_rid[1], "uid": ds_rid[1], "pred": ecm["cluster"]}
+        )
+        res["ecm"]["scores"] = _scores(_frame(enodes, truth, household))
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# output
+
+
+def _summarise(r: dict[str, Any]) -> dict[str, Any]:
+    tok = r["tokenise"]["wall_seconds"] + r["link"]["wall_seconds"]
+    plain = r["plain"]["wall_seconds"]
+    best = max(r["link"]["sweep"], key=lambda p: p["f1"])
+    pbest = max(r["plain"]["sweep"], key=lambda p: p["f1"])
+    row = {
+        "people": r["people"],
+        "records": r["link"]["records"],
+        "f1_tokens": r["link"]["scores"]["f1"],
+        "f1_plaintext": r["plain"]["scores"]["f1"],
+        "f1_ratio": r["link"]["scores"]["f1"] / r["plain"]["scores"]["f1"],
+        "f1_tokens_exact_only": r["link_exact"]["scores"]["f1"],
+        "f1_ecm": r["ecm"]["scores"]["f1"] if "ecm" in r else None,
+        "precision_tokens": r["link"]["scores"]["precision"],
+        "recall_tokens": r["link"]["scores"]["recall"],
+        "within_f1_tokens": r["link"]["scores"]["within_f1"],
+        "across_f1_tokens": r["link"]["scores"]["across_f1"],
+        "default_threshold_weight": r["link"]["threshold_weight"],
+        "best_sweep_weight": best["threshold_weight"],
+        "best_sweep_f1": best["f1"],
+        "f1_gap_to_best_points": 100 * (best["f1"] - r["link"]["scores"]["f1"]),
+        "best_sweep_f1_plaintext": pbest["f1"],
+        "household_false_pairs_tokens": r["link"]["scores"]["household_false_pairs"],
+        "household_false_merge_rate_tokens": r["link"]["scores"]["household_false_merge_rate"],
+        "household_false_pairs_plaintext": r["plain"]["scores"]["household_false_pairs"],
+        "candidate_recall_tokens": r["link"]["candidate_pair_recall"],
+        "candidate_recall_plaintext": r["plain"]["candidate_pair_recall"],
+        "pairs_scored_tokens": r["link"]["comparisons"],
+        "pairs_scored_plaintext": r["plain"]["comparisons"],
+        "tokenise_s": r["tokenise"]["wall_seconds"],
+        "link_s": r["link"]["wall_seconds"],
+        "tokens_total_s": tok,
+        "plaintext_total_s": plain,
+        "time_ratio": tok / plain,
+        "peak_mib_tokenise": r["tokenise"]["peak_mib"],
+        "peak_mib_link": r["link"]["peak_mib"],
+        "peak_mib_plaintext": r["plain"]["peak_mib"],
+    }
+    return row
+
+
+def _write(results: list[dict[str, Any]], name: str, meta: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    rows = [_summarise(r) for r in results]
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"meta": meta, "summary": rows, "runs": results}, indent=2, default=float) + "\n"
+    )
+    cols = list(rows[0])
+
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) < 10 else f"{v:,.1f}"
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    lines = [
+        "# Token linkage vs plaintext linkage (synthetic West Midlands extracts)",
+        "",
+        f"{meta['machine']}; seed {SEED}; DuckDB backend; generated {meta['when']}.",
+        "Each stage ran in its own process. Times in seconds, memory as peak RSS in MiB.",
+        "",
+    ]
+    lines.append("| measure | " + " | ".join(f"{r['people']:,} people" for r in rows) + " |")
+    lines.append("|---|" + "---|" * len(rows))
+    for c in cols[1:]:
+        lines.append(f"| {c} | " + " | ".join(fmt(r[c]) for r in rows) + " |")
+    lines += ["", "## True F1 by threshold (tokens), for the label-free default", ""]
+    for r in results:
+        lines.append(
+            f"{r['people']:,} people (default weight {r['link']['threshold_weight']:.2f}):"
+        )
+        lines.append("")
+        lines.append("| weight | precision | recall | F1 | household false pairs |")
+        lines.append("|---|---|---|---|---|")
+        for p in r["link"]["sweep"]:
+            lines.append(
+                f"| {p['threshold_weight']:.1f} | {p['precision']:.4f} | {p['recall']:.4f} "
+                f"| {p['f1']:.4f} | {p['household_false_pairs']} |"
+            )
+        lines.append("")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--people", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--stage", choices=sorted(STAGES))
+    ap.add_argument("--work", type=Path)
+    ap.add_argument("--report", action="store_true", help="write the link report (timed)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directories")
+    ap.add_argument("--name", default="linkage")
+    args = ap.parse_args()
+    if args.stage:
+        out = STAGES[args.stage](args.work, args)
+        out["peak_mib"] = _peak_mib()
+        print(json.dumps(out, default=float))
+        return
+    results = []
+    for n in args.people:
+        work = Path(tempfile.mkdtemp(prefix=f"bench-linkage-{n}-"))
+        t0 = time.perf_counter()
+        results.append(evaluate_size(work, n, with_ecm=(n == min(args.people)), report=args.report))
+        print(f"{n:,} people done in {time.perf_counter() - t0:.0f}s ({work})", file=sys.stderr)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        meta = {
+            "machine": f"{platform.machine()}, {platform.python_version()}, "
+            f"{__import__('os').cpu_count()} cores",
+            "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+        _write(results, args.name, meta)
+
+
+if __name__ == "__main__":
+    main()
