@@ -95,6 +95,8 @@ def test_report_and_manifest(result: LinkResult, fixture_dir) -> None:
         for r in q["link_rates"]
     )
     assert q["sweep"] and q["comparisons_scored"] == result.comparisons
+    assert sum(r["pairs_scored"] for r in q["blocking_rules"]) == result.comparisons
+    assert q["blocking_rules"][0]["rule"] == 'l."nino" = r."nino"'
     model = json.loads((rep / "model.json").read_text())
     assert model["link_type"] == "link_and_dedupe"
     nino = next(c for c in model["comparisons"] if c["output_column_name"] == "nino")

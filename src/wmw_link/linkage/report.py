@@ -134,6 +134,17 @@ def write_report(
         )
     linker.misc.save_model_to_json(str(report_dir / "model.json"), overwrite=True)
 
+    per_rule = linker.misc.query_sql(
+        f"SELECT match_key, COUNT(*) AS n FROM {predictions.physical_name} GROUP BY match_key",
+        output_type="pandas",
+    )
+    counts = {int(k): int(n) for k, n in zip(per_rule["match_key"], per_rule["n"], strict=True)}
+    blocking = pd.DataFrame(
+        [
+            {"rule": _rule_sql(r, linker), "pairs_scored": counts.get(i, 0)}
+            for i, r in enumerate(plan.blocking_rules)
+        ]
+    )
     rates, unlinked = link_rates(maps)
     rates_wide = rates.pivot(index="source", columns="other", values="link_rate").reset_index()
     sweep = [p.to_dict() for p in points]
@@ -147,7 +158,7 @@ def write_report(
                 "edge_rule_sql": evidence_sql,
             },
             "comparisons_scored": comparisons,
-            "blocking_rules": [_rule_sql(r, linker) for r in plan.blocking_rules],
+            "blocking_rules": blocking.to_dict(orient="records"),
             "link_rates": rates.to_dict(orient="records"),
             "unlinked": unlinked.to_dict(orient="records"),
             "sweep": sweep,
@@ -177,6 +188,8 @@ text-align:right;border-bottom:1px solid #ddd}}table{{border-collapse:collapse}}
 {thr.weight_to_probability(chosen_weight):.4f}), {html.escape(method)}. Pairs need forename,
 date-of-birth, NINo or NHS-number evidence to link. {comparisons:,} pairs scored.</p>
 <h2>Splink charts</h2><ul>{links}<li><a href="model.json">model (Splink JSON)</a></li></ul>
+<h2>Blocking rules</h2><p>Pairs scored by each rule (a pair counts under the first rule that
+produced it; pairs below match weight -10 are not kept).</p>{_table_html(blocking)}
 <h2>Share of records left unlinked, per source</h2>{_table_html(unlinked, {"unlinked_share": ".3f"})}
 <h2>Link rates between sources</h2><p>Share of the row source's records whose person also has a
 record in the column source (diagonal: a duplicate within the source).</p>
