@@ -121,3 +121,46 @@ def test_evaluate_files_through_crosswalks(tmp_path) -> None:
 def test_evaluate_refuses_empty_maps_dir(tmp_path) -> None:
     with pytest.raises(InputDataError, match="no \\*.map.parquet"):
         evaluate(tmp_path, tmp_path / "t.parquet", tmp_path)
+
+
+def test_evaluate_command_prints_and_writes_json(tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from wmw_link.cli import main
+
+    maps, xws = tmp_path / "maps", tmp_path / "xw"
+    maps.mkdir()
+    xws.mkdir()
+    for ds, grp in RECORDS.groupby("dataset"):
+        refs = ["ref-" + r for r in grp["record_id"]]
+        _write(
+            maps / f"{ds}.map.parquet", pd.DataFrame({"row_ref": refs, "person_id": grp["pred"]})
+        )
+        _write(
+            xws / f"{ds}.crosswalk.parquet",
+            pd.DataFrame({"record_id": grp["record_id"], "row_ref": refs}),
+        )
+    truth = tmp_path / "truth.parquet"
+    _write(
+        truth, RECORDS.rename(columns={"true": "person_id"})[["dataset", "record_id", "person_id"]]
+    )
+    out = tmp_path / "scores.json"
+    res = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--maps",
+            str(maps),
+            "--truth",
+            str(truth),
+            "--crosswalks",
+            str(xws),
+            "--json",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "precision 0.5000" in res.output
+    assert json.loads(out.read_text())["pairwise"]["f1"] == pytest.approx(2 / 3)
