@@ -214,3 +214,33 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
         tmp_path / "b" / "synth.json"
     ).read_bytes()
     assert a.extracts["dwp_claims"].read_bytes() != c.extracts["dwp_claims"].read_bytes()
+
+
+def test_extract_events_agree_with_the_true_paths(tmp_path: Path) -> None:
+    """Clean data: HMRC spells cover the months people are in work; hub starts match the truth."""
+    from wmw_link.synth import ErrorRates
+
+    res = generate(people=800, seed=5, out=tmp_path, rates=ErrorRates().scaled(0))
+    truth = pq.read_table(res.truth).to_pandas()
+    people = pq.read_table(res.people).to_pandas().set_index("person_id")
+    hmrc = pq.read_table(res.extracts["hmrc_rti"]).to_pandas()
+    hmrc = hmrc.merge(truth, left_on="EMPLOYMENT_ID", right_on="record_id")
+    start = pd.to_datetime(hmrc["EMPLOYMENT_START"]).dt.to_period("M")
+    end = pd.to_datetime(hmrc["EMPLOYMENT_END"]).dt.to_period("M").fillna(pd.Period("2026-09", "M"))
+    months = pd.period_range("2024-01", "2026-09", freq="M")
+    checked = 0
+    for pid, row in people.sample(200, random_state=1).iterrows():
+        spells = [(s, e) for s, e, p in zip(start, end, hmrc["person_id"], strict=True) if p == pid]
+        for m, bit in zip(months, row["employed_by_month"], strict=True):
+            covered = any(s <= m <= e for s, e in spells)
+            if bit == "1":
+                assert covered, f"person {pid} in work in {m} without an HMRC spell"
+                checked += 1
+    assert checked > 100
+    hubs = pd.concat([read_extract(p) for d, p in res.extracts.items() if d.startswith("hub_")])
+    hubs = hubs.merge(truth, left_on="client_id", right_on="record_id")
+    first = hubs.assign(day=pd.to_datetime(hubs["support_start"], format="%d/%m/%Y"))
+    first = first.groupby("person_id")["day"].min()
+    expected = pd.to_datetime(people.loc[first.index, "hub_start_date"])
+    assert (first.to_numpy() == expected.to_numpy()).all()
+    assert people["hub_start_date"].notna().sum() == first.index.nunique()

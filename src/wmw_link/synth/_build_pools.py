@@ -366,6 +366,26 @@ def _faker_list(locale: str, attr: str) -> list[str]:
     return [str(v) for v in values if _ascii_ok(str(v))]
 
 
+# Names far commoner than a smooth curve gives (weight multipliers within their pool).
+_BOOST: dict[tuple[str, str, str], float] = {
+    ("pakistani", "M", "Mohammed"): 5.0,
+    ("pakistani", "M", "Muhammad"): 3.5,
+    ("pakistani", "M", "Mohammad"): 2.0,
+    ("bangladeshi", "M", "Mohammed"): 4.0,
+    ("bangladeshi", "M", "Muhammad"): 3.0,
+    ("bangladeshi", "M", "Abdul"): 3.0,
+    ("arab", "M", "Mohammed"): 4.0,
+    ("arab", "M", "Ahmed"): 2.0,
+    ("black_african", "M", "Mohamed"): 2.0,
+    ("bangladeshi", "", "Begum"): 2.0,
+    ("bangladeshi", "", "Miah"): 1.5,
+    ("pakistani", "", "Khan"): 2.0,
+    ("indian", "", "Singh"): 2.5,
+    ("indian", "", "Kaur"): 2.0,
+    ("indian", "", "Patel"): 2.5,
+}
+
+
 def _weights(n_head: int, n_tail: int, head_scale: float = 1.0) -> list[float]:
     # Offset and exponent chosen so the commonest surname is ~1.5-2% of its group (Smith is
     # ~1.3% of England) and the top hundred cover about half.
@@ -404,7 +424,9 @@ def build() -> None:
                 tail += [n for n in _faker_list(loc, attr) if n not in head and n not in tail]
             tail = tail[:150]
             for name, w in zip(head + tail, _weights(len(head), len(tail)), strict=True):
-                fore_rows.append((group, sex, name, round(w, 6)))
+                fore_rows.append(
+                    (group, sex, name, round(w * _BOOST.get((group, sex, name), 1.0), 6))
+                )
     sur_rows: list[tuple[str, str, float]] = []
     for group in GROUPS:
         head = _split(_SURNAME_HEAD[group])
@@ -420,7 +442,7 @@ def build() -> None:
             ]
         tail = tail[:200]
         for name, w in zip(head + tail, _weights(len(head), len(tail)), strict=True):
-            sur_rows.append((group, name, round(w, 6)))
+            sur_rows.append((group, name, round(w * _BOOST.get((group, "", name), 1.0), 6)))
     variants = _variants()
     with open(DATA / "forenames.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")

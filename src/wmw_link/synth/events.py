@@ -310,10 +310,12 @@ def hub_starts(people: People, lab: Labour, rng: np.random.Generator) -> Events:
     la = people.la[rows].astype(np.int64)
     elsewhere = rng.random(len(rows)) < 0.03
     hub_la = np.where(elsewhere, (la + rng.integers(1, 7, len(rows))) % 7, la)
+    # First starts on the day recorded in the ground truth; repeat starts on a day of their month.
+    start_day = np.concatenate([lab.hub_day[who], _day_in_month(rng, month2[keep2])])
     return Events(
         rows,
         {
-            "support_start": _day_in_month(rng, months),
+            "support_start": start_day,
             "support_type": support,
             "hub_la": np.array(regions.LAS, dtype=object)[hub_la],
         },

@@ -30,6 +30,7 @@ from wmw_link.synth.labour import Labour
 from wmw_link.synth.names import NamePools
 from wmw_link.synth.population import People
 from wmw_link.synth.rates import ErrorRates
+from wmw_link.synth.stats import Tally
 
 HUB_PREFIX = {
     "Birmingham": "BHM",
@@ -302,6 +303,7 @@ def build_chunk(
     employers: np.ndarray,
     next_id: dict[str, int],
     counts: dict[str, Counts],
+    tally: Tally | None = None,
 ) -> dict[str, Extract]:
     """All extracts for one chunk; ``next_id`` (record id counters) is advanced in place."""
     out: dict[str, Extract] = {}
@@ -310,6 +312,9 @@ def build_chunk(
         return _prepare(events, people, rates, rng, pools, counts.setdefault(name, {}), **kw)
 
     spells = ev.employment_spells(people, lab, rng, employers)
+    skills_events = ev.enrolments(people, lab, rng)
+    if tally is not None:
+        tally.add_neet(people, skills_events.person, skills_events.cols["neet_status"])
     plan = [
         ("hmrc_rti", spells, {"fold_middle": False, "has_nino": True, "has_nhs": False}),
         (
@@ -324,7 +329,7 @@ def build_chunk(
         ),
         (
             "skills_enrolments",
-            ev.enrolments(people, lab, rng),
+            skills_events,
             {"fold_middle": True, "has_nino": True, "has_nhs": False},
         ),
     ]

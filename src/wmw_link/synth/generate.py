@@ -94,8 +94,7 @@ def _check_args(
 
 def _people_table(people: People, lab: Labour) -> pa.Table:
     group5 = np.array([regions.ETHNIC_GROUP5[g] for g in people.ethnicity], dtype=object)
-    months = (labour.WINDOW_START + lab.hub_month.astype(np.int64)).astype("datetime64[D]")
-    hub_start = np.where(lab.hub_month >= 0, months, np.datetime64("NaT"))
+    hub_start = pa.array(lab.hub_day.astype("datetime64[D]"), pa.date32(), mask=lab.hub_month < 0)
     # One "0"/"1" character per month, built as a fixed-width byte view (no per-person loop).
     bits = (lab.employed.astype(np.uint8) + ord("0")).copy(order="C")
     by_month = pa.array(bits.view(f"S{bits.shape[1]}").ravel(), pa.binary()).cast(pa.string())
@@ -126,7 +125,7 @@ def _people_table(people: People, lab: Labour) -> pa.Table:
             "nonwork_type": pa.array(lab.nonwork_type, pa.string()),
             "employed_baseline": pa.array(lab.employed[:, 0], pa.bool_()),
             "employed_by_month": by_month,
-            "hub_start_month": pa.array(hub_start.astype("datetime64[D]"), pa.date32()),
+            "hub_start_date": hub_start,
             "base_monthly_pay": pa.array(lab.base_pay, pa.float64()),
         }
     )
@@ -201,7 +200,7 @@ def generate(
             pop = make_people(rng, n, first + 1, pools, (nino_seed, nhs_seed), first + 1)
             lab = labour.simulate(pop, rng)
             tally.add(pop, lab)
-            extracts = build_chunk(pop, lab, rng, rates, pools, employers, next_id, counts)
+            extracts = build_chunk(pop, lab, rng, rates, pools, employers, next_id, counts, tally)
             for name in DATASETS:
                 ex = extracts[name]
                 sinks.write(name, paths[name], ex.table)

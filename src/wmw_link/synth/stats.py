@@ -56,6 +56,31 @@ class Tally:
             self._add(f"hub{k}.y1", lab.employed[sel, col].sum())
             self._add(f"hub{k}.y0", lab.employed_cf[sel, col].sum())
         self._add("supported", (lab.hub_month >= 0).sum())
+        # Pay of those in work at baseline: sums of log pay give geometric-mean pay gaps.
+        logpay = np.log(lab.base_pay)
+        group5 = np.array([regions.ETHNIC_GROUP5[g] for g in people.ethnicity], dtype=object)
+        groups = {
+            "male": people.sex == "M",
+            "female": people.sex == "F",
+            "not_disabled": ~people.disabled,
+            "disabled": people.disabled,
+            **{f"eth_{g}": group5 == g for g in ("White", "Asian", "Black", "Mixed", "Other")},
+        }
+        for name, sel in groups.items():
+            s = sel & e0
+            self._add(f"pay.{name}.n", s.sum())
+            self._add(f"pay.{name}.log", logpay[s].sum())
+
+    def add_neet(self, people: People, rows: np.ndarray, status: np.ndarray) -> None:
+        """16-17 NEET status rows of the skills extract (before errors and duplicates)."""
+        has = status != None  # noqa: E711
+        la = people.la[rows[has]]
+        st = status[has]
+        for i, name in enumerate(regions.LAS):
+            s = la == i
+            self._add(f"{name}.neet_rows", s.sum())
+            self._add(f"{name}.neet", (s & (st == "NEET")).sum())
+            self._add(f"{name}.neet_unknown", (s & (st == "Unknown")).sum())
 
     def hub_effect(self) -> dict[str, float]:
         """True effect of support on the supported (same random draws, with vs without)."""
@@ -108,8 +133,32 @@ class Tally:
             ),
             "employment_rate_2026_09": rate(c["emp_end"], pop),
         }
+
+        def gap(a: str, b: str) -> float:
+            """Pay of group a below group b, as a share of b's (geometric means)."""
+            na, nb = c[f"pay.{a}.n"], c[f"pay.{b}.n"]
+            if not na or not nb:
+                return float("nan")
+            return round(1 - float(np.exp(c[f"pay.{a}.log"] / na - c[f"pay.{b}.log"] / nb)), 4)
+
+        for la in keys:
+            by_la[la]["neet_16_17"] = rate(c[f"{la}.neet"], c[f"{la}.neet_rows"])
+        all_rate["neet_16_17"] = rate(
+            sum(c[f"{la}.neet"] for la in keys), sum(c[f"{la}.neet_rows"] for la in keys)
+        )
+        all_rate["neet_unknown_16_17"] = rate(
+            sum(c[f"{la}.neet_unknown"] for la in keys), sum(c[f"{la}.neet_rows"] for la in keys)
+        )
         return {
             "wmca": all_rate,
+            "pay_gaps_geometric_mean": {
+                "gender": gap("female", "male"),
+                "disability": gap("disabled", "not_disabled"),
+                **{
+                    f"ethnicity_{g}_vs_White": gap(f"eth_{g}", "eth_White")
+                    for g in ("Asian", "Black", "Mixed", "Other")
+                },
+            },
             "by_la": by_la,
             "employment_rate_by_ethnicity": {
                 g: rate(c[f"eth.{g}.emp"], c[f"eth.{g}.pop"]) for g in regions.ETHNIC_GROUPS
