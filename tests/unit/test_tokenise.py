@@ -239,15 +239,18 @@ def test_required_identifier_and_unusable_rows_are_rejected(tmp_path, keys):
     ]
     res = _run(tmp_path, keys, write_hub_csv(tmp_path / "r.csv", rows))
     assert res.rejected_by_reason == {"date_of_birth:missing": 1, "date_of_birth:invalid_date": 1}
-    # The DWP dataset requires the NINo; a row with only a sex is unusable anyway.
+    # A DWP row with nothing but a sex cannot be linked: rejected as unusable.
     header = ["claim_ref", "nino", "first_name", "surname", "dob", "postcode", "gender",
               "benefit", "regime", "start_date", "end_date"]  # fmt: skip
     dwp = tmp_path / "dwp.csv"
     pv.write_csv(pa.table({h: v for h, v in zip(header, [
-        ["D1", "D2"], ["AB123456C", ""], ["a", "b"], ["x", "y"], ["", ""], ["", ""], ["M", "F"],
+        ["D1", "D2"], ["", ""], ["a", ""], ["x", ""], ["", ""], ["", ""], ["M", "F"],
         ["UC", "UC"], ["", ""], ["", ""], ["", ""]], strict=True)}), dwp)  # fmt: skip
     r2 = _run(tmp_path, keys, dwp, dataset="dwp_claims", out="dwp")
-    assert r2.rejected_by_reason == {"nino:missing": 1} and r2.rows_tokens == 1
+    assert r2.rejected_by_reason == {"no_usable_identifiers": 1} and r2.rows_tokens == 1
+    assert pq.read_table(r2.rejects).to_pylist() == [
+        {"row_number": 2, "column": None, "reason": "no_usable_identifiers"}
+    ]
 
 
 def test_input_errors_are_clear(tmp_path, keys):

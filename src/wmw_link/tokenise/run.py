@@ -141,8 +141,7 @@ def _results(
             offset += b.num_rows
         return
     used[0] = workers
-    # Spawned (not forked) workers: forking a process that runs Arrow's thread pools can hang.
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context(_start_method())
     pending: collections.deque[Future[BatchResult]] = collections.deque()
     from wmw_link.tokenise.worker import run_batch
 
@@ -163,6 +162,19 @@ def _results(
             for f in pending:
                 f.cancel()
             raise
+
+
+def _start_method() -> str:
+    """``fork`` where available: workers start fast and inherit the plan, and a caller's script
+    needs no ``if __name__ == "__main__"`` guard (``spawn`` re-imports the main module). Arrow
+    and its allocators register at-fork handlers. ``WMW_LINK_MP_START=spawn`` overrides."""
+    wanted = os.environ.get("WMW_LINK_MP_START")
+    methods = multiprocessing.get_all_start_methods()
+    if wanted:
+        if wanted not in methods:
+            raise ConfigError(f"WMW_LINK_MP_START={wanted} is not one of {', '.join(methods)}")
+        return wanted
+    return "fork" if "fork" in methods else "spawn"
 
 
 def _chain(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -29,6 +30,7 @@ from wmw_link.normalise import (
     normalise_sex,
     split_full_names,
 )
+from wmw_link.normalise._base import MISSING
 from wmw_link.tokenise.bloom import BloomEncoder
 from wmw_link.tokenise.payload import PayloadParser
 from wmw_link.tokenise.rejects import (
@@ -88,12 +90,14 @@ class BatchWorker:
         bloom = BloomEncoder(lambda b: hasher.digest(ts.DOMAIN_BLOOM, b))
         self._names = {p: NameTokens(hasher, p, bloom) for p in ("forename", "surname")}
         self._dates = DateTokens(hasher)
+        # Values that repeat across batches are cached per process (bounded).
         self._pc = {
-            enc: hasher.tokenizer(ts.DOMAIN_POSTCODE, enc) for enc in ("unit", "sector", "district")
+            enc: hasher.cached_tokenizer(ts.DOMAIN_POSTCODE, enc)
+            for enc in ("unit", "sector", "district")
         }
-        self._nino = hasher.tokenizer(ts.DOMAIN_NINO, "nino")
-        self._nhs = hasher.tokenizer(ts.DOMAIN_NHS, "nhs")
-        self._sex = hasher.tokenizer(ts.DOMAIN_SEX, "sex")
+        self._nino = hasher.cached_tokenizer(ts.DOMAIN_NINO, "nino")
+        self._nhs = hasher.cached_tokenizer(ts.DOMAIN_NHS, "nhs")
+        self._sex = hasher.cached_tokenizer(ts.DOMAIN_SEX, "sex")
         self._parsers: dict[str, Dates] = {}
         self._payload = PayloadParser(plan.dataset.analyst_payload())
         self._token_columns = plan.token_columns()
@@ -106,7 +110,7 @@ class BatchWorker:
         """Tokens of one identifier column into ``out``; returns (valid mask, reasons) per source."""
         t = f.type
         if t in (IdentifierType.FORENAME, IdentifierType.SURNAME):
-            n = normalise_names(raw)
+            n = on_distinct(normalise_names, raw)
             nulled.update(count_reasons(n.reasons, f.column))
             self._name_tokens(t.value, n, out)
             return [(pc.is_valid(n.values), n.reasons)]
@@ -129,19 +133,23 @@ class BatchWorker:
                 out[col.name] = arr
             return [(pc.is_valid(n.values), n.reasons)]
         if t == IdentifierType.POSTCODE:
-            p = normalise_postcodes(raw)
-            nulled.update(count_reasons(p.unit.reasons, f.column))
-            out["pc_unit"] = simple_tokens(p.unit.values, self._pc["unit"])
-            out["pc_sector"] = simple_tokens(p.sector, self._pc["sector"])
-            out["pc_district"] = simple_tokens(p.district, self._pc["district"])
-            return [(pc.is_valid(p.unit.values), p.unit.reasons)]
+            enc = pc.dictionary_encode(raw)
+            p = normalise_postcodes(enc.dictionary)
+            idx = enc.indices
+            unit = pc.take(simple_tokens(p.unit.values, self._pc["unit"]), idx)
+            reasons = _reasons_to_rows(p.unit.reasons, idx)
+            nulled.update(count_reasons(reasons, f.column))
+            out["pc_unit"] = unit
+            out["pc_sector"] = pc.take(simple_tokens(p.sector, self._pc["sector"]), idx)
+            out["pc_district"] = pc.take(simple_tokens(p.district, self._pc["district"]), idx)
+            return [(pc.is_valid(unit), reasons)]
         simple = {
             IdentifierType.NINO: ("nino", normalise_ninos, self._nino),
             IdentifierType.NHS_NUMBER: ("nhs", normalise_nhs_numbers, self._nhs),
             IdentifierType.SEX: ("sex", normalise_sex, self._sex),
         }
         name, fn, tok = simple[t]
-        n = fn(raw)
+        n = on_distinct(fn, raw)
         nulled.update(count_reasons(n.reasons, f.column))
         out[name] = simple_tokens(n.values, tok)
         return [(pc.is_valid(n.values), n.reasons)]
@@ -217,6 +225,22 @@ class BatchWorker:
             rejects=rejects,
             nulled=nulled,
         )
+
+
+def _reasons_to_rows(reasons: pa.Array, indices: pa.Array) -> pa.Array:
+    """Spread per-distinct-value reasons to rows; a null index is a missing cell."""
+    return pc.if_else(pc.is_null(indices), pa.scalar(MISSING), pc.take(reasons, indices))
+
+
+def on_distinct(fn: Callable[[pa.Array], Normalised], raw: pa.Array) -> Normalised:
+    """Run a normaliser over the distinct values of ``raw`` only, then spread to rows.
+
+    Identifier columns repeat a lot (names above all); the regular expressions then run once
+    per distinct value instead of once per row.
+    """
+    enc = pc.dictionary_encode(raw)
+    n = fn(enc.dictionary)
+    return Normalised(pc.take(n.values, enc.indices), _reasons_to_rows(n.reasons, enc.indices))
 
 
 def payload_schema(fields: pa.Schema) -> pa.Schema:
