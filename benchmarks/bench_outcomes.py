@@ -52,12 +52,14 @@ RATE_HEADLINES = [
 ]
 
 
-def _pipeline_inputs(work: Path, people: int, seed: int) -> tuple[Path, Path, Path, dict]:
+def _pipeline_inputs(
+    work: Path, people: int, seed: int, agreement_path: Path = AGREEMENT
+) -> tuple[Path, Path, Path, dict]:
     """Synth -> tokenise -> link. Returns (analyst payload dir, linked maps dir, truth maps dir, synth summary)."""
     from wmw_link.linkage import link
     from wmw_link.tokenise import tokenise
 
-    agreement = load_agreement(AGREEMENT)
+    agreement = load_agreement(agreement_path)
     synth = generate(people=people, seed=seed, out=work / "synth")
     keys = work / "keys"
     keys.mkdir()
@@ -123,16 +125,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--people", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--agreement", type=Path, default=AGREEMENT, help="agreement to run under")
+    ap.add_argument("--name", default="outcomes", help="results file name")
     args = ap.parse_args()
-    agreement = load_agreement(AGREEMENT)
-    bench = Bench(
-        "outcomes", params={"people": args.people, "seed": args.seed, "tolerance_pp": TOLERANCE_PP}
-    )
+    agreement = load_agreement(args.agreement)
+    bench = Bench(args.name, params={"people": args.people, "seed": args.seed, "tolerance_pp": TOLERANCE_PP,
+                                     "agreement": args.agreement.name})  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench_outcomes_") as tmp:
         work = Path(tmp)
         with bench.measure("synth + tokenise + link (set-up)"):
             analyst, linked_maps, truth_maps, summary = _pipeline_inputs(
-                work, args.people, args.seed
+                work, args.people, args.seed, args.agreement
             )
         with bench.measure("journeys (linked maps)") as m:
             jl = build_journeys(agreement, analyst, linked_maps, work / "journeys_linked")
@@ -191,7 +194,7 @@ def main() -> None:
             "la_rank_corr": details["la_rank_correlation"],
         })  # fmt: skip
     bench.write(notes=_notes(details))
-    write_json_atomic(RESULTS / "outcomes-details.json", details)
+    write_json_atomic(RESULTS / f"{args.name}-details.json", details)
     print(json.dumps(details, indent=1, default=str))
 
 

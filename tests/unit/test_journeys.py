@@ -70,7 +70,7 @@ def test_disability_hub_first_then_pip():
     assert (p["p1"]["disability"], p["p1"]["disability_source"]) == ("No", "hub self-report")
     assert (p["p2"]["disability"], p["p2"]["disability_source"]) == ("Yes", "PIP claim")
     assert p["p3"]["disability"] == "Prefer not to say"
-    assert p["p4"]["disability"] == "Unknown"
+    assert (p["p4"]["disability"], p["p4"]["disability_source"]) == ("No", "no indicator")
 
 
 def test_local_authority_from_latest_district_then_hub_la():
