@@ -20,6 +20,8 @@ def test_generated_ninos_are_valid_and_unique() -> None:
     assert len(set(ninos.tolist())) == len(ids)
     assert all(is_valid_nino(str(n)) for n in ninos[:5000])
     assert not {str(n)[:2] for n in ninos} & {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
+    # Administrative prefixes are well-formed but never a person's number.
+    assert not {str(n)[:2] for n in ninos} & {"OO", "CR", "FY", "MW", "NC", "PP", "PY", "PZ"}
     assert not {str(n)[0] for n in ninos} & set("DFIQUV")
     assert not {str(n)[1] for n in ninos} & set("DFIOQUV")
 

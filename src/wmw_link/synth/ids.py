@@ -16,8 +16,15 @@ import numpy as np
 _NINO_FIRST = "ABCEGHJKLMNOPRSTWXYZ"
 _NINO_SECOND = "ABCEGHJKLMNPRSTWXYZ"
 _NINO_BANNED = {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
+# Valid in form but used for administrative (not personal) numbers: never given to a person.
+NINO_ADMIN_PREFIXES = {"OO", "CR", "FY", "MW", "NC", "PP", "PY", "PZ"}
 NINO_PREFIXES = np.array(
-    [a + b for a in _NINO_FIRST for b in _NINO_SECOND if a + b not in _NINO_BANNED]
+    [
+        a + b
+        for a in _NINO_FIRST
+        for b in _NINO_SECOND
+        if a + b not in _NINO_BANNED and a + b not in NINO_ADMIN_PREFIXES
+    ]
 )
 _NINO_SPACE = len(NINO_PREFIXES) * 1_000_000
 _NINO_RE = re.compile(
