@@ -135,3 +135,20 @@ def test_nulls_stay_null():
     assert out.to_pylist()[1] is None
     assert out.to_pylist()[0] == out.to_pylist()[2] == tok("AB123456")
     assert tok("") not in out.to_pylist()
+
+
+def test_token_is_truncated_hmac_of_tagged_value_under_hkdf_subkey():
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    sub = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"wmw-link/v1|wmw-outcomes|name"
+    ).derive(b"k" * 32)
+    expected = hmac.new(sub, b"name\x1fjohn", hashlib.sha256).digest()[:16].hex()
+    assert Hasher(KEY, "wmw-outcomes").tokenizer(ts.DOMAIN_NAME, "name")("john") == expected
+    cached = Hasher(KEY, "wmw-outcomes").cached_tokenizer(ts.DOMAIN_NAME, "name", max_entries=1)
+    # A full cache is cleared, never wrong.
+    assert [cached(v) for v in ("john", "ann", "john")][2] == expected

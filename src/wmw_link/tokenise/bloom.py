@@ -32,8 +32,16 @@ def to_signed(word: int) -> int:
 class BloomEncoder:
     """Build filters; bit positions of each bigram are cached (there are few distinct bigrams)."""
 
-    def __init__(self, digest: Callable[[bytes], bytes]) -> None:
+    def __init__(
+        self,
+        digest: Callable[[bytes], bytes],
+        bits: int = ts.BLOOM_BITS,
+        hashes: int = ts.BLOOM_HASHES,
+    ) -> None:
+        # ``bits``/``hashes`` other than the schema's are for measuring (bench_bloom_params).
         self._digest = digest
+        self._nbits = bits
+        self._k = hashes
         self._bits: dict[str, int] = {}
 
     def _bigram_bits(self, gram: str) -> int:
@@ -43,8 +51,8 @@ class BloomEncoder:
             h1 = int.from_bytes(d[0:8], "big")
             h2 = int.from_bytes(d[8:16], "big") | 1  # odd, so the k positions differ
             bits = 0
-            for i in range(ts.BLOOM_HASHES):
-                bits |= 1 << ((h1 + i * h2) % ts.BLOOM_BITS)
+            for i in range(self._k):
+                bits |= 1 << ((h1 + i * h2) % self._nbits)
             self._bits[gram] = bits
         return bits
 
@@ -58,7 +66,7 @@ class BloomEncoder:
     def encode(self, name: str) -> tuple[list[int], int]:
         """(int64 words, popcount) of a name's filter."""
         bits = self.filter_int(name)
-        words = [to_signed((bits >> (64 * w)) & _MASK64) for w in range(ts.BLOOM_WORDS)]
+        words = [to_signed((bits >> (64 * w)) & _MASK64) for w in range(self._nbits // 64)]
         return words, bits.bit_count()
 
 

@@ -141,6 +141,11 @@ def _results(
             offset += b.num_rows
         return
     used[0] = workers
+    # Load the nickname table once here: forked workers inherit it instead of each reading it.
+    if plan.token_columns() and any(c.name == "forename_nick" for c in plan.token_columns()):
+        from wmw_link.tokenise.tokens import nickname_group
+
+        nickname_group("a")
     ctx = multiprocessing.get_context(_start_method())
     pending: collections.deque[Future[BatchResult]] = collections.deque()
     from wmw_link.tokenise.worker import run_batch
