@@ -64,7 +64,20 @@ def _load_rates(path: Path | None, scale: float) -> dict[str, float] | None:
     show_default=True,
     help="Multiply every error rate (0 gives clean extracts).",
 )
-def synth(n_people: int, seed: int, out: Path, rates_file: Path | None, error_scale: float) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes generating chunks of 100,000 people [default: up to 2].",
+)
+def synth(
+    n_people: int,
+    seed: int,
+    out: Path,
+    rates_file: Path | None,
+    error_scale: float,
+    workers: int | None,
+) -> None:
     """Generate synthetic West Midlands partner extracts and their ground truth.
 
     Writes one extract per partner (HMRC, DWP, NHS, skills and the seven hubs) in that
@@ -77,7 +90,7 @@ def synth(n_people: int, seed: int, out: Path, rates_file: Path | None, error_sc
         rates = _load_rates(rates_file, error_scale)
     except ValueError as e:  # pydantic's ValidationError is a ValueError
         raise ConfigError(f"{rates_file}: invalid error rates: {str(e).splitlines()[0]}") from None
-    result = generate(people=n_people, seed=seed, out=out, rates=rates)
+    result = generate(people=n_people, seed=seed, out=out, rates=rates, workers=workers)
     rec = runrecord.current()
     for path in [*result.extracts.values(), result.truth, result.people, result.summary]:
         rec.add_output(path)

@@ -133,12 +133,10 @@ def _sex(ids: Identifiers, male: str, female: str) -> pa.Array:
     return fmt.strings(np.where(ids.sex == "M", male, female).astype(object))
 
 
-def hmrc(people: People, events: ev.Events, ids: Identifiers, first: int) -> pa.Table:
-    n = len(events)
+def hmrc(people: People, events: ev.Events, ids: Identifiers) -> pa.Table:
     pid = people.person_id[events.person]
     return pa.table(
         {
-            "EMPLOYMENT_ID": fmt.padded("E", np.arange(first, first + n), 9),
             "NINO": fmt.strings(ids.nino),
             "FORENAMES": fmt.upper(fmt.strings(_forenames_all(ids))),
             "SURNAME": fmt.upper(fmt.strings(ids.surname)),
@@ -156,12 +154,10 @@ def hmrc(people: People, events: ev.Events, ids: Identifiers, first: int) -> pa.
     )
 
 
-def dwp(people: People, events: ev.Events, ids: Identifiers, first: int) -> pa.Table:
-    n = len(events)
+def dwp(people: People, events: ev.Events, ids: Identifiers) -> pa.Table:
     nino = fmt.strings(ids.nino)
     return pa.table(
         {
-            "claim_ref": fmt.padded("CL", np.arange(first, first + n), 9),
             "nino": fmt.spaced_nino(nino),
             "first_name": fmt.strings(ids.forename),
             "surname": fmt.strings(ids.surname),
@@ -177,11 +173,9 @@ def dwp(people: People, events: ev.Events, ids: Identifiers, first: int) -> pa.T
     )
 
 
-def nhs(people: People, events: ev.Events, ids: Identifiers, first: int) -> pa.Table:
-    n = len(events)
+def nhs(people: People, events: ev.Events, ids: Identifiers) -> pa.Table:
     return pa.table(
         {
-            "REFERRAL_ID": fmt.padded("RF", np.arange(first, first + n), 9),
             "NHS_NUMBER": fmt.spaced_nhs(fmt.strings(ids.nhs_number)),
             "GIVEN_NAME": fmt.strings(ids.forename),
             "FAMILY_NAME": fmt.upper(fmt.strings(ids.surname)),
@@ -198,14 +192,13 @@ def nhs(people: People, events: ev.Events, ids: Identifiers, first: int) -> pa.T
 
 
 def skills(
-    people: People, events: ev.Events, ids: Identifiers, first: int, rng: np.random.Generator
+    people: People, events: ev.Events, ids: Identifiers, rng: np.random.Generator
 ) -> pa.Table:
     n = len(events)
     postcode = fmt.strings(ids.postcode)
     postcode = fmt.choose(rng.random(n) < 0.2, fmt.no_space(postcode), postcode)
     return pa.table(
         {
-            "LearnRefNumber": fmt.padded("L", np.arange(first, first + n), 10),
             "NINumber": fmt.strings(ids.nino),
             "FullName": fmt.strings(ids.forename + " " + ids.surname),
             "DateOfBirth": fmt.dates(ids.birth_day, "%d-%b-%Y"),
@@ -291,9 +284,6 @@ def hubs(people: People, events: ev.Events, ids: Identifiers, rng: np.random.Gen
     )
 
 
-Builder = Callable[..., pa.Table]
-
-
 def build_chunk(
     people: People,
     lab: Labour,
@@ -301,11 +291,10 @@ def build_chunk(
     rates: ErrorRates,
     pools: NamePools,
     employers: np.ndarray,
-    next_id: dict[str, int],
     counts: dict[str, Counts],
     tally: Tally | None = None,
 ) -> dict[str, Extract]:
-    """All extracts for one chunk; ``next_id`` (record id counters) is advanced in place."""
+    """All extracts for one chunk, without their record-id column (see :func:`record_ids`)."""
     out: dict[str, Extract] = {}
 
     def prep(name: str, events: ev.Events, **kw: bool) -> tuple[ev.Events, Identifiers]:
@@ -315,52 +304,53 @@ def build_chunk(
     skills_events = ev.enrolments(people, lab, rng)
     if tally is not None:
         tally.add_neet(people, skills_events.person, skills_events.cols["neet_status"])
-    plan = [
-        ("hmrc_rti", spells, {"fold_middle": False, "has_nino": True, "has_nhs": False}),
+    no_nhs = {"has_nino": True, "has_nhs": False}
+    plan: list[tuple[str, ev.Events, dict[str, bool], Callable[..., pa.Table]]] = [
+        ("hmrc_rti", spells, {"fold_middle": False, **no_nhs}, hmrc),
         (
             "dwp_claims",
             ev.benefit_claims(people, lab, rng, spells),
-            {"fold_middle": True, "has_nino": True, "has_nhs": False},
+            {"fold_middle": True, **no_nhs},
+            dwp,
         ),
         (
             "nhs_referrals",
             ev.health_referrals(people, lab, rng),
             {"fold_middle": True, "has_nino": False, "has_nhs": True},
+            nhs,
         ),
-        (
-            "skills_enrolments",
-            skills_events,
-            {"fold_middle": True, "has_nino": True, "has_nhs": False},
-        ),
+        ("skills_enrolments", skills_events, {"fold_middle": True, **no_nhs}, skills),
     ]
-    for name, events, kw in plan:
+    for name, events, kw, build in plan:
         events, ids = prep(name, events, **kw)
-        first = next_id.get(name, 1)
-        if name == "hmrc_rti":
-            table = hmrc(people, events, ids, first)
-        elif name == "dwp_claims":
-            table = dwp(people, events, ids, first)
-        elif name == "nhs_referrals":
-            table = nhs(people, events, ids, first)
-        else:
-            table = skills(people, events, ids, first, rng)
-        next_id[name] = first + len(events)
+        table = build(people, events, ids, rng) if build is skills else build(people, events, ids)
         out[name] = Extract(table, people.person_id[events.person])
 
-    # Hubs: corrupt per hub (each hub is its own source), then number each hub's records.
+    # Hubs: corrupt per hub (each hub is its own source).
     starts = ev.hub_starts(people, lab, rng)
     for la in regions.LAS:
         name = f"hub_{regions.HUB_SLUG[la]}"
         sel = np.flatnonzero(starts.cols["hub_la"] == la)
-        events, ids = prep(name, starts.take(sel), fold_middle=True, has_nino=True, has_nhs=False)
-        table = hubs(people, events, ids, rng)
-        first = next_id.get(name, 1)
-        client = fmt.padded(f"{HUB_PREFIX[la]}-", np.arange(first, first + len(events)), 7)
-        next_id[name] = first + len(events)
-        out[name] = Extract(
-            table.add_column(0, "client_id", client), people.person_id[events.person]
-        )
+        events, ids = prep(name, starts.take(sel), fold_middle=True, **no_nhs)
+        out[name] = Extract(hubs(people, events, ids, rng), people.person_id[events.person])
     return out
+
+
+# Record-id column, prefix and digits per dataset: ids are numbered in file order.
+RECORD_ID: dict[str, tuple[str, str, int]] = {
+    "hmrc_rti": ("EMPLOYMENT_ID", "E", 9),
+    "dwp_claims": ("claim_ref", "CL", 9),
+    "nhs_referrals": ("REFERRAL_ID", "RF", 9),
+    "skills_enrolments": ("LearnRefNumber", "L", 10),
+    **{f"hub_{regions.HUB_SLUG[la]}": ("client_id", f"{HUB_PREFIX[la]}-", 7) for la in regions.LAS},
+}
+
+
+def with_record_ids(dataset: str, table: pa.Table, first: int) -> pa.Table:
+    """``table`` with its record-id column (numbered from ``first``) put first."""
+    column, prefix, width = RECORD_ID[dataset]
+    ids = fmt.padded(prefix, np.arange(first, first + table.num_rows), width)
+    return table.add_column(0, column, ids)
 
 
 def employer_refs(rng: np.random.Generator, n: int) -> np.ndarray:

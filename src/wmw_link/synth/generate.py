@@ -9,9 +9,14 @@ arguments).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import multiprocessing as mp
 import os
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,7 @@ from wmw_link.errors import ConfigError
 from wmw_link.files import atomic_path, sha256_file, write_json_atomic
 from wmw_link.synth import labour, regions
 from wmw_link.synth.events import WINDOW_FIRST_DAY, WINDOW_LAST_DAY
-from wmw_link.synth.extracts import DATASETS, FORMATS, build_chunk, employer_refs
+from wmw_link.synth.extracts import DATASETS, FORMATS, build_chunk, employer_refs, with_record_ids
 from wmw_link.synth.ids import MAX_PEOPLE
 from wmw_link.synth.labour import Labour
 from wmw_link.synth.names import load_pools
@@ -152,25 +157,89 @@ class _Sinks(contextlib.ExitStack):
         w.write_table(table)
 
 
+@dataclass
+class _ChunkJob:
+    first: int  # people before this chunk
+    n: int
+    seed: np.random.SeedSequence
+    id_seeds: tuple[np.random.SeedSequence, np.random.SeedSequence]
+    rates: ErrorRates
+    employers: np.ndarray
+
+
+@dataclass
+class _ChunkOut:
+    extracts: dict[str, Any]  # dataset -> Extract (no record ids yet)
+    people: pa.Table
+    tally: dict[str, float]
+    counts: dict[str, dict[str, dict[str, int]]]
+
+
+def _run_chunk(job: _ChunkJob) -> _ChunkOut:
+    """Everything for one chunk of people; pure function of the job (runs in a worker)."""
+    rng = np.random.default_rng(job.seed)
+    pop = make_people(rng, job.n, job.first + 1, load_pools(), job.id_seeds, job.first + 1)
+    lab = labour.simulate(pop, rng)
+    tally = Tally()
+    tally.add(pop, lab)
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    extracts = build_chunk(pop, lab, rng, job.rates, load_pools(), job.employers, counts, tally)
+    return _ChunkOut(extracts, _people_table(pop, lab), dict(tally.c), counts)
+
+
+def _init_worker(cal: labour.Calibration) -> None:
+    labour.set_calibration(cal)  # fitted once in the parent, not once per worker
+
+
+def _chunk_results(jobs: list[_ChunkJob], workers: int) -> Iterator[_ChunkOut]:
+    """Chunk results in chunk order; with workers, at most ``workers + 1`` chunks in flight."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _run_chunk(job)
+        return
+    ctx = mp.get_context("forkserver")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(labour.calibration(),)
+    ) as pool:
+        pending: deque[Future[_ChunkOut]] = deque()
+        todo = iter(jobs)
+        for job in itertools.islice(todo, workers + 1):
+            pending.append(pool.submit(_run_chunk, job))
+        while pending:
+            done = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(_run_chunk, nxt))
+            yield done
+
+
+def default_workers() -> int:
+    """Worker processes by default: one per CPU, at most two (the reference machine)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def generate(
     people: int,
     seed: int,
     out: str | os.PathLike[str],
     rates: ErrorRates | dict[str, float] | None = None,
+    workers: int | None = None,
 ) -> SynthResult:
     """Generate a synthetic West Midlands population and every partner's extract.
 
     Args:
         people: number of working-age residents (1 to 30 million).
-        seed: random seed; the same arguments give byte-identical files.
+        seed: random seed; the same arguments give byte-identical files, whatever ``workers``.
         out: output directory (created if needed).
         rates: error rates (an :class:`ErrorRates` or a mapping of overrides); defaults if None.
+        workers: processes generating chunks of 100,000 people (default: up to two).
 
     Returns:
         A :class:`SynthResult` naming every file written and the row counts.
 
     Raises:
-        ConfigError: a bad size, seed or rate, or an output directory that cannot be written.
+        ConfigError: a bad size, seed, rate or worker count, or an output directory that cannot
+            be written.
 
     Examples:
         >>> from wmw_link.synth import generate
@@ -178,42 +247,51 @@ def generate(
     """
     t0 = time.perf_counter()
     out, rates = _check_args(people, seed, out, rates)
+    if workers is None:
+        workers = default_workers()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError("workers must be a whole number of 1 or more")
     people = int(people)
-    pools = load_pools()
     labour.calibration()  # fit once before the first chunk
     n_chunks = -(-people // CHUNK_PEOPLE)
     root = np.random.SeedSequence(int(seed))
     nino_seed, nhs_seed, employer_seed, *chunk_seeds = root.spawn(3 + n_chunks)
     employers = employer_refs(np.random.default_rng(employer_seed), max(50, people // 25))
+    jobs = [
+        _ChunkJob(
+            c * CHUNK_PEOPLE,
+            min(CHUNK_PEOPLE, people - c * CHUNK_PEOPLE),
+            chunk_seeds[c],
+            (nino_seed, nhs_seed),
+            rates,
+            employers,
+        )
+        for c in range(n_chunks)
+    ]
 
     paths = {d: extract_path(out, d) for d in DATASETS}
     truth_path, people_path = out / "truth" / "truth.parquet", out / "truth" / "people.parquet"
     rows = dict.fromkeys(DATASETS, 0)
-    next_id: dict[str, int] = {}
     counts: dict[str, dict[str, dict[str, int]]] = {}
     tally = Tally()
     with _Sinks(out) as sinks:
-        for c in range(n_chunks):
-            rng = np.random.default_rng(chunk_seeds[c])
-            first = c * CHUNK_PEOPLE
-            n = min(CHUNK_PEOPLE, people - first)
-            pop = make_people(rng, n, first + 1, pools, (nino_seed, nhs_seed), first + 1)
-            lab = labour.simulate(pop, rng)
-            tally.add(pop, lab)
-            extracts = build_chunk(pop, lab, rng, rates, pools, employers, next_id, counts, tally)
+        for chunk in _chunk_results(jobs, workers):
             for name in DATASETS:
-                ex = extracts[name]
-                sinks.write(name, paths[name], ex.table)
+                ex = chunk.extracts[name]
+                table = with_record_ids(name, ex.table, rows[name] + 1)
+                sinks.write(name, paths[name], table)
                 truth = pa.table(
                     {
-                        "dataset": pa.array([name] * ex.table.num_rows, pa.string()),
-                        "record_id": ex.table.column(0),
+                        "dataset": pa.array([name] * table.num_rows, pa.string()),
+                        "record_id": table.column(0),
                         "person_id": pa.array(ex.person_id, pa.int64()),
                     }
                 )
                 sinks.write("truth", truth_path, truth)
-                rows[name] += ex.table.num_rows
-            sinks.write("people", people_path, _people_table(pop, lab))
+                rows[name] += table.num_rows
+            sinks.write("people", people_path, chunk.people)
+            tally.merge(chunk.tally)
+            _merge_counts(counts, chunk.counts)
 
     summary = _summary(
         people, int(seed), rates, rows, counts, tally, paths, truth_path, people_path
@@ -230,6 +308,16 @@ def generate(
         seconds=time.perf_counter() - t0,
         true_effect=summary["truth"]["hub_effect"],
     )
+
+
+def _merge_counts(
+    into: dict[str, dict[str, dict[str, int]]], more: dict[str, dict[str, dict[str, int]]]
+) -> None:
+    for ds, kinds in more.items():
+        for kind, c in kinds.items():
+            slot = into.setdefault(ds, {}).setdefault(kind, {"eligible": 0, "applied": 0})
+            slot["eligible"] += c["eligible"]
+            slot["applied"] += c["applied"]
 
 
 def _summary(

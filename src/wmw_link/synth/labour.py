@@ -13,7 +13,6 @@ effect on the treated at 6 and 12 months.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -110,8 +109,22 @@ def _health_weight(people: People, age: np.ndarray) -> np.ndarray:
     return (1 + 9 * people.disabled + 3 * ltc) * np.where(age >= 50, 1.6, 1.0)
 
 
-@lru_cache(maxsize=1)
+_FITTED: list[Calibration] = []
+
+
+def set_calibration(cal: Calibration) -> None:
+    """Install a calibration fitted elsewhere (worker processes get the parent's)."""
+    _FITTED[:] = [cal]
+
+
 def calibration() -> Calibration:
+    """The per-LA terms, fitted once per process (or installed by :func:`set_calibration`)."""
+    if not _FITTED:
+        _FITTED.append(_fit())
+    return _FITTED[0]
+
+
+def _fit() -> Calibration:
     """Fit the per-LA terms on a fixed reference population (the same for every seed)."""
     from wmw_link.synth.names import load_pools
     from wmw_link.synth.population import make_people

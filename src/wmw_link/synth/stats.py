@@ -17,6 +17,11 @@ class Tally:
     def __init__(self) -> None:
         self.c: dict[str, float] = defaultdict(float)
 
+    def merge(self, other: dict[str, float]) -> None:
+        """Add another tally's counts (chunks are merged in chunk order)."""
+        for k, v in other.items():
+            self.c[k] += v
+
     def _add(self, key: str, value: float) -> None:
         self.c[key] += float(value)
 
