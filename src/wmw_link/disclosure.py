@@ -11,7 +11,8 @@ tier of the agreement's disclosure policy (``internal`` or ``public``):
    the cells of a two-way breakdown (A x B) add up to the one-way cells of A and of B. In every
    such family of cells, a single suppressed cell could be recovered by differencing, so the
    smallest other cell of the family is suppressed too, repeated until no family has exactly
-   one hidden cell. Families are formed per *population* (the set of people a denominator
+   one hidden cell (uninformative groups such as ``Unknown`` or ``Other`` are chosen first, so
+   comparisons between real groups survive). Families are formed per *population* (the set of people a denominator
    counts), across all tables of the run, so two tables that share a margin are suppressed
    consistently and one cannot be used to undo the other.
 3. **Rounding.** Shown counts are rounded to the nearest ``rounding_base``.
@@ -90,6 +91,17 @@ def _families(keys: Iterable[CellKey]) -> list[list[CellKey]]:
     return out
 
 
+#: Groups whose cells are hidden first when a second cell must go (they inform no comparison).
+LOW_VALUE_GROUPS = frozenset(
+    {"Unknown", "Prefer not to say", "Other", "Outside WMCA", "none_recorded", "other"}
+)
+
+
+def _low_value(key: CellKey) -> bool:
+    _bd, _d1, g1, d2, g2 = key
+    return (g2 if d2 else g1) in LOW_VALUE_GROUPS or g1 in LOW_VALUE_GROUPS
+
+
 def _secondary(values: dict[CellKey, float], hidden: set[CellKey]) -> set[CellKey]:
     """Grow ``hidden`` until no family has exactly one hidden cell; return the new set."""
     hidden = set(hidden)
@@ -102,10 +114,12 @@ def _secondary(values: dict[CellKey, float], hidden: set[CellKey]) -> set[CellKe
             if len(unknown) != 1:
                 continue
             parent, children = family[0], family[1:]
-            # Prefer hiding the smallest other child (least information lost); hide the
-            # parent only when no other child is left.
+            # Prefer hiding an uninformative group ("Unknown", "Other", ...), then the
+            # smallest other child (least information lost); hide the parent only when no
+            # other child is left.
             candidates = sorted(
-                (c for c in children if c not in hidden), key=lambda c: (values[c], c)
+                (c for c in children if c not in hidden),
+                key=lambda c: (not _low_value(c), values[c], c),
             )
             pick = candidates[0] if candidates else parent
             hidden.add(pick)

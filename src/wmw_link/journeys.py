@@ -22,12 +22,13 @@ Person characteristics when sources disagree (the rules, in order; see docs/outc
   the most recent hub start; else ``Unknown``.
 * ``gender``, ``ethnicity``: the hub's self-report (only hubs collect them), the most recent
   stated answer; ``Prefer not to say`` only if no hub record states one; else ``Unknown``.
-* ``disability``: the hub's most recent ``Yes``/``No`` self-report; without one, ``Yes`` if the
-  person has a PIP claim (a disability benefit); else ``Prefer not to say`` if so reported;
-  else ``No``, meaning "not known to be disabled" (``disability_source`` says which rule gave
-  the value: ``hub self-report``, ``PIP claim`` or ``no indicator``). Only hubs ask, so
-  leaving everyone else ``Unknown`` would compare PIP claimants with hub clients, two
-  low-employment groups, and hide most of the population's disability gap.
+* ``disability``: the hub's most recent ``Yes``/``No`` self-report; without one (``Prefer not
+  to say`` included), ``Yes`` if the person has a PIP claim (a disability benefit); else
+  ``No``, meaning "not known to be disabled" (``disability_source`` says which rule gave the
+  value: ``hub self-report``, ``PIP claim`` or ``no indicator``). Only hubs ask, so leaving
+  everyone else ``Unknown`` would compare PIP claimants with hub clients, two low-employment
+  groups, and hide most of the population's disability gap; and a tiny ``Prefer not to say``
+  group would force secondary suppression of the ``Yes`` cells the gap needs.
 * ``birth_year``: the hub's self-report first (most recent hub record), then the most recent
   record of any other source. ``age_band`` is the age reached in the ``as_of`` year.
 * ``health_condition``: the most recent NHS referral's ``condition_category``; else
@@ -373,12 +374,10 @@ SELECT
   CASE
     WHEN dis.value IN ('Yes', 'No') THEN dis.value
     WHEN pip.person_id IS NOT NULL THEN 'Yes'
-    WHEN dis.value IS NOT NULL THEN dis.value
     ELSE 'No' END AS disability,
   CASE
     WHEN dis.value IN ('Yes', 'No') THEN 'hub self-report'
     WHEN pip.person_id IS NOT NULL THEN 'PIP claim'
-    WHEN dis.value IS NOT NULL THEN 'hub self-report'
     ELSE 'no indicator' END AS disability_source,
   coalesce(hc.value, 'none_recorded') AS health_condition,
   ppl.n_sources, ppl.sources

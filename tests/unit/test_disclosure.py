@@ -228,3 +228,20 @@ def test_public_tier_is_stricter_than_internal():
 def test_bad_frame_is_refused():
     with pytest.raises(ConfigError, match="lacks column"):
         protect(pd.DataFrame({"n": [1]}), TIER)
+
+
+def test_secondary_suppression_prefers_uninformative_groups():
+    df = pd.DataFrame(
+        [
+            _row("m", "count", "p", "all", n=200),
+            _row("m", "count", "p", "eth", "eth", "Mixed", n=4),
+            _row("m", "count", "p", "eth", "eth", "Black", n=30),
+            _row("m", "count", "p", "eth", "eth", "Unknown", n=66),
+            _row("m", "count", "p", "eth", "eth", "White", n=100),
+        ]
+    )
+    out = protect(df, EXACT)
+    by = out.set_index("group1")["n_flag"]
+    assert by["Mixed"] == SUPPRESSED and by["Unknown"] == SUPPRESSED
+    assert by["Black"] == ""  # the smaller but informative group stays
+    assert recoverable_cells(out) == []

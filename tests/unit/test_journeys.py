@@ -69,7 +69,7 @@ def test_disability_hub_first_then_pip():
     p = _persons(build_journeys(agreement(), *b.tables()))
     assert (p["p1"]["disability"], p["p1"]["disability_source"]) == ("No", "hub self-report")
     assert (p["p2"]["disability"], p["p2"]["disability_source"]) == ("Yes", "PIP claim")
-    assert p["p3"]["disability"] == "Prefer not to say"
+    assert (p["p3"]["disability"], p["p3"]["disability_source"]) == ("No", "no indicator")
     assert (p["p4"]["disability"], p["p4"]["disability_source"]) == ("No", "no indicator")
 
 

@@ -73,6 +73,12 @@ def _fmt_money(v: Any) -> str:
     return "c" if v is None or pd.isna(v) else f"£{v:,.0f}"
 
 
+def _bars(values: Any, fmt: Any) -> tuple[list[float], list[str]]:
+    """Bar lengths and labels: a suppressed value is a zero-length bar labelled "c"."""
+    ys = [0.0 if pd.isna(v) else float(v) for v in values]
+    return ys, ["c" if pd.isna(v) else fmt(v) for v in values]
+
+
 def _kpi(value: str, label: str, sub: str = "") -> str:
     return (
         f'<div class="kpi"><div class="v">{html.escape(value)}</div><div class="l">{html.escape(label)}</div>'
@@ -159,12 +165,9 @@ def _la_chart(frame: pd.DataFrame, rule: str) -> str:
             continue
         las = las or list(r.sort_values("group1")["group1"])
         r = r.set_index("group1").reindex(las)
-        fig.add_bar(
-            name=label,
-            x=las,
-            y=list(r["rate"]),
-            hovertemplate="%{x}: %{y:.1f}%<extra>" + label + "</extra>",
-        )
+        ys, texts = _bars(r["rate"], lambda v: f"{v:.0f}")
+        fig.add_bar(name=label, x=las, y=ys, text=texts, textposition="outside", cliponaxis=False,
+                    textfont=dict(size=10), hovertemplate="%{x}: %{text}<extra>" + label + "</extra>")  # fmt: skip
     fig.update_layout(
         barmode="group",
         title="Local authorities compared",
@@ -181,7 +184,7 @@ def _la_chart(frame: pd.DataFrame, rule: str) -> str:
     )
     return (
         '<section id="la"><h2>Local authority comparison</h2><p class="lead">Rates by the local '
-        "authority a person lives in (latest postcode district).</p>"
+        "authority a person lives in (latest postcode district); <b>c</b>: withheld by disclosure control.</p>"
         f'<div class="grid2">{_fig_html(fig, "chart-la")}{_fig_html(fig2, "chart-hubs")}</div></section>'
     )
 
@@ -190,15 +193,15 @@ def _gap_charts(gaps: pd.DataFrame, rule: str) -> str:
     if gaps.empty:
         return ""
     region = gaps[(gaps["la"] == "All") & (gaps["measure"] == "employment_rate")]
-    region = region[~region["group"].isin(["Unknown", "Prefer not to say"])]
+    region = region[~region["group"].isin(["Unknown", "Prefer not to say", "65+", "under 16"])]
     labels = [
         f"{DIM_LABELS.get(d, d)}: {g} vs {r}"
         for d, g, r in zip(region["dim"], region["group"], region["reference"], strict=True)
     ]
+    xs, texts = _bars(region["gap_pp"], lambda v: f"{v:+.1f}")
     fig = go.Figure(go.Bar(
-        x=list(region["gap_pp"]), y=labels, orientation="h",
-        marker_color=[_COLOURS[2] if (v == v and v < 0) else _COLOURS[1] for v in region["gap_pp"]],
-        text=["c" if pd.isna(v) else f"{v:+.1f}" for v in region["gap_pp"]], textposition="outside", cliponaxis=False,
+        x=xs, y=labels, orientation="h", text=texts, textposition="outside", cliponaxis=False,
+        marker_color=[_COLOURS[2] if v < 0 else _COLOURS[1] for v in xs],
     ))  # fmt: skip
     shown = [v for v in region["gap_pp"] if not pd.isna(v)] or [0.0]
     pad = max(2.0, 0.25 * (max(shown) - min(shown)))
@@ -210,9 +213,10 @@ def _gap_charts(gaps: pd.DataFrame, rule: str) -> str:
     fig2 = go.Figure()
     for i, m in enumerate(["employment_rate", f"sustained_{rule}_12m"]):
         part = by_la[by_la["measure"] == m].sort_values("la")
+        ys, texts = _bars(part["gap_pp"], lambda v: f"{v:+.1f}")
         fig2.add_bar(name="Employment rate proxy" if i == 0 else "Sustained work at 12 months",
-                     x=list(part["la"]), y=list(part["gap_pp"]),
-                     text=["c" if pd.isna(v) else f"{v:+.1f}" for v in part["gap_pp"]], textposition="outside", cliponaxis=False)  # fmt: skip
+                     x=list(part["la"]), y=ys, text=texts, textposition="outside", cliponaxis=False,
+                     textfont=dict(size=10))  # fmt: skip
     fig2.update_layout(title="Disability gap by local authority (points)", barmode="group", height=420,
                        yaxis_title="disabled minus non-disabled")  # fmt: skip
     return (
