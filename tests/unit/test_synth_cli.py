@@ -58,3 +58,27 @@ def test_bad_rates_file_gives_a_clean_error(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "invalid error rates" in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+def test_rates_file_and_scale_reach_the_generator(tmp_path: Path) -> None:
+    import json
+
+    rates = Path(__file__).resolve().parents[2] / "configs" / "synth-error-rates.yaml"
+    out = tmp_path / "clean"
+    args = [
+        "synth",
+        "--people",
+        "300",
+        "--out",
+        str(out),
+        "--rates",
+        str(rates),
+        "--error-scale",
+        "0",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "synth.json").read_text())
+    assert set(summary["error_rates"].values()) == {0.0}
+    applied = [c["applied"] for d in summary["errors_applied"].values() for c in d.values()]
+    assert applied and not any(applied)

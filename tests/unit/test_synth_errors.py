@@ -102,3 +102,12 @@ def test_typo_changes_exactly_a_little() -> None:
             t = typo(name, rng)
             assert t != name or len(name) < 2
             assert abs(len(t) - len(name)) <= 1
+
+
+def test_shipped_rates_file_matches_the_defaults() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "synth-error-rates.yaml"
+    assert ErrorRates.model_validate(yaml.safe_load(path.read_text())) == ErrorRates()
