@@ -219,6 +219,30 @@ def _gap_charts(gaps: pd.DataFrame, rule: str) -> str:
                      textfont=dict(size=10))  # fmt: skip
     fig2.update_layout(title="Disability gap by local authority (points)", barmode="group", height=420,
                        yaxis_title="disabled minus non-disabled")  # fmt: skip
+    if by_la.empty:  # the public tier has no LA x characteristic tables: show outcome gaps instead
+        out = gaps[(gaps["la"] == "All") & (gaps["measure"] == f"sustained_{rule}_12m")]
+        out = out[~out["group"].isin(["Unknown", "Prefer not to say", "65+", "under 16"])]
+        labels2 = [
+            f"{DIM_LABELS.get(d, d)}: {g} vs {r}"
+            for d, g, r in zip(out["dim"], out["group"], out["reference"], strict=True)
+        ]
+        xs2, texts2 = _bars(out["gap_pp"], lambda v: f"{v:+.1f}")
+        fig2 = go.Figure(
+            go.Bar(
+                x=xs2,
+                y=labels2,
+                orientation="h",
+                text=texts2,
+                textposition="outside",
+                cliponaxis=False,
+                marker_color=[_COLOURS[2] if v < 0 else _COLOURS[1] for v in xs2],
+            )
+        )
+        lo2, hi2 = min([0.0, *xs2]), max([0.0, *xs2])
+        pad2 = max(2.0, 0.25 * (hi2 - lo2))
+        fig2.update_layout(title="Sustained work at 12 months: gaps (points)", xaxis_title="points vs reference group",
+                           xaxis_range=[lo2 - pad2, hi2 + pad2],
+                           height=max(360, 26 * len(labels2) + 120), yaxis_autorange="reversed")  # fmt: skip
     return (
         '<section id="gaps"><h2>Gaps by disability, ethnicity, gender and age</h2><p class="lead">Each '
         "group's rate minus its reference group's (disability: No; ethnicity: White; gender: Male; "
@@ -227,15 +251,16 @@ def _gap_charts(gaps: pd.DataFrame, rule: str) -> str:
     )
 
 
-def _trend_chart(frame: pd.DataFrame, rule: str) -> str:
+def _trend_chart(frame: pd.DataFrame, rule: str, tier: str) -> str:
+    # Public rates need more people than a month's intake has: the public version uses quarters.
+    by = "start_month" if tier == "internal" else "start_quarter"
+    period = "month" if tier == "internal" else "quarter"
     fig = go.Figure()
-    months: list[str] = []
     for m, label in [(f"sustained_{rule}_6m", "Sustained work at 6 months"), (f"sustained_{rule}_12m", "Sustained work at 12 months"),
                      ("employed_at_start_12m", "In work at the start")]:  # fmt: skip
-        r = _rows(frame, m, "start_month").sort_values("group1")
+        r = _rows(frame, m, by).sort_values("group1")
         if r.empty:
             continue
-        months = sorted(set(months) | set(r["group1"]))
         fig.add_scatter(
             name=label,
             x=list(r["group1"]),
@@ -244,8 +269,9 @@ def _trend_chart(frame: pd.DataFrame, rule: str) -> str:
             connectgaps=False,
         )
     fig.update_layout(
-        title="Outcomes by month of start",
-        yaxis_title="% of the month's starters",
+        title=f"Outcomes by {period} of start",
+        yaxis_title=f"% of the {period}'s starters",
+        xaxis_type="category",
         yaxis_range=[0, 100],
         height=400,
     )
@@ -257,8 +283,9 @@ def _trend_chart(frame: pd.DataFrame, rule: str) -> str:
         title="Hub starts by month (first start)", yaxis_title="people (rounded)", height=400
     )
     return (
-        '<section id="trends"><h2>Trends by month of start</h2><p class="lead">Each point is the '
-        "intake of one month; months too recent to be followed up for 6 or 12 months have no point.</p>"
+        f'<section id="trends"><h2>Trends by {period} of start</h2><p class="lead">Each point is the '
+        f"intake of one {period}; a missing point is an intake too recent to be followed up for 6 or 12 "
+        "months, or a rate withheld by disclosure control.</p>"
         f'<div class="grid2">{_fig_html(fig, "chart-trend")}{_fig_html(fig2, "chart-starts")}</div></section>'
     )
 
@@ -336,7 +363,7 @@ def build_dashboard(
         _headlines(frame, gaps, rule),
         _la_chart(frame, rule),
         _gap_charts(gaps, rule),
-        _trend_chart(frame, rule),
+        _trend_chart(frame, rule, tier),
         _bias_section(frame, meta.get("warnings", [])),
         _notes(meta, tier),
     ]

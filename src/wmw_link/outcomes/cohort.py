@@ -3,7 +3,7 @@
 Cohort: every person with a hub support start (``hub_support`` events) or an NHS employment
 programme referral (``health_referral`` events: WorkWell, IPS). A person's cohort start is their
 *first* such start; ``programme`` says which kind it was (``hub`` or the NHS service), and
-``start_month`` (``YYYY-MM``) places them in a monthly intake.
+``start_month`` (``YYYY-MM``) and ``start_quarter`` (``YYYY-Qn``) place them in an intake.
 
 For each member, month ``m`` after the start is ``[start + (m-1) months, start + m months)``.
 Features (one row per member):
@@ -116,6 +116,7 @@ def build_cohort(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame
           WHERE start IS NOT NULL AND event_type IN ('hub_support', 'health_referral')
         )
         SELECT s.person_id, s.start, s.programme, strftime(s.start, '%Y-%m') AS start_month,
+               strftime(s.start, '%Y') || '-Q' || CAST(quarter(s.start) AS VARCHAR) AS start_quarter,
                p.local_authority AS la, p.gender, p.ethnicity, p.disability, p.health_condition,
                {age_band_sql("year(s.start) - p.birth_year")} AS age_band
         FROM starts s JOIN persons p USING (person_id) WHERE k = 1

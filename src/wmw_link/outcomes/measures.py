@@ -42,7 +42,7 @@ ONE_WAY: tuple[str, ...] = (
 PAIR_DIMS: tuple[str, ...] = ("la", "age_band", "gender", "ethnicity", "disability")
 PAIRS: tuple[tuple[str, str], ...] = tuple(itertools.combinations(PAIR_DIMS, 2))
 #: Extra one-way breakdowns of cohort measures.
-COHORT_EXTRA: tuple[str, ...] = ("programme", "start_month")
+COHORT_EXTRA: tuple[str, ...] = ("programme", "start_month", "start_quarter")
 
 DIM_LABELS = {
     "la": "Local authority",
@@ -53,6 +53,7 @@ DIM_LABELS = {
     "health_condition": "Health condition",
     "programme": "Programme",
     "start_month": "Month of start",
+    "start_quarter": "Quarter of start",
     "source": "Source",
 }
 
