@@ -44,6 +44,7 @@ class Identifiers:
 
     @classmethod
     def of(cls, people: People, rows: np.ndarray) -> Identifiers:
+        """The true identifiers of ``people`` at ``rows`` (copies, safe to corrupt)."""
         return cls(**{f.name: getattr(people, f.name)[rows].copy() for f in fields(cls)})
 
     def take(self, idx: np.ndarray) -> Identifiers:

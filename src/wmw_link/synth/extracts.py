@@ -134,6 +134,7 @@ def _sex(ids: Identifiers, male: str, female: str) -> pa.Array:
 
 
 def hmrc(people: People, events: ev.Events, ids: Identifiers) -> pa.Table:
+    """HMRC RTI employments: upper-case names, ISO dates, pay in pounds."""
     pid = people.person_id[events.person]
     return pa.table(
         {
@@ -155,6 +156,7 @@ def hmrc(people: People, events: ev.Events, ids: Identifiers) -> pa.Table:
 
 
 def dwp(people: People, events: ev.Events, ids: Identifiers) -> pa.Table:
+    """DWP claims: day-first dates, spaced NINo, postcode without its space."""
     nino = fmt.strings(ids.nino)
     return pa.table(
         {
@@ -174,6 +176,7 @@ def dwp(people: People, events: ev.Events, ids: Identifiers) -> pa.Table:
 
 
 def nhs(people: People, events: ev.Events, ids: Identifiers) -> pa.Table:
+    """NHS referrals: compact dates, spaced NHS number, sex as the NHS 1/2 code."""
     return pa.table(
         {
             "NHS_NUMBER": fmt.spaced_nhs(fmt.strings(ids.nhs_number)),
@@ -194,6 +197,7 @@ def nhs(people: People, events: ev.Events, ids: Identifiers) -> pa.Table:
 def skills(
     people: People, events: ev.Events, ids: Identifiers, rng: np.random.Generator
 ) -> pa.Table:
+    """Skills enrolments: one full-name field, ``05-Mar-1987`` dates, Y/N achievement."""
     n = len(events)
     postcode = fmt.strings(ids.postcode)
     postcode = fmt.choose(rng.random(n) < 0.2, fmt.no_space(postcode), postcode)

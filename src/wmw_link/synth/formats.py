@@ -42,10 +42,12 @@ def strings(values: np.ndarray) -> pa.Array:
 
 
 def upper(a: pa.Array) -> pa.Array:
+    """Upper-case every value."""
     return pc.utf8_upper(a)
 
 
 def no_space(a: pa.Array) -> pa.Array:
+    """Remove every space (``B23 4XY`` -> ``B234XY``)."""
     return pc.replace_substring(a, " ", "")
 
 

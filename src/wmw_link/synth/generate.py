@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import multiprocessing as mp
 import os
 import time
@@ -382,7 +381,3 @@ def _summary(
         },
         "formats": FORMATS,
     }
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str)

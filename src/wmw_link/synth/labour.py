@@ -61,6 +61,7 @@ PAY_AGE = np.array([0.45, 0.62, 1.05, 1.02])
 
 
 def age_band(age: np.ndarray) -> np.ndarray:
+    """Index into :data:`AGE_BANDS` (0 = 16-17, 1 = 18-24, 2 = 25-49, 3 = 50-64)."""
     return np.clip(np.searchsorted(AGE_BANDS, age, side="right") - 1, 0, 3)
 
 

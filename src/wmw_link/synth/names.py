@@ -23,6 +23,7 @@ class Pool:
     cum: np.ndarray  # cumulative probabilities
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """``size`` names drawn with replacement by weight."""
         idx = np.searchsorted(self.cum, rng.random(size), side="right")
         return self.names[np.minimum(idx, len(self.names) - 1)]
 
@@ -42,6 +43,7 @@ class NamePools:
     transliterations: dict[str, tuple[str, ...]]
 
     def forename(self, group: str, sex: str, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Forenames for people of a detailed ethnic group and sex ("M"/"F")."""
         if group == "mixed":  # children of mixed couples: names from both backgrounds
             pick = rng.random(size) < 0.7
             out = self.forenames[("white_british", sex)].sample(rng, size)
@@ -50,6 +52,7 @@ class NamePools:
         return self.forenames[(group, sex)].sample(rng, size)
 
     def surname(self, group: str, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Surnames for people of a detailed ethnic group."""
         if group == "mixed":
             pick = rng.random(size) < 0.6
             return np.where(

@@ -26,6 +26,7 @@ class Tally:
         self.c[key] += float(value)
 
     def add(self, people: People, lab: Labour) -> None:
+        """Count one chunk's people and paths."""
         e0 = lab.employed[:, 0]
         female = people.sex == "F"
         health = ~e0 & (lab.nonwork_type == "inactive_health")
