@@ -24,9 +24,11 @@ How files are searched, so that the test can fail for real and does not fail by 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -147,13 +149,13 @@ def software_vocabulary() -> set[str]:
         if not path.is_file() or "synth" in rel or "data" in rel or path.suffix == ".pyc":
             continue
         words |= set(_words(path.read_text(encoding="utf-8", errors="ignore")))
-    # The linkage report and the dashboard embed Splink's and Vega's own templates and scripts.
-    import altair
-    import splink
-
-    for pkg in (splink, altair):
-        for path in Path(pkg.__file__).parent.rglob("*"):
-            # Splink keeps its Vega scripts in files without a suffix (external_js/vega@5...).
+    # The linkage report embeds Splink's Vega scripts (in files without a suffix, e.g.
+    # external_js/vega@5...), and the dashboard embeds plotly.js.
+    for module, sub in (("splink", ""), ("altair", ""), ("plotly", "package_data")):
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            continue
+        for path in (Path(spec.origin).parent / sub).rglob("*"):
             if path.is_file() and path.suffix not in {".pyc", ".so"}:
                 words |= set(_words(path.read_text(encoding="utf-8", errors="ignore")))
     months = [dt.date(2000, m, 1).strftime(f) for m in range(1, 13) for f in ("%B", "%b")]
@@ -248,24 +250,43 @@ def scan_tree(
 # -- the run -----------------------------------------------------------------------------------
 
 
+@dataclass
+class Run:
+    root: Path  # everything the run wrote
+    extracts: dict[str, Path]  # dataset -> the controller's plaintext extract
+    allowed: list[Path]  # the controllers' side, not scanned
+    audit_log: Path
+    datasets: int
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory):
-    """A full sealed pipeline over a synthetic population (the demo when it exists)."""
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """A full sealed pipeline over a synthetic population: the demo, or the same steps by hand."""
+    root = tmp_path_factory.mktemp("leak")
+    if importlib.util.find_spec("wmw_link.demo") is not None:
+        from wmw_link.demo import run_demo
+
+        result = run_demo(root / "demo", people=2000, seed=23, echo=lambda _: None)
+        out = result.out
+        extracts = {
+            p.name.split(".")[0]: p for p in (out / "world" / "extracts").iterdir() if p.is_file()
+        }
+        # The controllers' folders, and the synthetic region (each extract sits with its
+        # controller; the truth stands for the controllers' own systems).
+        allowed = [out / "controllers", out / "world"]
+        return Run(out, extracts, allowed, result.audit_log, len(extracts))
     import _governance_pipeline as gp
 
-    world = gp.build_world(tmp_path_factory.mktemp("leak"), people=2000, seed=23)
+    world = gp.build_world(root, people=2000, seed=23)
     gp.run_pipeline(world)
-    # The controllers' side: their folders (extracts, outputs, outboxes) and the generator's
-    # output, which stands in for the controllers' own systems.
     allowed = [world.root / "controllers", world.root / "keys" / "secrets"]
-    return world, allowed
+    return Run(world.root, world.extracts, allowed, world.audit_log, len(world.datasets))
 
 
-def test_the_scan_finds_what_it_looks_for(run, tmp_path: Path) -> None:
+def test_the_scan_finds_what_it_looks_for(run: Run, tmp_path: Path) -> None:
     """Control: plant identifiers in the forms a leak would take; the scan must find each one."""
-    world, _ = run
-    terms = identifier_terms(world.extracts)
-    dwp = _read_table(world.extracts["dwp_claims"])
+    terms = identifier_terms(run.extracts)
+    dwp = _read_table(run.extracts["dwp_claims"])
     cols = ("first_name", "surname", "dob", "postcode", "nino")
     # The first row with every field present (some rows lack a field on purpose).
     row = next(r for r in dwp.select(list(cols)).to_pylist() if all(r.values()))
@@ -287,28 +308,22 @@ def test_the_scan_finds_what_it_looks_for(run, tmp_path: Path) -> None:
     assert "full name" in {k for k, _ in found["a.json"]}, found["a.json"]
 
 
-def test_no_identifier_leaves_the_controllers(run) -> None:
-    world, allowed = run
-    terms = identifier_terms(world.extracts)
+def test_no_identifier_leaves_the_controllers(run: Run) -> None:
+    terms = identifier_terms(run.extracts)
     assert len(terms["date of birth"]) > 1000 and len(terms["nino"]) > 100
     assert len(terms["full name"]) > 100 and len(terms["postcode"]) > 100
-    found, scanned = scan_tree(world.root, allowed, [], terms)
+    found, scanned = scan_tree(run.root, run.allowed, [], terms)
     # The TTP's and the analysts' folders hold tokens, payloads, maps, journeys, the link
-    # report, the audit log and the public keyring: dozens of files.
-    assert scanned >= 5 * len(world.datasets), scanned
+    # report, outcomes and dashboards, sealed files in transit, the keyring, the audit log.
+    assert scanned >= 5 * run.datasets, scanned
     assert found == {}, {f: hits[:5] for f, hits in found.items()}
 
 
-def test_the_audit_log_holds_no_identifier_and_verifies(run) -> None:
+def test_the_audit_log_holds_no_identifier_and_verifies(run: Run) -> None:
     from wmw_link.audit import verify
 
-    world, _ = run
-    assert world.audit_log.exists()
-    found, _ = scan_tree(
-        world.audit_log.parent,
-        [world.audit_log.parent],
-        [world.audit_log],
-        identifier_terms(world.extracts),
-    )
-    assert found == {}
-    assert verify(world.audit_log).lines > 5 * len(world.datasets)
+    assert run.audit_log.exists()
+    terms = identifier_terms(run.extracts)
+    found, scanned = scan_tree(run.audit_log.parent, [run.audit_log.parent], [run.audit_log], terms)
+    assert scanned == 1 and found == {}
+    assert verify(run.audit_log).lines > 5 * run.datasets
