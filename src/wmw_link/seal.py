@@ -23,6 +23,7 @@ The cryptography is age (via pyrage) and Ed25519 (via PyNaCl); this module only 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -341,7 +342,16 @@ def seal_file(
     rec = runrecord.current()
     rec.inputs[os.fspath(src)] = envelope["file"]["sha256"]
     rec.outputs[os.fspath(target)] = sha256_file(target)
+    _record_rows(rec, src, src.name)
     return SealResult(path=target, envelope=envelope)
+
+
+def _record_rows(rec: runrecord.RunRecord, path: Path, name: str) -> None:
+    """Row count of a Parquet file, from its footer, for the audit record."""
+    # A count is a nicety: check_fields reports an unreadable file.
+    if name.endswith(".parquet"):
+        with contextlib.suppress(Exception):
+            rec.rows[name] = pq.read_metadata(path).num_rows
 
 
 def seal_outputs(
@@ -620,7 +630,8 @@ def unseal_file(
             checks.append("manifest")
         check_fields(agreement, kind, dataset, tmp, label=name)
         checks.append("fields")
-    rec = runrecord.current()
+        rec = runrecord.current()
+        _record_rows(rec, tmp, name)
     rec.inputs[os.fspath(sealed)] = sha256_file(sealed)
     rec.outputs[os.fspath(target)] = str(fmeta["sha256"])
     return UnsealResult(path=target, envelope=envelope, checks=tuple(checks))

@@ -124,3 +124,24 @@ def test_new_party_command(tmp_path: Path) -> None:
     )
     assert refused.exit_code != 0
     assert not secret_path(tmp_path, "nobody").exists()
+
+
+def test_keys_new_party_is_registered_and_audited(tmp_path: Path) -> None:
+    from wmw_link.audit import verify
+    from wmw_link.cli import main
+
+    log = tmp_path / "audit.jsonl"
+    agreement = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
+    args = ["--audit-log", str(log), "keys", "new-party", "--party", "linkage-unit"]
+    result = CliRunner().invoke(
+        main, [*args, "--out", str(tmp_path / "k"), "--agreement", str(agreement)]
+    )
+    assert result.exit_code == 0, result.output
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["command"] == "keys new-party"
+    assert (entry["party"], entry["role"], entry["outcome"]) == ("linkage-unit", "ttp", "ok")
+    # The public file is recorded by hash; the secret file is never listed.
+    assert [Path(o["path"]).name for o in entry["outputs"]] == ["linkage-unit.public.json"]
+    secret_text = secret_path(tmp_path / "k", "linkage-unit").read_text()
+    assert json.loads(secret_text)["signing_key"] not in log.read_text()
+    assert verify(log).lines == 1

@@ -134,6 +134,7 @@ def test_seal_and_unseal_fill_the_run_record(tmp_path: Path, keys, agreement) ->
         rec = runrecord.current()
         assert rec.inputs[str(src)] == sealed.sha256
         assert str(sealed.path) in rec.outputs
+        assert rec.rows == {"dwp_claims.tokens.parquet": 3}
     finally:
         runrecord.finish(token)
 
