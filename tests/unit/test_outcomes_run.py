@@ -162,3 +162,19 @@ def test_cli_journeys_then_outcomes(tmp_path):
     r = runner.invoke(main, ["outcomes", "--agreement", str(AGREEMENT_PATH), "--journeys", str(tmp_path / "j"),
                              "--out", str(tmp_path / "o2"), "--as", "linkage-unit"])  # fmt: skip
     assert r.exit_code == 1 and "rule 'roles'" in r.output
+
+
+def test_cli_rule_parameters(tmp_path, journeys):
+    events, persons = journeys
+    jdir = tmp_path / "j"
+    jdir.mkdir()
+    pq.write_table(events, jdir / "events.parquet")
+    pq.write_table(persons, jdir / "persons.parquet")
+    runner = CliRunner()
+    args = ["outcomes", "--agreement", str(AGREEMENT_PATH), "--journeys", str(jdir)]
+    r = runner.invoke(main, [*args, "--out", str(tmp_path / "o"), "--rule-param", "min_months=3"])
+    assert r.exit_code == 0, r.output
+    man = json.loads((tmp_path / "o" / "outcomes-manifest.json").read_text())
+    assert man["rules"]["dfe_5_of_6_months"]["min_months"] == 3
+    r = runner.invoke(main, [*args, "--out", str(tmp_path / "o2"), "--rule-param", "colour=red"])
+    assert r.exit_code == 1 and "colour" in r.output

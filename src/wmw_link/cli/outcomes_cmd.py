@@ -8,7 +8,8 @@ import click
 
 from wmw_link import runrecord
 from wmw_link.agreement import Role, load_agreement
-from wmw_link.outcomes import PRESETS, measure_outcomes
+from wmw_link.errors import ConfigError
+from wmw_link.outcomes import PRESETS, get_rule, measure_outcomes
 
 
 @click.command("outcomes")
@@ -21,6 +22,8 @@ from wmw_link.outcomes import PRESETS, measure_outcomes
 )
 @click.option("--rule", type=click.Choice(sorted(PRESETS)), default="dfe_5_of_6_months", show_default=True,
               help="Headline sustained-employment rule (every preset is measured).")  # fmt: skip
+@click.option("--rule-param", "rule_params", multiple=True, metavar="KEY=VALUE",
+              help="Change a parameter of the headline rule, e.g. min_months=4 or hours_per_week=20.")  # fmt: skip
 @click.option(
     "--as", "party", default=None, help="Your party id (default: the agreement's analyst)."
 )
@@ -31,6 +34,7 @@ def outcomes(
     journeys_dir: Path,
     out_dir: Path,
     rule: str,
+    rule_params: tuple[str, ...],
     party: str | None,
     bias_threshold: float,
 ) -> None:
@@ -49,7 +53,7 @@ def outcomes(
         agreement,
         journeys_dir,
         out_dir,
-        rule=rule,
+        rule=get_rule(rule, **_parse_params(rule_params)),
         party=rec.party,
         bias_threshold_pp=bias_threshold,
     )
@@ -78,3 +82,16 @@ def outcomes(
     click.echo(
         f"wrote {len(result.files)} files to {out_dir} (dashboard: {out_dir / 'dashboard.html'})"
     )
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, int | float]:
+    out: dict[str, int | float] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--rule-param {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise ConfigError(f"--rule-param {key}: {value!r} is not a number") from None
+    return out
