@@ -120,19 +120,20 @@ def write_report(
     charts["match-weight histogram"] = _save_chart(
         v.match_weights_histogram(predictions), report_dir / "match_weights_histogram.html"
     )
-    # Waterfall of a spread of pairs around the threshold: the closest calls are the
-    # instructive ones. Token values are replaced by Splink's sensitive-data removal.
+    linker.misc.save_model_to_json(str(report_dir / "model.json"), overwrite=True)
+    # Waterfall of the linkable pairs closest to the threshold: the instructive calls. Token
+    # values are removed by Splink's sensitive-data option.
     sample = linker.misc.query_sql(
-        f"SELECT * FROM {linkable.physical_name} "
-        f"ORDER BY abs(match_weight - {chosen_weight}) LIMIT {WATERFALL_SAMPLE}",
+        f"SELECT * FROM {predictions.physical_name} WHERE {evidence_sql} "
+        f"ORDER BY abs(match_weight - {chosen_weight}), unique_id_l, unique_id_r "
+        f"LIMIT {WATERFALL_SAMPLE}",
         output_type="pandas",
     )
-    if len(sample):
-        records = json.loads(sample.to_json(orient="records"))
+    records = json.loads(sample.to_json(orient="records")) if len(sample) else []
+    if records:
         charts["waterfall sample (closest to the threshold)"] = _save_chart(
             v.waterfall_chart(records, remove_sensitive_data=True), report_dir / "waterfall.html"
         )
-    linker.misc.save_model_to_json(str(report_dir / "model.json"), overwrite=True)
 
     per_rule = linker.misc.query_sql(
         f"SELECT match_key, COUNT(*) AS n FROM {predictions.physical_name} GROUP BY match_key",

@@ -28,6 +28,7 @@ from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
+    UNUSED_COLUMNS,
     WEAK_LEVELS,
     ModelPlan,
     plan_model,
@@ -145,7 +146,9 @@ def _train(linker: Any, plan: ModelPlan, seed: int, n_records: int) -> dict[str,
         )
     timings["prior"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    max_pairs = float(min(max(n_records * 20, 1e5), 2e7))
+    # About five sampled pairs per record, at least 1e5 and at most 5e6: enough for every
+    # common level, and the near-unique identifiers' u comes from token frequencies instead.
+    max_pairs = float(min(max(n_records * 5, 1e5), 5e6))
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
     timings["u_sampling"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -304,8 +307,11 @@ def fit_and_cluster(
     log.info("scored %d candidate pairs", comparisons)
     t0 = time.perf_counter()
     evidence = _evidence_condition(linker) if household_rule else "TRUE"
+    # Only what clustering and the sweep need: a narrow table is cheap to write.
     linkable = linker.misc.query_sql(
-        f"SELECT * FROM {predictions.physical_name} WHERE {evidence}", output_type="splink_df"
+        "SELECT source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, match_key, "
+        f"match_weight, match_probability FROM {predictions.physical_name} WHERE {evidence}",
+        output_type="splink_df",
     )
     weight, method, points = _choose(linker, linkable, threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
@@ -336,9 +342,10 @@ def _run(
     keep_pairs: Path | None = None,
 ) -> LinkResult:
     t0 = time.perf_counter()
-    kinds = _token_kinds(verified)
+    kinds = {c: k for c, k in _token_kinds(verified).items() if c not in UNUSED_COLUMNS}
     inputs = [
-        be.load_tokens(v.dataset, v.tokens_path, kinds, set(v.token_columns)) for v in verified
+        be.load_tokens(v.dataset, v.tokens_path, kinds, set(v.token_columns) & set(kinds))
+        for v in verified
     ]
     phys = [sdf.physical_name for sdf in inputs]
     n_records = sum(v.rows for v in verified)

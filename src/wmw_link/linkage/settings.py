@@ -25,6 +25,19 @@ DICE_LOW = 0.70
 #: Comparisons that carry identity evidence beyond a shared surname and address: a pair with
 #: none of them at a non-"else" level cannot be clustered together (household rule).
 IDENTITY_EVIDENCE = ("forename", "dob", "nino", "nhs")
+#: Token columns this model does not read (not loaded): the schema offers them for other models.
+UNUSED_COLUMNS = frozenset(
+    {
+        "forename_last",
+        "surname_first",
+        "surname_last",
+        "forename_soundex",
+        "surname_soundex",
+        "forename_prefix",
+        "surname_prefix",
+    }
+)
+
 #: Levels too weak to count as identity evidence on their own (low-entropy agreements).
 WEAK_LEVELS = frozenset({"same initial", "same year"})
 
@@ -292,8 +305,12 @@ def plan_model(
     )
 
 
-def settings_creator(plan: ModelPlan, retain_intermediate: bool = True) -> Any:
-    """A Splink ``SettingsCreator`` for the plan (link and dedupe all inputs at once)."""
+def settings_creator(plan: ModelPlan) -> Any:
+    """A Splink ``SettingsCreator`` for the plan (link and dedupe all inputs at once).
+
+    Predictions keep the comparison vectors (the household rule reads them); Splink keeps
+    them only together with the compared columns, so both are retained.
+    """
     from splink import SettingsCreator
 
     return SettingsCreator(
@@ -301,8 +318,8 @@ def settings_creator(plan: ModelPlan, retain_intermediate: bool = True) -> Any:
         unique_id_column_name="unique_id",
         comparisons=plan.comparisons,
         blocking_rules_to_generate_predictions=plan.blocking_rules,
-        retain_matching_columns=retain_intermediate,
-        retain_intermediate_calculation_columns=retain_intermediate,
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=True,
         max_iterations=20,
         em_convergence=0.001,
     )
@@ -310,6 +327,7 @@ def settings_creator(plan: ModelPlan, retain_intermediate: bool = True) -> Any:
 
 __all__ = [
     "IDENTITY_EVIDENCE",
+    "UNUSED_COLUMNS",
     "WEAK_LEVELS",
     "ModelPlan",
     "plan_model",
