@@ -25,6 +25,9 @@ from wmw_link.tokenise.bloom import BloomEncoder
 
 _SEP = b"\x1f"
 _ONE_DAY = dt.timedelta(days=1)
+#: Per-process caches of token rows (one per distinct name or date) are cleared at this size,
+#: so that memory stays bounded however large the extract (about 1.5 KiB per cached name).
+_ROW_CACHE_MAX = 100_000
 
 
 class Hasher:
@@ -70,7 +73,7 @@ class Hasher:
         return token
 
     def cached_tokenizer(
-        self, domain: str, encoding: str, max_entries: int = 1_000_000
+        self, domain: str, encoding: str, max_entries: int = 300_000
     ) -> Callable[[str], str]:
         """Like :meth:`tokenizer`, remembering tokens of values seen before in this process.
 
@@ -148,6 +151,8 @@ class NameTokens:
         out.extend(bits_words)
         out.append(pop)
         result = tuple(out)
+        if len(self._cache) >= _ROW_CACHE_MAX:
+            self._cache.clear()  # bounded memory on very large extracts
         self._cache[name] = result
         return result
 
@@ -195,6 +200,8 @@ class DateTokens:
             self._md(f"{d.month:02d}-{d.day:02d}"),
             self._year(f"{d.year:04d}"),
         )
+        if len(self._cache) >= _ROW_CACHE_MAX:
+            self._cache.clear()
         self._cache[d] = result
         return result
 
