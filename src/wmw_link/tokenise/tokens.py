@@ -163,11 +163,13 @@ class DateTokens:
     def __init__(self, hasher: Hasher) -> None:
         self.columns = ts.columns_for(["date_of_birth"])
         d = ts.DOMAIN_DOB
-        self._date = hasher.tokenizer(d, "date")
-        self._ym = hasher.tokenizer(d, "ym")
-        self._yd = hasher.tokenizer(d, "yd")
-        self._md = hasher.tokenizer(d, "md")
-        self._year = hasher.tokenizer(d, "year")
+        # Cached: a date's exact token is its neighbours' prev/next token and maybe a swap, and
+        # the date parts repeat across many dates.
+        self._date = hasher.cached_tokenizer(d, "date")
+        self._ym = hasher.cached_tokenizer(d, "ym")
+        self._yd = hasher.cached_tokenizer(d, "yd")
+        self._md = hasher.cached_tokenizer(d, "md")
+        self._year = hasher.cached_tokenizer(d, "year")
         self._cache: dict[dt.date, tuple[object, ...]] = {}
 
     @staticmethod
