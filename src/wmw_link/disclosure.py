@@ -11,10 +11,11 @@ tier of the agreement's disclosure policy (``internal`` or ``public``):
    the cells of a two-way breakdown (A x B) add up to the one-way cells of A and of B. In every
    such family of cells, a single suppressed cell could be recovered by differencing, so the
    smallest other cell of the family is suppressed too, repeated until no family has exactly
-   one hidden cell (uninformative groups such as ``Unknown`` or ``Other`` are chosen first, so
-   comparisons between real groups survive). Families are formed per *population* (the set of people a denominator
-   counts), across all tables of the run, so two tables that share a margin are suppressed
-   consistently and one cannot be used to undo the other.
+   one hidden cell (uninformative groups such as ``Unknown`` or ``Other`` are chosen first,
+   so comparisons between real groups survive). Families are formed per *population* (the set
+   of people a denominator counts), across all tables of the run, so two tables that share a
+   margin are suppressed consistently and one cannot be used to undo the other. Nested groups
+   form families too: the months of a quarter add up to the quarter (:data:`NESTED_DIMS`).
 3. **Rounding.** Shown counts are rounded to the nearest ``rounding_base``.
 4. **Rates, means and medians** are shown only from at least ``min_denominator`` people and
    only when their numerator and denominator are shown.
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,25 @@ KINDS = {"rate", "count", "mean", "median"}
 CellKey = tuple[str, str, str, str, str]
 
 
-def _families(keys: Iterable[CellKey]) -> list[list[CellKey]]:
+def month_to_quarter(month: str) -> str | None:
+    """``"2024-05"`` -> ``"2024-Q2"`` (None when not a ``YYYY-MM`` month)."""
+    year, _, mm = month.partition("-")
+    if not (year.isdigit() and mm.isdigit() and 1 <= int(mm) <= 12):
+        return None
+    return f"{year}-Q{(int(mm) - 1) // 3 + 1}"
+
+
+#: Dimensions whose groups nest inside another dimension's groups: the months of a quarter
+#: add up to the quarter, so a month hidden alone could be worked out from its quarter.
+NESTED_DIMS: dict[str, tuple[str, Callable[[str], str | None]]] = {
+    "start_month": ("start_quarter", month_to_quarter),
+}
+
+
+def _families(
+    keys: Iterable[CellKey],
+    nested: Mapping[str, tuple[str, Callable[[str], str | None]]] = NESTED_DIMS,
+) -> list[list[CellKey]]:
     """Groups of cells that add up to a parent cell, each listed parent first.
 
     Only cells present in ``keys`` are used; a family needs its parent to be present.
@@ -72,8 +91,13 @@ def _families(keys: Iterable[CellKey]) -> list[list[CellKey]]:
         breakdown, d1, g1, d2, g2 = key
         if breakdown == "all":
             continue
-        if not d2:  # one-way cell: child of the total
+        if not d2:  # one-way cell: child of the total (and of its group's parent group)
             fam[total].append(key)
+            if d1 in nested:
+                parent_dim, parent_of = nested[d1]
+                parent_group = parent_of(g1)
+                if parent_group is not None:
+                    fam[(parent_dim, parent_dim, parent_group, "", "")].append(key)
         else:  # two-way cell: child of both one-way cells
             fam[(d1, d1, g1, "", "")].append(key)
             fam[(d2, d2, g2, "", "")].append(key)

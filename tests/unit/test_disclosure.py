@@ -245,3 +245,26 @@ def test_secondary_suppression_prefers_uninformative_groups():
     assert by["Mixed"] == SUPPRESSED and by["Unknown"] == SUPPRESSED
     assert by["Black"] == ""  # the smaller but informative group stays
     assert recoverable_cells(out) == []
+
+
+def test_months_cannot_be_recovered_from_their_quarter():
+    months = {
+        "2024-01": 30,
+        "2024-02": 4,
+        "2024-03": 25,
+        "2024-04": 40,
+        "2024-05": 35,
+        "2024-06": 50,
+    }
+    rows = [_row("m", "count", "p", "all", n=sum(months.values()))]
+    rows += [
+        _row("m", "count", "p", "start_month", "start_month", k, n=v) for k, v in months.items()
+    ]
+    rows.append(_row("m", "count", "p", "start_quarter", "start_quarter", "2024-Q1", n=59))
+    rows.append(_row("m", "count", "p", "start_quarter", "start_quarter", "2024-Q2", n=125))
+    out = protect(pd.DataFrame(rows), EXACT)
+    by = out.set_index("group1")["n_flag"]
+    assert by["2024-02"] == SUPPRESSED
+    # Q1 = Jan + Feb + Mar: a second month of Q1 (or Q1 itself) must be hidden too.
+    assert (by[["2024-01", "2024-03", "2024-Q1"]] == SUPPRESSED).any()
+    assert recoverable_cells(out) == []
