@@ -42,7 +42,7 @@ from nacl.exceptions import BadSignatureError
 from wmw_link import __version__, runrecord, token_schema
 from wmw_link.agreement import Agreement, Role
 from wmw_link.errors import InputDataError, KeyFileError, PolicyError, VerificationError
-from wmw_link.files import atomic_path, sha256_file
+from wmw_link.files import atomic_path
 from wmw_link.party_keys import Keyring, PartySecret, load_secret
 
 ENVELOPE_KIND = "wmw-link/sealed-envelope"
@@ -336,12 +336,14 @@ def seal_file(
         }
         env_bytes = _canonical(envelope)
         signature = sender.signing_key.sign(env_bytes).signature
-        fout.write(env_bytes)
-        fout.write(signature)
-        fout.write(_FOOTER.pack(_MAGIC, writer.size, len(env_bytes)))
+        trailer = env_bytes + signature + _FOOTER.pack(_MAGIC, writer.size, len(env_bytes))
+        fout.write(trailer)
+    # The sealed file is the ciphertext then the trailer: hash it without reading it again.
+    whole = writer.sha.copy()
+    whole.update(trailer)
     rec = runrecord.current()
     rec.inputs[os.fspath(src)] = envelope["file"]["sha256"]
-    rec.outputs[os.fspath(target)] = sha256_file(target)
+    rec.outputs[os.fspath(target)] = whole.hexdigest()
     _record_rows(rec, src, src.name)
     return SealResult(path=target, envelope=envelope)
 
@@ -632,7 +634,10 @@ def unseal_file(
         checks.append("fields")
         rec = runrecord.current()
         _record_rows(rec, tmp, name)
-    rec.inputs[os.fspath(sealed)] = sha256_file(sealed)
+    # read_envelope checked the file is exactly ciphertext + envelope + signature + footer.
+    whole = reader.sha.copy()
+    whole.update(env_bytes + signature + _FOOTER.pack(_MAGIC, ct_len, len(env_bytes)))
+    rec.inputs[os.fspath(sealed)] = whole.hexdigest()
     rec.outputs[os.fspath(target)] = str(fmeta["sha256"])
     return UnsealResult(path=target, envelope=envelope, checks=tuple(checks))
 

@@ -690,3 +690,24 @@ def test_a_file_sealed_in_force_does_not_open_after_expiry(
     with pytest.raises(PolicyError, match="rule 'validity'.*expired"):
         _unseal(sealed.path, keys, agreement, tmp_path / "late")
     assert list((tmp_path / "late").iterdir()) == []
+
+
+def test_audit_hashes_of_sealed_files_are_their_real_hashes(
+    tmp_path: Path, keys, agreement
+) -> None:
+    from wmw_link.files import sha256_file
+
+    token = runrecord.start("seal")
+    try:
+        _, sealed = _seal_tokens(tmp_path, keys, agreement)
+        assert runrecord.current().outputs[str(sealed.path)] == sha256_file(sealed.path)
+    finally:
+        runrecord.finish(token)
+    token = runrecord.start("unseal")
+    try:
+        result = _unseal(sealed.path, keys, agreement, tmp_path / "in")
+        rec = runrecord.current()
+        assert rec.inputs[str(sealed.path)] == sha256_file(sealed.path)
+        assert rec.outputs[str(result.path)] == sha256_file(result.path)
+    finally:
+        runrecord.finish(token)
