@@ -53,3 +53,17 @@ def test_readme_python_quickstart_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "all pairs: precision" in done.stdout
     assert (tmp_path / "analysis" / "outcomes" / "dashboard.html").stat().st_size > 10_000
+
+
+def test_examples_quickstart_is_the_readme_block() -> None:
+    block = re.search(r"```python\n(.*?)```", README, re.S)
+    assert block is not None
+    assert (REPO / "examples" / "quickstart.py").read_text() == block.group(1)
+
+
+def test_public_api_names_resolve_to_functions() -> None:
+    import wmw_link
+
+    for name in wmw_link.__all__:
+        obj = getattr(wmw_link, name)
+        assert not isinstance(obj, type(wmw_link)), f"wmw_link.{name} is a module, not the API"
