@@ -38,12 +38,14 @@ TOKEN_SCHEMA_VERSION = 1
 #: HMAC-SHA256 output is truncated to this many bytes (128 bits) and written as hex.
 TOKEN_BYTES = 16
 
-#: Bloom filter parameters, chosen by measurement (benchmarks/bench_bloom_params.py): with 512
-#: bits and 2 hash positions per bigram the filter Dice is within 0.006 (mean absolute error) of
-#: the plaintext bigram Dice on typo pairs and within 0.023 on unrelated pairs; more positions
-#: or fewer bits add collisions that inflate Dice on unrelated names.
+#: Bloom filter parameters, chosen by measurement (benchmarks/bench_bloom_params.py, results in
+#: benchmarks/results/bloom_params.md) on 5,915 real variant pairs (one person's differing names
+#: in two synthetic extracts) and as many unrelated pairs: at a width of 8 int64 words, one
+#: position per bigram tracks plaintext bigram Dice best (mean absolute error 0.007 on variants,
+#: 0.017 on unrelated names; 23 of 11,830 pairs change side of Dice 0.8, against 56 with two
+#: positions); 1024 bits with two positions is as close but doubles storage and SQL work.
 BLOOM_BITS = 512
-BLOOM_HASHES = 2
+BLOOM_HASHES = 1
 BLOOM_WORDS = BLOOM_BITS // 64
 #: Names are padded with this character at both ends before taking bigrams ("_ann_").
 BLOOM_PAD = "_"
