@@ -244,3 +244,23 @@ def test_extract_events_agree_with_the_true_paths(tmp_path: Path) -> None:
     expected = pd.to_datetime(people.loc[first.index, "hub_start_date"])
     assert (first.to_numpy() == expected.to_numpy()).all()
     assert people["hub_start_date"].notna().sum() == first.index.nunique()
+
+
+def test_packaged_district_table_matches_configs() -> None:
+    from importlib import resources
+
+    packaged = (
+        resources.files("wmw_link").joinpath("data", "postcode_districts.csv").read_text("utf-8")
+    )
+    table = pd.read_csv(ROOT / "configs" / "postcode_districts.csv")
+    assert packaged == (ROOT / "configs" / "postcode_districts.csv").read_text("utf-8")
+    assert table.groupby("local_authority").size().to_dict().keys() == {
+        "Birmingham",
+        "Coventry",
+        "Dudley",
+        "Sandwell",
+        "Solihull",
+        "Walsall",
+        "Wolverhampton",
+    }
+    assert table["district"].is_unique
