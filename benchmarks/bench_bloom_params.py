@@ -60,8 +60,10 @@ def _names(data: Path, dataset: str, rid: str, fore: str, sur: str) -> dict[str,
     return dict(zip(t.column(rid).to_pylist(), zip(f, s, strict=True), strict=True))
 
 
-def name_pairs(data: Path, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(variant pairs of one person's names, random pairs of different names)."""
+def name_pairs_by_part(
+    data: Path, seed: int
+) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]]:
+    """Per name part: (variant pairs of one person's names, random pairs of other names)."""
     truth = pq.read_table(data / "truth" / "truth.parquet").to_pylist()
     person = {(r["dataset"], r["record_id"]): r["person_id"] for r in truth}
     dwp = _names(data, "dwp_claims", "claim_ref", "first_name", "surname")
@@ -70,15 +72,26 @@ def name_pairs(data: Path, seed: int) -> tuple[list[tuple[str, str]], list[tuple
     for ds, names in (("dwp_claims", dwp), ("hmrc_rti", hmrc)):
         for rid, pair in names.items():
             by_person.setdefault(person[(ds, rid)], set()).add(pair)
-    variants: set[tuple[str, str]] = set()
-    for pairs in by_person.values():
-        for i in (0, 1):
+    rng = random.Random(seed)
+    out = {}
+    for i, part in enumerate(("forename", "surname")):
+        variants: set[tuple[str, str]] = set()
+        for pairs in by_person.values():
             vals = sorted({p[i] for p in pairs if p[i]})
             variants.update((a, b) for a in vals for b in vals if a < b)
-    rng = random.Random(seed)
-    pool = sorted({p[i] for ps in by_person.values() for p in ps for i in (0, 1) if p[i]})
-    unrelated = [(rng.choice(pool), rng.choice(pool)) for _ in range(len(variants))]
-    return sorted(variants), [(a, b) for a, b in unrelated if a != b]
+        pool = sorted({p[i] for ps in by_person.values() for p in ps if p[i]})
+        unrelated = [(rng.choice(pool), rng.choice(pool)) for _ in range(len(variants))]
+        out[part] = (sorted(variants), [(a, b) for a, b in unrelated if a != b])
+    return out
+
+
+def name_pairs(data: Path, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(variant pairs of one person's names, random pairs of different names), both parts."""
+    by_part = name_pairs_by_part(data, seed)
+    return (
+        by_part["forename"][0] + by_part["surname"][0],
+        by_part["forename"][1] + by_part["surname"][1],
+    )
 
 
 def plain_dice(a: str, b: str) -> float:
