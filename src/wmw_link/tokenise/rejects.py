@@ -26,7 +26,8 @@ REJECTS_SCHEMA = pa.schema(
 CROSSWALK_SCHEMA = pa.schema(
     [
         pa.field("record_id", pa.string(), nullable=False),
-        pa.field("row_ref", pa.string(), nullable=False),
+        # The token dictionaries of a batch, as they come from the workers (read back: string).
+        pa.field("row_ref", pa.dictionary(pa.int32(), pa.string()), nullable=False),
     ]
 )
 

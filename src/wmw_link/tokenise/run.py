@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from wmw_link import token_schema as ts
 from wmw_link.agreement import Agreement, load_agreement
 from wmw_link.errors import ConfigError
 from wmw_link.files import atomic_path, sha256_file, write_json_atomic
@@ -39,11 +38,19 @@ from wmw_link.tokenise.rejects import (
     count_rejects,
     duplicates_batch,
 )
-from wmw_link.tokenise.worker import BatchResult, BatchWorker, Plan, init_worker, payload_schema
+from wmw_link.tokenise.worker import (
+    BatchResult,
+    BatchWorker,
+    Plan,
+    init_worker,
+    payload_schema,
+    wire_schema,
+)
 
 DEFAULT_BATCH_ROWS = 100_000
 DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
-_PARQUET_OPTS = {"compression": "zstd", "write_statistics": False}
+# store_schema=False: dictionary-encoded token columns read back as plain strings.
+_PARQUET_OPTS = {"compression": "zstd", "write_statistics": False, "store_schema": False}
 
 
 @dataclass
@@ -266,7 +273,7 @@ def tokenise(
     with contextlib.ExitStack() as stack:
         tmp = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
         writers = {
-            "tokens": pq.ParquetWriter(tmp["tokens"], ts.arrow_schema(token_cols), **_PARQUET_OPTS),
+            "tokens": pq.ParquetWriter(tmp["tokens"], wire_schema(token_cols), **_PARQUET_OPTS),
             "payload": pq.ParquetWriter(tmp["payload"], p_schema, **_PARQUET_OPTS),
             "rejects": pq.ParquetWriter(tmp["rejects"], REJECTS_SCHEMA, **_PARQUET_OPTS),
             "crosswalk": pq.ParquetWriter(tmp["crosswalk"], CROSSWALK_SCHEMA, **_PARQUET_OPTS),

@@ -38,7 +38,15 @@ from wmw_link.tokenise.rejects import (
     NO_USABLE_IDENTIFIERS,
     REJECTS_SCHEMA,
 )
-from wmw_link.tokenise.tokens import DateTokens, Hasher, NameTokens, simple_tokens, spread
+from wmw_link.tokenise.tokens import (
+    WIRE_STRING,
+    DateTokens,
+    Hasher,
+    NameTokens,
+    simple_tokens,
+    spread,
+    wire_type,
+)
 
 _NULL_STR = pa.scalar(None, pa.string())
 
@@ -205,7 +213,7 @@ class BatchWorker:
         )  # fmt: skip
 
         cols = self._token_columns
-        token_schema = ts.arrow_schema(cols)
+        token_schema = wire_schema(cols)
         tokens = pa.RecordBatch.from_arrays(
             [pc.filter(row_ref, keep)] + [pc.filter(out[c.name], keep) for c in cols],
             schema=token_schema,
@@ -244,8 +252,16 @@ def on_distinct(fn: Callable[[pa.Array], Normalised], raw: pa.Array) -> Normalis
 
 
 def payload_schema(fields: pa.Schema) -> pa.Schema:
-    """The payload file's schema: ``row_ref`` then the typed payload fields."""
-    return pa.schema([pa.field(ts.ROW_REF, pa.string(), nullable=False), *fields])
+    """The payload batches' schema: ``row_ref`` then the typed payload fields."""
+    return pa.schema([pa.field(ts.ROW_REF, WIRE_STRING, nullable=False), *fields])
+
+
+def wire_schema(columns: list[ts.TokenColumn]) -> pa.Schema:
+    """The token batches' schema (string tokens as dictionaries; files read back as strings)."""
+    return pa.schema(
+        [pa.field(ts.ROW_REF, WIRE_STRING, nullable=False)]
+        + [pa.field(c.name, wire_type(c)) for c in columns]
+    )
 
 
 # -- worker-process plumbing ---------------------------------------------------------------
