@@ -62,6 +62,8 @@ PAYLOAD_SUFFIX = ".payload.parquet"
 MAP_SUFFIX = ".map.parquet"
 MANIFEST_SUFFIX = ".manifest.json"
 TOKENS_SUFFIX = ".tokens.parquet"
+#: Controller-local files (record id crosswalks, rejects) that must never reach analysts.
+LOCAL_SUFFIXES = (".crosswalk.parquet", ".rejects.parquet")
 
 #: Payload fields that describe the person rather than the event; they feed persons.parquet.
 PERSON_FIELDS = ("gender", "ethnicity", "disability", "birth_year", "postcode_district")
@@ -245,6 +247,12 @@ def _load_dir(
         raise PolicyError(
             f"rule 'separation': {directory} holds token file {tokens[0].name}; an analyst "
             "never opens tokens (remove token files from the analysis environment)"
+        )
+    local = sorted(p for suffix in LOCAL_SUFFIXES for p in directory.glob("*" + suffix))
+    if local:
+        raise PolicyError(
+            f"rule 'separation': {directory} holds {local[0].name}, which stays with its "
+            "controller (record ids, rejected rows); remove it from the analysis environment"
         )
     tables: dict[str, pa.Table] = {}
     paths: dict[str, Path] = {}

@@ -227,3 +227,13 @@ def test_missing_map_is_an_input_error():
     pay, _ = Builder().job("p1", D(2024, 1, 1)).tables()
     with pytest.raises(InputDataError, match="no map for dataset hmrc_rti"):
         build_journeys(agreement(), pay, {})
+
+
+def test_controller_local_files_refused(tmp_path):
+    pay, maps = Builder().job("p1", D(2024, 1, 1)).tables()
+    pdir, mdir = _write_dirs(tmp_path, pay, maps)
+    pq.write_table(
+        pa.table({"record_id": ["x"], "row_ref": ["y"]}), pdir / "hmrc_rti.crosswalk.parquet"
+    )
+    with pytest.raises(PolicyError, match="stays with its controller"):
+        build_journeys(agreement(), pdir, mdir)

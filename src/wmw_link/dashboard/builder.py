@@ -259,6 +259,9 @@ def _trend_chart(frame: pd.DataFrame, rule: str, tier: str) -> str:
     for m, label in [(f"sustained_{rule}_6m", "Sustained work at 6 months"), (f"sustained_{rule}_12m", "Sustained work at 12 months"),
                      ("employed_at_start_12m", "In work at the start")]:  # fmt: skip
         r = _rows(frame, m, by).sort_values("group1")
+        # Intakes too recent to follow up have no rate: end the axis at the last followed one.
+        shown = r.loc[r["rate"].notna(), "group1"]
+        r = r[r["group1"] <= shown.max()] if not shown.empty else r.iloc[0:0]
         if r.empty:
             continue
         fig.add_scatter(
@@ -336,7 +339,8 @@ resident (people the partners' data place in a WMCA authority), not the ONS rate
 months or more; <b>16-17 NEET</b>: latest skills record; <b>bottom-half earnings</b>: median monthly
 pay of the lower half of earners.</li>
 <li><b>Characteristics</b> come from the hubs' self-report first (gender, ethnicity, disability),
-PIP claims for disability when no self-report, and the latest postcode district for local authority.
+PIP claims for disability when no self-report (anyone else counts as not known to be disabled), and
+the latest postcode district for local authority.
 Only hub clients report gender and ethnicity, so gaps by these describe hub clients.</li>
 <li><b>Disclosure control</b> ({html.escape(_TIER_LABEL[tier])} tier): counts below {pol["min_cell"]}
 (zero included) are suppressed and marked <b>c</b>; other cells that would let a suppressed one be worked
