@@ -126,6 +126,7 @@ def test_population_measures_on_as_of():
     assert (neet["n"], neet["count"]) == (4, 2)  # Unknown status left out
     pay = _total(raw, "bottom_half_earnings")
     assert pay["value"] == pytest.approx(1500.0)  # bottom half of 1000, 2000, 3000, 4000
+    assert pay["n"] == 2  # the value rests on the two people of the bottom half
     assert _total(raw, "hub_supported")["n"] == 1
     la = raw[(raw["measure"] == "employment_rate") & (raw["breakdown"] == "la")]
     assert set(la["group1"]) == {"Coventry"}

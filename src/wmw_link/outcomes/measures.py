@@ -60,6 +60,12 @@ DIM_LABELS = {
 Stat = Callable[[pd.Series], float]
 
 
+def bottom_half_size(values: pd.Series) -> int:
+    """How many values :func:`bottom_half_median` summarises."""
+    v = values.dropna()
+    return int((v <= v.median()).sum()) if len(v) else 0
+
+
 def bottom_half_median(values: pd.Series) -> float:
     """Median of the values at or below the median (the median earnings of the bottom half)."""
     v = values.dropna()
@@ -92,6 +98,7 @@ def aggregate(
     value: str | None = None,
     stat: Stat | str = "mean",
     show_n: bool = True,
+    n_of: Callable[[pd.DataFrame], int] | None = None,
 ) -> pd.DataFrame:
     """Aggregate person rows into the long SDC format (total, one-way, two-way cells).
 
@@ -103,12 +110,14 @@ def aggregate(
         value: numeric column summarised by ``stat`` (``kind="mean"``/``"median"``).
         show_n: whether the written table shows the group size (False when it equals a
             numerator published elsewhere, e.g. employed people).
+        n_of: the number of people a value is computed from, when not the group size (the
+            bottom half of earners for their median); disclosure control tests it.
     """
     pairs = [p for p in pairs if p[0] in dims and p[1] in dims]
     rows: list[dict[str, object]] = []
 
     def cell(part: pd.DataFrame, bd: str, d1: str, g1: str, d2: str, g2: str) -> None:
-        n = len(part)
+        n = len(part) if n_of is None or part.empty else int(n_of(part))
         count = float(part[flag].sum()) if flag else np.nan
         val = _stat(part[value], stat) if (value and n) else np.nan
         rows.append(

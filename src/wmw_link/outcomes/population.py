@@ -16,7 +16,8 @@ population the partners' payloads reach, not the ONS resident population.
   in status rows without course dates), those NEET. Not filtered by age on ``as_of``: the
   status rows may be older than the person's 18th birthday.
 * ``bottom_half_earnings``: median monthly pay of the bottom half of employed residents aged
-  16-64 (the median of pay at or below the group's median).
+  16-64 (the median of pay at or below the group's median); its ``n`` is the size of that
+  bottom half, so the value needs ``min_denominator`` people *in the bottom half*.
 * ``hub_supported``: residents with a hub support start (any time), with ``start_month`` of the
   first hub start.
 """
@@ -29,7 +30,14 @@ from collections.abc import Sequence
 import duckdb
 import pandas as pd
 
-from wmw_link.outcomes.measures import ONE_WAY, PAIRS, aggregate, bottom_half_median, domains_of
+from wmw_link.outcomes.measures import (
+    ONE_WAY,
+    PAIRS,
+    aggregate,
+    bottom_half_median,
+    bottom_half_size,
+    domains_of,
+)
 
 
 def resident_frame(
@@ -105,7 +113,8 @@ def population_measures(residents: pd.DataFrame) -> pd.DataFrame:
     paid = wa[wa["employed"] & (wa["pay"] > 0)]
     parts.append(aggregate(paid, table="bottom_half_earnings", measure="bottom_half_earnings",
                            kind="median", population="residents_paid", domains=domains,
-                           value="pay", stat=bottom_half_median, show_n=False))  # fmt: skip
+                           value="pay", stat=bottom_half_median, show_n=False,
+                           n_of=lambda part: bottom_half_size(part["pay"])))  # fmt: skip
     hub = res[res["hub_client"]]
     hub_domains = {**domains, "start_month": sorted(set(hub["start_month"]))}
     parts.append(aggregate(hub, table="hub_supported", measure="hub_supported", kind="count",
