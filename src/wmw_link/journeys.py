@@ -278,11 +278,17 @@ def _as_tables(
     if isinstance(source, Mapping):
         for ds_id in source:
             agreement.dataset(ds_id)
-        return {
-            k: (v if isinstance(v, pa.Table) else pa.Table.from_pandas(v))
-            for k, v in source.items()
-        }, {}
+        return {k: _to_arrow(v) for k, v in source.items()}, {}
     return _load_dir(agreement, Path(source), suffix, what, manifests)
+
+
+def _to_arrow(table: Any) -> pa.Table:
+    """An Arrow table from an Arrow table, a DuckDB relation or a pandas DataFrame."""
+    if isinstance(table, pa.Table):
+        return table
+    if hasattr(table, "to_arrow_table"):  # DuckDB relation
+        return table.to_arrow_table()
+    return pa.Table.from_pandas(table, preserve_index=False)
 
 
 # -- building -------------------------------------------------------------------------------
@@ -428,7 +434,8 @@ def build_journeys(
         agreement: the data-sharing agreement (checked: in force, ``party`` is an analyst,
             manifests made under an accepted version, only analyst payload fields present).
         payloads: a directory of ``<dataset>.payload.parquet`` (+ ``.manifest.json``) files, or
-            a mapping dataset id -> Arrow table (row_ref + payload fields).
+            a mapping dataset id -> table (Arrow, DuckDB relation or pandas; row_ref +
+            payload fields).
         maps: a directory of ``<dataset>.map.parquet`` files, or a mapping dataset id -> Arrow
             table (row_ref, person_id).
         out_dir: where to write events.parquet, persons.parquet and journeys-manifest.json

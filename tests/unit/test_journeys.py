@@ -237,3 +237,17 @@ def test_controller_local_files_refused(tmp_path):
     )
     with pytest.raises(PolicyError, match="stays with its controller"):
         build_journeys(agreement(), pdir, mdir)
+
+
+def test_accepts_duckdb_relations_and_pandas():
+    import duckdb
+
+    pay, maps = Builder().job("p1", D(2024, 1, 1)).hub("p1").tables()
+    con = duckdb.connect()
+    con.register("jobs", pay["hmrc_rti"])
+    rel = {
+        "hmrc_rti": con.sql("SELECT * FROM jobs"),
+        "hub_birmingham": pay["hub_birmingham"].to_pandas(),
+    }
+    res = build_journeys(agreement(), rel, maps)
+    assert res.events.num_rows == 2
