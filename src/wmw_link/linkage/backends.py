@@ -135,13 +135,15 @@ def _open_spark(tmp_dir: Path, threads: int | None) -> Backend:
         builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
     scratch = tmp_dir / "spark"
     scratch.mkdir(exist_ok=True)
+    # Few partitions by default: local mode on a small machine; set WMW_SPARK_PARTITIONS (or the
+    # usual Spark configuration) on a cluster.
     builder = (
         builder.config("spark.jars", similarity_jar_location())
         .config("spark.local.dir", str(scratch / "local"))
         .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch / 'java'}")
-        .config("spark.sql.shuffle.partitions", "8")
-        .config("spark.default.parallelism", "8")
+        .config("spark.sql.shuffle.partitions", os.environ.get("WMW_SPARK_PARTITIONS", "4"))
+        .config("spark.default.parallelism", os.environ.get("WMW_SPARK_PARTITIONS", "4"))
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", os.environ.get("WMW_SPARK_DRIVER_MEMORY", "4g"))
     )
@@ -153,7 +155,9 @@ def _open_spark(tmp_dir: Path, threads: int | None) -> Backend:
     spark.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
     spark.sparkContext.setLogLevel("ERROR")
     db_api = SparkAPI(
-        spark_session=spark, break_lineage_method="parquet", num_partitions_on_repartition=8
+        spark_session=spark,
+        break_lineage_method="parquet",
+        num_partitions_on_repartition=int(os.environ.get("WMW_SPARK_PARTITIONS", "4")),
     )
     return Backend("spark", db_api, tmp_dir, spark=spark)
 

@@ -149,7 +149,11 @@ def _train(linker: Any, plan: ModelPlan, seed: int, n_records: int) -> dict[str,
     # About five sampled pairs per record, at least 1e5 and at most 5e6: enough for every
     # common level, and the near-unique identifiers' u comes from token frequencies instead.
     max_pairs = float(min(max(n_records * 5, 1e5), 5e6))
-    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    # One chunk for small samples: chunking exists to stop early on large ones, and each chunk
+    # is a separate job on Spark.
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=max_pairs, seed=seed, num_chunks=1 if max_pairs <= 1e6 else 10
+    )
     timings["u_sampling"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for block in plan.em_blocks:
