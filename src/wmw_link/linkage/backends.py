@@ -111,6 +111,9 @@ def open_backend(name: str, tmp_dir: Path, threads: int | None = None) -> Backen
         con.execute("SET preserve_insertion_order = false")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
+        limit = os.environ.get("WMW_DUCKDB_MEMORY_LIMIT")  # e.g. "8GB" on a shared machine
+        if limit:
+            con.execute("SET memory_limit = ?", [limit])
         return Backend("duckdb", DuckDBAPI(connection=con), tmp_dir, con=con)
     if name == "spark":
         return _open_spark(tmp_dir, threads)
