@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,15 +176,16 @@ def read_entries(log: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _lines(path: Path) -> list[bytes]:
+def _lines(path: Path) -> Iterator[bytes]:
+    """The log's lines without their newlines, streamed (a log may be large)."""
     try:
-        data = path.read_bytes()
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the generator below
     except FileNotFoundError:
         raise ConfigError(f"{path}: audit log not found") from None
-    if data and not data.endswith(b"\n"):
-        # An unterminated last line is still checked; it just was never finished.
-        data += b"\n"
-    return data.splitlines()
+    with fh:
+        for line in fh:
+            # An unterminated last line is still checked; it just was never finished.
+            yield line.rstrip(b"\r\n")
 
 
 def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> VerifyReport:
@@ -202,10 +204,9 @@ def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> Verif
     """
     path = Path(log)
     problems: list[str] = []
-    prev_hash, hashes = GENESIS, []
+    prev_hash, head_seen, n = GENESIS, False, 0
     expected_seq = 1
-    lines = _lines(path)
-    for n, raw in enumerate(lines, start=1):
+    for n, raw in enumerate(_lines(path), start=1):
         try:
             entry = json.loads(raw)
             if not isinstance(entry, dict):
@@ -213,7 +214,6 @@ def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> Verif
         except (UnicodeDecodeError, ValueError):
             problems.append(f"line {n}: not a JSON object (damaged or edited)")
             prev_hash = hashlib.sha256(raw).hexdigest()  # unknowable; the next link fails too
-            hashes.append(prev_hash)
             expected_seq += 1
             continue
         stated = entry.get("hash")
@@ -234,9 +234,9 @@ def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> Verif
         elif seq != expected_seq:
             problems.append(f"line {n}: has sequence number {seq} where {expected_seq} belongs")
         prev_hash = str(stated)
-        hashes.append(prev_hash)
+        head_seen = head_seen or prev_hash == expect_head
         expected_seq = seq + 1 if isinstance(seq, int) else expected_seq + 1
-    if expect_head is not None and expect_head not in hashes:
+    if expect_head is not None and not head_seen:
         problems.append(
             f"the expected head {expect_head[:16]}... is not in the log: lines were cut from the end "
             "or the log was replaced"
@@ -249,7 +249,7 @@ def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> Verif
             + "\n  ".join(shown)
             + more
         )
-    return VerifyReport(path=path, lines=len(lines), head=prev_hash)
+    return VerifyReport(path=path, lines=n, head=prev_hash)
 
 
 def summarise_entry(entry: dict[str, Any]) -> str:
