@@ -103,6 +103,11 @@ def _load_journeys(
                 f"rule 'version': {man_path.name} was made under {ag.get('id')} v{ag.get('version')}, "
                 f"which {agreement.id} v{agreement.version} does not accept"
             )
+        if ag.get("version") == agreement.version and ag.get("hash") not in (None, agreement.hash):
+            raise PolicyError(
+                f"rule 'agreement hash': {man_path.name} was made under another text of "
+                f"{agreement.id} v{agreement.version} (the agreement hash differs)"
+            )
         for name, meta in (man.get("files") or {}).items():
             if meta.get("sha256") and sha256_file(journeys_dir / name) != meta["sha256"]:
                 raise VerificationError(f"{name}: SHA-256 differs from {man_path.name}")
