@@ -302,3 +302,15 @@ def test_failed_run_leaves_previous_outputs_intact(tmp_path, keys):
         _run(tmp_path, keys, bad)
     assert {p: sha256_file(p) for p in good.outputs.values()} == before
     assert not [p for p in os.listdir(tmp_path / "out") if p.endswith(".tmp")]
+
+
+def test_duplicate_record_ids_across_batches_keep_the_first(tmp_path, keys):
+    rows = [[f"R{i % 7}", *HUB_ROWS[0][1:]] for i in range(20)]
+    res = _run(tmp_path, keys, write_hub_csv(tmp_path / "d.csv", rows), batch_rows=3, workers=1)
+    assert res.batches == 7
+    assert (res.rows_tokens, res.rejected_by_reason) == (7, {"client_id:duplicate_record_id": 13})
+    assert pq.read_table(res.crosswalk).column("record_id").to_pylist() == [
+        f"R{i}" for i in range(7)
+    ]
+    rejected = pq.read_table(res.rejects).column("row_number").to_pylist()
+    assert rejected == list(range(8, 21))

@@ -356,6 +356,10 @@ def tokenise(
 def _drop_duplicates(res: BatchResult, seen: set[str], record_id_column: str) -> BatchResult:
     """Move rows whose record id (row ref) was already seen to the rejects; keep the first."""
     refs = res.tokens.column(0).to_pylist()
+    batch = set(refs)
+    if len(batch) == len(refs) and seen.isdisjoint(batch):
+        seen |= batch  # the usual case, in C: no duplicate in or before this batch
+        return res
     dup = []
     for r in refs:
         if r in seen:
