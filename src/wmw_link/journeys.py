@@ -20,8 +20,11 @@ Person characteristics when sources disagree (the rules, in order; see docs/outc
   start, any source) that the district table maps to a WMCA authority; if the most recent
   district is outside the table, ``Outside WMCA``; with no district at all, the ``hub_la`` of
   the most recent hub start; else ``Unknown``.
-* ``gender``, ``ethnicity``: the hub's self-report (only hubs collect them), the most recent
-  stated answer; ``Prefer not to say`` only if no hub record states one; else ``Unknown``.
+* ``gender``: the hub's self-report, the most recent stated answer; without one, the sex an
+  administrative source records (``recorded_sex``: HMRC, DWP; the most recent); then the hub's
+  ``Prefer not to say``; else ``Unknown``.
+* ``ethnicity``: the hub's self-report (only hubs collect it), the most recent stated answer;
+  ``Prefer not to say`` only if no hub record states one; else ``Unknown``.
 * ``disability``: the hub's most recent ``Yes``/``No`` self-report; without one (``Prefer not
   to say`` included), ``Yes`` if the person has a PIP claim (a disability benefit); else
   ``No``, meaning "not known to be disabled" (``disability_source`` says which rule gave the
@@ -66,7 +69,14 @@ TOKENS_SUFFIX = ".tokens.parquet"
 LOCAL_SUFFIXES = (".crosswalk.parquet", ".rejects.parquet")
 
 #: Payload fields that describe the person rather than the event; they feed persons.parquet.
-PERSON_FIELDS = ("gender", "ethnicity", "disability", "birth_year", "postcode_district")
+PERSON_FIELDS = (
+    "gender",
+    "ethnicity",
+    "disability",
+    "birth_year",
+    "postcode_district",
+    "recorded_sex",
+)
 #: Payload fields that give an event's start date, in order of preference, and its end.
 START_FIELDS = ("start_date", "support_start", "referral_date")
 END_FIELDS = ("end_date",)
@@ -383,7 +393,11 @@ SELECT
     WHEN h.hub_la IS NOT NULL THEN h.hub_la
     ELSE 'Unknown' END AS local_authority,
   TRY_CAST(byr.value AS INTEGER) AS birth_year,
-  coalesce(g.value, 'Unknown') AS gender,
+  CASE
+    WHEN g.value IS NOT NULL AND g.value <> 'Prefer not to say' THEN g.value
+    WHEN sx.value = 'F' THEN 'Female'
+    WHEN sx.value = 'M' THEN 'Male'
+    ELSE coalesce(g.value, 'Unknown') END AS gender,
   coalesce(e.value, 'Unknown') AS ethnicity,
   CASE
     WHEN dis.value IN ('Yes', 'No') THEN dis.value
@@ -401,6 +415,7 @@ LEFT JOIN districts dm ON upper(d.district) = dm.district
 LEFT JOIN hub_la h USING (person_id)
 LEFT JOIN best byr ON byr.person_id = ppl.person_id AND byr.attribute = 'birth_year'
 LEFT JOIN best g ON g.person_id = ppl.person_id AND g.attribute = 'gender'
+LEFT JOIN best sx ON sx.person_id = ppl.person_id AND sx.attribute = 'recorded_sex'
 LEFT JOIN best e ON e.person_id = ppl.person_id AND e.attribute = 'ethnicity'
 LEFT JOIN best dis ON dis.person_id = ppl.person_id AND dis.attribute = 'disability'
 LEFT JOIN best hc ON hc.person_id = ppl.person_id AND hc.attribute = 'condition_category'

@@ -251,3 +251,33 @@ def test_accepts_duckdb_relations_and_pandas():
     }
     res = build_journeys(agreement(), rel, maps)
     assert res.events.num_rows == 2
+
+
+def test_gender_falls_back_to_administrative_sex() -> None:
+    """A hub's stated gender wins; without one, HMRC/DWP's recorded sex; 'Prefer not to say' last."""
+    import pyarrow as pa
+
+    from wmw_link.journeys import build_journeys as bj
+
+    a = agreement()
+    hmrc = pa.table({
+        "row_ref": ["h1", "h2", "h3"], "employer_ref": ["E1"] * 3,
+        "start_date": pa.array([D(2024, 1, 1)] * 3, pa.date32()), "end_date": pa.array([None] * 3, pa.date32()),
+        "monthly_pay": [2000.0] * 3, "birth_year": pa.array([1990] * 3, pa.int16()),
+        "postcode_district": ["B15"] * 3, "recorded_sex": ["F", "M", "F"],
+    })  # fmt: skip
+    hub = pa.table({
+        "row_ref": ["b1", "b2"], "support_start": pa.array([D(2024, 2, 1)] * 2, pa.date32()),
+        "support_type": ["employment_support"] * 2, "hub_la": ["Birmingham"] * 2,
+        "gender": ["Male", "Prefer not to say"], "ethnicity": ["White"] * 2, "disability": ["No"] * 2,
+        "birth_year": pa.array([1990] * 2, pa.int16()), "postcode_district": ["B15"] * 2,
+    })  # fmt: skip
+    maps = {
+        "hmrc_rti": pa.table({"row_ref": ["h1", "h2", "h3"], "person_id": ["p1", "p2", "p3"]}),
+        "hub_birmingham": pa.table({"row_ref": ["b1", "b2"], "person_id": ["p1", "p2"]}),
+    }
+    res = bj(a, {"hmrc_rti": hmrc, "hub_birmingham": hub}, maps, None, require_manifests=False)
+    p = _persons(res)
+    assert p["p1"]["gender"] == "Male"  # stated at the hub, over HMRC's F
+    assert p["p2"]["gender"] == "Male"  # prefer not to say at the hub; HMRC records M
+    assert p["p3"]["gender"] == "Female"  # HMRC only
