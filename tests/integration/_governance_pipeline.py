@@ -14,6 +14,7 @@ Layout (every party has its own folder; only sealed files cross between them)::
     ROOT/analysis/inbox/payloads/         unsealed payloads + manifests
     ROOT/analysis/inbox/maps/             unsealed maps + link-manifest.json
     ROOT/analysis/journeys/               events, persons
+    ROOT/analysis/outcomes/               tables and dashboards (disclosure control applied)
     ROOT/audit.jsonl                      the audit log of every command above
 
 Not a test module (leading underscore): imported by test_governance.py and test_leak_scan.py.
@@ -175,7 +176,7 @@ def unseal(
 
 
 def run_pipeline(world: World) -> None:
-    """Tokenise every extract, seal, unseal at the TTP, link, seal maps, unseal, journeys."""
+    """Tokenise every extract, seal, unseal at the TTP, link, seal maps, unseal, journeys, outcomes."""
     ttp_in = world.party_dir(TTP) / "inbox"
     pay_in = world.party_dir(ANALYST) / "inbox" / "payloads"
     map_in = world.party_dir(ANALYST) / "inbox" / "maps"
@@ -207,4 +208,9 @@ def run_pipeline(world: World) -> None:
     cli(
         world, "journeys", "--agreement", world.agreement, "--payloads", pay_in,
         "--maps", map_in, "--out", world.party_dir(ANALYST) / "journeys",
+    )  # fmt: skip
+    cli(
+        world, "outcomes", "--agreement", world.agreement,
+        "--journeys", world.party_dir(ANALYST) / "journeys",
+        "--out", world.party_dir(ANALYST) / "outcomes",
     )  # fmt: skip

@@ -136,11 +136,16 @@ def test_the_ttp_cannot_open_payloads(world: World, tmp_path: Path) -> None:
         "--out", tmp_path / "link", ok=False,
     )  # fmt: skip
     assert "never a payload" in r.output
-    # 4. The TTP cannot build journeys from payloads.
+    # 4. The TTP cannot build journeys from payloads, nor measure outcomes.
     r = cli(
         world, "journeys", "--agreement", world.agreement, "--payloads",
         world.party_dir(ANALYST) / "inbox" / "payloads", "--maps",
         world.party_dir(ANALYST) / "inbox" / "maps", "--out", tmp_path / "j", "--as", TTP, ok=False,
+    )  # fmt: skip
+    assert "rule 'roles'" in r.output
+    r = cli(
+        world, "outcomes", "--agreement", world.agreement, "--journeys",
+        world.party_dir(ANALYST) / "journeys", "--out", tmp_path / "o", "--as", TTP, ok=False,
     )  # fmt: skip
     assert "rule 'roles'" in r.output
 
@@ -273,13 +278,17 @@ def test_an_expired_agreement_is_refused_by_every_stage(world: World, tmp_path: 
             world.party_dir(ANALYST) / "inbox" / "payloads", "--maps",
             world.party_dir(ANALYST) / "inbox" / "maps", "--out", tmp_path / "j", ok=False,
         ),
+        "outcomes": cli(
+            world, "outcomes", "--agreement", expired, "--journeys",
+            world.party_dir(ANALYST) / "journeys", "--out", tmp_path / "o", ok=False,
+        ),
     }  # fmt: skip
     for stage, r in runs.items():
         # Changing the dates changes the agreement's hash, which unseal checks first; the
         # dates alone are proved at unseal in tests/unit/test_seal.py.
         expected = "check 'agreement'" if stage == "unseal" else "rule 'validity'"
         assert expected in r.output, (stage, r.output)
-    refusals = [e for e in _audit(world)[-5:]]
+    refusals = [e for e in _audit(world)[-len(runs) :]]
     assert all(e["outcome"].startswith("refused: ") for e in refusals)
 
 
@@ -305,6 +314,11 @@ def test_inputs_made_under_a_changed_agreement_text_are_refused(
         world, "journeys", "--agreement", edited, "--payloads",
         world.party_dir(ANALYST) / "inbox" / "payloads", "--maps",
         world.party_dir(ANALYST) / "inbox" / "maps", "--out", tmp_path / "j", ok=False,
+    )  # fmt: skip
+    assert "rule 'agreement hash'" in r.output
+    r = cli(
+        world, "outcomes", "--agreement", edited, "--journeys",
+        world.party_dir(ANALYST) / "journeys", "--out", tmp_path / "o", ok=False,
     )  # fmt: skip
     assert "rule 'agreement hash'" in r.output
 
@@ -352,6 +366,11 @@ def test_mixed_versions_are_refused_unless_the_newer_declares_compatibility(
     )
     assert (tmp_path / "l3" / "dwp_claims.map.parquet").exists()
     assert (tmp_path / "l3" / f"{ds}.map.parquet").exists()
+    r = cli(
+        world, "outcomes", "--agreement", v2_strict, "--journeys",
+        world.party_dir(ANALYST) / "journeys", "--out", tmp_path / "o", ok=False,
+    )  # fmt: skip
+    assert "rule 'version'" in r.output
     # And sealed v1 files open under the compatible v2, not under the strict one.
     sealed = world.party_dir("dwp") / "outbox" / TTP / "dwp_claims.tokens.parquet.sealed"
     unseal(world, sealed, TTP, tmp_path / "ok")  # under world.agreement (v1)
