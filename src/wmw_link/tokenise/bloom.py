@@ -18,10 +18,7 @@ _SIGN = 1 << 63
 def bigrams(name: str) -> list[str]:
     """Distinct padded bigrams of a normalised name, in first-seen order."""
     s = f"{ts.BLOOM_PAD}{name}{ts.BLOOM_PAD}"
-    seen: dict[str, None] = {}
-    for i in range(len(s) - 1):
-        seen.setdefault(s[i : i + 2], None)
-    return list(seen)
+    return list(dict.fromkeys([s[i : i + 2] for i in range(len(s) - 1)]))
 
 
 def to_signed(word: int) -> int:

@@ -102,10 +102,11 @@ def _nicknamer() -> object:
     return NickNamer()
 
 
-def nickname_group(first_word: str) -> list[str]:
+@lru_cache(maxsize=65_536)
+def nickname_group(first_word: str) -> tuple[str, ...]:
     """The word and its canonical names in the ``nicknames`` table (Bill -> William, ...)."""
     canon = _nicknamer().canonicals_of(first_word)  # type: ignore[attr-defined]
-    return sorted({first_word, *canon})
+    return tuple(sorted({first_word, *canon}))
 
 
 class NameTokens:
