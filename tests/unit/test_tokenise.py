@@ -314,3 +314,20 @@ def test_duplicate_record_ids_across_batches_keep_the_first(tmp_path, keys):
     ]
     rejected = pq.read_table(res.rejects).column("row_number").to_pylist()
     assert rejected == list(range(8, 21))
+
+
+def test_cli_refuses_unsafe_key_and_wrong_party(tmp_path, keys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_hub_csv(tmp_path / "hub.csv")
+    base = ["tokenise", "--agreement", str(AGREEMENT), "--dataset", "hub_dudley", "--input",
+            "hub.csv", "--ref-key", str(keys[1]), "--out", "o"]  # fmt: skip
+    os.chmod(keys[0], 0o644)
+    result = CliRunner().invoke(main, [*base, "--key", str(keys[0])])
+    assert result.exit_code == 1 and "chmod 600" in result.output
+    assert not (tmp_path / "o").exists()
+    os.chmod(keys[0], 0o600)
+    result = CliRunner().invoke(main, [*base, "--key", str(keys[0]), "--as", "dwp"])
+    assert result.exit_code == 1 and "rule 'controller'" in result.output
+    result = CliRunner().invoke(main, [*base, "--key", str(keys[0]), "--batch-rows", "2"])
+    assert result.exit_code == 0, result.output
+    assert "9 rows in, 5 tokenised, 4 rejected" in result.output
