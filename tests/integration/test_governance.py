@@ -406,3 +406,79 @@ def test_seal_helper_sends_maps_only_to_analysts(world: World, tmp_path: Path) -
         seal(world, m, TTP, "dwp")  # a controller may not receive maps
     last = _audit(world)[-1]
     assert last["command"] == "seal" and "rule 'flows'" in last["outcome"]
+
+
+def _copy_dir(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file():
+            (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def _rehash(manifest: Path, key: str, data_file: Path) -> None:
+    """Make a manifest vouch for an altered file, as a careless or hostile sender would."""
+    from wmw_link.files import sha256_file
+
+    m = json.loads(manifest.read_text())
+    m["files"][key]["sha256"] = sha256_file(data_file)
+    manifest.write_text(json.dumps(m))
+
+
+def test_linkage_refuses_a_dataset_not_in_the_agreement(world: World, tmp_path: Path) -> None:
+    inbox = _copy_dir(world.party_dir(TTP) / "inbox", tmp_path / "inbox")
+    m = json.loads((inbox / "dwp_claims.manifest.json").read_text())
+    m["dataset"] = "prison_records"
+    (inbox / "prison_records.manifest.json").write_text(json.dumps(m))
+    (inbox / "prison_records.tokens.parquet").write_bytes(
+        (inbox / "dwp_claims.tokens.parquet").read_bytes()
+    )
+    r = cli(
+        world,
+        "link",
+        "--agreement",
+        world.agreement,
+        "--inputs",
+        inbox,
+        "--out",
+        tmp_path / "l",
+        ok=False,
+    )
+    assert "dataset 'prison_records' is not in agreement" in r.output
+
+
+def test_fields_smuggled_past_the_sender_are_refused_downstream(
+    world: World, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+
+    # A tokens file with a plaintext column, its manifest re-hashed: linkage refuses it.
+    inbox = _copy_dir(world.party_dir(TTP) / "inbox", tmp_path / "inbox")
+    tok = inbox / "dwp_claims.tokens.parquet"
+    t = pq.read_table(tok)
+    pq.write_table(t.append_column("surname", pa.array(["x"] * len(t))), tok)
+    _rehash(inbox / "dwp_claims.manifest.json", "tokens", tok)
+    r = cli(
+        world,
+        "link",
+        "--agreement",
+        world.agreement,
+        "--inputs",
+        inbox,
+        "--out",
+        tmp_path / "l",
+        ok=False,
+    )
+    assert "rule 'tokens only'" in r.output and "surname" in r.output
+    # A payload file with a withheld field, its manifest re-hashed: journeys refuses it.
+    pay = _copy_dir(world.party_dir(ANALYST) / "inbox" / "payloads", tmp_path / "pay")
+    p = pay / "hub_dudley.payload.parquet"
+    t = pq.read_table(p)
+    pq.write_table(t.append_column("adviser_notes", pa.array(["x"] * len(t))), p)
+    _rehash(pay / "hub_dudley.manifest.json", "payload", p)
+    r = cli(
+        world, "journeys", "--agreement", world.agreement, "--payloads", pay,
+        "--maps", world.party_dir(ANALYST) / "inbox" / "maps", "--out", tmp_path / "j", ok=False,
+    )  # fmt: skip
+    assert "adviser_notes" in r.output and "rule '" in r.output
+    assert not (tmp_path / "j" / "events.parquet").exists()
