@@ -642,6 +642,17 @@ def unseal_file(
     return UnsealResult(path=target, envelope=envelope, checks=tuple(checks))
 
 
+def manifest_name(name: str) -> str | None:
+    """The manifest that vouches for a data file's hash: ``<dataset>.manifest.json`` for tokens
+    and payload, ``link-manifest.json`` for maps, None for a manifest itself."""
+    kind, dataset = classify(name)
+    if kind in (FileKind.TOKENS, FileKind.PAYLOAD):
+        return f"{dataset}.manifest.json"
+    if kind == FileKind.MAP:
+        return "link-manifest.json"
+    return None
+
+
 def unseal_all(
     sealed_dir: str | os.PathLike[str],
     *,
@@ -649,13 +660,42 @@ def unseal_all(
     secret: PartySecret | str | os.PathLike[str],
     keyring: Keyring | str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
+    expect_sender: str | None = None,
 ) -> list[UnsealResult]:
-    """Unseal every ``*.sealed`` file in ``sealed_dir`` into ``out_dir`` (an inbox, for demos)."""
+    """Unseal every ``*.sealed`` file in ``sealed_dir`` into ``out_dir`` (an inbox).
+
+    Manifests are opened first; each data file is then also checked against its manifest when
+    that manifest is in ``out_dir`` (just unsealed, or from before: an old manifest that lists
+    another hash refuses the file, check ``manifest``).
+
+    Raises:
+        VerificationError, PolicyError: at the first file refused (those before it are written).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     me = _as_secret(secret)
     ring = _as_keyring(keyring)
-    return [
-        unseal_file(p, agreement=agreement, secret=me, keyring=ring, out=out)
-        for p in sorted(Path(sealed_dir).glob("*" + SEALED_SUFFIX))
-    ]
+    files = sorted(Path(sealed_dir).glob("*" + SEALED_SUFFIX))
+    # The (not yet verified) envelope names the file; used only to open manifests first and to
+    # pick the manifest to check against. unseal_file verifies the envelope before trusting it.
+    names = {p: str((read_envelope(p)[0].get("file") or {}).get("name", "")) for p in files}
+    files.sort(key=lambda p: (not names[p].endswith("manifest.json"), p.name))
+    results = []
+    for p in files:
+        try:
+            wanted = manifest_name(names[p])
+        except PolicyError:
+            wanted = None  # unseal_file names the rule
+        manifest = out / wanted if wanted and (out / wanted).exists() else None
+        results.append(
+            unseal_file(
+                p,
+                agreement=agreement,
+                secret=me,
+                keyring=ring,
+                out=out,
+                expect_sender=expect_sender,
+                manifest=manifest,
+            )  # fmt: skip
+        )
+    return results

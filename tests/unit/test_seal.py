@@ -532,7 +532,13 @@ def test_seal_outputs_sends_each_file_only_where_it_may_go(tmp_path: Path, keys,
         out / "dwp_claims.rejects.parquet",
         out / "dwp_claims.crosswalk.parquet",
     ]
-    files[2].write_text("{}")
+    from wmw_link.files import sha256_file
+
+    listing = {
+        "tokens": {"name": files[0].name, "sha256": sha256_file(files[0])},
+        "payload": {"name": files[1].name, "sha256": sha256_file(files[1])},
+    }
+    files[2].write_text(json.dumps({"files": listing}))
     pq.write_table(pa.table({"row_number": [1]}), files[3])
     pq.write_table(pa.table({"record_id": ["c1"], "row_ref": ["r"]}), files[4])
     results = seal_outputs(
@@ -711,3 +717,42 @@ def test_audit_hashes_of_sealed_files_are_their_real_hashes(
         assert rec.outputs[str(result.path)] == sha256_file(result.path)
     finally:
         runrecord.finish(token)
+
+
+def test_inbox_unseal_checks_each_file_against_its_manifest(
+    tmp_path: Path, keys, agreement
+) -> None:
+    from click.testing import CliRunner
+
+    from wmw_link.cli import main
+    from wmw_link.files import sha256_file
+
+    out = tmp_path / "tok"
+    out.mkdir()
+    tokens = _tokens(out / "dwp_claims.tokens.parquet")
+    manifest = out / "dwp_claims.manifest.json"
+    listing = {"tokens": {"name": tokens.name, "sha256": sha256_file(tokens)}}
+    manifest.write_text(json.dumps({"files": listing}))
+    outbox = tmp_path / "outbox"
+    seal_outputs(
+        [tokens, manifest], agreement=agreement, secret=keys["dwp"], recipients=["linkage-unit"],
+        keyring=keys["ring"], out_dir=outbox,
+    )  # fmt: skip
+    args = [
+        "--audit-log", str(tmp_path / "a.jsonl"), "unseal", str(outbox / "linkage-unit"),
+        "--agreement", str(AGREEMENT), "--secret", str(keys["linkage-unit"]),
+        "--keyring", str(keys["ring"]), "--out", str(tmp_path / "inbox"), "--from", "dwp",
+    ]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("unsealed dwp_claims.manifest.json")  # manifests first
+    assert "manifest" in lines[1].split("checks passed:")[1]  # the tokens were checked against it
+    # A newer extract arrives while the inbox still holds the old manifest: refused.
+    _tokens(tokens, rows=4)
+    seal_file(
+        tokens, agreement=agreement, secret=keys["dwp"], recipient="linkage-unit",
+        keyring=keys["ring"], out=tmp_path / "new" / "dwp_claims.tokens.parquet.sealed",
+    )  # fmt: skip
+    r = CliRunner().invoke(main, [*args[:3], str(tmp_path / "new"), *args[4:]])
+    assert r.exit_code == 1 and "check 'manifest' failed" in r.output

@@ -10,7 +10,7 @@ from wmw_link import runrecord
 from wmw_link.agreement import load_agreement
 from wmw_link.errors import ConfigError
 from wmw_link.party_keys import load_secret
-from wmw_link.seal import seal_file, unseal_file
+from wmw_link.seal import seal_file, unseal_all, unseal_file
 
 _agreement_opt = click.option(
     "--agreement",
@@ -83,7 +83,7 @@ def seal(
 
 
 @click.command("unseal")
-@click.argument("sealed", type=click.Path(path_type=Path))
+@click.argument("sealed", type=click.Path(path_type=Path))  # a file, or an inbox directory
 @_agreement_opt
 @click.option("--as", "party", help="Your party id (default: the secret's party).")
 @_secret_opt
@@ -112,23 +112,38 @@ def unseal(
 ) -> None:
     """Verify SEALED (signature, recipient, agreement, flow, hashes) and decrypt it.
 
-    Nothing is written unless every check passes; a refusal names the check that failed.
+    SEALED may be a directory (an inbox): every *.sealed file in it is unsealed into the --out
+    directory, manifests first, and each data file is checked against its manifest there.
+    Nothing is written for a file unless every check passes; a refusal names the failed check.
     """
     agreement = load_agreement(agreement_path)
     rec = runrecord.current()
     rec.set_agreement(agreement)
     secret = _own_secret(secret_path, party, "--as")
     rec.party, rec.role = secret.party, agreement.party(secret.party).role.value
-    result = unseal_file(
-        sealed,
-        agreement=agreement,
-        secret=secret,
-        keyring=keyring,
-        out=out,
-        expect_sender=sender,
-        manifest=manifest,
-    )
-    click.echo(
-        f"unsealed {result.path.name} from {result.envelope['sender']}: {result.path} "
-        f"(checks passed: {', '.join(result.checks)})"
-    )
+    if sealed.is_dir():
+        if manifest is not None:
+            raise ConfigError("--manifest is for one file; an inbox uses the manifests it holds")
+        results = unseal_all(
+            sealed, agreement=agreement, secret=secret, keyring=keyring, out_dir=out,
+            expect_sender=sender,
+        )  # fmt: skip
+        if not results:
+            raise ConfigError(f"{sealed}: no *.sealed files in this directory")
+    else:
+        results = [
+            unseal_file(
+                sealed,
+                agreement=agreement,
+                secret=secret,
+                keyring=keyring,
+                out=out,
+                expect_sender=sender,
+                manifest=manifest,
+            )  # fmt: skip
+        ]
+    for result in results:
+        click.echo(
+            f"unsealed {result.path.name} from {result.envelope['sender']}: {result.path} "
+            f"(checks passed: {', '.join(result.checks)})"
+        )
