@@ -342,7 +342,8 @@ def seal_file(
     whole = writer.sha.copy()
     whole.update(trailer)
     rec = runrecord.current()
-    rec.inputs[os.fspath(src)] = envelope["file"]["sha256"]
+    if os.fspath(src) not in rec.outputs:  # sealing a command's own output (--seal-to)
+        rec.inputs[os.fspath(src)] = envelope["file"]["sha256"]
     rec.outputs[os.fspath(target)] = whole.hexdigest()
     _record_rows(rec, src, src.name)
     return SealResult(path=target, envelope=envelope)
