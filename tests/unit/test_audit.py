@@ -216,3 +216,25 @@ def test_audit_show(tmp_path: Path) -> None:
     assert "cmd1" not in result.output and "cmd2" in result.output and "cmd3" in result.output
     raw = CliRunner().invoke(main, ["audit", "show", str(log), "--json"])
     assert [json.loads(x)["seq"] for x in raw.output.splitlines()] == [1, 2, 3]
+
+
+def test_unexpected_errors_and_usage_errors_are_logged_by_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wmw_link.cli.audit_cmd as audit_cmd
+
+    log = tmp_path / "cli.jsonl"
+    target = _log(tmp_path, 2)
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something with a value in it")
+
+    monkeypatch.setattr(audit_cmd, "verify", boom)
+    r = CliRunner().invoke(main, ["--audit-log", str(log), "audit", "verify", str(target)])
+    assert r.exit_code == 1 and isinstance(r.exception, RuntimeError)
+    r = CliRunner().invoke(main, ["--audit-log", str(log), "audit", "show"])  # LOG missing
+    assert r.exit_code == 2
+    outcomes = [json.loads(x)["outcome"] for x in _lines(log)]
+    # Only the exception type: an unexpected message could hold anything.
+    assert outcomes == ["error: RuntimeError", "error: MissingParameter"]
+    assert audit.verify(log).lines == 2
