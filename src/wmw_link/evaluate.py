@@ -221,8 +221,14 @@ def score(frame: pd.DataFrame) -> Evaluation:
     )
 
 
-def _read_dir(directory: Path, suffix: str, columns: list[str], what: str) -> pd.DataFrame:
-    files = sorted(directory.glob(f"*{suffix}")) if directory.is_dir() else []
+def _read_dir(
+    directory: Path, suffix: str, columns: list[str], what: str, recursive: bool = False
+) -> pd.DataFrame:
+    pattern = f"*{suffix}"
+    if not directory.is_dir():
+        files: list[Path] = []
+    else:
+        files = sorted(directory.rglob(pattern) if recursive else directory.glob(pattern))
     if not files:
         raise InputDataError(f"{directory}: no *{suffix} files ({what})")
     parts = []
@@ -248,7 +254,10 @@ def load_scoring_frame(
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Join maps, crosswalks and truth into one (dataset, pred, true[, household]) table."""
     maps_df = _read_dir(Path(maps), _MAP_SUFFIX, ["row_ref", "person_id"], "linkage maps")
-    xw = _read_dir(Path(crosswalks), _CROSSWALK_SUFFIX, ["record_id", "row_ref"], "crosswalks")
+    # Crosswalks may sit in one directory or in each controller's own output directory below it.
+    xw = _read_dir(
+        Path(crosswalks), _CROSSWALK_SUFFIX, ["record_id", "row_ref"], "crosswalks", recursive=True
+    )
     try:
         truth_df = pd.read_parquet(truth, columns=["dataset", "record_id", "person_id"])
     except (OSError, ValueError, KeyError) as e:
@@ -297,7 +306,8 @@ def evaluate(
     Args:
         maps: directory of ``<dataset>.map.parquet`` (row_ref, person_id).
         truth: ``truth.parquet`` (dataset, record_id, person_id).
-        crosswalks: directory of ``<dataset>.crosswalk.parquet`` (record_id, row_ref).
+        crosswalks: directory holding ``<dataset>.crosswalk.parquet`` (record_id, row_ref),
+            directly or in subdirectories (e.g. one per controller).
         people: optional ``people.parquet``; when it has ``household_id``, the household
             false-merge rate is reported.
 
