@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wmw_link import runrecord, seal
 from wmw_link.agreement import Agreement, load_agreement
@@ -756,3 +758,56 @@ def test_inbox_unseal_checks_each_file_against_its_manifest(
     )  # fmt: skip
     r = CliRunner().invoke(main, [*args[:3], str(tmp_path / "new"), *args[4:]])
     assert r.exit_code == 1 and "check 'manifest' failed" in r.output
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def module_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("keys")
+    secrets = new_keyring(PARTIES, root / "secrets", root / "ring")
+    return {**secrets, "ring": root / "ring"}
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    content=st.binary(min_size=0, max_size=3 * 65536 + 7),
+    where=st.floats(0, 1),
+    bit=st.integers(0, 7),
+)
+def test_any_content_round_trips_and_any_flipped_bit_is_refused(
+    tmp_path_factory: pytest.TempPathFactory,
+    module_keys,
+    agreement,
+    content: bytes,
+    where: float,
+    bit: int,
+) -> None:
+    from wmw_link.party_keys import load_secret
+
+    work = tmp_path_factory.mktemp("prop")
+    src = work / "dwp_claims.manifest.json"
+    src.write_bytes(content)
+    dwp, ttp = load_secret(module_keys["dwp"]), load_secret(module_keys["linkage-unit"])
+    sealed = seal_file(
+        src, agreement=agreement, secret=dwp, recipient="linkage-unit", keyring=module_keys["ring"]
+    )
+    out = work / "out"
+    out.mkdir()
+    result = unseal_file(
+        sealed.path, agreement=agreement, secret=ttp, keyring=module_keys["ring"], out=out
+    )
+    assert result.path.read_bytes() == content
+    data = bytearray(sealed.path.read_bytes())
+    i = min(int(where * len(data)), len(data) - 1)
+    data[i] ^= 1 << bit
+    sealed.path.write_bytes(bytes(data))
+    result.path.unlink()
+    with pytest.raises(VerificationError, match="unseal refused: check '"):
+        unseal_file(
+            sealed.path, agreement=agreement, secret=ttp, keyring=module_keys["ring"], out=out
+        )
+    assert list(out.iterdir()) == []
