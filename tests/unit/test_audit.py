@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wmw_link import audit
 from wmw_link.cli import main
@@ -238,3 +240,41 @@ def test_unexpected_errors_and_usage_errors_are_logged_by_type(
     # Only the exception type: an unexpected message could hold anything.
     assert outcomes == ["error: RuntimeError", "error: MissingParameter"]
     assert audit.verify(log).lines == 2
+
+
+@pytest.fixture(scope="module")
+def base_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], str]:
+    log = tmp_path_factory.mktemp("base") / "audit.jsonl"
+    for i in range(1, 11):
+        audit.append(log, _record(i), "ok")
+    return _lines(log), audit.verify(log).head
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    op=st.sampled_from(["delete", "swap", "edit", "duplicate"]),
+    i=st.integers(0, 9),
+    j=st.integers(0, 9),
+)
+def test_any_single_tampering_is_detected(
+    tmp_path_factory: pytest.TempPathFactory, base_log, op: str, i: int, j: int
+) -> None:
+    lines, head = base_log
+    lines = list(lines)
+    if op == "delete":
+        del lines[i]
+    elif op == "swap":
+        if i == j:
+            j = (i + 1) % len(lines)
+        lines[i], lines[j] = lines[j], lines[i]
+    elif op == "edit":
+        lines[i] = lines[i].replace('"outcome":"ok"', '"outcome":"ok "')
+    else:
+        lines.insert(j, lines[i])
+    log = tmp_path_factory.mktemp("t") / "audit.jsonl"
+    _write(log, lines)
+    # With the head kept from before, even a cut at the end is found.
+    with pytest.raises(VerificationError, match=r"line \d+: |expected head"):
+        audit.verify(log, expect_head=head)
