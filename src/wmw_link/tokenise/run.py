@@ -39,16 +39,26 @@ from wmw_link.tokenise.rejects import (
     duplicates_batch,
 )
 from wmw_link.tokenise.worker import (
+    NAME_TYPES,
+    NAMES,
+    REST,
     BatchResult,
     BatchWorker,
+    Partial,
     Plan,
+    finish,
     init_worker,
     payload_schema,
+    run_batch,
+    run_group,
     wire_schema,
 )
 
 DEFAULT_BATCH_ROWS = 100_000
-DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
+# One process by default: measured on the 2-core machine (benchmarks/results/tokenise.md), the
+# two-process split (names | everything else) costs more in pickling, merging and the main
+# process's serial reading and writing than it gains; --workers 2 remains available.
+DEFAULT_WORKERS = 1
 # store_schema=False: dictionary-encoded token columns read back as plain strings.
 _PARQUET_OPTS = {"compression": "zstd", "write_statistics": False, "store_schema": False}
 
@@ -149,23 +159,56 @@ def _results(
         return
     used[0] = workers
     # Load the nickname table once here: forked workers inherit it instead of each reading it.
-    if plan.token_columns() and any(c.name == "forename_nick" for c in plan.token_columns()):
+    if any(c.name == "forename_nick" for c in plan.token_columns()):
         from wmw_link.tokenise.tokens import nickname_group
 
         nickname_group("a")
     ctx = multiprocessing.get_context(_start_method())
-    pending: collections.deque[Future[BatchResult]] = collections.deque()
-    from wmw_link.tokenise.worker import run_batch
+    kw = {"mp_context": ctx, "initializer": init_worker, "initargs": (plan,)}
+    has_names = any(f.type in NAME_TYPES for f in plan.dataset.identifiers)
+    if not has_names:
+        yield from _by_batch(first, second, batches, workers, kw)
+        return
+    # Two processes, one per column group (names; everything else), each with its own warm
+    # caches: no value is hashed twice, which splitting by rows would do.
+    used[0] = 2
+    pending: collections.deque[tuple[int, Future[Partial], Future[Partial]]] = collections.deque()
+    with ProcessPoolExecutor(1, **kw) as names, ProcessPoolExecutor(1, **kw) as rest:
+        try:
+            offset = 0
+            for b in _chain(first, second, batches):
+                pending.append(
+                    (offset, names.submit(run_group, b, NAMES), rest.submit(run_group, b, REST))
+                )
+                offset += b.num_rows
+                while len(pending) >= 3:  # bounded memory: a few batches in flight
+                    off, fn, fr = pending.popleft()
+                    yield finish(plan, [fn.result(), fr.result()], off)
+            while pending:
+                off, fn, fr = pending.popleft()
+                yield finish(plan, [fn.result(), fr.result()], off)
+        except BaseException:
+            for _, fn, fr in pending:
+                fn.cancel()
+                fr.cancel()
+            raise
 
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=init_worker, initargs=(plan,)
-    ) as pool:
+
+def _by_batch(
+    first: pa.RecordBatch,
+    second: pa.RecordBatch | None,
+    batches: Iterator[pa.RecordBatch],
+    workers: int,
+    kw: dict[str, object],
+) -> Iterator[BatchResult]:
+    """Whole batches on ``workers`` processes (datasets without name identifiers)."""
+    pending: collections.deque[Future[BatchResult]] = collections.deque()
+    with ProcessPoolExecutor(workers, **kw) as pool:  # type: ignore[arg-type]
         try:
             offset = 0
             for b in _chain(first, second, batches):
                 pending.append(pool.submit(run_batch, b, offset))
                 offset += b.num_rows
-                # Bounded memory: at most two batches in flight per worker.
                 while len(pending) >= 2 * workers:
                     yield pending.popleft().result()
             while pending:

@@ -219,25 +219,22 @@ WIRE_STRING = pa.dictionary(pa.int32(), pa.string())
 def as_dictionary(tokens: pa.Array, indices: pa.Array) -> pa.Array:
     """Rows of ``tokens`` at ``indices`` as a dictionary array; null tokens give null rows.
 
-    Null rows get index 0 and a validity mask (not whatever a kernel left in a null slot), and
-    null tokens are dropped from the dictionary, so the Parquet bytes are deterministic.
+    The dictionary is made unique (many names share one initial or phonetic code) and free of
+    nulls, and null rows get index 0 under a validity mask (not whatever a kernel left in a
+    null slot): the Parquet writer then writes the same bytes for the same data every time.
     """
     n = len(indices)
-    null_rows = pc.is_null(indices).to_numpy(zero_copy_only=False)
-    idx = pc.fill_null(indices, 0).to_numpy(zero_copy_only=False).astype(np.int32)
     if len(tokens) == 0:
         return pa.nulls(n, WIRE_STRING)
-    if tokens.null_count:
-        valid = pc.is_valid(tokens).to_numpy(zero_copy_only=False)
-        remap = (np.cumsum(valid) - 1).astype(np.int32)
-        row_valid = valid[idx] & ~null_rows
-        idx = np.where(row_valid, remap[idx], 0).astype(np.int32)
-        tokens = tokens.drop_null()
-        null_rows = ~row_valid
-    if not len(tokens):
+    unique = pc.dictionary_encode(tokens)
+    composed = pc.take(unique.indices, indices)
+    null_rows = pc.is_null(composed).to_numpy(zero_copy_only=False)
+    if len(unique.dictionary) == 0:
         return pa.nulls(n, WIRE_STRING)
-    # pa.array with a mask writes the given (zero) values under nulls: deterministic buffers.
-    return pa.DictionaryArray.from_arrays(pa.array(idx, pa.int32(), mask=null_rows), tokens)
+    idx = pc.fill_null(composed, 0).to_numpy(zero_copy_only=False).astype(np.int32)
+    return pa.DictionaryArray.from_arrays(
+        pa.array(idx, pa.int32(), mask=null_rows), unique.dictionary
+    )
 
 
 def wire_type(col: ts.TokenColumn) -> pa.DataType:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,7 +33,7 @@ from wmw_link.normalise import (
 )
 from wmw_link.normalise._base import MISSING
 from wmw_link.tokenise.bloom import BloomEncoder
-from wmw_link.tokenise.payload import PayloadParser
+from wmw_link.tokenise.payload import PayloadParser, arrow_type
 from wmw_link.tokenise.rejects import (
     MISSING_RECORD_ID,
     NO_USABLE_IDENTIFIERS,
@@ -171,68 +172,117 @@ class BatchWorker:
 
     def process(self, batch: pa.RecordBatch, row_offset: int) -> BatchResult:
         """Tokenise one batch whose first row is data row ``row_offset + 1``."""
+        return finish(self.plan, [self.compute(batch, ALL)], row_offset)
+
+    def compute(self, batch: pa.RecordBatch, group: str) -> Partial:
+        """The tokens (and, for the ``rest`` group, row refs and payload) of one column group.
+
+        Groups let two processes share a batch without both hashing the same values: one
+        takes the name identifiers (the costliest), the other everything else, and each keeps
+        its own caches warm.
+        """
         ds = self.plan.dataset
         n_rows = batch.num_rows
-        nulled: Counter[str] = Counter()
-        record_id = blank_to_null(batch.column(ds.record_id))
-        row_ref = simple_tokens(record_id, self._row_ref)
-
-        out: dict[str, pa.Array] = {}
-        usable = pa.array([False] * n_rows)
-        reject_col = pa.nulls(n_rows, pa.string())
-        reject_why = pa.nulls(n_rows, pa.string())
-        required: list[tuple[str, pa.Array]] = []
-        for f in ds.identifiers:
-            for valid, reasons in self._identifier(f, batch.column(f.column), out, nulled):
+        part = Partial(n_rows=n_rows)
+        if group in (ALL, REST):
+            part.record_id = blank_to_null(batch.column(ds.record_id))
+            part.row_ref = simple_tokens(part.record_id, self._row_ref)
+            part.payload, payload_nulls = self._payload.parse(batch)
+            part.nulled.update(payload_nulls)
+        for i, f in enumerate(ds.identifiers):
+            if group != ALL and (f.type in NAME_TYPES) != (group == NAMES):
+                continue
+            for valid, reasons in self._identifier(
+                f, batch.column(f.column), part.tokens, part.nulled
+            ):
                 if f.type != IdentifierType.SEX:
                     # Sex alone cannot link a record: it does not make a row usable.
-                    usable = pc.or_(usable, valid)
+                    part.usable = valid if part.usable is None else pc.or_(part.usable, valid)
                 if f.required:
-                    required.append((f.column, reasons))
+                    part.required.append((i, f.column, reasons))
+        return part
 
-        # Reasons in priority order: the first that applies is the row's reason.
-        checks: list[tuple[pa.Array, pa.Scalar, pa.Array | pa.Scalar]] = [
-            (pc.is_null(record_id), pa.scalar(ds.record_id), pa.scalar(MISSING_RECORD_ID))
-        ]
-        for column, reasons in required:
-            checks.append((pc.is_valid(reasons), pa.scalar(column), reasons))
-        checks.append((pc.invert(usable), _NULL_STR, pa.scalar(NO_USABLE_IDENTIFIERS)))
-        decided = pa.array([False] * n_rows)
-        for cond, col, why in checks:
-            new = pc.and_(cond, pc.invert(decided))
-            reject_col = pc.if_else(new, col, reject_col)
-            reject_why = pc.if_else(new, why, reject_why)
-            decided = pc.or_(decided, cond)
-        keep = pc.invert(decided)
 
-        row_numbers = pa.array(range(row_offset + 1, row_offset + n_rows + 1), pa.int64())
-        rejects = pa.RecordBatch.from_arrays(
-            [pc.filter(row_numbers, decided), pc.filter(reject_col, decided),
-             pc.filter(reject_why, decided)],
-            schema=REJECTS_SCHEMA,
-        )  # fmt: skip
+#: Column groups (see :meth:`BatchWorker.compute`).
+ALL, NAMES, REST = "all", "names", "rest"
+NAME_TYPES = frozenset({IdentifierType.FORENAME, IdentifierType.SURNAME, IdentifierType.FULL_NAME})
 
-        cols = self._token_columns
-        token_schema = wire_schema(cols)
-        tokens = pa.RecordBatch.from_arrays(
-            [pc.filter(row_ref, keep)] + [pc.filter(out[c.name], keep) for c in cols],
-            schema=token_schema,
-        )
-        payload_arrays, payload_nulls = self._payload.parse(batch)
-        nulled.update(payload_nulls)
-        payload = pa.RecordBatch.from_arrays(
-            [pc.filter(row_ref, keep)] + [pc.filter(a, keep) for a in payload_arrays],
-            schema=payload_schema(self._payload.schema()),
-        )
-        return BatchResult(
-            n_input=n_rows,
-            row_numbers=pc.filter(row_numbers, keep),
-            record_ids=pc.filter(record_id, keep),
-            tokens=tokens,
-            payload=payload,
-            rejects=rejects,
-            nulled=nulled,
-        )
+
+@dataclass
+class Partial:
+    """One column group's share of a batch, before rejects are decided."""
+
+    n_rows: int
+    tokens: dict[str, pa.Array] = field(default_factory=dict)
+    usable: pa.Array | None = None
+    required: list[tuple[int, str, pa.Array]] = field(default_factory=list)
+    nulled: Counter[str] = field(default_factory=Counter)
+    record_id: pa.Array | None = None
+    row_ref: pa.Array | None = None
+    payload: list[pa.Array] | None = None
+
+
+def finish(plan: Plan, parts: list[Partial], row_offset: int) -> BatchResult:
+    """Merge column groups, decide rejects (first reason wins), keep the other rows."""
+    ds = plan.dataset
+    n_rows = parts[0].n_rows
+    rest = next(p for p in parts if p.row_ref is not None)
+    record_id, row_ref = rest.record_id, rest.row_ref
+    assert record_id is not None and row_ref is not None and rest.payload is not None
+    out: dict[str, pa.Array] = {}
+    nulled: Counter[str] = Counter()
+    usable = pa.array(np.zeros(n_rows, bool))
+    required: list[tuple[int, str, pa.Array]] = []
+    for p in parts:
+        out.update(p.tokens)
+        nulled.update(p.nulled)
+        if p.usable is not None:
+            usable = pc.or_(usable, p.usable)
+        required += p.required
+    required.sort(key=lambda r: r[0])  # the agreement's order, whichever group computed it
+
+    # Reasons in priority order: the first that applies is the row's reason.
+    checks: list[tuple[pa.Array, pa.Scalar, pa.Array | pa.Scalar]] = [
+        (pc.is_null(record_id), pa.scalar(ds.record_id), pa.scalar(MISSING_RECORD_ID))
+    ]
+    for _, column, reasons in required:
+        checks.append((pc.is_valid(reasons), pa.scalar(column), reasons))
+    checks.append((pc.invert(usable), _NULL_STR, pa.scalar(NO_USABLE_IDENTIFIERS)))
+    reject_col = pa.nulls(n_rows, pa.string())
+    reject_why = pa.nulls(n_rows, pa.string())
+    decided = pa.array(np.zeros(n_rows, bool))
+    for cond, col, why in checks:
+        new = pc.and_(cond, pc.invert(decided))
+        reject_col = pc.if_else(new, col, reject_col)
+        reject_why = pc.if_else(new, why, reject_why)
+        decided = pc.or_(decided, cond)
+    keep = pc.invert(decided)
+
+    row_numbers = pa.array(np.arange(row_offset + 1, row_offset + n_rows + 1, dtype=np.int64))
+    rejects = pa.RecordBatch.from_arrays(
+        [pc.filter(row_numbers, decided), pc.filter(reject_col, decided),
+         pc.filter(reject_why, decided)],
+        schema=REJECTS_SCHEMA,
+    )  # fmt: skip
+    cols = plan.token_columns()
+    tokens = pa.RecordBatch.from_arrays(
+        [pc.filter(row_ref, keep)] + [pc.filter(out[c.name], keep) for c in cols],
+        schema=wire_schema(cols),
+    )
+    fields = pa.schema([pa.field(f.name, arrow_type(f.type)) for f in ds.analyst_payload()])
+    payload = pa.RecordBatch.from_arrays(
+        [pc.filter(row_ref, keep)] + [pc.filter(a, keep) for a in rest.payload],
+        schema=payload_schema(fields),
+    )
+    return BatchResult(
+        n_input=n_rows,
+        row_numbers=pc.filter(row_numbers, keep),
+        record_ids=pc.filter(record_id, keep),
+        tokens=tokens,
+        payload=payload,
+        rejects=rejects,
+        nulled=nulled,
+    )
 
 
 def _reasons_to_rows(reasons: pa.Array, indices: pa.Array) -> pa.Array:
@@ -276,6 +326,12 @@ def init_worker(plan: Plan) -> None:
 
 
 def run_batch(batch: pa.RecordBatch, row_offset: int) -> BatchResult:
-    """Process-pool task."""
+    """Process-pool task: a whole batch."""
     assert _WORKER is not None, "init_worker was not called"
     return _WORKER.process(batch, row_offset)
+
+
+def run_group(batch: pa.RecordBatch, group: str) -> Partial:
+    """Process-pool task: one column group of a batch."""
+    assert _WORKER is not None, "init_worker was not called"
+    return _WORKER.compute(batch, group)
