@@ -60,7 +60,7 @@ from wmw_link.tokenise import tokenise as _tokenise
     type=click.IntRange(min=1),
     default=DEFAULT_WORKERS,
     show_default=True,
-    help="Processes.",
+    help="Processes: 2 splits the name tokens from the rest (see benchmarks).",
 )
 def tokenise(
     agreement_path: Path,
