@@ -18,6 +18,10 @@ AGE_OUT_OF_RANGE = "age_out_of_range"
 MAX_AGE_YEARS = 120
 
 
+_CACHE_MAX = 500_000
+_SHARED_CACHES: dict[tuple[str, dt.date], dict[str, tuple[dt.date | None, str | None]]] = {}
+
+
 @dataclass
 class Dates:
     """Parser for one strptime format with a cache of distinct raw values.
@@ -31,7 +35,11 @@ class Dates:
     today: dt.date
 
     def __post_init__(self) -> None:
-        self._cache: dict[str, tuple[dt.date | None, str | None]] = {}
+        # Shared by every parser of the same format and day in this process (datasets in one
+        # run repeat each other's dates); bounded.
+        self._cache = _SHARED_CACHES.setdefault((self.fmt, self.today), {})
+        if len(self._cache) > _CACHE_MAX:
+            self._cache.clear()
         try:
             self._oldest = self.today.replace(year=self.today.year - MAX_AGE_YEARS)
         except ValueError:  # 29 February

@@ -398,11 +398,14 @@ def tokenise(
 
 def _drop_duplicates(res: BatchResult, seen: set[str], record_id_column: str) -> BatchResult:
     """Move rows whose record id (row ref) was already seen to the rejects; keep the first."""
-    refs = res.tokens.column(0).to_pylist()
-    batch = set(refs)
-    if len(batch) == len(refs) and seen.isdisjoint(batch):
-        seen |= batch  # the usual case, in C: no duplicate in or before this batch
+    col = res.tokens.column(0)
+    # The row-ref dictionary holds the batch's distinct refs: converting it (not the rows, which
+    # would go value by value through the dictionary) is the cheap way into Python strings.
+    distinct = col.dictionary.to_pylist()
+    if len(distinct) == len(col) and seen.isdisjoint(distinct):
+        seen.update(distinct)  # the usual case: no duplicate in or before this batch
         return res
+    refs = pc.take(col.dictionary, col.indices).to_pylist()
     dup = []
     for r in refs:
         if r in seen:
