@@ -239,17 +239,27 @@ def _sweep(
     """True F1 of connected components of linkable pairs at each match-weight threshold."""
     from linkage_baselines import components
 
-    keys = (nodes["dataset"] + "|" + nodes["uid"]).to_numpy()
+    # Join the truth once; each threshold then only relabels the same rows.
+    base = nodes.merge(truth, on=["dataset", "record_id"], how="inner", validate="one_to_one")
+    keys = (base["dataset"] + "|" + base["uid"]).to_numpy()
+    frame = pd.DataFrame(
+        {
+            "dataset": base["dataset"].to_numpy(),
+            "true": base["person_id"].to_numpy(),
+            "household": base["person_id"].map(household).to_numpy(),
+        }
+    )
     link = pairs[pairs["linkable"]]
     lk = (link["source_dataset_l"] + "|" + link["unique_id_l"]).to_numpy()
     rk = (link["source_dataset_r"] + "|" + link["unique_id_r"]).to_numpy()
-    w = link["match_weight"].to_numpy()
+    inside = pd.Index(keys)
+    keep = (inside.get_indexer(lk) >= 0) & (inside.get_indexer(rk) >= 0)
+    lk, rk, w = lk[keep], rk[keep], link["match_weight"].to_numpy()[keep]
     out = []
     for t in weights:
         sel = w >= t
         comp = components(keys, lk[sel], rk[sel])
-        f = _frame(nodes.assign(pred=comp["cluster"].to_numpy()), truth, household)
-        s = _scores(f)
+        s = _scores(frame.assign(pred=comp["cluster"].to_numpy()))
         out.append(
             {
                 "threshold_weight": float(t),

@@ -203,7 +203,7 @@ def _plain_plan(u_fixed: dict[str, float]) -> ModelPlan:
     return ModelPlan(
         comparisons=comparisons,
         blocking_rules=rules,
-        em_blocks=[block_on("nino"), block_on("dob", "forename_nysiis")],
+        em_blocks=[block_on("nino"), block_on("dob", "forename_nysiis", "surname_nysiis")],
         deterministic_rules=[
             "l.nino = r.nino",
             "l.forename = r.forename AND l.surname = r.surname AND l.dob = r.dob",

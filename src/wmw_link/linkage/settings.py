@@ -273,10 +273,16 @@ _CROSS_BLOCKS: tuple[tuple[set[str], str], ...] = (
         "l.forename_exact = r.surname_exact AND l.surname_exact = r.forename_exact",
     ),
 )
-#: EM training blocks: pairs sharing a NINo, or a date of birth and a forename code. Neither is
-#: dominated by members of one household (they share surname and address, not these), so EM
-#: does not learn "same household" as "same person".
-_EM_BLOCKS: tuple[tuple[str, ...], ...] = (("nino",), ("dob_exact", "forename_nysiis"))
+#: EM training blocks: pairs sharing a NINo, or a date of birth and forename and surname codes.
+#: Neither is dominated by members of one household (they share surname and address, not
+#: these), so EM does not learn "same household" as "same person". The second block includes
+#: the surname code because, at a million people, pairs sharing only a date of birth and a
+#: forename are mostly namesakes: EM then learned their surname disagreement as typical of
+#: matches, and F1 at the default threshold fell from 0.997 to 0.990.
+_EM_BLOCKS: tuple[tuple[str, ...], ...] = (
+    ("nino",),
+    ("dob_exact", "forename_nysiis", "surname_nysiis"),
+)
 
 
 def plan_model(
