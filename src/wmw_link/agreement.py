@@ -55,6 +55,29 @@ class PayloadType(StrEnum):
 
 _DATE_TYPES = {PayloadType.DATE, PayloadType.YEAR}
 
+# Payload types that coarsen an identifier enough to pass to the analysts: a birth year, not a
+# date of birth; a postcode district, not a postcode. Any other payload field drawn from an
+# identifier column would hand the analysts the identifier itself.
+_COARSENING = {PayloadType.YEAR, PayloadType.POSTCODE_DISTRICT}
+
+
+def _check_date_format(fmt: str) -> None:
+    """Refuse a strptime format that cannot describe a whole date (day, month and year)."""
+    has_year = "%Y" in fmt or "%y" in fmt
+    has_month = any(d in fmt for d in ("%m", "%b", "%B"))
+    has_day = "%d" in fmt or "%j" in fmt
+    if not (has_year and has_month and has_day):
+        raise ValueError(f"format '{fmt}' must give a day, a month and a year (e.g. '%d/%m/%Y')")
+    sample = dt.date(1987, 11, 23)
+    try:
+        back = dt.datetime.strptime(sample.strftime(fmt), fmt).date()
+    except ValueError:
+        back = None
+    if back != sample:
+        raise ValueError(
+            f"format '{fmt}' is not a valid strptime pattern that reads its own dates back"
+        )
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,6 +103,8 @@ class IdentifierField(_Model):
     def _date_needs_format(self) -> IdentifierField:
         if self.type == IdentifierType.DATE_OF_BIRTH and not self.format:
             raise ValueError("a date_of_birth identifier needs a 'format' (strptime pattern)")
+        if self.format is not None:
+            _check_date_format(self.format)
         return self
 
 
@@ -99,6 +124,8 @@ class PayloadField(_Model):
             )
         if self.categories is not None and self.type != PayloadType.CATEGORY:
             raise ValueError("'categories' is only allowed on a category field")
+        if self.format is not None and self.type in _DATE_TYPES:
+            _check_date_format(self.format)
         return self
 
 
@@ -126,6 +153,25 @@ class Dataset(_Model):
             raise ValueError(f"payload names listed twice: {', '.join(dupe_names)}")
         if "row_ref" in names:
             raise ValueError("payload name 'row_ref' is reserved")
+        if self.record_id in cols:
+            raise ValueError(f"record_id column '{self.record_id}' cannot also be an identifier")
+        id_types = {f.column: f.type for f in self.identifiers}
+        for f in self.payload:
+            kind = id_types.get(f.column)
+            if f.column == self.record_id:
+                raise ValueError(
+                    f"rule 'separation': payload field '{f.name}' would pass the record id "
+                    f"column '{f.column}' to the analysts; they get row_ref instead"
+                )
+            if kind is None or f.type in _COARSENING or not f.to_analyst:
+                continue
+            if kind == IdentifierType.SEX and f.type == PayloadType.CATEGORY:
+                continue  # sex is a characteristic the measures need, not an identifier alone
+            raise ValueError(
+                f"rule 'separation': payload field '{f.name}' would pass identifier column "
+                f"'{f.column}' ({kind.value}) to the analysts as {f.type.value}; only a year "
+                "(of a date) or a postcode district may be derived from an identifier"
+            )
         return self
 
     def identifier(self, kind: IdentifierType) -> IdentifierField | None:
@@ -349,6 +395,8 @@ def load_agreement(path: str | Path) -> Agreement:
         raise AgreementError(f"{path}: cannot read the agreement ({type(e).__name__})") from None
     try:
         data = yaml.safe_load(text)
+    except ValueError as e:  # PyYAML parses dates itself and raises on e.g. 2025-99-31
+        raise AgreementError(f"{path}: not valid YAML: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -152,7 +152,7 @@ def test_cli_check_ok_and_error_without_traceback(raw: dict, tmp_path: Path) -> 
     runner = CliRunner()
     ok = runner.invoke(main, ["agreement", "check", str(SHIPPED)])
     assert ok.exit_code == 0, ok.output
-    assert "OK: the agreement is valid." in ok.output
+    assert "OK: the agreement is valid and in force today." in ok.output
     raw["parties"][0]["role"] = "boss"
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(raw))
@@ -160,3 +160,48 @@ def test_cli_check_ok_and_error_without_traceback(raw: dict, tmp_path: Path) -> 
     assert res.exit_code == 1
     assert "parties[0] (hmrc).role" in res.output
     assert "Traceback" not in res.output
+
+
+def test_payload_may_not_pass_an_identifier_to_the_analysts(raw: dict) -> None:
+    dwp = raw["datasets"][1]
+    dwp["payload"].append({"column": "nino", "name": "case_ref", "type": "string"})
+    dwp["payload"].append(
+        {"column": "dob", "name": "dob_full", "type": "date", "format": "%d/%m/%Y"}
+    )
+    dwp["payload"].append({"column": "claim_ref", "name": "claim", "type": "string"})
+    with pytest.raises(AgreementError) as e:
+        parse_agreement(raw)
+    msg = str(e.value)
+    assert "rule 'separation': payload field 'case_ref' would pass identifier column 'nino'" in msg
+
+
+def test_coarsened_identifiers_and_recorded_sex_are_allowed() -> None:
+    dwp = load_agreement(SHIPPED).dataset("dwp_claims")
+    kinds = {f.name: f.type.value for f in dwp.payload}
+    assert kinds["birth_year"] == "year" and kinds["postcode_district"] == "postcode_district"
+    assert kinds["recorded_sex"] == "category"
+
+
+@pytest.mark.parametrize("fmt", ["%Q/%m", "%m/%Y", "%d/%m", "nonsense"])
+def test_date_formats_must_describe_a_whole_date(raw: dict, fmt: str) -> None:
+    raw["datasets"][1]["identifiers"][3]["format"] = fmt
+    with pytest.raises(AgreementError, match="format"):
+        parse_agreement(raw)
+
+
+def test_impossible_yaml_dates_are_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        SHIPPED.read_text().replace("valid_until: 2029-03-31", "valid_until: 2025-99-31")
+    )
+    with pytest.raises(AgreementError, match="not valid YAML"):
+        load_agreement(bad)
+
+
+def test_cli_check_says_when_an_agreement_is_not_in_force(raw: dict, tmp_path: Path) -> None:
+    raw["valid_from"], raw["valid_until"] = "2020-01-01", "2021-01-01"
+    expired = tmp_path / "expired.yaml"
+    expired.write_text(yaml.safe_dump(raw))
+    res = CliRunner().invoke(main, ["agreement", "check", str(expired)])
+    assert res.exit_code == 1
+    assert "valid but not in force" in res.output and "expired on 2021-01-01" in res.output
