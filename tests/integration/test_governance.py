@@ -482,3 +482,52 @@ def test_fields_smuggled_past_the_sender_are_refused_downstream(
     )  # fmt: skip
     assert "adviser_notes" in r.output and "rule '" in r.output
     assert not (tmp_path / "j" / "events.parquet").exists()
+
+
+def test_tokenise_and_link_seal_their_outputs_with_seal_to(world: World, tmp_path: Path) -> None:
+    party, ds = "dwp", "dwp_claims"
+    seal_opts = ["--party-secret", world.secrets[party], "--keyring", world.ring]
+    # The options are checked before any work is done.
+    r = tokenise(world, ds, "--seal-to", TTP, ok=False)
+    assert "--seal-to needs --party-secret and --keyring" in r.output
+    r = cli(
+        world, "tokenise", "--agreement", world.agreement, "--dataset", ds, "--input",
+        world.extracts[ds], "--key", world.linkage_key(party), "--ref-key", world.ref_key(party),
+        "--out", tmp_path / "tok", "--workers", "1", "--seal-to", TTP, "--seal-to", ANALYST,
+        *seal_opts,
+    )  # fmt: skip
+    sealed = tmp_path / "tok" / "sealed"
+    assert sorted(p.name for p in (sealed / TTP).iterdir()) == [
+        f"{ds}.manifest.json.sealed",
+        f"{ds}.tokens.parquet.sealed",
+    ]
+    assert sorted(p.name for p in (sealed / ANALYST).iterdir()) == [
+        f"{ds}.manifest.json.sealed",
+        f"{ds}.payload.parquet.sealed",
+    ]
+    entry = _audit(world)[-1]
+    assert entry["command"] == "tokenise" and entry["outcome"] == "ok"
+    assert sum(o["path"].endswith(".sealed") for o in entry["outputs"]) == 4
+    # Nothing may go to another controller.
+    r = cli(
+        world, "tokenise", "--agreement", world.agreement, "--dataset", ds, "--input",
+        world.extracts[ds], "--key", world.linkage_key(party), "--ref-key", world.ref_key(party),
+        "--out", tmp_path / "tok2", "--workers", "1", "--seal-to", "hmrc", *seal_opts, ok=False,
+    )  # fmt: skip
+    assert "none of the files may go to 'hmrc'" in r.output
+    # The TTP opens its inbox (tokens checked against the manifest) and links, sealing the maps.
+    r = unseal(world, sealed / TTP, TTP, tmp_path / "ttp-in", sender=party)
+    assert "manifest" in r.output.splitlines()[-1].split("checks passed:")[1]
+    ttp_opts = ["--party-secret", world.secrets[TTP], "--keyring", world.ring]
+    cli(
+        world, "link", "--agreement", world.agreement, "--inputs", world.party_dir(TTP) / "inbox",
+        "--out", tmp_path / "link", "--no-report", "--seal-to", ANALYST, *ttp_opts,
+    )  # fmt: skip
+    outbox = tmp_path / "link" / "sealed" / ANALYST
+    names = sorted(p.name for p in outbox.iterdir())
+    assert "link-manifest.json.sealed" in names and f"{ds}.map.parquet.sealed" in names
+    assert len(names) == len(world.datasets) + 1
+    r = unseal(world, outbox, ANALYST, tmp_path / "maps", sender=TTP)
+    map_lines = [x for x in r.output.splitlines() if ".map.parquet" in x]
+    assert len(map_lines) == len(world.datasets)
+    assert all("manifest" in x.split("checks passed:")[1] for x in map_lines)

@@ -9,6 +9,7 @@ import click
 
 from wmw_link import runrecord
 from wmw_link.agreement import Role, load_agreement
+from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outputs
 
 
 @click.command("link")
@@ -66,6 +67,7 @@ from wmw_link.agreement import Role, load_agreement
 )
 @click.option("--no-report", is_flag=True, default=False, help="Skip the quality report.")
 @click.option("--threads", type=int, default=None, help="Cores to use (default: all).")
+@seal_to_options
 def link(
     agreement_path: Path,
     inputs: tuple[Path, ...],
@@ -77,6 +79,9 @@ def link(
     exact_only: bool,
     no_report: bool,
     threads: int | None,
+    seal_to: tuple[str, ...],
+    seal_secret: Path | None,
+    seal_keyring: Path | None,
 ) -> None:
     """Verify every input, link and dedupe all datasets in one Splink model, write maps."""
     from wmw_link.linkage import link as run_link
@@ -89,6 +94,7 @@ def link(
     rec = runrecord.current()
     rec.set_agreement(agreement)
     rec.party, rec.role = party, Role.TTP.value
+    sealer = prepare_seal_to(seal_to, seal_secret, seal_keyring, party)
     result = run_link(
         agreement,
         list(inputs),
@@ -113,3 +119,7 @@ def link(
         f"({result.comparisons:,} pairs scored); threshold p={result.threshold_probability:.4f} "
         f"({result.threshold_method}); maps in {result.out_dir}"
     )
+    seal_to_outputs(
+        [*result.maps.values(), result.manifest], agreement=agreement, secret=sealer,
+        seal_to=seal_to, keyring=seal_keyring, out_dir=out_dir / "sealed",
+    )  # fmt: skip

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from wmw_link import runrecord
-from wmw_link.agreement import load_agreement
+from wmw_link.agreement import Agreement, load_agreement
 from wmw_link.errors import ConfigError
-from wmw_link.party_keys import load_secret
-from wmw_link.seal import seal_file, unseal_all, unseal_file
+from wmw_link.party_keys import PartySecret, load_secret
+from wmw_link.seal import seal_file, seal_outputs, unseal_all, unseal_file
 
 _agreement_opt = click.option(
     "--agreement",
@@ -28,6 +30,7 @@ _keyring_opt = click.option(
 )
 _secret_opt = click.option(
     "--secret",
+    "--party-secret",
     "secret_path",
     required=True,
     type=click.Path(path_type=Path),
@@ -36,7 +39,7 @@ _secret_opt = click.option(
 )
 
 
-def _own_secret(secret_path: Path, party: str | None, flag: str):
+def _own_secret(secret_path: Path, party: str | None, flag: str) -> PartySecret:
     secret = load_secret(secret_path)
     if party is not None and party != secret.party:
         raise ConfigError(
@@ -147,3 +150,48 @@ def unseal(
             f"unsealed {result.path.name} from {result.envelope['sender']}: {result.path} "
             f"(checks passed: {', '.join(result.checks)})"
         )
+
+
+# -- --seal-to for other commands (tokenise, link) ---------------------------------------------
+
+
+def seal_to_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--seal-to PARTY`` (repeatable), ``--party-secret`` and ``--keyring`` to a command."""
+    f = click.option(
+        "--keyring", "seal_keyring", type=click.Path(path_type=Path), envvar="WMW_LINK_KEYRING",
+        help="With --seal-to: directory of every party's <party>.public.json.",
+    )(f)  # fmt: skip
+    f = click.option(
+        "--party-secret", "seal_secret", type=click.Path(path_type=Path),
+        envvar="WMW_LINK_PARTY_SECRET", help="With --seal-to: your <party>.secret file.",
+    )(f)  # fmt: skip
+    return click.option(
+        "--seal-to", "seal_to", multiple=True, metavar="PARTY",
+        help="Also seal the outputs this party may receive into OUT/sealed/PARTY/ (repeatable).",
+    )(f)  # fmt: skip
+
+
+def prepare_seal_to(
+    seal_to: tuple[str, ...], secret_path: Path | None, keyring: Path | None, party: str
+) -> PartySecret | None:
+    """Check the --seal-to options before the command does its work; load the secret."""
+    if not seal_to:
+        return None
+    if secret_path is None or keyring is None:
+        raise ConfigError("--seal-to needs --party-secret and --keyring")
+    return _own_secret(secret_path, party, "party")
+
+
+def seal_to_outputs(
+    outputs: list[Path], *, agreement: Agreement, secret: PartySecret | None,
+    seal_to: tuple[str, ...], keyring: Path | None, out_dir: Path,
+) -> None:  # fmt: skip
+    """Seal a command's outputs to each --seal-to party the agreement allows, and say so."""
+    if secret is None or keyring is None:
+        return
+    results = seal_outputs(
+        outputs, agreement=agreement, secret=secret, recipients=list(seal_to), keyring=keyring,
+        out_dir=out_dir,
+    )  # fmt: skip
+    for r in results:
+        click.echo(f"sealed for {r.envelope['recipient']}: {r.path}")

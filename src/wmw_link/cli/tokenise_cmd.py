@@ -8,6 +8,7 @@ import click
 
 from wmw_link import runrecord
 from wmw_link.agreement import Role, load_agreement
+from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outputs
 from wmw_link.tokenise import DEFAULT_BATCH_ROWS, DEFAULT_WORKERS
 from wmw_link.tokenise import tokenise as _tokenise
 
@@ -62,6 +63,7 @@ from wmw_link.tokenise import tokenise as _tokenise
     show_default=True,
     help="Processes: 2 splits the name tokens from the rest (see benchmarks).",
 )
+@seal_to_options
 def tokenise(
     agreement_path: Path,
     dataset: str,
@@ -72,6 +74,9 @@ def tokenise(
     party: str | None,
     batch_rows: int,
     workers: int,
+    seal_to: tuple[str, ...],
+    seal_secret: Path | None,
+    seal_keyring: Path | None,
 ) -> None:
     """Write <dataset>.tokens.parquet (to the TTP), .payload.parquet (to the analysts),
     .manifest.json (to both), and the local .rejects.parquet and .crosswalk.parquet.
@@ -87,6 +92,7 @@ def tokenise(
     rec.add_input(agreement_path)
     if input_path.is_file():
         rec.add_input(input_path)
+    sealer = prepare_seal_to(seal_to, seal_secret, seal_keyring, rec.party)
     result = _tokenise(
         agreement, dataset, input_path, key_path, ref_key_path, out_dir,
         party=party, batch_rows=batch_rows, workers=workers,
@@ -109,3 +115,7 @@ def tokenise(
     click.echo(f"to the TTP:      {result.tokens}, {result.manifest}")
     click.echo(f"to the analysts: {result.payload}, {result.manifest}")
     click.echo(f"keep locally:    {result.rejects}, {result.crosswalk}")
+    seal_to_outputs(
+        result.shared_outputs, agreement=agreement, secret=sealer, seal_to=seal_to,
+        keyring=seal_keyring, out_dir=out_dir / "sealed",
+    )  # fmt: skip
