@@ -90,11 +90,19 @@ class _LazyGroup(click.Group):
         # its outcome: the refusal message (which never holds personal data) or the error type.
         token = runrecord.start("(unknown)")
         outcome = "ok"
+        can_audit = False
         try:
+            _check_audit_log_writable(ctx)
+            can_audit = True
             return super().invoke(ctx)
         except WmwLinkError as e:
             outcome = f"refused: {e}"
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            # A path the user gave cannot be read or written (missing folder, /proc, a file
+            # where a folder should be): say which, without a traceback.
+            outcome = f"error: {type(e).__name__}"
+            raise click.ClickException(_describe_os_error(e)) from None
         except click.exceptions.Exit as e:
             outcome = "ok" if e.exit_code == 0 else f"error: exit {e.exit_code}"
             raise
@@ -104,7 +112,36 @@ class _LazyGroup(click.Group):
         finally:
             record = runrecord.current()
             runrecord.finish(token)
-            _append_audit(ctx.params.get("audit_log"), record, outcome)
+            if can_audit:
+                _append_audit(ctx.params.get("audit_log"), record, outcome)
+
+
+def _check_audit_log_writable(ctx: click.Context) -> None:
+    """Fail before doing any work when the audit log cannot be appended to."""
+    if ctx.resilient_parsing:
+        return
+    from wmw_link import audit
+
+    log = Path(ctx.params.get("audit_log") or audit.default_log_path())
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab"):
+            pass
+    except OSError as e:
+        raise WmwLinkError(
+            f"audit log: cannot append to {log} ({e.strerror or type(e).__name__}); nothing was done"
+        ) from None
+
+
+def _describe_os_error(e: OSError) -> str:
+    where = e.filename if e.filename is not None else "a file"
+    reason = e.strerror or type(e).__name__
+    hint = ""
+    if isinstance(e, IsADirectoryError):
+        hint = " (a folder is there; give a file name)"
+    elif isinstance(e, (FileExistsError, NotADirectoryError)):
+        hint = " (a file is there; give a folder)"
+    return f"cannot use {where}: {reason}{hint}"
 
 
 def _append_audit(log: Path | None, record: runrecord.RunRecord, outcome: str) -> None:
