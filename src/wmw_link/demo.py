@@ -216,23 +216,19 @@ class _Demo:
 
     def linkage(self) -> None:
         inbox = self.out / "ttp" / "inbox"
-        for sealed in sorted((self.out / "transfer" / self.ttp).glob("*.sealed")):
-            self._unseal(self.ttp, sealed, inbox)
-        self.echo(f"(unseal: all of transfer/{self.ttp}; signatures, hashes and flows checked)")
+        self._unseal(self.ttp, self.out / "transfer" / self.ttp, inbox)
         self.run("link", "--agreement", self.agreement_path, "--inputs", inbox, "--out", self.maps,
                  "--backend", self.backend, "--seed", self.seed)  # fmt: skip
-        for map_file in sorted(self.maps.glob("*.map.parquet")):
-            sealed = self.out / "transfer" / self.analyst / "maps" / f"{map_file.name}.sealed"
-            self._seal(self.ttp, map_file, sealed, self.analyst)
-        self.echo(f"(seal: each map -> {self.analyst})")
+        outputs = [*sorted(self.maps.glob("*.map.parquet")), self.maps / "link-manifest.json"]
+        for path in outputs:
+            sealed = self.out / "transfer" / self.analyst / "maps" / f"{path.name}.sealed"
+            self._seal(self.ttp, path, sealed, self.analyst)
+        self.echo(f"(seal: each map and the link manifest -> {self.analyst})")
 
     def analysts(self) -> None:
         inbox = self.out / "analysis" / "inbox"
-        for sealed in sorted((self.out / "transfer" / self.analyst).glob("*.sealed")):
-            self._unseal(self.analyst, sealed, inbox / "payloads")
-        for sealed in sorted((self.out / "transfer" / self.analyst / "maps").glob("*.sealed")):
-            self._unseal(self.analyst, sealed, inbox / "maps")
-        self.echo(f"(unseal: payloads, manifests and maps in transfer/{self.analyst})")
+        self._unseal(self.analyst, self.out / "transfer" / self.analyst, inbox / "payloads")
+        self._unseal(self.analyst, self.out / "transfer" / self.analyst / "maps", inbox / "maps")
         journeys = self.out / "analysis" / "journeys"
         self.run("journeys", "--agreement", self.agreement_path, "--payloads", inbox / "payloads",
                  "--maps", inbox / "maps", "--out", journeys)  # fmt: skip
@@ -252,11 +248,17 @@ class _Demo:
         self.run("seal", path, "--agreement", self.agreement_path, "--secret", self.secrets[sender],
                  "--to", to, "--keyring", self.keyring, "--out", sealed, quiet=True)  # fmt: skip
 
-    def _unseal(self, me: str, sealed: Path, dest: Path) -> None:
+    def _unseal(self, me: str, sealed_dir: Path, dest: Path) -> None:
+        """Unseal a whole transfer folder: manifests first, each file checked against its own."""
         dest.mkdir(parents=True, exist_ok=True)
-        self.run("unseal", sealed, "--agreement", self.agreement_path, "--as", me,
+        self.run("unseal", sealed_dir, "--agreement", self.agreement_path, "--as", me,
                  "--secret", self.secrets[me], "--keyring", self.keyring, "--out", dest,
                  quiet=True)  # fmt: skip
+        n = len(list(sealed_dir.glob("*.sealed")))
+        self.echo(
+            f"(unseal {sealed_dir.relative_to(self.out)}/ as {me}: {n} files; signature, sender, "
+            "agreement, flow, hash and manifest checks passed)"
+        )
 
 
 def _party_home(out: Path, a: Agreement, party_id: str) -> Path:
