@@ -267,10 +267,19 @@ def run_ecm(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame) -> pd.DataFram
     comp.exact("pc_unit", "pc_unit", label="postcode")
     comp.exact("pc_sector", "pc_sector", label="sector")
     comp.exact("nino", "nino", label="nino")
-    comp.exact("nhs", "nhs", label="nhs")
+    # No NHS-number feature: it is present in one source only, so it almost never agrees and
+    # ECM's estimate for it is log(0) (the fit then collapsed to a handful of matches).
     comp.exact("sex", "sex", label="sex")
     features = comp.compute(index, allrec)
     matches = rl.ECMClassifier(binarize=None).fit_predict(features)
+    # ECM's two classes are unlabelled: on blocked pairs, where most pairs are matches, it can
+    # converge with them swapped. Without labels, the match class is the one whose pairs agree
+    # on more fields; take the complement when the fit chose the other.
+    chosen = features.index.isin(matches)
+    if chosen.any() and (~chosen).any():
+        agree = features.sum(axis=1).to_numpy()
+        if agree[chosen].mean() < agree[~chosen].mean():
+            matches = features.index[~chosen]
     return components(
         allrec.index.to_numpy(),
         matches.get_level_values(0).to_numpy(),
