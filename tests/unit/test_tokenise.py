@@ -66,9 +66,15 @@ def test_outputs_counts_and_manifest(tmp_path, keys):
     assert payload.schema.field("support_start").type == pa.date32()
     assert payload.schema.field("birth_year").type == pa.int16()
     assert payload.column("row_ref").to_pylist() == tokens.column("row_ref").to_pylist()
-    rejects = pq.read_table(res.rejects).to_pylist()
+    entries = pq.read_table(res.rejects).to_pylist()
+    rejects = [r for r in entries if r["action"] == "rejected"]
     assert [r["row_number"] for r in rejects] == [3, 5, 6, 7]
-    assert rejects[3] == {"row_number": 7, "column": "client_id", "reason": "duplicate_record_id"}
+    assert rejects[3] == {
+        "row_number": 7,
+        "column": "client_id",
+        "reason": "duplicate_record_id",
+        "action": "rejected",
+    }
     cross = pq.read_table(res.crosswalk)
     assert cross.column("record_id").to_pylist() == ["C001", "C002", "C004", "C008", "C009"]
     m = json.loads(res.manifest.read_text())
@@ -233,8 +239,8 @@ def test_full_name_dataset_shares_name_columns(tmp_path, keys):
 
 def test_required_identifier_and_unusable_rows_are_rejected(tmp_path, keys):
     rows = [
-        ["H1", "", "", "03/04/1985", "", "", "M", *[""] * 7],  # only dob: usable
-        ["H2", "", "", "", "B15 2TT", "", "M", *[""] * 7],  # required dob missing
+        ["H1", "", "", "03/04/1985", "", "", "Male", *[""] * 7],  # only dob: usable
+        ["H2", "", "", "", "B15 2TT", "", "Male", *[""] * 7],  # required dob missing
         ["H3", "Ann", "", "nonsense", "", "", "", *[""] * 7],  # required dob invalid
     ]
     res = _run(tmp_path, keys, write_hub_csv(tmp_path / "r.csv", rows))
@@ -249,7 +255,7 @@ def test_required_identifier_and_unusable_rows_are_rejected(tmp_path, keys):
     r2 = _run(tmp_path, keys, dwp, dataset="dwp_claims", out="dwp")
     assert r2.rejected_by_reason == {"no_usable_identifiers": 1} and r2.rows_tokens == 1
     assert pq.read_table(r2.rejects).to_pylist() == [
-        {"row_number": 2, "column": None, "reason": "no_usable_identifiers"}
+        {"row_number": 2, "column": None, "reason": "no_usable_identifiers", "action": "rejected"}
     ]
 
 

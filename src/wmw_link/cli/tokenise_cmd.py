@@ -9,7 +9,8 @@ import click
 from wmw_link import runrecord
 from wmw_link.agreement import Role, load_agreement
 from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outputs
-from wmw_link.tokenise import DEFAULT_BATCH_ROWS, DEFAULT_WORKERS
+from wmw_link.errors import InputDataError
+from wmw_link.tokenise import DEFAULT_BATCH_ROWS, DEFAULT_MAX_INVALID_SHARE, DEFAULT_WORKERS
 from wmw_link.tokenise import tokenise as _tokenise
 
 
@@ -63,6 +64,14 @@ from wmw_link.tokenise import tokenise as _tokenise
     show_default=True,
     help="Processes: 2 splits the name tokens from the rest (see benchmarks).",
 )
+@click.option(
+    "--max-invalid-share",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_MAX_INVALID_SHARE,
+    show_default=True,
+    help="Refuse the extract (nothing shareable written) when more than this share of a "
+    "column's non-empty values are invalid: usually a wrong format or the wrong file.",
+)
 @seal_to_options
 def tokenise(
     agreement_path: Path,
@@ -74,6 +83,7 @@ def tokenise(
     party: str | None,
     batch_rows: int,
     workers: int,
+    max_invalid_share: float,
     seal_to: tuple[str, ...],
     seal_secret: Path | None,
     seal_keyring: Path | None,
@@ -81,7 +91,10 @@ def tokenise(
     """Write <dataset>.tokens.parquet (to the TTP), .payload.parquet (to the analysts),
     .manifest.json (to both), and the local .rejects.parquet and .crosswalk.parquet.
 
-    Only the columns the agreement names are read. No identifier value is printed.
+    Only the columns the agreement names are read. No identifier value is printed. The
+    rejects file lists rejected rows and nulled (invalid) values by data row number, column
+    and reason. An extract where no row can be tokenised, or a column is mostly invalid, is
+    refused: nothing shareable is written, the rejects file is kept.
     """  # noqa: D205
     rec = runrecord.current()
     agreement = load_agreement(agreement_path)
@@ -93,10 +106,17 @@ def tokenise(
     if input_path.is_file():
         rec.add_input(input_path)
     sealer = prepare_seal_to(seal_to, seal_secret, seal_keyring, rec.party)
-    result = _tokenise(
-        agreement, dataset, input_path, key_path, ref_key_path, out_dir,
-        party=party, batch_rows=batch_rows, workers=workers,
-    )  # fmt: skip
+    try:
+        result = _tokenise(
+            agreement, dataset, input_path, key_path, ref_key_path, out_dir,
+            party=party, batch_rows=batch_rows, workers=workers,
+            max_invalid_share=max_invalid_share,
+        )  # fmt: skip
+    except InputDataError as err:
+        rejects = getattr(err, "rejects", None)
+        if rejects is not None:  # a refused run still wrote its local rejects file
+            rec.add_output(rejects)
+        raise
     for p in [*result.shared_outputs, *result.local_outputs]:
         rec.add_output(p)
     rec.rows.update(
@@ -115,6 +135,7 @@ def tokenise(
     click.echo(f"to the TTP:      {result.tokens}, {result.manifest}")
     click.echo(f"to the analysts: {result.payload}, {result.manifest}")
     click.echo(f"keep locally:    {result.rejects}, {result.crosswalk}")
+    click.echo("  (the rejects file lists rejected rows and nulled values: row, column, reason)")
     seal_to_outputs(
         result.shared_outputs, agreement=agreement, secret=sealer, seal_to=seal_to,
         keyring=seal_keyring, out_dir=out_dir / "sealed",

@@ -8,6 +8,13 @@ The token columns are defined in :mod:`wmw_link.token_schema` and ``docs/token-s
 
 from __future__ import annotations
 
+from wmw_link.tokenise.checks import DEFAULT_MAX_INVALID_SHARE
 from wmw_link.tokenise.run import DEFAULT_BATCH_ROWS, DEFAULT_WORKERS, TokeniseResult, tokenise
 
-__all__ = ["DEFAULT_BATCH_ROWS", "DEFAULT_WORKERS", "TokeniseResult", "tokenise"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "DEFAULT_MAX_INVALID_SHARE",
+    "DEFAULT_WORKERS",
+    "TokeniseResult",
+    "tokenise",
+]

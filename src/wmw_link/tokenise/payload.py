@@ -2,19 +2,22 @@
 
 date -> date32, year -> int16, integer -> int64, number -> float64, boolean -> bool,
 category / string / postcode_district -> string. A value that does not parse (or a category not
-in the agreement's list) becomes null and is counted as ``payload.<name>:<reason>``.
+in the agreement's list) becomes null and is counted as ``payload.<name>:<reason>``. A year is
+a year of birth (``birth_year``): it passes the date-of-birth rule of the identifier it comes
+from (not in the future, at most 120 years ago), so the analysts never get a year the linkage
+refused (``future_date``, ``age_out_of_range``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from wmw_link.agreement import PayloadField, PayloadType
-from wmw_link.normalise import blank_to_null, count_reasons, normalise_postcodes
+from wmw_link.normalise import Dates, blank_to_null, count_reasons, normalise_postcodes
+from wmw_link.normalise._base import MISSING
 from wmw_link.normalise.dates import INVALID_DATE
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -23,11 +26,20 @@ _NULL_STR = pa.scalar(None, pa.string())
 
 
 class PayloadParser:
-    """Parses one batch's payload columns; caches parsed dates across batches."""
+    """Parses one batch's payload columns; caches parsed dates across batches.
 
-    def __init__(self, fields: list[PayloadField]) -> None:
+    Args:
+        fields: the dataset's analyst payload fields.
+        today: the date that years of birth must not be after (as for dates of birth).
+    """
+
+    def __init__(self, fields: list[PayloadField], today: dt.date | None = None) -> None:
         self.fields = fields
+        self.today = today or dt.date.today()
         self._date_cache: dict[tuple[str, str], dt.date | None] = {}
+        # Shares the process's date-of-birth parse cache: the same column is usually also
+        # the date-of-birth identifier, so its values are parsed once.
+        self._years: dict[str, Dates] = {}
 
     def schema(self) -> pa.Schema:
         return pa.schema([pa.field(f.name, arrow_type(f.type)) for f in self.fields])
@@ -45,27 +57,35 @@ class PayloadParser:
             out.append(self._date_cache[key])
         return pc.take(pa.array(out, pa.date32()), enc.indices)
 
-    def parse(self, batch: pa.RecordBatch) -> tuple[list[pa.Array], Counter[str]]:
-        """Typed payload arrays in field order, and null counts by reason."""
+    def parse(self, batch: pa.RecordBatch) -> tuple[list[pa.Array], list[tuple[str, pa.Array]]]:
+        """Typed payload arrays in field order, and per field its label ``payload.<name>`` with
+        a reason per row (null: valid; ``missing``: empty cell; else why it was nulled)."""
         arrays: list[pa.Array] = []
-        counts: Counter[str] = Counter()
+        reasons: list[tuple[str, pa.Array]] = []
         for f in self.fields:
             raw = blank_to_null(batch.column(f.column))
-            arr, reason = self._one(f, raw)
-            bad = pc.and_(pc.is_valid(raw), pc.is_null(arr))
-            n_bad = pc.sum(pc.cast(bad, pa.int64())).as_py() or 0
-            if n_bad:
-                counts[f"payload.{f.name}:{reason}"] += n_bad
+            arr, why = self._one(f, raw)
+            if not isinstance(why, pa.Array):
+                bad = pc.and_(pc.is_valid(raw), pc.is_null(arr))
+                why = pc.if_else(bad, pa.scalar(why), _NULL_STR)
+            why = pc.if_else(pc.is_null(raw), pa.scalar(MISSING), why)
+            reasons.append((f"payload.{f.name}", why))
             arrays.append(arr)
-        return arrays, counts
+        return arrays, reasons
 
-    def _one(self, f: PayloadField, raw: pa.Array) -> tuple[pa.Array, str]:
+    def _one(self, f: PayloadField, raw: pa.Array) -> tuple[pa.Array, str | pa.Array]:
+        """The typed array, and the reason for non-empty values that became null (one label,
+        or an array of reasons per row)."""
         t = f.type
         if t == PayloadType.DATE:
             return self._dates(raw, f.format or ""), INVALID_DATE
         if t == PayloadType.YEAR:
-            d = self._dates(raw, f.format or "")
-            return pc.cast(pc.year(d), pa.int16()), INVALID_DATE
+            fmt = f.format or ""
+            parser = self._years.get(fmt)
+            if parser is None:
+                parser = self._years[fmt] = Dates(fmt, self.today)
+            n = parser(raw)
+            return pc.cast(pc.year(n.values), pa.int16()), n.reasons
         if t == PayloadType.INTEGER:
             ok = pc.match_substring_regex(raw, r"^[+-]?[0-9]+$")
             return pc.cast(pc.if_else(ok, raw, _NULL_STR), pa.int64()), "invalid_integer"

@@ -26,9 +26,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from wmw_link.agreement import Agreement, load_agreement
-from wmw_link.errors import ConfigError
+from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import atomic_path, sha256_file, write_json_atomic
 from wmw_link.keys import SecretKey, load_key
+from wmw_link.tokenise.checks import DEFAULT_MAX_INVALID_SHARE, refusals
 from wmw_link.tokenise.manifest import build_manifest
 from wmw_link.tokenise.payload import arrow_type
 from wmw_link.tokenise.reader import open_input
@@ -37,6 +38,7 @@ from wmw_link.tokenise.rejects import (
     REJECTS_SCHEMA,
     count_rejects,
     duplicates_batch,
+    merge,
 )
 from wmw_link.tokenise.worker import (
     NAME_TYPES,
@@ -254,6 +256,7 @@ def tokenise(
     *,
     today: dt.date | None = None,
     progress: bool | None = None,
+    max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE,
 ) -> TokeniseResult:
     """Tokenise one controller's extract under a data-sharing agreement.
 
@@ -269,13 +272,19 @@ def tokenise(
         workers: processes to tokenise on (batches are written in input order either way).
         today: the date validation uses for "not in the future" (default: today).
         progress: show a progress bar (default: when stderr is a terminal).
+        max_invalid_share: refuse the run when more than this share (0 to 1) of a column's
+            non-empty values are invalid (missing values and "not known" do not count).
 
     Returns:
         A :class:`TokeniseResult` with paths and counts.
 
     Raises:
         PolicyError: the agreement is not in force or ``party`` does not control the dataset.
-        InputDataError: the input is missing, unreadable, empty, not UTF-8, or lacks a column.
+        InputDataError: the input is missing, unreadable, empty, not UTF-8, or lacks a column;
+            or it was refused after reading: a column with more than ``max_invalid_share``
+            invalid values (rule 'format'), or no row could be tokenised (rule 'usable_rows').
+            Then no tokens, payload or manifest are written (earlier ones are left as they
+            were) and the local rejects file is kept (the exception's ``rejects`` attribute).
         KeyFileError: a key file is unsafe or malformed.
     """
     started = time.perf_counter()
@@ -287,6 +296,8 @@ def tokenise(
     agreement.require_controller_of(party, dataset_id)
     if batch_rows < 1 or workers < 1:
         raise ConfigError("batch_rows and workers must be at least 1")
+    if not 0 <= max_invalid_share <= 1:
+        raise ConfigError(f"max_invalid_share must be between 0 and 1, not {max_invalid_share}")
     link_key = _as_key(key, "--key (the agreement's linkage key)")
     own_key = _as_key(ref_key, "--ref-key (your own row-reference key)")
     if link_key.check_value() == own_key.check_value():
@@ -312,49 +323,90 @@ def tokenise(
     rows_in = rows_out = 0
     rejected: Counter[str] = Counter()
     nulled: Counter[str] = Counter()
+    non_empty: Counter[str] = Counter()
     seen: set[str] = set()
-    with contextlib.ExitStack() as stack:
-        tmp = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
-        writers = {
-            "tokens": pq.ParquetWriter(tmp["tokens"], wire_schema(token_cols), **_PARQUET_OPTS),
-            "payload": pq.ParquetWriter(tmp["payload"], p_schema, **_PARQUET_OPTS),
-            "rejects": pq.ParquetWriter(tmp["rejects"], REJECTS_SCHEMA, **_PARQUET_OPTS),
-            "crosswalk": pq.ParquetWriter(tmp["crosswalk"], CROSSWALK_SCHEMA, **_PARQUET_OPTS),
-        }
-        for w in writers.values():
-            stack.callback(w.close)
-        bar = stack.enter_context(_progress(progress, source.total_rows))
-        used = [1]
-        n_batches = 0
-        for res in _results(plan, source.batches, workers, used):
-            n_batches += 1
-            res = _drop_duplicates(res, seen, dataset.record_id)
-            rows_in += res.n_input
-            rows_out += res.tokens.num_rows
-            rejected.update(count_rejects(res.rejects))
-            nulled.update(res.nulled)
-            writers["tokens"].write_batch(res.tokens)
-            writers["payload"].write_batch(res.payload)
-            writers["rejects"].write_batch(res.rejects)
-            writers["crosswalk"].write_batch(
-                pa.RecordBatch.from_arrays(
-                    [res.record_ids, res.tokens.column(0)], schema=CROSSWALK_SCHEMA
+    problems: list[str] = []
+    # The rejects file stays local and is kept even when the run is refused (it says why);
+    # the other outputs are renamed into place only when the run is accepted.
+    with contextlib.ExitStack() as local:
+        tmp_rejects = local.enter_context(atomic_path(paths["rejects"]))
+        rejects_writer = pq.ParquetWriter(tmp_rejects, REJECTS_SCHEMA, **_PARQUET_OPTS)
+        local.callback(rejects_writer.close)
+        try:
+            with contextlib.ExitStack() as stack:
+                tmp = {
+                    k: stack.enter_context(atomic_path(p))
+                    for k, p in paths.items()
+                    if k != "rejects"
+                }
+                writers = {
+                    "tokens": pq.ParquetWriter(
+                        tmp["tokens"], wire_schema(token_cols), **_PARQUET_OPTS
+                    ),
+                    "payload": pq.ParquetWriter(tmp["payload"], p_schema, **_PARQUET_OPTS),
+                    "crosswalk": pq.ParquetWriter(
+                        tmp["crosswalk"], CROSSWALK_SCHEMA, **_PARQUET_OPTS
+                    ),
+                }
+                for w in writers.values():
+                    stack.callback(w.close)
+                bar = stack.enter_context(_progress(progress, source.total_rows))
+                used = [1]
+                n_batches = 0
+                for res in _results(plan, source.batches, workers, used):
+                    n_batches += 1
+                    res = _drop_duplicates(res, seen, dataset.record_id)
+                    rows_in += res.n_input
+                    rows_out += res.tokens.num_rows
+                    rejected.update(count_rejects(res.rejects))
+                    nulled.update(res.nulled)
+                    non_empty.update(res.non_empty)
+                    writers["tokens"].write_batch(res.tokens)
+                    writers["payload"].write_batch(res.payload)
+                    rejects_writer.write_batch(res.rejects)
+                    writers["crosswalk"].write_batch(
+                        pa.RecordBatch.from_arrays(
+                            [res.record_ids, res.tokens.column(0)], schema=CROSSWALK_SCHEMA
+                        )
+                    )
+                    if bar is not None:
+                        bar.advance(res.n_input)
+                n_rejected = sum(rejected.values())
+                # Rows are never lost: every input row is either tokenised or rejected.
+                if rows_in != rows_out + n_rejected:
+                    raise AssertionError(
+                        f"row accounting failed: {rows_in} in, {rows_out} tokenised, "
+                        f"{n_rejected} rejected"
+                    )
+                # Decided on the whole extract, before anything shareable is put in place.
+                problems = refusals(
+                    dataset,
+                    rows_input=rows_in,
+                    rows_tokens=rows_out,
+                    rejected=rejected,
+                    nulled=nulled,
+                    non_empty=non_empty,
+                    max_share=max_invalid_share,
                 )
-            )
-            if bar is not None:
-                bar.advance(res.n_input)
-        n_rejected = sum(rejected.values())
-        # Rows are never lost: every input row is either tokenised or rejected.
-        if rows_in != rows_out + n_rejected:
-            raise AssertionError(
-                f"row accounting failed: {rows_in} in, {rows_out} tokenised, {n_rejected} rejected"
-            )
-        for w in writers.values():
-            w.close()
-        # A stale manifest must never describe the new files.
-        with contextlib.suppress(FileNotFoundError):
-            manifest_path.unlink()
-    # (the ExitStack has renamed every temporary file into place)
+                if problems:
+                    raise _Refused
+                for w in writers.values():
+                    w.close()
+                # A stale manifest must never describe the new files.
+                with contextlib.suppress(FileNotFoundError):
+                    manifest_path.unlink()
+            # (the inner stack has renamed the temporary files into place)
+        except _Refused:
+            pass  # the inner stack has removed its temporary files; the rejects are kept
+        rejects_writer.close()
+    if problems:
+        err = InputDataError(
+            f"{source.label}: refused, " + "; ".join(problems) + ". Nothing shareable was "
+            f"written (no tokens, payload or manifest); the local rejects file {paths['rejects']} "
+            "lists the rows concerned (row number, column, reason; never a value)."
+        )
+        err.rejects = paths["rejects"]  # type: ignore[attr-defined]  # for the CLI's run record
+        raise err
 
     key_check = link_key.check_value(agreement.id)
     shipped = {
@@ -396,6 +448,10 @@ def tokenise(
     )
 
 
+class _Refused(Exception):
+    """Internal: leave the shareable outputs' temporary files behind (see :func:`tokenise`)."""
+
+
 def _drop_duplicates(res: BatchResult, seen: set[str], record_id_column: str) -> BatchResult:
     """Move rows whose record id (row ref) was already seen to the rejects; keep the first."""
     col = res.tokens.column(0)
@@ -418,13 +474,13 @@ def _drop_duplicates(res: BatchResult, seen: set[str], record_id_column: str) ->
     mask = pa.array(dup)
     keep = pc.invert(mask)
     extra = duplicates_batch(res.row_numbers, record_id_column, mask)
-    rejects = pa.Table.from_batches([res.rejects, extra]).sort_by("row_number")
     return BatchResult(
         n_input=res.n_input,
         row_numbers=pc.filter(res.row_numbers, keep),
         record_ids=pc.filter(res.record_ids, keep),
         tokens=res.tokens.filter(keep),
         payload=res.payload.filter(keep),
-        rejects=rejects.combine_chunks().to_batches()[0] if rejects.num_rows else res.rejects,
+        rejects=merge(res.rejects, extra),
         nulled=res.nulled,
+        non_empty=res.non_empty,
     )

@@ -37,7 +37,10 @@ from wmw_link.tokenise.payload import PayloadParser, arrow_type
 from wmw_link.tokenise.rejects import (
     MISSING_RECORD_ID,
     NO_USABLE_IDENTIFIERS,
+    REJECTED,
     REJECTS_SCHEMA,
+    merge,
+    nulled_batch,
 )
 from wmw_link.tokenise.tokens import (
     WIRE_STRING,
@@ -72,6 +75,17 @@ class Plan:
     def token_columns(self) -> list[ts.TokenColumn]:
         return ts.columns_for_identifiers([f.type.value for f in self.dataset.identifiers])
 
+    def labels(self) -> list[str]:
+        """The labels of ``nulled_by_reason`` and the rejects file, in the agreement's order."""
+        out: list[str] = []
+        for f in self.dataset.identifiers:
+            if f.type == IdentifierType.FULL_NAME:
+                out += [f"{f.column}/forename", f"{f.column}/surname"]
+            else:
+                out.append(f.column)
+        out += [f"payload.{f.name}" for f in self.dataset.analyst_payload()]
+        return list(dict.fromkeys(out))
+
 
 @dataclass
 class BatchResult:
@@ -82,8 +96,9 @@ class BatchResult:
     record_ids: pa.Array  # string, of kept rows
     tokens: pa.RecordBatch  # row_ref + token columns, kept rows
     payload: pa.RecordBatch  # row_ref + payload, kept rows
-    rejects: pa.RecordBatch  # row_number, column, reason
+    rejects: pa.RecordBatch  # row_number, column, reason, action (rejected rows, nulled values)
     nulled: Counter[str]
+    non_empty: Counter[str] = field(default_factory=Counter)  # non-empty values by label
 
 
 class BatchWorker:
@@ -108,25 +123,25 @@ class BatchWorker:
         self._nhs = hasher.cached_tokenizer(ts.DOMAIN_NHS, "nhs")
         self._sex = hasher.cached_tokenizer(ts.DOMAIN_SEX, "sex")
         self._parsers: dict[str, Dates] = {}
-        self._payload = PayloadParser(plan.dataset.analyst_payload())
+        self._payload = PayloadParser(plan.dataset.analyst_payload(), plan.today)
         self._token_columns = plan.token_columns()
 
     # -- identifiers -----------------------------------------------------------------------
 
     def _identifier(
-        self, f: IdentifierField, raw: pa.Array, out: dict[str, pa.Array], nulled: Counter[str]
+        self, f: IdentifierField, raw: pa.Array, out: dict[str, pa.Array], part: Partial
     ) -> list[tuple[pa.Array, pa.Array]]:
         """Tokens of one identifier column into ``out``; returns (valid mask, reasons) per source."""
         t = f.type
         if t in (IdentifierType.FORENAME, IdentifierType.SURNAME):
             n = on_distinct(normalise_names, raw)
-            nulled.update(count_reasons(n.reasons, f.column))
+            part.note(f.column, n.reasons)
             self._name_tokens(t.value, n, out)
             return [(pc.is_valid(n.values), n.reasons)]
         if t == IdentifierType.FULL_NAME:
             fore, sur = split_full_names(raw)
-            nulled.update(count_reasons(fore.reasons, f"{f.column}/forename"))
-            nulled.update(count_reasons(sur.reasons, f"{f.column}/surname"))
+            part.note(f"{f.column}/forename", fore.reasons)
+            part.note(f"{f.column}/surname", sur.reasons)
             self._name_tokens("forename", fore, out)
             self._name_tokens("surname", sur, out)
             # The full name is usable when its surname part is; the reason is the surname's.
@@ -136,7 +151,7 @@ class BatchWorker:
             if parser is None:
                 parser = self._parsers[f.column] = Dates(f.format or "", self.plan.today)
             n = parser(raw)
-            nulled.update(count_reasons(n.reasons, f.column))
+            part.note(f.column, n.reasons)
             cols = self._dates.columns
             for col, arr in zip(cols, spread(n.values, self._dates.row, cols), strict=True):
                 out[col.name] = arr
@@ -147,7 +162,7 @@ class BatchWorker:
             idx = enc.indices
             unit = pc.take(simple_tokens(p.unit.values, self._pc["unit"]), idx)
             reasons = _reasons_to_rows(p.unit.reasons, idx)
-            nulled.update(count_reasons(reasons, f.column))
+            part.note(f.column, reasons)
             out["pc_unit"] = unit
             out["pc_sector"] = pc.take(simple_tokens(p.sector, self._pc["sector"]), idx)
             out["pc_district"] = pc.take(simple_tokens(p.district, self._pc["district"]), idx)
@@ -159,7 +174,7 @@ class BatchWorker:
         }
         name, fn, tok = simple[t]
         n = on_distinct(fn, raw)
-        nulled.update(count_reasons(n.reasons, f.column))
+        part.note(f.column, n.reasons)
         out[name] = simple_tokens(n.values, tok)
         return [(pc.is_valid(n.values), n.reasons)]
 
@@ -187,14 +202,13 @@ class BatchWorker:
         if group in (ALL, REST):
             part.record_id = blank_to_null(batch.column(ds.record_id))
             part.row_ref = simple_tokens(part.record_id, self._row_ref)
-            part.payload, payload_nulls = self._payload.parse(batch)
-            part.nulled.update(payload_nulls)
+            part.payload, payload_reasons = self._payload.parse(batch)
+            for label, reasons in payload_reasons:
+                part.note(label, reasons, count_missing=False)
         for i, f in enumerate(ds.identifiers):
             if group != ALL and (f.type in NAME_TYPES) != (group == NAMES):
                 continue
-            for valid, reasons in self._identifier(
-                f, batch.column(f.column), part.tokens, part.nulled
-            ):
+            for valid, reasons in self._identifier(f, batch.column(f.column), part.tokens, part):
                 if f.type != IdentifierType.SEX:
                     # Sex alone cannot link a record: it does not make a row usable.
                     part.usable = valid if part.usable is None else pc.or_(part.usable, valid)
@@ -217,9 +231,29 @@ class Partial:
     usable: pa.Array | None = None
     required: list[tuple[int, str, pa.Array]] = field(default_factory=list)
     nulled: Counter[str] = field(default_factory=Counter)
+    non_empty: Counter[str] = field(default_factory=Counter)
+    # Invalid (not missing) values: (label, row indices in the batch, reasons), for the rejects.
+    invalid: list[tuple[str, pa.Array, pa.Array]] = field(default_factory=list)
     record_id: pa.Array | None = None
     row_ref: pa.Array | None = None
     payload: list[pa.Array] | None = None
+
+    def note(self, label: str, reasons: pa.Array, count_missing: bool = True) -> None:
+        """Count a column's null reasons (``label:reason``), its non-empty values, and keep the
+        rows of its invalid values (only these: a batch is mostly valid or missing).
+
+        ``count_missing=False`` leaves empty cells out of ``nulled`` (payload fields: the
+        manifest counts only their values that do not parse).
+        """
+        counts = count_reasons(reasons, label)
+        n_missing = counts.pop(f"{label}:{MISSING}", 0)
+        self.non_empty[label] += len(reasons) - n_missing
+        if count_missing and n_missing:
+            counts[f"{label}:{MISSING}"] = n_missing
+        self.nulled.update(counts)
+        if sum(counts.values()) > (n_missing if count_missing else 0):
+            bad = pc.fill_null(pc.not_equal(reasons, pa.scalar(MISSING)), False)
+            self.invalid.append((label, pc.indices_nonzero(bad), pc.filter(reasons, bad)))
 
 
 def finish(plan: Plan, parts: list[Partial], row_offset: int) -> BatchResult:
@@ -231,11 +265,15 @@ def finish(plan: Plan, parts: list[Partial], row_offset: int) -> BatchResult:
     assert record_id is not None and row_ref is not None and rest.payload is not None
     out: dict[str, pa.Array] = {}
     nulled: Counter[str] = Counter()
+    non_empty: Counter[str] = Counter()
+    invalid: list[tuple[str, pa.Array, pa.Array]] = []
     usable = pa.array(np.zeros(n_rows, bool))
     required: list[tuple[int, str, pa.Array]] = []
     for p in parts:
         out.update(p.tokens)
         nulled.update(p.nulled)
+        non_empty.update(p.non_empty)
+        invalid += p.invalid
         if p.usable is not None:
             usable = pc.or_(usable, p.usable)
         required += p.required
@@ -259,11 +297,16 @@ def finish(plan: Plan, parts: list[Partial], row_offset: int) -> BatchResult:
     keep = pc.invert(decided)
 
     row_numbers = pa.array(np.arange(row_offset + 1, row_offset + n_rows + 1, dtype=np.int64))
+    n_rejected = pc.sum(pc.cast(decided, pa.int64())).as_py() or 0
     rejects = pa.RecordBatch.from_arrays(
         [pc.filter(row_numbers, decided), pc.filter(reject_col, decided),
-         pc.filter(reject_why, decided)],
+         pc.filter(reject_why, decided), pa.array([REJECTED] * n_rejected, pa.string())],
         schema=REJECTS_SCHEMA,
     )  # fmt: skip
+    if invalid:
+        # Within a row: the nulled values (in column order), then the rejection.
+        order = {label: i for i, label in enumerate(plan.labels())}
+        rejects = merge(nulled_batch(row_offset, invalid, order), rejects)
     cols = plan.token_columns()
     tokens = pa.RecordBatch.from_arrays(
         [pc.filter(row_ref, keep)] + [pc.filter(out[c.name], keep) for c in cols],
@@ -282,6 +325,7 @@ def finish(plan: Plan, parts: list[Partial], row_offset: int) -> BatchResult:
         payload=payload,
         rejects=rejects,
         nulled=nulled,
+        non_empty=non_empty,
     )
 
 
