@@ -14,6 +14,16 @@ hashed: token files, and any file with a token column, are refused.
 * ``persons.parquet``: one row per person with the characteristics the payloads carry;
 * ``journeys-manifest.json``: agreement, inputs by hash, counts, the data's ``as_of`` date.
 
+The three files are written into a temporary sibling folder and swapped into place together
+(:mod:`wmw_link.outdir`), so they appear together or not at all.
+
+Maps must come from the linkage run that linked these payloads' tokens. A maps directory must
+hold the TTP's ``link-manifest.json``: every ``<dataset>.map.parquet`` must be listed there
+with its SHA-256 (a map left from an earlier run is refused), and the tokens SHA-256 the link
+run took as input for a dataset must equal the ``files.tokens.sha256`` the dataset's payload
+manifest records (else the maps come from another run). Every payload row must have a person
+id in its map.
+
 Person characteristics when sources disagree (the rules, in order; see docs/outcomes.md):
 
 * ``local_authority``: the LA of the person's most recent ``postcode_district`` (by event
@@ -59,12 +69,23 @@ from wmw_link import __version__
 from wmw_link.agreement import Agreement, Dataset, Role
 from wmw_link.errors import InputDataError, PolicyError, VerificationError
 from wmw_link.files import sha256_file, write_json_atomic, write_parquet_atomic
+from wmw_link.outdir import check_out_dir, staged_dir
 from wmw_link.token_schema import BY_NAME as TOKEN_COLUMNS
 
 PAYLOAD_SUFFIX = ".payload.parquet"
 MAP_SUFFIX = ".map.parquet"
 MANIFEST_SUFFIX = ".manifest.json"
 TOKENS_SUFFIX = ".tokens.parquet"
+#: The TTP's manifest of a linkage run; it must sit beside the maps.
+LINK_MANIFEST = "link-manifest.json"
+LINK_MANIFEST_KIND = "wmw-link/link-manifest"
+JOURNEYS_MANIFEST = "journeys-manifest.json"
+#: Everything build_journeys writes (the output folder is replaced as a whole).
+JOURNEYS_FILES = ("events.parquet", "persons.parquet", JOURNEYS_MANIFEST)
+_EXPECTS = {
+    "payload": f"<dataset>{PAYLOAD_SUFFIX} files and their <dataset>{MANIFEST_SUFFIX}",
+    "map": f"<dataset>{MAP_SUFFIX} files and the TTP's {LINK_MANIFEST}",
+}
 #: Controller-local files (record id crosswalks, rejects) that must never reach analysts.
 LOCAL_SUFFIXES = (".crosswalk.parquet", ".rejects.parquet")
 
@@ -205,19 +226,13 @@ def _check_payload_columns(ds: Dataset, where: str, columns: list[str]) -> None:
         )
 
 
-def _check_manifest(agreement: Agreement, ds_id: str, payload_path: Path) -> dict[str, Any]:
-    path = payload_path.with_name(ds_id + MANIFEST_SUFFIX)
-    if not path.exists():
-        raise VerificationError(f"{payload_path}: no manifest {path.name} beside it")
-    try:
-        man = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise VerificationError(f"{path}: unreadable manifest ({type(e).__name__})") from None
+def _check_agreement(agreement: Agreement, path: Path, man: dict[str, Any]) -> None:
+    """Refuse a manifest made under another agreement, an unaccepted version or text."""
     ag = man.get("agreement") or {}
-    if ag.get("id") != agreement.id:
+    if not isinstance(ag, dict) or ag.get("id") != agreement.id:
+        got = ag.get("id") if isinstance(ag, dict) else None
         raise PolicyError(
-            f"rule 'agreement': {path.name} was made under agreement {ag.get('id')!r}, "
-            f"not {agreement.id!r}"
+            f"rule 'agreement': {path.name} was made under agreement {got!r}, not {agreement.id!r}"
         )
     if not isinstance(ag.get("version"), int) or not agreement.accepts_version(ag["version"]):
         raise PolicyError(
@@ -230,6 +245,24 @@ def _check_manifest(agreement: Agreement, ds_id: str, payload_path: Path) -> dic
             f"rule 'agreement hash': {path.name} was made under another text of "
             f"{agreement.id} v{agreement.version} (the agreement hash differs)"
         )
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        man = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VerificationError(f"{path}: unreadable {what} ({type(e).__name__})") from None
+    if not isinstance(man, dict):
+        raise VerificationError(f"{path}: unreadable {what} (not a JSON object)")
+    return man
+
+
+def _check_manifest(agreement: Agreement, ds_id: str, payload_path: Path) -> dict[str, Any]:
+    path = payload_path.with_name(ds_id + MANIFEST_SUFFIX)
+    if not path.exists():
+        raise VerificationError(f"{payload_path}: no manifest {path.name} beside it")
+    man = _read_json(path, "manifest")
+    _check_agreement(agreement, path, man)
     if man.get("dataset") not in (None, ds_id):
         raise VerificationError(f"{path.name}: manifest is for dataset {man.get('dataset')!r}")
     want = ((man.get("files") or {}).get("payload") or {}).get("sha256")
@@ -240,6 +273,80 @@ def _check_manifest(agreement: Agreement, ds_id: str, payload_path: Path) -> dic
     return man
 
 
+def require_dir(directory: Path, what: str, expects: str) -> None:
+    """Refuse a missing input directory, or a file given where a directory is expected.
+
+    Raises:
+        InputDataError: naming the path, whether it is missing or a file, and what is expected.
+    """
+    if directory.is_file():
+        raise InputDataError(
+            f"{directory}: is a file, not a directory; expected the {what} directory holding "
+            f"{expects} (give the folder, not one file in it)"
+        )
+    if not directory.is_dir():
+        raise InputDataError(f"{directory}: {what} directory not found (expected {expects})")
+
+
+def _load_link_manifest(agreement: Agreement, directory: Path) -> tuple[dict[str, Any], Path]:
+    """The TTP's link manifest beside the maps, checked against the agreement."""
+    path = directory / LINK_MANIFEST
+    if not path.is_file():
+        raise VerificationError(
+            f"{path}: not found; the TTP's {LINK_MANIFEST} must be beside the maps (it lists "
+            "each map's SHA-256 and the tokens the linkage run read, so that stale maps and maps "
+            "from another linkage run are refused)"
+        )
+    man = _read_json(path, "link manifest")
+    if man.get("kind") != LINK_MANIFEST_KIND:
+        raise VerificationError(f"{path}: not a link manifest (kind {man.get('kind')!r})")
+    _check_agreement(agreement, path, man)
+    for key in ("inputs", "outputs"):
+        if not isinstance(man.get(key), dict):
+            raise VerificationError(f"{path}: the link manifest lists no {key}")
+    return man, path
+
+
+def _check_map_file(link_man: dict[str, Any], link_path: Path, ds_id: str, path: Path) -> None:
+    """A map file must be one the link manifest lists, with the SHA-256 it lists."""
+    entry = link_man["outputs"].get(ds_id)
+    if not isinstance(entry, dict) or entry.get("name", path.name) != path.name:
+        raise VerificationError(
+            f"{path}: not listed in {link_path.name}; a map left from an earlier linkage run? "
+            f"Every map must come from the run {link_path.name} describes: remove this file"
+        )
+    if entry.get("sha256") != sha256_file(path):
+        raise VerificationError(
+            f"{path.name}: SHA-256 differs from {link_path}; the map comes from another linkage "
+            f"run than {link_path.name} describes (a stale map?), or was altered"
+        )
+
+
+def _check_same_run(
+    ds_id: str, pay_man: dict[str, Any], pay_path: Path, link_man: dict[str, Any], link_path: Path
+) -> None:
+    """The link run's input tokens for ``ds_id`` must be the tokens the payload came with."""
+    man_name = ds_id + MANIFEST_SUFFIX
+    want = ((pay_man.get("files") or {}).get("tokens") or {}).get("sha256")
+    if not want:
+        raise VerificationError(
+            f"{pay_path.with_name(man_name)}: records no files.tokens.sha256, so the payload of "
+            f"{ds_id} cannot be matched to the linkage run that made its map"
+        )
+    got = (((link_man["inputs"].get(ds_id) or {}).get("tokens")) or {}).get("sha256")
+    if got != want:
+        why = (
+            f"{link_path.name} lists no {ds_id} input"
+            if got is None
+            else f"the tokens it linked differ from those {man_name} records (SHA-256)"
+        )
+        raise VerificationError(
+            f"dataset {ds_id}: the maps come from another linkage run than the payload: {why} "
+            f"({link_path}); use the maps and {LINK_MANIFEST} of the run that linked these "
+            "payloads' tokens"
+        )
+
+
 def _read_parquet(path: Path) -> pa.Table:
     try:
         return pq.read_table(path)
@@ -247,11 +354,21 @@ def _read_parquet(path: Path) -> pa.Table:
         raise InputDataError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
 
 
+@dataclass
+class _Inputs:
+    """Tables read from a directory (or given as a mapping), with what vouches for them."""
+
+    tables: dict[str, pa.Table]
+    paths: dict[str, Path] = field(default_factory=dict)
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # payload manifests
+    link_manifest: dict[str, Any] | None = None  # maps directory only
+    link_path: Path | None = None
+
+
 def _load_dir(
     agreement: Agreement, directory: Path, suffix: str, what: str, manifests: bool
-) -> tuple[dict[str, pa.Table], dict[str, Path]]:
-    if not directory.is_dir():
-        raise InputDataError(f"{directory}: {what} directory not found")
+) -> _Inputs:
+    require_dir(directory, what, _EXPECTS[what])
     tokens = sorted(directory.glob("*" + TOKENS_SUFFIX))
     if tokens:
         raise PolicyError(
@@ -264,18 +381,26 @@ def _load_dir(
             f"rule 'separation': {directory} holds {local[0].name}, which stays with its "
             "controller (record ids, rejected rows); remove it from the analysis environment"
         )
-    tables: dict[str, pa.Table] = {}
-    paths: dict[str, Path] = {}
+    got = _Inputs({})
+    if suffix == MAP_SUFFIX:
+        got.link_manifest, got.link_path = _load_link_manifest(agreement, directory)
     for path in sorted(directory.glob("*" + suffix)):
         ds_id = path.name[: -len(suffix)]
         agreement.dataset(ds_id)  # PolicyError if the agreement does not name it
-        schema = pq.read_schema(path)
+        try:
+            schema = pq.read_schema(path)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise InputDataError(
+                f"{path}: not a readable Parquet file ({type(e).__name__})"
+            ) from None
         _refuse_tokens(ds_id, str(path), schema.names)  # before reading any data
-        if manifests:
-            _check_manifest(agreement, ds_id, path)
-        tables[ds_id] = _read_parquet(path)
-        paths[ds_id] = path
-    return tables, paths
+        if got.link_manifest is not None and got.link_path is not None:
+            _check_map_file(got.link_manifest, got.link_path, ds_id, path)
+        elif manifests:
+            got.manifests[ds_id] = _check_manifest(agreement, ds_id, path)
+        got.tables[ds_id] = _read_parquet(path)
+        got.paths[ds_id] = path
+    return got
 
 
 def _as_tables(
@@ -284,11 +409,11 @@ def _as_tables(
     suffix: str,
     what: str,
     manifests: bool,
-) -> tuple[dict[str, pa.Table], dict[str, Path]]:
+) -> _Inputs:
     if isinstance(source, Mapping):
         for ds_id in source:
             agreement.dataset(ds_id)
-        return {k: _to_arrow(v) for k, v in source.items()}, {}
+        return _Inputs({k: _to_arrow(v) for k, v in source.items()})
     return _load_dir(agreement, Path(source), suffix, what, manifests)
 
 
@@ -451,10 +576,13 @@ def build_journeys(
         payloads: a directory of ``<dataset>.payload.parquet`` (+ ``.manifest.json``) files, or
             a mapping dataset id -> table (Arrow, DuckDB relation or pandas; row_ref +
             payload fields).
-        maps: a directory of ``<dataset>.map.parquet`` files, or a mapping dataset id -> Arrow
-            table (row_ref, person_id).
+        maps: a directory of ``<dataset>.map.parquet`` files and the TTP's
+            ``link-manifest.json`` (required: it must list every map with its SHA-256, and its
+            input tokens must be those the payload manifests record), or a mapping dataset id ->
+            Arrow table (row_ref, person_id), which the caller vouches for.
         out_dir: where to write events.parquet, persons.parquet and journeys-manifest.json
-            (nothing is written when None).
+            (nothing is written when None). The folder is replaced as a whole, and only once
+            all three files are written; it may hold only a previous journeys output.
         party: the analyst party; the agreement's only analyst when None.
         districts: postcode district -> LA table (CSV path or mapping); packaged table if None.
         as_of: the date the data describe (for age bands and follow-up windows); the latest
@@ -467,31 +595,97 @@ def build_journeys(
     Raises:
         PolicyError: the agreement is not in force, the party is not an analyst, a file holds
             tokens or fields the agreement withholds, or was made under another agreement.
-        InputDataError: a directory or column is missing.
-        VerificationError: a manifest is missing or does not match its payload file.
+        InputDataError: a directory or column is missing, a path is a file where a directory
+            is expected, or a payload row has no person id in its map.
+        VerificationError: a manifest or the link manifest is missing or does not match its
+            files, a map is not listed in the link manifest, or the maps come from another
+            linkage run than the payloads.
+        ConfigError: ``out_dir`` holds other files, or cannot be written (nothing is changed).
     """
     agreement.require_in_force()
     party = party or agreement.default_party(Role.ANALYST)
     agreement.require_role(party, Role.ANALYST, "build journeys")
-    pay, pay_paths = _as_tables(agreement, payloads, PAYLOAD_SUFFIX, "payload", require_manifests)
-    mp, map_paths = _as_tables(agreement, maps, MAP_SUFFIX, "map", False)
-    if not pay:
+    if out_dir is not None:
+        check_out_dir(out_dir, JOURNEYS_FILES, "journeys")  # before the work, not after
+    pay_in = _as_tables(agreement, payloads, PAYLOAD_SUFFIX, "payload", require_manifests)
+    map_in = _as_tables(agreement, maps, MAP_SUFFIX, "map", False)
+    if not pay_in.tables:
         raise InputDataError(f"{payloads}: no *{PAYLOAD_SUFFIX} files")
     district_map = dict(districts) if isinstance(districts, Mapping) else load_districts(districts)
 
     con = duckdb.connect()
+    try:
+        events, persons, as_of, counts, warnings = _build(
+            con, agreement, pay_in, map_in, district_map, as_of
+        )
+    finally:
+        con.close()
+    result = JourneysResult(events, persons, as_of, counts, warnings)
+    if out_dir is not None:
+        out = Path(out_dir)
+        inputs = [*pay_in.paths.values()]
+        inputs += [p.with_name(ds + MANIFEST_SUFFIX) for ds, p in pay_in.paths.items()
+                   if ds in pay_in.manifests]  # fmt: skip
+        inputs += [*map_in.paths.values(), *([map_in.link_path] if map_in.link_path else [])]
+        with staged_dir(out, JOURNEYS_FILES, "journeys") as stage:
+            write_parquet_atomic(stage / "events.parquet", events)
+            write_parquet_atomic(stage / "persons.parquet", persons)
+            write_json_atomic(
+                stage / JOURNEYS_MANIFEST,
+                {
+                    "kind": "wmw-link/journeys-manifest",
+                    "agreement": {
+                        "id": agreement.id,
+                        "version": agreement.version,
+                        "hash": agreement.hash,
+                    },
+                    "party": party,
+                    "tool_version": __version__,
+                    "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "as_of": as_of.isoformat(),
+                    "inputs": {str(p): sha256_file(p) for p in inputs},
+                    "counts": counts,
+                    "warnings": warnings,
+                    "files": {
+                        name: {"sha256": sha256_file(stage / name)}
+                        for name in ("events.parquet", "persons.parquet")
+                    },
+                },
+            )
+        result.out_dir = out
+    return result
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection,
+    agreement: Agreement,
+    pay_in: _Inputs,
+    map_in: _Inputs,
+    district_map: dict[str, str],
+    as_of: dt.date | None,
+) -> tuple[pa.Table, pa.Table, dt.date, dict[str, Any], list[str]]:
+    """Check each payload against its map and build (events, persons, as_of, counts, warnings)."""
     event_parts: list[str] = []
     attr_parts: list[str] = []
     counts: dict[str, Any] = {"datasets": {}}
     warnings: list[str] = []
-    for i, (ds_id, table) in enumerate(sorted(pay.items())):
+    for i, (ds_id, table) in enumerate(sorted(pay_in.tables.items())):
         ds = agreement.dataset(ds_id)
-        where = str(pay_paths.get(ds_id, f"payload table {ds_id}"))
+        where = str(pay_in.paths.get(ds_id, f"payload table {ds_id}"))
         _check_payload_columns(ds, where, table.column_names)
-        if ds_id not in mp:
+        if ds_id not in map_in.tables:
             raise InputDataError(f"no map for dataset {ds_id} (expected {ds_id}{MAP_SUFFIX})")
-        m = mp[ds_id]
-        m_where = str(map_paths.get(ds_id, f"map table {ds_id}"))
+        if map_in.link_manifest is not None and ds_id in pay_in.manifests:
+            assert map_in.link_path is not None
+            _check_same_run(
+                ds_id,
+                pay_in.manifests[ds_id],
+                pay_in.paths[ds_id],
+                map_in.link_manifest,
+                map_in.link_path,
+            )
+        m = map_in.tables[ds_id]
+        m_where = str(map_in.paths.get(ds_id, f"map table {ds_id}"))
         _refuse_tokens(ds_id, m_where, m.column_names)
         missing = [c for c in ("row_ref", "person_id") if c not in m.column_names]
         if missing:
@@ -506,19 +700,39 @@ def build_journeys(
             con,
             f"CREATE TEMP TABLE {pname} AS SELECT *, row_number() OVER () AS _rn FROM {pname}_raw",
         )
-        con.register(mname, m)
+        # A null person id is no person id: such rows fail the coverage check below.
+        con.register(mname + "_raw", m)
+        _run(
+            con,
+            f"CREATE TEMP TABLE {mname} AS SELECT * FROM {mname}_raw WHERE person_id IS NOT NULL",
+        )
         dup = _one(con, f"SELECT count(*) - count(DISTINCT row_ref) FROM {mname}")
         if dup:
             raise InputDataError(f"{m_where}: {dup} row_ref(s) appear more than once")
+        unmapped = _one(
+            con,
+            f"SELECT count(*) FROM {pname} p ANTI JOIN {mname} m ON p.row_ref = m.row_ref",
+        )
+        if unmapped:
+            # Every payload row was linked (the TTP's maps cover every input row), so a gap
+            # means the map is not from the run that linked this payload's tokens.
+            raise InputDataError(
+                f"{where}: {unmapped} of {table.num_rows} payload row(s) of {ds_id} have no "
+                f"person id in {m_where}; every payload row must have one (a map from another "
+                "linkage run, or a payload extracted again after linking?)"
+            )
+        extra = _one(
+            con,
+            f"SELECT count(*) FROM {mname} m ANTI JOIN {pname} p ON p.row_ref = m.row_ref",
+        )
+        if extra:
+            warnings.append(
+                f"{ds_id}: {extra} map row(s) have no payload row (records the TTP linked that "
+                "this payload does not hold)"
+            )
         event_parts.append(_event_sql(ds, pname, mname, table.column_names))
         attr_parts.extend(_attr_sql(ds, pname, mname, table.column_names))
-        linked = _one(con, f"SELECT count(*) FROM {pname} p JOIN {mname} m USING (row_ref)")
-        counts["datasets"][ds_id] = {"rows": table.num_rows, "with_person_id": linked}
-        if linked < table.num_rows:
-            warnings.append(
-                f"{ds_id}: {table.num_rows - linked} payload row(s) have no person id in the map "
-                "and are left out"
-            )
+        counts["datasets"][ds_id] = {"rows": table.num_rows, "with_person_id": table.num_rows}
 
     _run(con, "CREATE TEMP TABLE events AS " + " UNION ALL BY NAME ".join(event_parts))
     if attr_parts:
@@ -547,41 +761,9 @@ def build_journeys(
     ).to_arrow_table()
     # row_ref only served the tie-break; the analysts' tables carry person ids, not row refs.
     events = events.drop_columns(["row_ref"])
-    con.close()
-
     counts["events"] = events.num_rows
     counts["persons"] = persons.num_rows
-    result = JourneysResult(events, persons, as_of, counts, warnings)
-    if out_dir is not None:
-        out = Path(out_dir)
-        write_parquet_atomic(out / "events.parquet", events)
-        write_parquet_atomic(out / "persons.parquet", persons)
-        write_json_atomic(
-            out / "journeys-manifest.json",
-            {
-                "kind": "wmw-link/journeys-manifest",
-                "agreement": {
-                    "id": agreement.id,
-                    "version": agreement.version,
-                    "hash": agreement.hash,
-                },
-                "party": party,
-                "tool_version": __version__,
-                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "as_of": as_of.isoformat(),
-                "inputs": {
-                    str(p): sha256_file(p) for p in [*pay_paths.values(), *map_paths.values()]
-                },
-                "counts": counts,
-                "warnings": warnings,
-                "files": {
-                    name: {"sha256": sha256_file(out / name)}
-                    for name in ("events.parquet", "persons.parquet")
-                },
-            },
-        )
-        result.out_dir = out
-    return result
+    return events, persons, as_of, counts, warnings
 
 
 def input_paths(payloads: str | Path, maps: str | Path) -> list[Path]:
@@ -591,4 +773,6 @@ def input_paths(payloads: str | Path, maps: str | Path) -> list[Path]:
         out += sorted(d.glob("*" + suffix))
         if suffix == PAYLOAD_SUFFIX:
             out += sorted(d.glob("*" + MANIFEST_SUFFIX))
+        elif (d / LINK_MANIFEST).is_file():
+            out.append(d / LINK_MANIFEST)
     return out

@@ -122,3 +122,57 @@ class Builder:
                 }
             )
         return payloads, maps
+
+
+def write_inputs(
+    root: Path,
+    pay: dict[str, pa.Table],
+    maps: dict[str, pa.Table],
+    *,
+    run: str = "run-1",
+    version: int = 1,
+    agreement_id: str = "wmw-outcomes",
+) -> tuple[Path, Path]:
+    """Write what the analysts receive, as tokenise and link write it: ``root/payloads`` (payload
+    + tokens-manifest per dataset) and ``root/maps`` (maps + link-manifest.json).
+
+    The token files stay with the TTP; only their hashes (made up per ``run``) tie each payload
+    manifest to the link run's inputs, as in the real contract.
+    """
+    import hashlib
+    import json
+
+    import pyarrow.parquet as pq
+
+    from wmw_link.files import sha256_file
+
+    pdir, mdir = root / "payloads", root / "maps"
+    pdir.mkdir(parents=True)
+    mdir.mkdir(parents=True)
+    ag = {"id": agreement_id, "version": version}
+    link = {"kind": "wmw-link/link-manifest", "agreement": ag, "inputs": {}, "outputs": {}}
+    for ds, t in pay.items():
+        tokens = {
+            "name": f"{ds}.tokens.parquet",
+            "sha256": hashlib.sha256(f"{run}/{ds}".encode()).hexdigest(),
+            "rows": t.num_rows,
+        }
+        path = pdir / f"{ds}.payload.parquet"
+        pq.write_table(t, path)
+        man = {
+            "kind": "wmw-link/tokens-manifest",
+            "agreement": ag,
+            "dataset": ds,
+            "files": {
+                "payload": {"name": path.name, "sha256": sha256_file(path), "rows": t.num_rows},
+                "tokens": tokens,
+            },
+        }
+        (pdir / f"{ds}.manifest.json").write_text(json.dumps(man))
+        link["inputs"][ds] = {"tokens": tokens}
+    for ds, t in maps.items():
+        path = mdir / f"{ds}.map.parquet"
+        pq.write_table(t, path)
+        link["outputs"][ds] = {"name": path.name, "sha256": sha256_file(path), "rows": t.num_rows}
+    (mdir / "link-manifest.json").write_text(json.dumps(link))
+    return pdir, mdir

@@ -7,10 +7,11 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from journey_fixtures import Builder, D, agreement
+from click.testing import CliRunner
+from journey_fixtures import AGREEMENT_PATH, Builder, D, agreement, write_inputs
 
-from wmw_link.errors import InputDataError, PolicyError, VerificationError
-from wmw_link.files import sha256_file
+from wmw_link.cli import main
+from wmw_link.errors import ConfigError, InputDataError, PolicyError, VerificationError
 from wmw_link.journeys import age_band, build_journeys
 
 
@@ -128,13 +129,20 @@ def test_health_condition_most_recent_nhs_referral():
     assert p["p2"]["health_condition"] == "none_recorded"
 
 
-def test_unmapped_rows_are_left_out_and_counted():
+def test_payload_rows_without_a_person_id_are_refused():
     pay, maps = Builder().job("p1", D(2024, 1, 1)).job("p2", D(2024, 2, 1)).tables()
-    maps["hmrc_rti"] = maps["hmrc_rti"].slice(0, 1)
-    res = build_journeys(agreement(), pay, maps)
-    assert res.events.num_rows == 1
-    assert res.counts["datasets"]["hmrc_rti"] == {"rows": 2, "with_person_id": 1}
-    assert any("no person id" in w for w in res.warnings)
+    short = maps["hmrc_rti"].slice(0, 1)
+    with pytest.raises(InputDataError, match=r"1 of 2 payload row\(s\) of hmrc_rti have no person"):
+        build_journeys(agreement(), pay, {"hmrc_rti": short})
+    # A null person id is no person id.
+    null = maps["hmrc_rti"].set_column(1, "person_id", pa.array(["p1", None], pa.string()))
+    with pytest.raises(InputDataError, match="every payload row must have one"):
+        build_journeys(agreement(), pay, {"hmrc_rti": null})
+    # Map rows the payload lacks are only counted, as a warning.
+    one = {"hmrc_rti": pay["hmrc_rti"].slice(0, 1)}
+    res = build_journeys(agreement(), one, maps)
+    assert res.counts["datasets"]["hmrc_rti"] == {"rows": 1, "with_person_id": 1}
+    assert any("1 map row(s) have no payload row" in w for w in res.warnings)
 
 
 def test_refuses_token_columns_in_payload_or_map():
@@ -165,27 +173,8 @@ def test_refuses_non_analyst_party_and_unknown_dataset():
         build_journeys(agreement(), {"payroll": pay["hmrc_rti"]}, maps)
 
 
-def _write_dirs(tmp_path, pay, maps, version=1, agreement_id="wmw-outcomes"):
-    pdir, mdir = tmp_path / "payloads", tmp_path / "maps"
-    pdir.mkdir()
-    mdir.mkdir()
-    for ds, t in pay.items():
-        pq.write_table(t, pdir / f"{ds}.payload.parquet")
-        man = {
-            "kind": "wmw-link/tokens-manifest",
-            "agreement": {"id": agreement_id, "version": version},
-            "dataset": ds,
-            "files": {
-                "payload": {
-                    "name": f"{ds}.payload.parquet",
-                    "sha256": sha256_file(pdir / f"{ds}.payload.parquet"),
-                }
-            },
-        }
-        (pdir / f"{ds}.manifest.json").write_text(json.dumps(man))
-    for ds, t in maps.items():
-        pq.write_table(t, mdir / f"{ds}.map.parquet")
-    return pdir, mdir
+def _write_dirs(tmp_path, pay, maps, version=1, agreement_id="wmw-outcomes", run="run-1"):
+    return write_inputs(tmp_path, pay, maps, version=version, agreement_id=agreement_id, run=run)
 
 
 def test_directories_round_trip_and_manifest(tmp_path):
@@ -281,3 +270,126 @@ def test_gender_falls_back_to_administrative_sex() -> None:
     assert p["p1"]["gender"] == "Male"  # stated at the hub, over HMRC's F
     assert p["p2"]["gender"] == "Male"  # prefer not to say at the hub; HMRC records M
     assert p["p3"]["gender"] == "Female"  # HMRC only
+
+
+# -- maps from the right linkage run (link-manifest.json) ------------------------------------
+
+
+def _two_datasets():
+    return Builder().hub("p1").job("p1", D(2024, 2, 1)).job("p2", D(2024, 3, 1)).tables()
+
+
+def test_maps_need_the_link_manifest_beside_them(tmp_path):
+    pdir, mdir = _write_dirs(tmp_path, *_two_datasets())
+    (mdir / "link-manifest.json").unlink()
+    with pytest.raises(VerificationError, match=r"maps/link-manifest\.json: not found"):
+        build_journeys(agreement(), pdir, mdir)
+
+
+def test_stale_map_from_an_earlier_run_is_refused(tmp_path):
+    pay, maps = _two_datasets()
+    pdir, mdir = _write_dirs(tmp_path, pay, maps)
+    assert build_journeys(agreement(), pdir, mdir).counts["persons"] == 2
+    # (a) a map the current run did not write, left in the folder from an earlier run
+    extra = Builder().claim("q9", D(2023, 1, 1)).tables()[1]["dwp_claims"]
+    pq.write_table(extra, mdir / "dwp_claims.map.parquet")
+    with pytest.raises(VerificationError, match=r"dwp_claims\.map\.parquet: not listed in link"):
+        build_journeys(agreement(), pdir, mdir)
+    (mdir / "dwp_claims.map.parquet").unlink()
+    # (b) a listed dataset's map replaced by an older one (another person-id space)
+    old = maps["hmrc_rti"].set_column(1, "person_id", pa.array(["old1", "old2"], pa.string()))
+    pq.write_table(old, mdir / "hmrc_rti.map.parquet")
+    with pytest.raises(VerificationError, match=r"hmrc_rti\.map\.parquet: SHA-256 differs"):
+        build_journeys(agreement(), pdir, mdir)
+
+
+def test_maps_of_another_linkage_run_are_refused(tmp_path):
+    pay, maps = _two_datasets()
+    pdir, _ = _write_dirs(tmp_path / "a", pay, maps, run="run-a")
+    _, mdir_b = _write_dirs(tmp_path / "b", pay, maps, run="run-b")
+    with pytest.raises(
+        VerificationError, match=r"dataset hmrc_rti: the maps come from another linkage run"
+    ):
+        build_journeys(agreement(), pdir, mdir_b)
+    # The CLI says so with exit 1, instead of "0 events of 0 persons" and exit 0.
+    r = CliRunner().invoke(main, ["journeys", "--agreement", str(AGREEMENT_PATH), "--payloads",
+                                  str(pdir), "--maps", str(mdir_b), "--out", str(tmp_path / "j")])  # fmt: skip
+    assert r.exit_code == 1 and "another linkage run" in r.output, r.output
+    assert not (tmp_path / "j").exists()
+
+
+def test_payloads_must_match_the_link_runs_inputs(tmp_path):
+    pay, maps = _two_datasets()
+    pdir, mdir = _write_dirs(tmp_path, pay, maps)
+    link = json.loads((mdir / "link-manifest.json").read_text())
+    del link["inputs"]["hub_birmingham"]
+    (mdir / "link-manifest.json").write_text(json.dumps(link))
+    with pytest.raises(VerificationError, match="lists no hub_birmingham input"):
+        build_journeys(agreement(), pdir, mdir)
+    pdir, mdir = _write_dirs(tmp_path / "b", pay, maps)
+    man = json.loads((pdir / "hmrc_rti.manifest.json").read_text())
+    del man["files"]["tokens"]
+    (pdir / "hmrc_rti.manifest.json").write_text(json.dumps(man))
+    with pytest.raises(VerificationError, match=r"records no files\.tokens\.sha256"):
+        build_journeys(agreement(), pdir, mdir)
+
+
+def test_link_manifest_of_another_agreement_version_refused(tmp_path):
+    pay, maps = _two_datasets()
+    pdir, mdir = _write_dirs(tmp_path, pay, maps)
+    link = json.loads((mdir / "link-manifest.json").read_text())
+    link["agreement"]["version"] = 7
+    (mdir / "link-manifest.json").write_text(json.dumps(link))
+    with pytest.raises(PolicyError, match=r"rule 'version': link-manifest\.json"):
+        build_journeys(agreement(), pdir, mdir)
+
+
+def test_a_file_given_for_a_directory_is_named_as_such(tmp_path):
+    pdir, mdir = _write_dirs(tmp_path, *_two_datasets())
+    f = pdir / "hmrc_rti.payload.parquet"
+    with pytest.raises(InputDataError, match=r"is a file, not a directory; expected the payload"):
+        build_journeys(agreement(), f, mdir)
+    with pytest.raises(InputDataError, match=r"is a file, not a directory; expected the map"):
+        build_journeys(agreement(), pdir, mdir / "hmrc_rti.map.parquet")
+    with pytest.raises(InputDataError, match="payload directory not found"):
+        build_journeys(agreement(), tmp_path / "nowhere", mdir)
+
+
+# -- output written whole --------------------------------------------------------------------
+
+
+def test_outputs_appear_together_or_not_at_all(tmp_path, monkeypatch):
+    import wmw_link.journeys as jmod
+
+    pdir, mdir = _write_dirs(tmp_path, *_two_datasets())
+    out = tmp_path / "j"
+
+    def fail(path, obj):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with monkeypatch.context() as m:
+        m.setattr(jmod, "write_json_atomic", fail)
+        with pytest.raises(ConfigError, match=r"j/journeys-manifest\.json: cannot write"):
+            build_journeys(agreement(), pdir, mdir, out)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["maps", "payloads"]  # no staging left
+    build_journeys(agreement(), pdir, mdir, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"events.parquet", "persons.parquet", "journeys-manifest.json"}
+    # A failed rerun keeps the previous output, whole.
+    with monkeypatch.context() as m:
+        m.setattr(jmod, "write_json_atomic", fail)
+        r = CliRunner().invoke(main, ["journeys", "--agreement", str(AGREEMENT_PATH), "--payloads",
+                                      str(pdir), "--maps", str(mdir), "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 1 and "cannot write" in r.output and "Traceback" not in r.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # A successful rerun replaces it.
+    build_journeys(agreement(), pdir, mdir, out)
+    assert set(p.name for p in out.iterdir()) == set(before)
+
+
+def test_out_folder_with_other_files_is_not_replaced(tmp_path):
+    pdir, mdir = _write_dirs(tmp_path, *_two_datasets())
+    with pytest.raises(ConfigError, match="not part of a previous journeys output"):
+        build_journeys(agreement(), pdir, mdir, pdir)  # would delete the payloads
+    assert (pdir / "hmrc_rti.payload.parquet").exists()

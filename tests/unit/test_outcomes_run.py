@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from journey_fixtures import AGREEMENT_PATH, Builder, D, agreement
+from journey_fixtures import AGREEMENT_PATH, Builder, D, agreement, write_inputs
 
 from wmw_link.agreement import DisclosureTier
 from wmw_link.cli import main
 from wmw_link.disclosure import protect, recoverable_cells
-from wmw_link.errors import ConfigError, PolicyError
+from wmw_link.errors import ConfigError, InputDataError, PolicyError, VerificationError
 from wmw_link.journeys import build_journeys
 from wmw_link.outcomes import measure_outcomes
 from wmw_link.outcomes.bias import bias_measures, bias_warnings
@@ -131,19 +132,7 @@ def test_refuses_token_file_in_journeys_dir(tmp_path, journeys):
 
 
 def _write_inputs(tmp_path, b: Builder):
-    from wmw_link.files import sha256_file
-
-    pay, maps = b.tables()
-    pdir, mdir = tmp_path / "payloads", tmp_path / "maps"
-    pdir.mkdir()
-    mdir.mkdir()
-    for ds, t in pay.items():
-        pq.write_table(t, pdir / f"{ds}.payload.parquet")
-        man = {"agreement": {"id": "wmw-outcomes", "version": 1}, "dataset": ds,
-               "files": {"payload": {"sha256": sha256_file(pdir / f"{ds}.payload.parquet")}}}  # fmt: skip
-        (pdir / f"{ds}.manifest.json").write_text(json.dumps(man))
-        pq.write_table(maps[ds], mdir / f"{ds}.map.parquet")
-    return pdir, mdir
+    return write_inputs(tmp_path, *b.tables())
 
 
 def test_cli_journeys_then_outcomes(tmp_path):
@@ -164,12 +153,9 @@ def test_cli_journeys_then_outcomes(tmp_path):
     assert r.exit_code == 1 and "rule 'roles'" in r.output
 
 
-def test_cli_rule_parameters(tmp_path, journeys):
-    events, persons = journeys
+def test_cli_rule_parameters(tmp_path):
     jdir = tmp_path / "j"
-    jdir.mkdir()
-    pq.write_table(events, jdir / "events.parquet")
-    pq.write_table(persons, jdir / "persons.parquet")
+    build_journeys(agreement(), *_region(people=120).tables(), jdir, as_of=AS_OF)
     runner = CliRunner()
     args = ["outcomes", "--agreement", str(AGREEMENT_PATH), "--journeys", str(jdir)]
     r = runner.invoke(main, [*args, "--out", str(tmp_path / "o"), "--rule-param", "min_months=3"])
@@ -178,3 +164,95 @@ def test_cli_rule_parameters(tmp_path, journeys):
     assert man["rules"]["dfe_5_of_6_months"]["min_months"] == 3
     r = runner.invoke(main, [*args, "--out", str(tmp_path / "o2"), "--rule-param", "colour=red"])
     assert r.exit_code == 1 and "colour" in r.output
+
+
+@pytest.fixture(scope="module")
+def journeys_dir(tmp_path_factory):
+    jdir = tmp_path_factory.mktemp("jdir") / "j"
+    build_journeys(agreement(), *_region(people=120).tables(), jdir, as_of=AS_OF)
+    return jdir
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_outcomes_require_the_journeys_manifest(tmp_path, journeys_dir):
+    jdir = _copy(journeys_dir, tmp_path / "j")
+    (jdir / "journeys-manifest.json").unlink()
+    with pytest.raises(InputDataError, match=r"j/journeys-manifest\.json: not found"):
+        measure_outcomes(agreement(), jdir, None)
+    r = CliRunner().invoke(main, ["outcomes", "--agreement", str(AGREEMENT_PATH), "--journeys",
+                                  str(jdir), "--out", str(tmp_path / "o")])  # fmt: skip
+    assert r.exit_code == 1 and "journeys-manifest.json: not found" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_journeys_manifest_must_vouch_for_both_tables(tmp_path, journeys_dir):
+    jdir = _copy(journeys_dir, tmp_path / "j")
+    man = json.loads((jdir / "journeys-manifest.json").read_text())
+    del man["files"]["persons.parquet"]
+    (jdir / "journeys-manifest.json").write_text(json.dumps(man))
+    with pytest.raises(VerificationError, match=r"lists no SHA-256 for persons\.parquet"):
+        measure_outcomes(agreement(), jdir, None)
+    jdir = _copy(journeys_dir, tmp_path / "j2")
+    ev = pq.read_table(jdir / "events.parquet")
+    pq.write_table(ev.slice(1), jdir / "events.parquet")
+    with pytest.raises(VerificationError, match=r"events\.parquet: SHA-256 differs"):
+        measure_outcomes(agreement(), jdir, None)
+
+
+def test_journeys_argument_that_is_a_file(journeys_dir):
+    with pytest.raises(InputDataError, match="is a file, not a directory; expected the journeys"):
+        measure_outcomes(agreement(), journeys_dir / "events.parquet", None)
+
+
+def _tree(root):
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_failed_write_leaves_no_half_output(tmp_path, journeys_dir, monkeypatch):
+    import wmw_link.outcomes.run as run
+
+    real = run.write_bytes_atomic
+
+    def public_fails(path, data, mode=None):
+        if "public" in path.parts:
+            raise PermissionError(13, "Permission denied", str(path))
+        real(path, data, mode)
+
+    out = tmp_path / "o"
+    with monkeypatch.context() as m:
+        m.setattr(run, "write_bytes_atomic", public_fails)
+        with pytest.raises(ConfigError, match=r"o/public/\S+\.csv: cannot write the outcomes"):
+            measure_outcomes(agreement(), journeys_dir, out, dashboards=False)
+    assert not out.exists()  # no tables/ without public/, dashboards and manifest
+    assert list(tmp_path.iterdir()) == []  # nor a staging folder
+    measure_outcomes(agreement(), journeys_dir, out, dashboards=False)
+    before = _tree(out)
+    assert {"outcomes-manifest.json", "public/gaps.csv", "tables/gaps.csv"} <= set(before)
+    # The CLI: a one-line error, exit 1, no traceback, the previous output untouched.
+    with monkeypatch.context() as m:
+        m.setattr(run, "write_bytes_atomic", public_fails)
+        r = CliRunner().invoke(main, ["outcomes", "--agreement", str(AGREEMENT_PATH), "--journeys",
+                                      str(journeys_dir), "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 1 and "cannot write the outcomes output" in r.output, r.output
+    assert "Traceback" not in r.output
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+def test_rerun_replaces_output_and_refuses_foreign_folders(tmp_path, journeys_dir):
+    out = tmp_path / "o"
+    measure_outcomes(agreement(), journeys_dir, out, dashboards=False)
+    (out / "tables" / "stale_table.csv").write_text("old")  # inside a previous output: replaced
+    measure_outcomes(agreement(), journeys_dir, out, dashboards=False)
+    assert not (out / "tables" / "stale_table.csv").exists()
+    man = json.loads((out / "outcomes-manifest.json").read_text())
+    assert set(man["outputs"]) == {str(p.relative_to(out)) for p in out.rglob("*.csv")}
+    with pytest.raises(ConfigError, match="not part of a previous outcomes output"):
+        measure_outcomes(agreement(), journeys_dir, journeys_dir, dashboards=False)
+    assert (journeys_dir / "events.parquet").exists()

@@ -12,7 +12,9 @@ outcomes-manifest.json      agreement, inputs by hash, rule and parameters, tier
 ```
 
 Nothing is written before disclosure control: the raw measures exist only in memory
-(:func:`compute_measures`, which the ground-truth benchmark also uses).
+(:func:`compute_measures`, which the ground-truth benchmark also uses). The output is written
+into a temporary sibling folder and swapped into place only when complete
+(:mod:`wmw_link.outdir`), so a failure never leaves tables without their dashboards or manifest.
 """
 
 from __future__ import annotations
@@ -34,14 +36,18 @@ from wmw_link.agreement import Agreement, DisclosureTier, Role
 from wmw_link.disclosure import protect, recoverable_cells, to_csv_frame
 from wmw_link.errors import InputDataError, PolicyError, VerificationError
 from wmw_link.files import sha256_file, write_bytes_atomic, write_json_atomic
-from wmw_link.journeys import TOKENS_SUFFIX, load_districts
+from wmw_link.journeys import JOURNEYS_MANIFEST, TOKENS_SUFFIX, load_districts, require_dir
 from wmw_link.outcomes import bias, cohort, measures, population
 from wmw_link.outcomes.presets import PRESETS, SustainedRule, get_rule
+from wmw_link.outdir import check_out_dir, staged_dir
 from wmw_link.token_schema import BY_NAME as TOKEN_COLUMNS
 
 #: Reference groups for the gap tables: gap = rate(group) - rate(reference), in points.
 GAP_REFERENCE = {"disability": "No", "ethnicity": "White", "gender": "Male", "age_band": "35-49"}
 PUBLIC_BREAKDOWNS = ("all", *measures.ONE_WAY, *measures.COHORT_EXTRA, "source")
+OUTCOMES_MANIFEST = "outcomes-manifest.json"
+#: Top-level names measure_outcomes writes (the output folder is replaced as a whole).
+OUTCOMES_FILES = ("tables", "public", "dashboard.html", "dashboard-public.html", OUTCOMES_MANIFEST)
 
 
 @dataclass
@@ -76,8 +82,9 @@ class OutcomesResult:
 def _load_journeys(
     agreement: Agreement, journeys_dir: Path
 ) -> tuple[pa.Table, pa.Table, dt.date | None, list[Path]]:
-    if not journeys_dir.is_dir():
-        raise InputDataError(f"{journeys_dir}: journeys directory not found")
+    require_dir(
+        journeys_dir, "journeys", "events.parquet, persons.parquet and " + JOURNEYS_MANIFEST
+    )
     tokens = sorted(journeys_dir.glob("*" + TOKENS_SUFFIX))
     if tokens:
         raise PolicyError(
@@ -87,34 +94,79 @@ def _load_journeys(
     for p in paths:
         if not p.exists():
             raise InputDataError(f"{p}: not found (run `wmw-link journeys` first)")
-        names = pq.read_schema(p).names
+        names = _read_schema(p).names
         toks = sorted(c for c in names if c in TOKEN_COLUMNS)
         if toks:
             raise PolicyError(f"rule 'separation': {p} holds token column(s) {', '.join(toks[:5])}")
-    as_of = None
-    man_path = journeys_dir / "journeys-manifest.json"
-    if man_path.exists():
+    man_path = journeys_dir / JOURNEYS_MANIFEST
+    as_of = _check_journeys_manifest(agreement, man_path, paths)
+    paths.append(man_path)
+    return _read_table(paths[0]), _read_table(paths[1]), as_of, paths
+
+
+def _check_journeys_manifest(
+    agreement: Agreement, man_path: Path, tables: list[Path]
+) -> dt.date | None:
+    """Require the journeys manifest; check its agreement and the tables' hashes; its as_of."""
+    if not man_path.is_file():
+        # Without it nothing vouches for the tables' agreement version or their hashes.
+        raise InputDataError(
+            f"{man_path}: not found; outcomes needs the {JOURNEYS_MANIFEST} that `wmw-link "
+            "journeys` writes beside events.parquet and persons.parquet (it records their "
+            "agreement and SHA-256); run `wmw-link journeys` again"
+        )
+    try:
         man = json.loads(man_path.read_text(encoding="utf-8"))
-        ag = man.get("agreement") or {}
-        if ag.get("id") != agreement.id or not agreement.accepts_version(
-            int(ag.get("version", -1))
-        ):
-            raise PolicyError(
-                f"rule 'version': {man_path.name} was made under {ag.get('id')} v{ag.get('version')}, "
-                f"which {agreement.id} v{agreement.version} does not accept"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VerificationError(f"{man_path}: unreadable manifest ({type(e).__name__})") from None
+    if not isinstance(man, dict) or man.get("kind") != "wmw-link/journeys-manifest":
+        raise VerificationError(f"{man_path}: not a journeys manifest")
+    ag = man.get("agreement") if isinstance(man.get("agreement"), dict) else {}
+    version = ag.get("version")
+    if (
+        not isinstance(version, int)
+        or ag.get("id") != agreement.id
+        or not agreement.accepts_version(version)
+    ):
+        raise PolicyError(
+            f"rule 'version': {man_path.name} was made under {ag.get('id')} v{version}, "
+            f"which {agreement.id} v{agreement.version} does not accept"
+        )
+    if version == agreement.version and ag.get("hash") not in (None, agreement.hash):
+        raise PolicyError(
+            f"rule 'agreement hash': {man_path.name} was made under another text of "
+            f"{agreement.id} v{agreement.version} (the agreement hash differs)"
+        )
+    files = man.get("files") or {}
+    for p in tables:
+        want = (files.get(p.name) or {}).get("sha256")
+        if not want:
+            raise VerificationError(f"{man_path}: lists no SHA-256 for {p.name}")
+        if sha256_file(p) != want:
+            raise VerificationError(
+                f"{p}: SHA-256 differs from {man_path.name} (altered, or from another journeys run)"
             )
-        if ag.get("version") == agreement.version and ag.get("hash") not in (None, agreement.hash):
-            raise PolicyError(
-                f"rule 'agreement hash': {man_path.name} was made under another text of "
-                f"{agreement.id} v{agreement.version} (the agreement hash differs)"
-            )
-        for name, meta in (man.get("files") or {}).items():
-            if meta.get("sha256") and sha256_file(journeys_dir / name) != meta["sha256"]:
-                raise VerificationError(f"{name}: SHA-256 differs from {man_path.name}")
-        if man.get("as_of"):
-            as_of = dt.date.fromisoformat(man["as_of"])
-        paths.append(man_path)
-    return pq.read_table(paths[0]), pq.read_table(paths[1]), as_of, paths
+    as_of = None
+    if man.get("as_of"):
+        try:
+            as_of = dt.date.fromisoformat(str(man["as_of"]))
+        except ValueError:
+            raise VerificationError(f"{man_path}: as_of is not an ISO date") from None
+    return as_of
+
+
+def _read_schema(path: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise InputDataError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
+
+
+def _read_table(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise InputDataError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
 
 
 def compute_measures(
@@ -212,8 +264,11 @@ def measure_outcomes(
     Args:
         agreement: the agreement (checked: in force, ``party`` is an analyst, journeys made
             under an accepted version); its ``disclosure`` policy sets both tiers.
-        journeys: a directory written by ``build_journeys`` or an (events, persons) pair.
-        out_dir: output directory (nothing is written when None).
+        journeys: a directory written by ``build_journeys`` (its ``journeys-manifest.json`` is
+            required and checked) or an (events, persons) pair.
+        out_dir: output directory (nothing is written when None). Written whole: staged in a
+            sibling folder and swapped into place once complete; it may hold only a previous
+            outcomes output.
         rule: the headline sustained-employment rule: a preset name or a rule object. Every
             preset is measured as well, so tables compare them.
         party: the analyst party; the agreement's only analyst when None.
@@ -228,12 +283,16 @@ def measure_outcomes(
     Raises:
         PolicyError: not in force, not an analyst, tokens present, journeys from another
             agreement version.
-        InputDataError: journeys missing.
-        ConfigError: unknown rule.
+        InputDataError: journeys or their manifest missing, or a file given for the folder.
+        VerificationError: the journeys files differ from their manifest.
+        ConfigError: unknown rule; ``out_dir`` holds other files or cannot be written (the
+            previous output is then left as it was).
     """
     agreement.require_in_force()
     party = party or agreement.default_party(Role.ANALYST)
     agreement.require_role(party, Role.ANALYST, "measure outcomes")
+    if out_dir is not None:
+        check_out_dir(out_dir, OUTCOMES_FILES, "outcomes")  # before the work, not after
     headline_rule = _resolve_rule(rule)
     rules = [headline_rule, *(r for n, r in PRESETS.items() if n != headline_rule.name)]
     inputs: list[Path] = []
@@ -281,8 +340,6 @@ def measure_outcomes(
         for table, part in frame.groupby("table", sort=True):
             files[f"{tier_dir}/{table}.csv"] = _csv_bytes(to_csv_frame(part))
         files[f"{tier_dir}/gaps.csv"] = _csv_bytes(_gap_csv(gap))
-    for rel, data in files.items():
-        write_bytes_atomic(out / rel, data)
     meta = _meta(
         agreement,
         party,
@@ -296,26 +353,26 @@ def measure_outcomes(
     if dashboards:
         from wmw_link.dashboard import build_dashboard
 
-        write_bytes_atomic(
-            out / "dashboard.html",
-            build_dashboard(internal, gaps, meta, tier="internal").encode("utf-8"),
+        files["dashboard.html"] = build_dashboard(internal, gaps, meta, tier="internal").encode()
+        files["dashboard-public.html"] = build_dashboard(
+            public, gaps_public, meta, tier="public"
+        ).encode()
+    inputs_meta = {str(p): sha256_file(p) for p in inputs}
+    # Everything goes into a staged folder that replaces ``out`` only once complete: a failure
+    # leaves the previous output whole, never tables without their dashboards or manifest.
+    with staged_dir(out, OUTCOMES_FILES, "outcomes") as stage:
+        for rel, data in files.items():
+            write_bytes_atomic(stage / rel, data)
+        result.files = {rel: sha256_file(stage / rel) for rel in files}
+        write_json_atomic(
+            stage / OUTCOMES_MANIFEST,
+            {
+                **meta,
+                "kind": "wmw-link/outcomes-manifest",
+                "inputs": inputs_meta,
+                "outputs": result.files,
+            },
         )
-        write_bytes_atomic(
-            out / "dashboard-public.html",
-            build_dashboard(public, gaps_public, meta, tier="public").encode("utf-8"),
-        )
-        files["dashboard.html"] = b""
-        files["dashboard-public.html"] = b""
-    result.files = {rel: sha256_file(out / rel) for rel in files}
-    write_json_atomic(
-        out / "outcomes-manifest.json",
-        {
-            **meta,
-            "kind": "wmw-link/outcomes-manifest",
-            "inputs": {str(p): sha256_file(p) for p in inputs},
-            "outputs": result.files,
-        },
-    )
     result.out_dir = out
     return result
 
