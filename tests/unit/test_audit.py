@@ -278,3 +278,29 @@ def test_any_single_tampering_is_detected(
     # With the head kept from before, even a cut at the end is found.
     with pytest.raises(VerificationError, match=r"line \d+: |expected head"):
         audit.verify(log, expect_head=head)
+
+
+def test_an_empty_log_fails_unless_allowed(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    args = ["--audit-log", str(tmp_path / "own.jsonl"), "audit", "verify", str(empty)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "the log is empty" in result.output and "OK" not in result.output
+    allowed = CliRunner().invoke(main, [*args, "--allow-empty"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "OK: 0 line(s)" in allowed.output
+
+
+def test_verify_without_head_says_truncation_is_not_detected(tmp_path: Path) -> None:
+    log = _log(tmp_path, 3)
+    own = ["--audit-log", str(tmp_path / "own.jsonl")]
+    result = CliRunner().invoke(main, [*own, "audit", "verify", str(log)])
+    assert result.exit_code == 0, result.output
+    head = audit.verify(log).head
+    assert f"head {head}" in result.output
+    assert "only detected with --head" in result.output
+    with_head = CliRunner().invoke(main, [*own, "audit", "verify", str(log), "--head", head])
+    assert with_head.exit_code == 0, with_head.output
+    assert f"head {head}" in with_head.output
+    assert "only detected with --head" not in with_head.output

@@ -145,3 +145,21 @@ def test_keys_new_party_is_registered_and_audited(tmp_path: Path) -> None:
     secret_text = secret_path(tmp_path / "k", "linkage-unit").read_text()
     assert json.loads(secret_text)["signing_key"] not in log.read_text()
     assert verify(log).lines == 1
+
+
+def test_new_party_without_an_agreement_warns_that_the_party_was_not_checked(
+    tmp_path: Path,
+) -> None:
+    from wmw_link.cli.party_keys_cmd import new_party as cmd
+
+    agreement = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
+    result = CliRunner().invoke(cmd, ["--party", "mi5", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: party 'mi5' was not checked against any agreement" in result.stderr
+    assert secret_path(tmp_path, "mi5").exists()
+    # With --agreement there is nothing to warn about (the party was checked).
+    checked = CliRunner().invoke(
+        cmd, ["--party", "dwp", "--out", str(tmp_path), "--agreement", str(agreement)]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert "warning" not in checked.output

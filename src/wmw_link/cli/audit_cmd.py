@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from wmw_link.audit import read_entries, summarise_entry, verify
+from wmw_link.errors import VerificationError
 
 
 @click.group("audit")
@@ -22,11 +23,31 @@ def audit() -> None:
     "expect_head",
     help="A head hash kept from an earlier verify: lines cut from the end are caught.",
 )
-def verify_cmd(log: Path, expect_head: str | None) -> None:
-    """Check every line's hash and chain; name any edited, removed, inserted or moved line."""
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Accept a log with no lines (by default an empty log fails: it proves nothing).",
+)
+def verify_cmd(log: Path, expect_head: str | None, allow_empty: bool) -> None:
+    """Check every line's hash and chain; name any edited, removed, inserted or moved line.
+
+    Without --head, lines cut from the end of the log cannot be detected (a shorter chain is
+    still a chain): keep the head hash printed here and pass it with --head next time.
+    """
     report = verify(log, expect_head=expect_head)
+    if report.lines == 0 and not allow_empty:
+        # An emptied log would otherwise verify: every line was cut.
+        raise VerificationError(
+            f"{report.path}: the log is empty: nothing to verify (every line may have been cut; "
+            "--allow-empty accepts it)"
+        )
     click.echo(f"OK: {report.lines} line(s) verified in {report.path}")
     click.echo(f"head {report.head}")
+    if expect_head is None:
+        click.echo(
+            "note: lines cut from the end are only detected with --head; keep this head hash "
+            "elsewhere and pass it next time"
+        )
 
 
 @audit.command("show")

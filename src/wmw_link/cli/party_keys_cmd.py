@@ -34,6 +34,13 @@ def new_party(party: str, out: Path, agreement_path: Path | None, force: bool) -
         agreement = load_agreement(agreement_path)
         rec.set_agreement(agreement)
         rec.role = agreement.party(party).role.value
+    else:
+        # Keys for a mistyped or unknown party are harmless but useless; say it was not checked.
+        click.echo(
+            f"warning: party '{party}' was not checked against any agreement (no --agreement); "
+            "give --agreement to refuse a party id the agreement does not name",
+            err=True,
+        )
     public = _new_party(party, out, force=force)
     rec.add_output(public_path(out, party))
     click.echo(f"secret: {secret_path(out, party)} (mode 0600; never share it)")
