@@ -43,6 +43,7 @@ from wmw_link import __version__, runrecord, token_schema
 from wmw_link.agreement import Agreement, Role
 from wmw_link.errors import InputDataError, KeyFileError, PolicyError, VerificationError
 from wmw_link.files import atomic_path
+from wmw_link.manifest_check import check_manifest
 from wmw_link.party_keys import Keyring, PartySecret, load_secret
 
 ENVELOPE_KIND = "wmw-link/sealed-envelope"
@@ -145,13 +146,20 @@ def check_fields(
     Payload files may hold ``row_ref`` and the dataset's analyst payload names; maps hold
     ``row_ref`` and ``person_id``; tokens files ``row_ref`` and the token columns
     (:mod:`wmw_link.token_schema`) of the identifier types the agreement lists for the dataset.
+    Manifests must be exactly what the tokenise or link writer produces
+    (:func:`wmw_link.manifest_check.check_manifest`): otherwise any file renamed
+    ``<dataset>.manifest.json`` would travel.
 
     Raises:
-        PolicyError: rule 'fields', naming the column (never a value).
+        PolicyError: rule 'fields', naming the column or manifest key (never a value).
     """
-    if kind not in (FileKind.PAYLOAD, FileKind.MAP, FileKind.TOKENS):
-        return
     label = label or path.name
+    if kind in (FileKind.TOKENS_MANIFEST, FileKind.LINK_MANIFEST):
+        name = (
+            "link-manifest.json" if kind == FileKind.LINK_MANIFEST else f"{dataset}.manifest.json"
+        )
+        check_manifest(agreement, path, name, dataset, label=label)
+        return
     try:
         columns = pq.read_schema(path).names
     except Exception as e:  # noqa: BLE001 - any unreadable Parquet is a refusal, not a crash
@@ -539,6 +547,21 @@ def _check_manifest(sealed: Path, manifest: Path, name: str, sha256: str) -> Non
         )
 
 
+def _target(out: str | os.PathLike[str], name: str) -> tuple[Path, bool]:
+    """Where ``unseal`` writes ``name`` for ``--out``, and whether a new directory is needed.
+
+    ``out`` is a directory when it is one, when it ends with a slash, or when it does not
+    exist and has no suffix (``inbox``, as in inbox mode); otherwise it is the output file.
+    """
+    raw = os.fspath(out)
+    path = Path(raw)
+    if path.is_dir():
+        return path / name, False
+    if raw.endswith(("/", os.sep)) or (not path.exists() and not path.suffix):
+        return path / name, True
+    return path, not path.parent.exists()
+
+
 def unseal_file(
     sealed: str | os.PathLike[str],
     *,
@@ -556,8 +579,10 @@ def unseal_file(
         agreement: the agreement the recipient works under.
         secret: the recipient's party secret (object or path).
         keyring: the public keys of all parties.
-        out: an existing directory (the file keeps its original name) or the output path, whose
-            name must be the original name: downstream stages read the dataset from the name.
+        out: a directory (the file keeps its original name; made if needed) or the output
+            path, whose name must be the original name: downstream stages read the dataset
+            from the name. A path ending in a slash, or one that does not exist and has no
+            suffix (``inbox``), is a directory.
         expect_sender: refuse a file from any other party.
         manifest: a manifest that must list the file with the same SHA-256.
 
@@ -599,12 +624,17 @@ def unseal_file(
     check_flow(agreement, kind, dataset, sender, me.party)
     checks.append("flows")
 
-    out = Path(out)
-    target = out / name if out.is_dir() else out
+    target, new_dir = _target(out, name)
     if target.name != name:
         raise _failed(
-            "file-name", sealed, f"the file is '{name}'; refusing to write it as '{target.name}'"
+            "file-name",
+            sealed,
+            f"the file is '{name}'; refusing to write it as '{target.name}' (to unseal into a "
+            "new directory, end --out with '/')",
         )
+    # The directory is made only once the envelope has passed every check made so far.
+    if new_dir:
+        target.parent.mkdir(parents=True, exist_ok=True)
     cmeta = envelope.get("ciphertext") or {}
     with atomic_path(target) as tmp:
         with open(sealed, "rb") as fin, open(tmp, "wb") as fout:

@@ -6,7 +6,9 @@ import datetime as dt
 import json
 import os
 import struct
+from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wmw_link import runrecord, seal
+from wmw_link import runrecord, seal, token_schema
 from wmw_link.agreement import Agreement, load_agreement
 from wmw_link.errors import InputDataError, KeyFileError, PolicyError, VerificationError
 from wmw_link.party_keys import new_keyring, new_party, public_path
@@ -50,6 +52,39 @@ def _payload(path: Path, extra: dict[str, list[str]] | None = None) -> Path:
     cols = {"row_ref": ["r1", "r2"], "benefit": ["UC", "PIP"]}
     cols.update(extra or {})
     pq.write_table(pa.table(cols), path)
+    return path
+
+
+def _manifest(
+    path: Path,
+    agreement: Agreement,
+    files: dict[str, Path] | None = None,
+    dataset: str = "dwp_claims",
+) -> Path:
+    """A tokens manifest made by the real writer (tokenise's build_manifest), for ``files``."""
+    from wmw_link.files import sha256_file, write_json_atomic
+    from wmw_link.tokenise.manifest import build_manifest
+
+    ds = agreement.dataset(dataset)
+    shipped = {
+        kind: (p, sha256_file(p), pq.read_metadata(p).num_rows) for kind, p in (files or {}).items()
+    }
+    manifest = build_manifest(
+        agreement=agreement,
+        dataset=ds,
+        party=ds.controller,
+        key_check="0f" * 16,
+        token_columns=token_schema.columns_for_identifiers([f.type.value for f in ds.identifiers]),
+        payload_types={f.name: f.type.value for f in ds.analyst_payload()},
+        rows_input=4,
+        rows_tokens=3,
+        rejected_by_reason=Counter({f"{ds.record_id}:duplicate_record_id": 1}),
+        nulled_by_reason=Counter(
+            {f"{ds.identifiers[0].column}:missing": 2, "payload.birth_year:future_date": 1}
+        ),
+        files=shipped,
+    )
+    write_json_atomic(path, manifest)
     return path
 
 
@@ -118,12 +153,15 @@ def test_round_trip_restores_the_exact_bytes(tmp_path: Path, keys, agreement) ->
 
 def test_multi_chunk_file_streams_through(tmp_path: Path, keys, agreement) -> None:
     # age encrypts in 64 KiB chunks; a file of several chunks plus a tail must round-trip.
-    src = tmp_path / "dwp_claims.manifest.json"
-    src.write_bytes(json.dumps({"pad": "x" * (3 * 65536 + 123)}).encode())
+    src = tmp_path / "dwp_claims.tokens.parquet"
+    rows = 4000  # random hex does not compress: several 64 KiB chunks
+    cols = {c: [os.urandom(16).hex() for _ in range(rows)] for c in ("row_ref", "nino", "sex")}
+    pq.write_table(pa.table(cols), src, compression="none")
+    assert src.stat().st_size > 3 * 65536
     sealed = seal_file(
         src, agreement=agreement, secret=keys["dwp"], recipient="linkage-unit", keyring=keys["ring"]
     )
-    assert sealed.path == tmp_path / "dwp_claims.manifest.json.sealed"
+    assert sealed.path == tmp_path / "dwp_claims.tokens.parquet.sealed"
     result = _unseal(sealed.path, keys, agreement, tmp_path / "in")
     assert result.path.read_bytes() == src.read_bytes()
     assert sealed.envelope["file"]["size"] == src.stat().st_size
@@ -534,13 +572,7 @@ def test_seal_outputs_sends_each_file_only_where_it_may_go(tmp_path: Path, keys,
         out / "dwp_claims.rejects.parquet",
         out / "dwp_claims.crosswalk.parquet",
     ]
-    from wmw_link.files import sha256_file
-
-    listing = {
-        "tokens": {"name": files[0].name, "sha256": sha256_file(files[0])},
-        "payload": {"name": files[1].name, "sha256": sha256_file(files[1])},
-    }
-    files[2].write_text(json.dumps({"files": listing}))
+    _manifest(files[2], agreement, {"tokens": files[0], "payload": files[1]})
     pq.write_table(pa.table({"row_number": [1]}), files[3])
     pq.write_table(pa.table({"record_id": ["c1"], "row_ref": ["r"]}), files[4])
     results = seal_outputs(
@@ -727,14 +759,11 @@ def test_inbox_unseal_checks_each_file_against_its_manifest(
     from click.testing import CliRunner
 
     from wmw_link.cli import main
-    from wmw_link.files import sha256_file
 
     out = tmp_path / "tok"
     out.mkdir()
     tokens = _tokens(out / "dwp_claims.tokens.parquet")
-    manifest = out / "dwp_claims.manifest.json"
-    listing = {"tokens": {"name": tokens.name, "sha256": sha256_file(tokens)}}
-    manifest.write_text(json.dumps({"files": listing}))
+    manifest = _manifest(out / "dwp_claims.manifest.json", agreement, {"tokens": tokens})
     outbox = tmp_path / "outbox"
     seal_outputs(
         [tokens, manifest], agreement=agreement, secret=keys["dwp"], recipients=["linkage-unit"],
@@ -792,22 +821,340 @@ def test_any_content_round_trips_and_any_flipped_bit_is_refused(
     src = work / "dwp_claims.manifest.json"
     src.write_bytes(content)
     dwp, ttp = load_secret(module_keys["dwp"]), load_secret(module_keys["linkage-unit"])
-    sealed = seal_file(
-        src, agreement=agreement, secret=dwp, recipient="linkage-unit", keyring=module_keys["ring"]
-    )
-    out = work / "out"
-    out.mkdir()
-    result = unseal_file(
-        sealed.path, agreement=agreement, secret=ttp, keyring=module_keys["ring"], out=out
-    )
-    assert result.path.read_bytes() == content
-    data = bytearray(sealed.path.read_bytes())
-    i = min(int(where * len(data)), len(data) - 1)
-    data[i] ^= 1 << bit
-    sealed.path.write_bytes(bytes(data))
-    result.path.unlink()
-    with pytest.raises(VerificationError, match="unseal refused: check '"):
-        unseal_file(
+    # This property is about the framing (any bytes, any flipped bit), not the content rules,
+    # which would refuse arbitrary bytes as a manifest: they are tested above.
+    with mock.patch.object(seal, "check_fields", lambda *a, **k: None):
+        sealed = seal_file(
+            src,
+            agreement=agreement,
+            secret=dwp,
+            recipient="linkage-unit",
+            keyring=module_keys["ring"],
+        )
+        out = work / "out"
+        out.mkdir()
+        result = unseal_file(
             sealed.path, agreement=agreement, secret=ttp, keyring=module_keys["ring"], out=out
         )
+        assert result.path.read_bytes() == content
+        data = bytearray(sealed.path.read_bytes())
+        i = min(int(where * len(data)), len(data) - 1)
+        data[i] ^= 1 << bit
+        sealed.path.write_bytes(bytes(data))
+        result.path.unlink()
+        with pytest.raises(VerificationError, match="unseal refused: check '"):
+            unseal_file(
+                sealed.path, agreement=agreement, secret=ttp, keyring=module_keys["ring"], out=out
+            )
     assert list(out.iterdir()) == []
+
+
+# -- manifests: only what the writers produce ---------------------------------------------------
+
+
+def _seal_manifest(path: Path, keys, agreement, sender="dwp", recipient="linkage-unit"):
+    return seal_file(
+        path, agreement=agreement, secret=keys[sender], recipient=recipient, keyring=keys["ring"]
+    )
+
+
+EXTRACT_CSV = (
+    "claim_ref,nino,first_name,surname,dob,postcode,gender\n"
+    "C1,QQ123456C,Amelia,Thornbury,03/04/1985,B23 4XY,F\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (EXTRACT_CSV.encode(), "it is not JSON"),
+        (
+            json.dumps([{"nino": "QQ123456C", "surname": "Thornbury"}]).encode(),
+            "it is not a JSON object",
+        ),
+        # An extract as JSON in the writers' very layout still has keys no writer produces.
+        (
+            (
+                json.dumps({"C1": {"surname": "Thornbury"}}, indent=2, sort_keys=True) + "\n"
+            ).encode(),
+            "key(s) the writer never produces",
+        ),
+    ],
+)
+def test_renamed_extract_is_not_sealed_as_a_manifest(
+    tmp_path: Path, keys, agreement, content: bytes, why: str
+) -> None:
+    src = tmp_path / "dwp_claims.manifest.json"
+    src.write_bytes(content)
+    with pytest.raises(PolicyError, match="rule 'fields'") as exc:
+        _seal_manifest(src, keys, agreement)
+    assert why in str(exc.value)
+    for value in ("Thornbury", "QQ123456C", "Amelia", "C1"):
+        assert value not in str(exc.value)  # a refusal never repeats what the file holds
+    assert not (tmp_path / "dwp_claims.manifest.json.sealed").exists()
+
+
+def test_renamed_extract_forged_past_seal_is_refused_at_unseal(
+    tmp_path: Path, keys, agreement, monkeypatch
+) -> None:
+    src = tmp_path / "dwp_claims.manifest.json"
+    src.write_bytes(EXTRACT_CSV.encode())
+    monkeypatch.setattr(seal, "check_fields", lambda *a, **k: None)
+    sealed = _seal_manifest(src, keys, agreement)
+    monkeypatch.undo()
+    with pytest.raises(PolicyError, match="rule 'fields'.*not JSON"):
+        _unseal(sealed.path, keys, agreement, tmp_path / "ttp")
+    assert list((tmp_path / "ttp").iterdir()) == []
+
+
+def _edit(manifest: Path, change) -> Path:
+    data = json.loads(manifest.read_text())
+    change(data)
+    manifest.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+SECRET = "Thornbury 03/04/1985"
+
+TOKENS_MANIFEST_TAMPERING = {
+    "kind": (lambda m: m.update(kind="wmw-link/link-manifest"), "'kind'"),
+    "dataset": (lambda m: m.update(dataset="hmrc_rti"), "'dataset'"),
+    "extra key": (lambda m: m.update(notes=SECRET), "1 key(s) the writer never produces"),
+    "missing key": (lambda m: m.pop("key_check"), "lacks key_check"),
+    "party": (lambda m: m.update(party="hmrc"), "'party'"),
+    "agreement": (lambda m: m["agreement"].update(id="another"), "'agreement.id'"),
+    "created_at": (lambda m: m.update(created_at=SECRET), "'created_at'"),
+    "tool_version": (lambda m: m.update(tool_version=SECRET), "'tool_version'"),
+    "key_check": (lambda m: m.update(key_check=SECRET), "'key_check'"),
+    "not a token column": (
+        lambda m: m["token_schema"]["columns"].update(surname_raw={}),
+        "'token_schema.columns' has 1 key(s)",
+    ),
+    "another dataset's token column": (
+        lambda m: m["token_schema"]["columns"].update(
+            nhs=token_schema.BY_NAME["nhs"].to_manifest()
+        ),
+        "'token_schema.columns' has 1 key(s)",
+    ),
+    "text in a token column": (
+        lambda m: m["token_schema"]["columns"]["nino"].update(note=SECRET),
+        "'token_schema.columns.nino'",
+    ),
+    "bloom": (lambda m: m["token_schema"]["bloom"].update(pad=SECRET), "'token_schema.bloom'"),
+    "payload name": (
+        lambda m: m["payload_schema"].update(surname="string"),
+        "'payload_schema' has 1 key(s)",
+    ),
+    "payload type": (
+        lambda m: m["payload_schema"].update(benefit=SECRET),
+        "'payload_schema.benefit'",
+    ),
+    "reason": (
+        lambda m: m["rows"]["nulled_by_reason"].update({f"dob:{SECRET}": 1}),
+        "'rows.nulled_by_reason' has 1 key(s)",
+    ),
+    "reason label": (
+        lambda m: m["rows"]["rejected_by_reason"].update({f"{SECRET}:missing": 1}),
+        "'rows.rejected_by_reason' has 1 key(s)",
+    ),
+    "count": (lambda m: m["rows"].update(input=SECRET), "'rows.input'"),
+    "file name": (
+        lambda m: m["files"]["tokens"].update(name="hmrc_rti.tokens.parquet"),
+        "'files.tokens.name'",
+    ),
+    "file hash": (lambda m: m["files"]["tokens"].update(sha256=SECRET), "'files.tokens.sha256'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOKENS_MANIFEST_TAMPERING))
+def test_tokens_manifest_holds_only_what_the_writer_writes(
+    tmp_path: Path, keys, agreement, case: str
+) -> None:
+    tokens = _tokens(tmp_path / "dwp_claims.tokens.parquet")
+    manifest = _manifest(tmp_path / "dwp_claims.manifest.json", agreement, {"tokens": tokens})
+    assert _seal_manifest(manifest, keys, agreement).path.exists()  # the writer's own passes
+    change, why = TOKENS_MANIFEST_TAMPERING[case]
+    _edit(manifest, change)
+    with pytest.raises(PolicyError, match="rule 'fields'") as exc:
+        _seal_manifest(manifest, keys, agreement)
+    assert why in str(exc.value)
+    assert SECRET not in str(exc.value) and "Thornbury" not in str(exc.value)
+
+
+def test_manifest_layout_duplicates_and_size_are_checked(tmp_path: Path, keys, agreement) -> None:
+    manifest = _manifest(tmp_path / "dwp_claims.manifest.json", agreement)
+    text = manifest.read_text()
+    # Re-indented: same values, but whitespace could carry anything.
+    manifest.write_text(json.dumps(json.loads(text), indent=4, sort_keys=True) + "\n")
+    with pytest.raises(PolicyError, match="not laid out as wmw-link writes"):
+        _seal_manifest(manifest, keys, agreement)
+    # A duplicate key hides a value that json.loads would drop.
+    manifest.write_text(text.replace('  "kind":', f'  "kind": "{SECRET}",\n  "kind":', 1))
+    with pytest.raises(PolicyError, match="a key appears twice") as exc:
+        _seal_manifest(manifest, keys, agreement)
+    assert SECRET not in str(exc.value)
+    manifest.write_text(text + " " * (2 << 20))
+    with pytest.raises(PolicyError, match="bytes; a real manifest is under"):
+        _seal_manifest(manifest, keys, agreement)
+    manifest.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    with pytest.raises(PolicyError, match="not JSON"):
+        _seal_manifest(manifest, keys, agreement)
+
+
+def test_manifest_of_a_real_tokenise_run_passes_both_ways(tmp_path: Path, keys, agreement) -> None:
+    from wmw_link.keys import new_key
+    from wmw_link.tokenise import tokenise
+
+    extract = pa.table(
+        {
+            "claim_ref": ["C1", "C2", "C3", "C4", "C4", ""],
+            "nino": ["QQ123456C", "AB 12 34 56 C", "bad", "", "CE123456A", "QQ123456D"],
+            "first_name": ["Amelia", "Jo", "!!", "Sam", "Ann", "Raj"],
+            "surname": ["Thornbury", "Khan", "Smith", "Lee", "Ng", "Patel"],
+            "dob": ["03/04/1985", "31/02/1990", "01/01/2090", "05/06/1970", "", "1/1/1980"],
+            "postcode": ["B23 4XY", "B234XY", "XX", "CV1 2AB", "", "DY1 1AA"],
+            "gender": ["F", "M", "Q", "", "F", "M"],
+            "benefit": ["UC", "PIP", "Nope", "ESA", "UC", ""],
+            "regime": ["light_touch", "", "x", "not_applicable", "", ""],
+            "start_date": ["01/01/2024", "2024", "", "02/02/2024", "", ""],
+            "end_date": ["", "", "", "", "", ""],
+        }
+    )
+    result = tokenise(
+        agreement, "dwp_claims", extract, new_key(tmp_path / "link.key"),
+        new_key(tmp_path / "ref.key"), tmp_path / "tok", workers=1, max_invalid_share=1.0,
+    )  # fmt: skip
+    written = json.loads(result.manifest.read_text())
+    assert written["rows"]["nulled_by_reason"] and written["rows"]["rejected_by_reason"]
+    for recipient in ("linkage-unit", "insight-team"):
+        sealed = _seal_manifest(result.manifest, keys, agreement, recipient=recipient)
+        out = _unseal(sealed.path, keys, agreement, tmp_path / recipient, party=recipient)
+        assert "fields" in out.checks
+        assert out.path.read_bytes() == result.manifest.read_bytes()
+
+
+def _link_manifest_file(tmp_path: Path, agreement: Agreement) -> Path:
+    """A link manifest made by the real writer (linkage.run._link_manifest)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from wmw_link.files import write_json_atomic
+    from wmw_link.linkage.run import _link_manifest
+
+    tokens = _tokens(tmp_path / "dwp_claims.tokens.parquet")
+    tmanifest = _manifest(tmp_path / "dwp_claims.manifest.json", agreement, {"tokens": tokens})
+    maps_path = tmp_path / "dwp_claims.map.parquet"
+    pq.write_table(pa.table({"row_ref": ["a"], "person_id": ["p1"]}), maps_path)
+    verified = [
+        SimpleNamespace(
+            dataset="dwp_claims", party="dwp", tokens_path=tokens, sha256="ab" * 32, rows=3,
+            manifest_path=tmanifest, manifest={"key_check": "0f" * 16},
+        )
+    ]  # fmt: skip
+    manifest = _link_manifest(
+        agreement, verified, SimpleNamespace(name="duckdb"), 42, False,
+        {"dwp_claims": pd.DataFrame({"person_id": ["p1"]})}, {"dwp_claims": maps_path},
+        SimpleNamespace(weight=4.5, method="maximum expected F1 (label-free)", comparisons=10),
+        {"verify": 0.12345, "total": 1.0}, 3, 1,
+    )  # fmt: skip
+    path = tmp_path / "link-manifest.json"
+    write_json_atomic(path, manifest)
+    return path
+
+
+def test_link_manifest_holds_only_what_the_writer_writes(tmp_path: Path, keys, agreement) -> None:
+    path = _link_manifest_file(tmp_path, agreement)
+    sealed = _seal_manifest(path, keys, agreement, "linkage-unit", "insight-team")
+    assert "fields" in _unseal(sealed.path, keys, agreement, tmp_path / "an", "insight-team").checks
+    cases = [
+        (lambda m: m.update(kind="wmw-link/tokens-manifest"), "'kind'"),
+        (lambda m: m.update(dataset="dwp_claims"), "1 key(s) the writer never produces"),
+        (lambda m: m["threshold"].update(method=SECRET), "'threshold.method'"),
+        (lambda m: m["threshold"].update(household_rule=SECRET), "'threshold.household_rule'"),
+        (lambda m: m["inputs"]["dwp_claims"].update(party="hmrc"), "'inputs.dwp_claims.party'"),
+        (lambda m: m["inputs"].update({SECRET: {}}), "names a dataset that is not in"),
+        (lambda m: m["timings_seconds"].update({SECRET: 1.0}), "'timings_seconds' has 1 key(s)"),
+        (lambda m: m["counts"].update(persons=SECRET), "'counts.persons'"),
+        (lambda m: m.update(backend=SECRET), "'backend'"),
+    ]
+    original = path.read_text()
+    for change, why in cases:
+        path.write_text(original)
+        _edit(path, change)
+        with pytest.raises(PolicyError, match="rule 'fields'") as exc:
+            _seal_manifest(path, keys, agreement, "linkage-unit", "insight-team")
+        assert why in str(exc.value) and SECRET not in str(exc.value)
+    # A tokens manifest renamed link-manifest.json is refused too.
+    tokens_manifest = (tmp_path / "dwp_claims.manifest.json").read_bytes()
+    path.write_bytes(tokens_manifest)
+    with pytest.raises(PolicyError, match="rule 'fields'.*link manifest"):
+        _seal_manifest(path, keys, agreement, "linkage-unit", "insight-team")
+
+
+def test_manifest_kinds_and_reasons_match_the_writers() -> None:
+    import importlib
+    import re
+
+    from wmw_link import manifest_check
+    from wmw_link.journeys import LINK_MANIFEST_KIND
+    from wmw_link.linkage.verify import MANIFEST_KIND as LINK_READS
+    from wmw_link.tokenise.manifest import MANIFEST_KIND
+
+    assert manifest_check.TOKENS_MANIFEST_KIND == MANIFEST_KIND == LINK_READS
+    assert manifest_check.LINK_MANIFEST_KIND == LINK_MANIFEST_KIND
+    codes: set[str] = set()
+    for name in ("_base", "dates", "names", "nhs", "nino", "postcodes", "sex"):
+        module = importlib.import_module(f"wmw_link.normalise.{name}")
+        codes |= {
+            v
+            for k, v in vars(module).items()
+            if k.isupper() and not k.startswith("_") and isinstance(v, str)
+        }
+    from wmw_link.tokenise import rejects
+
+    codes |= {rejects.MISSING_RECORD_ID, rejects.DUPLICATE_RECORD_ID, rejects.NO_USABLE_IDENTIFIERS}
+    payload_src = (Path(seal.__file__).parent / "tokenise" / "payload.py").read_text()
+    codes |= set(re.findall(r'"((?:invalid|not_a)_[a-z_]+)"', payload_src))
+    assert codes <= manifest_check.REASONS, sorted(codes - manifest_check.REASONS)
+
+
+# -- unseal --out -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("out", ["inbox/", "inbox", "deeper/inbox/"])
+def test_unseal_out_names_a_new_directory(tmp_path: Path, keys, agreement, out: str) -> None:
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    target = os.path.join(str(tmp_path), out)
+    result = unseal_file(
+        sealed.path, agreement=agreement, secret=keys["linkage-unit"], keyring=keys["ring"],
+        out=target,
+    )  # fmt: skip
+    assert result.path == Path(target) / "dwp_claims.tokens.parquet"
+    assert result.path.exists()
+
+
+def test_unseal_command_out_with_a_trailing_slash_is_a_directory(tmp_path: Path, keys) -> None:
+    from click.testing import CliRunner
+
+    from wmw_link.cli import main
+
+    src = _tokens(tmp_path / "dwp_claims.tokens.parquet")
+    sealed = seal_file(
+        src, agreement=load_agreement(AGREEMENT), secret=keys["dwp"], recipient="linkage-unit",
+        keyring=keys["ring"],
+    )  # fmt: skip
+    base = [
+        "--audit-log", str(tmp_path / "a.jsonl"), "unseal", str(sealed.path), "--agreement",
+        str(AGREEMENT), "--secret", str(keys["linkage-unit"]), "--keyring", str(keys["ring"]),
+    ]  # fmt: skip
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "inbox") + "/"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "inbox" / src.name).read_bytes() == src.read_bytes()
+    # A file name with a suffix that is not the original name is still refused, with a hint.
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "new" / "x.parquet")])
+    assert r.exit_code == 1 and "check 'file-name' failed" in r.output
+    assert "end --out with '/'" in r.output
+    assert not (tmp_path / "new").exists()
+    help_text = " ".join(CliRunner().invoke(main, ["unseal", "--help"]).output.split())
+    assert "ends with '/'" in help_text

@@ -94,8 +94,10 @@ def seal(
 @click.option(
     "--out",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Directory, or a path with the file's original name.",
+    # A str, not a Path: a trailing slash ("inbox/") must survive to mean a directory.
+    type=click.Path(),
+    help="Directory (made if missing), or a path with the file's original name. A path that "
+    "ends with '/', or does not exist and has no suffix (inbox), is a directory.",
 )
 @click.option("--from", "sender", help="Refuse the file unless this party sent it.")
 @click.option(
@@ -109,14 +111,15 @@ def unseal(
     party: str | None,
     secret_path: Path,
     keyring: Path,
-    out: Path,
+    out: str,
     sender: str | None,
     manifest: Path | None,
 ) -> None:
     """Verify SEALED (signature, recipient, agreement, flow, hashes) and decrypt it.
 
     SEALED may be a directory (an inbox): every *.sealed file in it is unsealed into the --out
-    directory, manifests first, and each data file is checked against its manifest there.
+    directory, manifests first, and each data file is checked against its manifest there. For
+    one file, --out inbox/ (or a new path without a suffix) is a directory too, made if missing.
     Nothing is written for a file unless every check passes; a refusal names the failed check.
     """
     agreement = load_agreement(agreement_path)
