@@ -157,7 +157,14 @@ def main() -> None:
         with bench.measure("journeys (linked maps)") as m:
             jl = build_journeys(agreement, analyst, linked_maps, work / "journeys_linked")
             m.rows = jl.counts["events"]
-        jt = build_journeys(agreement, analyst, truth_maps, work / "journeys_truth", as_of=jl.as_of)
+        # Truth maps are no linkage run (no link-manifest.json): passed as tables.
+        truth_tables = {
+            p.name.removesuffix(".map.parquet"): pq.read_table(p)
+            for p in truth_maps.glob("*.map.parquet")
+        }
+        jt = build_journeys(
+            agreement, analyst, truth_tables, work / "journeys_truth", as_of=jl.as_of
+        )
         with bench.measure("outcomes (measures + SDC + dashboards)") as m:
             res = measure_outcomes(agreement, work / "journeys_linked", work / "outcomes")
             m.rows = len(res.internal)

@@ -317,7 +317,7 @@ def _check_map_file(link_man: dict[str, Any], link_path: Path, ds_id: str, path:
         )
     if entry.get("sha256") != sha256_file(path):
         raise VerificationError(
-            f"{path.name}: SHA-256 differs from {link_path}; the map comes from another linkage "
+            f"{path}: SHA-256 differs from {link_path.name}; the map comes from another linkage "
             f"run than {link_path.name} describes (a stale map?), or was altered"
         )
 
@@ -336,14 +336,14 @@ def _check_same_run(
     got = (((link_man["inputs"].get(ds_id) or {}).get("tokens")) or {}).get("sha256")
     if got != want:
         why = (
-            f"{link_path.name} lists no {ds_id} input"
+            f"{link_path} lists no {ds_id} input"
             if got is None
-            else f"the tokens it linked differ from those {man_name} records (SHA-256)"
+            else f"{link_path} says that run linked other {ds_id} tokens than the payload's "
+            f"{man_name} records (tokens SHA-256 differs)"
         )
         raise VerificationError(
-            f"dataset {ds_id}: the maps come from another linkage run than the payload: {why} "
-            f"({link_path}); use the maps and {LINK_MANIFEST} of the run that linked these "
-            "payloads' tokens"
+            f"dataset {ds_id}: the maps come from another linkage run: {why}; use the maps and "
+            f"{LINK_MANIFEST} of the run that linked these payloads' tokens"
         )
 
 

@@ -17,10 +17,11 @@ from wmw_link.journeys import build_journeys, input_paths
 @click.option("--payloads", "payloads_dir", required=True, type=click.Path(path_type=Path),
               help="Directory of <dataset>.payload.parquet files and their manifests.")  # fmt: skip
 @click.option("--maps", "maps_dir", required=True, type=click.Path(path_type=Path),
-              help="Directory of the TTP's <dataset>.map.parquet files.")  # fmt: skip
-@click.option(
-    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory."
-)
+              help="Directory of the TTP's <dataset>.map.parquet files and its link-manifest.json "
+                   "(required: maps it does not list, or from another linkage run, are refused).")  # fmt: skip
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output directory (replaced as a whole once every file is written; it may "
+                   "hold only an earlier journeys output).")  # fmt: skip
 @click.option(
     "--as", "party", default=None, help="Your party id (default: the agreement's analyst)."
 )

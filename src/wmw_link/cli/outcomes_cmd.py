@@ -16,10 +16,11 @@ from wmw_link.outcomes import PRESETS, get_rule, measure_outcomes
 @click.option("--agreement", "agreement_path", required=True, type=click.Path(path_type=Path),
               help="The data-sharing agreement (YAML); its disclosure policy is applied.")  # fmt: skip
 @click.option("--journeys", "journeys_dir", required=True, type=click.Path(path_type=Path),
-              help="Directory written by `wmw-link journeys`.")  # fmt: skip
-@click.option(
-    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory."
-)
+              help="Directory written by `wmw-link journeys` (events.parquet, persons.parquet "
+                   "and journeys-manifest.json, which is required).")  # fmt: skip
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output directory (replaced as a whole once every file is written; it may "
+                   "hold only an earlier outcomes output).")  # fmt: skip
 @click.option("--rule", type=click.Choice(sorted(PRESETS)), default="dfe_5_of_6_months", show_default=True,
               help="Headline sustained-employment rule (every preset is measured).")  # fmt: skip
 @click.option("--rule-param", "rule_params", multiple=True, metavar="KEY=VALUE",
