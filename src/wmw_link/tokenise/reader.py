@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +35,58 @@ class Source:
     path: Path | None
 
 
-def _missing_error(label: str, missing: list[str], dataset: str) -> InputDataError:
+def _missing_error(
+    label: str, columns: list[str], dataset: str, header: list[str], first_line: str | None = None
+) -> InputDataError:
+    """A missing-column error with a hint at the likely cause (never quoting data: a header
+    cell is named only when it matches one of the agreement's column names).
+
+    Args:
+        label: the file (or ``<arrow table>``).
+        columns: the agreement's columns for the dataset.
+        dataset: the dataset id.
+        header: the column names found.
+        first_line: the CSV header line as text (to spot another separator).
+    """
+    missing = [c for c in columns if c not in header]
     cols = ", ".join(f"'{c}'" for c in missing)
-    return InputDataError(
-        f"{label}: missing column(s) {cols} that the agreement names for dataset '{dataset}'"
+    msg = (
+        f"{label}: rule 'columns': missing column(s) {cols} that the agreement names for "
+        f"dataset '{dataset}'"
     )
+    hints: list[str] = []
+    if first_line is not None and len(header) == 1:
+        for sep, what in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+            if sep in first_line:
+                hints.append(
+                    f"the header line is separated by {what}, not commas: save the extract "
+                    "as comma-separated CSV"
+                )
+                break
+    loose = {h.strip().casefold(): h for h in header}
+    near = [(c, loose[c.casefold()]) for c in missing if c.casefold() in loose]
+    if near:
+        pairs = ", ".join(f"'{h}' for '{c}'" for c, h in near)
+        hints.append(
+            f"the header has {pairs}: column names must match the agreement exactly, including "
+            "case and spaces; rename the column(s) in the extract"
+        )
+    found = len(missing) < len(columns) or near
+    if not hints and not found:
+        # Empty cells or runs of digits (dates, ids, phone numbers) are rare in column names.
+        if any(not h.strip() or re.search(r"[0-9]{2}", h) for h in header):
+            hints.append(
+                "none of the agreement's columns are in the first line, which looks like data, "
+                "not a header: the extract needs a header line with the column names"
+            )
+        else:
+            hints.append(
+                "none of the agreement's columns are in the header: check that this is the "
+                f"extract of dataset '{dataset}'"
+            )
+    if hints:
+        msg += "; " + "; ".join(hints)
+    return InputDataError(msg)
 
 
 def _as_strings(batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch:
@@ -53,9 +101,8 @@ def _as_strings(batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch:
 
 def open_table(table: pa.Table, columns: list[str], dataset: str, batch_rows: int) -> Source:
     """Batches of an in-memory Arrow table."""
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise _missing_error("<arrow table>", missing, dataset)
+    if any(c not in table.column_names for c in columns):
+        raise _missing_error("<arrow table>", columns, dataset, table.column_names)
     if table.num_rows == 0:
         raise InputDataError("<arrow table>: the table has no rows")
     sub = table.select(columns)
@@ -81,9 +128,8 @@ def open_parquet(path: Path, columns: list[str], dataset: str, batch_rows: int) 
     except (pa.ArrowException, OSError):
         raise InputDataError(f"{path}: not a readable Parquet file") from None
     names = pf.schema_arrow.names
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise _missing_error(str(path), missing, dataset)
+    if any(c not in names for c in columns):
+        raise _missing_error(str(path), columns, dataset, names)
     total = pf.metadata.num_rows
     if total == 0:
         raise InputDataError(f"{path}: the file has no data rows")
@@ -98,7 +144,8 @@ def open_parquet(path: Path, columns: list[str], dataset: str, batch_rows: int) 
     return Source(str(path), gen(), total, path)
 
 
-def _read_header(path: Path) -> list[str]:
+def _read_header(path: Path) -> tuple[list[str], str]:
+    """The header's column names, and the header line as text."""
     with path.open("rb") as fh:
         first = fh.readline()
     try:
@@ -109,7 +156,7 @@ def _read_header(path: Path) -> list[str]:
         ) from None
     if not text.strip():
         raise InputDataError(f"{path}: the first line is blank; a CSV header is required")
-    return next(csv.reader(io.StringIO(text)))
+    return next(csv.reader(io.StringIO(text))), text
 
 
 def _first_bad_utf8_line(path: Path) -> int | None:
@@ -122,12 +169,21 @@ def _first_bad_utf8_line(path: Path) -> int | None:
     return None
 
 
-def _first_ragged_line(path: Path, width: int) -> int | None:
+def _first_ragged_row(path: Path, width: int) -> tuple[int, int] | None:
+    """(data row, line) of the first row without ``width`` fields.
+
+    Data rows count from 1 after the header and skip blank lines, as the rejects file's
+    ``row_number`` does; lines count physical lines from 1, the header being line 1.
+    """
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = csv.reader(fh)
+        data_row = -1  # the header is row 0
         for row in reader:
-            if row and len(row) != width:
-                return reader.line_num
+            if not row:
+                continue  # blank lines are skipped (pyarrow skips them too)
+            data_row += 1
+            if len(row) != width:
+                return data_row, reader.line_num
     return None
 
 
@@ -135,13 +191,15 @@ def _explain_csv_error(path: Path, width: int) -> InputDataError:
     line = _first_bad_utf8_line(path)
     if line is not None:
         return InputDataError(
-            f"{path}: not valid UTF-8 text (first bad byte on line {line}); save the extract "
-            "as UTF-8"
+            f"{path}: not valid UTF-8 text (first bad byte on line {line}, the header being "
+            "line 1); save the extract as UTF-8"
         )
-    line = _first_ragged_line(path, width)
-    if line is not None:
+    ragged = _first_ragged_row(path, width)
+    if ragged is not None:
+        row, line = ragged
         return InputDataError(
-            f"{path}: line {line} does not have the {width} fields of the header (rule 'csv')"
+            f"{path}: rule 'csv': data row {row} (line {line}) does not have the {width} fields "
+            "of the header (data rows count from 1 after the header, as in the rejects file)"
         )
     return InputDataError(f"{path}: the CSV file cannot be parsed (rule 'csv')")
 
@@ -150,13 +208,14 @@ def open_csv(
     path: Path, columns: list[str], dataset: str, batch_rows: int, block_bytes: int
 ) -> Source:
     """Batches of a UTF-8 CSV file with a header, reading only ``columns`` as strings."""
-    header = _read_header(path)
+    header, first_line = _read_header(path)
     dupes = sorted({c for c in header if header.count(c) > 1 and c in columns})
     if dupes:
-        raise InputDataError(f"{path}: column(s) {', '.join(dupes)} appear twice in the header")
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise _missing_error(str(path), missing, dataset)
+        raise InputDataError(
+            f"{path}: rule 'columns': column(s) {', '.join(dupes)} appear twice in the header"
+        )
+    if any(c not in header for c in columns):
+        raise _missing_error(str(path), columns, dataset, header, first_line)
     read_opts = pv.ReadOptions(block_size=block_bytes, use_threads=True)
     conv = pv.ConvertOptions(
         column_types={c: pa.string() for c in columns},
