@@ -72,6 +72,9 @@ def staged_dir(
         ConfigError: ``target`` cannot be replaced safely, or writing failed.
     """
     target = check_out_dir(target, produces, what)
+    if target.is_symlink():
+        # Replace the folder the link points to, not the link itself.
+        target = target.resolve()
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
