@@ -148,3 +148,114 @@ def test_tokens_without_manifest_refused(agreement: Agreement, inputs: Path) -> 
     (inputs / "hmrc_rti.manifest.json").unlink()
     with pytest.raises(VerificationError, match="no manifest hmrc_rti.manifest.json"):
         verify_inputs(agreement, inputs)
+
+
+def test_plaintext_column_listed_in_manifest_refused(agreement: Agreement, inputs: Path) -> None:
+    """The allowed columns come from the agreement, not from the controller's manifest."""
+    import pyarrow as pa
+
+    path = inputs / "hmrc_rti.tokens.parquet"
+    table = pq.read_table(path)
+    table = table.append_column("surname_plain", pa.array(["smith"] * table.num_rows))
+    pq.write_table(table, path)
+    mpath = inputs / "hmrc_rti.manifest.json"
+    m = json.loads(mpath.read_text())
+    m["token_schema"]["columns"]["surname_plain"] = dict(
+        m["token_schema"]["columns"]["surname_exact"], name="surname_plain"
+    )
+    m["files"]["tokens"]["sha256"] = sha256_file(path)
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(VerificationError) as e:
+        verify_inputs(agreement, inputs)
+    msg = str(e.value)
+    assert "hmrc_rti.manifest.json" in msg and "surname_plain" in msg
+    assert "rule 'tokens only'" in msg and "hmrc_rti" in msg
+    assert "smith" not in msg
+
+
+def test_plaintext_column_in_tokens_file_refused_by_agreement(
+    agreement: Agreement, inputs: Path
+) -> None:
+    """Even if the manifest check were passed, the file's own columns are held to the agreement."""
+    import pyarrow as pa
+
+    from wmw_link.linkage.verify import _check_tokens, _load_manifest
+
+    path = inputs / "hmrc_rti.tokens.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.append_column("surname_plain", pa.array(["x"] * table.num_rows)), path)
+    mpath = inputs / "hmrc_rti.manifest.json"
+    _edit_manifest(mpath, files__tokens__sha256=sha256_file(path))
+    m = _load_manifest(mpath)
+    m["token_schema"]["columns"]["surname_plain"] = {}
+    with pytest.raises(
+        VerificationError,
+        match=r"hmrc_rti.tokens.parquet: rule 'tokens only': column\(s\) surname_plain are not "
+        r"token columns agreement wmw-outcomes v1 permits for dataset 'hmrc_rti'",
+    ):
+        _check_tokens(path, mpath, m, agreement.dataset("hmrc_rti"), agreement)
+
+
+def test_token_column_of_another_identifier_type_refused(
+    agreement: Agreement, inputs: Path
+) -> None:
+    """hmrc_rti has no NHS number in the agreement: an 'nhs' column is refused."""
+    import pyarrow as pa
+
+    from wmw_link.token_schema import BY_NAME
+
+    path = inputs / "hmrc_rti.tokens.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.append_column("nhs", pa.array(["0" * 32] * table.num_rows)), path)
+    mpath = inputs / "hmrc_rti.manifest.json"
+    m = json.loads(mpath.read_text())
+    m["token_schema"]["columns"]["nhs"] = BY_NAME["nhs"].to_manifest()
+    m["files"]["tokens"]["sha256"] = sha256_file(path)
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(VerificationError, match=r"rule 'tokens only': token schema column 'nhs'"):
+        verify_inputs(agreement, inputs)
+
+
+def test_manifest_column_spec_must_match_token_schema(agreement: Agreement, inputs: Path) -> None:
+    mpath = inputs / "hmrc_rti.manifest.json"
+    m = json.loads(mpath.read_text())
+    m["token_schema"]["columns"]["surname_exact"]["kind"] = "bloom_word"
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(
+        VerificationError, match=r"rule 'token schema': column 'surname_exact' has kind"
+    ):
+        verify_inputs(agreement, inputs)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("files__tokens", "hmrc_rti.tokens.parquet", "'files.tokens' must be an object"),
+        ("files", ["tokens"], "'files' must be an object"),
+        ("files__tokens__rows", "12", "'files.tokens.rows' must be an integer"),
+        ("files__tokens__sha256", 7, "'files.tokens.sha256' must be a string"),
+        ("token_schema__columns", ["nino"], "'token_schema.columns' must be an object"),
+        ("token_schema", "v1", "'token_schema' must be an object"),
+        ("agreement", "wmw-outcomes", "'agreement' must be an object"),
+        ("agreement__version", "1", "'agreement.version' must be an integer"),
+        ("key_check", 5, "'key_check' must be a string"),
+        ("party", None, "'party' must be a string"),
+    ],
+)
+def test_manifest_structure_refused_with_field_named(
+    agreement: Agreement, inputs: Path, field: str, value: object, message: str
+) -> None:
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", **{field: value})
+    with pytest.raises(VerificationError) as e:
+        verify_inputs(agreement, inputs)
+    assert "hmrc_rti.manifest.json: manifest field " + message in str(e.value)
+    assert "rule 'manifest structure'" in str(e.value)
+
+
+def test_manifest_missing_field_named(agreement: Agreement, inputs: Path) -> None:
+    mpath = inputs / "hmrc_rti.manifest.json"
+    m = json.loads(mpath.read_text())
+    del m["files"]["tokens"]["rows"]
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(VerificationError, match=r"manifest lacks 'files.tokens.rows'"):
+        verify_inputs(agreement, inputs)

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
-from wmw_link.agreement import Agreement
+from wmw_link import token_schema as ts
+from wmw_link.agreement import Agreement, Dataset
 from wmw_link.errors import InputDataError, VerificationError
 from wmw_link.files import sha256_file
 
@@ -42,8 +44,13 @@ class VerifiedInput:
 
     @property
     def token_columns(self) -> dict[str, dict[str, Any]]:
-        """Token column name -> {identifier, kind, domain, encoding, low_entropy}."""
-        return self.manifest["token_schema"]["columns"]
+        """Token column name -> {identifier, kind, domain, encoding, low_entropy}.
+
+        The specification comes from :mod:`wmw_link.token_schema`, not from the manifest (which
+        verification has checked agrees with it): the controller does not decide how a column
+        is compared.
+        """
+        return {c: ts.BY_NAME[c].to_manifest() for c in self.manifest["token_schema"]["columns"]}
 
     @property
     def agreement_version(self) -> int:
@@ -89,6 +96,62 @@ def collect_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     return files
 
 
+class _Strict(BaseModel):
+    # Unknown keys are ignored (the writers add counts the TTP does not need); the keys read
+    # here must have exactly these JSON types.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class _AgreementRef(_Strict):
+    id: StrictStr
+    version: StrictInt
+    hash: StrictStr
+
+
+class _FileEntry(_Strict):
+    name: StrictStr
+    sha256: StrictStr
+    rows: StrictInt = Field(ge=0)
+
+
+class _Files(_Strict):
+    tokens: _FileEntry
+
+
+class _ColumnSpec(_Strict):
+    identifier: StrictStr
+    kind: StrictStr
+    domain: StrictStr
+    encoding: StrictStr
+    low_entropy: StrictBool = False
+
+
+class _TokenSchema(_Strict):
+    columns: dict[StrictStr, _ColumnSpec]
+
+
+class TokensManifest(_Strict):
+    """The parts of a tokens manifest (docs/contracts.md) the trusted third party relies on."""
+
+    kind: StrictStr
+    agreement: _AgreementRef
+    dataset: StrictStr
+    party: StrictStr
+    key_check: StrictStr
+    token_schema: _TokenSchema
+    files: _Files
+
+
+_TYPE_WORDS = {
+    "dict_type": "an object",
+    "model_type": "an object",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "greater_than_equal": "a count (0 or more)",
+}
+
+
 def _load_manifest(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -98,14 +161,18 @@ def _load_manifest(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict) or data.get("kind") != MANIFEST_KIND:
         raise VerificationError(f"{path}: not a tokens manifest (kind is not '{MANIFEST_KIND}')")
-    for key in ("agreement", "dataset", "party", "key_check", "token_schema", "files"):
-        if key not in data:
-            raise VerificationError(f"{path}: manifest lacks '{key}'")
-    if "tokens" not in data["files"]:
-        raise VerificationError(f"{path}: manifest lacks 'files.tokens'")
-    schema = data["token_schema"]
-    if not isinstance(schema, dict) or not isinstance(schema.get("columns"), dict):
-        raise VerificationError(f"{path}: manifest lacks 'token_schema.columns'")
+    try:
+        TokensManifest.model_validate(data)
+    except ValidationError as e:
+        # Name the field and the expected type, never the value (it may be personal data).
+        err = e.errors(include_input=False, include_url=False)[0]
+        field = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing":
+            raise VerificationError(f"{path}: manifest lacks '{field}'") from None
+        want = _TYPE_WORDS.get(err["type"], "of another type")
+        raise VerificationError(
+            f"{path}: manifest field '{field}' must be {want} (rule 'manifest structure')"
+        ) from None
     return data
 
 
@@ -142,10 +209,45 @@ def _check_agreement(path: Path, m: dict[str, Any], agreement: Agreement) -> Non
         )
 
 
-def _check_tokens(tokens: Path, manifest_path: Path, m: dict[str, Any]) -> tuple[int, str]:
+def allowed_token_columns(dataset: Dataset) -> dict[str, ts.TokenColumn]:
+    """The token columns the agreement permits for a dataset (from its identifier types)."""
+    types = [f.type.value for f in dataset.identifiers]
+    return {c.name: c for c in ts.columns_for_identifiers(types)}
+
+
+def _check_schema(
+    manifest_path: Path, m: dict[str, Any], dataset: Dataset, agreement: Agreement
+) -> None:
+    """The manifest's token schema: only columns the agreement permits, specified as the schema.
+
+    The allowed columns come from the agreement (the dataset's identifier types), never from
+    the manifest: a controller listing a plaintext column in its own manifest does not make it
+    a token column.
+    """
+    allowed = allowed_token_columns(dataset)
+    for col, spec in m["token_schema"]["columns"].items():
+        if col not in allowed:
+            raise VerificationError(
+                f"{manifest_path}: rule 'tokens only': token schema column '{col}' is not a "
+                f"token column agreement {agreement.id} v{agreement.version} permits for "
+                f"dataset '{dataset.id}' (identifier types "
+                f"{', '.join(f.type.value for f in dataset.identifiers)})"
+            )
+        want = allowed[col].to_manifest()
+        for key in ("identifier", "kind", "domain", "encoding"):
+            if spec.get(key) != want[key]:
+                raise VerificationError(
+                    f"{manifest_path}: rule 'token schema': column '{col}' has {key} other "
+                    f"than the token schema's '{want[key]}'"
+                )
+
+
+def _check_tokens(
+    tokens: Path, manifest_path: Path, m: dict[str, Any], dataset: Dataset, agreement: Agreement
+) -> tuple[int, str]:
     expected = m["files"]["tokens"]
     digest = sha256_file(tokens)
-    if digest != expected.get("sha256"):
+    if digest != expected["sha256"]:
         raise VerificationError(
             f"{tokens}: rule 'file hash': SHA-256 differs from {manifest_path.name} (the file "
             "was altered or is not the one the manifest describes)"
@@ -157,23 +259,32 @@ def _check_tokens(tokens: Path, manifest_path: Path, m: dict[str, Any]) -> tuple
             f"{tokens}: not a readable Parquet file ({type(e).__name__})"
         ) from None
     rows = meta.metadata.num_rows
-    if rows != expected.get("rows"):
+    if rows != expected["rows"]:
         raise VerificationError(
             f"{tokens}: rule 'row count': {rows} rows, manifest {manifest_path.name} says "
-            f"{expected.get('rows')}"
+            f"{expected['rows']}"
         )
     columns = set(meta.schema_arrow.names)
-    allowed = {"row_ref", *m["token_schema"]["columns"]}
-    if "row_ref" not in columns:
-        raise VerificationError(f"{tokens}: column 'row_ref' is missing")
-    extra = sorted(columns - allowed)
+    if ts.ROW_REF not in columns:
+        raise VerificationError(f"{tokens}: column '{ts.ROW_REF}' is missing")
+    permitted = {ts.ROW_REF, *allowed_token_columns(dataset)}
+    foreign = sorted(columns - permitted)
+    if foreign:
+        # A column the agreement does not make a token column could be plaintext or payload:
+        # refuse it unread, whatever the manifest says.
+        raise VerificationError(
+            f"{tokens}: rule 'tokens only': column(s) {', '.join(foreign)} are not token "
+            f"columns agreement {agreement.id} v{agreement.version} permits for dataset "
+            f"'{dataset.id}'"
+        )
+    listed = {ts.ROW_REF, *m["token_schema"]["columns"]}
+    extra = sorted(columns - listed)
     if extra:
-        # A column the token schema does not describe could be payload: refuse it unread.
         raise VerificationError(
             f"{tokens}: rule 'tokens only': column(s) {', '.join(extra)} are not in the "
             "manifest's token schema"
         )
-    missing = sorted(allowed - columns)
+    missing = sorted(listed - columns)
     if missing:
         raise VerificationError(
             f"{tokens}: column(s) {', '.join(missing)} of the token schema are missing"
@@ -241,7 +352,9 @@ def verify_inputs(
                 f"{mpath}: manifest is for dataset '{m['dataset']}', but the file is named '{stem}'"
             )
         _check_agreement(mpath, m, agreement)
-        rows, digest = _check_tokens(tokens[stem], mpath, m)
+        dataset = agreement.dataset(stem)
+        _check_schema(mpath, m, dataset, agreement)
+        rows, digest = _check_tokens(tokens[stem], mpath, m, dataset, agreement)
         verified.append(
             VerifiedInput(
                 dataset=stem,
@@ -260,4 +373,10 @@ def verify_inputs(
     return verified
 
 
-__all__ = ["VerifiedInput", "collect_inputs", "verify_inputs"]
+__all__ = [
+    "TokensManifest",
+    "VerifiedInput",
+    "allowed_token_columns",
+    "collect_inputs",
+    "verify_inputs",
+]
