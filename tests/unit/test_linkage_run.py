@@ -172,3 +172,71 @@ def test_cli_link(fixture_dir, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "persons" in res.output
     assert len(list(tmp_path.glob("*.map.parquet"))) == 3
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _two_datasets(src: Path, dest: Path) -> Path:
+    dest.mkdir()
+    for ds in ("hmrc_rti", "nhs_referrals"):
+        for suffix in (".tokens.parquet", ".manifest.json"):
+            (dest / f"{ds}{suffix}").write_bytes((src / f"{ds}{suffix}").read_bytes())
+    return dest
+
+
+def test_rerun_leaves_no_map_of_an_earlier_run(
+    agreement: Agreement, fixture_dir, tmp_path: Path
+) -> None:
+    out = tmp_path / "linked"
+    link(agreement, fixture_dir[0], out, threshold=0.9, report=False)
+    assert (out / "hub_birmingham.map.parquet").is_file()
+    two = _two_datasets(fixture_dir[0], tmp_path / "two")
+    r = link(agreement, two, out, threshold=0.9, report=False)
+    assert sorted(p.name for p in out.glob("*.map.parquet")) == [
+        "hmrc_rti.map.parquet",
+        "nhs_referrals.map.parquet",
+    ]
+    assert set(json.loads((out / "link-manifest.json").read_text())["outputs"]) == {
+        "hmrc_rti",
+        "nhs_referrals",
+    }
+    assert r.maps["hmrc_rti"] == out / "hmrc_rti.map.parquet" and r.maps["hmrc_rti"].is_file()
+    assert r.manifest == out / "link-manifest.json"
+    # No staging or scratch folder is left beside or inside the output.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["linked", "two"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_interrupted_run_keeps_the_previous_output(
+    agreement: Agreement, fixture_dir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wmw_link.linkage import run as run_mod
+
+    out = tmp_path / "linked"
+    two = _two_datasets(fixture_dir[0], tmp_path / "two")
+    link(agreement, two, out, threshold=0.9, report=False)
+    before = _snapshot(out)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # as SIGINT after the new maps were written
+
+    monkeypatch.setattr(run_mod, "_link_manifest", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        link(agreement, fixture_dir[0], out, threshold=0.5, report=False)
+    # Not even the new third dataset's map: the interrupted run left nothing behind.
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["linked", "two"]
+
+
+def test_output_folder_with_other_files_refused_before_linking(
+    agreement: Agreement, fixture_dir, tmp_path: Path
+) -> None:
+    from wmw_link.errors import ConfigError
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="notes.txt"):
+        link(agreement, fixture_dir[0], tmp_path, threshold=0.9, report=False)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert not list(tmp_path.glob("*.map.parquet"))

@@ -9,6 +9,7 @@ Called by ``wmw-link link`` and usable from Python::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -35,11 +36,13 @@ from wmw_link.linkage.settings import (
     settings_creator,
 )
 from wmw_link.linkage.verify import VerifiedInput, verify_inputs
+from wmw_link.outdir import staged_dir
 
 log = logging.getLogger("wmw_link.linkage")
 
 #: Pairs scoring below this match weight are not kept after prediction (p < 0.001).
 PREDICT_FLOOR_WEIGHT = -10.0
+LINK_MANIFEST_NAME = "link-manifest.json"
 BIN_WIDTH = 0.25
 
 
@@ -203,7 +206,9 @@ def link(
     Args:
         agreement: the agreement the trusted third party acts under.
         inputs: a directory of ``*.tokens.parquet`` + ``*.manifest.json``, or those files.
-        out_dir: where maps, ``link-manifest.json`` and ``report/`` go.
+        out_dir: where maps, ``link-manifest.json`` and ``report/`` go. The folder is
+            replaced as a whole when the run completes (nothing of an earlier run is left);
+            it may hold only a previous link output.
         backend: ``duckdb`` (default) or ``spark``.
         threshold: a match probability to cluster at; default chosen without labels.
         party: the TTP party id (default: the agreement's only TTP).
@@ -220,6 +225,7 @@ def link(
     Raises:
         PolicyError: the agreement is not in force or the party is not its TTP.
         VerificationError: an input failed verification (nothing is linked).
+        ConfigError: ``out_dir`` holds files that are not a link output, or cannot be written.
     """
     agreement.require_in_force()
     party = party or agreement.default_party(Role.TTP)
@@ -233,26 +239,46 @@ def link(
     timings["verify"] = time.perf_counter() - t_start
     log.info("verified %d input(s): %s", len(verified), ", ".join(v.dataset for v in verified))
 
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=out))
-    be = open_backend(backend, tmp, threads)
-    try:
-        return _run(
-            agreement,
-            verified,
-            out,
-            be,
-            threshold,
-            seed,
-            exact_only,
-            report,
-            timings,
-            t_start,
-            Path(keep_pairs) if keep_pairs else None,
-        )
-    finally:
-        be.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Everything (maps, report, manifest) is written into a temporary sibling of ``out`` and
+    # swapped in only when complete: a failed or interrupted run leaves the previous output as
+    # it was, and a run never leaves an earlier run's maps beside its own manifest.
+    with staged_dir(out, link_output_names(agreement), "link") as stage:
+        tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=stage))
+        be = open_backend(backend, tmp, threads)
+        try:
+            staged = _run(
+                agreement,
+                verified,
+                stage,
+                be,
+                threshold,
+                seed,
+                exact_only,
+                report,
+                timings,
+                t_start,
+                Path(keep_pairs) if keep_pairs else None,
+            )
+        finally:
+            be.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dataclasses.replace(
+        staged,
+        out_dir=out,
+        maps={d: out / p.name for d, p in staged.maps.items()},
+        manifest=out / staged.manifest.name,
+        report_dir=out / staged.report_dir.name,
+    )
+
+
+def link_output_names(agreement: Agreement) -> frozenset[str]:
+    """The top-level names a link output folder may hold (what :func:`link` and ``--seal-to``
+    write there): one map per dataset of the agreement, the manifest, ``report/``, ``sealed/``.
+    """
+    return frozenset(
+        {f"{d.id}.map.parquet" for d in agreement.datasets}
+        | {LINK_MANIFEST_NAME, "report", "sealed"}
+    )
 
 
 @dataclass
@@ -398,7 +424,7 @@ def _run(
     timings["total"] = time.perf_counter() - t_start
 
     persons = len(pd.concat([m["person_id"] for m in maps.values()]).unique())
-    manifest = out / "link-manifest.json"
+    manifest = out / LINK_MANIFEST_NAME
     write_json_atomic(
         manifest,
         _link_manifest(
@@ -492,4 +518,11 @@ def _link_manifest(
     }
 
 
-__all__ = ["Clustering", "LinkResult", "fit_and_cluster", "link", "near_unique_u"]
+__all__ = [
+    "Clustering",
+    "LinkResult",
+    "fit_and_cluster",
+    "link",
+    "link_output_names",
+    "near_unique_u",
+]
