@@ -627,6 +627,7 @@ def build_journeys(
         inputs += [p.with_name(ds + MANIFEST_SUFFIX) for ds, p in pay_in.paths.items()
                    if ds in pay_in.manifests]  # fmt: skip
         inputs += [*map_in.paths.values(), *([map_in.link_path] if map_in.link_path else [])]
+        input_hashes = {str(p): sha256_file(p) for p in inputs}
         with staged_dir(out, JOURNEYS_FILES, "journeys") as stage:
             write_parquet_atomic(stage / "events.parquet", events)
             write_parquet_atomic(stage / "persons.parquet", persons)
@@ -643,7 +644,7 @@ def build_journeys(
                     "tool_version": __version__,
                     "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "as_of": as_of.isoformat(),
-                    "inputs": {str(p): sha256_file(p) for p in inputs},
+                    "inputs": input_hashes,
                     "counts": counts,
                     "warnings": warnings,
                     "files": {

@@ -12,6 +12,7 @@ from journey_fixtures import AGREEMENT_PATH, Builder, D, agreement, write_inputs
 
 from wmw_link.cli import main
 from wmw_link.errors import ConfigError, InputDataError, PolicyError, VerificationError
+from wmw_link.files import sha256_file
 from wmw_link.journeys import age_band, build_journeys
 
 
@@ -186,6 +187,12 @@ def test_directories_round_trip_and_manifest(tmp_path):
     man = json.loads((tmp_path / "out" / "journeys-manifest.json").read_text())
     assert man["as_of"] == res.as_of.isoformat() == "2024-02-01"
     assert man["agreement"]["id"] == "wmw-outcomes"
+    # Provenance: payloads with their manifests, maps with the link manifest, by hash.
+    names = sorted(p.rsplit("/", 1)[1] for p in man["inputs"])
+    assert "link-manifest.json" in names and "hmrc_rti.manifest.json" in names
+    assert man["inputs"][str(mdir / "link-manifest.json")] == sha256_file(
+        mdir / "link-manifest.json"
+    )
 
 
 def test_directories_refuse_other_version_tampering_and_token_files(tmp_path):
