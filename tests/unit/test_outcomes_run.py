@@ -256,3 +256,10 @@ def test_rerun_replaces_output_and_refuses_foreign_folders(tmp_path, journeys_di
     with pytest.raises(ConfigError, match="not part of a previous outcomes output"):
         measure_outcomes(agreement(), journeys_dir, journeys_dir, dashboards=False)
     assert (journeys_dir / "events.parquet").exists()
+
+
+def test_empty_journeys_are_an_error_not_an_all_suppressed_dashboard(tmp_path, journeys):
+    events, persons = journeys
+    with pytest.raises(InputDataError, match="hold no events or no persons"):
+        measure_outcomes(agreement(), (events.slice(0, 0), persons.slice(0, 0)), tmp_path / "o")
+    assert not (tmp_path / "o").exists()

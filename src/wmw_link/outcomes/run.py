@@ -307,6 +307,12 @@ def measure_outcomes(
             raise PolicyError(
                 f"rule 'separation': journeys table holds token column(s) {', '.join(toks[:5])}"
             )
+    if events.num_rows == 0 or persons.num_rows == 0:
+        # Every cell would read "c": a dashboard of nothing is a failed run, not a result.
+        where = journeys if isinstance(journeys, (str, Path)) else "journeys tables"
+        raise InputDataError(
+            f"{where}: the journeys hold no events or no persons; nothing to measure"
+        )
 
     raw, as_of = compute_measures(
         events, persons, as_of, rules=rules, progression_min_increase=progression_min_increase
