@@ -246,13 +246,52 @@ def _read_dir(
     return pd.concat(parts, ignore_index=True)
 
 
+#: Default least share of map rows that must join to the crosswalks, and of those that must
+#: join to the truth: below it the inputs do not belong together and any score would mislead.
+MIN_JOIN = 0.95
+
+
+def _merge(left: pd.DataFrame, right: pd.DataFrame, on: list[str], what: str) -> pd.DataFrame:
+    try:
+        return left.merge(right, on=on, how="left", validate="one_to_one")
+    except pd.errors.MergeError:
+        raise InputDataError(
+            f"{what}: a key ({', '.join(on)}) appears more than once; each record must appear once"
+        ) from None
+
+
+def _check_join(
+    joined: pd.Series, datasets: pd.Series, min_join: float, what: str, hint: str
+) -> None:
+    """Refuse when, in any dataset, fewer than ``min_join`` of the rows joined."""
+    share = joined.groupby(datasets.to_numpy()).agg(["sum", "count"])
+    bad = share[share["sum"] < min_join * share["count"]]
+    if bad.empty:
+        return
+    parts = [
+        f"{ds} {int(r['sum']):,} of {int(r['count']):,} ({r['sum'] / r['count']:.1%})"
+        for ds, r in bad.iterrows()
+    ]
+    raise InputDataError(
+        f"{what} (at least {min_join:.0%} needed in each dataset): {'; '.join(parts)}. "
+        f"{hint}; no scores were computed"
+    )
+
+
 def load_scoring_frame(
     maps: str | Path,
     truth: str | Path,
     crosswalks: str | Path,
     people: str | Path | None = None,
+    min_join: float = MIN_JOIN,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Join maps, crosswalks and truth into one (dataset, pred, true[, household]) table."""
+    """Join maps, crosswalks and truth into one (dataset, pred, true[, household]) table.
+
+    Raises:
+        InputDataError: a file is missing or unreadable, or the inputs do not belong together:
+            in some dataset fewer than ``min_join`` of the map rows have their row_ref in the
+            crosswalks, or fewer than ``min_join`` of those have their record id in the truth.
+    """
     maps_df = _read_dir(Path(maps), _MAP_SUFFIX, ["row_ref", "person_id"], "linkage maps")
     # Crosswalks may sit in one directory or in each controller's own output directory below it.
     xw = _read_dir(
@@ -264,13 +303,30 @@ def load_scoring_frame(
         raise InputDataError(f"{truth}: cannot read the truth ({type(e).__name__})") from None
     xw["record_id"] = xw["record_id"].astype(str)
     truth_df["record_id"] = truth_df["record_id"].astype(str)
-    m = maps_df.merge(xw, on=["dataset", "row_ref"], how="left", validate="one_to_one")
-    no_crosswalk = int(m["record_id"].isna().sum())
-    m = m.dropna(subset=["record_id"]).merge(
-        truth_df, on=["dataset", "record_id"], how="left", validate="one_to_one"
+    m = _merge(maps_df, xw, ["dataset", "row_ref"], f"{crosswalks} (crosswalks)")
+    has_xw = m["record_id"].notna()
+    _check_join(
+        has_xw,
+        m["dataset"],
+        min_join,
+        f"join maps -> crosswalks ({maps} -> {crosswalks}): too few map row_refs are in the "
+        "crosswalks",
+        "The crosswalks are not those of the tokenise run these maps were linked from",
     )
-    no_truth = int(m["person_id_y"].isna().sum())
-    m = m.dropna(subset=["person_id_y"])
+    no_crosswalk = int((~has_xw).sum())
+    m = m[has_xw]
+    m = _merge(m, truth_df, ["dataset", "record_id"], f"{truth} (truth)")
+    has_truth = m["person_id_y"].notna()
+    _check_join(
+        has_truth,
+        m["dataset"],
+        min_join,
+        f"join crosswalks -> truth ({crosswalks} -> {truth}): too few crosswalk record ids are "
+        "in the truth",
+        "The truth is not that of the synthetic data these extracts came from",
+    )
+    no_truth = int((~has_truth).sum())
+    m = m[has_truth]
     frame = pd.DataFrame(
         {
             "dataset": m["dataset"].to_numpy(),
@@ -300,6 +356,7 @@ def evaluate(
     truth: str | Path,
     crosswalks: str | Path,
     people: str | Path | None = None,
+    min_join: float = MIN_JOIN,
 ) -> Evaluation:
     """Score linkage maps against the synthetic truth.
 
@@ -310,17 +367,29 @@ def evaluate(
             directly or in subdirectories (e.g. one per controller).
         people: optional ``people.parquet``; when it has ``household_id``, the household
             false-merge rate is reported.
+        min_join: least share of each dataset's map rows that must be found in the
+            crosswalks, and of those that must be found in the truth (inputs that do not
+            belong together would otherwise give misleading scores).
 
     Returns:
         Pairwise precision/recall/F1 (all, within and across sources), cluster figures and
         coverage counts (map rows that could not be scored, truth rows not in any map).
 
     Raises:
-        InputDataError: a directory holds no maps or crosswalks, or a file lacks a column.
+        InputDataError: a directory holds no maps or crosswalks, a file lacks a column, or
+            too few rows join (maps -> crosswalks, crosswalks -> truth).
     """
-    frame, coverage = load_scoring_frame(maps, truth, crosswalks, people)
+    frame, coverage = load_scoring_frame(maps, truth, crosswalks, people, min_join)
     ev = score(frame)
     return Evaluation(**{**ev.__dict__, "coverage": coverage})
 
 
-__all__ = ["Evaluation", "PairCounts", "evaluate", "load_scoring_frame", "pair_counts", "score"]
+__all__ = [
+    "MIN_JOIN",
+    "Evaluation",
+    "PairCounts",
+    "evaluate",
+    "load_scoring_frame",
+    "pair_counts",
+    "score",
+]

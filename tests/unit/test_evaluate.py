@@ -164,3 +164,74 @@ def test_evaluate_command_prints_and_writes_json(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert "precision 0.5000" in res.output
     assert json.loads(out.read_text())["pairwise"]["f1"] == pytest.approx(2 / 3)
+
+
+def _files(tmp_path, refs_prefix: str = "ref-", truth_ids: str = "") -> tuple:
+    """Maps, crosswalks (row refs with ``refs_prefix``) and truth (record ids + ``truth_ids``)."""
+    maps, xws = tmp_path / "maps", tmp_path / "xw"
+    maps.mkdir(exist_ok=True)
+    xws.mkdir(exist_ok=True)
+    for ds, grp in RECORDS.groupby("dataset"):
+        refs = ["ref-" + r for r in grp["record_id"]]
+        _write(
+            maps / f"{ds}.map.parquet", pd.DataFrame({"row_ref": refs, "person_id": grp["pred"]})
+        )
+        _write(
+            xws / f"{ds}.crosswalk.parquet",
+            pd.DataFrame(
+                {
+                    "record_id": grp["record_id"],
+                    "row_ref": [refs_prefix + r for r in grp["record_id"]],
+                }
+            ),
+        )
+    truth = tmp_path / "truth.parquet"
+    t = RECORDS.rename(columns={"true": "person_id"})[["dataset", "record_id", "person_id"]]
+    _write(truth, t.assign(record_id=t["record_id"] + truth_ids))
+    return maps, xws, truth
+
+
+def test_crosswalks_of_another_run_refused(tmp_path) -> None:
+    maps, xws, truth = _files(tmp_path, refs_prefix="other-run-")
+    with pytest.raises(InputDataError) as e:
+        evaluate(maps, truth, xws)
+    msg = str(e.value)
+    assert "join maps -> crosswalks" in msg and "too few map row_refs" in msg
+    assert "a 0 of 3 (0.0%)" in msg and "b 0 of 2 (0.0%)" in msg
+    assert "not those of the tokenise run" in msg
+
+
+def test_wrong_truth_refused(tmp_path) -> None:
+    maps, xws, truth = _files(tmp_path, truth_ids="-elsewhere")
+    with pytest.raises(InputDataError) as e:
+        evaluate(maps, truth, xws)
+    msg = str(e.value)
+    assert "join crosswalks -> truth" in msg and str(truth) in msg
+    assert "a 0 of 3 (0.0%)" in msg
+
+
+def test_partial_join_below_min_refused_and_threshold_adjustable(tmp_path) -> None:
+    maps, xws, truth = _files(tmp_path)
+    # One of dataset a's three crosswalk rows belongs to another run: 67% join in a.
+    xw = pd.read_parquet(xws / "a.crosswalk.parquet")
+    xw.loc[0, "row_ref"] = "other-run"
+    _write(xws / "a.crosswalk.parquet", xw)
+    with pytest.raises(InputDataError, match=r"a 2 of 3 \(66.7%\)"):
+        evaluate(maps, truth, xws)
+    ev = evaluate(maps, truth, xws, min_join=0.5)
+    assert ev.records == 4
+    assert ev.coverage["map_rows_without_crosswalk"] == 1
+
+
+def test_evaluate_command_refuses_mismatched_inputs(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from wmw_link.cli import main
+
+    maps, xws, truth = _files(tmp_path, refs_prefix="other-run-")
+    res = CliRunner().invoke(
+        main, ["evaluate", "--maps", str(maps), "--truth", str(truth), "--crosswalks", str(xws)]
+    )
+    assert res.exit_code != 0
+    assert "join maps -> crosswalks" in res.output
+    assert "F1" not in res.output

@@ -38,6 +38,14 @@ from wmw_link.files import write_json_atomic
     "(default: people.parquet beside the truth, when present).",
 )
 @click.option(
+    "--min-join",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.95,
+    show_default=True,
+    help="Least share of each dataset's map rows that must be found in the crosswalks, and "
+    "of those in the truth; fewer means the inputs do not belong together (refused).",
+)
+@click.option(
     "--json",
     "json_out",
     type=click.Path(path_type=Path),
@@ -45,7 +53,12 @@ from wmw_link.files import write_json_atomic
     help="Also write the figures as JSON to this file.",
 )
 def evaluate(
-    maps_dir: Path, truth: Path, crosswalks: Path, people: Path | None, json_out: Path | None
+    maps_dir: Path,
+    truth: Path,
+    crosswalks: Path,
+    people: Path | None,
+    min_join: float,
+    json_out: Path | None,
 ) -> None:
     """Pairwise precision, recall and F1 (within and across sources) and cluster figures."""
     from wmw_link.evaluate import evaluate as run_evaluation
@@ -55,7 +68,7 @@ def evaluate(
     rec = runrecord.current()
     for p in sorted(maps_dir.glob("*.map.parquet")):
         rec.add_input(p)
-    ev = run_evaluation(maps_dir, truth, crosswalks, people=people)
+    ev = run_evaluation(maps_dir, truth, crosswalks, people=people, min_join=min_join)
     rec.rows["records_scored"] = ev.records
     click.echo(ev.summary())
     if json_out is not None:
