@@ -1,0 +1,52 @@
+"""Run every stage's benchmark in turn at its documented sizes (`make bench`).
+
+Each script writes benchmarks/results/<name>.json and .md itself; this runner only sequences
+them, in fresh processes, and stops at the first failure. Pass --quick for a smoke run at
+small sizes (minutes rather than an hour on the 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+FULL: list[list[str]] = [
+    ["bench_synth"],
+    ["bench_tokenise"],
+    ["bench_bloom_params"],
+    ["bench_name_tokens"],
+    ["bench_linkage", "--people", "10000", "100000"],
+    ["bench_outcomes", "--people", "20000"],
+    ["bench_seal", "--sizes-mib", "64", "1024"],
+    ["bench_audit"],
+]
+
+QUICK: list[list[str]] = [
+    ["bench_synth", "--runs", "20000:1"],
+    ["bench_tokenise", "--rows", "50000"],
+    ["bench_linkage", "--people", "5000", "--name", "linkage_quick"],
+    ["bench_outcomes", "--people", "5000", "--name", "outcomes_quick"],
+    ["bench_seal", "--sizes-mib", "64"],
+    ["bench_audit", "--appends", "200", "--lines", "5000"],
+]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    args = ap.parse_args()
+    for name, *rest in QUICK if args.quick else FULL:
+        argv = [sys.executable, "-m", f"benchmarks.{name}", *rest]
+        print(f"\n== {' '.join(argv[2:])}", flush=True)
+        t0 = time.perf_counter()
+        done = subprocess.run(argv, check=False)
+        print(f"   ({time.perf_counter() - t0:.0f} s, exit {done.returncode})", flush=True)
+        if done.returncode != 0:
+            return done.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
