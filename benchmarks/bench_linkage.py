@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import resource
 import shutil
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).parent
-RESULTS = HERE / "results"
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or HERE / "results")
 AGREEMENT = HERE.parent / "agreements" / "wmw-outcomes.yaml"
 SEED = 42
 

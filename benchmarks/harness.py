@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# BENCH_RESULTS_DIR redirects results (the --quick smoke run must not overwrite real figures).
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 

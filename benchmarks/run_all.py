@@ -8,8 +8,10 @@ small sizes (minutes rather than an hour on the 2-core machine).
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import tempfile
 import time
 
 FULL: list[list[str]] = [
@@ -26,8 +28,8 @@ FULL: list[list[str]] = [
 QUICK: list[list[str]] = [
     ["bench_synth", "--runs", "20000:1"],
     ["bench_tokenise", "--rows", "50000"],
-    ["bench_linkage", "--people", "5000", "--name", "linkage_quick"],
-    ["bench_outcomes", "--people", "5000", "--name", "outcomes_quick"],
+    ["bench_linkage", "--people", "5000"],
+    ["bench_outcomes", "--people", "5000"],
     ["bench_seal", "--sizes-mib", "64"],
     ["bench_audit", "--appends", "200", "--lines", "5000"],
 ]
@@ -37,11 +39,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = ap.parse_args()
+    env = dict(os.environ)
+    if args.quick:  # smoke-run figures go to a scratch folder, never over the real results
+        env["BENCH_RESULTS_DIR"] = tempfile.mkdtemp(prefix="wmw-bench-quick-")
+        print(f"quick run: results in {env['BENCH_RESULTS_DIR']}")
     for name, *rest in QUICK if args.quick else FULL:
         argv = [sys.executable, "-m", f"benchmarks.{name}", *rest]
         print(f"\n== {' '.join(argv[2:])}", flush=True)
         t0 = time.perf_counter()
-        done = subprocess.run(argv, check=False)
+        done = subprocess.run(argv, check=False, env=env)
         print(f"   ({time.perf_counter() - t0:.0f} s, exit {done.returncode})", flush=True)
         if done.returncode != 0:
             return done.returncode
