@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 
 from wmw_link.agreement import PayloadField, PayloadType
 from wmw_link.normalise import Dates, blank_to_null, count_reasons, normalise_postcodes
-from wmw_link.normalise._base import MISSING
 from wmw_link.normalise.dates import INVALID_DATE
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -57,21 +56,28 @@ class PayloadParser:
             out.append(self._date_cache[key])
         return pc.take(pa.array(out, pa.date32()), enc.indices)
 
-    def parse(self, batch: pa.RecordBatch) -> tuple[list[pa.Array], list[tuple[str, pa.Array]]]:
-        """Typed payload arrays in field order, and per field its label ``payload.<name>`` with
-        a reason per row (null: valid; ``missing``: empty cell; else why it was nulled)."""
+    def parse(
+        self, batch: pa.RecordBatch
+    ) -> tuple[list[pa.Array], list[tuple[str, int, pa.Array | None]]]:
+        """Typed payload arrays in field order, and per field its label ``payload.<name>``, its
+        number of non-empty values, and (when any value was nulled) a reason per row: null
+        where the value is valid or missing, else why it was nulled."""
         arrays: list[pa.Array] = []
-        reasons: list[tuple[str, pa.Array]] = []
+        notes: list[tuple[str, int, pa.Array | None]] = []
         for f in self.fields:
             raw = blank_to_null(batch.column(f.column))
             arr, why = self._one(f, raw)
-            if not isinstance(why, pa.Array):
-                bad = pc.and_(pc.is_valid(raw), pc.is_null(arr))
-                why = pc.if_else(bad, pa.scalar(why), _NULL_STR)
-            why = pc.if_else(pc.is_null(raw), pa.scalar(MISSING), why)
-            reasons.append((f"payload.{f.name}", why))
+            bad = pc.and_(pc.is_valid(raw), pc.is_null(arr))
+            # Reasons per row only for the (rare) batches with a nulled value.
+            n_bad = pc.sum(pc.cast(bad, pa.int64())).as_py() or 0
+            reasons = None
+            if n_bad:
+                reasons = pc.if_else(
+                    bad, why if isinstance(why, pa.Array) else pa.scalar(why), _NULL_STR
+                )
+            notes.append((f"payload.{f.name}", len(raw) - raw.null_count, reasons))
             arrays.append(arr)
-        return arrays, reasons
+        return arrays, notes
 
     def _one(self, f: PayloadField, raw: pa.Array) -> tuple[pa.Array, str | pa.Array]:
         """The typed array, and the reason for non-empty values that became null (one label,

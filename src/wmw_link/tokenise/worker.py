@@ -202,9 +202,11 @@ class BatchWorker:
         if group in (ALL, REST):
             part.record_id = blank_to_null(batch.column(ds.record_id))
             part.row_ref = simple_tokens(part.record_id, self._row_ref)
-            part.payload, payload_reasons = self._payload.parse(batch)
-            for label, reasons in payload_reasons:
-                part.note(label, reasons, count_missing=False)
+            part.payload, payload_notes = self._payload.parse(batch)
+            for label, n_non_empty, reasons in payload_notes:
+                part.non_empty[label] += n_non_empty
+                if reasons is not None:
+                    part.note_invalid(label, reasons)
         for i, f in enumerate(ds.identifiers):
             if group != ALL and (f.type in NAME_TYPES) != (group == NAMES):
                 continue
@@ -238,22 +240,22 @@ class Partial:
     row_ref: pa.Array | None = None
     payload: list[pa.Array] | None = None
 
-    def note(self, label: str, reasons: pa.Array, count_missing: bool = True) -> None:
-        """Count a column's null reasons (``label:reason``), its non-empty values, and keep the
-        rows of its invalid values (only these: a batch is mostly valid or missing).
-
-        ``count_missing=False`` leaves empty cells out of ``nulled`` (payload fields: the
-        manifest counts only their values that do not parse).
-        """
+    def note(self, label: str, reasons: pa.Array) -> None:
+        """Count a column's null reasons (``label:reason``) and non-empty values, and keep the
+        rows of its invalid values (only these: a batch is mostly valid or missing)."""
         counts = count_reasons(reasons, label)
-        n_missing = counts.pop(f"{label}:{MISSING}", 0)
-        self.non_empty[label] += len(reasons) - n_missing
-        if count_missing and n_missing:
-            counts[f"{label}:{MISSING}"] = n_missing
+        n_missing = counts.get(f"{label}:{MISSING}", 0)
         self.nulled.update(counts)
-        if sum(counts.values()) > (n_missing if count_missing else 0):
+        self.non_empty[label] += len(reasons) - n_missing
+        if sum(counts.values()) > n_missing:
             bad = pc.fill_null(pc.not_equal(reasons, pa.scalar(MISSING)), False)
             self.invalid.append((label, pc.indices_nonzero(bad), pc.filter(reasons, bad)))
+
+    def note_invalid(self, label: str, reasons: pa.Array) -> None:
+        """Count and keep invalid values only (``reasons`` null where valid or missing)."""
+        self.nulled.update(count_reasons(reasons, label))
+        bad = pc.is_valid(reasons)
+        self.invalid.append((label, pc.indices_nonzero(bad), pc.filter(reasons, bad)))
 
 
 def finish(plan: Plan, parts: list[Partial], row_offset: int) -> BatchResult:
