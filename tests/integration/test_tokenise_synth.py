@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from wmw_link.agreement import IdentifierType, load_agreement
 from wmw_link.cli import main
+from wmw_link.errors import InputDataError
 from wmw_link.keys import new_key
 from wmw_link.synth import extract_path, generate
 from wmw_link.tokenise import tokenise
@@ -126,3 +127,40 @@ def test_cli_tokenise_on_synthetic_extract(tokenised, tmp_path):
     a = pq.read_table(tmp_path / "skills_enrolments.tokens.parquet")
     b = pq.read_table(work / "out" / "skills_enrolments.tokens.parquet")
     assert a.equals(b)  # deterministic: the CLI and the API agree byte for byte in content
+
+
+def test_nulled_entries_match_the_manifest_counts(tokenised):
+    _, agreement, results = tokenised
+    for ds in agreement.datasets:
+        res = results[ds.id]
+        entries = pq.read_table(res.rejects)
+        nulled = entries.filter(pc.equal(entries.column("action"), "nulled"))
+        got = {}
+        for row in (
+            nulled.group_by(["column", "reason"]).aggregate([("row_number", "count")]).to_pylist()
+        ):
+            got[f"{row['column']}:{row['reason']}"] = row["row_number_count"]
+        m = json.loads(res.manifest.read_text())["rows"]
+        assert got == {k: v for k, v in m["nulled_by_reason"].items() if not k.endswith(":missing")}
+        rejected = entries.num_rows - nulled.num_rows
+        assert rejected == m["rejected"]
+        if nulled.num_rows:
+            assert pc.max(nulled.column("row_number")).as_py() <= m["input"]
+
+
+def test_dwp_extract_with_iso_dates_is_refused(tokenised, tmp_path):
+    work, agreement, _ = tokenised
+    src = extract_path(work / "data", "dwp_claims")
+    table = _raw(src, [c.name for c in pv.read_csv(src).schema])
+    # The extract's dates of birth rewritten as yyyy-mm-dd: the agreement says %d/%m/%Y.
+    iso = pc.strptime(table.column("dob"), format="%d/%m/%Y", unit="s", error_is_null=True)
+    table = table.set_column(
+        table.schema.get_field_index("dob"), "dob", pc.strftime(iso, format="%Y-%m-%d")
+    )
+    pv.write_csv(table, tmp_path / "dwp_iso.csv")
+    with pytest.raises(InputDataError, match="rule 'format': 100% of the .* column 'dob'"):
+        tokenise(
+            agreement, "dwp_claims", tmp_path / "dwp_iso.csv", work / "link.key",
+            work / "dwp_claims.ref.key", tmp_path / "out",
+        )  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["dwp_claims.rejects.parquet"]
