@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PEOPLE ?= 20000
+PEOPLE ?= 50000
 OUT    ?= demo-out
 
 .PHONY: setup demo test lint bench clean

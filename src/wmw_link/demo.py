@@ -91,7 +91,7 @@ def _extract(world: Path, dataset: str) -> Path:
 
 def run_demo(
     out: str | Path,
-    people: int = 20_000,
+    people: int = 50_000,
     seed: int = 42,
     backend: str = "duckdb",
     agreement: str | Path | None = None,

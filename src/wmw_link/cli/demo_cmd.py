@@ -10,7 +10,7 @@ from wmw_link.demo import run_demo
 
 
 @click.command()
-@click.option("--people", type=click.IntRange(min=1), default=20_000, show_default=True,
+@click.option("--people", type=click.IntRange(min=1), default=50_000, show_default=True,
               help="Synthetic residents to generate.")  # fmt: skip
 @click.option("--seed", type=click.IntRange(min=0), default=42, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True,
