@@ -28,3 +28,20 @@ def test_nothing_is_done_when_the_audit_log_cannot_be_written(tmp_path: Path) ->
     assert res.exit_code == 1
     assert "audit log: cannot append" in res.output and "nothing was done" in res.output
     assert not key.exists()
+
+
+def test_unexpected_errors_show_only_their_type(monkeypatch) -> None:
+    """A library error's message could quote a data cell: the CLI shows its type only."""
+    import wmw_link.cli.agreement_cmd as cmd
+
+    def boom(path):
+        raise ValueError("Failed to parse string: 'AB123456C' as int64")
+
+    monkeypatch.setattr(cmd, "load_agreement", boom)
+    res = CliRunner().invoke(main, ["agreement", "check", "x.yaml"])
+    assert res.exit_code == 1
+    assert "internal error (ValueError)" in res.output
+    assert "AB123456C" not in res.output and "Traceback" not in res.output
+    monkeypatch.setenv("WMW_LINK_DEBUG", "1")
+    res = CliRunner().invoke(main, ["agreement", "check", "x.yaml"])
+    assert isinstance(res.exception, ValueError)

@@ -8,6 +8,7 @@ one-line message and exit status 1, never a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,21 @@ class _LazyGroup(click.Group):
         except click.exceptions.Exit as e:
             outcome = "ok" if e.exit_code == 0 else f"error: exit {e.exit_code}"
             raise
-        except BaseException as e:
+        except (click.ClickException, click.exceptions.Abort) as e:  # usage errors, Ctrl-C
+            outcome = f"error: {type(e).__name__}"
+            raise
+        except Exception as e:
+            # An unexpected error's message may quote a cell of the data (pyarrow and DuckDB
+            # do), so only its type is shown unless the user asks for the traceback.
+            outcome = f"error: {type(e).__name__}"
+            if os.environ.get("WMW_LINK_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"internal error ({type(e).__name__}); its details are not shown because they "
+                "may quote personal data. Set WMW_LINK_DEBUG=1 to see the traceback, on the "
+                "machine that holds the data, and report the error without the data."
+            ) from None
+        except BaseException as e:  # Ctrl-C, SystemExit: recorded, then left to click
             outcome = f"error: {type(e).__name__}"
             raise
         finally:

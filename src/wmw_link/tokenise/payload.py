@@ -93,13 +93,17 @@ class PayloadParser:
             n = parser(raw)
             return pc.cast(pc.year(n.values), pa.int16()), n.reasons
         if t == PayloadType.INTEGER:
-            ok = pc.match_substring_regex(raw, r"^[+-]?[0-9]+$")
+            # At most 18 digits always fits int64, so the cast below cannot fail on a cell
+            # (a failing cast would put the cell's value into pyarrow's error message).
+            ok = pc.match_substring_regex(raw, r"^[+-]?0*[0-9]{1,18}$")
             return pc.cast(pc.if_else(ok, raw, _NULL_STR), pa.int64()), "invalid_integer"
         if t == PayloadType.NUMBER:
             ok = pc.match_substring_regex(
                 raw, r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
             )
-            return pc.cast(pc.if_else(ok, raw, _NULL_STR), pa.float64()), "invalid_number"
+            num = pc.cast(pc.if_else(ok, raw, _NULL_STR), pa.float64())
+            finite = pc.is_finite(num)  # 1e999 parses as inf: not a number anyone meant
+            return pc.if_else(finite, num, pa.scalar(None, pa.float64())), "invalid_number"
         if t == PayloadType.BOOLEAN:
             low = pc.utf8_lower(raw)
             is_t = pc.is_in(low, pa.array(sorted(_TRUE)))
