@@ -67,3 +67,28 @@ def test_public_api_names_resolve_to_functions() -> None:
     for name in wmw_link.__all__:
         obj = getattr(wmw_link, name)
         assert not isinstance(obj, type(wmw_link)), f"wmw_link.{name} is a module, not the API"
+
+
+@pytest.mark.integration
+def test_readme_command_line_walkthrough_runs(tmp_path: Path) -> None:
+    """The README's bash block of the three roles runs as written on a synthetic region."""
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    walk = next(b for b in blocks if "wmw-link tokenise" in b and "wmw-link link" in b)
+    (tmp_path / "agreements").symlink_to(REPO / "agreements")
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "WMW_LINK_AUDIT_LOG": str(tmp_path / "wmw-link-audit.jsonl"),
+    }
+    subprocess.run(
+        [str(bin_dir / "wmw-link"), "synth", "--people", "2500", "--seed", "1", "--out", "world"],
+        cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", walk],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout[-1500:], done.stderr[-1500:])
+    assert (tmp_path / "outcomes" / "dashboard.html").exists()
+    assert "verified in wmw-link-audit.jsonl" in done.stdout
