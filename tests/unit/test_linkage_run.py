@@ -240,3 +240,36 @@ def test_output_folder_with_other_files_refused_before_linking(
         link(agreement, fixture_dir[0], tmp_path, threshold=0.9, report=False)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
     assert not list(tmp_path.glob("*.map.parquet"))
+
+
+def test_predictions_keep_levels_but_no_token_columns(
+    agreement: Agreement, fixture_dir, tmp_path: Path
+) -> None:
+    """The household rule reads gamma_ columns; token values are not carried into predictions."""
+    from wmw_link.linkage.backends import open_backend
+    from wmw_link.linkage.run import _token_kinds, fit_and_cluster
+    from wmw_link.linkage.settings import UNUSED_COLUMNS, plan_model
+    from wmw_link.linkage.verify import verify_inputs
+
+    verified = verify_inputs(agreement, fixture_dir[0])
+    kinds = {c: k for c, k in _token_kinds(verified).items() if c not in UNUSED_COLUMNS}
+    be = open_backend("duckdb", tmp_path / "scratch")
+    try:
+        inputs = [
+            be.load_tokens(v.dataset, v.tokens_path, kinds, set(v.token_columns) & set(kinds))
+            for v in verified
+        ]
+        cl = fit_and_cluster(
+            inputs, plan_model(set(kinds), {}), seed=1, n_records=sum(v.rows for v in verified)
+        )
+        cols = set(
+            cl.linker.misc.query_sql(
+                f"SELECT * FROM {cl.predictions.physical_name} LIMIT 1", output_type="pandas"
+            ).columns
+        )
+        names = [c.output_column_name for c in cl.linker._settings_obj.comparisons]
+        assert {f"gamma_{n}" for n in names} <= cols
+        assert not cols & {f"{c}_{side}" for c in kinds for side in "lr"}
+        assert "gamma_forename" in cl.evidence_sql
+    finally:
+        be.close()

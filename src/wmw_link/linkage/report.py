@@ -131,8 +131,17 @@ def write_report(
     )
     records = json.loads(sample.to_json(orient="records")) if len(sample) else []
     if records:
+        # With sensitive data removed the chart reads only levels and weights, which the
+        # predictions hold; Splink's check asks for the token columns regardless.
+        settings = linker._settings_obj
+        retained = settings._retain_matching_columns
+        settings._retain_matching_columns = True
+        try:
+            chart = v.waterfall_chart(records, remove_sensitive_data=True)
+        finally:
+            settings._retain_matching_columns = retained
         charts["waterfall sample (closest to the threshold)"] = _save_chart(
-            v.waterfall_chart(records, remove_sensitive_data=True), report_dir / "waterfall.html"
+            chart, report_dir / "waterfall.html"
         )
 
     per_rule = linker.misc.query_sql(

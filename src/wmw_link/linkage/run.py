@@ -140,6 +140,31 @@ def _evidence_condition(linker: Any) -> str:
     return " OR ".join([*unique, rule])
 
 
+def keep_levels_in_predictions(linker: Any) -> None:
+    """Make Splink's predictions keep each comparison's level (``gamma_<name>``) but no token
+    columns.
+
+    The household rule reads the levels. Splink 5 keeps them in predictions only together
+    with the compared columns (``retain_matching_columns``): some sixty token columns per side
+    carried through prediction, for nothing. Splink's own training passes keep the levels
+    alone (its ``training_mode``); this asks the same of the prediction, per comparison of
+    this linker only. ``tests/unit/test_linkage_run.py`` checks the predictions' columns, so
+    a Splink upgrade that changes this fails there, not silently.
+    """
+    for comp in linker._settings_obj.comparisons:
+        select = comp._columns_to_select_for_predict
+
+        def with_levels(
+            retain_matching: bool,
+            retain_intermediate: bool,
+            training_mode: bool,
+            _select: Any = select,
+        ) -> list[str]:
+            return _select(retain_matching, retain_intermediate, True)
+
+        comp._columns_to_select_for_predict = with_levels
+
+
 def _train(linker: Any, plan: ModelPlan, seed: int, n_records: int) -> dict[str, float]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -326,6 +351,7 @@ def fit_and_cluster(
     linker = Linker(list(inputs), settings_creator(plan), log_level=logging.ERROR)
     timings = _train(linker, plan, seed, n_records)
     log.info("model trained")
+    keep_levels_in_predictions(linker)
     t0 = time.perf_counter()
     predictions = linker.inference.predict(threshold_match_weight=PREDICT_FLOOR_WEIGHT)
     timings["predict"] = time.perf_counter() - t0
@@ -520,6 +546,7 @@ def _link_manifest(
 
 __all__ = [
     "Clustering",
+    "keep_levels_in_predictions",
     "LinkResult",
     "fit_and_cluster",
     "link",

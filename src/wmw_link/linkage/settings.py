@@ -330,8 +330,9 @@ def plan_model(
 def settings_creator(plan: ModelPlan) -> Any:
     """A Splink ``SettingsCreator`` for the plan (link and dedupe all inputs at once).
 
-    Predictions keep the comparison vectors (the household rule reads them); Splink keeps
-    them only together with the compared columns, so both are retained.
+    Predictions keep each comparison's level and weights but not the compared token columns
+    (:func:`wmw_link.linkage.run.keep_levels_in_predictions`): the household rule reads the
+    levels, and nothing reads the token values after blocking.
     """
     from splink import SettingsCreator
 
@@ -340,7 +341,7 @@ def settings_creator(plan: ModelPlan) -> Any:
         unique_id_column_name="unique_id",
         comparisons=plan.comparisons,
         blocking_rules_to_generate_predictions=plan.blocking_rules,
-        retain_matching_columns=True,
+        retain_matching_columns=False,
         retain_intermediate_calculation_columns=True,
         max_iterations=20,
         em_convergence=0.001,
