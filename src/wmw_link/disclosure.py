@@ -18,7 +18,12 @@ tier of the agreement's disclosure policy (``internal`` or ``public``):
    form families too: the months of a quarter add up to the quarter (:data:`NESTED_DIMS`).
 3. **Rounding.** Shown counts are rounded to the nearest ``rounding_base``.
 4. **Rates, means and medians** are shown only from at least ``min_denominator`` people and
-   only when their numerator and denominator are shown.
+   only when their numerator and denominator are shown. A rate is computed from the *rounded*
+   numerator and denominator (ONS practice for rounded tables) and published to
+   :attr:`Precision.rate_decimals` places: a rate from the exact counts, shown to 0.1% beside
+   rounded ones, would let a reader solve for the exact pair (60 of 130 at 44.7% can only be
+   59 of 132). Means and medians are rounded to :attr:`Precision.value_base` (pay to the
+   nearest pound internally, the nearest GBP 10 in public).
 
 Suppressed values are marked ``"c"`` in written tables, never left blank or zero.
 
@@ -36,6 +41,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -59,6 +65,35 @@ REQUIRED_COLUMNS = [
 KINDS = {"rate", "count", "mean", "median"}
 
 CellKey = tuple[str, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How finely a tier publishes rates and means/medians (the counts follow the tier's
+    ``rounding_base``)."""
+
+    rate_decimals: int = 1  # decimal places of a published percentage
+    value_base: float = 1.0  # means and medians rounded to the nearest multiple of this
+
+
+#: Internal tables: rates to 0.1% (from rounded counts), pay to the nearest pound.
+INTERNAL_PRECISION = Precision(rate_decimals=1, value_base=1.0)
+#: Public tables: rates to whole percent (from rounded counts), pay to the nearest GBP 10.
+PUBLIC_PRECISION = Precision(rate_decimals=0, value_base=10.0)
+
+
+def published_rate(count: float, n: float, decimals: int) -> float:
+    """The percentage published for a *rounded* numerator and denominator.
+
+    It is a function of the published figures only, so it tells a reader nothing they could
+    not compute themselves. Rounded half up like the counts (so 12.5% -> 13% whole percent).
+    """
+    if not n > 0:
+        return float("nan")
+    scale = 10**decimals
+    # Exact in integers: rounded counts are whole numbers, so no float round-off decides a tie.
+    num, den = int(round(count)) * 100 * scale, int(round(n))
+    return float((2 * num + den) // (2 * den)) / scale
 
 
 def month_to_quarter(month: str) -> str | None:
@@ -165,17 +200,23 @@ def _check(frame: pd.DataFrame) -> None:
         raise ConfigError(f"disclosure control: unknown kind(s) {', '.join(map(str, bad))}")
 
 
-def protect(frame: pd.DataFrame, tier: DisclosureTier) -> pd.DataFrame:
+def protect(
+    frame: pd.DataFrame, tier: DisclosureTier, precision: Precision = INTERNAL_PRECISION
+) -> pd.DataFrame:
     """Apply disclosure control to all of a run's tables (long format) with one policy tier.
 
     Args:
         frame: the raw measures, columns as in the module docstring. ``n`` and ``count`` are
             exact person counts; ``value`` holds means/medians.
         tier: the agreement's tier (``agreement.disclosure.internal`` or ``.public``).
+        precision: how finely rates and means/medians are published
+            (:data:`INTERNAL_PRECISION` or :data:`PUBLIC_PRECISION`).
 
     Returns:
-        A copy with ``n``, ``count`` rounded (NaN where suppressed), ``rate`` (percent, NaN
-        where not shown), ``value`` (NaN where not shown) and the flags ``n_flag``,
+        A copy with ``n``, ``count`` rounded (NaN where suppressed), ``rate`` (percent from the
+        rounded count and n, to ``precision.rate_decimals`` places; NaN where not shown),
+        ``value`` (rounded to ``precision.value_base``; NaN where not shown) and the flags
+        ``n_flag``,
         ``count_flag``, ``rate_flag``, ``value_flag`` (``"c"`` when suppressed, else "").
         Use :func:`to_csv_frame` to render it with ``"c"`` markers.
     """
@@ -214,23 +255,27 @@ def protect(frame: pd.DataFrame, tier: DisclosureTier) -> pd.DataFrame:
 
     out = df.drop(columns=["_key"])
     base = tier.rounding_base
-    out["rate"] = np.where(
-        is_rate & (out["n"] > 0), 100.0 * out["count"] / out["n"].where(out["n"] > 0, 1), np.nan
-    )
     rate_ok = is_rate & ~out["_n_hidden"] & ~out["_c_hidden"] & (out["n"] >= tier.min_denominator)
     value_ok = (
         out["kind"].isin(["mean", "median"])
         & ~out["_n_hidden"]
         & (out["n"] >= tier.min_denominator)
     )
-    out["rate"] = out["rate"].where(rate_ok)
-    out["value"] = out["value"].where(value_ok)
+    out["value"] = [
+        _round(v, precision.value_base) if ok and not math.isnan(v) else np.nan
+        for v, ok in zip(out["value"], value_ok, strict=True)
+    ]
     out["n"] = [
         np.nan if h else _round(v, base) for v, h in zip(out["n"], out["_n_hidden"], strict=True)
     ]
     out["count"] = [
         np.nan if (h or not r) else _round(v, base)
         for v, h, r in zip(out["count"], out["_c_hidden"], is_rate, strict=True)
+    ]
+    # Rates only now, from the rounded figures: never from the exact count and n (see above).
+    out["rate"] = [
+        published_rate(c, n, precision.rate_decimals) if ok else np.nan
+        for c, n, ok in zip(out["count"], out["n"], rate_ok, strict=True)
     ]
     out["n_flag"] = np.where(out["_n_hidden"], SUPPRESSED, "")
     out["count_flag"] = np.where(is_rate & out["_c_hidden"], SUPPRESSED, "")
@@ -239,9 +284,15 @@ def protect(frame: pd.DataFrame, tier: DisclosureTier) -> pd.DataFrame:
     return out.drop(columns=["_n_hidden", "_c_hidden"])
 
 
-def to_csv_frame(protected: pd.DataFrame) -> pd.DataFrame:
+def to_csv_frame(
+    protected: pd.DataFrame, precision: Precision = INTERNAL_PRECISION
+) -> pd.DataFrame:
     """Render a protected frame for writing: suppressed cells become ``"c"``, blanks where a
-    column does not apply to the measure's kind (e.g. ``rate`` of a plain count)."""
+    column does not apply to the measure's kind (e.g. ``rate`` of a plain count).
+
+    ``precision`` must be the one :func:`protect` used: rates are written with exactly its
+    decimals (no spurious ``.0``), means and medians as whole numbers when rounded to >= 1.
+    """
     out = pd.DataFrame({c: protected[c] for c in ["measure", "kind", *KEY_COLUMNS]})
     kind = protected["kind"]
 
@@ -267,8 +318,9 @@ def to_csv_frame(protected: pd.DataFrame) -> pd.DataFrame:
     )
     out["n"] = fmt("n", "n_flag", show_n, None)
     out["count"] = fmt("count", "count_flag", kind == "rate", None)
-    out["rate_pct"] = fmt("rate", "rate_flag", kind == "rate", 1)
-    out["value"] = fmt("value", "value_flag", kind.isin(["mean", "median"]), 2)
+    out["rate_pct"] = fmt("rate", "rate_flag", kind == "rate", precision.rate_decimals)
+    value_digits = 0 if precision.value_base >= 1 else 2
+    out["value"] = fmt("value", "value_flag", kind.isin(["mean", "median"]), value_digits)
     return out
 
 

@@ -61,8 +61,9 @@ def _total(frame: pd.DataFrame, measure: str) -> pd.Series | None:
     return None if r.empty else r.iloc[0]
 
 
-def _fmt_rate(v: Any) -> str:
-    return "c" if v is None or pd.isna(v) else f"{v:.1f}%"
+def _fmt_rate(v: Any, d: int = 1) -> str:
+    # d: the tier's published decimals (no more digits than the tables carry).
+    return "c" if v is None or pd.isna(v) else f"{v:.{d}f}%"
 
 
 def _fmt_count(v: Any) -> str:
@@ -87,7 +88,10 @@ def _kpi(value: str, label: str, sub: str = "") -> str:
     )
 
 
-def _headlines(frame: pd.DataFrame, gaps: pd.DataFrame, rule: str) -> str:
+def _headlines(frame: pd.DataFrame, gaps: pd.DataFrame, rule: str, d: int = 1) -> str:
+    def _fmt(v: Any) -> str:
+        return _fmt_rate(v, d)
+
     def rate(m: str) -> Any:
         t = _total(frame, m)
         return None if t is None else t["rate"]
@@ -106,38 +110,36 @@ def _headlines(frame: pd.DataFrame, gaps: pd.DataFrame, rule: str) -> str:
     cards = [
         _kpi(_fmt_count(val("hub_supported", "n")), "residents supported through hubs"),
         _kpi(
-            _fmt_rate(rate(f"sustained_{rule}_6m")),
+            _fmt(rate(f"sustained_{rule}_6m")),
             "in sustained work 6 months after starting support",
             rule,
         ),
         _kpi(
-            _fmt_rate(rate(f"sustained_{rule}_12m")),
+            _fmt(rate(f"sustained_{rule}_12m")),
             "in sustained work 12 months after starting support",
             rule,
         ),
         _kpi(
-            f"{_fmt_rate(rate('employed_at_start_12m'))} → {_fmt_rate(rate('employed_at_12m'))}",
+            f"{_fmt(rate('employed_at_start_12m'))} → {_fmt(rate('employed_at_12m'))}",
             "in work at the start → 12 months later",
             "same people, followed for 12 months",
         ),
         _kpi(
-            _fmt_rate(rate("off_benefits_6m")),
+            _fmt(rate("off_benefits_6m")),
             "off out-of-work benefits 6 months on",
             "of those claiming at the start",
         ),
         _kpi(
-            _fmt_rate(rate("employment_rate")),
+            _fmt(rate("employment_rate")),
             "employment rate proxy (16-64)",
             "in PAYE work per linked resident",
         ),
         _kpi(
-            "c" if gap_v is None or pd.isna(gap_v) else f"{gap_v:+.1f} pts",
+            "c" if gap_v is None or pd.isna(gap_v) else f"{gap_v:+.{d}f} pts",
             "disability employment gap",
             "disabled minus non-disabled residents",
         ),
-        _kpi(
-            _fmt_rate(rate("youth_claimants")), "of residents aged 18-24 claim out-of-work benefits"
-        ),
+        _kpi(_fmt(rate("youth_claimants")), "of residents aged 18-24 claim out-of-work benefits"),
         _kpi(
             _fmt_money(val("bottom_half_earnings", "value")),
             "median monthly pay, bottom half of earners",
@@ -189,7 +191,7 @@ def _la_chart(frame: pd.DataFrame, rule: str) -> str:
     )
 
 
-def _gap_charts(gaps: pd.DataFrame, rule: str) -> str:
+def _gap_charts(gaps: pd.DataFrame, rule: str, d: int = 1) -> str:
     if gaps.empty:
         return ""
     region = gaps[(gaps["la"] == "All") & (gaps["measure"] == "employment_rate")]
@@ -198,7 +200,7 @@ def _gap_charts(gaps: pd.DataFrame, rule: str) -> str:
         f"{DIM_LABELS.get(d, d)}: {g} vs {r}"
         for d, g, r in zip(region["dim"], region["group"], region["reference"], strict=True)
     ]
-    xs, texts = _bars(region["gap_pp"], lambda v: f"{v:+.1f}")
+    xs, texts = _bars(region["gap_pp"], lambda v: f"{v:+.{d}f}")
     fig = go.Figure(go.Bar(
         x=xs, y=labels, orientation="h", text=texts, textposition="outside", cliponaxis=False,
         marker_color=[_COLOURS[2] if v < 0 else _COLOURS[1] for v in xs],
@@ -213,7 +215,7 @@ def _gap_charts(gaps: pd.DataFrame, rule: str) -> str:
     fig2 = go.Figure()
     for i, m in enumerate(["employment_rate", f"sustained_{rule}_12m"]):
         part = by_la[by_la["measure"] == m].sort_values("la")
-        ys, texts = _bars(part["gap_pp"], lambda v: f"{v:+.1f}")
+        ys, texts = _bars(part["gap_pp"], lambda v: f"{v:+.{d}f}")
         fig2.add_bar(name="Employment rate proxy" if i == 0 else "Sustained work at 12 months",
                      x=list(part["la"]), y=ys, text=texts, textposition="outside", cliponaxis=False,
                      textfont=dict(size=10))  # fmt: skip
@@ -226,7 +228,7 @@ def _gap_charts(gaps: pd.DataFrame, rule: str) -> str:
             f"{DIM_LABELS.get(d, d)}: {g} vs {r}"
             for d, g, r in zip(out["dim"], out["group"], out["reference"], strict=True)
         ]
-        xs2, texts2 = _bars(out["gap_pp"], lambda v: f"{v:+.1f}")
+        xs2, texts2 = _bars(out["gap_pp"], lambda v: f"{v:+.{d}f}")
         fig2 = go.Figure(
             go.Bar(
                 x=xs2,
@@ -293,13 +295,13 @@ def _trend_chart(frame: pd.DataFrame, rule: str, tier: str) -> str:
     )
 
 
-def _bias_section(frame: pd.DataFrame, warnings: list[str]) -> str:
+def _bias_section(frame: pd.DataFrame, warnings: list[str], d: int = 1) -> str:
     r = frame[(frame["measure"] == "linked_to_other_source") & (frame["breakdown"] != "all")]
     rows = []
     for _, x in r.sort_values(["dim1", "group1"]).iterrows():
         rows.append(
             f"<tr><td>{html.escape(DIM_LABELS.get(x['dim1'], x['dim1']))}</td><td>{html.escape(str(x['group1']))}</td>"
-            f'<td class="num">{_fmt_count(x["n"])}</td><td class="num">{_fmt_rate(x["rate"])}</td></tr>'
+            f'<td class="num">{_fmt_count(x["n"])}</td><td class="num">{_fmt_rate(x["rate"], d)}</td></tr>'
         )
     tot = _total(frame, "linked_to_other_source")
     warn = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in warnings) or (
@@ -308,7 +310,7 @@ def _bias_section(frame: pd.DataFrame, warnings: list[str]) -> str:
     return (
         '<section id="bias"><h2>Linkage bias</h2><p class="lead">Share of records whose person is '
         "linked to at least one other source. Groups that link less are measured on thinner "
-        f"journeys. Overall: {_fmt_rate(None if tot is None else tot['rate'])}.</p>{warn}"
+        f"journeys. Overall: {_fmt_rate(None if tot is None else tot['rate'], d)}.</p>{warn}"
         '<div style="max-height:420px;overflow:auto"><table><thead><tr><th>Characteristic</th>'
         '<th>Group</th><th class="num">Records</th><th class="num">Linked</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
@@ -346,8 +348,16 @@ Only hub clients report gender and ethnicity, so gaps by these describe hub clie
 (zero included) are suppressed and marked <b>c</b>; other cells that would let a suppressed one be worked
 out from totals, here or in any other table of this run, are suppressed too; counts are rounded to the
 nearest {pol["rounding_base"]}; rates, means and medians need at least {pol["min_denominator"]} people.
-Rates are computed before rounding.</li>
+Rates are computed from the rounded counts and shown to {_precision_text(pol)}; gaps are differences
+of the shown rates.</li>
 </ul></section>"""
+
+
+def _precision_text(pol: dict[str, Any]) -> str:
+    d = int(pol.get("rate_decimals", 1))
+    rates = "whole percent" if d == 0 else f"{10**-d:g}%"
+    money = pol.get("value_rounding")
+    return rates + (f", money to the nearest £{money:g}" if money else "")
 
 
 def build_dashboard(
@@ -358,17 +368,19 @@ def build_dashboard(
     Args:
         frame: the output of :func:`wmw_link.disclosure.protect` for this tier.
         gaps: the gap table computed from that frame.
-        meta: run metadata (agreement, as_of, rule, rules, disclosure tiers, warnings).
-        tier: ``"internal"`` or ``"public"`` (the public version omits the bias table's
-            detail but keeps its warnings).
+        meta: run metadata (agreement, as_of, rule, rules, disclosure tiers, warnings). Its
+            ``warnings`` must be computed from ``frame`` (this tier's tables), never from
+            another tier's.
+        tier: ``"internal"`` or ``"public"``.
     """
     rule = meta["rule"]
+    d = int(meta["disclosure"][tier].get("rate_decimals", 1))
     body = [
-        _headlines(frame, gaps, rule),
+        _headlines(frame, gaps, rule, d),
         _la_chart(frame, rule),
-        _gap_charts(gaps, rule),
+        _gap_charts(gaps, rule, d),
         _trend_chart(frame, rule, tier),
-        _bias_section(frame, meta.get("warnings", [])),
+        _bias_section(frame, meta.get("warnings", []), d),
         _notes(meta, tier),
     ]
     ag = meta["agreement"]

@@ -53,12 +53,15 @@ def bias_measures(records: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def bias_warnings(protected: pd.DataFrame, threshold_pp: float) -> list[str]:
+def bias_warnings(protected: pd.DataFrame, threshold_pp: float, decimals: int = 1) -> list[str]:
     """Warnings for characteristics whose groups' link rates differ by more than the threshold.
 
     Args:
-        protected: the disclosure-controlled frame (rows of other measures are ignored).
+        protected: the disclosure-controlled frame of *one tier* (rows of other measures are
+            ignored); the warnings quote its published rates and nothing else, so give each
+            tier's dashboard the warnings of its own tables.
         threshold_pp: the largest acceptable gap between two groups, in percentage points.
+        decimals: decimals of that tier's published rates (the gap is quoted alike).
     """
     rows = protected[
         (protected["measure"] == MEASURE) & ~protected["breakdown"].isin(["all", "source"])
@@ -70,11 +73,12 @@ def bias_warnings(protected: pd.DataFrame, threshold_pp: float) -> list[str]:
             continue
         hi = shown.loc[shown["rate"].idxmax()]
         lo = shown.loc[shown["rate"].idxmin()]
-        gap = float(hi["rate"] - lo["rate"])
+        gap = round(float(hi["rate"] - lo["rate"]), decimals)  # of published rates only
         if gap > threshold_pp:
+            d = decimals
             out.append(
                 f"linkage bias: by {DIM_LABELS.get(str(dim), dim).lower()}, {hi['group1']} records "
-                f"link to another source {gap:.1f} points more often than {lo['group1']} "
-                f"({hi['rate']:.1f}% vs {lo['rate']:.1f}%; threshold {threshold_pp:g} points)"
+                f"link to another source {gap:.{d}f} points more often than {lo['group1']} "
+                f"({hi['rate']:.{d}f}% vs {lo['rate']:.{d}f}%; threshold {threshold_pp:g} points)"
             )
     return out

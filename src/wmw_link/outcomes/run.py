@@ -33,7 +33,14 @@ import pyarrow.parquet as pq
 
 from wmw_link import __version__
 from wmw_link.agreement import Agreement, DisclosureTier, Role
-from wmw_link.disclosure import protect, recoverable_cells, to_csv_frame
+from wmw_link.disclosure import (
+    INTERNAL_PRECISION,
+    PUBLIC_PRECISION,
+    Precision,
+    protect,
+    recoverable_cells,
+    to_csv_frame,
+)
 from wmw_link.errors import InputDataError, PolicyError, VerificationError
 from wmw_link.files import sha256_file, write_bytes_atomic, write_json_atomic
 from wmw_link.journeys import JOURNEYS_MANIFEST, TOKENS_SUFFIX, load_districts, require_dir
@@ -58,11 +65,12 @@ class OutcomesResult:
     public: pd.DataFrame  # protected (public tier)
     gaps: pd.DataFrame
     gaps_public: pd.DataFrame
-    warnings: list[str]
+    warnings: list[str]  # from the internal tables
     rule: str
     as_of: dt.date
     out_dir: Path | None = None
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    warnings_public: list[str] = field(default_factory=list)  # from the public tables only
 
     def headline(self, tier: str = "internal") -> dict[str, float | None]:
         """Headline rates (percent) from the protected totals; None when suppressed."""
@@ -203,11 +211,13 @@ def compute_measures(
     return pd.concat(parts, ignore_index=True), as_of
 
 
-def gap_table(protected: pd.DataFrame, measures_: Sequence[str]) -> pd.DataFrame:
+def gap_table(protected: pd.DataFrame, measures_: Sequence[str], decimals: int = 1) -> pd.DataFrame:
     """Gaps in points between each group and its reference group, from protected rates only.
 
     One-way rows give the regional gap; ``la x <dim>`` rows give the gap within each LA. A gap
-    is shown only when both rates are shown.
+    is shown only when both rates are shown. The rates are the *published* ones (already
+    rounded, computed from rounded counts), so a gap adds nothing to the tables; ``decimals``
+    (the tier's rate decimals) only clears float noise from the subtraction.
     """
     rows = []
     for m in measures_:
@@ -228,14 +238,14 @@ def gap_table(protected: pd.DataFrame, measures_: Sequence[str]) -> pd.DataFrame
     df = pd.DataFrame(
         rows, columns=["measure", "dim", "la", "group", "reference", "rate", "reference_rate"]
     )
-    df["gap_pp"] = df["rate"] - df["reference_rate"]
+    df["gap_pp"] = (df["rate"] - df["reference_rate"]).round(decimals)
     return df
 
 
-def _gap_csv(gaps: pd.DataFrame) -> pd.DataFrame:
+def _gap_csv(gaps: pd.DataFrame, decimals: int) -> pd.DataFrame:
     out = gaps[["measure", "dim", "la", "group", "reference"]].copy()
     for c in ("rate", "reference_rate", "gap_pp"):
-        out[c] = ["c" if pd.isna(v) else f"{v:.1f}" for v in gaps[c]]
+        out[c] = ["c" if pd.isna(v) else f"{v:.{decimals}f}" for v in gaps[c]]
     return out
 
 
@@ -317,9 +327,9 @@ def measure_outcomes(
     raw, as_of = compute_measures(
         events, persons, as_of, rules=rules, progression_min_increase=progression_min_increase
     )
-    internal = protect(raw, agreement.disclosure.internal)
+    internal = protect(raw, agreement.disclosure.internal, INTERNAL_PRECISION)
     public_raw = raw[raw["breakdown"].isin(PUBLIC_BREAKDOWNS)]
-    public = protect(public_raw, agreement.disclosure.public)
+    public = protect(public_raw, agreement.disclosure.public, PUBLIC_PRECISION)
     for name, frame in (("internal", internal), ("public", public)):
         leaks = recoverable_cells(frame)
         if leaks:  # a bug in disclosure control must stop the run, not reach a table
@@ -331,21 +341,35 @@ def measure_outcomes(
         f"sustained_{headline_rule.name}_6m",
         f"sustained_{headline_rule.name}_12m",
     ]
-    gaps = gap_table(internal, gap_measures)
-    gaps_public = gap_table(public, gap_measures)
-    warnings = bias.bias_warnings(internal, bias_threshold_pp)
+    gaps = gap_table(internal, gap_measures, INTERNAL_PRECISION.rate_decimals)
+    gaps_public = gap_table(public, gap_measures, PUBLIC_PRECISION.rate_decimals)
+    # Each tier's warnings come from that tier's own tables: the public dashboard must not
+    # quote internal rates (finer, and over groups the public tables may suppress).
+    warnings = bias.bias_warnings(internal, bias_threshold_pp, INTERNAL_PRECISION.rate_decimals)
+    warnings_public = bias.bias_warnings(public, bias_threshold_pp, PUBLIC_PRECISION.rate_decimals)
     result = OutcomesResult(
-        internal, public, gaps, gaps_public, warnings, headline_rule.name, as_of
+        internal,
+        public,
+        gaps,
+        gaps_public,
+        warnings,
+        headline_rule.name,
+        as_of,
+        warnings_public=warnings_public,
     )
     if out_dir is None:
         return result
 
     out = Path(out_dir)
     files: dict[str, bytes] = {}
-    for tier_dir, frame, gap in (("tables", internal, gaps), ("public", public, gaps_public)):
+    tiers: tuple[tuple[str, pd.DataFrame, pd.DataFrame, Precision], ...] = (
+        ("tables", internal, gaps, INTERNAL_PRECISION),
+        ("public", public, gaps_public, PUBLIC_PRECISION),
+    )
+    for tier_dir, frame, gap, prec in tiers:
         for table, part in frame.groupby("table", sort=True):
-            files[f"{tier_dir}/{table}.csv"] = _csv_bytes(to_csv_frame(part))
-        files[f"{tier_dir}/gaps.csv"] = _csv_bytes(_gap_csv(gap))
+            files[f"{tier_dir}/{table}.csv"] = _csv_bytes(to_csv_frame(part, prec))
+        files[f"{tier_dir}/gaps.csv"] = _csv_bytes(_gap_csv(gap, prec.rate_decimals))
     meta = _meta(
         agreement,
         party,
@@ -355,13 +379,16 @@ def measure_outcomes(
         bias_threshold_pp,
         progression_min_increase,
         warnings,
+        warnings_public,
     )
     if dashboards:
         from wmw_link.dashboard import build_dashboard
 
         files["dashboard.html"] = build_dashboard(internal, gaps, meta, tier="internal").encode()
+        # The public dashboard sees public figures only: its warnings are the public ones.
+        meta_public = {**meta, "warnings": warnings_public}
         files["dashboard-public.html"] = build_dashboard(
-            public, gaps_public, meta, tier="public"
+            public, gaps_public, meta_public, tier="public"
         ).encode()
     inputs_meta = {str(p): sha256_file(p) for p in inputs}
     # Everything goes into a staged folder that replaces ``out`` only once complete: a failure
@@ -383,11 +410,14 @@ def measure_outcomes(
     return result
 
 
-def _tier_dict(t: DisclosureTier) -> dict[str, int]:
+def _tier_dict(t: DisclosureTier, p: Precision) -> dict[str, Any]:
     return {
         "min_cell": t.min_cell,
         "rounding_base": t.rounding_base,
         "min_denominator": t.min_denominator,
+        "rate_decimals": p.rate_decimals,
+        "value_rounding": p.value_base,
+        "rates_from": "rounded counts",
     }
 
 
@@ -400,6 +430,7 @@ def _meta(
     bias_threshold_pp: float,
     progression_min_increase: float,
     warnings: list[str],
+    warnings_public: list[str],
 ) -> dict[str, Any]:
     return {
         "agreement": {
@@ -417,8 +448,9 @@ def _meta(
         "progression_min_increase": progression_min_increase,
         "bias_threshold_pp": bias_threshold_pp,
         "disclosure": {
-            "internal": _tier_dict(agreement.disclosure.internal),
-            "public": _tier_dict(agreement.disclosure.public),
+            "internal": _tier_dict(agreement.disclosure.internal, INTERNAL_PRECISION),
+            "public": _tier_dict(agreement.disclosure.public, PUBLIC_PRECISION),
         },
         "warnings": warnings,
+        "warnings_public": warnings_public,
     }
