@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,7 +17,14 @@ from wmw_link.agreement import load_agreement  # noqa: E402
 
 AGREEMENT = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
 
-pytestmark = [pytest.mark.spark, pytest.mark.integration]
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.integration,
+    # CI installs Java (.ci/run); a developer machine without it skips rather than fails.
+    pytest.mark.skipif(
+        shutil.which("java") is None and not os.environ.get("CI"), reason="Spark needs Java"
+    ),
+]
 
 #: Spark settings for a tiny local run. The run's cost is Spark's per-query overhead (planning
 #: and compiling Splink's wide SQL), not the data: two partitions, no adaptive re-planning and
