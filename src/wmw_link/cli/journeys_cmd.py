@@ -8,12 +8,12 @@ import click
 
 from wmw_link import runrecord
 from wmw_link.agreement import Role, load_agreement
+from wmw_link.cli._options import agreement_option
 from wmw_link.journeys import build_journeys, input_paths
 
 
 @click.command("journeys")
-@click.option("--agreement", "agreement_path", required=True, type=click.Path(path_type=Path),
-              help="The data-sharing agreement (YAML).")  # fmt: skip
+@agreement_option()
 @click.option("--payloads", "payloads_dir", required=True, type=click.Path(path_type=Path),
               help="Directory of <dataset>.payload.parquet files and their manifests.")  # fmt: skip
 @click.option("--maps", "maps_dir", required=True, type=click.Path(path_type=Path),

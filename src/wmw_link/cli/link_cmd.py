@@ -9,17 +9,12 @@ import click
 
 from wmw_link import runrecord
 from wmw_link.agreement import Role, load_agreement
+from wmw_link.cli._options import agreement_option
 from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outputs
 
 
 @click.command("link")
-@click.option(
-    "--agreement",
-    "agreement_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The data-sharing agreement (YAML).",
-)
+@agreement_option()
 @click.option(
     "--inputs",
     required=True,

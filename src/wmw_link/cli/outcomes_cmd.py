@@ -8,13 +8,13 @@ import click
 
 from wmw_link import runrecord
 from wmw_link.agreement import Role, load_agreement
+from wmw_link.cli._options import agreement_option
 from wmw_link.errors import ConfigError
 from wmw_link.outcomes import PRESETS, get_rule, measure_outcomes
 
 
 @click.command("outcomes")
-@click.option("--agreement", "agreement_path", required=True, type=click.Path(path_type=Path),
-              help="The data-sharing agreement (YAML); its disclosure policy is applied.")  # fmt: skip
+@agreement_option("The data-sharing agreement (YAML); its disclosure policy is applied.")
 @click.option("--journeys", "journeys_dir", required=True, type=click.Path(path_type=Path),
               help="Directory written by `wmw-link journeys` (events.parquet, persons.parquet "
                    "and journeys-manifest.json, which is required).")  # fmt: skip

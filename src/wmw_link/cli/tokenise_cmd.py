@@ -8,6 +8,7 @@ import click
 
 from wmw_link import runrecord
 from wmw_link.agreement import Role, load_agreement
+from wmw_link.cli._options import agreement_option
 from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outputs
 from wmw_link.errors import InputDataError
 from wmw_link.tokenise import DEFAULT_BATCH_ROWS, DEFAULT_MAX_INVALID_SHARE, DEFAULT_WORKERS
@@ -15,13 +16,7 @@ from wmw_link.tokenise import tokenise as _tokenise
 
 
 @click.command("tokenise")
-@click.option(
-    "--agreement",
-    "agreement_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The data-sharing agreement (YAML).",
-)
+@agreement_option()
 @click.option("--dataset", required=True, help="Dataset id in the agreement, e.g. dwp_claims.")
 @click.option(
     "--input",
