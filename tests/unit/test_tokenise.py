@@ -162,6 +162,10 @@ def _decoded_text(path):
 
 def _assert_no_plaintext(blob: str | bytes, where: str):
     for value in plaintext_values():
+        # Raw (compressed, keyed-random) bytes spell a short name now and then by chance:
+        # there, only values of 6+ characters are looked for; decoded text gets every value.
+        if isinstance(blob, bytes) and len(value) < 6:
+            continue
         for form in {value, value.lower(), value.upper()}:
             needle = form.encode() if isinstance(blob, bytes) else form
             assert needle not in blob, f"a plaintext identifier appears in {where}"
@@ -169,8 +173,9 @@ def _assert_no_plaintext(blob: str | bytes, where: str):
 
 def test_byte_scan_no_identifier_in_outputs_or_cli(tmp_path, keys, monkeypatch):
     res = _run(tmp_path, keys)
-    for p in (res.tokens, res.payload, res.manifest, res.rejects):
+    for p in (res.tokens, res.payload, res.rejects):
         _assert_no_plaintext(p.read_bytes(), p.name)
+    _assert_no_plaintext(res.manifest.read_text(), res.manifest.name)
     for p in (res.tokens, res.payload, res.rejects):
         _assert_no_plaintext(_decoded_text(p), f"decoded {p.name}")
     # The CLI's output, and its error messages on bad input, do not repeat values either.
