@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
                 "nulls FEBRL dates of birth over 120 years old (age_out_of_range) and "
                 "impossible ones. Rows with no usable identifier are rejected at tokenise, so "
                 "their true pair drops out of every method. Keys are drawn fresh each run, so "
-                "token figures move by a few pairs between runs (F1 0.840-0.843 seen). "
+                "token figures move a little between runs (F1 0.838-0.843 over five runs). "
                 "Wall times on a shared 2-core machine."
             )
         )
