@@ -382,7 +382,8 @@ def main(argv: list[str] | None = None) -> None:
                 "nulls FEBRL dates of birth over 120 years old (age_out_of_range) and "
                 "impossible ones. Rows with no usable identifier are rejected at tokenise, so "
                 "their true pair drops out of every method. Keys are drawn fresh each run, so "
-                "token figures move a little between runs (F1 0.838-0.843 over five runs). "
+                "token F1 moves by up to about a point between runs (0.836-0.843 over the "
+                "first five runs). "
                 "Wall times on a shared 2-core machine."
             )
         )
