@@ -20,6 +20,7 @@ FULL: list[list[str]] = [
     ["bench_bloom_params"],
     ["bench_name_tokens"],
     ["bench_linkage", "--people", "10000", "100000"],
+    ["bench_febrl"],
     ["bench_outcomes", "--people", "20000"],
     ["bench_seal", "--sizes-mib", "64", "1024"],
     ["bench_audit"],
