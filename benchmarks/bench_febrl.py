@@ -181,7 +181,7 @@ def run_ecm_names_dob(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame) -> p
     Returns (node "dataset|record_id", cluster).
     """
     import recordlinkage as rl
-    from benchmarks.linkage_baselines import components
+    from benchmarks.linkage_baselines import ecm_components
 
     allrec = pd.concat(
         [df.assign(source_dataset=ds) for ds, df in sorted(tables.items())], ignore_index=True
@@ -197,17 +197,7 @@ def run_ecm_names_dob(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame) -> p
     comp.exact("dob_ym", "dob_ym", label="dob_ym")
     comp.exact("dob_year", "dob_year", label="dob_year")
     features = comp.compute(pd.MultiIndex.from_arrays([left, right]), allrec)
-    matches = rl.ECMClassifier(binarize=None).fit_predict(features)
-    chosen = features.index.isin(matches)
-    if chosen.any() and (~chosen).any():
-        agree = features.sum(axis=1).to_numpy()
-        if agree[chosen].mean() < agree[~chosen].mean():
-            matches = features.index[~chosen]
-    return components(
-        allrec.index.to_numpy(),
-        matches.get_level_values(0).to_numpy(),
-        matches.get_level_values(1).to_numpy(),
-    )
+    return ecm_components(features, allrec.index.to_numpy())
 
 
 def candidate_recall(pairs: pd.DataFrame, truth: Path, scored: pd.DataFrame) -> float:

@@ -270,7 +270,13 @@ def run_ecm(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame) -> pd.DataFram
     # No NHS-number feature: it is present in one source only, so it almost never agrees and
     # ECM's estimate for it is log(0) (the fit then collapsed to a handful of matches).
     comp.exact("sex", "sex", label="sex")
-    features = comp.compute(index, allrec)
+    return ecm_components(comp.compute(index, allrec), allrec.index.to_numpy())
+
+
+def ecm_components(features: pd.DataFrame, nodes: np.ndarray) -> pd.DataFrame:
+    """Fit recordlinkage's ECM on comparison ``features`` and group its matches into persons."""
+    import recordlinkage as rl
+
     matches = rl.ECMClassifier(binarize=None).fit_predict(features)
     # ECM's two classes are unlabelled: on blocked pairs, where most pairs are matches, it can
     # converge with them swapped. Without labels, the match class is the one whose pairs agree
@@ -281,7 +287,7 @@ def run_ecm(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame) -> pd.DataFram
         if agree[chosen].mean() < agree[~chosen].mean():
             matches = features.index[~chosen]
     return components(
-        allrec.index.to_numpy(),
+        nodes,
         matches.get_level_values(0).to_numpy(),
         matches.get_level_values(1).to_numpy(),
     )

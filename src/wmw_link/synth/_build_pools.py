@@ -15,19 +15,12 @@ import importlib
 import unicodedata
 from pathlib import Path
 
+from wmw_link.synth.regions import ETHNIC_GROUPS
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 
-# Detailed ethnic groups used by the generator (see population.py for the 5-group mapping).
-GROUPS = [
-    "white_british",
-    "eastern_european",
-    "indian",
-    "pakistani",
-    "bangladeshi",
-    "black_african",
-    "black_caribbean",
-    "arab",
-]
+# Detailed ethnic groups with a name pool of their own ("mixed" draws from two pools).
+GROUPS = [g for g in ETHNIC_GROUPS if g != "mixed"]
 
 _HEAD: dict[tuple[str, str], str] = {
     ("white_british", "M"): """Oliver Jack Harry James William Thomas George Charlie Daniel Joshua
