@@ -77,11 +77,12 @@ POSTCODES = [
 ]
 
 
-def _tok(domain: str, enc: str, value: str | None) -> str | None:
+def _tok(domain: str, enc: str, value: str | None) -> int | None:
     if value is None:
         return None
     msg = enc.encode() + b"\x1f" + value.encode()
-    return hmac.new(KEY + domain.encode(), msg, hashlib.sha256).hexdigest()[:32]
+    digest = hmac.new(KEY + domain.encode(), msg, hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _bloom(value: str | None) -> tuple[list[int | None], int | None]:

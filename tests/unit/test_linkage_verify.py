@@ -259,3 +259,23 @@ def test_manifest_missing_field_named(agreement: Agreement, inputs: Path) -> Non
     mpath.write_text(json.dumps(m))
     with pytest.raises(VerificationError, match=r"manifest lacks 'files.tokens.rows'"):
         verify_inputs(agreement, inputs)
+
+
+def test_tokens_of_an_older_token_schema_refused(agreement: Agreement, inputs: Path) -> None:
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", token_schema__version=1)
+    with pytest.raises(VerificationError, match=r"token schema version 1; this wmw-link links"):
+        verify_inputs(agreement, inputs)
+
+
+def test_token_column_of_the_wrong_type_refused(agreement: Agreement, inputs: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    path = inputs / "hmrc_rti.tokens.parquet"
+    table = pq.read_table(path)
+    i = table.schema.get_field_index("nino")
+    table = table.set_column(i, "nino", pc.cast(table.column("nino"), pa.string()))
+    pq.write_table(table, path)
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", files__tokens__sha256=sha256_file(path))
+    with pytest.raises(VerificationError, match=r"column 'nino' is string, the token schema says"):
+        verify_inputs(agreement, inputs)

@@ -53,7 +53,7 @@ def test_domains_and_encodings_separate_tokens(value):
         h.tokenizer(ts.DOMAIN_DOB, "date")(value),
     }
     assert len(tokens) == 5
-    assert all(len(t) == 32 and int(t, 16) >= 0 for t in tokens)
+    assert all(isinstance(t, int) and -(2**63) <= t < 2**63 for t in tokens)
 
 
 @settings(max_examples=100, deadline=None)
@@ -147,8 +147,24 @@ def test_token_is_truncated_hmac_of_tagged_value_under_hkdf_subkey():
     sub = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"wmw-link/v1|wmw-outcomes|name"
     ).derive(b"k" * 32)
-    expected = hmac.new(sub, b"name\x1fjohn", hashlib.sha256).digest()[:16].hex()
+    digest = hmac.new(sub, b"name\x1fjohn", hashlib.sha256).digest()
+    expected = int.from_bytes(digest[:8], "big", signed=True)
     assert Hasher(KEY, "wmw-outcomes").tokenizer(ts.DOMAIN_NAME, "name")("john") == expected
     cached = Hasher(KEY, "wmw-outcomes").cached_tokenizer(ts.DOMAIN_NAME, "name", max_entries=1)
     # A full cache is cleared, never wrong.
     assert [cached(v) for v in ("john", "ann", "john")][2] == expected
+
+
+def test_row_ref_is_128_bit_hex_of_hmac_under_the_ref_domain():
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    sub = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"wmw-link/v1|wmw-outcomes|row_ref"
+    ).derive(b"k" * 32)
+    expected = hmac.new(sub, b"hmrc_rti\x1fR1", hashlib.sha256).digest()[:16].hex()
+    ref = Hasher(KEY, "wmw-outcomes").ref_tokenizer(ts.DOMAIN_ROW_REF, "hmrc_rti")
+    assert ref("R1") == expected and len(expected) == 32

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
@@ -224,6 +225,13 @@ def _check_schema(
     the manifest: a controller listing a plaintext column in its own manifest does not make it
     a token column.
     """
+    version = m["token_schema"].get("version")
+    if version != ts.TOKEN_SCHEMA_VERSION:
+        raise VerificationError(
+            f"{manifest_path}: rule 'token schema': tokens made under token schema version "
+            f"{version!r}; this wmw-link links version {ts.TOKEN_SCHEMA_VERSION} (tokenise again "
+            "with the same wmw-link version as the linkage unit)"
+        )
     allowed = allowed_token_columns(dataset)
     for col, spec in m["token_schema"]["columns"].items():
         if col not in allowed:
@@ -289,6 +297,14 @@ def _check_tokens(
         raise VerificationError(
             f"{tokens}: column(s) {', '.join(missing)} of the token schema are missing"
         )
+    want = {ts.ROW_REF: pa.string(), **{c: ts.BY_NAME[c].arrow_type for c in listed - {ts.ROW_REF}}}
+    for name in sorted(listed):
+        got = meta.schema_arrow.field(name).type
+        if got != want[name]:
+            raise VerificationError(
+                f"{tokens}: rule 'token schema': column '{name}' is {got}, the token schema "
+                f"says {want[name]}"
+            )
     return rows, digest
 
 

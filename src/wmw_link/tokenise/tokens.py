@@ -1,7 +1,8 @@
-"""Keyed tokens: HMAC-SHA256 truncated to 128 bits, per domain and encoding, distinct values only.
+"""Keyed tokens: HMAC-SHA256 truncated to 64 bits, per domain and encoding, distinct values only.
 
 A :class:`Hasher` holds one pre-keyed HMAC object per (domain, encoding) with the encoding tag
-already absorbed; a token is ``copy().update(value).digest()[:16].hex()``. The token columns of
+already absorbed; a token is the first 8 bytes of ``copy().update(value).digest()`` read as a
+signed big-endian int64 (row references: the first 16 bytes as hex). The token columns of
 each identifier are built over the *distinct* normalised values of a batch (names and dates
 repeat a lot) and cached per process across batches, then spread back to rows with ``take``.
 """
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import jellyfish
 import numpy as np
@@ -32,7 +34,7 @@ _ROW_CACHE_MAX = 100_000
 
 
 class Hasher:
-    """Pre-keyed HMACs for one agreement; tokens are 32 hex characters."""
+    """Pre-keyed HMACs for one agreement; tokens are int64, row references 32 hex characters."""
 
     def __init__(self, key: SecretKey, agreement_id: str) -> None:
         self._key = key
@@ -53,18 +55,33 @@ class Hasher:
         h.update(data)
         return h.digest()
 
-    def tokenizer(self, domain: str, encoding: str) -> Callable[[str], str]:
-        """A function value -> token for one (domain, encoding)."""
+    def _prefixed_inner(self, domain: str, encoding: str) -> Any:
         base = self._prefixed.get((domain, encoding))
         if base is None:
             base = self._domain(domain).copy()
             base.update(encoding.encode("ascii") + _SEP)
             self._prefixed[(domain, encoding)] = base
-
         # The OpenSSL-backed object inside hmac.HMAC copies and digests without the Python
         # wrapper's per-call overhead (a third of the cost per token); same HMAC either way.
-        inner = getattr(base, "_hmac", None) or base
+        return getattr(base, "_hmac", None) or base
+
+    def tokenizer(self, domain: str, encoding: str) -> Callable[[str], int]:
+        """A function value -> int64 token for one (domain, encoding)."""
+        inner = self._prefixed_inner(domain, encoding)
         n = ts.TOKEN_BYTES
+        from_bytes = int.from_bytes
+
+        def token(value: str) -> int:
+            h = inner.copy()
+            h.update(value.encode("utf-8"))
+            return from_bytes(h.digest()[:n], "big", signed=True)
+
+        return token
+
+    def ref_tokenizer(self, domain: str, encoding: str) -> Callable[[str], str]:
+        """A function record id -> row reference (32 hex characters) for one encoding."""
+        inner = self._prefixed_inner(domain, encoding)
+        n = ts.ROW_REF_BYTES
 
         def token(value: str) -> str:
             h = inner.copy()
@@ -75,16 +92,16 @@ class Hasher:
 
     def cached_tokenizer(
         self, domain: str, encoding: str, max_entries: int = 300_000
-    ) -> Callable[[str], str]:
+    ) -> Callable[[str], int]:
         """Like :meth:`tokenizer`, remembering tokens of values seen before in this process.
 
         Names, name parts, phonetic codes and postcode parts repeat across batches; the cache
         is cleared when it reaches ``max_entries`` so that memory stays bounded.
         """
         raw = self.tokenizer(domain, encoding)
-        cache: dict[str, str] = {}
+        cache: dict[str, int] = {}
 
-        def token(value: str) -> str:
+        def token(value: str) -> int:
             hit = cache.get(value)
             if hit is None:
                 if len(cache) >= max_entries:
@@ -210,9 +227,9 @@ class DateTokens:
         return result
 
 
-#: Token strings travel from workers and into Parquet as dictionary arrays (indices into the
-#: batch's distinct tokens): no per-row copy of 32-character strings, a third of the bytes to
-#: pickle, and the Parquet writer takes the dictionary as it is. Files read back as strings.
+#: Row references travel from workers and into Parquet as dictionary arrays (indices into the
+#: batch's distinct refs): a third of the bytes to pickle, and the Parquet writer takes the
+#: dictionary as it is. Files read back as strings.
 WIRE_STRING = pa.dictionary(pa.int32(), pa.string())
 
 
@@ -237,11 +254,6 @@ def as_dictionary(tokens: pa.Array, indices: pa.Array) -> pa.Array:
     )
 
 
-def wire_type(col: ts.TokenColumn) -> pa.DataType:
-    """The Arrow type a token column has between worker and writer."""
-    return WIRE_STRING if col.kind == "hmac" else col.arrow_type
-
-
 def spread(
     values: pa.Array,
     row_fn: Callable[[object], tuple[object, ...]],
@@ -253,19 +265,20 @@ def spread(
     rows = [row_fn(v) for v in distinct]
     out = []
     for j, col in enumerate(columns):
-        arr = pa.array([r[j] for r in rows], col.arrow_type)
-        if col.kind == "hmac":
-            out.append(as_dictionary(arr, enc.indices))
-        else:
-            out.append(pc.take(arr, enc.indices))
+        out.append(pc.take(pa.array([r[j] for r in rows], col.arrow_type), enc.indices))
     return out
 
 
-def simple_tokens(values: pa.Array, token: Callable[[str], str]) -> pa.Array:
-    """One token column from a string array (distinct values hashed once; nulls stay null).
+def simple_tokens(values: pa.Array, token: Callable[[str], int]) -> pa.Array:
+    """One int64 token column from a string array (distinct values hashed once; nulls stay
+    null)."""
+    enc = pc.dictionary_encode(values)
+    distinct = enc.dictionary.to_pylist()
+    return pc.take(pa.array([token(v) for v in distinct], pa.int64()), enc.indices)
 
-    Returns a dictionary array (:data:`WIRE_STRING`).
-    """
+
+def ref_tokens(values: pa.Array, token: Callable[[str], str]) -> pa.Array:
+    """Row references from record ids, as a dictionary array (:data:`WIRE_STRING`)."""
     enc = pc.dictionary_encode(values)
     distinct = enc.dictionary.to_pylist()
     arr = pa.array([token(v) for v in distinct], pa.string())

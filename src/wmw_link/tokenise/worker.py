@@ -47,9 +47,9 @@ from wmw_link.tokenise.tokens import (
     DateTokens,
     Hasher,
     NameTokens,
+    ref_tokens,
     simple_tokens,
     spread,
-    wire_type,
 )
 
 _NULL_STR = pa.scalar(None, pa.string())
@@ -110,7 +110,7 @@ class BatchWorker:
         ref = Hasher(plan.ref_key, plan.agreement_id)
         # The dataset id is hashed with the record id so that equal ids in two datasets of the
         # same controller give different row refs.
-        self._row_ref = ref.tokenizer(ts.DOMAIN_ROW_REF, plan.dataset.id)
+        self._row_ref = ref.ref_tokenizer(ts.DOMAIN_ROW_REF, plan.dataset.id)
         bloom = BloomEncoder(lambda b: hasher.digest(ts.DOMAIN_BLOOM, b))
         self._names = {p: NameTokens(hasher, p, bloom) for p in ("forename", "surname")}
         self._dates = DateTokens(hasher)
@@ -201,7 +201,7 @@ class BatchWorker:
         part = Partial(n_rows=n_rows)
         if group in (ALL, REST):
             part.record_id = blank_to_null(batch.column(ds.record_id))
-            part.row_ref = simple_tokens(part.record_id, self._row_ref)
+            part.row_ref = ref_tokens(part.record_id, self._row_ref)
             part.payload, payload_notes = self._payload.parse(batch)
             for label, n_non_empty, reasons in payload_notes:
                 part.non_empty[label] += n_non_empty
@@ -353,10 +353,10 @@ def payload_schema(fields: pa.Schema) -> pa.Schema:
 
 
 def wire_schema(columns: list[ts.TokenColumn]) -> pa.Schema:
-    """The token batches' schema (string tokens as dictionaries; files read back as strings)."""
+    """The token batches' schema (row refs as dictionaries; files read them back as strings)."""
     return pa.schema(
         [pa.field(ts.ROW_REF, WIRE_STRING, nullable=False)]
-        + [pa.field(c.name, wire_type(c)) for c in columns]
+        + [pa.field(c.name, c.arrow_type) for c in columns]
     )
 
 
