@@ -2,75 +2,123 @@
 
 from __future__ import annotations
 
-import hashlib
+import secrets
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from wmw_link.errors import VerificationError
 from wmw_link.files import write_parquet_atomic
 
+#: Random bytes per person id: 80 bits, so a million persons share an id with probability
+#: about 4e-13 (and :func:`new_person_ids` draws again if they ever do).
+PERSON_ID_BYTES = 10
+MAP_SCHEMA = pa.schema(
+    [pa.field("row_ref", pa.string(), nullable=False), ("person_id", pa.string())]
+)
 
-def person_ids(cluster_ids: pd.Series, salt: str) -> pd.Series:
-    """Opaque person ids from Splink cluster ids (which embed a row_ref).
 
-    The id is a hash of the agreement id and the cluster id, so the same clustering gives the
-    same ids, and the id does not show which record represents the cluster.
+def new_person_ids(n: int) -> np.ndarray:
+    """``n`` distinct person ids, ``p`` + 20 hex characters, from the operating system's CSPRNG.
+
+    Random rather than derived from the cluster: Splink names a cluster after one of its
+    records, and any function of that name that analysts could recompute would tell them which
+    record it was. Ids are therefore new in every linkage run and mean nothing outside it.
     """
-    uniq = pd.Series(cluster_ids.unique())
-    mapping = {
-        c: "p" + hashlib.sha256(f"{salt}\x1f{c}".encode()).hexdigest()[:20] for c in uniq.tolist()
-    }
-    return cluster_ids.map(mapping)
+    k = PERSON_ID_BYTES
+    while True:
+        raw = secrets.token_bytes(k * n)
+        ids = np.array(["p" + raw[i : i + k].hex() for i in range(0, k * n, k)], dtype=object)
+        if len(pd.unique(ids)) == n:
+            return ids
 
 
-def build_maps(
-    clusters: pd.DataFrame, expected: dict[str, pd.Series], salt: str
-) -> dict[str, pd.DataFrame]:
-    """One (row_ref, person_id) frame per dataset, covering every input row exactly once.
+def build_maps(clusters: pd.DataFrame, expected: dict[str, pa.Array]) -> dict[str, pa.Table]:
+    """One (row_ref, person_id) table per dataset, in the order of its tokens file.
 
     Args:
-        clusters: columns source_dataset, unique_id (the row_ref), cluster_id.
-        expected: for each dataset, the row_refs of its input.
-        salt: mixed into the person ids (the agreement id).
+        clusters: columns source_dataset, unique_id, cluster_id. ``unique_id`` is either the
+            row_ref or (integers) the row's number in its tokens file.
+        expected: for each dataset, the row_refs of its input, in file order.
 
     Raises:
-        VerificationError: a row_ref appears twice, or the clustering lost or invented rows.
+        VerificationError: a row appears twice, or the clustering invented rows.
     """
-    clusters = clusters.assign(person_id=person_ids(clusters["cluster_id"].astype(str), salt))
-    out: dict[str, pd.DataFrame] = {}
+    clusters = clusters.reset_index(drop=True)
+    codes, uniques = pd.factorize(clusters["cluster_id"])
+    by_row_number = pd.api.types.is_integer_dtype(clusters["unique_id"])
+    # A row Splink did not return (never expected, but a map must be complete) becomes a
+    # person of its own: its id is drawn after the clusters' ids.
+    next_lone = len(uniques)
+    by_dataset = {ds: g for ds, g in clusters.groupby("source_dataset", sort=False)}
+    picked: dict[str, tuple[pa.Array, np.ndarray]] = {}
     for dataset, refs in expected.items():
-        got = clusters.loc[clusters["source_dataset"] == dataset, ["unique_id", "person_id"]]
-        got = got.rename(columns={"unique_id": "row_ref"})
-        if got["row_ref"].duplicated().any():
-            raise VerificationError(f"dataset '{dataset}': a row_ref is in the clusters twice")
-        missing = ~refs.isin(got["row_ref"])
-        if missing.any():
-            # Rows Splink did not return (never expected, but a map must be complete): each
-            # becomes a person of its own.
-            lone = pd.DataFrame({"row_ref": refs[missing].to_numpy()})
-            lone["person_id"] = person_ids(dataset + "/" + lone["row_ref"], salt)
-            got = pd.concat([got, lone], ignore_index=True)
-        extra = ~got["row_ref"].isin(refs)
-        if extra.any():
-            raise VerificationError(
-                f"dataset '{dataset}': the clustering returned {int(extra.sum())} row(s) not in "
-                "its input"
-            )
-        out[dataset] = got.sort_values("row_ref", ignore_index=True)
-    return out
+        g = by_dataset.pop(dataset, clusters.iloc[:0])
+        rows = g.index.to_numpy()
+        if by_row_number:
+            pos = _positions_by_row_number(dataset, g["unique_id"].to_numpy(), len(refs))
+        else:
+            pos = _positions_by_row_ref(dataset, g["unique_id"].to_numpy(), refs)
+        found = pos >= 0
+        person = np.empty(len(refs), dtype=np.int64)
+        person[found] = codes[rows[pos[found]]]
+        n_missing = int((~found).sum())
+        person[~found] = np.arange(next_lone, next_lone + n_missing)
+        next_lone += n_missing
+        picked[dataset] = (refs, person)
+    if by_dataset:
+        raise VerificationError(
+            f"the clustering returned rows of dataset(s) {', '.join(sorted(by_dataset))} that "
+            "were not linked"
+        )
+    ids = new_person_ids(next_lone)
+    return {
+        ds: pa.Table.from_arrays(
+            [refs.cast(pa.string()), pa.array(ids[person], pa.string())], schema=MAP_SCHEMA
+        )
+        for ds, (refs, person) in picked.items()
+    }
 
 
-def write_maps(maps: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, Path]:
+def _positions_by_row_number(dataset: str, ids: np.ndarray, n_rows: int) -> np.ndarray:
+    """For each input row, its position among the clustered rows (-1: not returned)."""
+    ids = ids.astype(np.int64, copy=False)
+    if len(ids) and (ids.min() < 0 or ids.max() >= n_rows):
+        bad = int(((ids < 0) | (ids >= n_rows)).sum())
+        raise VerificationError(
+            f"dataset '{dataset}': the clustering returned {bad} row(s) not in its input"
+        )
+    if len(ids) and np.bincount(ids, minlength=n_rows).max() > 1:
+        raise VerificationError(f"dataset '{dataset}': a row is in the clusters twice")
+    pos = np.full(n_rows, -1, dtype=np.int64)
+    pos[ids] = np.arange(len(ids))
+    return pos
+
+
+def _positions_by_row_ref(dataset: str, ids: np.ndarray, refs: pa.Array) -> np.ndarray:
+    index = pd.Index(ids)
+    if not index.is_unique:
+        raise VerificationError(f"dataset '{dataset}': a row is in the clusters twice")
+    pos = index.get_indexer(pd.Index(refs.to_numpy(zero_copy_only=False)))
+    n_found = int((pos >= 0).sum())
+    if n_found != len(index):
+        raise VerificationError(
+            f"dataset '{dataset}': the clustering returned {len(index) - n_found} row(s) not in "
+            "its input"
+        )
+    return pos
+
+
+def write_maps(maps: dict[str, pa.Table], out_dir: Path) -> dict[str, Path]:
     """Write ``<dataset>.map.parquet`` files atomically; return their paths."""
-    schema = pa.schema([("row_ref", pa.string()), ("person_id", pa.string())])
     paths = {}
-    for dataset, frame in maps.items():
+    for dataset, table in maps.items():
         path = out_dir / f"{dataset}.map.parquet"
-        write_parquet_atomic(path, pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+        write_parquet_atomic(path, table)
         paths[dataset] = path
     return paths
 
 
-__all__ = ["build_maps", "person_ids", "write_maps"]
+__all__ = ["MAP_SCHEMA", "build_maps", "new_person_ids", "write_maps"]

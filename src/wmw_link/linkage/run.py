@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from wmw_link import __version__
 from wmw_link.agreement import Agreement, Role
@@ -417,14 +420,14 @@ def _run(
 
     cl = fit_and_cluster(inputs, plan, seed=seed, n_records=n_records, threshold=threshold)
     timings.update(cl.timings)
-    if keep_pairs is not None:
-        save_pairs(cl, keep_pairs)
-
     t0 = time.perf_counter()
     expected = {
-        v.dataset: pd.read_parquet(v.tokens_path, columns=["row_ref"])["row_ref"] for v in verified
+        v.dataset: pq.read_table(v.tokens_path, columns=["row_ref"]).column(0).combine_chunks()
+        for v in verified
     }
-    maps = build_maps(cl.frame, expected, salt=agreement.id)
+    if keep_pairs is not None:
+        save_pairs(cl, keep_pairs, expected)
+    maps = build_maps(cl.frame, expected)
     map_paths = write_maps(maps, out)
     timings["write_maps"] = time.perf_counter() - t0
 
@@ -438,7 +441,7 @@ def _run(
             linker=cl.linker,
             predictions=cl.predictions,
             linkable=cl.linkable,
-            maps=maps,
+            maps={d: t.to_pandas() for d, t in maps.items()},
             points=cl.points,
             chosen_weight=cl.weight,
             method=cl.method,
@@ -449,7 +452,9 @@ def _run(
         timings["report"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
-    persons = len(pd.concat([m["person_id"] for m in maps.values()]).unique())
+    persons = pc.count_distinct(
+        pa.chunked_array([t.column("person_id") for t in maps.values()], pa.string())
+    ).as_py()
     manifest = out / LINK_MANIFEST_NAME
     write_json_atomic(
         manifest,
@@ -483,14 +488,26 @@ def _run(
     )
 
 
-def save_pairs(cl: Clustering, path: Path) -> None:
-    """Write the scored pairs (ids, weight, linkable flag) to Parquet, for benchmarks only."""
+def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array]) -> None:
+    """Write the scored pairs (row refs, weight, linkable flag) to Parquet, for benchmarks only.
+
+    ``refs``: each dataset's row refs in file order (to name rows that are row numbers).
+    """
     sql = (
         "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "
         f"p.match_weight, ({cl.evidence_sql.replace('gamma_', 'p.gamma_')}) AS linkable "
         f"FROM {cl.predictions.physical_name} p"
     )
     df = cl.linker.misc.query_sql(sql, output_type="pandas")
+    for side in ("l", "r"):
+        ids = df[f"unique_id_{side}"]
+        if pd.api.types.is_integer_dtype(ids):
+            named = pd.Series(index=df.index, dtype=object)
+            for ds, grp in df.groupby(f"source_dataset_{side}").groups.items():
+                named[grp] = (
+                    refs[ds].take(pa.array(ids[grp].to_numpy())).to_numpy(zero_copy_only=False)
+                )
+            df[f"unique_id_{side}"] = named
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(path, index=False)
 
@@ -501,7 +518,7 @@ def _link_manifest(
     be: Backend,
     seed: int,
     exact_only: bool,
-    maps: dict[str, pd.DataFrame],
+    maps: dict[str, pa.Table],
     map_paths: dict[str, Path],
     cl: Clustering,
     timings: dict[str, float],
