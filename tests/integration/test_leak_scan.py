@@ -165,6 +165,9 @@ def software_vocabulary() -> set[str]:
 # -- where to look ---------------------------------------------------------------------------
 
 
+_TIME_OF_DAY = re.compile(r"\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
 class Matcher:
     """Finds identifier phrases as whole runs of words, in linear time over the text."""
 
@@ -182,8 +185,13 @@ class Matcher:
             self.lengths[words[0]].add(len(words))
 
     def find(self, text: str, min_chars: int = 0) -> set[tuple[str, str]]:
-        """(kind, phrase) found in ``text``; phrases shorter than ``min_chars`` are skipped."""
-        words = _words(text)
+        """(kind, phrase) found in ``text``; phrases shorter than ``min_chars`` are skipped.
+
+        Times of day (the software's own timestamps, ``07:25:07+00:00``) are blanked first:
+        their numbers would otherwise spell a two-digit-year date such as ``25 07 00`` whenever
+        a file is written at the wrong second.
+        """
+        words = _words(_TIME_OF_DAY.sub(" ", text))
         hits: set[tuple[str, str]] = set()
         for i, w in enumerate(words):
             for n in self.lengths.get(w, ()):
@@ -327,3 +335,9 @@ def test_the_audit_log_holds_no_identifier_and_verifies(run: Run) -> None:
     found, scanned = scan_tree(run.audit_log.parent, [run.audit_log.parent], [run.audit_log], terms)
     assert scanned == 1 and found == {}
     assert verify(run.audit_log).lines > 5 * run.datasets
+
+
+def test_timestamps_do_not_spell_dates_but_dates_are_still_found() -> None:
+    m = Matcher({"date of birth": {"25/07/00"}}, set())
+    assert m.find('"created_at": "2026-11-27T07:25:07+00:00"') == set()
+    assert m.find('{"dob": "25/07/00", "at": "07:25:07Z"}') == {("date of birth", "25 07 00")}
