@@ -37,7 +37,7 @@ def fixture_dir(agreement: Agreement, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def result(agreement: Agreement, fixture_dir, tmp_path_factory) -> LinkResult:
     out = tmp_path_factory.mktemp("linked")
-    return link(agreement, fixture_dir[0], out, seed=1)
+    return link(agreement, fixture_dir[0], out, seed=1, keep_pairs=out.parent / "pairs.parquet")
 
 
 def _scoring_frame(result: LinkResult, truth: dict[tuple[str, str], int]) -> pd.DataFrame:
@@ -61,6 +61,20 @@ def test_maps_cover_every_input_row_exactly_once(result: LinkResult, fixture_dir
         assert sorted(got) == sorted(refs)
         assert len(set(got)) == len(got)
         assert all(isinstance(p, str) and p.startswith("p") for p in m["person_id"].to_pylist())
+
+
+def test_kept_pairs_name_rows_by_row_ref(result: LinkResult, fixture_dir) -> None:
+    pairs = pd.read_parquet(result.out_dir.parent / "pairs.parquet")
+    assert len(pairs) == result.comparisons
+    refs = {
+        (ds, r)
+        for ds in result.maps
+        for r in pq.read_table(fixture_dir[0] / f"{ds}.tokens.parquet")["row_ref"].to_pylist()
+    }
+    for side in ("l", "r"):
+        got = set(zip(pairs[f"source_dataset_{side}"], pairs[f"unique_id_{side}"], strict=True))
+        assert got <= refs
+    assert pairs["linkable"].dtype == bool and pairs["linkable"].any()
 
 
 def test_links_the_fixture_accurately_without_household_merges(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -426,7 +427,7 @@ def _run(
         for v in verified
     }
     if keep_pairs is not None:
-        save_pairs(cl, keep_pairs, expected)
+        save_pairs(cl, keep_pairs, expected, be)
     maps = build_maps(cl.frame, expected)
     map_paths = write_maps(maps, out)
     timings["write_maps"] = time.perf_counter() - t0
@@ -488,28 +489,44 @@ def _run(
     )
 
 
-def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array]) -> None:
+def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array], be: Backend) -> None:
     """Write the scored pairs (row refs, weight, linkable flag) to Parquet, for benchmarks only.
 
-    ``refs``: each dataset's row refs in file order (to name rows that are row numbers).
+    ``refs``: each dataset's row refs in file order, to name rows whose ``unique_id`` is a row
+    number (DuckDB); the pairs are joined to them inside the database.
     """
-    sql = (
-        "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "
-        f"p.match_weight, ({cl.evidence_sql.replace('gamma_', 'p.gamma_')}) AS linkable "
-        f"FROM {cl.predictions.physical_name} p"
-    )
-    df = cl.linker.misc.query_sql(sql, output_type="pandas")
-    for side in ("l", "r"):
-        ids = df[f"unique_id_{side}"]
-        if pd.api.types.is_integer_dtype(ids):
-            named = pd.Series(index=df.index, dtype=object)
-            for ds, grp in df.groupby(f"source_dataset_{side}").groups.items():
-                named[grp] = (
-                    refs[ds].take(pa.array(ids[grp].to_numpy())).to_numpy(zero_copy_only=False)
-                )
-            df[f"unique_id_{side}"] = named
+    evidence = cl.evidence_sql.replace("gamma_", "p.gamma_")
+    pred = cl.predictions.physical_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(path, index=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if be.row_number_ids:
+        named = pa.Table.from_arrays(
+            [
+                pa.array(
+                    np.concatenate([np.full(len(r), ds, dtype=object) for ds, r in refs.items()])
+                ),
+                pa.array(np.concatenate([np.arange(len(r)) for r in refs.values()])),
+                pa.concat_arrays([r.cast(pa.string()) for r in refs.values()]),
+            ],
+            names=["ds", "rn", "row_ref"],
+        )
+        be.con.register("wmw_row_refs", named)
+        be.con.execute(
+            "COPY (SELECT p.source_dataset_l, l.row_ref AS unique_id_l, p.source_dataset_r, "
+            f"r.row_ref AS unique_id_r, p.match_weight, ({evidence}) AS linkable FROM {pred} p "
+            "JOIN wmw_row_refs l ON l.ds = p.source_dataset_l AND l.rn = p.unique_id_l "
+            "JOIN wmw_row_refs r ON r.ds = p.source_dataset_r AND r.rn = p.unique_id_r) "
+            "TO ? (FORMAT parquet)",
+            [str(tmp)],
+        )
+        be.con.unregister("wmw_row_refs")
+    else:
+        sql = (
+            "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "
+            f"p.match_weight, ({evidence}) AS linkable FROM {pred} p"
+        )
+        cl.linker.misc.query_sql(sql, output_type="pandas").to_parquet(tmp, index=False)
+    tmp.replace(path)
 
 
 def _link_manifest(
