@@ -262,11 +262,11 @@ def spread(
     """Compute ``row_fn`` once per distinct non-null value and spread the columns to rows."""
     enc = pc.dictionary_encode(values)
     distinct = enc.dictionary.to_pylist()
-    rows = [row_fn(v) for v in distinct]
-    out = []
-    for j, col in enumerate(columns):
-        out.append(pc.take(pa.array([r[j] for r in rows], col.arrow_type), enc.indices))
-    return out
+    by_column = list(zip(*[row_fn(v) for v in distinct], strict=True)) or [()] * len(columns)
+    return [
+        pc.take(pa.array(values, col.arrow_type), enc.indices)
+        for values, col in zip(by_column, columns, strict=True)
+    ]
 
 
 def simple_tokens(values: pa.Array, token: Callable[[str], int]) -> pa.Array:
