@@ -110,32 +110,40 @@ def stage_link(work: Path, exact_only: bool, report: bool) -> dict[str, Any]:
 
 
 def stage_plain(work: Path) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     sys.path.insert(0, str(HERE))
-    from linkage_baselines import plaintext_table, run_splink_plaintext
+    from linkage_baselines import plaintext_tables, run_splink_plaintext
     from wmw_link.agreement import load_agreement
     from wmw_link.synth.generate import extract_path
 
     a = load_agreement(AGREEMENT)
     t0 = time.perf_counter()
-    tables = {
-        d.id: plaintext_table(
-            a,
-            d.id,
-            extract_path(work / "synth", d.id),
-            work / "crosswalks" / f"{d.id}.crosswalk.parquet",
-            dt.date.today(),
-        )
-        for d in a.datasets
-    }
+    # Two processes, as the token side's tokenise(workers=2).
+    tables = plaintext_tables(
+        AGREEMENT,
+        {
+            d.id: (
+                extract_path(work / "synth", d.id),
+                work / "crosswalks" / f"{d.id}.crosswalk.parquet",
+            )
+            for d in a.datasets
+        },
+        dt.date.today(),
+        workers=2,
+    )
     normalise = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp(dir=work))
     frame, pairs, timings = run_splink_plaintext(tables, tmp, SEED)
     shutil.rmtree(tmp, ignore_errors=True)
     frame.to_parquet(work / "plain.clusters.parquet", index=False)
     pairs.to_parquet(work / "plain.pairs.parquet", index=False)
-    pd.concat([t.assign(source_dataset=ds) for ds, t in tables.items()]).to_parquet(
-        work / "plain.records.parquet", index=False
+    records = pa.concat_tables(
+        t.append_column("source_dataset", pa.array([ds] * t.num_rows, pa.string()))
+        for ds, t in tables.items()
     )
+    pq.write_table(records, work / "plain.records.parquet")
     return {"timings": {"normalise": normalise, **timings}, "comparisons": len(pairs)}
 
 

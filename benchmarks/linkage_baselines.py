@@ -14,8 +14,12 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import multiprocessing
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ import jellyfish
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from wmw_link.agreement import Agreement, IdentifierType
@@ -30,6 +36,7 @@ from wmw_link.linkage.backends import open_backend
 from wmw_link.linkage.run import fit_and_cluster
 from wmw_link.linkage.settings import ModelPlan, settings_creator  # noqa: F401
 from wmw_link.normalise import (
+    Normalised,
     normalise_dates,
     normalise_names,
     normalise_nhs_numbers,
@@ -61,67 +68,171 @@ PLAIN_COLUMNS = [
 def _read_extract(path: Path) -> pa.Table:
     if path.suffix == ".parquet":
         return pq.read_table(path)
-    # Every column as text (record ids keep their leading zeros); empty cells stay "".
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    return pa.Table.from_pandas(df, preserve_index=False)
+    # Every column as text (record ids keep their leading zeros); empty cells stay "", as
+    # pandas' read_csv(dtype=str, keep_default_na=False) gave. Arrow's reader is multi-threaded
+    # and builds Arrow strings directly (no Python objects per cell).
+    with path.open(encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh))
+    return pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(encoding="utf-8"),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in header},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
 
 
-def _key(name: str | None, first_word: bool) -> str | None:
-    if name is None:
-        return None
-    return name.split()[0] if first_word else name.replace(" ", "")
+def _distinct(
+    raw: pa.Array | pa.ChunkedArray, fn: Callable[[pa.Array], list[pa.Array]]
+) -> list[pa.Array]:
+    """Apply ``fn`` to the distinct values of ``raw`` and spread each result back to rows.
+
+    Identifier columns repeat a lot (names, dates, postcodes); each distinct value is then
+    normalised once, as the tokeniser does (``on_distinct``). A null cell has a null index and
+    so gives null in every output, as the normalisers do for a missing value.
+    """
+    if isinstance(raw, pa.ChunkedArray):
+        raw = raw.combine_chunks()
+    enc = pc.dictionary_encode(raw)
+    return [pc.take(out, enc.indices) for out in fn(enc.dictionary)]
 
 
-def _swap(d: dt.date | None) -> str | None:
-    if d is None or d.day > 12 or d.day == d.month:
-        return None
-    return dt.date(d.year, d.day, d.month).isoformat()
+def _values(fn: Callable[[pa.Array], Normalised]) -> Callable[[pa.Array], list[pa.Array]]:
+    return lambda d: [fn(d).values]
+
+
+def _date_columns(fmt: str, today: dt.date) -> Callable[[pa.Array], list[pa.Array]]:
+    def derive(d: pa.Array) -> list[pa.Array]:
+        iso = pc.cast(normalise_dates(d, fmt, today).values, pa.string())  # YYYY-MM-DD
+        year, month, day = (
+            pc.utf8_slice_codeunits(iso, a, b) for a, b in ((0, 4), (5, 7), (8, 10))
+        )
+        # Day and month swapped, where that is another valid date (day 1-12, day != month).
+        day_n = pc.cast(day, pa.int8())
+        can_swap = pc.and_(pc.less_equal(day_n, 12), pc.not_equal(day, month))
+        swapped = pc.binary_join_element_wise(year, day, month, "-")
+        swap = pc.if_else(can_swap, swapped, pa.scalar(None, pa.string()))
+        return [iso, swap, pc.utf8_slice_codeunits(iso, 0, 7), year]
+
+    return derive
+
+
+def _postcode_columns(d: pa.Array) -> list[pa.Array]:
+    p = normalise_postcodes(d)
+    return [p.unit.values, p.sector, p.district]
+
+
+def _nysiis(keys: pa.Array) -> pa.Array:
+    # jellyfish has no vectorised form; ``keys`` are distinct values, so this is one call per
+    # distinct name. Empty keys (never produced by the normaliser) are null, as before.
+    return pa.array([jellyfish.nysiis(k) if k else None for k in keys.to_pylist()], pa.string())
+
+
+def _forename_keys(d: pa.Array) -> list[pa.Array]:
+    # Normalised names are lower-case words joined by single spaces: the first word is
+    # everything before the first space.
+    key = pc.replace_substring_regex(d, r" .*$", "")
+    return [_nysiis(key), pc.utf8_slice_codeunits(key, 0, 1)]
+
+
+def _surname_keys(d: pa.Array) -> list[pa.Array]:
+    return [_nysiis(pc.replace_substring(d, " ", ""))]
+
+
+def plaintext_arrow(
+    agreement: Agreement, dataset: str, extract: Path, crosswalk: Path, today: dt.date
+) -> pa.Table:
+    """Normalised plaintext identifiers of the tokenised rows of one extract, as Arrow.
+
+    Columns ``unique_id`` (the record id) then :data:`PLAIN_COLUMNS`, all strings; null
+    where the source has no such identifier or the value is missing or invalid.
+    """
+    ds = agreement.dataset(dataset)
+    tbl = _read_extract(extract)
+    keep = pq.read_table(crosswalk, columns=["record_id"])["record_id"].combine_chunks()
+    rid = pc.cast(tbl[ds.record_id], pa.string())
+    # A null record id is kept only if the crosswalk has one (Python set semantics).
+    mask = pc.fill_null(
+        pc.is_in(rid, value_set=pc.cast(keep, pa.string()), skip_nulls=False), False
+    )
+    tbl = tbl.filter(mask)
+    n = tbl.num_rows
+    cols: dict[str, pa.Array] = {}
+    for f in ds.identifiers:
+        arr = tbl[f.column]
+        if f.type == IdentifierType.FULL_NAME:
+            fore, sur = split_full_names(arr)  # already works on distinct full names
+            cols["forename"], cols["surname"] = fore.values, sur.values
+        elif f.type in (IdentifierType.FORENAME, IdentifierType.SURNAME):
+            (cols[f.type.value],) = _distinct(arr, _values(normalise_names))
+        elif f.type == IdentifierType.DATE_OF_BIRTH:
+            derive = _date_columns(f.format or "%Y-%m-%d", today)
+            cols["dob"], cols["dob_swap"], cols["dob_ym"], cols["dob_year"] = _distinct(arr, derive)
+        elif f.type == IdentifierType.POSTCODE:
+            cols["pc_unit"], cols["pc_sector"], cols["pc_district"] = _distinct(
+                arr, _postcode_columns
+            )
+        elif f.type == IdentifierType.NINO:
+            (cols["nino"],) = _distinct(arr, _values(normalise_ninos))
+        elif f.type == IdentifierType.NHS_NUMBER:
+            (cols["nhs"],) = _distinct(arr, _values(normalise_nhs_numbers))
+        elif f.type == IdentifierType.SEX:
+            (cols["sex"],) = _distinct(arr, _values(normalise_sex))
+    if "forename" in cols:
+        cols["forename_nysiis"], cols["forename_initial"] = _distinct(
+            cols["forename"], _forename_keys
+        )
+    if "surname" in cols:
+        (cols["surname_nysiis"],) = _distinct(cols["surname"], _surname_keys)
+    arrays = [rid.filter(mask)] + [cols.get(c, pa.nulls(n, pa.string())) for c in PLAIN_COLUMNS]
+    return pa.Table.from_arrays(
+        [pc.cast(a, pa.string()) for a in arrays], names=["unique_id", *PLAIN_COLUMNS]
+    )
 
 
 def plaintext_table(
     agreement: Agreement, dataset: str, extract: Path, crosswalk: Path, today: dt.date
 ) -> pd.DataFrame:
-    """Normalised plaintext identifiers of the tokenised rows of one extract."""
-    ds = agreement.dataset(dataset)
-    tbl = _read_extract(extract)
-    keep = set(pq.read_table(crosswalk, columns=["record_id"])["record_id"].to_pylist())
-    rid = tbl[ds.record_id].cast(pa.string())
-    mask = pa.array([r in keep for r in rid.to_pylist()])
-    tbl = tbl.filter(mask)
-    out: dict[str, Any] = {"unique_id": tbl[ds.record_id].cast(pa.string()).to_pylist()}
-    n = tbl.num_rows
-    cols: dict[str, list[Any]] = {c: [None] * n for c in PLAIN_COLUMNS}
-    for f in ds.identifiers:
-        arr = tbl[f.column]
-        if f.type == IdentifierType.FULL_NAME:
-            fore, sur = split_full_names(arr)
-            cols["forename"], cols["surname"] = fore.values.to_pylist(), sur.values.to_pylist()
-        elif f.type in (IdentifierType.FORENAME, IdentifierType.SURNAME):
-            cols[f.type.value] = normalise_names(arr).values.to_pylist()
-        elif f.type == IdentifierType.DATE_OF_BIRTH:
-            dates = normalise_dates(arr, f.format or "%Y-%m-%d", today).values.to_pylist()
-            cols["dob"] = [d.isoformat() if d else None for d in dates]
-            cols["dob_swap"] = [_swap(d) for d in dates]
-            cols["dob_ym"] = [d.strftime("%Y-%m") if d else None for d in dates]
-            cols["dob_year"] = [str(d.year) if d else None for d in dates]
-        elif f.type == IdentifierType.POSTCODE:
-            p = normalise_postcodes(arr)
-            cols["pc_unit"] = p.unit.values.to_pylist()
-            cols["pc_sector"] = p.sector.to_pylist()
-            cols["pc_district"] = p.district.to_pylist()
-        elif f.type == IdentifierType.NINO:
-            cols["nino"] = normalise_ninos(arr).values.to_pylist()
-        elif f.type == IdentifierType.NHS_NUMBER:
-            cols["nhs"] = normalise_nhs_numbers(arr).values.to_pylist()
-        elif f.type == IdentifierType.SEX:
-            cols["sex"] = normalise_sex(arr).values.to_pylist()
-    for part, first in (("forename", True), ("surname", False)):
-        keys = [_key(v, first) for v in cols[part]]
-        cols[f"{part}_nysiis"] = [jellyfish.nysiis(k) if k else None for k in keys]
-        if part == "forename":
-            cols["forename_initial"] = [k[0] if k else None for k in keys]
-    out.update(cols)
-    return pd.DataFrame(out)
+    """:func:`plaintext_arrow` as a pandas frame (object columns; null is ``None``)."""
+    return plaintext_arrow(agreement, dataset, extract, crosswalk, today).to_pandas()
+
+
+def _plaintext_job(args: tuple[Path, str, Path, Path, dt.date]) -> pa.Table:
+    agreement_path, dataset, extract, crosswalk, today = args
+    from wmw_link.agreement import load_agreement
+
+    return plaintext_arrow(load_agreement(agreement_path), dataset, extract, crosswalk, today)
+
+
+def plaintext_tables(
+    agreement_path: Path,
+    jobs: dict[str, tuple[Path, Path]],
+    today: dt.date,
+    workers: int = 2,
+) -> dict[str, pa.Table]:
+    """:func:`plaintext_arrow` for several datasets in ``workers`` processes.
+
+    Args:
+        agreement_path: the agreement YAML (each process loads it).
+        jobs: dataset id -> (extract, crosswalk).
+        today: the day dates of birth are checked against.
+        workers: processes; datasets are handed out largest extract first so that the big
+            ones start at once and the small ones fill in.
+
+    Returns:
+        dataset id -> table, in the order of ``jobs``.
+    """
+    order = sorted(jobs, key=lambda d: jobs[d][0].stat().st_size, reverse=True)
+    args = {d: (agreement_path, d, jobs[d][0], jobs[d][1], today) for d in order}
+    if workers <= 1:
+        return {d: _plaintext_job(args[d]) for d in jobs}
+    # spawn, not fork: the parent may already hold Arrow/DuckDB thread pools.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        futures = {d: pool.submit(_plaintext_job, args[d]) for d in order}
+        return {d: futures[d].result() for d in jobs}
 
 
 def _plain_plan(u_fixed: dict[str, float]) -> ModelPlan:
@@ -213,9 +324,16 @@ def _plain_plan(u_fixed: dict[str, float]) -> ModelPlan:
 
 
 def run_splink_plaintext(
-    tables: dict[str, pd.DataFrame], tmp: Path, seed: int, threshold: float | None = None
+    tables: dict[str, pa.Table] | dict[str, pd.DataFrame],
+    tmp: Path,
+    seed: int,
+    threshold: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
-    """Plaintext Splink; returns (clusters frame, scored pairs, timings)."""
+    """Plaintext Splink; returns (clusters frame, scored pairs, timings).
+
+    ``tables`` are Arrow tables (from :func:`plaintext_tables`; DuckDB reads them without
+    copying through Python objects) or pandas frames with the same columns.
+    """
     t0 = time.perf_counter()
     be = open_backend("duckdb", tmp)
     try:
@@ -306,4 +424,11 @@ def components(nodes: np.ndarray, left: np.ndarray, right: np.ndarray) -> pd.Dat
     return pd.DataFrame({"node": nodes, "cluster": labels})
 
 
-__all__ = ["components", "plaintext_table", "run_ecm", "run_splink_plaintext"]
+__all__ = [
+    "components",
+    "plaintext_arrow",
+    "plaintext_table",
+    "plaintext_tables",
+    "run_ecm",
+    "run_splink_plaintext",
+]
