@@ -14,12 +14,12 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,36 +65,74 @@ PLAIN_COLUMNS = [
 ]
 
 
-def _read_extract(path: Path) -> pa.Table:
+@dataclass(frozen=True)
+class _Part:
+    """Rows ``[offset, offset + rows)`` of an extract holding ``total`` data rows."""
+
+    table: pa.Table
+    offset: int
+    total: int
+
+
+def _read_extract(path: Path, columns: list[str], part: tuple[int, int] = (0, 1)) -> _Part:
+    """Read ``columns`` of an extract; ``part=(i, k)``: the i-th of k runs of row groups."""
     if path.suffix == ".parquet":
-        return pq.read_table(path)
+        f = pq.ParquetFile(path)
+        groups = [
+            int(g) for g in np.array_split(np.arange(f.metadata.num_row_groups), part[1])[part[0]]
+        ]
+        first = groups[0] if groups else f.metadata.num_row_groups
+        offset = sum(f.metadata.row_group(g).num_rows for g in range(first))
+        tbl = f.read_row_groups(groups, columns=columns)
+        return _Part(tbl, offset, f.metadata.num_rows)
     # Every column as text (record ids keep their leading zeros); empty cells stay "", as
     # pandas' read_csv(dtype=str, keep_default_na=False) gave. Arrow's reader is multi-threaded
     # and builds Arrow strings directly (no Python objects per cell).
-    with path.open(encoding="utf-8", newline="") as fh:
-        header = next(csv.reader(fh))
-    return pacsv.read_csv(
+    tbl = pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(encoding="utf-8"),
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header},
+            column_types={c: pa.string() for c in columns},
+            include_columns=columns,
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
     )
+    return _Part(tbl, 0, tbl.num_rows)
+
+
+def _tokenised(rid: pa.ChunkedArray, crosswalk: Path, part: _Part) -> pa.Array | None:
+    """Mask of the rows the controller tokenised (in its crosswalk); None when all were."""
+    keep = pq.read_table(crosswalk, columns=["record_id"])["record_id"]
+    keep = pc.cast(keep, pa.string()).combine_chunks()
+    rid_a = rid.combine_chunks()
+    if len(keep) == part.total and rid_a.null_count == 0:
+        # The crosswalk lists the rows in file order; when no row was rejected it is the
+        # record-id column itself, and the hash lookup below is not needed.
+        mine = keep.slice(part.offset, len(rid_a))
+        if mine.null_count == 0 and pc.all(pc.equal(mine, rid_a)).as_py():
+            return None
+    # A null record id is kept only if the crosswalk has one (Python set semantics).
+    return pc.fill_null(pc.is_in(rid_a, value_set=keep, skip_nulls=False), False)
 
 
 def _distinct(
-    raw: pa.Array | pa.ChunkedArray, fn: Callable[[pa.Array], list[pa.Array]]
+    raw: pa.Array | pa.ChunkedArray,
+    fn: Callable[[pa.Array], list[pa.Array]],
+    repeats: bool = True,
 ) -> list[pa.Array]:
     """Apply ``fn`` to the distinct values of ``raw`` and spread each result back to rows.
 
     Identifier columns repeat a lot (names, dates, postcodes); each distinct value is then
     normalised once, as the tokeniser does (``on_distinct``). A null cell has a null index and
-    so gives null in every output, as the normalisers do for a missing value.
+    so gives null in every output, as the normalisers do for a missing value. With
+    ``repeats=False`` (near-unique identifiers: NINo, NHS number) ``fn`` runs on the rows,
+    which saves the hashing and the spreading.
     """
     if isinstance(raw, pa.ChunkedArray):
         raw = raw.combine_chunks()
+    if not repeats:
+        return fn(raw)
     enc = pc.dictionary_encode(raw)
     return [pc.take(out, enc.indices) for out in fn(enc.dictionary)]
 
@@ -149,15 +187,25 @@ def plaintext_arrow(
     Columns ``unique_id`` (the record id) then :data:`PLAIN_COLUMNS`, all strings; null
     where the source has no such identifier or the value is missing or invalid.
     """
+    return _plaintext_part(agreement, dataset, extract, crosswalk, today, (0, 1))
+
+
+def _plaintext_part(
+    agreement: Agreement,
+    dataset: str,
+    extract: Path,
+    crosswalk: Path,
+    today: dt.date,
+    part: tuple[int, int],
+) -> pa.Table:
     ds = agreement.dataset(dataset)
-    tbl = _read_extract(extract)
-    keep = pq.read_table(crosswalk, columns=["record_id"])["record_id"].combine_chunks()
+    columns = [ds.record_id, *dict.fromkeys(f.column for f in ds.identifiers)]
+    got = _read_extract(extract, columns, part)
+    tbl = got.table
     rid = pc.cast(tbl[ds.record_id], pa.string())
-    # A null record id is kept only if the crosswalk has one (Python set semantics).
-    mask = pc.fill_null(
-        pc.is_in(rid, value_set=pc.cast(keep, pa.string()), skip_nulls=False), False
-    )
-    tbl = tbl.filter(mask)
+    mask = _tokenised(rid, crosswalk, got)
+    if mask is not None:
+        tbl, rid = tbl.filter(mask), rid.filter(mask)
     n = tbl.num_rows
     cols: dict[str, pa.Array] = {}
     for f in ds.identifiers:
@@ -175,9 +223,9 @@ def plaintext_arrow(
                 arr, _postcode_columns
             )
         elif f.type == IdentifierType.NINO:
-            (cols["nino"],) = _distinct(arr, _values(normalise_ninos))
+            (cols["nino"],) = _distinct(arr, _values(normalise_ninos), repeats=False)
         elif f.type == IdentifierType.NHS_NUMBER:
-            (cols["nhs"],) = _distinct(arr, _values(normalise_nhs_numbers))
+            (cols["nhs"],) = _distinct(arr, _values(normalise_nhs_numbers), repeats=False)
         elif f.type == IdentifierType.SEX:
             (cols["sex"],) = _distinct(arr, _values(normalise_sex))
     if "forename" in cols:
@@ -186,7 +234,7 @@ def plaintext_arrow(
         )
     if "surname" in cols:
         (cols["surname_nysiis"],) = _distinct(cols["surname"], _surname_keys)
-    arrays = [rid.filter(mask)] + [cols.get(c, pa.nulls(n, pa.string())) for c in PLAIN_COLUMNS]
+    arrays = [rid] + [cols.get(c, pa.nulls(n, pa.string())) for c in PLAIN_COLUMNS]
     return pa.Table.from_arrays(
         [pc.cast(a, pa.string()) for a in arrays], names=["unique_id", *PLAIN_COLUMNS]
     )
@@ -199,11 +247,16 @@ def plaintext_table(
     return plaintext_arrow(agreement, dataset, extract, crosswalk, today).to_pandas()
 
 
-def _plaintext_job(args: tuple[Path, str, Path, Path, dt.date]) -> pa.Table:
-    agreement_path, dataset, extract, crosswalk, today = args
+def _plaintext_job(args: tuple[Path, str, Path, Path, dt.date, tuple[int, int]]) -> pa.Table:
+    agreement_path, dataset, extract, crosswalk, today, part = args
     from wmw_link.agreement import load_agreement
 
-    return plaintext_arrow(load_agreement(agreement_path), dataset, extract, crosswalk, today)
+    agreement = load_agreement(agreement_path)
+    return _plaintext_part(agreement, dataset, extract, crosswalk, today, part)
+
+
+#: Parquet extracts with more rows than this are split by row groups over the processes.
+SPLIT_ROWS = 200_000
 
 
 def plaintext_tables(
@@ -211,28 +264,50 @@ def plaintext_tables(
     jobs: dict[str, tuple[Path, Path]],
     today: dt.date,
     workers: int = 2,
+    split_rows: int = SPLIT_ROWS,
 ) -> dict[str, pa.Table]:
     """:func:`plaintext_arrow` for several datasets in ``workers`` processes.
+
+    A large Parquet extract is split into ``workers`` runs of row groups (the tokeniser too
+    shares one extract's batches between its processes); pieces are handed out largest
+    first so that the big ones start at once and the small ones fill in. Each dataset's
+    table has its rows in file order, as :func:`plaintext_arrow` gives.
 
     Args:
         agreement_path: the agreement YAML (each process loads it).
         jobs: dataset id -> (extract, crosswalk).
         today: the day dates of birth are checked against.
-        workers: processes; datasets are handed out largest extract first so that the big
-            ones start at once and the small ones fill in.
+        workers: processes.
+        split_rows: Parquet extracts with more rows are split.
 
     Returns:
         dataset id -> table, in the order of ``jobs``.
     """
-    order = sorted(jobs, key=lambda d: jobs[d][0].stat().st_size, reverse=True)
-    args = {d: (agreement_path, d, jobs[d][0], jobs[d][1], today) for d in order}
+    pieces: list[tuple[int, tuple[Path, str, Path, Path, dt.date, tuple[int, int]]]] = []
+    for ds, (extract, crosswalk) in jobs.items():
+        k = 1
+        if workers > 1 and extract.suffix == ".parquet":
+            meta = pq.read_metadata(extract)
+            if meta.num_rows > split_rows:
+                k = min(workers, meta.num_row_groups)
+        size = extract.stat().st_size // k
+        pieces += [
+            (size, (agreement_path, ds, extract, crosswalk, today, (i, k))) for i in range(k)
+        ]
+    pieces.sort(key=lambda p: -p[0])
     if workers <= 1:
-        return {d: _plaintext_job(args[d]) for d in jobs}
-    # spawn, not fork: the parent may already hold Arrow/DuckDB thread pools.
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        futures = {d: pool.submit(_plaintext_job, args[d]) for d in order}
-        return {d: futures[d].result() for d in jobs}
+        done = [_plaintext_job(args) for _, args in pieces]
+    else:
+        # spawn, not fork: the parent may already hold Arrow/DuckDB thread pools.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            done = list(pool.map(_plaintext_job, [args for _, args in pieces]))
+    parts: dict[str, list[tuple[int, pa.Table]]] = {ds: [] for ds in jobs}
+    for (_, args), tbl in zip(pieces, done, strict=True):
+        parts[args[1]].append((args[5][0], tbl))
+    return {
+        ds: pa.concat_tables(t for _, t in sorted(p, key=lambda x: x[0])) for ds, p in parts.items()
+    }
 
 
 def _plain_plan(u_fixed: dict[str, float]) -> ModelPlan:
