@@ -298,8 +298,10 @@ def plaintext_tables(
     if workers <= 1:
         done = [_plaintext_job(args) for _, args in pieces]
     else:
-        # spawn, not fork: the parent may already hold Arrow/DuckDB thread pools.
-        ctx = multiprocessing.get_context("spawn")
+        # fork where available, as the tokeniser starts its workers (fast: no re-import;
+        # Arrow registers at-fork handlers for its thread pools).
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             done = list(pool.map(_plaintext_job, [args for _, args in pieces]))
     parts: dict[str, list[tuple[int, pa.Table]]] = {ds: [] for ds in jobs}
