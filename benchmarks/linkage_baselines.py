@@ -1,8 +1,11 @@
 """Plaintext yardsticks for the token linkage (benchmarks only; never part of the TTP path).
 
-* :func:`plaintext_table` reads the synthetic extracts, keeps the rows that were tokenised (by
-  the controllers' crosswalks), and normalises identifiers with the same normalisers the
-  tokeniser uses, so both sides link the same records.
+* :func:`plaintext_arrow` (:func:`plaintext_table` as pandas) reads a synthetic extract, keeps
+  the rows that were tokenised (by the controller's crosswalk), and normalises identifiers with
+  the same normalisers the tokeniser uses, so both sides link the same records. Like the
+  tokeniser it works on distinct values with Arrow kernels; :func:`plaintext_tables` runs it
+  in 2 processes, as the token side gets ``workers=2``, so that the yardstick is not slowed
+  by its data preparation.
 * :func:`run_splink_plaintext`: Splink on plaintext with the usual fuzzy comparisons
   (Jaro-Winkler names, Levenshtein dates and NINo, date parts, postcode hierarchy, term
   frequencies), trained and clustered by the same code as the token model
@@ -91,6 +94,8 @@ def _read_extract(path: Path, columns: list[str], part: tuple[int, int] = (0, 1)
     tbl = pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(encoding="utf-8"),
+        # Quoted cells may hold line breaks (free-text columns), as pandas allowed.
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in columns},
             include_columns=columns,
@@ -107,8 +112,8 @@ def _tokenised(rid: pa.ChunkedArray, crosswalk: Path, part: _Part) -> pa.Array |
     keep = pc.cast(keep, pa.string()).combine_chunks()
     rid_a = rid.combine_chunks()
     if len(keep) == part.total and rid_a.null_count == 0:
-        # The crosswalk lists the rows in file order; when no row was rejected it is the
-        # record-id column itself, and the hash lookup below is not needed.
+        # When the controller rejected no row its crosswalk is, row for row, the record-id
+        # column of the extract; checking that is cheaper than the hash lookup below.
         mine = keep.slice(part.offset, len(rid_a))
         if mine.null_count == 0 and pc.all(pc.equal(mine, rid_a)).as_py():
             return None
