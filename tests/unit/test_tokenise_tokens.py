@@ -168,3 +168,45 @@ def test_row_ref_is_128_bit_hex_of_hmac_under_the_ref_domain():
     expected = hmac.new(sub, b"hmrc_rti\x1fR1", hashlib.sha256).digest()[:16].hex()
     ref = Hasher(KEY, "wmw-outcomes").ref_tokenizer(ts.DOMAIN_ROW_REF, "hmrc_rti")
     assert ref("R1") == expected and len(expected) == 32
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz '-", min_size=1, max_size=40), max_size=30
+    )
+)
+def test_bloom_filters_built_together_equal_those_built_one_by_one(names):
+    h = Hasher(KEY, "a")
+    enc = BloomEncoder(lambda b: h.digest(ts.DOMAIN_BLOOM, b))
+    words, pop = enc.encode_many(names)
+    assert words.shape == (len(names), ts.BLOOM_WORDS) and words.dtype.name == "int64"
+    for i, name in enumerate(names):
+        one_words, one_pop = enc.encode(name)
+        assert words[i].tolist() == one_words and int(pop[i]) == one_pop
+
+
+def test_name_arrays_equal_rows_and_keep_nulls():
+    nt = _name_tokens()
+    values = pa.array(["mary ann", None, "john", "mary ann", "zoë"])
+    arrays = nt.arrays(values)
+    assert len(arrays) == len(nt.columns)
+    for i, v in enumerate(values.to_pylist()):
+        got = tuple(a[i].as_py() for a in arrays)
+        if v is None:
+            assert all(x is None for x in got)
+        else:
+            assert got == nt.row(v)
+
+
+def test_batch_lookups_equal_single_tokens_and_stay_bounded():
+    h = Hasher(KEY, "wmw-outcomes")
+    single = h.tokenizer(ts.DOMAIN_POSTCODE, "unit")
+    cached = h.cached_tokenizer(ts.DOMAIN_POSTCODE, "unit", max_entries=5)
+    first = [f"b{i} 1aa" for i in range(4)]
+    assert cached.many(first) == [single(v) for v in first]
+    second = [f"b{i} 1aa" for i in range(2, 8)]  # overlaps, and overflows the cache
+    assert cached.many(second) == [single(v) for v in second]
+    assert len(cached._cache) <= len(second)
+    ref = h.ref_tokenizer(ts.DOMAIN_ROW_REF, "hmrc_rti")
+    assert ref.many(["R1", "R2"]) == [ref("R1"), ref("R2")] and ref("R1") != ref("R2")

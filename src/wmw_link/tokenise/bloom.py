@@ -7,7 +7,9 @@ subkey: without the key nobody can rebuild a filter from a guessed name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from wmw_link import token_schema as ts
 
@@ -65,6 +67,40 @@ class BloomEncoder:
         bits = self.filter_int(name)
         words = [to_signed((bits >> (64 * w)) & _MASK64) for w in range(self._nbits // 64)]
         return words, bits.bit_count()
+
+    def _gram_words(self, grams: np.ndarray) -> np.ndarray:
+        """Filter words (uint64, one row per bigram) of bigrams given as packed code points."""
+        n_words = self._nbits // 64
+        out = np.empty((len(grams), n_words), dtype=np.uint64)
+        for i, g in enumerate(grams.tolist()):
+            bits = self._bigram_bits(chr(g >> 21) + chr(g & 0x1FFFFF))
+            out[i] = [(bits >> (64 * w)) & _MASK64 for w in range(n_words)]
+        return out
+
+    def encode_many(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Filters of many names at once: (int64 words, shape (n, words); int16 popcounts).
+
+        The same filters as :meth:`encode`, built with array operations: each name's padded
+        bigrams are packed into integers (two 21-bit code points), each distinct bigram is
+        hashed once, and a name's filter is the OR of its bigrams' rows. Names must be
+        non-empty.
+        """
+        n_words = self._nbits // 64
+        if not names:
+            return np.zeros((0, n_words), dtype=np.int64), np.zeros(0, dtype=np.int16)
+        pad = ts.BLOOM_PAD
+        padded = np.array([f"{pad}{s}{pad}" for s in names])
+        width = padded.dtype.itemsize // 4
+        codes = padded.view(np.uint32).reshape(len(names), width).astype(np.int64)
+        n_grams = np.char.str_len(padded) - 1
+        grams = (codes[:, :-1] << 21) | codes[:, 1:]
+        valid = np.arange(width - 1)[None, :] < n_grams[:, None]
+        distinct, which = np.unique(grams[valid], return_inverse=True)
+        rows = self._gram_words(distinct)[which]
+        starts = np.concatenate(([0], np.cumsum(n_grams)[:-1]))
+        filters = np.bitwise_or.reduceat(rows, starts, axis=0)
+        pop = np.bitwise_count(filters).sum(axis=1).astype(np.int16)
+        return filters.view(np.int64), pop
 
 
 def dice(a: int, b: int) -> float:

@@ -29,8 +29,9 @@ from wmw_link.tokenise.bloom import BloomEncoder
 _SEP = b"\x1f"
 _ONE_DAY = dt.timedelta(days=1)
 #: Per-process caches of token rows (one per distinct name or date) are cleared at this size,
-#: so that memory stays bounded however large the extract (about 1.5 KiB per cached name).
-_ROW_CACHE_MAX = 100_000
+#: so that memory stays bounded however large the extract (under 1 KiB per cached name; an
+#: extract of a million people holds about 150,000 distinct forenames).
+_ROW_CACHE_MAX = 200_000
 
 
 class Hasher:
@@ -78,38 +79,69 @@ class Hasher:
 
         return token
 
-    def ref_tokenizer(self, domain: str, encoding: str) -> Callable[[str], str]:
-        """A function record id -> row reference (32 hex characters) for one encoding."""
-        inner = self._prefixed_inner(domain, encoding)
-        n = ts.ROW_REF_BYTES
-
-        def token(value: str) -> str:
-            h = inner.copy()
-            h.update(value.encode("utf-8"))
-            return h.digest()[:n].hex()
-
-        return token
+    def ref_tokenizer(self, domain: str, encoding: str) -> RefTokenizer:
+        """Record id -> row reference (32 hex characters) for one encoding."""
+        return RefTokenizer(self._prefixed_inner(domain, encoding))
 
     def cached_tokenizer(
         self, domain: str, encoding: str, max_entries: int = 300_000
-    ) -> Callable[[str], int]:
+    ) -> CachedTokenizer:
         """Like :meth:`tokenizer`, remembering tokens of values seen before in this process.
 
         Names, name parts, phonetic codes and postcode parts repeat across batches; the cache
         is cleared when it reaches ``max_entries`` so that memory stays bounded.
         """
-        raw = self.tokenizer(domain, encoding)
-        cache: dict[str, int] = {}
+        return CachedTokenizer(self.tokenizer(domain, encoding), max_entries)
 
-        def token(value: str) -> int:
-            hit = cache.get(value)
-            if hit is None:
-                if len(cache) >= max_entries:
-                    cache.clear()
-                hit = cache[value] = raw(value)
-            return hit
 
-        return token
+class RefTokenizer:
+    """Row references: the first 16 bytes of the HMAC as hex. ``many`` avoids a Python call per
+    record (every record id is distinct, so this runs once per row)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __call__(self, value: str) -> str:
+        return self.many([value])[0]
+
+    def many(self, values: Sequence[str]) -> list[str]:
+        copy, n = self._inner.copy, ts.ROW_REF_BYTES
+        out = []
+        for v in values:
+            h = copy()
+            h.update(v.encode("utf-8"))
+            out.append(h.digest()[:n].hex())
+        return out
+
+
+class CachedTokenizer:
+    """A tokenizer with a bounded cache; ``many`` looks a batch of values up in one loop."""
+
+    def __init__(self, raw: Callable[[str], int], max_entries: int) -> None:
+        self._raw = raw
+        self._max = max_entries
+        self._cache: dict[str, int] = {}
+
+    def __call__(self, value: str) -> int:
+        hit = self._cache.get(value)
+        if hit is None:
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            hit = self._cache[value] = self._raw(value)
+        return hit
+
+    def many(self, values: Sequence[str]) -> list[int]:
+        """Tokens of ``values`` (distinct values: each is hashed at most once)."""
+        get = self._cache.get
+        out = [get(v) for v in values]
+        if len(self._cache) + len(values) >= self._max:
+            self._cache.clear()
+        cache, raw = self._cache, self._raw
+        for i, t in enumerate(out):
+            if t is None:
+                v = values[i]
+                out[i] = cache[v] = raw(v)
+        return out
 
 
 @lru_cache(maxsize=1)
@@ -132,6 +164,10 @@ class NameTokens:
     def __init__(self, hasher: Hasher, part: str, bloom: BloomEncoder) -> None:
         self.part = part
         self.columns = [c for c in ts.columns_for([part])]
+        if [c.kind for c in self.columns[-(ts.BLOOM_WORDS + 1) :]] != ["bloom_word"] * (
+            ts.BLOOM_WORDS
+        ) + ["bloom_popcount"]:
+            raise RuntimeError("the token schema must end a name's columns with its Bloom filter")
         d = ts.DOMAIN_NAME
         # Cached: a one-word name's exact, first, last and only word are one string, and
         # phonetic codes, prefixes and initials are shared by many names.
@@ -147,6 +183,28 @@ class NameTokens:
 
     def row(self, name: str) -> tuple[object, ...]:
         """All token values of one normalised name, in schema column order."""
+        words, pop = self._bloom.encode(name)
+        return (*self._hashed(name), *words, pop)
+
+    def arrays(self, values: pa.Array) -> list[pa.Array]:
+        """The token columns of a batch of normalised names (null stays null), in schema order.
+
+        Hashed tokens are computed once per distinct name (and cached across batches); the
+        Bloom filters of a batch's distinct names are built together with array operations.
+        """
+        enc = pc.dictionary_encode(values)
+        distinct = enc.dictionary.to_pylist()
+        hashed_cols = self.columns[: -(ts.BLOOM_WORDS + 1)]
+        by_column = list(zip(*[self._hashed(v) for v in distinct], strict=True))
+        by_column = by_column or [()] * len(hashed_cols)
+        words, pop = self._bloom.encode_many(distinct)
+        arrays = [pa.array(v, c.arrow_type) for v, c in zip(by_column, hashed_cols, strict=True)]
+        arrays += [pa.array(words[:, w]) for w in range(ts.BLOOM_WORDS)]
+        arrays.append(pa.array(pop))
+        return [pc.take(a, enc.indices) for a in arrays]
+
+    def _hashed(self, name: str) -> tuple[object, ...]:
+        """The HMAC token values of one name (every column but the Bloom filter)."""
         hit = self._cache.get(name)
         if hit is not None:
             return hit
@@ -166,9 +224,6 @@ class NameTokens:
         ]
         if self.part == "forename":
             out.append(sorted({self._nick(n) for n in nickname_group(words[0])}))
-        bits_words, pop = self._bloom.encode(name)
-        out.extend(bits_words)
-        out.append(pop)
         result = tuple(out)
         if len(self._cache) >= _ROW_CACHE_MAX:
             self._cache.clear()  # bounded memory on very large extracts
@@ -274,12 +329,13 @@ def simple_tokens(values: pa.Array, token: Callable[[str], int]) -> pa.Array:
     null)."""
     enc = pc.dictionary_encode(values)
     distinct = enc.dictionary.to_pylist()
-    return pc.take(pa.array([token(v) for v in distinct], pa.int64()), enc.indices)
+    many = getattr(token, "many", None)
+    tokens = many(distinct) if many else [token(v) for v in distinct]
+    return pc.take(pa.array(tokens, pa.int64()), enc.indices)
 
 
-def ref_tokens(values: pa.Array, token: Callable[[str], str]) -> pa.Array:
+def ref_tokens(values: pa.Array, token: RefTokenizer) -> pa.Array:
     """Row references from record ids, as a dictionary array (:data:`WIRE_STRING`)."""
     enc = pc.dictionary_encode(values)
-    distinct = enc.dictionary.to_pylist()
-    arr = pa.array([token(v) for v in distinct], pa.string())
+    arr = pa.array(token.many(enc.dictionary.to_pylist()), pa.string())
     return as_dictionary(arr, enc.indices)
