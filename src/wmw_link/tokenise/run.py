@@ -173,13 +173,19 @@ def _results(
     # Two processes, one per column group (names; everything else), each with its own warm
     # caches: no value is hashed twice, which splitting by rows would do.
     used[0] = 2
+    # Each process is sent only the columns it reads (a third of the bytes to pickle).
+    names_cols, rest_cols = plan.group_columns(NAMES), plan.group_columns(REST)
     pending: collections.deque[tuple[int, Future[Partial], Future[Partial]]] = collections.deque()
     with ProcessPoolExecutor(1, **kw) as names, ProcessPoolExecutor(1, **kw) as rest:
         try:
             offset = 0
             for b in _chain(first, second, batches):
                 pending.append(
-                    (offset, names.submit(run_group, b, NAMES), rest.submit(run_group, b, REST))
+                    (
+                        offset,
+                        names.submit(run_group, b.select(names_cols), NAMES),
+                        rest.submit(run_group, b.select(rest_cols), REST),
+                    )
                 )
                 offset += b.num_rows
                 while len(pending) >= 3:  # bounded memory: a few batches in flight

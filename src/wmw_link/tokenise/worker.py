@@ -72,6 +72,24 @@ class Plan:
         cols += [f.column for f in ds.analyst_payload()]
         return list(dict.fromkeys(cols))
 
+    def group_columns(self, group: str) -> list[str]:
+        """The input columns :meth:`BatchWorker.compute` reads for a column group: each
+        process is sent only these."""
+        ds = self.dataset
+        if group == ALL:
+            return self.input_columns()
+        if group == NAMES:
+            return list(
+                dict.fromkeys(f.column for f in ds.identifiers if f.type in NAMES_GROUP_TYPES)
+            )
+        cols = [ds.record_id] + [
+            f.column for f in ds.identifiers if f.type not in NAMES_GROUP_TYPES
+        ]
+        cols += [
+            f.column for f in ds.analyst_payload()
+        ]  # a payload field may come from a name group column
+        return list(dict.fromkeys(cols))
+
     def token_columns(self) -> list[ts.TokenColumn]:
         return ts.columns_for_identifiers([f.type.value for f in self.dataset.identifiers])
 
@@ -314,19 +332,21 @@ def finish(plan: Plan, parts: list[Partial], row_offset: int) -> BatchResult:
         order = {label: i for i, label in enumerate(plan.labels())}
         rejects = merge(nulled_batch(row_offset, invalid, order), rejects)
     cols = plan.token_columns()
+
+    def kept(a: pa.Array) -> pa.Array:
+        return a if n_rejected == 0 else pc.filter(a, keep)  # most batches reject nothing
+
     tokens = pa.RecordBatch.from_arrays(
-        [pc.filter(row_ref, keep)] + [pc.filter(out[c.name], keep) for c in cols],
-        schema=wire_schema(cols),
+        [kept(row_ref)] + [kept(out[c.name]) for c in cols], schema=wire_schema(cols)
     )
     fields = pa.schema([pa.field(f.name, arrow_type(f.type)) for f in ds.analyst_payload()])
     payload = pa.RecordBatch.from_arrays(
-        [pc.filter(row_ref, keep)] + [pc.filter(a, keep) for a in rest.payload],
-        schema=payload_schema(fields),
+        [kept(row_ref)] + [kept(a) for a in rest.payload], schema=payload_schema(fields)
     )
     return BatchResult(
         n_input=n_rows,
-        row_numbers=pc.filter(row_numbers, keep),
-        record_ids=pc.filter(record_id, keep),
+        row_numbers=kept(row_numbers),
+        record_ids=kept(record_id),
         tokens=tokens,
         payload=payload,
         rejects=rejects,
