@@ -287,3 +287,28 @@ def test_predictions_keep_levels_but_no_token_columns(
         assert "gamma_forename" in cl.evidence_sql
     finally:
         be.close()
+
+
+def test_the_same_seed_gives_the_same_model_and_persons(
+    result: LinkResult, agreement: Agreement, fixture_dir, tmp_path: Path
+) -> None:
+    again = link(agreement, fixture_dir[0], tmp_path / "again", seed=1)
+
+    def levels(r: LinkResult) -> list[tuple[object, ...]]:
+        model = json.loads((r.report_dir / "model.json").read_text())
+        return [
+            (c["output_column_name"], lvl.get("u_probability"), lvl.get("m_probability"))
+            for c in model["comparisons"]
+            for lvl in c["comparison_levels"]
+        ]
+
+    def persons(r: LinkResult) -> set[frozenset[tuple[str, str]]]:
+        allrec = pd.concat([pd.read_parquet(p).assign(ds=d) for d, p in r.maps.items()])
+        groups = allrec.groupby("person_id")
+        return {frozenset(zip(g["ds"], g["row_ref"], strict=True)) for _, g in groups}
+
+    assert levels(again) == levels(result)
+    assert persons(again) == persons(result)
+    # Person ids are drawn fresh each run: the same persons, under other ids.
+    first = set(pd.read_parquet(result.maps["hmrc_rti"])["person_id"])
+    assert not first & set(pd.read_parquet(again.maps["hmrc_rti"])["person_id"])
