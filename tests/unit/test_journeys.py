@@ -366,7 +366,7 @@ def test_a_file_given_for_a_directory_is_named_as_such(tmp_path):
 
 
 def test_outputs_appear_together_or_not_at_all(tmp_path, monkeypatch):
-    import wmw_link.journeys as jmod
+    import wmw_link.journeys.build as jmod
 
     pdir, mdir = _write_dirs(tmp_path, *_two_datasets())
     out = tmp_path / "j"
