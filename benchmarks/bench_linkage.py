@@ -93,15 +93,18 @@ def stage_tokenise(work: Path) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def stage_link(work: Path, exact_only: bool, report: bool) -> dict[str, Any]:
+def stage_link(
+    work: Path, exact_only: bool, report: bool, backend: str = "duckdb"
+) -> dict[str, Any]:
     from wmw_link.agreement import load_agreement
     from wmw_link.linkage import link
 
-    name = "link_exact" if exact_only else "link"
+    name = "link_exact" if exact_only else "link" if backend == "duckdb" else f"link_{backend}"
     r = link(
         load_agreement(AGREEMENT),
         work / "inbox",
         work / name,
+        backend=backend,
         seed=SEED,
         exact_only=exact_only,
         report=report,
@@ -172,6 +175,7 @@ STAGES = {
     "tokenise": lambda w, a: stage_tokenise(w),
     "link": lambda w, a: stage_link(w, exact_only=False, report=a.report),
     "link_exact": lambda w, a: stage_link(w, exact_only=True, report=False),
+    "link_spark": lambda w, a: stage_link(w, exact_only=False, report=False, backend="spark"),
     "plain": lambda w, a: stage_plain(w),
     "ecm": lambda w, a: stage_ecm(w),
 }
@@ -300,7 +304,12 @@ def _candidate_recall(nodes: pd.DataFrame, pairs: pd.DataFrame, truth: pd.DataFr
 
 
 def evaluate_size(
-    work: Path, people: int, with_ecm: bool, report: bool, skip_exact: bool = False
+    work: Path,
+    people: int,
+    with_ecm: bool,
+    report: bool,
+    skip_exact: bool = False,
+    spark: bool = False,
 ) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     res: dict[str, Any] = {"people": people}
@@ -309,6 +318,8 @@ def evaluate_size(
     res["link"] = _run_stage("link", work, people, report=report)
     if not skip_exact:
         res["link_exact"] = _run_stage("link_exact", work, people)
+    if spark:
+        res["link_spark"] = _run_stage("link_spark", work, people)
     res["plain"] = _run_stage("plain", work, people)
     if with_ecm:
         res["ecm"] = _run_stage("ecm", work, people)
@@ -316,7 +327,8 @@ def evaluate_size(
     truth, household = _truth(work)
     xw = _crosswalk(work)
     weights = np.arange(-4.0, 16.01, 1.0)
-    for name in ("link", "link_exact") if not skip_exact else ("link",):
+    linked = ["link"] + ([] if skip_exact else ["link_exact"]) + (["link_spark"] if spark else [])
+    for name in linked:
         maps = []
         for f in sorted((work / name).glob("*.map.parquet")):
             m = pd.read_parquet(f)
@@ -379,6 +391,7 @@ def _summarise(r: dict[str, Any]) -> dict[str, Any]:
         "f1_ratio": r["link"]["scores"]["f1"] / r["plain"]["scores"]["f1"],
         "f1_tokens_exact_only": r["link_exact"]["scores"]["f1"] if "link_exact" in r else None,
         "f1_ecm": r["ecm"]["scores"]["f1"] if "ecm" in r else None,
+        "f1_tokens_spark": r["link_spark"]["scores"]["f1"] if "link_spark" in r else None,
         "precision_tokens": r["link"]["scores"]["precision"],
         "recall_tokens": r["link"]["scores"]["recall"],
         "within_f1_tokens": r["link"]["scores"]["within_f1"],
@@ -407,6 +420,8 @@ def _summarise(r: dict[str, Any]) -> dict[str, Any]:
         "peak_mib_tokenise": r["tokenise"]["peak_mib"],
         "peak_mib_link": r["link"]["peak_mib"],
         "peak_mib_plaintext": r["plain"]["peak_mib"],
+        "link_spark_s": r["link_spark"]["wall_seconds"] if "link_spark" in r else None,
+        "peak_mib_link_spark": r["link_spark"]["peak_mib"] if "link_spark" in r else None,
         "peak_memory_ratio": max(r["tokenise"]["peak_mib"], r["link"]["peak_mib"])
         / r["plain"]["peak_mib"],
     }
@@ -465,6 +480,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work directories")
     ap.add_argument("--name", default="linkage")
     ap.add_argument("--skip-exact", action="store_true", help="skip the exact-only contrast")
+    ap.add_argument("--spark", action="store_true", help="also link on Spark (local mode)")
     args = ap.parse_args()
     if args.stage:
         out = STAGES[args.stage](args.work, args)
@@ -482,6 +498,7 @@ def main() -> None:
                 with_ecm=(n == min(args.people) and n <= 100_000),
                 report=args.report,
                 skip_exact=args.skip_exact,
+                spark=args.spark,
             )
         )
         print(f"{n:,} people done in {time.perf_counter() - t0:.0f}s ({work})", file=sys.stderr)
