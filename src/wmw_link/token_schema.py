@@ -56,8 +56,6 @@ BLOOM_HASHES = 1
 BLOOM_WORDS = BLOOM_BITS // 64
 #: Names are padded with this character at both ends before taking bigrams ("_ann_").
 BLOOM_PAD = "_"
-#: Length of the name prefix token.
-NAME_PREFIX_LEN = 3
 
 #: HKDF domains (the info string is ``wmw-link/v1|<agreement id>|<domain>``).
 DOMAIN_NAME = "name"
@@ -107,12 +105,30 @@ class TokenColumn:
 _FREQ = "the frequency distribution of the values"
 
 
+#: A forename's first word: meets a forename with or without its middle names. (Surnames have
+#: no such column: their words list covers a dropped half of a double-barrelled surname.)
+FORENAME_FIRST = TokenColumn(
+    "forename_first",
+    "forename",
+    "hmac",
+    DOMAIN_NAME,
+    "name",
+    "the first word of the normalised forename",
+    _FREQ,
+)
+
+
 def _name_columns(part: str) -> list[TokenColumn]:
     """Token columns of one name part (``forename`` or ``surname``), all in the name domain.
 
-    Phonetic codes, prefix and initial are taken from the part's *key*: the first word of a
+    Phonetic codes and the initial are taken from the part's *key*: the first word of a
     forename (middle names vary between sources) and the whole surname with spaces removed
     (``de souza`` -> ``desouza``; particles are part of a surname).
+
+    Only what the linkage model compares is made (data minimisation): last words, Soundex
+    codes and name prefixes were measured (``benchmarks/results/name_tokens.md``) and left out
+    of token schema version 2, since the phonetic codes, word lists and Bloom filters already
+    carry their evidence and low-entropy tokens only widen what frequency analysis can see.
     """
     key = "the first word" if part == "forename" else "the surname with spaces removed"
     cols = [
@@ -123,24 +139,6 @@ def _name_columns(part: str) -> list[TokenColumn]:
             DOMAIN_NAME,
             "name",
             "the whole normalised name, words separated by one space",
-            _FREQ,
-        ),
-        TokenColumn(
-            f"{part}_first",
-            part,
-            "hmac",
-            DOMAIN_NAME,
-            "name",
-            "the first word of the normalised name",
-            _FREQ,
-        ),
-        TokenColumn(
-            f"{part}_last",
-            part,
-            "hmac",
-            DOMAIN_NAME,
-            "name",
-            "the last word of the normalised name",
             _FREQ,
         ),
         TokenColumn(
@@ -172,26 +170,6 @@ def _name_columns(part: str) -> list[TokenColumn]:
             _FREQ + " (coarser than the name)",
         ),
         TokenColumn(
-            f"{part}_soundex",
-            part,
-            "hmac",
-            DOMAIN_NAME,
-            "soundex",
-            f"Soundex code of {key}",
-            _FREQ + " (coarse)",
-            low_entropy=True,
-        ),
-        TokenColumn(
-            f"{part}_prefix",
-            part,
-            "hmac",
-            DOMAIN_NAME,
-            "prefix",
-            f"the first {NAME_PREFIX_LEN} letters of {key}",
-            _FREQ + " (coarse)",
-            low_entropy=True,
-        ),
-        TokenColumn(
             f"{part}_initial",
             part,
             "hmac",
@@ -203,6 +181,8 @@ def _name_columns(part: str) -> list[TokenColumn]:
         ),
     ]
     if part == "forename":
+        # The first word alone meets a forename with or without its middle names.
+        cols.insert(1, FORENAME_FIRST)
         cols.append(
             TokenColumn(
                 "forename_nick",

@@ -112,13 +112,11 @@ def _name_tokens(part: str, value: str | None) -> dict[str, object]:
     words = None if value is None else value.split()
     t = lambda enc, v: _tok("name", enc, v)  # noqa: E731
     out[f"{part}_exact"] = t("name", value)
-    out[f"{part}_first"] = t("name", words[0] if words else None)
-    out[f"{part}_last"] = t("name", words[-1] if words else None)
+    if part == "forename":
+        out["forename_first"] = t("name", words[0] if words else None)
     out[f"{part}_words"] = None if words is None else sorted({t("name", w) for w in words})
     out[f"{part}_dm"] = None if key is None else [t("dmetaphone", jellyfish.metaphone(key))]
     out[f"{part}_nysiis"] = t("nysiis", None if key is None else jellyfish.nysiis(key))
-    out[f"{part}_soundex"] = t("soundex", None if key is None else jellyfish.soundex(key))
-    out[f"{part}_prefix"] = t("prefix", None if key is None else key[:3])
     out[f"{part}_initial"] = t("initial", None if key is None else key[:1])
     if part == "forename":
         out["forename_nick"] = None if key is None else [t("name", key)]

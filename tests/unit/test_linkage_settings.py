@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from wmw_link.linkage.settings import UNUSED_COLUMNS, plan_model, settings_creator
+from wmw_link.linkage.settings import plan_model, settings_creator
 from wmw_link.token_schema import BY_NAME, TOKEN_COLUMNS
 
 ALL = {c.name for c in TOKEN_COLUMNS}
@@ -68,10 +68,13 @@ def test_exact_only_contrast_has_no_fuzzy_levels() -> None:
         assert len(c["comparison_levels"]) == 3, c["output_column_name"]
 
 
-def test_unused_columns_are_not_referenced() -> None:
-    text = str(_settings(plan_model(ALL - UNUSED_COLUMNS)))
-    for col in UNUSED_COLUMNS:
-        assert col not in text
+def test_the_model_reads_every_token_column_the_schema_ships() -> None:
+    """Data minimisation: no token column is made and shared that linkage does not compare."""
+    s = _settings(plan_model(ALL))
+    sql = " ".join(lvl["sql_condition"] for c in s["comparisons"] for lvl in c["comparison_levels"])
+    sql += " " + " ".join(r["blocking_rule"] for r in s["blocking_rules_to_generate_predictions"])
+    read = set(re.findall(r"\b([a-z_0-9]+)_[lr]\b", sql)) | _rule_columns(sql)
+    assert ALL - read == set()
 
 
 def test_spark_dialect_sql() -> None:

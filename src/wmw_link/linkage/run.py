@@ -33,7 +33,6 @@ from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
-    UNUSED_COLUMNS,
     WEAK_LEVELS,
     ModelPlan,
     plan_model,
@@ -402,7 +401,7 @@ def _run(
     keep_pairs: Path | None = None,
 ) -> LinkResult:
     t0 = time.perf_counter()
-    kinds = {c: k for c, k in _token_kinds(verified).items() if c not in UNUSED_COLUMNS}
+    kinds = _token_kinds(verified)
     inputs = [
         be.load_tokens(v.dataset, v.tokens_path, kinds, set(v.token_columns) & set(kinds))
         for v in verified

@@ -25,19 +25,6 @@ DICE_LOW = 0.70
 #: Comparisons that carry identity evidence beyond a shared surname and address: a pair with
 #: none of them at a non-"else" level cannot be clustered together (household rule).
 IDENTITY_EVIDENCE = ("forename", "dob", "nino", "nhs")
-#: Token columns this model does not read (not loaded): the schema offers them for other models.
-UNUSED_COLUMNS = frozenset(
-    {
-        "forename_last",
-        "surname_first",
-        "surname_last",
-        "forename_soundex",
-        "surname_soundex",
-        "forename_prefix",
-        "surname_prefix",
-    }
-)
-
 #: Levels too weak to count as identity evidence on their own (low-entropy agreements).
 WEAK_LEVELS = frozenset({"same initial", "same year"})
 
@@ -350,7 +337,6 @@ def settings_creator(plan: ModelPlan) -> Any:
 
 __all__ = [
     "IDENTITY_EVIDENCE",
-    "UNUSED_COLUMNS",
     "WEAK_LEVELS",
     "ModelPlan",
     "plan_model",

@@ -174,8 +174,6 @@ class NameTokens:
         self._name = hasher.cached_tokenizer(d, "name")
         self._dm = hasher.cached_tokenizer(d, "dmetaphone")
         self._nysiis = hasher.cached_tokenizer(d, "nysiis")
-        self._soundex = hasher.cached_tokenizer(d, "soundex")
-        self._prefix = hasher.cached_tokenizer(d, "prefix")
         self._initial = hasher.cached_tokenizer(d, "initial")
         self._nick = hasher.cached_tokenizer(d, "nickname")
         self._bloom = bloom
@@ -211,15 +209,13 @@ class NameTokens:
         words = name.split(" ")
         key = words[0] if self.part == "forename" else "".join(words)
         codes = sorted({c for c in doublemetaphone(key) if c})
-        out: list[object] = [
-            self._name(name),
-            self._name(words[0]),
-            self._name(words[-1]),
+        out: list[object] = [self._name(name)]
+        if self.part == "forename":
+            out.append(self._name(words[0]))
+        out += [
             sorted({self._name(w) for w in words}),
             sorted({self._dm(c) for c in codes}) or None,
             self._nysiis(jellyfish.nysiis(key)),
-            self._soundex(jellyfish.soundex(key)),
-            self._prefix(key[: ts.NAME_PREFIX_LEN]),
             self._initial(key[0]),
         ]
         if self.part == "forename":
