@@ -7,7 +7,9 @@ column of :mod:`wmw_link.token_schema`, the tokens ``tokenise`` makes are compar
 linkage compares them (equality, or a non-empty intersection for list columns, or Dice for the
 Bloom filter) and the script reports the share of variant pairs that still meet (recall) and the
 share of unrelated pairs that meet by chance (false-meet rate). Forename tokens are measured on
-forename pairs, surname tokens on surname pairs. Results: benchmarks/results/name_tokens.json
+forename pairs, surname tokens on surname pairs. Candidates that token schema version 2 leaves
+out (last word, Soundex, 3-letter prefix, a surname's first word) are measured beside them, made
+the same way, so the choice can be checked again. Results: benchmarks/results/name_tokens.json
 and name_tokens.md.
 
     .venv/bin/python -m benchmarks.bench_name_tokens [--people 20000]
@@ -18,8 +20,10 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+import jellyfish
 from benchmarks.bench_bloom_params import name_pairs_by_part
 from benchmarks.harness import Bench
 
@@ -28,6 +32,26 @@ from wmw_link.keys import SecretKey
 from wmw_link.synth import generate
 from wmw_link.tokenise.bloom import BloomEncoder, dice
 from wmw_link.tokenise.tokens import Hasher, NameTokens
+
+
+def _left_out(hasher: Hasher, part: str) -> dict[str, Callable[[str], object]]:
+    """Name tokens that token schema v2 does not make, built as version 1 made them."""
+
+    def key(name: str) -> str:
+        words = name.split(" ")
+        return words[0] if part == "forename" else "".join(words)
+
+    name = hasher.tokenizer(ts.DOMAIN_NAME, "name")
+    soundex = hasher.tokenizer(ts.DOMAIN_NAME, "soundex")
+    prefix = hasher.tokenizer(ts.DOMAIN_NAME, "prefix")
+    out: dict[str, Callable[[str], object]] = {
+        f"{part}_last": lambda n: name(n.split(" ")[-1]),
+        f"{part}_soundex": lambda n: soundex(jellyfish.soundex(key(n))),
+        f"{part}_prefix": lambda n: prefix(key(n)[:3]),
+    }
+    if part == "surname":
+        out["surname_first"] = lambda n: name(n.split(" ")[0])
+    return out
 
 
 def _meets(kind: str, a: object, b: object) -> bool:
@@ -70,6 +94,13 @@ def main() -> None:
                     _meets(col.kind, nt.row(a)[index[col.name]], nt.row(b)[index[col.name]])
                     for a, b in unrelated
                 )
+                m.rows = len(variants) + len(unrelated)
+            m.extra["variant_recall"] = round(hit_v / len(variants), 4)
+            m.extra["unrelated_meet_rate"] = round(hit_u / len(unrelated), 4)
+        for label, make in _left_out(hasher, part).items():
+            with bench.measure(f"{label} (not in schema v2)") as m:
+                hit_v = sum(make(a) == make(b) for a, b in variants)
+                hit_u = sum(make(a) == make(b) for a, b in unrelated)
                 m.rows = len(variants) + len(unrelated)
             m.extra["variant_recall"] = round(hit_v / len(variants), 4)
             m.extra["unrelated_meet_rate"] = round(hit_u / len(unrelated), 4)
