@@ -279,3 +279,26 @@ def test_token_column_of_the_wrong_type_refused(agreement: Agreement, inputs: Pa
     _edit_manifest(inputs / "hmrc_rti.manifest.json", files__tokens__sha256=sha256_file(path))
     with pytest.raises(VerificationError, match=r"column 'nino' is string, the token schema says"):
         verify_inputs(agreement, inputs)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda refs: [refs[0]] + refs[:-1], r"rule 'row refs': 1 row_ref value\(s\) repeat"),
+        (lambda refs: [None] + refs[1:], r"rule 'row refs': 1 row\(s\) have no row_ref"),
+    ],
+)
+def test_repeated_or_missing_row_refs_refused(
+    agreement: Agreement, inputs: Path, change, message: str
+) -> None:
+    import pyarrow as pa
+
+    path = inputs / "hmrc_rti.tokens.parquet"
+    table = pq.read_table(path)
+    refs = change(table.column("row_ref").to_pylist())
+    field = pa.field("row_ref", pa.string())  # nullable, so that a null can be written at all
+    table = table.set_column(0, field, pa.array(refs, pa.string()))
+    pq.write_table(table, path)
+    _edit_manifest(inputs / "hmrc_rti.manifest.json", files__tokens__sha256=sha256_file(path))
+    with pytest.raises(VerificationError, match=message):
+        verify_inputs(agreement, inputs)

@@ -342,3 +342,15 @@ def test_cli_refuses_unsafe_key_and_wrong_party(tmp_path, keys, monkeypatch):
     result = CliRunner().invoke(main, [*base, "--key", str(keys[0]), "--batch-rows", "2"])
     assert result.exit_code == 0, result.output
     assert "9 rows in, 5 tokenised, 4 rejected" in result.output
+
+
+def test_workers_fork_only_on_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wmw_link.tokenise import run as tok_run
+
+    monkeypatch.delenv("WMW_LINK_MP_START", raising=False)
+    monkeypatch.setattr(tok_run.sys, "platform", "darwin")
+    assert tok_run._start_method() == "spawn"
+    monkeypatch.setattr(tok_run.sys, "platform", "linux")
+    assert tok_run._start_method() == "fork"
+    monkeypatch.setenv("WMW_LINK_MP_START", "spawn")
+    assert tok_run._start_method() == "spawn"

@@ -210,3 +210,20 @@ def test_batch_lookups_equal_single_tokens_and_stay_bounded():
     assert len(cached._cache) <= len(second)
     ref = h.ref_tokenizer(ts.DOMAIN_ROW_REF, "hmrc_rti")
     assert ref.many(["R1", "R2"]) == [ref("R1"), ref("R2")] and ref("R1") != ref("R2")
+
+
+def test_a_very_long_name_is_encoded_alone_and_the_same():
+    import tracemalloc
+
+    h = Hasher(KEY, "a")
+    enc = BloomEncoder(lambda b: h.digest(ts.DOMAIN_BLOOM, b))
+    names = [f"name{i}" for i in range(2000)] + ["x" * 20_000 + "y"]
+    tracemalloc.start()
+    words, pop = enc.encode_many(names)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # Fixed-width arrays as wide as the long name would take over 600 MB here.
+    assert peak < 50_000_000
+    for i in (0, 1999, 2000):
+        one_words, one_pop = enc.encode(names[i])
+        assert words[i].tolist() == one_words and int(pop[i]) == one_pop

@@ -57,7 +57,7 @@ from wmw_link.tokenise import tokenise as _tokenise
     type=click.IntRange(min=1),
     default=DEFAULT_WORKERS,
     show_default=True,
-    help="Processes: 2 splits the name tokens from the rest (see benchmarks).",
+    help="Processes: 2 splits names and postcodes from the rest (default: 2 on 2+ cores).",
 )
 @click.option(
     "--max-invalid-share",

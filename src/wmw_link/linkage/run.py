@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from wmw_link import __version__
 from wmw_link.agreement import Agreement, Role
@@ -421,10 +420,7 @@ def _run(
     cl = fit_and_cluster(inputs, plan, seed=seed, n_records=n_records, threshold=threshold)
     timings.update(cl.timings)
     t0 = time.perf_counter()
-    expected = {
-        v.dataset: pq.read_table(v.tokens_path, columns=["row_ref"]).column(0).combine_chunks()
-        for v in verified
-    }
+    expected = {v.dataset: v.row_refs for v in verified}
     if keep_pairs is not None:
         save_pairs(cl, keep_pairs, expected, be)
     maps = build_maps(cl.frame, expected)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
@@ -42,6 +43,8 @@ class VerifiedInput:
     manifest: dict[str, Any]
     rows: int
     sha256: str
+    #: The file's row refs in file order (checked non-null and distinct): the maps' row refs.
+    row_refs: pa.Array
 
     @property
     def token_columns(self) -> dict[str, dict[str, Any]]:
@@ -252,7 +255,7 @@ def _check_schema(
 
 def _check_tokens(
     tokens: Path, manifest_path: Path, m: dict[str, Any], dataset: Dataset, agreement: Agreement
-) -> tuple[int, str]:
+) -> tuple[int, str, pa.Array]:
     expected = m["files"]["tokens"]
     digest = sha256_file(tokens)
     if digest != expected["sha256"]:
@@ -305,7 +308,18 @@ def _check_tokens(
                 f"{tokens}: rule 'token schema': column '{name}' is {got}, the token schema "
                 f"says {want[name]}"
             )
-    return rows, digest
+    # Maps promise every input row exactly once, keyed by row ref: refuse what would break that.
+    refs = pq.read_table(tokens, columns=[ts.ROW_REF]).column(0).combine_chunks()
+    if refs.null_count:
+        raise VerificationError(
+            f"{tokens}: rule 'row refs': {refs.null_count} row(s) have no {ts.ROW_REF}"
+        )
+    repeated = len(refs) - pc.count_distinct(refs).as_py()
+    if repeated:
+        raise VerificationError(
+            f"{tokens}: rule 'row refs': {repeated} {ts.ROW_REF} value(s) repeat an earlier row's"
+        )
+    return rows, digest, refs
 
 
 def _check_key_checks(found: Iterable[VerifiedInput]) -> None:
@@ -370,7 +384,7 @@ def verify_inputs(
         _check_agreement(mpath, m, agreement)
         dataset = agreement.dataset(stem)
         _check_schema(mpath, m, dataset, agreement)
-        rows, digest = _check_tokens(tokens[stem], mpath, m, dataset, agreement)
+        rows, digest, refs = _check_tokens(tokens[stem], mpath, m, dataset, agreement)
         verified.append(
             VerifiedInput(
                 dataset=stem,
@@ -380,6 +394,7 @@ def verify_inputs(
                 manifest=m,
                 rows=rows,
                 sha256=digest,
+                row_refs=refs,
             )
         )
     _check_key_checks(verified)

@@ -15,6 +15,9 @@ from wmw_link import token_schema as ts
 
 _MASK64 = (1 << 64) - 1
 _SIGN = 1 << 63
+#: Longest name :meth:`BloomEncoder.encode_many` puts in its fixed-width arrays (real names are
+#: far shorter; longer ones are encoded one by one).
+ARRAY_MAX_CHARS = 64
 
 
 def bigrams(name: str) -> list[str]:
@@ -83,9 +86,21 @@ class BloomEncoder:
         The same filters as :meth:`encode`, built with array operations: each name's padded
         bigrams are packed into integers (two 21-bit code points), each distinct bigram is
         hashed once, and a name's filter is the OR of its bigrams' rows. Names must be
-        non-empty.
+        non-empty. Names longer than :data:`ARRAY_MAX_CHARS` are encoded one by one: the
+        arrays are as wide as the longest name, so one mangled cell of thousands of characters
+        would otherwise cost gigabytes.
         """
         n_words = self._nbits // 64
+        long_rows = [i for i, s in enumerate(names) if len(s) > ARRAY_MAX_CHARS]
+        if long_rows:
+            words = np.zeros((len(names), n_words), dtype=np.int64)
+            pop = np.zeros(len(names), dtype=np.int16)
+            short_rows = [i for i, s in enumerate(names) if len(s) <= ARRAY_MAX_CHARS]
+            words[short_rows], pop[short_rows] = self.encode_many([names[i] for i in short_rows])
+            for i in long_rows:
+                one_words, one_pop = self.encode(names[i])
+                words[i], pop[i] = one_words, one_pop
+            return words, pop
         if not names:
             return np.zeros((0, n_words), dtype=np.int64), np.zeros(0, dtype=np.int16)
         pad = ts.BLOOM_PAD

@@ -57,9 +57,19 @@ from wmw_link.tokenise.worker import (
 )
 
 DEFAULT_BATCH_ROWS = 100_000
+
+
 # Two processes (names | everything else) where there are two cores: with 64-bit integer tokens
 # (little to pickle) 1M people's extracts took 17 s on 2 processes against 25 s on 1.
-DEFAULT_WORKERS = 2 if (os.cpu_count() or 1) >= 2 else 1
+def _usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+DEFAULT_WORKERS = 2 if _usable_cores() >= 2 else 1
 # store_schema=False: dictionary-encoded token columns read back as plain strings.
 _PARQUET_OPTS = {"compression": "zstd", "write_statistics": False, "store_schema": False}
 
@@ -227,16 +237,17 @@ def _by_batch(
 
 
 def _start_method() -> str:
-    """``fork`` where available: workers start fast and inherit the plan, and a caller's script
-    needs no ``if __name__ == "__main__"`` guard (``spawn`` re-imports the main module). Arrow
-    and its allocators register at-fork handlers. ``WMW_LINK_MP_START=spawn`` overrides."""
+    """``fork`` on Linux: workers start fast and inherit the plan, and a caller's script needs
+    no ``if __name__ == "__main__"`` guard (``spawn`` re-imports the main module). Arrow and its
+    allocators register at-fork handlers. Elsewhere ``spawn``: on macOS forking a process that
+    has loaded system frameworks can crash the child. ``WMW_LINK_MP_START`` overrides."""
     wanted = os.environ.get("WMW_LINK_MP_START")
     methods = multiprocessing.get_all_start_methods()
     if wanted:
         if wanted not in methods:
             raise ConfigError(f"WMW_LINK_MP_START={wanted} is not one of {', '.join(methods)}")
         return wanted
-    return "fork" if "fork" in methods else "spawn"
+    return "fork" if sys.platform.startswith("linux") and "fork" in methods else "spawn"
 
 
 def _chain(
