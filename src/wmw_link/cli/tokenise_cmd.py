@@ -57,7 +57,7 @@ from wmw_link.tokenise import tokenise as _tokenise
     type=click.IntRange(min=1),
     default=DEFAULT_WORKERS,
     show_default=True,
-    help="Processes: 2 splits names and postcodes from the rest (default: 2 on 2+ cores).",
+    help="Processes: 2 splits names and postcodes from the rest (2 where two cores are usable).",
 )
 @click.option(
     "--max-invalid-share",
