@@ -70,7 +70,7 @@ def _usable_cores() -> int:
 
 
 DEFAULT_WORKERS = 2 if _usable_cores() >= 2 else 1
-# store_schema=False: dictionary-encoded token columns read back as plain strings.
+# store_schema=False: the dictionary-encoded row refs read back as plain strings.
 _PARQUET_OPTS = {"compression": "zstd", "write_statistics": False, "store_schema": False}
 
 
