@@ -149,17 +149,14 @@ def run_plaintext_splink(
 ) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     """Plaintext Splink on DuckDB with :func:`names_dob_plan`, trained and clustered by the
     token model's code; returns (clusters, scored pairs, threshold match weight)."""
+    from benchmarks.linkage_baselines import register_plain_tables
+
     from wmw_link.linkage.backends import open_backend
     from wmw_link.linkage.run import fit_and_cluster
 
     be = open_backend("duckdb", tmp)
     try:
-        inputs = []
-        for ds, df in sorted(tables.items()):
-            be.con.register(f"plain_df_{ds}", df)
-            be.con.execute(f"CREATE TABLE plain_{ds} AS SELECT * FROM plain_df_{ds}")
-            be.con.unregister(f"plain_df_{ds}")
-            inputs.append(be.db_api.register(f"plain_{ds}", dataset_display_name=ds))
+        inputs = register_plain_tables(be, tables)
         n = sum(len(df) for df in tables.values())
         clus = fit_and_cluster(inputs, names_dob_plan(), seed=SEED, n_records=n)
         pairs = clus.linker.misc.query_sql(

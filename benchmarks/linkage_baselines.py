@@ -405,6 +405,18 @@ def _plain_plan(u_fixed: dict[str, float]) -> ModelPlan:
     )
 
 
+def register_plain_tables(be: Any, tables: dict[str, Any]) -> list[Any]:
+    """Copy each dataset's plaintext table (Arrow or pandas) into DuckDB as ``plain_<dataset>``
+    and register it with Splink; returns the registered frames, sorted by dataset."""
+    inputs = []
+    for ds, df in sorted(tables.items()):
+        be.con.register(f"plain_df_{ds}", df)
+        be.con.execute(f"CREATE TABLE plain_{ds} AS SELECT * FROM plain_df_{ds}")
+        be.con.unregister(f"plain_df_{ds}")
+        inputs.append(be.db_api.register(f"plain_{ds}", dataset_display_name=ds))
+    return inputs
+
+
 def run_splink_plaintext(
     tables: dict[str, pa.Table] | dict[str, pd.DataFrame],
     tmp: Path,
@@ -419,12 +431,7 @@ def run_splink_plaintext(
     t0 = time.perf_counter()
     be = open_backend("duckdb", tmp)
     try:
-        inputs = []
-        for ds, df in sorted(tables.items()):
-            be.con.register(f"plain_df_{ds}", df)
-            be.con.execute(f"CREATE TABLE plain_{ds} AS SELECT * FROM plain_df_{ds}")
-            be.con.unregister(f"plain_df_{ds}")
-            inputs.append(be.db_api.register(f"plain_{ds}", dataset_display_name=ds))
+        inputs = register_plain_tables(be, tables)
         union = " UNION ALL ".join(f"SELECT nino, nhs FROM plain_{ds}" for ds in tables)
         u_fixed = {}
         for c in ("nino", "nhs"):
@@ -511,6 +518,7 @@ __all__ = [
     "plaintext_arrow",
     "plaintext_table",
     "plaintext_tables",
+    "register_plain_tables",
     "run_ecm",
     "run_splink_plaintext",
 ]
