@@ -210,6 +210,23 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     _hmac("dobym_nph", (*_NPH, (DOB, "ym")), "year and month | phonetic full name"),
     _hmac("dobyd_nph", (*_NPH, (DOB, "yd")), "year and day | phonetic full name"),
     _hmac("dobmd_nph", (*_NPH, (DOB, "md")), "month and day | phonetic full name"),
+    # -- date of birth, in the context of one name (a variant in the other name as well) -----
+    *[
+        _hmac(
+            f"dob{enc}_{ctx}",
+            (part, (DOB, transform)),
+            f"{what} | {label}",
+        )
+        for ctx, part, label in (
+            ("sn", (SURNAME, "key"), "surname"),
+            ("fn", (FORENAME, "first_word"), "first word of the forename"),
+        )
+        for enc, transform, what in (
+            ("sw", "swap_sorted", "year, and day and month in sorted order"),
+            ("b0", "day_bucket0", "the two-day bucket"),
+            ("b1", "day_bucket1", "the shifted two-day bucket"),
+        )
+    ],
     # -- postcode ------------------------------------------------------------------------------
     _hmac(
         "name_pc",
@@ -218,6 +235,11 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     ),
     _hmac("pc_dob", ((POSTCODE, "unit"), _D), "full postcode | date of birth"),
     _hmac("pcs_dob", ((POSTCODE, "sector"), _D), "postcode sector | date of birth"),
+    _hmac(
+        "pc_sn",
+        ((POSTCODE, "unit"), (SURNAME, "key")),
+        "full postcode | surname: the same surname at the same address (a household)",
+    ),
     # -- unique identifiers --------------------------------------------------------------------
     _hmac("nino", ((NINO, "exact"),), "National Insurance number, two letters and six digits"),
     _hmac("nhs", ((NHS, "exact"),), "NHS number (10 digits)"),
