@@ -185,8 +185,8 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     *_bloom(SURNAME, "sn"),
     _hmac(
         "names_dob",
-        ((FORENAME, "first_word"), (SURNAME, "key"), _D),
-        "the forename's first word and the surname in sorted order | date of birth: equal for "
+        ((FORENAME, "key"), (SURNAME, "key"), _D),
+        "forename and surname (spaces removed) in sorted order | date of birth: equal for "
         "swapped forename and surname",
     ),
     _hmac("nameph_dob", (*_NPH, _D), "NYSIIS codes of forename and surname | date of birth"),

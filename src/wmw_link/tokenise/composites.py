@@ -93,6 +93,8 @@ class Parts:
             first = _first_word(v)
             if transform == "first_word":
                 return first
+            if transform == "key":
+                return pc.replace_substring(v, " ", "")
             if transform == "nickname":
                 return _on_distinct(first, lambda w: list(nickname_group(w)), _LIST_STR)
             if transform == "dmetaphone":
@@ -148,7 +150,7 @@ def _composite(col: ts.TokenColumn, parts: Parts) -> pa.Array:
     """One column's pre-hash values: a string per row, or a list of strings for list columns."""
     if col.name == "names_dob":
         # Sorted name pair: a forename/surname swap gives the same composite.
-        a, b = parts(ts.FORENAME, "first_word"), parts(ts.SURNAME, "key")
+        a, b = parts(ts.FORENAME, "key"), parts(ts.SURNAME, "key")
         lo, hi = pc.min_element_wise(a, b), pc.max_element_wise(a, b)
         both = pc.if_else(pc.or_(pc.is_null(a), pc.is_null(b)), pa.scalar(None, pa.string()), lo)
         return _join([both, hi, parts(ts.DOB, "exact")])
@@ -167,9 +169,12 @@ def _composite(col: ts.TokenColumn, parts: Parts) -> pa.Array:
         if i != li:
             scalars_ok &= pc.is_valid(a).to_numpy(zero_copy_only=False)
     valid = scalars_ok & pc.is_valid(lst).to_numpy(zero_copy_only=False)
-    offsets = pc.list_value_length(lst).fill_null(0).to_numpy(zero_copy_only=False)
-    offs = np.concatenate([[0], np.cumsum(offsets)]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offs), joined, mask=pa.array(~valid))
+    parents = parent.to_numpy(zero_copy_only=False)
+    joined = joined.filter(pa.array(valid[parents]))
+    lengths = pc.list_value_length(lst).fill_null(0).to_numpy(zero_copy_only=False)
+    lengths = np.where(valid, lengths, 0)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), joined, mask=pa.array(~valid))
 
 
 def composite_inputs(
