@@ -99,9 +99,9 @@ def test_same_person_shares_tokens_across_datasets(tokenised):
     dob = {}
     for ds in agreement.datasets:
         cw = pq.read_table(results[ds.id].crosswalk)
-        tok = pq.read_table(results[ds.id].tokens, columns=["row_ref", "dob_exact"])
+        tok = pq.read_table(results[ds.id].tokens, columns=["row_ref", "sn_dob"])
         ref_dob = dict(
-            zip(tok.column("row_ref").to_pylist(), tok.column("dob_exact").to_pylist(), strict=True)
+            zip(tok.column("row_ref").to_pylist(), tok.column("sn_dob").to_pylist(), strict=True)
         )
         sub = truth.filter(pc.equal(truth.column("dataset"), ds.id))
         person = dict(
