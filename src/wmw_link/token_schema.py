@@ -231,7 +231,13 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     _hmac(
         "name_pc",
         ((FORENAME, "first_word"), (SURNAME, "key"), (POSTCODE, "unit")),
-        "first forename, surname and full postcode: the same name at the same address",
+        "first word of the forename and the surname in sorted order | full postcode: the same "
+        "name (or swapped names) at the same address",
+    ),
+    _hmac(
+        "fn_pc",
+        ((FORENAME, "first_word"), (POSTCODE, "unit")),
+        "first word of the forename | full postcode: the same forename at the same address",
     ),
     _hmac("pc_dob", ((POSTCODE, "unit"), _D), "full postcode | date of birth"),
     _hmac("pcs_dob", ((POSTCODE, "sector"), _D), "postcode sector | date of birth"),

@@ -10,10 +10,12 @@ out near the prior - every strong level then weighs about the same, whatever it 
 Instead, for each level this module counts, exactly and inside the database, the pairs that
 satisfy the level's condition among pairs whose NINos (or NHS numbers) are both present and
 differ - pairs that are two people with near certainty - and divides by the number of such pairs.
-Conditions are counted by grouping on their tokens (lists are exploded); Bloom-filter atoms
-cannot be grouped and are dropped from a conjunction, and the conjunctions of a level are
-summed, so a level's count is an upper bound. A level never seen gets half a pair's worth, the
-smallest u the count can support.
+Conditions are counted by grouping on their tokens (lists are exploded). A conjunction with
+Bloom-filter atoms is counted by joining the records that agree on its other atoms and testing
+the filters on those pairs (a handful per record: the other atoms are composites). A
+conjunction of Bloom atoms alone has nothing to join on and is not counted. The conjunctions of
+a level are summed. A level never seen gets half a pair's worth, the smallest u the count can
+support.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 from collections.abc import Sequence
 
 from wmw_link.linkage.backends import Backend
+from wmw_link.token_schema import BLOOM_SET_BITS, bloom_columns
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +32,50 @@ Atom = tuple[object, ...]
 Dnf = list[list[Atom]]
 
 
+def _exploded(cols: list[str], ov: list[str], extra: list[str], source: str, generator: str) -> str:
+    """Rows of ``source`` with each list column in ``ov`` exploded (one per query level:
+    several generators in one select would be zipped)."""
+    inner = source
+    keys = [c for c in cols if c not in ov]
+    for i, c in enumerate(ov):
+        others = ", ".join([*keys, *ov[i + 1 :], *extra])
+        inner = f"SELECT {others}, {generator}({c}) AS {c}_e FROM ({inner})"
+        keys.append(f"{c}_e")
+    return inner
+
+
 def _conjunction_sql(conj: list[Atom], ref: str, union: str, generator: str) -> str | None:
-    """SQL counting different-``ref`` pairs that agree on every groupable atom, or None when
-    nothing in the conjunction can be grouped."""
+    """SQL counting different-``ref`` pairs that satisfy the conjunction, or None when it has
+    no token to group or join on."""
     eq = [str(a[1]) for a in conj if a[0] == "eq"]
     ov = [str(a[1]) for a in conj if a[0] == "ov"]
+    bf = [a for a in conj if a[0] == "bf"]
     if not eq and not ov:
         return None
     cols = eq + ov
-    inner = f"SELECT {', '.join(cols)}, {ref} AS ref FROM ({union}) WHERE {ref} IS NOT NULL"
-    inner += "".join(f" AND {c} IS NOT NULL" for c in cols)
-    keys = list(eq)
-    for i, c in enumerate(ov):
-        # One list exploded per query level: several generators in one select would be zipped.
-        others = ", ".join([*keys, *ov[i + 1 :], "ref"])
-        inner = f"SELECT {others}, {generator}({c}) AS {c}_e FROM ({inner})"
-        keys.append(f"{c}_e")
-    key = ", ".join(keys)
+    words = [w for a in bf for w in bloom_columns(str(a[1]))]
+    base = (
+        f"SELECT {', '.join(dict.fromkeys([*cols, *words]))}, {ref} AS ref, rid FROM ({union}) "
+        f"WHERE {ref} IS NOT NULL" + "".join(f" AND {c} IS NOT NULL" for c in cols)
+    )
+    rows = _exploded(cols, ov, [*dict.fromkeys(words), "ref", "rid"], base, generator)
+    keys = eq + [f"{c}_e" for c in ov]
+    if not bf:
+        key = ", ".join(keys)
+        return (
+            f"SELECT SUM(s * s - q) / 2 FROM (SELECT SUM(n) AS s, SUM(n * n) AS q FROM ("
+            f"SELECT {key}, ref, COUNT(*) AS n FROM ({rows}) GROUP BY {key}, ref) GROUP BY {key})"
+        )
+    on = " AND ".join(f"a.{k} = b.{k}" for k in keys)
+    close = " AND ".join(
+        "("
+        + " + ".join(f"CAST(bit_count(a.{w} & b.{w}) AS INTEGER)" for w in bloom_columns(str(p)))
+        + f") >= {BLOOM_SET_BITS - int(k)}"
+        for _, p, k in bf
+    )
     return (
-        f"SELECT SUM(s * s - q) / 2 FROM (SELECT SUM(n) AS s, SUM(n * n) AS q FROM ("
-        f"SELECT {key}, ref, COUNT(*) AS n FROM ({inner}) GROUP BY {key}, ref) GROUP BY {key})"
+        f"SELECT COUNT(*) FROM (SELECT DISTINCT a.rid AS ra, b.rid AS rb FROM ({rows}) a "
+        f"JOIN ({rows}) b ON {on} AND a.rid < b.rid AND a.ref <> b.ref WHERE {close})"
     )
 
 
@@ -79,7 +106,11 @@ def level_u(
     if ref is None:
         return {}
     cols = sorted(present)
-    union = " UNION ALL ".join(f"SELECT {', '.join(cols)} FROM {t}" for t in tables)
+    # rid: a record's id across tables (unique_id is a row number or row ref within a table).
+    union = " UNION ALL ".join(
+        f"SELECT {', '.join(cols)}, CONCAT('{i}:', CAST(unique_id AS STRING)) AS rid FROM {t}"
+        for i, t in enumerate(tables)
+    )
     n_ref = backend.scalar(f"SELECT COUNT(*) FROM ({union}) WHERE {ref} IS NOT NULL")
     sq = backend.scalar(
         f"SELECT SUM(n * n) FROM (SELECT COUNT(*) AS n FROM ({union}) WHERE {ref} IS NOT NULL "

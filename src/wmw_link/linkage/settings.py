@@ -32,7 +32,12 @@ BLOOM_ALIKE = 8
 
 #: Identity levels that are no identity evidence on their own (household rule): the same name
 #: at the same address with unrelated dates of birth is a father and son as often as one person.
-NO_EVIDENCE_LEVELS = frozenset({"same name at the same postcode, date differs"})
+NO_EVIDENCE_LEVELS = frozenset(
+    {
+        "same name at the same postcode, date differs",
+        "same forename at the same postcode, date differs",
+    }
+)
 #: The twins level: surname and date agree, forenames differ. With a shared postcode it links
 #: only on a NINo or NHS number.
 TWINS_LEVEL = "surname and date, forename differs"
@@ -208,6 +213,7 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
         [[_eq("dobsw_fn")], [_eq("dobb0_fn")], [_eq("dobb1_fn")]],
     ),
     ("same name at the same postcode, date differs", [[_eq("name_pc")]]),
+    ("same forename at the same postcode, date differs", [[_eq("fn_pc")]]),
     (
         "date, one name alike",
         [[_ov("fndm_dob")], [_ov("sndm_dob")], [_bf(_FN, BLOOM_ALIKE)], [_bf(_SN, BLOOM_ALIKE)]],
@@ -318,6 +324,7 @@ _PREDICT_BLOCKS: tuple[str, ...] = (
     "dobb0_fn",
     "dobb1_fn",
     "name_pc",
+    "fn_pc",
     "pc_dob",
 )
 #: EM training blocks: pairs sharing a NINo (trains identity and postcode), and pairs sharing

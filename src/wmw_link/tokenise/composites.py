@@ -146,14 +146,19 @@ def _join(scalars: list[pa.Array]) -> pa.Array:
     return scalars[0] if len(scalars) == 1 else pc.binary_join_element_wise(*scalars, SEP)
 
 
+#: Columns whose first two parts (the two names) are hashed in sorted order.
+_SORTED_PAIRS = frozenset({"names_dob", "name_pc"})
+
+
 def _composite(col: ts.TokenColumn, parts: Parts) -> pa.Array:
     """One column's pre-hash values: a string per row, or a list of strings for list columns."""
-    if col.name == "names_dob":
+    if col.name in _SORTED_PAIRS:
         # Sorted name pair: a forename/surname swap gives the same composite.
-        a, b = parts(ts.FORENAME, "key"), parts(ts.SURNAME, "key")
+        (fa, ta), (fb, tb), rest = col.parts[0], col.parts[1], col.parts[2:]
+        a, b = parts(fa, ta), parts(fb, tb)
         lo, hi = pc.min_element_wise(a, b), pc.max_element_wise(a, b)
         both = pc.if_else(pc.or_(pc.is_null(a), pc.is_null(b)), pa.scalar(None, pa.string()), lo)
-        return _join([both, hi, parts(ts.DOB, "exact")])
+        return _join([both, hi, *[parts(f, t) for f, t in rest]])
     arrays = [parts(f, t) for f, t in col.parts]
     lists = [i for i, a in enumerate(arrays) if pa.types.is_list(a.type)]
     if col.kind != "hmac_list":
