@@ -35,7 +35,7 @@ from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
     NO_EVIDENCE_LEVELS,
     SAME_PLACE_LEVELS,
-    TWINS_LEVEL,
+    TWINS_LEVELS,
     ModelPlan,
     model_levels,
     plan_model,
@@ -107,8 +107,8 @@ def _evidence_condition(linker: Any) -> str:
 
     A NINo or NHS-number agreement always passes. Otherwise a pair needs an identity level that
     is identity evidence (not "the same name at the same postcode" with unrelated dates of
-    birth: fathers and sons), and a pair that looks like twins (surname and date agree,
-    forenames differ) must not also share a postcode unit or sector.
+    birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
+    alike, forenames differ) must not also share a postcode unit or sector.
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
     unique = [
@@ -123,9 +123,10 @@ def _evidence_condition(linker: Any) -> str:
     rule = f"gamma_identity IN ({', '.join(map(str, ok))})" if ok else "FALSE"
     place = _agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
     same_place = sorted(g for label, g in place.items() if label in SAME_PLACE_LEVELS)
-    if TWINS_LEVEL in levels and same_place:
+    twins = sorted(g for label, g in levels.items() if label in TWINS_LEVELS)
+    if twins and same_place:
         rule += (
-            f" AND NOT (gamma_identity = {levels[TWINS_LEVEL]} AND gamma_postcode IN "
+            f" AND NOT (gamma_identity IN ({', '.join(map(str, twins))}) AND gamma_postcode IN "
             f"({', '.join(map(str, same_place))}))"
         )
     return " OR ".join([*unique, f"({rule})"])

@@ -38,9 +38,11 @@ NO_EVIDENCE_LEVELS = frozenset(
         "same forename at the same postcode, date differs",
     }
 )
-#: The twins level: surname and date agree, forenames differ. With a shared postcode it links
-#: only on a NINo or NHS number.
+#: Levels that look like twins: the date and the surname (or a surname alike) agree, the
+#: forenames do not. With a shared postcode such a pair links only on a NINo or NHS number.
 TWINS_LEVEL = "surname and date, forename differs"
+SURNAME_ALIKE_LEVEL = "date, surname alike"
+TWINS_LEVELS = frozenset({TWINS_LEVEL, SURNAME_ALIKE_LEVEL})
 #: Postcode levels that say "same household" (with a shared surname).
 SAME_PLACE_LEVELS = frozenset({"same unit and date", "same unit and surname", "same sector and date"})
 
@@ -189,7 +191,6 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
             [_bf(_FN, BLOOM_CLOSE), _bf(_SN, BLOOM_CLOSE)],
             [_bf(_FN, BLOOM_CLOSE), _ov("snw_dob")],
             [_ov("fndm_dob"), _ov("sndm_dob")],
-            [_bf(_FN, BLOOM_ALIKE), _eq("sn_dob")],
             [*_FN_SAME[0], _bf(_SN, BLOOM_ALIKE)],
         ],
     ),
@@ -214,10 +215,8 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ),
     ("same name at the same postcode, date differs", [[_eq("name_pc")]]),
     ("same forename at the same postcode, date differs", [[_eq("fn_pc")]]),
-    (
-        "date, one name alike",
-        [[_ov("fndm_dob")], [_ov("sndm_dob")], [_bf(_FN, BLOOM_ALIKE)], [_bf(_SN, BLOOM_ALIKE)]],
-    ),
+    ("date, forename alike", [[_ov("fndm_dob")], [_bf(_FN, BLOOM_ALIKE)]]),
+    (SURNAME_ALIKE_LEVEL, [[_ov("sndm_dob")], [_bf(_SN, BLOOM_ALIKE)]]),
 ]
 IDENTITY_NULL_COLUMNS = ("fn1_dob", "sn_dob", "name_pc", "dobym_nph")
 
@@ -403,6 +402,7 @@ __all__ = [
     "POSTCODE_LEVELS",
     "SAME_PLACE_LEVELS",
     "TWINS_LEVEL",
+    "TWINS_LEVELS",
     "ModelPlan",
     "dnf_sql",
     "model_levels",
