@@ -105,6 +105,8 @@ class Parts:
             key = pc.replace_substring(v, " ", "")
             if transform == "key":
                 return key
+            if transform == "first_word":
+                return _first_word(v)
             if transform == "words":
                 return _on_distinct(v, lambda s: sorted(set(s.split(" "))), _LIST_STR)
             if transform == "dmetaphone":
