@@ -163,6 +163,11 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     # -- names, in the context of the exact date of birth ------------------------------------
     _hmac("fn_dob", ((FORENAME, "exact"), _D), "whole forename | date of birth"),
     _hmac("fn1_dob", ((FORENAME, "first_word"), _D), "first word of the forename | date of birth"),
+    _hmac(
+        "fn3_dob",
+        ((FORENAME, "prefix3"), _D),
+        "first three letters of the forename's first word | date of birth",
+    ),
     _list(
         "fnnick_dob",
         ((FORENAME, "nickname"), _D),

@@ -95,6 +95,8 @@ class Parts:
                 return first
             if transform == "key":
                 return pc.replace_substring(v, " ", "")
+            if transform == "prefix3":
+                return pc.utf8_slice_codeunits(first, 0, 3)
             if transform == "nickname":
                 return _on_distinct(first, lambda w: list(nickname_group(w)), _LIST_STR)
             if transform == "dmetaphone":
