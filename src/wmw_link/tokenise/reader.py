@@ -178,12 +178,22 @@ def _first_ragged_row(path: Path, width: int) -> tuple[int, int] | None:
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = csv.reader(fh)
         data_row = -1  # the header is row 0
-        for row in reader:
-            if not row:
-                continue  # blank lines are skipped (pyarrow skips them too)
-            data_row += 1
-            if len(row) != width:
-                return data_row, reader.line_num
+        try:
+            for row in reader:
+                if not row:
+                    continue  # blank lines are skipped (pyarrow skips them too)
+                data_row += 1
+                if len(row) != width:
+                    return data_row, reader.line_num
+        except csv.Error:
+            # Python's csv stops at a field over its limit (128 KiB): a huge cell, which is
+            # also why pyarrow failed (a row larger than its read block).
+            raise InputDataError(
+                f"{path}: rule 'cell_size': data row {data_row + 1} (line {reader.line_num}) "
+                f"holds a cell of more than {csv.field_size_limit() // 1024} KiB, too large to "
+                "read row by row; cells over 64 KiB (identifiers) or 1 MiB (payload) are "
+                "rejected anyway: remove or shorten that cell and run again"
+            ) from None
     return None
 
 
