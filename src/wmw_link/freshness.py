@@ -73,12 +73,13 @@ class Delivery:
             return None
         series, number = value.get("series"), value.get("number")
         created = value.get("created_at")
-        if not isinstance(series, str) or not _is_count(number):
+        if not isinstance(series, str) or not is_count(number):
             return None
         return cls(series, number, created if isinstance(created, str) else None)
 
 
-def _is_count(value: Any) -> bool:
+def is_count(value: Any) -> bool:
+    """A delivery number: an int of 1 or more (not a bool)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
