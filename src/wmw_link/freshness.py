@@ -262,3 +262,42 @@ def latest(state: Path, series: str) -> int | None:
     """The latest accepted delivery number of a series, or None."""
     entry = (read_json(state, STATE_KIND).get("accepted") or {}).get(series)
     return int(entry["number"]) if isinstance(entry, dict) and "number" in entry else None
+
+
+def check_inputs(state: Path, files: list[Path]) -> None:
+    """Refuse manifests older than the latest delivery the state accepted for their dataset.
+
+    ``link`` reads its inputs from a folder anyone with access can copy files into; this
+    stops an old pair put there by hand (the manifest's hash is recorded at unseal).
+
+    Raises:
+        VerificationError: rule 'freshness', naming the manifest and both deliveries.
+    """
+    accepted = read_json(state, STATE_KIND).get("accepted") or {}
+    for path in files:
+        if not path.name.endswith(".manifest.json"):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            series, number = data["dataset"], data.get("delivery")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a manifest: the input checks refuse it, naming their rule
+        latest = accepted.get(series)
+        if not isinstance(latest, dict):
+            continue
+        last = Delivery(series, int(latest.get("number", 0)), latest.get("created_at"))
+        recorded = (latest.get("files") or {}).get(path.name)
+        if not is_count(number) or number < last.number:
+            mine = f"delivery {number}" if is_count(number) else "a manifest with no delivery"
+            raise VerificationError(
+                f"{path}: rule 'freshness': {mine} of '{series}' is older than the accepted "
+                f"{last.describe()} (state {state}); link only the latest deliveries"
+            )
+        if number == last.number and recorded is not None:
+            from wmw_link.files import sha256_file
+
+            if sha256_file(path) != recorded:
+                raise VerificationError(
+                    f"{path}: rule 'freshness': not the manifest accepted as "
+                    f"{last.describe()} (its SHA-256 differs; state {state})"
+                )

@@ -797,7 +797,8 @@ def _verify_to_temp(
     )
     fmeta = envelope.get("file") or {}
     stated = freshness.Delivery.from_json(envelope.get("delivery"))
-    expected_series = dataset if dataset is not None else freshness.LINK_SERIES
+    link_outputs = kind in (FileKind.MAP, FileKind.LINK_MANIFEST)
+    expected_series = freshness.LINK_SERIES if link_outputs else dataset
     if stated is not None and stated.series != expected_series:
         raise _failed("freshness", sealed, f"the delivery is of '{stated.series}', not '{name}'")
     acceptance = None

@@ -101,6 +101,7 @@ class TokeniseResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     batches: int = 0
     workers_used: int = 1
+    delivery: int = 1
 
     @property
     def shared_outputs(self) -> list[Path]:
@@ -493,6 +494,7 @@ def tokenise(
         outputs={**paths, "manifest": manifest_path},
         batches=n_batches,
         workers_used=used[0],
+        delivery=delivery,
     )
 
 
