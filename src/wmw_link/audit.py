@@ -164,7 +164,7 @@ def append(
     entry = _entry(record, outcome, now)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     except OSError as e:
         raise ConfigError(f"{path}: cannot open the audit log ({type(e).__name__})") from None
     try:

@@ -824,7 +824,7 @@ def _verify_to_temp(
         )
     # The directory is made only once the envelope has passed every check made so far.
     if new_dir:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmeta = envelope.get("ciphertext") or {}
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -979,6 +979,8 @@ def unseal_all(
     out = Path(out_dir)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    if made:
+        os.chmod(out, 0o700)  # an inbox of unsealed files is for its owner only
     me = _as_secret(secret)
     ring = _as_keyring(keyring)
     state_path = Path(state) if state is not None else None

@@ -11,6 +11,7 @@ from wmw_link import freshness, runrecord
 from wmw_link.agreement import Role, load_agreement
 from wmw_link.cli._options import agreement_option
 from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outputs
+from wmw_link.files import restrict_tree
 
 
 @click.command("link")
@@ -135,8 +136,10 @@ def link(
         f"({result.threshold_method}); maps in {result.out_dir}"
     )
     freshness.record_issued(state, freshness.LINK_SERIES, number, freshness.STATE_KIND)
+    restrict_tree(result.out_dir)  # everything the TTP writes is owner-only
     click.echo(f"delivery {number} of the link outputs")
     seal_to_outputs(
         [*result.maps.values(), result.manifest], agreement=agreement, secret=sealer,
         seal_to=seal_to, keyring=seal_keyring, out_dir=out_dir / "sealed", delivery=number,
     )  # fmt: skip
+    restrict_tree(out_dir / "sealed")
