@@ -822,7 +822,9 @@ def _verify_to_temp(
             f"the file is '{name}'; refusing to write it as '{target.name}' (to unseal into a "
             "new directory, end --out with '/')",
         )
-    # The directory is made only once the envelope has passed every check made so far.
+    # The directory is made only once the envelope has passed every check made so far, and
+    # removed again if a later check fails.
+    made_dir = new_dir and not target.parent.exists()
     if new_dir:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmeta = envelope.get("ciphertext") or {}
@@ -858,6 +860,9 @@ def _verify_to_temp(
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if made_dir:
+            with contextlib.suppress(OSError):
+                target.parent.rmdir()  # only if still empty
         raise
     # read_envelope checked the file is exactly ciphertext + envelope + signature + footer.
     whole = reader.sha.copy()
