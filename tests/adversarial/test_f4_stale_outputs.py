@@ -4,7 +4,7 @@ shareable files (nor their sealed copies) beside the new rejects file."""
 from __future__ import annotations
 
 import pytest
-from _adv import ANALYST, AGREEMENT, TTP, dwp_rows, write_dwp
+from _adv import AGREEMENT, ANALYST, TTP, dwp_rows, write_dwp
 from click.testing import CliRunner
 
 from wmw_link.cli import main
