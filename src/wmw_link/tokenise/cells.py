@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,6 +33,27 @@ CELL_TOO_LARGE = "cell_too_large"
 CONTROL_CHARACTER = "control_character"
 # RE2 syntax (pyarrow): C0 controls, DEL and the C1 controls.
 _CONTROL = r"[\x{00}-\x{1f}\x{7f}-\x{9f}]"
+
+
+def _may_hold_control(arr: pa.Array) -> bool:
+    """Whether the bytes under a string array hold a control character (a fast pre-check).
+
+    In UTF-8 a C0 control or DEL is one byte below 0x20 or 0x7F, never part of a longer
+    character, and a C1 control is 0xC2 then 0x80-0x9F: one pass of numpy over the data buffer
+    (a few ms per million cells, against ~0.5 s for a regex per column). The buffer may hold
+    bytes of rows outside a sliced batch: a hit only sends the column to the exact check.
+    """
+    if not pa.types.is_string(arr.type):
+        return True
+    data = arr.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    b = np.frombuffer(data, dtype=np.uint8)
+    if int(b.min()) < 0x20 or bool((b == 0x7F).any()):
+        return True
+    lead = np.flatnonzero(b[:-1] == 0xC2)  # rare in most extracts (e.g. a pound sign)
+    follow = b[lead + 1]
+    return bool(((follow >= 0x80) & (follow <= 0x9F)).any())
 
 
 @dataclass(frozen=True)
@@ -64,22 +86,24 @@ class CellScreen:
             arr = batch.column(name)
             ident = name in self._identifiers
             limit = IDENTIFIER_CELL_LIMIT if ident else PAYLOAD_CELL_LIMIT
-            bad = pc.fill_null(pc.greater(pc.binary_length(arr), limit), False)
-            reason_big = pc.any(bad).as_py()
+            lengths = pc.binary_length(arr)
+            reason_big = (pc.max(lengths).as_py() or 0) > limit
+            bad = pc.fill_null(pc.greater(lengths, limit), False) if reason_big else None
             ctrl = None
-            if ident:
+            if ident and _may_hold_control(arr):
                 ctrl = pc.fill_null(pc.match_substring_regex(arr, _CONTROL), False)
                 if not pc.any(ctrl).as_py():
                     ctrl = None
-            if not reason_big and ctrl is None:
+            if bad is None and ctrl is None:
                 arrays.append(arr)
                 continue
-            for i in pc.indices_nonzero(bad).to_pylist():
-                flagged.setdefault(offset + i + 1, (name, CELL_TOO_LARGE))
+            if bad is not None:
+                for i in pc.indices_nonzero(bad).to_pylist():
+                    flagged.setdefault(offset + i + 1, (name, CELL_TOO_LARGE))
             if ctrl is not None:
                 for i in pc.indices_nonzero(ctrl).to_pylist():
                     flagged.setdefault(offset + i + 1, (name, CONTROL_CHARACTER))
-                bad = pc.or_(bad, ctrl)
+                bad = ctrl if bad is None else pc.or_(bad, ctrl)
             arrays.append(pc.if_else(bad, pa.scalar("", arr.type), arr))
         if not flagged:
             return batch, Screened({})
