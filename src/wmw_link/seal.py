@@ -644,15 +644,24 @@ def _verify_signature(
     return sender
 
 
+def _shown(path: Path) -> str:
+    """A file's name for messages: a manifest of the same transfer is still a temporary file
+    (``.<name>.<random>.tmp``) while it is used, and is named as it will be."""
+    name = path.name
+    if name.startswith(".") and name.endswith(".tmp"):
+        return name[1:].rsplit(".", 2)[0]
+    return name
+
+
 def _check_manifest(sealed: Path, manifest: Path, name: str, sha256: str) -> None:
     listed = _manifest_hash(manifest, name)
     if listed is None:
-        raise _failed("manifest", sealed, f"{manifest.name} does not list '{name}'")
+        raise _failed("manifest", sealed, f"{_shown(manifest)} does not list '{name}'")
     if listed != sha256:
         raise _failed(
             "manifest",
             sealed,
-            f"{manifest.name} lists a different SHA-256 for '{name}' (an old manifest?)",
+            f"{_shown(manifest)} lists a different SHA-256 for '{name}' (an old manifest?)",
         )
 
 
@@ -750,14 +759,14 @@ def _after_decryption(
         _check_manifest(sealed, manifest, name, sha256)
         data = _manifest_json(manifest)
         if kind in (FileKind.TOKENS, FileKind.PAYLOAD) and rows is not None:
-            _check_rows(sealed.name, manifest.name, _listed_entry(data, kind), rows)
+            _check_rows(sealed.name, _shown(manifest), _listed_entry(data, kind), rows)
             number = data.get("delivery")
             if stated is not None and number != stated.number:
                 raise _failed(
                     "freshness",
                     sealed,
                     f"the envelope says delivery {stated.number}, its manifest "
-                    f"{manifest.name} is delivery {number}",
+                    f"{_shown(manifest)} is delivery {number}",
                 )
         checks.append("manifest")
     check_fields(agreement, kind, dataset, tmp, label=name)
