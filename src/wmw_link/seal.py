@@ -291,6 +291,7 @@ def seal_file(
     out: str | os.PathLike[str] | None = None,
     now: dt.datetime | None = None,
     delivery: int | None = None,
+    require_delivery: bool = False,
 ) -> SealResult:
     """Encrypt ``path`` to ``recipient`` and sign it as the party that owns ``secret``.
 
@@ -309,6 +310,8 @@ def seal_file(
         now: creation time (tests); default the current UTC time.
         delivery: the delivery number, for files no manifest numbers (maps, link manifest,
             a tokens or payload file sealed without its manifest beside it).
+        require_delivery: refuse to seal a file whose delivery number is unknown (the CLI
+            does: a recipient with a delivery state would refuse it).
 
     Returns:
         The written path and its envelope.
@@ -340,6 +343,12 @@ def seal_file(
         reader, writer = _HashingReader(fin), _HashingWriter(fout)
         pyrage.encrypt_io(reader, writer, [ring.get(recipient).recipient])
         stated = _delivery_for(src, kind, dataset, reader.sha.hexdigest(), delivery, stamp)
+        if stated is None and require_delivery:
+            raise ConfigError(
+                f"{src}: rule 'freshness': no delivery number for this file; seal it beside "
+                "the manifest that lists it, or give --delivery N (the link run's number for "
+                "maps); recipients refuse a file they cannot order"
+            )
         envelope = {
             "kind": ENVELOPE_KIND,
             "format": 1,

@@ -119,3 +119,17 @@ def test_envelope_and_manifest_must_state_the_same_delivery(parties, tmp_path, m
         runrecord.finish(token)
     assert tree(tmp_path / "in2") == {}
     assert new.exists()
+
+
+def test_seal_command_refuses_a_file_it_cannot_number(parties, tmp_path) -> None:
+    res = parties.tokenise()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(res.tokens, bare)  # without its manifest
+    r = CliRunner().invoke(main, [
+        "--audit-log", str(tmp_path / "a.jsonl"), "seal", str(bare / res.tokens.name),
+        "--agreement", str(AGREEMENT), "--secret", str(parties.secrets["dwp"]), "--to", TTP,
+        "--keyring", str(parties.ring),
+    ])  # fmt: skip
+    assert r.exit_code == 1 and "rule 'freshness'" in r.output
+    assert list(bare.iterdir()) == [bare / res.tokens.name]

@@ -645,6 +645,8 @@ def test_seal_and_unseal_commands(tmp_path: Path, keys) -> None:
             "linkage-unit",
             "--out",
             str(sealed),
+            "--delivery",  # a tokens file sealed without its manifest: the number is given
+            "1",
         ],
     )
     assert r.exit_code == 0, r.output
@@ -786,6 +788,7 @@ def test_inbox_unseal_checks_each_file_against_its_manifest(
     seal_file(
         tokens, agreement=agreement, secret=keys["dwp"], recipient="linkage-unit",
         keyring=keys["ring"], out=tmp_path / "new" / "dwp_claims.tokens.parquet.sealed",
+        delivery=2,
     )  # fmt: skip
     r = CliRunner().invoke(main, [*args[:3], str(tmp_path / "new"), *args[4:]])
     assert r.exit_code == 1 and "check 'manifest' failed" in r.output
@@ -1144,7 +1147,7 @@ def test_unseal_command_out_with_a_trailing_slash_is_a_directory(tmp_path: Path,
     src = _tokens(tmp_path / "dwp_claims.tokens.parquet")
     sealed = seal_file(
         src, agreement=load_agreement(AGREEMENT), secret=keys["dwp"], recipient="linkage-unit",
-        keyring=keys["ring"],
+        keyring=keys["ring"], delivery=1,  # no manifest beside it: the number is given
     )  # fmt: skip
     base = [
         "--audit-log", str(tmp_path / "a.jsonl"), "unseal", str(sealed.path), "--agreement",

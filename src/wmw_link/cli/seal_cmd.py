@@ -93,7 +93,7 @@ def seal(
     rec.signer = secret  # this command's audit line is a signed checkpoint
     result = seal_file(
         file, agreement=agreement, secret=secret, recipient=recipient, keyring=keyring, out=out,
-        delivery=delivery,
+        delivery=delivery, require_delivery=True,
     )  # fmt: skip
     env = result.envelope
     click.echo(
