@@ -96,8 +96,11 @@ def tokenise(
 
     Only the columns the agreement names are read. No identifier value is printed. The
     rejects file lists rejected rows and nulled (invalid) values by data row number, column
-    and reason. An extract where no row can be tokenised, or a column is mostly invalid, is
-    refused: nothing shareable is written, the rejects file is kept.
+    and reason. A row with a cell over 64 KiB (identifiers, record id) or 1 MiB (payload), or a
+    control character in an identifier or record id, is rejected. An extract where no row can
+    be tokenised, or a column is mostly invalid, is refused: nothing shareable is written, an
+    earlier run's shareable files of the dataset in --out are removed, the rejects file is kept.
+    Each run is a numbered delivery of the dataset (--delivery).
     """  # noqa: D205
     rec = runrecord.current()
     agreement = load_agreement(agreement_path)
