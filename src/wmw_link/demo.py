@@ -236,7 +236,8 @@ class _Demo:
         self._unseal(self.analyst, self.out / "transfer" / self.analyst / "maps", inbox / "maps")
         journeys = self.out / "analysis" / "journeys"
         self.run("journeys", "--agreement", self.agreement_path, "--payloads", inbox / "payloads",
-                 "--maps", inbox / "maps", "--out", journeys)  # fmt: skip
+                 "--maps", inbox / "maps", "--out", journeys,
+                 "--state", self._state(self.analyst))  # fmt: skip
         self.run("outcomes", "--agreement", self.agreement_path, "--journeys", journeys,
                  "--out", self.outcomes)  # fmt: skip
 

@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from _adv import AGREEMENT, TTP, tree
+from _adv import AGREEMENT, ANALYST, TTP, tree
 from click.testing import CliRunner
 
 from wmw_link import freshness, runrecord
@@ -133,3 +133,23 @@ def test_seal_command_refuses_a_file_it_cannot_number(parties, tmp_path) -> None
     ])  # fmt: skip
     assert r.exit_code == 1 and "rule 'freshness'" in r.output
     assert list(bare.iterdir()) == [bare / res.tokens.name]
+
+
+def test_journeys_refuses_an_older_payload_manifest(parties, tmp_path) -> None:
+    parties.deliver("old")
+    new = parties.deliver("new")
+    state = tmp_path / "an-state.json"
+    unseal_all(
+        new / ANALYST, agreement=parties.agreement, secret=parties.secrets[ANALYST],
+        keyring=parties.ring, out_dir=tmp_path / "payloads", state=state,
+    )  # fmt: skip
+    for name in ("dwp_claims.manifest.json", "dwp_claims.payload.parquet"):
+        shutil.copy(tmp_path / "run-old" / name, tmp_path / "payloads" / name)
+    (tmp_path / "maps").mkdir()
+    r = CliRunner().invoke(main, [
+        "--audit-log", str(tmp_path / "a.jsonl"), "journeys", "--agreement", str(AGREEMENT),
+        "--payloads", str(tmp_path / "payloads"), "--maps", str(tmp_path / "maps"),
+        "--out", str(tmp_path / "j"), "--state", str(state),
+    ])  # fmt: skip
+    assert r.exit_code == 1 and "rule 'freshness'" in r.output
+    assert not (tmp_path / "j").exists()
