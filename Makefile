@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PEOPLE ?= 50000
 OUT    ?= demo-out
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test adversarial lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest -q
+
+# Tampering, bad inputs and audit edits (issue 12): under a minute.
+ADVERSARIAL := tests/adversarial tests/unit/test_seal.py tests/unit/test_audit.py \
+	tests/unit/test_tokenise_checks.py tests/unit/test_tokenise_messages.py \
+	tests/unit/test_linkage_verify.py
+adversarial: $(STAMP)
+	$(BIN)/pytest -q -p no:xdist $(ADVERSARIAL)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all

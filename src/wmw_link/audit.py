@@ -8,9 +8,19 @@ Every ``wmw-link`` command appends one line when it ends::
      "prev_hash": "<hash of line 6>", "hash": "<SHA-256 of this line without 'hash'>"}
 
 The first line chains to 64 zeros. :func:`verify` recomputes every line's hash and every link,
-so an edited, removed, inserted or reordered line is found and named by its line number. Removing
-lines from the *end* leaves a valid shorter chain; to catch that, keep the head hash that
-``audit verify`` prints somewhere else (a ticket, an email) and pass it back with ``--head``.
+so an edited, removed, inserted or reordered line is found and named by its line number.
+
+A hash chain has no key: whoever can write the log can edit a line and recompute every hash
+after it. So a command run with a party secret signs its own line (a *checkpoint*): an Ed25519
+signature (PyNaCl) by the party's key over the line, which holds ``prev_hash`` and so commits
+to every line before it. ``wmw-link audit checkpoint`` signs one on demand. ``verify`` with a
+keyring checks every checkpoint and requires one after the last line that records a data flow:
+a re-chained, spliced or truncated log then fails without a stored head. What it cannot stop:
+the holder of a party key can rewrite its own log and sign it again, and a log cut back exactly
+to an earlier checkpoint is a valid log. Against both, every sealed envelope carries the
+sender's audit head (seq, hash) under the envelope's signature, and the recipient's log records
+it (``received_heads``): the sender's log must still contain that head (``--head``). Keep the
+head hash ``audit verify`` prints elsewhere too (a ticket, an email).
 
 Nothing personal goes in: files by path and SHA-256, rows by count, refusals by their message,
 which by the project's rules names files, columns, rows and rules, never values.
@@ -31,14 +41,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nacl.exceptions import BadSignatureError
+
 from wmw_link import __version__
-from wmw_link.errors import ConfigError, VerificationError
+from wmw_link.errors import ConfigError, KeyFileError, VerificationError
 from wmw_link.runrecord import RunRecord
 
 DEFAULT_LOG = "wmw-link-audit.jsonl"
 ENV_VAR = "WMW_LINK_AUDIT_LOG"
 GENESIS = "0" * 64
 _TAIL_CHUNK = 64 * 1024
+#: Domain separation: a checkpoint signature can never be mistaken for an envelope's.
+_CHECKPOINT_CONTEXT = b"wmw-link/audit-checkpoint/v1\n"
+#: Commands that only read the log: lines they leave after the last checkpoint record no data
+#: flow, so ``verify --keyring`` does not ask for a checkpoint after them.
+READ_ONLY_COMMANDS = frozenset({"audit verify", "audit show"})
 
 
 def _canonical(obj: Any) -> bytes:
@@ -74,8 +91,38 @@ def _last_line(fd: int) -> bytes | None:
     return buf
 
 
+def _signed_body(entry: dict[str, Any]) -> bytes:
+    """What a checkpoint signs: the whole line but its hash and the signature itself."""
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    body["checkpoint"] = {k: v for k, v in body["checkpoint"].items() if k != "signature"}
+    return _CHECKPOINT_CONTEXT + _canonical(body)
+
+
+def head(log: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The log's last line as ``{"seq", "hash"}`` (None for a missing, empty or damaged log)."""
+    try:
+        fd = os.open(log, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        last = _last_line(fd)
+    finally:
+        os.close(fd)
+    try:
+        entry = json.loads(last) if last else None
+        return {"seq": int(entry["seq"]), "hash": str(entry["hash"])} if entry else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _entry(record: RunRecord, outcome: str, now: dt.datetime | None) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if record.overrides:
+        extra["overrides"] = list(record.overrides)
+    if record.received_heads:
+        extra["received_heads"] = list(record.received_heads)
     return {
+        **extra,
         "time": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="milliseconds"),
         "command": record.command,
         "party": record.party,
@@ -90,7 +137,11 @@ def _entry(record: RunRecord, outcome: str, now: dt.datetime | None) -> dict[str
 
 
 def append(
-    log: str | os.PathLike[str], record: RunRecord, outcome: str, now: dt.datetime | None = None
+    log: str | os.PathLike[str],
+    record: RunRecord,
+    outcome: str,
+    now: dt.datetime | None = None,
+    signer: Any = None,
 ) -> dict[str, Any]:
     """Append one command's record to the log, chained to the line before it.
 
@@ -99,6 +150,8 @@ def append(
         record: what the command did.
         outcome: ``"ok"``, ``"refused: <message>"`` or ``"error: <ExceptionType>"``.
         now: the time to record (tests); default now, UTC.
+        signer: a :class:`wmw_link.party_keys.PartySecret`: the line becomes a checkpoint
+            signed with its key (default ``record.signer``).
 
     Returns:
         The entry as written (with ``seq``, ``prev_hash`` and ``hash``).
@@ -111,7 +164,7 @@ def append(
     entry = _entry(record, outcome, now)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     except OSError as e:
         raise ConfigError(f"{path}: cannot open the audit log ({type(e).__name__})") from None
     try:
@@ -129,6 +182,11 @@ def append(
                     "verify' on it and start a new log"
                 ) from None
         entry = {"seq": seq, **entry, "prev_hash": prev}
+        signer = signer if signer is not None else record.signer
+        if signer is not None:
+            entry["checkpoint"] = {"party": signer.party, "signature": "ed25519"}
+            sig = signer.signing_key.sign(_signed_body(entry)).signature
+            entry["checkpoint"]["signature"] = sig.hex()
         entry["hash"] = line_hash(entry)
         data = _canonical(entry) + b"\n"
         # One write on an O_APPEND descriptor under the lock: the line lands whole or not at all
@@ -153,6 +211,8 @@ class VerifyReport:
     path: Path
     lines: int
     head: str
+    checkpoints: int = 0
+    last_checkpoint: int | None = None  # line number
 
 
 def read_entries(log: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -188,24 +248,87 @@ def _lines(path: Path) -> Iterator[bytes]:
             yield line.rstrip(b"\r\n")
 
 
-def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> VerifyReport:
-    """Check every line's own hash and its link to the line before.
+def _check_checkpoint(entry: dict[str, Any], n: int, keyring: Any) -> str | None:
+    """A problem with line ``n``'s checkpoint signature, or None if it verifies."""
+    cp = entry.get("checkpoint")
+    party, sig = (cp.get("party"), cp.get("signature")) if isinstance(cp, dict) else (None, None)
+    if not isinstance(party, str) or not isinstance(sig, str):
+        return f"line {n}: a malformed checkpoint (check 'checkpoint')"
+    try:
+        key = keyring.get(party)
+        key.verify_key.verify(_signed_body(entry), bytes.fromhex(sig))
+    except KeyFileError:
+        return f"line {n}: checkpoint by '{party}', whose key is not in the keyring"
+    except (BadSignatureError, ValueError):
+        return (
+            f"line {n}: checkpoint signature by '{party}' does not verify (check 'checkpoint'): "
+            "this line or one before it was rewritten, or it was signed with another key"
+        )
+    return None
+
+
+class _Signatures:
+    """Checkpoints seen so far, and the last line that needs one after it."""
+
+    def __init__(self, keyring: Any) -> None:
+        self.keyring = keyring
+        self.count, self.last_flow = 0, 0
+        self.last: int | None = None
+
+    def see(self, entry: dict[str, Any], n: int) -> list[str]:
+        if "checkpoint" not in entry:
+            if entry.get("command") not in READ_ONLY_COMMANDS:
+                self.last_flow = n
+            return []
+        self.count, self.last = self.count + 1, n
+        problem = _check_checkpoint(entry, n, self.keyring)
+        return [problem] if problem else []
+
+    def finish(self) -> list[str]:
+        if self.last is None:
+            return [
+                "no signed checkpoint in the log (check 'checkpoint'): nothing proves the lines "
+                "were not rewritten; run 'wmw-link audit checkpoint --party-secret FILE'"
+            ]
+        if self.last_flow > self.last:
+            return [
+                f"line {self.last_flow} comes after the last signed checkpoint (line "
+                f"{self.last}) (check 'checkpoint'): lines after it could have been cut or "
+                "rewritten unseen; run 'wmw-link audit checkpoint --party-secret FILE'"
+            ]
+        return []
+
+
+def verify(
+    log: str | os.PathLike[str], expect_head: str | None = None, keyring: Any = None
+) -> VerifyReport:
+    """Check every line's own hash and its link to the line before; with a keyring, signatures.
 
     Args:
         log: the audit log.
         expect_head: the head hash recorded earlier; the log must contain it (so lines cut
-            from the end are found). The log may have grown since.
+            from the end are found). The log may have grown since. Compared case-insensitively.
+        keyring: a :class:`wmw_link.party_keys.Keyring` (or its directory): every checkpoint
+            must verify under its party's key, there must be one, and every line after the
+            last one must be from a read-only command (:data:`READ_ONLY_COMMANDS`).
 
     Returns:
-        The number of lines and the current head hash.
+        The number of lines, the current head hash and the checkpoints found.
 
     Raises:
         VerificationError: listing every broken line by number and what is wrong with it.
     """
     path = Path(log)
+    if keyring is not None and not hasattr(keyring, "get"):
+        from wmw_link.party_keys import Keyring
+
+        keyring = Keyring(keyring)
+    if expect_head is not None:
+        expect_head = expect_head.strip().lower()  # hex: 'ABC' and 'abc' are the same head
     problems: list[str] = []
     prev_hash, head_seen, n = GENESIS, False, 0
     expected_seq = 1
+    signed = _Signatures(keyring) if keyring is not None else None
     for n, raw in enumerate(_lines(path), start=1):
         try:
             entry = json.loads(raw)
@@ -233,6 +356,8 @@ def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> Verif
                 )
         elif seq != expected_seq:
             problems.append(f"line {n}: has sequence number {seq} where {expected_seq} belongs")
+        if signed is not None:
+            problems += signed.see(entry, n)
         prev_hash = str(stated)
         head_seen = head_seen or prev_hash == expect_head
         expected_seq = seq + 1 if isinstance(seq, int) else expected_seq + 1
@@ -241,6 +366,8 @@ def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> Verif
             f"the expected head {expect_head[:16]}... is not in the log: lines were cut from the end "
             "or the log was replaced"
         )
+    if signed is not None and n:
+        problems += signed.finish()
     if problems:
         shown = problems[:20]
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -249,7 +376,13 @@ def verify(log: str | os.PathLike[str], expect_head: str | None = None) -> Verif
             + "\n  ".join(shown)
             + more
         )
-    return VerifyReport(path=path, lines=n, head=prev_hash)
+    return VerifyReport(
+        path=path,
+        lines=n,
+        head=prev_hash,
+        checkpoints=signed.count if signed else 0,
+        last_checkpoint=signed.last if signed else None,
+    )
 
 
 def summarise_entry(entry: dict[str, Any]) -> str:

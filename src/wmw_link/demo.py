@@ -28,6 +28,7 @@ from pathlib import Path
 
 import click
 
+from wmw_link import freshness
 from wmw_link.agreement import Agreement, Role, load_agreement
 from wmw_link.errors import ConfigError, WmwLinkError
 
@@ -136,7 +137,7 @@ def run_demo(
     )
     demo.stage("5. analysts: unseal, build journeys, measure outcomes", demo.analysts)
     demo.stage("6. evaluation against the synthetic truth (synthetic data only)", demo.evaluate)
-    demo.stage("7. the audit trail", demo.run, "audit", "verify", demo.audit_log)
+    demo.stage("7. the audit trail: a signed checkpoint, then verify", demo.audit_trail)
     result = DemoResult(
         out=out,
         audit_log=demo.audit_log,
@@ -217,12 +218,16 @@ class _Demo:
     def linkage(self) -> None:
         inbox = self.out / "ttp" / "inbox"
         self._unseal(self.ttp, self.out / "transfer" / self.ttp, inbox)
+        # The link run's delivery number (series 'link'), for the envelopes of its maps.
+        state = self._state(self.ttp)
+        number = freshness.next_delivery(state, freshness.LINK_SERIES, None, freshness.STATE_KIND)
         self.run("link", "--agreement", self.agreement_path, "--inputs", inbox, "--out", self.maps,
-                 "--backend", self.backend, "--seed", self.seed)  # fmt: skip
+                 "--backend", self.backend, "--seed", self.seed, "--state", state,
+                 "--delivery", number)  # fmt: skip
         outputs = [*sorted(self.maps.glob("*.map.parquet")), self.maps / "link-manifest.json"]
         for path in outputs:
             sealed = self.out / "transfer" / self.analyst / "maps" / f"{path.name}.sealed"
-            self._seal(self.ttp, path, sealed, self.analyst)
+            self._seal(self.ttp, path, sealed, self.analyst, number)
         self.echo(f"(seal: each map and the link manifest -> {self.analyst})")
 
     def analysts(self) -> None:
@@ -231,7 +236,8 @@ class _Demo:
         self._unseal(self.analyst, self.out / "transfer" / self.analyst / "maps", inbox / "maps")
         journeys = self.out / "analysis" / "journeys"
         self.run("journeys", "--agreement", self.agreement_path, "--payloads", inbox / "payloads",
-                 "--maps", inbox / "maps", "--out", journeys)  # fmt: skip
+                 "--maps", inbox / "maps", "--out", journeys,
+                 "--state", self._state(self.analyst))  # fmt: skip
         self.run("outcomes", "--agreement", self.agreement_path, "--journeys", journeys,
                  "--out", self.outcomes)  # fmt: skip
 
@@ -243,21 +249,34 @@ class _Demo:
         self.run("evaluate", "--maps", self.maps, "--truth", self.world / "truth" / "truth.parquet",
                  "--crosswalks", crosswalks, "--json", self.scores)  # fmt: skip
 
-    def _seal(self, sender: str, path: Path, sealed: Path, to: str) -> None:
+    def audit_trail(self) -> None:
+        # The analysts sign the log as it stands; --keyring checks every party's checkpoints.
+        self.run("audit", "checkpoint", "--party-secret", self.secrets[self.analyst])
+        self.run("audit", "verify", self.audit_log, "--keyring", self.keyring)
+
+    def _seal(
+        self, sender: str, path: Path, sealed: Path, to: str, delivery: int | None = None
+    ) -> None:
         sealed.parent.mkdir(parents=True, exist_ok=True)
+        more = ["--delivery", str(delivery)] if delivery is not None else []
         self.run("seal", path, "--agreement", self.agreement_path, "--secret", self.secrets[sender],
-                 "--to", to, "--keyring", self.keyring, "--out", sealed, quiet=True)  # fmt: skip
+                 "--to", to, "--keyring", self.keyring, "--out", sealed, *more,
+                 quiet=True)  # fmt: skip
+
+    def _state(self, party: str) -> Path:
+        """Each recipient keeps its own delivery state in its own folder."""
+        return _party_home(self.out, self.a, party) / "delivery-state.json"
 
     def _unseal(self, me: str, sealed_dir: Path, dest: Path) -> None:
         """Unseal a whole transfer folder: manifests first, each file checked against its own."""
         dest.mkdir(parents=True, exist_ok=True)
         self.run("unseal", sealed_dir, "--agreement", self.agreement_path, "--as", me,
                  "--secret", self.secrets[me], "--keyring", self.keyring, "--out", dest,
-                 quiet=True)  # fmt: skip
+                 "--state", self._state(me), quiet=True)  # fmt: skip
         n = len(list(sealed_dir.glob("*.sealed")))
         self.echo(
             f"(unseal {sealed_dir.relative_to(self.out)}/ as {me}: {n} files; signature, sender, "
-            "agreement, flow, hash and manifest checks passed)"
+            "agreement, flow, freshness, hash and manifest checks passed)"
         )
 
 

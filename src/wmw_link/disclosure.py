@@ -39,6 +39,7 @@ or ``"<dim1> x <dim2>"``; ``group1``/``group2`` are the group values ("" when un
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -350,3 +351,31 @@ def recoverable_cells(protected: pd.DataFrame) -> list[tuple[str, str, CellKey]]
             if len(unk) == 1:
                 found.append((str(m), "count", unk[0]))
     return found
+
+
+# A cell a spreadsheet would run as a formula (=, +, -, @, or a tab or carriage return before
+# one): CSV injection. Plain numbers ("-2.5", a gap) are data, not formulas, and are kept.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix with ``'`` every text cell a spreadsheet would evaluate (OWASP CSV injection).
+
+    Every CSV an analyst or the public opens goes through this: a category label or group
+    name from a controller's extract (``=cmd|' /C calc'!A0``, ``+SUM(A1)``, ``@HYPERLINK``)
+    must arrive as text. A cell that is a plain number is left as it is.
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype != object:
+            continue
+        out[col] = [
+            "'" + v
+            if isinstance(v, str)
+            and v.startswith(_FORMULA_START)
+            and not _PLAIN_NUMBER.fullmatch(v)
+            else v
+            for v in out[col]
+        ]
+    return out

@@ -66,3 +66,20 @@ def write_parquet_atomic(target: str | os.PathLike[str], table: pa.Table) -> Non
     """Write an Arrow table to Parquet atomically (zstd-compressed)."""
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+
+
+def restrict_tree(root: str | os.PathLike[str]) -> None:
+    """Make ``root`` and everything under it owner-only (files 0600, folders 0700).
+
+    For what the TTP writes: token-derived reports and maps are for its own eyes, and a file
+    another library wrote (Splink's ``model.json``) gets the process umask, often 0644.
+    """
+    root = Path(root)
+    if not root.exists():
+        return
+    os.chmod(root, 0o700 if root.is_dir() else 0o600)
+    for base, dirs, files in os.walk(root):
+        for d in dirs:
+            os.chmod(os.path.join(base, d), 0o700)
+        for f in files:
+            os.chmod(os.path.join(base, f), 0o600)

@@ -30,7 +30,7 @@ from typing import Any
 
 from wmw_link import token_schema as ts
 from wmw_link.agreement import Agreement, Dataset, IdentifierType
-from wmw_link.errors import AgreementError, InputDataError, PolicyError
+from wmw_link.errors import AgreementError, InputDataError, PolicyError, VerificationError
 
 #: The ``kind`` of each manifest (tokenise/manifest.py and linkage/run.py write the same strings;
 #: tests/unit/test_seal.py checks they agree).
@@ -49,6 +49,7 @@ TOKENS_MANIFEST_KEYS = frozenset(
         "party",
         "tool_version",
         "created_at",
+        "delivery",
         "key_check",
         "token_schema",
         "payload_schema",
@@ -101,6 +102,9 @@ REASONS = frozenset(
         "missing_record_id",
         "duplicate_record_id",
         "no_usable_identifiers",
+        # wmw_link.tokenise.cells (checked before any normaliser runs)
+        "cell_too_large",
+        "control_character",
     }
 )
 
@@ -313,6 +317,8 @@ def _check_tokens_manifest(agreement: Agreement, data: dict[str, Any], dataset: 
     _str(data["party"], "party", ds.controller)
     _str(data["tool_version"], "tool_version", _match(_VERSION))
     _str(data["created_at"], "created_at", _match(_TIME))
+    if _int(data["delivery"], "delivery") < 1:
+        raise _Refused("'delivery' is not a delivery number (1 or more)")
     _str(data["key_check"], "key_check", _match(_HEX32))
 
     schema = _obj(
@@ -349,6 +355,75 @@ def _check_tokens_manifest(agreement: Agreement, data: dict[str, Any], dataset: 
     files = _obj(data["files"], "files", {"tokens", "payload"}, exact=False)
     for kind, entry in files.items():
         _file_entry(entry, f"files.{kind}", f"{dataset}.{kind}.parquet")
+    _check_token_counts(data)
+
+
+class CountsError(Exception):
+    """A manifest whose counts contradict each other; the message names the rule."""
+
+
+def tokens_manifest_counts(data: dict[str, Any]) -> None:
+    """Refuse a tokens manifest whose counts contradict each other (rule 'manifest counts').
+
+    Every input row is tokenised or rejected; the rejected rows are the sum of their reasons;
+    the tokens file and the payload file each hold one row per tokenised row. A signature
+    proves who wrote a manifest, not that its numbers are true: a controller's tool that lies
+    (or a hand-edited manifest signed afterwards) is caught here. Assumes the keys exist and
+    are counts (checked by :func:`check_manifest`, or by the TTP's own model).
+
+    Raises:
+        CountsError: naming the rule broken, with the counts (never a data value).
+    """
+    rows = data["rows"]
+    n_in, n_tok, n_rej = rows["input"], rows["tokens"], rows["rejected"]
+    if n_in != n_tok + n_rej:
+        raise CountsError(
+            f"rows.input ({n_in}) is not rows.tokens ({n_tok}) + rows.rejected ({n_rej})"
+        )
+    by_reason = rows.get("rejected_by_reason")
+    if isinstance(by_reason, dict) and sum(by_reason.values()) != n_rej:
+        raise CountsError(
+            f"rows.rejected ({n_rej}) is not the sum of rows.rejected_by_reason "
+            f"({sum(by_reason.values())})"
+        )
+    for kind, entry in (data.get("files") or {}).items():
+        if entry.get("rows") != n_tok:
+            raise CountsError(
+                f"files.{kind}.rows ({entry.get('rows')}) is not rows.tokens ({n_tok}): one "
+                f"{kind} row per tokenised row"
+            )
+
+
+def verify_tokens_manifest_counts(path: Path, data: dict[str, Any]) -> None:
+    """:func:`tokens_manifest_counts` for a manifest the TTP reads at ``link``.
+
+    Raises:
+        VerificationError: rule 'manifest counts', naming the file and the counts.
+    """
+    try:
+        # The TTP's own model ignores keys it does not read; only the counts must be counts.
+        rows = data.get("rows")
+        if not isinstance(rows, dict):
+            raise _Refused("'rows' is not an object")
+        for key in ("input", "tokens", "rejected"):
+            _int(rows.get(key), f"rows.{key}")
+        by_reason = rows.get("rejected_by_reason", {})
+        if not isinstance(by_reason, dict):
+            raise _Refused("'rows.rejected_by_reason' is not an object")
+        for value in by_reason.values():
+            _int(value, "rows.rejected_by_reason")
+        for kind, entry in (data.get("files") or {}).items():
+            _int((entry or {}).get("rows"), f"files.{kind}.rows")
+        tokens_manifest_counts(data)
+    except (CountsError, _Refused) as e:
+        raise VerificationError(f"{path}: rule 'manifest counts': {e}") from None
+
+
+def _check_token_counts(data: dict[str, Any]) -> None:
+    try:
+        tokens_manifest_counts(data)
+    except CountsError as e:
+        raise _Refused(f"rule 'manifest counts': {e}") from None
 
 
 # -- link manifest -----------------------------------------------------------------------------
@@ -395,15 +470,35 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     counts = _obj(data["counts"], "counts", {"records", "persons", "comparisons_scored"})
     for key, value in counts.items():
         _int(value, f"counts.{key}")
+    # rule 'manifest counts': one map per input, one map row per token row, records the sum.
+    if set(outputs) != set(inputs):
+        raise _Refused("rule 'manifest counts': 'outputs' and 'inputs' name different datasets")
+    for ds_id, entry in outputs.items():
+        if entry["rows"] != inputs[ds_id]["tokens"]["rows"]:
+            raise _Refused(
+                f"rule 'manifest counts': outputs.{ds_id}.rows ({entry['rows']}) is not "
+                f"inputs.{ds_id}.tokens.rows ({inputs[ds_id]['tokens']['rows']})"
+            )
+    total = sum(e["tokens"]["rows"] for e in inputs.values())
+    if counts["records"] != total:
+        raise _Refused(
+            f"rule 'manifest counts': counts.records ({counts['records']}) is not the sum of "
+            f"the inputs' rows ({total})"
+        )
+    if counts["persons"] > counts["records"]:
+        raise _Refused("rule 'manifest counts': counts.persons exceeds counts.records")
     timings = _obj(data["timings_seconds"], "timings_seconds", set(_TIMINGS), exact=False)
     for key, value in timings.items():
         _num(value, f"timings_seconds.{key}")
 
 
 __all__ = [
+    "CountsError",
     "LINK_MANIFEST_KIND",
     "MAX_MANIFEST_BYTES",
     "REASONS",
     "TOKENS_MANIFEST_KIND",
     "check_manifest",
+    "tokens_manifest_counts",
+    "verify_tokens_manifest_counts",
 ]

@@ -25,6 +25,14 @@ class RunRecord:
     inputs: dict[str, str] = field(default_factory=dict)  # path -> sha256
     outputs: dict[str, str] = field(default_factory=dict)  # path -> sha256
     rows: dict[str, int] = field(default_factory=dict)
+    #: Deliberate overrides of a check (``--accept-older``), each said in words.
+    overrides: list[str] = field(default_factory=list)
+    #: Other parties' audit heads received inside verified envelopes: party, seq, hash.
+    received_heads: list[dict[str, Any]] = field(default_factory=list)
+    #: This party's audit head when the command started (seq, hash), for envelopes it seals.
+    audit_head: dict[str, Any] | None = None
+    #: The party secret that signs this command's audit line as a checkpoint (never logged).
+    signer: Any = field(default=None, repr=False)
 
     def set_agreement(self, agreement: Any) -> None:
         self.agreement = {"id": agreement.id, "version": agreement.version, "hash": agreement.hash}

@@ -9,14 +9,18 @@ A sealed file is one file the sender can hand over by any means::
 
 The envelope binds the sender and recipient parties, the agreement (id, version, hash), the
 original file name, its kind and dataset, the plaintext SHA-256 and size, the ciphertext SHA-256
-and size, the creation time and the tool version. The signature comes last because the
+and size, the creation time, the tool version, the delivery (series, number and signed time,
+:mod:`wmw_link.freshness`) and the sender's audit head (seq and hash of its log's last line when
+it sealed, so the recipient's log holds a signed checkpoint of the sender's log). The signature comes last because the
 ciphertext hash is known only once the file has been encrypted: sealing reads the input once.
 
 Unsealing verifies before it writes anything, and names the check that failed: ``format``,
 ``signature``, ``sender``, ``recipient``, ``agreement``, the agreement's ``validity`` and
-``flows`` rules, ``ciphertext``, ``decryption``, ``plaintext``, ``manifest``, ``fields`` and
-``file-name``. The plaintext is decrypted to a temporary file beside the output and renamed into
-place only when every check passed, so a refused file never appears.
+``flows`` rules, ``freshness``, ``ciphertext``, ``decryption``, ``plaintext``, ``manifest``,
+``fields`` and ``file-name``. The plaintext is decrypted to a temporary file beside the output
+and renamed into place only when every check passed, so a refused file never appears. An inbox
+(:func:`unseal_all`) is all or nothing: every file is verified into a temporary file first, and
+only then are they all renamed into place.
 
 The cryptography is age (via pyrage) and Ed25519 (via PyNaCl); this module only frames them.
 """
@@ -28,7 +32,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import struct
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,9 +45,16 @@ import pyarrow.parquet as pq
 import pyrage
 from nacl.exceptions import BadSignatureError
 
-from wmw_link import __version__, runrecord, token_schema
+from wmw_link import __version__, freshness, runrecord, token_schema
 from wmw_link.agreement import Agreement, Role
-from wmw_link.errors import InputDataError, KeyFileError, PolicyError, VerificationError
+from wmw_link.errors import (
+    AgreementError,
+    ConfigError,
+    InputDataError,
+    KeyFileError,
+    PolicyError,
+    VerificationError,
+)
 from wmw_link.files import atomic_path
 from wmw_link.manifest_check import check_manifest
 from wmw_link.party_keys import Keyring, PartySecret, load_secret
@@ -277,8 +290,15 @@ def seal_file(
     keyring: Keyring | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     now: dt.datetime | None = None,
+    delivery: int | None = None,
+    require_delivery: bool = False,
 ) -> SealResult:
     """Encrypt ``path`` to ``recipient`` and sign it as the party that owns ``secret``.
+
+    The envelope states the file's delivery: a tokens manifest's own number; for tokens and
+    payload, the number of the ``<dataset>.manifest.json`` beside the file, which must list
+    the file with this SHA-256 and row count (a stale pair is refused, check 'manifest'); for
+    maps and the link manifest, ``delivery`` (the TTP's link-run number).
 
     Args:
         path: the file to send; its name says its kind (``<dataset>.tokens.parquet`` ...).
@@ -288,6 +308,10 @@ def seal_file(
         keyring: directory (or :class:`Keyring`) with every party's public file.
         out: the sealed file; default ``<path>.sealed``.
         now: creation time (tests); default the current UTC time.
+        delivery: the delivery number, for files no manifest numbers (maps, link manifest,
+            a tokens or payload file sealed without its manifest beside it).
+        require_delivery: refuse to seal a file whose delivery number is unknown (the CLI
+            does: a recipient with a delivery state would refuse it).
 
     Returns:
         The written path and its envelope.
@@ -313,9 +337,18 @@ def seal_file(
             f"'{sender.party}' ({listed.source}); the recipient could not verify the signature"
         )
     target = Path(out) if out is not None else src.with_name(src.name + SEALED_SUFFIX)
+    stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    rec = runrecord.current()
     with atomic_path(target) as tmp, open(src, "rb") as fin, open(tmp, "wb") as fout:
         reader, writer = _HashingReader(fin), _HashingWriter(fout)
         pyrage.encrypt_io(reader, writer, [ring.get(recipient).recipient])
+        stated = _delivery_for(src, kind, dataset, reader.sha.hexdigest(), delivery, stamp)
+        if stated is None and require_delivery:
+            raise ConfigError(
+                f"{src}: rule 'freshness': no delivery number for this file; seal it beside "
+                "the manifest that lists it, or give --delivery N (the link run's number for "
+                "maps); recipients refuse a file they cannot order"
+            )
         envelope = {
             "kind": ENVELOPE_KIND,
             "format": 1,
@@ -339,8 +372,10 @@ def seal_file(
                 "size": writer.size,
             },
             "signature": "ed25519",
-            "created_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+            "created_at": stamp,
             "tool_version": __version__,
+            "delivery": stated.to_json() if stated is not None else None,
+            "sender_audit_head": rec.audit_head,
         }
         env_bytes = _canonical(envelope)
         signature = sender.signing_key.sign(env_bytes).signature
@@ -349,12 +384,92 @@ def seal_file(
     # The sealed file is the ciphertext then the trailer: hash it without reading it again.
     whole = writer.sha.copy()
     whole.update(trailer)
-    rec = runrecord.current()
     if os.fspath(src) not in rec.outputs:  # sealing a command's own output (--seal-to)
         rec.inputs[os.fspath(src)] = envelope["file"]["sha256"]
     rec.outputs[os.fspath(target)] = whole.hexdigest()
     _record_rows(rec, src, src.name)
     return SealResult(path=target, envelope=envelope)
+
+
+def _manifest_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputDataError(f"{path}: cannot read the manifest ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise InputDataError(f"{path}: the manifest is not a JSON object")
+    return data
+
+
+def _parquet_rows(path: Path, label: str) -> int:
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except Exception as e:  # noqa: BLE001 - any unreadable Parquet is a refusal
+        raise InputDataError(f"{label}: not a readable Parquet file ({type(e).__name__})") from None
+
+
+def _listed_entry(data: dict[str, Any], kind: FileKind) -> dict[str, Any] | None:
+    """The manifest's ``files.<tokens|payload>`` entry for a data file of ``kind``."""
+    entry = (data.get("files") or {}).get(kind.value)
+    return entry if isinstance(entry, dict) else None
+
+
+def _check_rows(label: str, manifest: str, entry: dict[str, Any] | None, rows: int) -> None:
+    """Rule 'manifest counts': a data file holds the rows its manifest says."""
+    if entry is not None and entry.get("rows") != rows:
+        raise VerificationError(
+            f"{label}: rule 'manifest counts': {rows} rows, but {manifest} says {entry.get('rows')}"
+        )
+
+
+def _delivery_for(
+    src: Path,
+    kind: FileKind,
+    dataset: str | None,
+    sha256: str,
+    explicit: int | None,
+    stamp: str,
+) -> freshness.Delivery | None:
+    """The delivery a sealed file's envelope states (see :func:`seal_file`)."""
+    if kind == FileKind.TOKENS_MANIFEST:
+        assert dataset is not None
+        try:
+            data = _manifest_json(src)  # check_fields has checked it is a real manifest
+        except InputDataError:
+            return None
+        for entry in (data.get("files") or {}).values():
+            beside = src.with_name(str((entry or {}).get("name")))
+            if beside.is_file():  # the files it vouches for, when they are here: rows agree
+                _check_rows(beside.name, src.name, entry, _parquet_rows(beside, beside.name))
+        number = data.get("delivery")
+        if not freshness.is_count(number):
+            return None
+        if explicit is not None and explicit != number:
+            raise ConfigError(
+                f"--delivery {explicit}: {src.name} is delivery {number} of {dataset}"
+            )
+        return freshness.Delivery(dataset, number, data.get("created_at"))
+    if kind in (FileKind.TOKENS, FileKind.PAYLOAD):
+        assert dataset is not None
+        manifest = src.with_name(f"{dataset}.manifest.json")
+        if not manifest.is_file():
+            return freshness.Delivery(dataset, explicit, stamp) if explicit else None
+        data = _manifest_json(manifest)
+        entry = _listed_entry(data, kind)
+        if entry is None or entry.get("sha256") != sha256:
+            raise VerificationError(
+                f"{src}: check 'manifest': {manifest.name} beside it does not list this "
+                f"{kind.value} file's SHA-256 (a file from another run?); seal the pair that "
+                "one tokenise run wrote"
+            )
+        _check_rows(src.name, manifest.name, entry, _parquet_rows(src, src.name))
+        number = data.get("delivery")
+        if not freshness.is_count(number):
+            return freshness.Delivery(dataset, explicit, stamp) if explicit else None
+        if explicit is not None and explicit != number:
+            raise ConfigError(f"--delivery {explicit}: {manifest.name} is delivery {number}")
+        return freshness.Delivery(dataset, number, data.get("created_at"))
+    return freshness.Delivery(freshness.LINK_SERIES, explicit, stamp) if explicit else None
 
 
 def _record_rows(rec: runrecord.RunRecord, path: Path, name: str) -> None:
@@ -373,6 +488,7 @@ def seal_outputs(
     recipients: Sequence[str],
     keyring: Keyring | str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
+    delivery: int | None = None,
 ) -> list[SealResult]:
     """Seal each of a stage's outputs to each recipient the agreement lets it go to.
 
@@ -386,6 +502,7 @@ def seal_outputs(
         recipients: recipient party ids (e.g. the TTP and the analysts).
         keyring: the public keys of all parties.
         out_dir: where the outboxes go.
+        delivery: the delivery number of outputs no manifest numbers (the TTP's maps).
 
     Returns:
         One result per sealed file.
@@ -417,6 +534,7 @@ def seal_outputs(
                     recipient=recipient,
                     keyring=ring,
                     out=target,
+                    delivery=delivery,
                 )
             )
             sealed_any = True
@@ -535,15 +653,24 @@ def _verify_signature(
     return sender
 
 
+def _shown(path: Path) -> str:
+    """A file's name for messages: a manifest of the same transfer is still a temporary file
+    (``.<name>.<random>.tmp``) while it is used, and is named as it will be."""
+    name = path.name
+    if name.startswith(".") and name.endswith(".tmp"):
+        return name[1:].rsplit(".", 2)[0]
+    return name
+
+
 def _check_manifest(sealed: Path, manifest: Path, name: str, sha256: str) -> None:
     listed = _manifest_hash(manifest, name)
     if listed is None:
-        raise _failed("manifest", sealed, f"{manifest.name} does not list '{name}'")
+        raise _failed("manifest", sealed, f"{_shown(manifest)} does not list '{name}'")
     if listed != sha256:
         raise _failed(
             "manifest",
             sealed,
-            f"{manifest.name} lists a different SHA-256 for '{name}' (an old manifest?)",
+            f"{_shown(manifest)} lists a different SHA-256 for '{name}' (an old manifest?)",
         )
 
 
@@ -562,48 +689,45 @@ def _target(out: str | os.PathLike[str], name: str) -> tuple[Path, bool]:
     return path, not path.parent.exists()
 
 
-def unseal_file(
-    sealed: str | os.PathLike[str],
-    *,
+@dataclass
+class _Pending:
+    """A sealed file verified and decrypted into ``tmp``, not yet renamed to ``target``."""
+
+    sealed: Path
+    tmp: Path
+    target: Path
+    envelope: dict[str, Any]
+    checks: list[str]
+    sealed_sha256: str
+    rows: int | None
+    acceptance: freshness.Acceptance | None
+
+
+def _check_envelope(
+    sealed: Path,
+    envelope: dict[str, Any],
+    env_bytes: bytes,
+    signature: bytes,
     agreement: Agreement,
-    secret: PartySecret | str | os.PathLike[str],
-    keyring: Keyring | str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    expect_sender: str | None = None,
-    manifest: str | os.PathLike[str] | None = None,
-) -> UnsealResult:
-    """Verify a sealed file and decrypt it, refusing it at the first failed check.
-
-    Args:
-        sealed: the sealed file.
-        agreement: the agreement the recipient works under.
-        secret: the recipient's party secret (object or path).
-        keyring: the public keys of all parties.
-        out: a directory (the file keeps its original name; made if needed) or the output
-            path, whose name must be the original name: downstream stages read the dataset
-            from the name. A path ending in a slash, or one that does not exist and has no
-            suffix (``inbox``), is a directory.
-        expect_sender: refuse a file from any other party.
-        manifest: a manifest that must list the file with the same SHA-256.
-
-    Returns:
-        The written path, the verified envelope and the checks passed.
-
-    Raises:
-        VerificationError: a failed check, named (format, signature, sender, recipient,
-            agreement, ciphertext, decryption, plaintext, manifest, file-name).
-        PolicyError: the agreement is not in force, or forbids this flow or these fields.
-    """
-    sealed = Path(sealed)
-    me = _as_secret(secret)
-    ring = _as_keyring(keyring)
-    envelope, env_bytes, signature, ct_len = read_envelope(sealed)
-    checks = ["format"]
-
+    me: PartySecret,
+    ring: Keyring,
+    expect_sender: str | None,
+    checks: list[str],
+) -> tuple[FileKind, str | None, str]:
+    """Checks 'signature' to 'flows', on the envelope alone: (kind, dataset, file name)."""
     sender = _verify_signature(sealed, envelope, env_bytes, signature, ring)
     checks.append("signature")
     if expect_sender is not None and sender != expect_sender:
         raise _failed("sender", sealed, f"sent by '{sender}', expected '{expect_sender}'")
+    try:
+        agreement.party(sender)
+    except AgreementError:
+        # A key in the keyring does not make its holder a party: say which check refused it.
+        raise _failed(
+            "sender",
+            sealed,
+            f"'{sender}' is not a party of agreement {agreement.id} v{agreement.version}",
+        ) from None
     if envelope.get("recipient") != me.party:
         raise _failed(
             "recipient", sealed, f"sealed for '{envelope.get('recipient')}', not for '{me.party}'"
@@ -623,6 +747,90 @@ def unseal_file(
         raise _failed("format", sealed, "the envelope's file kind does not match the file name")
     check_flow(agreement, kind, dataset, sender, me.party)
     checks.append("flows")
+    return kind, dataset, name
+
+
+def _after_decryption(
+    sealed: Path,
+    tmp: Path,
+    name: str,
+    kind: FileKind,
+    dataset: str | None,
+    stated: freshness.Delivery | None,
+    manifest: Path | None,
+    sha256: str,
+    agreement: Agreement,
+    checks: list[str],
+) -> int | None:
+    """Checks 'manifest', 'fields' and the manifest's own delivery; the file's rows (Parquet)."""
+    rows = _parquet_rows(tmp, name) if name.endswith(".parquet") else None
+    if manifest is not None:
+        _check_manifest(sealed, manifest, name, sha256)
+        data = _manifest_json(manifest)
+        if kind in (FileKind.TOKENS, FileKind.PAYLOAD) and rows is not None:
+            _check_rows(sealed.name, _shown(manifest), _listed_entry(data, kind), rows)
+            number = data.get("delivery")
+            if stated is not None and number != stated.number:
+                raise _failed(
+                    "freshness",
+                    sealed,
+                    f"the envelope says delivery {stated.number}, its manifest "
+                    f"{_shown(manifest)} is delivery {number}",
+                )
+        checks.append("manifest")
+    check_fields(agreement, kind, dataset, tmp, label=name)
+    checks.append("fields")
+    if kind == FileKind.TOKENS_MANIFEST and stated is not None:
+        number = _manifest_json(tmp).get("delivery")
+        if number != stated.number:
+            raise _failed(
+                "freshness",
+                sealed,
+                f"the envelope says delivery {stated.number}, the manifest inside says {number}",
+            )
+    return rows
+
+
+def _verify_to_temp(
+    sealed: Path,
+    *,
+    agreement: Agreement,
+    me: PartySecret,
+    ring: Keyring,
+    out: str | os.PathLike[str],
+    expect_sender: str | None,
+    manifest: Path | None,
+    state: Path | None,
+    accept_older: bool,
+) -> _Pending:
+    """Every check of :func:`unseal_file`, decrypting into a temporary file beside the target.
+
+    On any failure the temporary file is removed and nothing else is left behind (a directory
+    made for the target is the caller's to remove).
+    """
+    envelope, env_bytes, signature, ct_len = read_envelope(sealed)
+    checks = ["format"]
+    kind, dataset, name = _check_envelope(
+        sealed, envelope, env_bytes, signature, agreement, me, ring, expect_sender, checks
+    )
+    fmeta = envelope.get("file") or {}
+    stated = freshness.Delivery.from_json(envelope.get("delivery"))
+    link_outputs = kind in (FileKind.MAP, FileKind.LINK_MANIFEST)
+    expected_series = freshness.LINK_SERIES if link_outputs else dataset
+    if stated is not None and stated.series != expected_series:
+        raise _failed("freshness", sealed, f"the delivery is of '{stated.series}', not '{name}'")
+    acceptance = None
+    if state is not None:
+        # Before decrypting: the signed envelope says which delivery this is.
+        acceptance = freshness.check(
+            state,
+            stated,
+            name,
+            str(fmeta.get("sha256")),
+            accept_older=accept_older,
+            label=sealed.name,
+        )
+        checks.append("freshness")
 
     target, new_dir = _target(out, name)
     if target.name != name:
@@ -632,11 +840,16 @@ def unseal_file(
             f"the file is '{name}'; refusing to write it as '{target.name}' (to unseal into a "
             "new directory, end --out with '/')",
         )
-    # The directory is made only once the envelope has passed every check made so far.
+    # The directory is made only once the envelope has passed every check made so far, and
+    # removed again if a later check fails.
+    made_dir = new_dir and not target.parent.exists()
     if new_dir:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmeta = envelope.get("ciphertext") or {}
-    with atomic_path(target) as tmp:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
         with open(sealed, "rb") as fin, open(tmp, "wb") as fout:
             reader, writer = _HashingReader(fin, limit=ct_len), _HashingWriter(fout)
             decrypt_error: Exception | None = None
@@ -658,19 +871,99 @@ def unseal_file(
                 "plaintext", sealed, "the decrypted file's SHA-256 differs from the envelope"
             )
         checks.append("plaintext")
-        if manifest is not None:
-            _check_manifest(sealed, Path(manifest), name, writer.sha.hexdigest())
-            checks.append("manifest")
-        check_fields(agreement, kind, dataset, tmp, label=name)
-        checks.append("fields")
-        rec = runrecord.current()
-        _record_rows(rec, tmp, name)
+        rows = _after_decryption(
+            sealed, tmp, name, kind, dataset, stated, manifest, writer.sha.hexdigest(),
+            agreement, checks,
+        )  # fmt: skip
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if made_dir:
+            with contextlib.suppress(OSError):
+                target.parent.rmdir()  # only if still empty
+        raise
     # read_envelope checked the file is exactly ciphertext + envelope + signature + footer.
     whole = reader.sha.copy()
     whole.update(env_bytes + signature + _FOOTER.pack(_MAGIC, ct_len, len(env_bytes)))
-    rec.inputs[os.fspath(sealed)] = whole.hexdigest()
-    rec.outputs[os.fspath(target)] = str(fmeta["sha256"])
-    return UnsealResult(path=target, envelope=envelope, checks=tuple(checks))
+    return _Pending(
+        sealed, tmp, target, envelope, checks, whole.hexdigest(), rows, acceptance
+    )  # fmt: skip
+
+
+def _commit(p: _Pending) -> UnsealResult:
+    """Rename a verified file into place and record it in the run record."""
+    os.replace(p.tmp, p.target)
+    rec = runrecord.current()
+    name = p.target.name
+    if p.rows is not None:
+        rec.rows[name] = p.rows
+    rec.inputs[os.fspath(p.sealed)] = p.sealed_sha256
+    rec.outputs[os.fspath(p.target)] = str(p.envelope["file"]["sha256"])
+    head = p.envelope.get("sender_audit_head")
+    if isinstance(head, dict):
+        rec.received_heads.append({"party": p.envelope["sender"], **head})
+    if p.acceptance is not None and p.acceptance.older:
+        rec.overrides.append(
+            f"accept-older: {name} accepted as {p.acceptance.delivery.describe()}, not newer "
+            "than the delivery accepted before"
+        )
+    return UnsealResult(path=p.target, envelope=p.envelope, checks=tuple(p.checks))
+
+
+def _discard(pending: Iterable[_Pending]) -> None:
+    for p in pending:
+        with contextlib.suppress(FileNotFoundError):
+            p.tmp.unlink()
+
+
+def unseal_file(
+    sealed: str | os.PathLike[str],
+    *,
+    agreement: Agreement,
+    secret: PartySecret | str | os.PathLike[str],
+    keyring: Keyring | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    expect_sender: str | None = None,
+    manifest: str | os.PathLike[str] | None = None,
+    state: str | os.PathLike[str] | None = None,
+    accept_older: bool = False,
+) -> UnsealResult:
+    """Verify a sealed file and decrypt it, refusing it at the first failed check.
+
+    Args:
+        sealed: the sealed file.
+        agreement: the agreement the recipient works under.
+        secret: the recipient's party secret (object or path).
+        keyring: the public keys of all parties.
+        out: a directory (the file keeps its original name; made if needed) or the output
+            path, whose name must be the original name: downstream stages read the dataset
+            from the name. A path ending in a slash, or one that does not exist and has no
+            suffix (``inbox``), is a directory.
+        expect_sender: refuse a file from any other party.
+        manifest: a manifest that must list the file with the same SHA-256 and row count.
+        state: the recipient's delivery state (:mod:`wmw_link.freshness`): a delivery older
+            than the latest accepted of its dataset is refused, check 'freshness'. None
+            skips that check (library use without a state).
+        accept_older: accept an older delivery all the same (recorded in the run record).
+
+    Returns:
+        The written path, the verified envelope and the checks passed.
+
+    Raises:
+        VerificationError: a failed check, named (format, signature, sender, recipient,
+            agreement, freshness, ciphertext, decryption, plaintext, manifest, file-name).
+        PolicyError: the agreement is not in force, or forbids this flow or these fields.
+    """
+    me = _as_secret(secret)
+    pending = _verify_to_temp(
+        Path(sealed), agreement=agreement, me=me, ring=_as_keyring(keyring), out=out,
+        expect_sender=expect_sender, manifest=Path(manifest) if manifest is not None else None,
+        state=Path(state) if state is not None else None, accept_older=accept_older,
+    )  # fmt: skip
+    result = _commit(pending)
+    if state is not None and pending.acceptance is not None:
+        freshness.commit(Path(state), [pending.acceptance], party=me.party)
+    return result
 
 
 def manifest_name(name: str) -> str | None:
@@ -692,41 +985,73 @@ def unseal_all(
     keyring: Keyring | str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     expect_sender: str | None = None,
+    state: str | os.PathLike[str] | None = None,
+    accept_older: bool = False,
 ) -> list[UnsealResult]:
-    """Unseal every ``*.sealed`` file in ``sealed_dir`` into ``out_dir`` (an inbox).
+    """Unseal every ``*.sealed`` file in ``sealed_dir`` into ``out_dir`` (an inbox): all or none.
 
-    Manifests are opened first; each data file is then also checked against its manifest when
-    that manifest is in ``out_dir`` (just unsealed, or from before: an old manifest that lists
-    another hash refuses the file, check ``manifest``).
+    Every file is verified and decrypted into a temporary file first; only when all of them
+    passed are they renamed into place, so one refused file leaves the inbox as it was.
+    Manifests are opened first; each data file is then also checked against its manifest: the
+    one in this batch, or else one already in ``out_dir`` (an old manifest that lists another
+    hash refuses the file, check ``manifest``).
 
     Raises:
-        VerificationError, PolicyError: at the first file refused (those before it are written).
+        VerificationError, PolicyError: at the first file refused; nothing is written.
     """
     out = Path(out_dir)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    if made:
+        os.chmod(out, 0o700)  # an inbox of unsealed files is for its owner only
     me = _as_secret(secret)
     ring = _as_keyring(keyring)
+    state_path = Path(state) if state is not None else None
     files = sorted(Path(sealed_dir).glob("*" + SEALED_SUFFIX))
-    # The (not yet verified) envelope names the file; used only to open manifests first and to
-    # pick the manifest to check against. unseal_file verifies the envelope before trusting it.
-    names = {p: str((read_envelope(p)[0].get("file") or {}).get("name", "")) for p in files}
-    files.sort(key=lambda p: (not names[p].endswith("manifest.json"), p.name))
-    results = []
-    for p in files:
-        try:
-            wanted = manifest_name(names[p])
-        except PolicyError:
-            wanted = None  # unseal_file names the rule
-        manifest = out / wanted if wanted and (out / wanted).exists() else None
-        results.append(
-            unseal_file(
-                p,
-                agreement=agreement,
-                secret=me,
-                keyring=ring,
-                out=out,
-                expect_sender=expect_sender,
-                manifest=manifest,
-            )  # fmt: skip
+    pending: list[_Pending] = []
+    try:
+        # The (not yet verified) envelope names the file; used only to open manifests first
+        # and to pick the manifest to check against. Each envelope is verified before use.
+        names = {p: str((read_envelope(p)[0].get("file") or {}).get("name", "")) for p in files}
+        files.sort(key=lambda p: (not names[p].endswith("manifest.json"), p.name))
+        seen: dict[str, Path] = {}
+        for p in files:
+            if names[p] in seen:
+                raise _failed(
+                    "format", p, f"{seen[names[p]].name} holds the same file ({names[p]})"
+                )
+            seen[names[p]] = p
+            try:
+                wanted = manifest_name(names[p])
+            except PolicyError:
+                wanted = None  # _verify_to_temp names the rule
+            manifest = None
+            if wanted:
+                batch = [q.tmp for q in pending if q.target.name == wanted]
+                manifest = (
+                    batch[0] if batch else (out / wanted if (out / wanted).exists() else None)
+                )
+            pending.append(
+                _verify_to_temp(
+                    p,
+                    agreement=agreement,
+                    me=me,
+                    ring=ring,
+                    out=out,
+                    expect_sender=expect_sender,
+                    manifest=manifest,
+                    state=state_path,
+                    accept_older=accept_older,
+                )  # fmt: skip
+            )
+    except BaseException:
+        _discard(pending)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    results = [_commit(p) for p in pending]
+    if state_path is not None:
+        freshness.commit(
+            state_path, [p.acceptance for p in pending if p.acceptance is not None], me.party
         )
     return results

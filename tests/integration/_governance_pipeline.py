@@ -32,6 +32,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
+from wmw_link import freshness
+
 AGREEMENT = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
 TTP, ANALYST = "linkage-unit", "insight-team"
 
@@ -150,13 +152,22 @@ def tokenise(world: World, dataset: str, *extra: str, ok: bool = True) -> Result
     )  # fmt: skip
 
 
-def seal(world: World, path: Path, sender: str, recipient: str) -> Path:
+def seal(
+    world: World, path: Path, sender: str, recipient: str, delivery: int | None = None
+) -> Path:
     out = world.party_dir(sender) / "outbox" / recipient / (path.name + ".sealed")
+    more = ["--delivery", str(delivery)] if delivery is not None else []
     cli(
         world, "seal", path, "--agreement", world.agreement, "--from", sender,
         "--secret", world.secrets[sender], "--to", recipient, "--keyring", world.ring, "--out", out,
+        *more,
     )  # fmt: skip
     return out
+
+
+def state(world: World, party: str) -> Path:
+    """Each recipient's own delivery state (latest delivery accepted per dataset)."""
+    return world.party_dir(party) / "delivery-state.json"
 
 
 def unseal(
@@ -167,6 +178,7 @@ def unseal(
     args = [
         "unseal", sealed, "--agreement", world.agreement, "--as", party,
         "--secret", world.secrets[party], "--keyring", world.ring, "--out", out_dir,
+        "--state", state(world, party),
     ]  # fmt: skip
     if manifest is not None:
         args += ["--manifest", manifest]
@@ -196,14 +208,15 @@ def run_pipeline(world: World) -> None:
                     manifest=None if f == manifest else inbox / manifest.name,
                 )  # fmt: skip
     link_out = world.party_dir(TTP) / "link"
+    run = freshness.next_delivery(state(world, TTP), "link", None, freshness.STATE_KIND)
     cli(
         world, "link", "--agreement", world.agreement, "--inputs", ttp_in, "--out", link_out,
-        "--threads", "2",
+        "--threads", "2", "--state", state(world, TTP), "--delivery", str(run),
     )  # fmt: skip
     link_manifest = link_out / "link-manifest.json"
-    unseal(world, seal(world, link_manifest, TTP, ANALYST), ANALYST, map_in, sender=TTP)
+    unseal(world, seal(world, link_manifest, TTP, ANALYST, run), ANALYST, map_in, sender=TTP)
     for m in sorted(link_out.glob("*.map.parquet")):
-        sealed = seal(world, m, TTP, ANALYST)
+        sealed = seal(world, m, TTP, ANALYST, run)
         unseal(world, sealed, ANALYST, map_in, sender=TTP, manifest=map_in / link_manifest.name)
     cli(
         world, "journeys", "--agreement", world.agreement, "--payloads", pay_in,

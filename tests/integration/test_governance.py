@@ -519,9 +519,11 @@ def test_tokenise_and_link_seal_their_outputs_with_seal_to(world: World, tmp_pat
     r = unseal(world, sealed / TTP, TTP, tmp_path / "ttp-in", sender=party)
     assert "manifest" in r.output.splitlines()[-1].split("checks passed:")[1]
     ttp_opts = ["--party-secret", world.secrets[TTP], "--keyring", world.ring]
+    # A later link run than the pipeline's (whose run the analysts accepted): a higher number.
     cli(
         world, "link", "--agreement", world.agreement, "--inputs", world.party_dir(TTP) / "inbox",
         "--out", tmp_path / "link", "--no-report", "--seal-to", ANALYST, *ttp_opts,
+        "--state", tmp_path / "ttp-state.json", "--delivery", "100",
     )  # fmt: skip
     outbox = tmp_path / "link" / "sealed" / ANALYST
     names = sorted(p.name for p in outbox.iterdir())

@@ -49,7 +49,7 @@ def _tokens(path: Path, rows: int = 3, extra: dict[str, list[str]] | None = None
 
 
 def _payload(path: Path, extra: dict[str, list[str]] | None = None) -> Path:
-    cols = {"row_ref": ["r1", "r2"], "benefit": ["UC", "PIP"]}
+    cols = {"row_ref": ["r1", "r2", "r3"], "benefit": ["UC", "PIP", "UC"]}
     cols.update(extra or {})
     pq.write_table(pa.table(cols), path)
     return path
@@ -76,8 +76,9 @@ def _manifest(
         key_check="0f" * 16,
         token_columns=token_schema.columns_for_identifiers([f.type.value for f in ds.identifiers]),
         payload_types={f.name: f.type.value for f in ds.analyst_payload()},
-        rows_input=4,
-        rows_tokens=3,
+        # Consistent counts (rule 'manifest counts'): one file row per tokenised row.
+        rows_input=1 + next((r for _, _, r in shipped.values()), 3),
+        rows_tokens=next((r for _, _, r in shipped.values()), 3),
         rejected_by_reason=Counter({f"{ds.record_id}:duplicate_record_id": 1}),
         nulled_by_reason=Counter(
             {f"{ds.identifiers[0].column}:missing": 2, "payload.birth_year:future_date": 1}
@@ -475,7 +476,7 @@ def test_flows_the_agreement_does_not_allow_are_refused_at_seal(
 
 
 def test_fields_not_permitted_are_refused_at_seal(tmp_path: Path, keys, agreement) -> None:
-    payload = _payload(tmp_path / "dwp_claims.payload.parquet", extra={"phone": ["0121", "0121"]})
+    payload = _payload(tmp_path / "dwp_claims.payload.parquet", extra={"phone": ["0121", "0121", "0121"]})
     with pytest.raises(PolicyError, match="rule 'fields'.*phone"):
         seal_file(
             payload,
@@ -523,7 +524,7 @@ def test_forged_extra_field_is_refused_at_unseal(
     tmp_path: Path, keys, agreement, monkeypatch
 ) -> None:
     monkeypatch.setattr(seal, "check_fields", lambda *a, **k: None)
-    src = _payload(tmp_path / "dwp_claims.payload.parquet", extra={"surname": ["a", "b"]})
+    src = _payload(tmp_path / "dwp_claims.payload.parquet", extra={"surname": ["a", "b", "c"]})
     sealed = seal_file(
         src, agreement=agreement, secret=keys["dwp"], recipient="insight-team", keyring=keys["ring"]
     )
@@ -644,6 +645,8 @@ def test_seal_and_unseal_commands(tmp_path: Path, keys) -> None:
             "linkage-unit",
             "--out",
             str(sealed),
+            "--delivery",  # a tokens file sealed without its manifest: the number is given
+            "1",
         ],
     )
     assert r.exit_code == 0, r.output
@@ -780,10 +783,12 @@ def test_inbox_unseal_checks_each_file_against_its_manifest(
     assert lines[0].startswith("unsealed dwp_claims.manifest.json")  # manifests first
     assert "manifest" in lines[1].split("checks passed:")[1]  # the tokens were checked against it
     # A newer extract arrives while the inbox still holds the old manifest: refused.
-    _tokens(tokens, rows=4)
+    (tmp_path / "bare").mkdir()
+    tokens = _tokens(tmp_path / "bare" / "dwp_claims.tokens.parquet", rows=4)
     seal_file(
         tokens, agreement=agreement, secret=keys["dwp"], recipient="linkage-unit",
         keyring=keys["ring"], out=tmp_path / "new" / "dwp_claims.tokens.parquet.sealed",
+        delivery=2,
     )  # fmt: skip
     r = CliRunner().invoke(main, [*args[:3], str(tmp_path / "new"), *args[4:]])
     assert r.exit_code == 1 and "check 'manifest' failed" in r.output
@@ -1045,7 +1050,7 @@ def _link_manifest_file(tmp_path: Path, agreement: Agreement) -> Path:
     tokens = _tokens(tmp_path / "dwp_claims.tokens.parquet")
     tmanifest = _manifest(tmp_path / "dwp_claims.manifest.json", agreement, {"tokens": tokens})
     maps_path = tmp_path / "dwp_claims.map.parquet"
-    pq.write_table(pa.table({"row_ref": ["a"], "person_id": ["p1"]}), maps_path)
+    pq.write_table(pa.table({"row_ref": ["a", "b", "c"], "person_id": ["p1"] * 3}), maps_path)
     verified = [
         SimpleNamespace(
             dataset="dwp_claims", party="dwp", tokens_path=tokens, sha256="ab" * 32, rows=3,
@@ -1054,7 +1059,7 @@ def _link_manifest_file(tmp_path: Path, agreement: Agreement) -> Path:
     ]  # fmt: skip
     manifest = _link_manifest(
         agreement, verified, SimpleNamespace(name="duckdb"), 42, False,
-        {"dwp_claims": pd.DataFrame({"person_id": ["p1"]})}, {"dwp_claims": maps_path},
+        {"dwp_claims": pd.DataFrame({"person_id": ["p1"] * 3})}, {"dwp_claims": maps_path},
         SimpleNamespace(weight=4.5, method="maximum expected F1 (label-free)", comparisons=10),
         {"verify": 0.12345, "total": 1.0}, 3, 1,
     )  # fmt: skip
@@ -1142,7 +1147,7 @@ def test_unseal_command_out_with_a_trailing_slash_is_a_directory(tmp_path: Path,
     src = _tokens(tmp_path / "dwp_claims.tokens.parquet")
     sealed = seal_file(
         src, agreement=load_agreement(AGREEMENT), secret=keys["dwp"], recipient="linkage-unit",
-        keyring=keys["ring"],
+        keyring=keys["ring"], delivery=1,  # no manifest beside it: the number is given
     )  # fmt: skip
     base = [
         "--audit-log", str(tmp_path / "a.jsonl"), "unseal", str(sealed.path), "--agreement",

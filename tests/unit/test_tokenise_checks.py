@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 from wmw_link.cli import main
 from wmw_link.errors import ConfigError, InputDataError
-from wmw_link.files import sha256_file
 from wmw_link.keys import new_key
 from wmw_link.tokenise import tokenise
 
@@ -133,13 +132,16 @@ def test_not_known_sex_is_not_invalid(tmp_path, keys):
     assert res.rows_tokens == 5
 
 
-def test_refused_run_leaves_earlier_shareable_outputs_alone(tmp_path, keys):
+def test_refused_run_removes_the_earlier_runs_shareable_outputs(tmp_path, keys):
+    # Finding 4 of issue 12: an earlier run's tokens, payload and manifest left beside a
+    # refused run's rejects could be sent as if they described the refused extract.
     good = _run(tmp_path, keys, write_hub_csv(tmp_path / "hub.csv"))
-    before = {p: sha256_file(p) for p in (good.tokens, good.payload, good.manifest)}
     rows = [[*r[:3], "", *r[4:]] for r in HUB_ROWS]
-    with pytest.raises(InputDataError, match="usable_rows"):
+    with pytest.raises(InputDataError, match="usable_rows") as exc:
         _run(tmp_path, keys, write_hub_csv(tmp_path / "nodob.csv", rows))
-    assert {p: sha256_file(p) for p in before} == before
+    assert "were removed" in str(exc.value)
+    for p in (good.tokens, good.payload, good.manifest, good.crosswalk):
+        assert not p.exists()
     # The rejects file is this run's.
     rejected = pq.read_table(good.rejects).filter(
         pa.compute.equal(pq.read_table(good.rejects).column("action"), "rejected")

@@ -146,6 +146,8 @@ def _check_audit_log_writable(ctx: click.Context) -> None:
         raise WmwLinkError(
             f"audit log: cannot append to {log} ({e.strerror or type(e).__name__}); nothing was done"
         ) from None
+    # Envelopes sealed by this command carry this head: the recipient's log records it.
+    runrecord.current().audit_head = audit.head(log)
 
 
 def _describe_os_error(e: OSError) -> str:

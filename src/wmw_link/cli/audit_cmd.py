@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from wmw_link import runrecord
 from wmw_link.audit import read_entries, summarise_entry, verify
 from wmw_link.errors import VerificationError
+from wmw_link.party_keys import Keyring, load_secret
 
 
 @click.group("audit")
@@ -28,13 +30,23 @@ def audit() -> None:
     is_flag=True,
     help="Accept a log with no lines (by default an empty log fails: it proves nothing).",
 )
-def verify_cmd(log: Path, expect_head: str | None, allow_empty: bool) -> None:
+@click.option(
+    "--keyring",
+    type=click.Path(path_type=Path),
+    envvar="WMW_LINK_KEYRING",
+    help="Directory of every party's public key: check the signed checkpoints too, so a "
+    "re-chained, spliced or cut log fails without a kept head.",
+)
+def verify_cmd(log: Path, expect_head: str | None, allow_empty: bool, keyring: Path | None) -> None:
     """Check every line's hash and chain; name any edited, removed, inserted or moved line.
 
-    Without --head, lines cut from the end of the log cannot be detected (a shorter chain is
-    still a chain): keep the head hash printed here and pass it with --head next time.
+    The chain alone has no key: anyone who can write the log can edit a line and recompute
+    every hash after it. With --keyring every checkpoint (a line signed by a party's key) is
+    verified, there must be one, and no line recording a data flow may follow the last one.
+    Without --keyring or --head, a re-chained log or lines cut from the end go unseen: keep the
+    head hash printed here and pass it with --head next time.
     """
-    report = verify(log, expect_head=expect_head)
+    report = verify(log, expect_head=expect_head, keyring=Keyring(keyring) if keyring else None)
     if report.lines == 0 and not allow_empty:
         # An emptied log would otherwise verify: every line was cut.
         raise VerificationError(
@@ -43,11 +55,48 @@ def verify_cmd(log: Path, expect_head: str | None, allow_empty: bool) -> None:
         )
     click.echo(f"OK: {report.lines} line(s) verified in {report.path}")
     click.echo(f"head {report.head}")
-    if expect_head is None:
+    if keyring is not None:
         click.echo(
-            "note: lines cut from the end are only detected with --head; keep this head hash "
-            "elsewhere and pass it next time"
+            f"{report.checkpoints} signed checkpoint(s) verified; the last is line "
+            f"{report.last_checkpoint}"
         )
+    elif expect_head is None:
+        click.echo(
+            "note: lines cut from the end are only detected with --head (or --keyring), and a "
+            "re-chained log (lines edited, deleted or inserted, every hash recomputed) only "
+            "with --keyring; keep this head hash elsewhere and pass it next time"
+        )
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--party-secret",
+    "--secret",
+    "secret_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    envvar="WMW_LINK_PARTY_SECRET",
+    help="Your <party>.secret file: its signing key signs the checkpoint.",
+)
+@click.pass_context
+def checkpoint_cmd(ctx: click.Context, secret_path: Path) -> None:
+    """Sign the audit log (given by --audit-log) as it stands, with your party key.
+
+    The chain is verified first (a broken log is not signed); this command's own line is the
+    checkpoint: an Ed25519 signature over it, which holds the hash of the line before and so
+    commits to the whole log. Commands run with a party secret add one automatically.
+    """
+    from wmw_link.audit import default_log_path
+
+    log = Path(ctx.find_root().params.get("audit_log") or default_log_path())
+    secret = load_secret(secret_path)
+    rec = runrecord.current()
+    rec.party = secret.party
+    report = verify(log)
+    rec.signer = secret  # the CLI signs this command's line when it appends it
+    click.echo(
+        f"checkpoint by {secret.party} after line {report.lines} of {log} (head {report.head})"
+    )
 
 
 @audit.command("show")

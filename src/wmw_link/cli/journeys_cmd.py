@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wmw_link import runrecord
+from wmw_link import freshness, runrecord
 from wmw_link.agreement import Role, load_agreement
 from wmw_link.cli._options import agreement_option
 from wmw_link.journeys import build_journeys, input_paths
@@ -27,6 +27,10 @@ from wmw_link.journeys import build_journeys, input_paths
 )
 @click.option("--districts", type=click.Path(path_type=Path), default=None,
               help="Postcode district -> local authority CSV (default: the packaged table).")  # fmt: skip
+@click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
+              envvar=freshness.ENV_VAR, default=freshness.DEFAULT_STATE, show_default=True,
+              help="Your delivery state (as for unseal): a payload manifest older than the "
+                   "latest delivery accepted for its dataset is refused.")  # fmt: skip
 def journeys(
     agreement_path: Path,
     payloads_dir: Path,
@@ -34,6 +38,7 @@ def journeys(
     out_dir: Path,
     party: str | None,
     districts: Path | None,
+    state: Path,
 ) -> None:
     """Write events.parquet and persons.parquet (one row per person, conflict rules in
     docs/outcomes.md) and journeys-manifest.json. Token files are refused."""  # noqa: D205
@@ -43,6 +48,8 @@ def journeys(
     rec.party = party or agreement.default_party(Role.ANALYST)
     rec.role = Role.ANALYST.value
     rec.add_input(agreement_path)
+    if payloads_dir.is_dir():  # an older payload put in the folder around unseal
+        freshness.check_inputs(state, sorted(payloads_dir.glob("*.manifest.json")))
     result = build_journeys(
         agreement, payloads_dir, maps_dir, out_dir, party=rec.party, districts=districts
     )

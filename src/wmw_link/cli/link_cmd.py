@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from wmw_link import runrecord
+from wmw_link import freshness, runrecord
 from wmw_link.agreement import Role, load_agreement
 from wmw_link.cli._options import agreement_option
 from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outputs
+from wmw_link.files import restrict_tree
 
 
 @click.command("link")
@@ -62,6 +63,22 @@ from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outp
 )
 @click.option("--no-report", is_flag=True, default=False, help="Skip the quality report.")
 @click.option("--threads", type=int, default=None, help="Cores to use (default: all).")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=freshness.ENV_VAR,
+    default=freshness.DEFAULT_STATE,
+    show_default=True,
+    help="The TTP's delivery state (as for unseal): inputs older than the latest accepted "
+    "delivery are refused; it also numbers the link runs.",
+)
+@click.option(
+    "--delivery",
+    type=click.IntRange(min=1),
+    default=None,
+    help="This link run's delivery number (series 'link') for the sealed maps; default one "
+    "more than the last in --state.",
+)
 @seal_to_options
 def link(
     agreement_path: Path,
@@ -74,6 +91,8 @@ def link(
     exact_only: bool,
     no_report: bool,
     threads: int | None,
+    state: Path,
+    delivery: int | None,
     seal_to: tuple[str, ...],
     seal_secret: Path | None,
     seal_keyring: Path | None,
@@ -90,6 +109,8 @@ def link(
     rec.set_agreement(agreement)
     rec.party, rec.role = party, Role.TTP.value
     sealer = prepare_seal_to(seal_to, seal_secret, seal_keyring, party)
+    freshness.check_inputs(state, collect_inputs(list(inputs)))
+    number = freshness.next_delivery(state, freshness.LINK_SERIES, delivery, freshness.STATE_KIND)
     result = run_link(
         agreement,
         list(inputs),
@@ -114,7 +135,11 @@ def link(
         f"({result.comparisons:,} pairs scored); threshold p={result.threshold_probability:.4f} "
         f"({result.threshold_method}); maps in {result.out_dir}"
     )
+    freshness.record_issued(state, freshness.LINK_SERIES, number, freshness.STATE_KIND)
+    restrict_tree(result.out_dir)  # everything the TTP writes is owner-only
+    click.echo(f"delivery {number} of the link outputs")
     seal_to_outputs(
         [*result.maps.values(), result.manifest], agreement=agreement, secret=sealer,
-        seal_to=seal_to, keyring=seal_keyring, out_dir=out_dir / "sealed",
+        seal_to=seal_to, keyring=seal_keyring, out_dir=out_dir / "sealed", delivery=number,
     )  # fmt: skip
+    restrict_tree(out_dir / "sealed")

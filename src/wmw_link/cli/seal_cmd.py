@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from wmw_link import runrecord
+from wmw_link import freshness, runrecord
 from wmw_link.agreement import Agreement, load_agreement
 from wmw_link.errors import ConfigError
 from wmw_link.party_keys import PartySecret, load_secret
@@ -37,6 +37,14 @@ _secret_opt = click.option(
     envvar="WMW_LINK_PARTY_SECRET",
     help="Your <party>.secret file (mode 0600).",
 )
+_state_opt = click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=freshness.ENV_VAR,
+    default=freshness.DEFAULT_STATE,
+    show_default=True,
+    help="Your delivery state: the latest delivery accepted per dataset (env WMW_LINK_STATE).",
+)
 
 
 def _own_secret(secret_path: Path, party: str | None, flag: str) -> PartySecret:
@@ -56,6 +64,12 @@ def _own_secret(secret_path: Path, party: str | None, flag: str) -> PartySecret:
 @click.option("--to", "recipient", required=True, help="The recipient party id.")
 @_keyring_opt
 @click.option("--out", type=click.Path(path_type=Path), help="Sealed file (default FILE.sealed).")
+@click.option(
+    "--delivery",
+    type=click.IntRange(min=1),
+    help="Delivery number of a file no manifest numbers (maps, link manifest). Tokens and "
+    "payload take theirs from the manifest beside them.",
+)
 def seal(
     file: Path,
     agreement_path: Path,
@@ -64,6 +78,7 @@ def seal(
     recipient: str,
     keyring: Path,
     out: Path | None,
+    delivery: int | None,
 ) -> None:
     """Encrypt FILE to a party and sign it, if the agreement allows the transfer.
 
@@ -75,9 +90,11 @@ def seal(
     rec.set_agreement(agreement)
     secret = _own_secret(secret_path, sender, "--from")
     rec.party, rec.role = secret.party, agreement.party(secret.party).role.value
+    rec.signer = secret  # this command's audit line is a signed checkpoint
     result = seal_file(
-        file, agreement=agreement, secret=secret, recipient=recipient, keyring=keyring, out=out
-    )
+        file, agreement=agreement, secret=secret, recipient=recipient, keyring=keyring, out=out,
+        delivery=delivery, require_delivery=True,
+    )  # fmt: skip
     env = result.envelope
     click.echo(
         f"sealed {file.name} ({env['file']['kind']}, {env['file']['size']} bytes) from "
@@ -105,6 +122,13 @@ def seal(
     type=click.Path(path_type=Path),
     help="A manifest that must list the file with the same SHA-256.",
 )
+@_state_opt
+@click.option(
+    "--accept-older",
+    is_flag=True,
+    help="Accept a delivery older than (or conflicting with) the latest accepted one; the "
+    "audit log records that you did.",
+)
 def unseal(
     sealed: Path,
     agreement_path: Path,
@@ -114,25 +138,31 @@ def unseal(
     out: str,
     sender: str | None,
     manifest: Path | None,
+    state: Path,
+    accept_older: bool,
 ) -> None:
     """Verify SEALED (signature, recipient, agreement, flow, hashes) and decrypt it.
 
     SEALED may be a directory (an inbox): every *.sealed file in it is unsealed into the --out
     directory, manifests first, and each data file is checked against its manifest there. For
     one file, --out inbox/ (or a new path without a suffix) is a directory too, made if missing.
-    Nothing is written for a file unless every check passes; a refusal names the failed check.
+    Nothing is written for a file unless every check passes, and for an inbox unless every
+    file passes; a refusal names the failed check. A delivery older than the latest one
+    accepted for its dataset (--state) is refused unless --accept-older is given.
     """
     agreement = load_agreement(agreement_path)
     rec = runrecord.current()
     rec.set_agreement(agreement)
     secret = _own_secret(secret_path, party, "--as")
     rec.party, rec.role = secret.party, agreement.party(secret.party).role.value
+    rec.signer = secret  # this command's audit line is a signed checkpoint
+    fresh = {"state": state, "accept_older": accept_older}
     if sealed.is_dir():
         if manifest is not None:
             raise ConfigError("--manifest is for one file; an inbox uses the manifests it holds")
         results = unseal_all(
             sealed, agreement=agreement, secret=secret, keyring=keyring, out_dir=out,
-            expect_sender=sender,
+            expect_sender=sender, **fresh,
         )  # fmt: skip
         if not results:
             raise ConfigError(f"{sealed}: no *.sealed files in this directory")
@@ -146,6 +176,7 @@ def unseal(
                 out=out,
                 expect_sender=sender,
                 manifest=manifest,
+                **fresh,
             )  # fmt: skip
         ]
     for result in results:
@@ -182,19 +213,21 @@ def prepare_seal_to(
         return None
     if secret_path is None or keyring is None:
         raise ConfigError("--seal-to needs --party-secret and --keyring")
-    return _own_secret(secret_path, party, "party")
+    secret = _own_secret(secret_path, party, "party")
+    runrecord.current().signer = secret  # the command's audit line is a signed checkpoint
+    return secret
 
 
 def seal_to_outputs(
     outputs: list[Path], *, agreement: Agreement, secret: PartySecret | None,
-    seal_to: tuple[str, ...], keyring: Path | None, out_dir: Path,
+    seal_to: tuple[str, ...], keyring: Path | None, out_dir: Path, delivery: int | None = None,
 ) -> None:  # fmt: skip
     """Seal a command's outputs to each --seal-to party the agreement allows, and say so."""
     if secret is None or keyring is None:
         return
     results = seal_outputs(
         outputs, agreement=agreement, secret=secret, recipients=list(seal_to), keyring=keyring,
-        out_dir=out_dir,
+        out_dir=out_dir, delivery=delivery,
     )  # fmt: skip
     for r in results:
         click.echo(f"sealed for {r.envelope['recipient']}: {r.path}")

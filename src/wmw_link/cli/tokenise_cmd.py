@@ -67,6 +67,13 @@ from wmw_link.tokenise import tokenise as _tokenise
     help="Refuse the extract (nothing shareable written) when more than this share of a "
     "column's non-empty values are invalid: usually a wrong format or the wrong file.",
 )
+@click.option(
+    "--delivery",
+    type=click.IntRange(min=1),
+    default=None,
+    help="This run's delivery number for the dataset; recipients refuse one older than they "
+    "accepted. Default: one more than the counter beside --ref-key (<ref-key>.deliveries.json).",
+)
 @seal_to_options
 def tokenise(
     agreement_path: Path,
@@ -79,6 +86,7 @@ def tokenise(
     batch_rows: int,
     workers: int,
     max_invalid_share: float,
+    delivery: int | None,
     seal_to: tuple[str, ...],
     seal_secret: Path | None,
     seal_keyring: Path | None,
@@ -88,8 +96,11 @@ def tokenise(
 
     Only the columns the agreement names are read. No identifier value is printed. The
     rejects file lists rejected rows and nulled (invalid) values by data row number, column
-    and reason. An extract where no row can be tokenised, or a column is mostly invalid, is
-    refused: nothing shareable is written, the rejects file is kept.
+    and reason. A row with a cell over 64 KiB (identifiers, record id) or 1 MiB (payload), or a
+    control character in an identifier or record id, is rejected. An extract where no row can
+    be tokenised, or a column is mostly invalid, is refused: nothing shareable is written, an
+    earlier run's shareable files of the dataset in --out are removed, the rejects file is kept.
+    Each run is a numbered delivery of the dataset (--delivery).
     """  # noqa: D205
     rec = runrecord.current()
     agreement = load_agreement(agreement_path)
@@ -105,7 +116,7 @@ def tokenise(
         result = _tokenise(
             agreement, dataset, input_path, key_path, ref_key_path, out_dir,
             party=party, batch_rows=batch_rows, workers=workers,
-            max_invalid_share=max_invalid_share,
+            max_invalid_share=max_invalid_share, delivery=delivery,
         )  # fmt: skip
     except InputDataError as err:
         rejects = getattr(err, "rejects", None)
@@ -127,6 +138,7 @@ def tokenise(
     for reason, n in nulled.items():
         click.echo(f"  invalid -> null {reason}: {n}")
     click.echo(f"key check value: {result.key_check}")
+    click.echo(f"delivery:        {result.delivery} of {result.dataset}")
     click.echo(f"to the TTP:      {result.tokens}, {result.manifest}")
     click.echo(f"to the analysts: {result.payload}, {result.manifest}")
     click.echo(f"keep locally:    {result.rejects}, {result.crosswalk}")

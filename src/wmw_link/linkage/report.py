@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from wmw_link.files import write_bytes_atomic, write_json_atomic
+from wmw_link.files import restrict_tree, write_bytes_atomic, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.settings import ModelPlan
 
@@ -209,6 +209,7 @@ record in the column source (diagonal: a duplicate within the source).</p>
 </body></html>"""
     index = report_dir / "index.html"
     write_bytes_atomic(index, page.encode("utf-8"))
+    restrict_tree(report_dir)  # Splink writes model.json and charts with the umask's mode
     return index
 
 

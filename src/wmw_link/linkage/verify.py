@@ -26,6 +26,7 @@ from wmw_link import token_schema as ts
 from wmw_link.agreement import Agreement, Dataset
 from wmw_link.errors import InputDataError, VerificationError
 from wmw_link.files import sha256_file
+from wmw_link.manifest_check import verify_tokens_manifest_counts
 
 MANIFEST_KIND = "wmw-link/tokens-manifest"
 TOKENS_SUFFIX = ".tokens.parquet"
@@ -181,6 +182,7 @@ def _load_manifest(path: Path) -> dict[str, Any]:
         raise VerificationError(
             f"{path}: manifest field '{field}' must be {want} (rule 'manifest structure')"
         ) from None
+    verify_tokens_manifest_counts(path, data)  # input = tokens + rejected, file rows = tokens
     return data
 
 

@@ -37,6 +37,7 @@ from wmw_link.disclosure import (
     INTERNAL_PRECISION,
     PUBLIC_PRECISION,
     Precision,
+    neutralise_formulas,
     protect,
     recoverable_cells,
     to_csv_frame,
@@ -250,7 +251,9 @@ def _gap_csv(gaps: pd.DataFrame, decimals: int) -> pd.DataFrame:
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    # Labels come from controllers' extracts: none may run as a spreadsheet formula.
+    safe = neutralise_formulas(frame)
+    return safe.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
 def _resolve_rule(rule: str | SustainedRule) -> SustainedRule:

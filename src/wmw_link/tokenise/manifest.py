@@ -27,8 +27,13 @@ def build_manifest(
     rejected_by_reason: Counter[str],
     nulled_by_reason: Counter[str],
     files: dict[str, tuple[Path, str, int]],
+    delivery: int = 1,
 ) -> dict[str, Any]:
-    """The manifest as a JSON-ready dict. Counts and hashes only: no values."""
+    """The manifest as a JSON-ready dict. Counts and hashes only: no values.
+
+    ``delivery`` numbers this run among the controller's deliveries of the dataset
+    (:mod:`wmw_link.freshness`): recipients refuse a delivery older than one they accepted.
+    """
     return {
         "kind": MANIFEST_KIND,
         "agreement": {"id": agreement.id, "version": agreement.version, "hash": agreement.hash},
@@ -36,6 +41,7 @@ def build_manifest(
         "party": party,
         "tool_version": __version__,
         "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "delivery": delivery,
         "key_check": key_check,
         "token_schema": ts.manifest_entry(token_columns),
         "payload_schema": payload_types,

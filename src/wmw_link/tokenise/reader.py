@@ -7,11 +7,12 @@ contain a row's text, so they are replaced, not passed on).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,14 +160,46 @@ def _read_header(path: Path) -> tuple[list[str], str]:
     return next(csv.reader(io.StringIO(text))), text
 
 
+_SCAN_CHUNK = 1 << 20
+#: Longer physical lines are not read whole when explaining a CSV error: such a line holds a
+#: cell far over the tokenise limits (64 KiB / 1 MiB), and reading it whole costs its size.
+_MAX_LINE_CHARS = 4 << 20
+
+
 def _first_bad_utf8_line(path: Path) -> int | None:
+    """The line of the first invalid UTF-8 byte, reading in chunks (a line may be huge)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0
     with path.open("rb") as fh:
-        for i, line in enumerate(fh, start=1):
+        while chunk := fh.read(_SCAN_CHUNK):
             try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return i
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                return newlines + chunk[: max(e.start, 0)].count(b"\n") + 1
+            newlines += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return newlines + 1
     return None
+
+
+def _cell_size_error(path: Path, data_row: int, line: int) -> InputDataError:
+    return InputDataError(
+        f"{path}: rule 'cell_size': data row {data_row} (line {line}) holds a cell far over the "
+        "limits (64 KiB for identifiers and record ids, 1 MiB for payload), too large to read "
+        "row by row; remove or shorten that cell and run again"
+    )
+
+
+def _bounded_lines(fh: io.TextIOBase, on_long: Callable[[int], None]) -> Iterator[str]:
+    """The file's lines, calling ``on_long(line number)`` instead of reading a huge one whole."""
+    n = 0
+    while line := fh.readline(_MAX_LINE_CHARS):
+        n += 1
+        if len(line) == _MAX_LINE_CHARS and not line.endswith("\n"):
+            on_long(n)
+        yield line
 
 
 def _first_ragged_row(path: Path, width: int) -> tuple[int, int] | None:
@@ -174,16 +207,29 @@ def _first_ragged_row(path: Path, width: int) -> tuple[int, int] | None:
 
     Data rows count from 1 after the header and skip blank lines, as the rejects file's
     ``row_number`` does; lines count physical lines from 1, the header being line 1.
+
+    Raises:
+        InputDataError: rule 'cell_size', at a cell too large to read row by row.
     """
+    data_row = 0  # the header is row 0
+
+    def too_long(line: int) -> None:
+        raise _cell_size_error(path, data_row + 1, line)
+
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        reader = csv.reader(fh)
-        data_row = -1  # the header is row 0
-        for row in reader:
-            if not row:
-                continue  # blank lines are skipped (pyarrow skips them too)
-            data_row += 1
-            if len(row) != width:
-                return data_row, reader.line_num
+        reader = csv.reader(_bounded_lines(fh, too_long))
+        data_row = -1
+        try:
+            for row in reader:
+                if not row:
+                    continue  # blank lines are skipped (pyarrow skips them too)
+                data_row += 1
+                if len(row) != width:
+                    return data_row, reader.line_num
+        except csv.Error:
+            # Python's csv stops at a field over its limit (128 KiB): a huge cell, which is
+            # also why pyarrow failed (a row larger than its read block).
+            raise _cell_size_error(path, data_row + 1, reader.line_num) from None
     return None
 
 

@@ -3,7 +3,10 @@
 The input is streamed in batches; batches are tokenised on ``workers`` processes (results are
 written in input order, so the output does not depend on timing) and written as they come back.
 All outputs go to temporary files renamed into place only when everything succeeded; the old
-manifest is removed first, so a manifest never describes files from another run.
+manifest is removed first, so a manifest never describes files from another run. A refused run
+removes the earlier run's shareable files of the dataset (tokens, payload, manifest, crosswalk
+and their sealed copies under ``OUT/sealed/``): they no longer describe the extract, and
+leaving them beside the new rejects file would let them be sent by mistake.
 """
 
 from __future__ import annotations
@@ -25,16 +28,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from wmw_link import freshness
 from wmw_link.agreement import Agreement, load_agreement
 from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import atomic_path, sha256_file, write_json_atomic
 from wmw_link.keys import SecretKey, load_key
+from wmw_link.tokenise.cells import CellScreen, Screened, rejects_for
 from wmw_link.tokenise.checks import DEFAULT_MAX_INVALID_SHARE, refusals
 from wmw_link.tokenise.manifest import build_manifest
 from wmw_link.tokenise.payload import arrow_type
 from wmw_link.tokenise.reader import open_input
 from wmw_link.tokenise.rejects import (
     CROSSWALK_SCHEMA,
+    REJECTED,
     REJECTS_SCHEMA,
     count_rejects,
     duplicates_batch,
@@ -89,6 +95,7 @@ class TokeniseResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     batches: int = 0
     workers_used: int = 1
+    delivery: int = 1
 
     @property
     def shared_outputs(self) -> list[Path]:
@@ -236,6 +243,7 @@ def tokenise(
     today: dt.date | None = None,
     progress: bool | None = None,
     max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE,
+    delivery: int | None = None,
 ) -> TokeniseResult:
     """Tokenise one controller's extract under a data-sharing agreement.
 
@@ -253,6 +261,10 @@ def tokenise(
         progress: show a progress bar (default: when stderr is a terminal).
         max_invalid_share: refuse the run when more than this share (0 to 1) of a column's
             non-empty values are invalid (missing values and "not known" do not count).
+        delivery: this run's delivery number for the dataset (recipients refuse one older than
+            they accepted). Default: one more than the counter beside the row-reference key
+            file (``<ref-key>.deliveries.json``), which a successful run updates; 1 for an
+            in-memory key.
 
     Returns:
         A :class:`TokeniseResult` with paths and counts.
@@ -262,8 +274,9 @@ def tokenise(
         InputDataError: the input is missing, unreadable, empty, not UTF-8, or lacks a column;
             or it was refused after reading: a column with more than ``max_invalid_share``
             invalid values (rule 'format'), or no row could be tokenised (rule 'usable_rows').
-            Then no tokens, payload or manifest are written (earlier ones are left as they
-            were) and the local rejects file is kept (the exception's ``rejects`` attribute).
+            Then no tokens, payload or manifest are written, an earlier run's shareable files
+            of the dataset in ``out_dir`` are removed, and the local rejects file is kept (the
+            exception's ``rejects`` attribute).
         KeyFileError: a key file is unsafe or malformed.
     """
     started = time.perf_counter()
@@ -284,8 +297,15 @@ def tokenise(
             "--key and --ref-key are the same key; the row-reference key must be your own secret"
         )
 
+    counter = freshness.counter_path(own_key.source)
+    delivery = freshness.next_delivery(counter, dataset.id, delivery)
+
     plan = Plan(agreement.id, dataset, link_key, own_key, today or dt.date.today())
     source = open_input(input, plan.input_columns(), dataset.id, batch_rows)
+    screen = CellScreen(
+        plan.input_columns(), {dataset.record_id, *(f.column for f in dataset.identifiers)}
+    )
+    screened: dict[int, tuple[str, str]] = {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -332,8 +352,10 @@ def tokenise(
                 bar = stack.enter_context(_progress(progress, source.total_rows))
                 used = [1]
                 n_batches = 0
-                for res in _results(plan, source.batches, workers, used):
+                batches = _screen(source.batches, screen, screened)
+                for res in _results(plan, batches, workers, used):
                     n_batches += 1
+                    res = _reject_screened(res, screened, rows_in)
                     res = _drop_duplicates(res, seen, dataset.record_id)
                     rows_in += res.n_input
                     rows_out += res.tokens.num_rows
@@ -378,11 +400,20 @@ def tokenise(
         except _Refused:
             pass  # the inner stack has removed its temporary files; the rejects are kept
         rejects_writer.close()
+    # Sealed copies of an earlier run no longer match what is (or is not) here now.
+    stale = _remove_stale(out, dataset.id, shareable=bool(problems))
     if problems:
+        removed = (
+            f"; the earlier run's {', '.join(stale)} were removed (they did not describe "
+            "this extract)"
+            if stale
+            else ""
+        )
         err = InputDataError(
             f"{source.label}: refused, " + "; ".join(problems) + ". Nothing shareable was "
-            f"written (no tokens, payload or manifest); the local rejects file {paths['rejects']} "
-            "lists the rows concerned (row number, column, reason; never a value)."
+            f"written (no tokens, payload or manifest){removed}; the local rejects file "
+            f"{paths['rejects']} lists the rows concerned (row number, column, reason; never "
+            "a value)."
         )
         err.rejects = paths["rejects"]  # type: ignore[attr-defined]  # for the CLI's run record
         raise err
@@ -404,8 +435,10 @@ def tokenise(
         rejected_by_reason=rejected,
         nulled_by_reason=nulled,
         files=shipped,
+        delivery=delivery,
     )
     write_json_atomic(manifest_path, manifest)
+    freshness.record_issued(counter, dataset.id, delivery)
     return TokeniseResult(
         dataset=dataset.id,
         party=party,
@@ -424,11 +457,81 @@ def tokenise(
         outputs={**paths, "manifest": manifest_path},
         batches=n_batches,
         workers_used=used[0],
+        delivery=delivery,
     )
 
 
 class _Refused(Exception):
     """Internal: leave the shareable outputs' temporary files behind (see :func:`tokenise`)."""
+
+
+def _remove_stale(out: Path, dataset_id: str, *, shareable: bool) -> list[str]:
+    """Remove an earlier run's files of the dataset that the current outcome makes stale.
+
+    Sealed copies (``OUT/sealed/<party>/<dataset>.*.sealed``) always go: they are of the
+    previous run's files (``--seal-to`` seals the new ones afterwards). With ``shareable``
+    (a refused run) the plain tokens, payload, manifest and crosswalk go too.
+
+    Returns:
+        The names removed (for the refusal message).
+    """
+    removed: list[str] = []
+    names = [f"{dataset_id}.{k}.parquet" for k in ("tokens", "payload")]
+    names.append(f"{dataset_id}.manifest.json")
+    if shareable:
+        for name in [*names, f"{dataset_id}.crosswalk.parquet"]:
+            with contextlib.suppress(FileNotFoundError):
+                (out / name).unlink()
+                removed.append(name)
+    sealed = out / "sealed"
+    if sealed.is_dir():
+        for party_dir in sorted(p for p in sealed.iterdir() if p.is_dir()):
+            for name in names:
+                with contextlib.suppress(FileNotFoundError):
+                    (party_dir / f"{name}.sealed").unlink()
+                    removed.append(f"sealed/{party_dir.name}/{name}.sealed")
+    return removed
+
+
+def _screen(
+    batches: Iterator[pa.RecordBatch], screen: CellScreen, flagged: dict[int, tuple[str, str]]
+) -> Iterator[pa.RecordBatch]:
+    """Blank oversized and control-character cells before the workers see them; note the rows."""
+    offset = 0
+    for b in batches:
+        b, found = screen.screen(b, offset)
+        flagged.update(found.rows)
+        offset += b.num_rows
+        yield b
+
+
+def _reject_screened(
+    res: BatchResult, flagged: dict[int, tuple[str, str]], before: int
+) -> BatchResult:
+    """Take the screened rows of this batch out of the outputs; reject each once, with its reason."""
+    first, last = before + 1, before + res.n_input
+    mine = {r: flagged.pop(r) for r in [r for r in flagged if first <= r <= last]}
+    if not mine:
+        return res
+    numbers = pa.array(sorted(mine), pa.int64())
+    keep = pc.invert(pc.is_in(res.row_numbers, value_set=numbers))
+    rej = res.rejects
+    # The blanked cell may have made the worker reject the row for another reason: drop that.
+    drop = pc.and_(
+        pc.is_in(rej.column("row_number"), value_set=numbers),
+        pc.equal(rej.column("action"), REJECTED),
+    )
+    rej = rej.filter(pc.invert(drop))
+    return BatchResult(
+        n_input=res.n_input,
+        row_numbers=pc.filter(res.row_numbers, keep),
+        record_ids=pc.filter(res.record_ids, keep),
+        tokens=res.tokens.filter(keep),
+        payload=res.payload.filter(keep),
+        rejects=merge(rej, rejects_for(Screened(mine))),
+        nulled=res.nulled,
+        non_empty=res.non_empty,
+    )
 
 
 def _drop_duplicates(res: BatchResult, seen: set[str], record_id_column: str) -> BatchResult:
