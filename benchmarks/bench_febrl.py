@@ -149,7 +149,7 @@ def run_plaintext_splink(
 ) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     """Plaintext Splink on DuckDB with :func:`names_dob_plan`, trained and clustered by the
     token model's code; returns (clusters, scored pairs, threshold match weight)."""
-    from benchmarks.linkage_baselines import register_plain_tables
+    from benchmarks.linkage_baselines import field_evidence_condition, register_plain_tables
 
     from wmw_link.linkage.backends import open_backend
     from wmw_link.linkage.run import fit_and_cluster
@@ -158,7 +158,9 @@ def run_plaintext_splink(
     try:
         inputs = register_plain_tables(be, tables)
         n = sum(len(df) for df in tables.values())
-        clus = fit_and_cluster(inputs, names_dob_plan(), seed=SEED, n_records=n)
+        clus = fit_and_cluster(
+            inputs, names_dob_plan(), seed=SEED, n_records=n, evidence=field_evidence_condition
+        )
         pairs = clus.linker.misc.query_sql(
             "SELECT source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, match_weight "
             f"FROM {clus.predictions.physical_name}",

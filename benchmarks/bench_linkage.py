@@ -207,6 +207,13 @@ def _truth(work: Path) -> tuple[pd.DataFrame, pd.Series]:
     return truth, people.set_index("person_id")["household_id"]
 
 
+def _ethnicity(work: Path) -> pd.Series:
+    people = pd.read_parquet(
+        work / "synth" / "truth" / "people.parquet", columns=["person_id", "ethnicity"]
+    )
+    return people.set_index("person_id")["ethnicity"]
+
+
 def _crosswalk(work: Path) -> pd.DataFrame:
     parts = []
     for f in sorted((work / "crosswalks").glob("*.crosswalk.parquet")):
@@ -292,6 +299,24 @@ def _sweep(
     return out
 
 
+def _by_group(frame: pd.DataFrame, group: pd.Series) -> dict[str, dict[str, float]]:
+    """Precision, recall and F1 among the records of each group's people (a group's own
+    records scored alone: pairs that join two groups count in neither)."""
+    from wmw_link.evaluate import score
+
+    of = frame["true"].map(group)
+    out = {}
+    for g in sorted(of.dropna().unique()):
+        ev = score(frame[of == g])
+        out[str(g)] = {
+            "records": int((of == g).sum()),
+            "precision": ev.pairwise.precision,
+            "recall": ev.pairwise.recall,
+            "f1": ev.pairwise.f1,
+        }
+    return out
+
+
 def _candidate_recall(nodes: pd.DataFrame, pairs: pd.DataFrame, truth: pd.DataFrame) -> float:
     """Share of true pairs (among scored records) that the blocking rules produced."""
     t = nodes.merge(truth, on=["dataset", "record_id"])
@@ -325,6 +350,7 @@ def evaluate_size(
         res["ecm"] = _run_stage("ecm", work, people)
 
     truth, household = _truth(work)
+    ethnicity = _ethnicity(work)
     xw = _crosswalk(work)
     weights = np.arange(-4.0, 16.01, 1.0)
     linked = ["link"] + ([] if skip_exact else ["link_exact"]) + (["link_spark"] if spark else [])
@@ -343,7 +369,9 @@ def evaluate_size(
                 "pred": m["person_id"],
             }
         )
-        res[name]["scores"] = _scores(_frame(nodes, truth, household))
+        frame = _frame(nodes, truth, household)
+        res[name]["scores"] = _scores(frame)
+        res[name]["by_ethnicity"] = _by_group(frame, ethnicity)
         pairs = pd.read_parquet(work / f"{name}.pairs.parquet")
         res[name]["candidate_pair_recall"] = _candidate_recall(nodes, pairs, truth)
         if name == "link":
@@ -357,7 +385,9 @@ def evaluate_size(
             "pred": plain["cluster_id"],
         }
     )
-    res["plain"]["scores"] = _scores(_frame(nodes, truth, household))
+    pframe = _frame(nodes, truth, household)
+    res["plain"]["scores"] = _scores(pframe)
+    res["plain"]["by_ethnicity"] = _by_group(pframe, ethnicity)
     ppairs = pd.read_parquet(work / "plain.pairs.parquet")
     res["plain"]["candidate_pair_recall"] = _candidate_recall(nodes, ppairs, truth)
     res["plain"]["sweep"] = _sweep(nodes, ppairs, truth, household, weights)
@@ -466,6 +496,19 @@ def _write(results: list[dict[str, Any]], name: str, meta: dict[str, Any]) -> No
             lines.append(
                 f"| {p['threshold_weight']:.1f} | {p['precision']:.4f} | {p['recall']:.4f} "
                 f"| {p['f1']:.4f} | {p['household_false_pairs']} |"
+            )
+        lines.append("")
+    lines += ["## F1 by ethnic group (tokens / plaintext Splink)", ""]
+    for r in results:
+        lines += [f"{r['people']:,} people:", ""]
+        lines.append("| ethnic group | records | precision | recall | F1 | F1 plaintext |")
+        lines.append("|---|---|---|---|---|---|")
+        plain = r["plain"].get("by_ethnicity", {})
+        for g, v in r["link"].get("by_ethnicity", {}).items():
+            pf = plain.get(g, {}).get("f1")
+            lines.append(
+                f"| {g} | {v['records']:,} | {v['precision']:.4f} | {v['recall']:.4f} "
+                f"| {v['f1']:.4f} | {'-' if pf is None else f'{pf:.4f}'} |"
             )
         lines.append("")
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")

@@ -317,6 +317,64 @@ def plaintext_tables(
     }
 
 
+
+
+def _min_gamma(
+    comp: Any, exclude: frozenset[str] = frozenset({"same initial", "same year"}),
+    stop: str | None = None,
+) -> int | None:
+    """Lowest gamma of the comparison's levels that count as agreement.
+
+    Levels labelled in ``exclude`` never count; with ``stop``, levels below the one labelled
+    ``stop`` do not count either.
+    """
+    found: list[int] = []
+    for lvl in comp.comparison_levels:
+        if lvl.is_null_level or lvl.comparison_vector_value <= 0:
+            continue
+        label = lvl.label_for_charts or ""
+        if label in exclude:
+            continue
+        found.append(lvl.comparison_vector_value)
+        if stop is not None and label == stop:
+            break
+    return min(found) if found else None
+
+
+def field_evidence_condition(linker: Any) -> str:
+    """SQL: the household rule for a model with separate name, date and postcode comparisons
+    (the plaintext baselines; the token model's rule is ``run._evidence_condition``).
+
+    A NINo or NHS-number agreement always passes. Otherwise a pair needs forename or
+    date-of-birth evidence; and a pair that looks like one household (surname agrees, postcode
+    unit or sector agrees) needs both, unless one of them is missing: twins share a date of
+    birth, fathers and sons can share a forename, neither shares both.
+    """
+    comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
+
+    def ev(name: str, **kw: Any) -> str | None:
+        if name not in comps:
+            return None
+        g = _min_gamma(comps[name], **kw)
+        return None if g is None else f"gamma_{name} >= {g}"
+
+    unique = [e for e in (ev("nino"), ev("nhs")) if e]
+    fore, dob = ev("forename"), ev("dob")
+    identity = [e for e in (fore, dob) if e]
+    if not identity:
+        return " OR ".join(unique) if unique else "TRUE"
+    some = "(" + " OR ".join(identity) + ")"
+    sur = ev("surname")
+    place = ev("postcode", stop="same sector")
+    if fore and dob and sur and place:
+        house = f"({sur} AND {place})"
+        both = f"(({fore} OR gamma_forename = -1) AND ({dob} OR gamma_dob = -1))"
+        rule = f"((NOT {house} AND {some}) OR ({house} AND {some} AND {both}))"
+    else:
+        rule = some
+    return " OR ".join([*unique, rule])
+
+
 def _plain_plan(u_fixed: dict[str, float]) -> ModelPlan:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
@@ -441,7 +499,10 @@ def run_splink_plaintext(
         plan = _plain_plan(u_fixed)
         n = sum(len(df) for df in tables.values())
         load = time.perf_counter() - t0
-        clus = fit_and_cluster(inputs, plan, seed=seed, n_records=n, threshold=threshold)
+        clus = fit_and_cluster(
+            inputs, plan, seed=seed, n_records=n, threshold=threshold,
+            evidence=field_evidence_condition,
+        )
         pairs = clus.linker.misc.query_sql(
             "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "
             f"p.match_weight, ({clus.evidence_sql.replace('gamma_', 'p.gamma_')}) AS linkable "

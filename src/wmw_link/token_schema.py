@@ -2,29 +2,43 @@
 
 This module is the contract between ``wmw-link tokenise`` (controller side) and ``wmw-link link``
 (trusted third party). It is pure data: no keys, no hashing. ``docs/token-schema.md`` explains the
-same schema in prose; change both together.
+same schema in prose, with what the TTP can learn from each column and the attack figures; change
+both together.
 
-Two token columns are comparable (their values can be tested for equality) exactly when they have
-the same ``domain`` and the same ``encoding``: the HMAC input is ``encoding || 0x1f || value`` under
-the HKDF subkey of ``domain``. So ``forename_exact`` meets ``surname_exact`` (swapped names),
-``forename_first`` meets ``forename_exact`` (a dropped middle name), ``dob_swap`` meets ``dob_exact``
-(day and month swapped) and ``dob_prev`` / ``dob_next`` meet ``dob_exact`` (a day out).
+Token schema version 3 is built so that a TTP holding every partner's tokens, the published code
+and public name, birth and postcode statistics cannot decode them (``benchmarks/bench_attacks.py``
+measures it):
+
+* **Composites only.** Every token except the NINo and NHS number is a hashed *match-key*: a
+  composite of a fuzzy encoding of one field with the exact value of another, high-entropy
+  field (its *context*), e.g. ``forename | date of birth``. No column hashes a name, a date or a
+  postcode on its own, so no column's value frequencies follow a public table (the most common
+  value of a column covers a tiny share of it), and low-entropy facts (year, month-day,
+  initials, district) appear only inside composites.
+* **A subkey per column.** Each column is HMACed under its own HKDF subkey (domain
+  ``v3:<column>``): no two columns can be compared, so no equality between columns lets an
+  attacker chain values (version 2's ``dob_prev = dob_exact`` rebuilt the calendar).
+* **One context per field.** Names are compared only within the same date of birth, dates only
+  within the same (phonetic) full name, postcodes only within the same date of birth. The
+  records sharing a token are then, in practice, one person or a few (twins, namesakes born on
+  the same day), so tokens do not chain across people into groups whose size would reveal a
+  value's frequency.
+* **Salted, balanced Bloom filters.** A name's bigram filter is salted with the date of birth
+  (a keyed permutation of bit positions per date, so filters of different dates are not in one
+  bit space and pattern mining has a handful of filters per map), and balanced (the filter and
+  its complement, permuted together), so every filter has the same number of bits set and
+  leaks nothing about the name's length. Forenames and surnames have separate keys.
 
 Kinds:
 
-* ``hmac``: int64, the first 64 bits of HMAC-SHA256 read as a signed big-endian integer, or
-  null. 64 bits, not more: databases join and compare 8-byte integers far faster than long
-  strings, and among a million distinct values of one encoding the chance that any two share a
-  token is about 3 in 100 million (a collision would only add one spurious agreement).
+* ``hmac``: int64, the first 64 bits of HMAC-SHA256 under the column's subkey, read as a signed
+  big-endian integer, or null (null whenever any part of the composite is missing).
 * ``hmac_list``: list<int64> of such tokens (set semantics, sorted, no duplicates), or null.
-  Compare with array overlap (``list_has_any(a, b)`` in DuckDB, ``arrays_overlap(a, b)`` in
-  Spark).
-* ``bloom_word``: int64, one 64-bit word of a keyed Bloom filter of the name's padded character
-  bigrams (bit ``i`` of the filter is bit ``i % 64`` of word ``i // 64``; the words are the
-  two's-complement reinterpretation of unsigned words). Null when the name is null.
-* ``bloom_popcount``: int16, the number of bits set in the whole filter. Dice similarity is
-  ``2 * sum(bit_count(a_w & b_w) for each word w) / (a_pop + b_pop)``, which works in DuckDB and
-  Spark SQL alike.
+  Compare with array overlap (``list_has_any`` in DuckDB, ``arrays_overlap`` in Spark).
+* ``bloom_word``: int64, one 64-bit word of a balanced, salted Bloom filter
+  (:data:`BLOOM_WORDS` words, :data:`BLOOM_SET_BITS` bits set in every filter). Two names of
+  the same date of birth are close when their filters share many set bits
+  (:func:`shared_bits_sql`); filters of different dates share about half, like unrelated noise.
 
 Row references are in the ``row_ref`` column (string, 32 hex characters), keyed with the
 controller's own ``--ref-key``: they join tokens to payload and nothing else.
@@ -32,12 +46,13 @@ controller's own ``--ref-key``: they join tokens to payload and nothing else.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pyarrow as pa
 
-#: Version 2: tokens are 64-bit integers (version 1 wrote 128-bit hex strings).
-TOKEN_SCHEMA_VERSION = 2
+#: Version 3: composite match-keys, a subkey per column, salted balanced Bloom filters.
+#: (Version 2 hashed fields on their own with shared subkeys; version 1 wrote hex strings.)
+TOKEN_SCHEMA_VERSION = 3
 
 #: HMAC-SHA256 output is truncated to this many bytes (64 bits) and read as a signed int64.
 TOKEN_BYTES = 8
@@ -45,282 +60,226 @@ TOKEN_BYTES = 8
 #: inside linkage, and must not collide within a controller's extracts.
 ROW_REF_BYTES = 16
 
-#: Bloom filter parameters, chosen by measurement (benchmarks/bench_bloom_params.py, results in
-#: benchmarks/results/bloom_params.md) on 5,915 real variant pairs (one person's differing names
-#: in two synthetic extracts) and as many unrelated pairs: at a width of 8 int64 words, one
-#: position per bigram tracks plaintext bigram Dice best (mean absolute error 0.007 on variants,
-#: 0.017 on unrelated names; 23 of 11,830 pairs change side of Dice 0.8, against 56 with two
-#: positions); 1024 bits with two positions is as close but doubles storage and SQL work.
-BLOOM_BITS = 512
-BLOOM_HASHES = 1
+#: Bloom filters: each bigram of the padded name sets one of ``BLOOM_RAW_BITS`` positions (keyed
+#: per name part); the filter and its complement are concatenated (``BLOOM_BITS`` bits, exactly
+#: ``BLOOM_SET_BITS`` of them set) and permuted by a permutation keyed with the salt (the date
+#: of birth). Shared set bits of two filters of one salt = ``BLOOM_SET_BITS`` minus the number
+#: of positions where the raw filters differ.
+BLOOM_RAW_BITS = 256
+BLOOM_BITS = 2 * BLOOM_RAW_BITS
+BLOOM_SET_BITS = BLOOM_RAW_BITS
 BLOOM_WORDS = BLOOM_BITS // 64
 #: Names are padded with this character at both ends before taking bigrams ("_ann_").
 BLOOM_PAD = "_"
 
-#: HKDF domains (the info string is ``wmw-link/v1|<agreement id>|<domain>``).
-DOMAIN_NAME = "name"
-DOMAIN_BLOOM = "name-bloom"
-DOMAIN_DOB = "date_of_birth"
-DOMAIN_POSTCODE = "postcode"
-DOMAIN_NINO = "nino"
-DOMAIN_NHS = "nhs_number"
-DOMAIN_SEX = "sex"
+#: Row references: HKDF domain under the controller's own ref key.
 DOMAIN_ROW_REF = "row_ref"
-
 ROW_REF = "row_ref"
+#: Token columns' HKDF domains are ``DOMAIN_PREFIX + <column or filter name>``.
+DOMAIN_PREFIX = "v3:"
 
 _STRING = pa.string()
 _TOKEN = pa.int64()
 _LIST = pa.list_(pa.int64())
 
+# Parts: (field, transform). Fields are the token sources; transforms say what of the field
+# enters the composite (docs/token-schema.md lists them).
+FORENAME, SURNAME, DOB, POSTCODE = "forename", "surname", "date_of_birth", "postcode"
+NINO, NHS = "nino", "nhs_number"
+
 
 @dataclass(frozen=True)
 class TokenColumn:
-    """One token column: what it holds and what it may be compared with."""
+    """One token column: what its composite is made of, and what it may be compared with
+    (only itself)."""
 
     name: str
-    identifier: str  # the token source: forename, surname, date_of_birth, postcode, nino, ...
-    kind: str  # hmac | hmac_list | bloom_word | bloom_popcount
-    domain: str
-    encoding: str  # the tag hashed in front of the value; same domain + encoding = comparable
+    kind: str  # hmac | hmac_list | bloom_word
+    parts: tuple[tuple[str, str], ...]  # (field, transform) in the order they are hashed
     description: str
     reveals: str  # what someone holding only this column (without the key) can learn
-    low_entropy: bool = False  # few distinct values: open to frequency analysis on its own
+    filter: str = ""  # bloom_word columns: the filter they belong to (its HKDF domain)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The token sources (fields) every value of this column needs."""
+        return tuple(dict.fromkeys(f for f, _ in self.parts))
+
+    @property
+    def domain(self) -> str:
+        """The HKDF domain of the column's subkey."""
+        return DOMAIN_PREFIX + (self.filter or self.name)
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return {
-            "hmac": _TOKEN,
-            "hmac_list": _LIST,
-            "bloom_word": pa.int64(),
-            "bloom_popcount": pa.int16(),
-        }[self.kind]
+        return {"hmac": _TOKEN, "hmac_list": _LIST, "bloom_word": _TOKEN}[self.kind]
 
     def to_manifest(self) -> dict[str, object]:
-        d = asdict(self)
-        del d["description"], d["reveals"]
-        return d
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "domain": self.domain,
+            "parts": [list(p) for p in self.parts],
+        }
 
 
-_FREQ = "the frequency distribution of the values"
-
-
-#: A forename's first word: meets a forename with or without its middle names. (Surnames have
-#: no such column: their words list covers a dropped half of a double-barrelled surname.)
-FORENAME_FIRST = TokenColumn(
-    "forename_first",
-    "forename",
-    "hmac",
-    DOMAIN_NAME,
-    "name",
-    "the first word of the normalised forename",
-    _FREQ,
+_UNIQUE = (
+    "which records share a value (in practice the same person, or people alike in both parts); "
+    "no value frequencies to align with public tables"
 )
 
 
-def _name_columns(part: str) -> list[TokenColumn]:
-    """Token columns of one name part (``forename`` or ``surname``), all in the name domain.
+def _hmac(name: str, parts: tuple[tuple[str, str], ...], description: str) -> TokenColumn:
+    return TokenColumn(name, "hmac", parts, description, _UNIQUE)
 
-    Phonetic codes and the initial are taken from the part's *key*: the first word of a
-    forename (middle names vary between sources) and the whole surname with spaces removed
-    (``de souza`` -> ``desouza``; particles are part of a surname).
 
-    Only what the linkage model compares is made (data minimisation): last words, Soundex
-    codes and name prefixes were measured (``benchmarks/results/name_tokens.md``) and left out
-    of token schema version 2, since the phonetic codes, word lists and Bloom filters already
-    carry their evidence and low-entropy tokens only widen what frequency analysis can see.
-    """
-    key = "the first word" if part == "forename" else "the surname with spaces removed"
-    cols = [
+def _list(name: str, parts: tuple[tuple[str, str], ...], description: str) -> TokenColumn:
+    return TokenColumn(name, "hmac_list", parts, description, _UNIQUE + "; list lengths")
+
+
+_D = (DOB, "exact")
+#: The phonetic full name that is the context of fuzzy date tokens.
+_NPH = ((FORENAME, "nysiis_first"), (SURNAME, "nysiis_key"))
+
+
+def _bloom(part: str, prefix: str) -> list[TokenColumn]:
+    filt = f"{prefix}bf_dob"
+    return [
         TokenColumn(
-            f"{part}_exact",
-            part,
-            "hmac",
-            DOMAIN_NAME,
-            "name",
-            "the whole normalised name, words separated by one space",
-            _FREQ,
-        ),
-        TokenColumn(
-            f"{part}_words",
-            part,
-            "hmac_list",
-            DOMAIN_NAME,
-            "name",
-            "each word of the normalised name (sorted set): folded middle names, half of a "
-            "double-barrelled surname",
-            _FREQ + " and the number of words",
-        ),
-        TokenColumn(
-            f"{part}_dm",
-            part,
-            "hmac_list",
-            DOMAIN_NAME,
-            "dmetaphone",
-            f"Double Metaphone codes (primary and alternate) of {key}",
-            _FREQ + " (coarser than the name)",
-        ),
-        TokenColumn(
-            f"{part}_nysiis",
-            part,
-            "hmac",
-            DOMAIN_NAME,
-            "nysiis",
-            f"NYSIIS code of {key}",
-            _FREQ + " (coarser than the name)",
-        ),
-        TokenColumn(
-            f"{part}_initial",
-            part,
-            "hmac",
-            DOMAIN_NAME,
-            "initial",
-            f"the first letter of {key}",
-            "the initial's frequency: about 26 values; use only with other fields",
-            low_entropy=True,
-        ),
-    ]
-    if part == "forename":
-        # The first word alone meets a forename with or without its middle names.
-        cols.insert(1, FORENAME_FIRST)
-        cols.append(
-            TokenColumn(
-                "forename_nick",
-                part,
-                "hmac_list",
-                DOMAIN_NAME,
-                "nickname",
-                "the first word and its canonical forms from a nickname table (Bill -> "
-                "William, Robert, ...): two forenames are nickname-equivalent when these meet",
-                _FREQ,
-            )
-        )
-    cols += [
-        TokenColumn(
-            f"{part}_bf{w}",
-            part,
+            f"{filt}{w}",
             "bloom_word",
-            DOMAIN_BLOOM,
-            "bloom",
-            f"word {w} of the {BLOOM_BITS}-bit keyed Bloom filter of the name's padded bigrams",
-            "bit patterns shared by similar names; frequent bigrams give frequent bits",
+            ((part, "first_word_bigrams" if part == FORENAME else "bigrams"), _D),
+            f"word {w} of the balanced {BLOOM_BITS}-bit Bloom filter of the padded bigrams of "
+            f"the {'first word of the forename' if part == FORENAME else 'surname'}, bit "
+            "positions permuted by a key and the date of birth",
+            "similarity of names of people born on the same day; nothing across dates",
+            filt,
         )
         for w in range(BLOOM_WORDS)
     ]
-    cols.append(
-        TokenColumn(
-            f"{part}_bf_pop",
-            part,
-            "bloom_popcount",
-            DOMAIN_BLOOM,
-            "bloom",
-            "number of bits set in the Bloom filter (denominator of Dice)",
-            "roughly the name's length",
-            low_entropy=True,
+
+
+TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
+    # -- names, in the context of the exact date of birth ------------------------------------
+    _hmac("fn_dob", ((FORENAME, "exact"), _D), "whole forename | date of birth"),
+    _hmac("fn1_dob", ((FORENAME, "first_word"), _D), "first word of the forename | date of birth"),
+    _list(
+        "fnnick_dob",
+        ((FORENAME, "nickname"), _D),
+        "each of the first word and its canonical names in a nickname table (Bill -> William, "
+        "Robert, ...) | date of birth",
+    ),
+    _list(
+        "fndm_dob",
+        ((FORENAME, "dmetaphone"), _D),
+        "Double Metaphone codes of the forename's first word | date of birth",
+    ),
+    *_bloom(FORENAME, "fn"),
+    _hmac("sn_dob", ((SURNAME, "key"), _D), "surname with spaces removed | date of birth"),
+    _list("snw_dob", ((SURNAME, "words"), _D), "each word of the surname | date of birth"),
+    _list(
+        "sndm_dob",
+        ((SURNAME, "dmetaphone"), _D),
+        "Double Metaphone codes of the surname (spaces removed) | date of birth",
+    ),
+    *_bloom(SURNAME, "sn"),
+    _hmac(
+        "names_dob",
+        ((FORENAME, "key"), (SURNAME, "key"), _D),
+        "forename and surname (spaces removed) in sorted order | date of birth: equal for "
+        "swapped forename and surname",
+    ),
+    _hmac("nameph_dob", (*_NPH, _D), "NYSIIS codes of forename and surname | date of birth"),
+    # -- date of birth, in the context of the phonetic full name -----------------------------
+    _hmac(
+        "dobsw_nph",
+        (*_NPH, (DOB, "swap_sorted")),
+        "year, and day and month in sorted order | phonetic full name: equal for a day/month swap",
+    ),
+    _hmac(
+        "dobb0_nph",
+        (*_NPH, (DOB, "day_bucket0")),
+        "the two-day bucket (days since 1970 // 2) | phonetic full name",
+    ),
+    _hmac(
+        "dobb1_nph",
+        (*_NPH, (DOB, "day_bucket1")),
+        "the shifted two-day bucket ((days + 1) // 2) | phonetic full name: with dobb0, dates a "
+        "day apart share exactly one bucket",
+    ),
+    _hmac("dobym_nph", (*_NPH, (DOB, "ym")), "year and month | phonetic full name"),
+    _hmac("dobyd_nph", (*_NPH, (DOB, "yd")), "year and day | phonetic full name"),
+    _hmac("dobmd_nph", (*_NPH, (DOB, "md")), "month and day | phonetic full name"),
+    # -- date of birth, in the context of one name (a variant in the other name as well) -----
+    *[
+        _hmac(
+            f"dob{enc}_{ctx}",
+            (part, (DOB, transform)),
+            f"{what} | {label}",
         )
-    )
-    return cols
-
-
-def _dob_columns() -> list[TokenColumn]:
-    def col(name: str, enc: str, desc: str, reveals: str = _FREQ, low: bool = False) -> TokenColumn:
-        return TokenColumn(name, "date_of_birth", "hmac", DOMAIN_DOB, enc, desc, reveals, low)
-
-    return [
-        col("dob_exact", "date", "the date of birth (ISO yyyy-mm-dd)"),
-        col(
-            "dob_swap",
-            "date",
-            "the date with day and month swapped; null when the swap is not a valid other date",
-        ),
-        col("dob_prev", "date", "the day before the date of birth"),
-        col("dob_next", "date", "the day after the date of birth"),
-        col("dob_ym", "ym", "year and month (a typo in the day still matches)"),
-        col("dob_yd", "yd", "year and day (a typo in the month still matches)"),
-        col(
-            "dob_md",
-            "md",
-            "month and day (a typo in the year still matches)",
-            low=True,
-            reveals="about 366 values: birthday frequency; use only with other fields",
-        ),
-        col(
-            "dob_year",
-            "year",
-            "year of birth",
-            low=True,
-            reveals="about 100 values: the age distribution; use only with other fields",
-        ),
-    ]
-
-
-def _postcode_columns() -> list[TokenColumn]:
-    def col(name: str, enc: str, desc: str, reveals: str, low: bool = False) -> TokenColumn:
-        return TokenColumn(name, "postcode", "hmac", DOMAIN_POSTCODE, enc, desc, reveals, low)
-
-    return [
-        col("pc_unit", "unit", "the full postcode, normalised as 'OUT IN'", _FREQ),
-        col("pc_sector", "sector", "postcode sector: outward code and first inward digit", _FREQ),
-        col(
-            "pc_district",
-            "district",
-            "postcode district (outward code)",
-            "a few hundred values in the region: area sizes; use only with other fields",
-            True,
-        ),
-    ]
-
-
-TOKEN_COLUMNS: tuple[TokenColumn, ...] = tuple(
-    _name_columns("forename")
-    + _name_columns("surname")
-    + _dob_columns()
-    + _postcode_columns()
-    + [
-        TokenColumn(
-            "nino",
-            "nino",
-            "hmac",
-            DOMAIN_NINO,
-            "nino",
-            "National Insurance number: two prefix letters and six digits (suffix dropped)",
-            _FREQ,
-        ),
-        TokenColumn(
-            "nhs", "nhs_number", "hmac", DOMAIN_NHS, "nhs", "NHS number (10 digits)", _FREQ
-        ),
-        TokenColumn(
-            "sex",
-            "sex",
-            "hmac",
-            DOMAIN_SEX,
-            "sex",
-            "sex: 'f', 'm' or 'x' (other)",
-            "three values: the sex ratio; use only with other fields",
-            True,
-        ),
-    ]
+        for ctx, part, label in (
+            ("sn", (SURNAME, "key"), "surname"),
+            ("fn", (FORENAME, "first_word"), "first word of the forename"),
+        )
+        for enc, transform, what in (
+            ("sw", "swap_sorted", "year, and day and month in sorted order"),
+            ("b0", "day_bucket0", "the two-day bucket"),
+            ("b1", "day_bucket1", "the shifted two-day bucket"),
+        )
+    ],
+    # -- postcode ------------------------------------------------------------------------------
+    _hmac(
+        "name_pc",
+        ((FORENAME, "first_word"), (SURNAME, "key"), (POSTCODE, "unit")),
+        "first word of the forename and the surname in sorted order | full postcode: the same "
+        "name (or swapped names) at the same address",
+    ),
+    _hmac(
+        "fn_pc",
+        ((FORENAME, "first_word"), (POSTCODE, "unit")),
+        "first word of the forename | full postcode: the same forename at the same address",
+    ),
+    _hmac("pc_dob", ((POSTCODE, "unit"), _D), "full postcode | date of birth"),
+    _hmac("pcs_dob", ((POSTCODE, "sector"), _D), "postcode sector | date of birth"),
+    _hmac(
+        "pc_sn",
+        ((POSTCODE, "unit"), (SURNAME, "key")),
+        "full postcode | surname: the same surname at the same address (a household)",
+    ),
+    # -- unique identifiers --------------------------------------------------------------------
+    _hmac("nino", ((NINO, "exact"),), "National Insurance number, two letters and six digits"),
+    _hmac("nhs", ((NHS, "exact"),), "NHS number (10 digits)"),
 )
 
 BY_NAME: dict[str, TokenColumn] = {c.name: c for c in TOKEN_COLUMNS}
 
-#: Which token sources each agreement identifier type feeds (full_name is split in two).
+#: Which token sources each agreement identifier type feeds (full_name is split in two; sex is
+#: normalised and counted but never tokenised: it is three values and adds little evidence).
 SOURCES_BY_IDENTIFIER: dict[str, tuple[str, ...]] = {
-    "forename": ("forename",),
-    "surname": ("surname",),
-    "full_name": ("forename", "surname"),
-    "date_of_birth": ("date_of_birth",),
-    "postcode": ("postcode",),
-    "nino": ("nino",),
-    "nhs_number": ("nhs_number",),
-    "sex": ("sex",),
+    "forename": (FORENAME,),
+    "surname": (SURNAME,),
+    "full_name": (FORENAME, SURNAME),
+    "date_of_birth": (DOB,),
+    "postcode": (POSTCODE,),
+    "nino": (NINO,),
+    "nhs_number": (NHS,),
+    "sex": (),
+}
+
+#: Bloom filters: name part -> (filter name, word columns).
+BLOOM_FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    part: (
+        f"{p}bf_dob",
+        tuple(c.name for c in TOKEN_COLUMNS if c.filter == f"{p}bf_dob"),
+    )
+    for part, p in ((FORENAME, "fn"), (SURNAME, "sn"))
 }
 
 
 def columns_for(sources: set[str] | list[str] | tuple[str, ...]) -> list[TokenColumn]:
-    """The token columns produced for a set of token sources, in schema order."""
+    """The token columns whose every part is among ``sources``, in schema order."""
     wanted = set(sources)
-    return [c for c in TOKEN_COLUMNS if c.identifier in wanted]
+    return [c for c in TOKEN_COLUMNS if set(c.sources) <= wanted]
 
 
 def columns_for_identifiers(identifier_types: list[str]) -> list[TokenColumn]:
@@ -329,29 +288,21 @@ def columns_for_identifiers(identifier_types: list[str]) -> list[TokenColumn]:
     return columns_for(sources)
 
 
-def comparable(a: str, b: str) -> bool:
-    """Whether equal values in token columns ``a`` and ``b`` mean equal plaintext."""
-    ca, cb = BY_NAME[a], BY_NAME[b]
-    return ca.domain == cb.domain and ca.encoding == cb.encoding
+def bloom_columns(part: str) -> list[str]:
+    """The Bloom word columns of ``forename`` or ``surname``."""
+    return list(BLOOM_FILTERS[part][1])
 
 
-def bloom_columns(part: str) -> tuple[list[str], str]:
-    """The Bloom word columns and the popcount column of ``forename`` or ``surname``."""
-    return [f"{part}_bf{w}" for w in range(BLOOM_WORDS)], f"{part}_bf_pop"
+def shared_bits_sql(words: list[str]) -> str:
+    """SQL (DuckDB and Spark) for the number of set bits two balanced filters share, over
+    Splink's ``<word>_l`` / ``<word>_r`` columns.
 
-
-def dice_sql(part_l: str, part_r: str, left: str = "l", right: str = "r") -> str:
-    """SQL (DuckDB and Spark) for the Bloom-filter Dice of two name parts, null if either is null.
-
-    Example: ``dice_sql("forename", "forename")`` compares forenames of ``l`` and ``r``;
-    ``dice_sql("forename", "surname")`` compares a forename with a surname (swapped names).
+    Two filters of the same salt share ``BLOOM_SET_BITS - d`` bits, where ``d`` is the number of
+    raw positions where the names' filters differ (about two per changed character). The
+    per-word counts are cast to INTEGER because DuckDB returns ``bit_count`` as TINYINT.
     """
-    words_l, pop_l = bloom_columns(part_l)
-    words_r, pop_r = bloom_columns(part_r)
-    inter = " + ".join(
-        f"bit_count({left}.{a} & {right}.{b})" for a, b in zip(words_l, words_r, strict=True)
-    )
-    return f"(2.0 * ({inter}) / nullif({left}.{pop_l} + {right}.{pop_r}, 0))"
+    inner = " + ".join(f"CAST(bit_count({w}_l & {w}_r) AS INTEGER)" for w in words)
+    return f"({inner})"
 
 
 def arrow_schema(columns: list[TokenColumn]) -> pa.Schema:
@@ -368,11 +319,13 @@ def manifest_entry(columns: list[TokenColumn]) -> dict[str, object]:
         "version": TOKEN_SCHEMA_VERSION,
         "token_bytes": TOKEN_BYTES,
         "bloom": {
+            "raw_bits": BLOOM_RAW_BITS,
             "bits": BLOOM_BITS,
-            "hashes": BLOOM_HASHES,
+            "set_bits": BLOOM_SET_BITS,
             "words": BLOOM_WORDS,
             "qgram": 2,
             "pad": BLOOM_PAD,
+            "salt": DOB,
         },
         "columns": {c.name: c.to_manifest() for c in columns},
     }

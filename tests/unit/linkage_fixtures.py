@@ -1,27 +1,36 @@
-"""Small token fixtures for linkage tests, built without the tokeniser.
+"""Small token fixtures for linkage tests, built without the tokeniser's file handling.
 
-Tokens follow ``wmw_link.token_schema`` (the same column names, kinds and comparability) but are
-made here with stdlib HMAC under a fixed test key, from a tiny synthetic population with
-households (same surname and postcode), typos, swapped dates and duplicates within a source.
+Tokens are made with the token schema's own composites (``wmw_link.tokenise.composites``) and
+hashing under a fixed test key, from a tiny synthetic population with households (same surname
+and postcode), typos, swapped dates and duplicates within a source: records skip reading and
+normalising extracts, not the token construction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import jellyfish
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wmw_link.agreement import Agreement
 from wmw_link.files import sha256_file
-from wmw_link.token_schema import BLOOM_BITS, BY_NAME, arrow_schema, columns_for, manifest_entry
+from wmw_link.keys import SecretKey
+from wmw_link.token_schema import (
+    BY_NAME,
+    arrow_schema,
+    bloom_columns,
+    columns_for,
+    manifest_entry,
+)
+from wmw_link.tokenise.bloom import bloom_for
+from wmw_link.tokenise.composites import bloom_names, composite_inputs
+from wmw_link.tokenise.tokens import Hasher, composite_tokens
 
 KEY = b"linkage-test-key-0123456789abcdef"
 FORENAMES = [
@@ -77,97 +86,30 @@ POSTCODES = [
 ]
 
 
-def _tok(domain: str, enc: str, value: str | None) -> int | None:
-    if value is None:
-        return None
-    msg = enc.encode() + b"\x1f" + value.encode()
-    digest = hmac.new(KEY + domain.encode(), msg, hashlib.sha256).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+_KEY = SecretKey(KEY)
 
 
-def _bloom(value: str | None) -> tuple[list[int | None], int | None]:
-    if value is None:
-        return [None] * (BLOOM_BITS // 64), None
-    padded = f"_{value}_"
-    bits = 0
-    for i in range(len(padded) - 1):
-        d = hmac.new(KEY + b"bloom", padded[i : i + 2].encode(), hashlib.sha256).digest()
-        h1, h2 = int.from_bytes(d[:8], "big"), int.from_bytes(d[8:16], "big")
-        for k in range(2):
-            bits |= 1 << ((h1 + k * h2) % BLOOM_BITS)
-    words = []
-    for w in range(BLOOM_BITS // 64):
-        u = (bits >> (64 * w)) & ((1 << 64) - 1)
-        words.append(u - (1 << 64) if u >= 1 << 63 else u)
-    return words, bin(bits).count("1")
-
-
-def _name_tokens(part: str, value: str | None) -> dict[str, object]:
-    out: dict[str, object] = {}
-    key = (
-        None
-        if value is None
-        else (value.split()[0] if part == "forename" else value.replace(" ", ""))
-    )
-    words = None if value is None else value.split()
-    t = lambda enc, v: _tok("name", enc, v)  # noqa: E731
-    out[f"{part}_exact"] = t("name", value)
-    if part == "forename":
-        out["forename_first"] = t("name", words[0] if words else None)
-    out[f"{part}_words"] = None if words is None else sorted({t("name", w) for w in words})
-    out[f"{part}_dm"] = None if key is None else [t("dmetaphone", jellyfish.metaphone(key))]
-    out[f"{part}_nysiis"] = t("nysiis", None if key is None else jellyfish.nysiis(key))
-    out[f"{part}_initial"] = t("initial", None if key is None else key[:1])
-    if part == "forename":
-        out["forename_nick"] = None if key is None else [t("name", key)]
-    words_bf, pop = _bloom(value)
-    for i, w in enumerate(words_bf):
-        out[f"{part}_bf{i}"] = w
-    out[f"{part}_bf_pop"] = pop
-    return out
-
-
-def _dob_tokens(d: dt.date | None) -> dict[str, object]:
-    t = lambda enc, v: _tok("date_of_birth", enc, v)  # noqa: E731
-    if d is None:
-        return {
-            c: None
-            for c in (
-                "dob_exact",
-                "dob_swap",
-                "dob_prev",
-                "dob_next",
-                "dob_ym",
-                "dob_yd",
-                "dob_md",
-                "dob_year",
-            )
-        }
-    swap = None
-    if d.day <= 12 and d.day != d.month:
-        swap = dt.date(d.year, d.day, d.month).isoformat()
-    return {
-        "dob_exact": t("date", d.isoformat()),
-        "dob_swap": t("date", swap),
-        "dob_prev": t("date", (d - dt.timedelta(days=1)).isoformat()),
-        "dob_next": t("date", (d + dt.timedelta(days=1)).isoformat()),
-        "dob_ym": t("ym", d.strftime("%Y-%m")),
-        "dob_yd": t("yd", d.strftime("%Y-%d")),
-        "dob_md": t("md", d.strftime("%m-%d")),
-        "dob_year": t("year", d.strftime("%Y")),
+def _token_table(records: list[dict[str, object]], cols: list, refs: list[str]) -> pa.Table:
+    """The tokens of normalised records, for the given schema columns."""
+    fields = {
+        "forename": pa.array([r["forename"] for r in records], pa.string()),
+        "surname": pa.array([r["surname"] for r in records], pa.string()),
+        "date_of_birth": pa.array([r["dob"] for r in records], pa.date32()),
+        "postcode": pa.array([r["postcode"] for r in records], pa.string()),
+        "nino": pa.array([r["nino"] for r in records], pa.string()),
+        "nhs_number": pa.array([r["nhs"] for r in records], pa.string()),
     }
-
-
-def _pc_tokens(pc: str | None) -> dict[str, object]:
-    t = lambda enc, v: _tok("postcode", enc, v)  # noqa: E731
-    if pc is None:
-        return {"pc_unit": None, "pc_sector": None, "pc_district": None}
-    out_code, in_code = pc.split()
-    return {
-        "pc_unit": t("unit", pc),
-        "pc_sector": t("sector", f"{out_code} {in_code[0]}"),
-        "pc_district": t("district", out_code),
-    }
+    names = {c.name for c in cols}
+    fields = {k: v for k, v in fields.items() if any(k in c.sources for c in cols)}
+    h = Hasher(_KEY, "wmw-outcomes")
+    out: dict[str, pa.Array] = {"row_ref": pa.array(refs, pa.string())}
+    for name, vals in composite_inputs(fields, [c for c in cols if c.kind != "bloom_word"]).items():
+        out[name] = composite_tokens(vals, h.tokenizer(BY_NAME[name].domain))
+    for part, (nm, salts) in bloom_names(fields).items():
+        words = bloom_for(h.derive, part).encode(nm, salts)
+        out.update(zip(bloom_columns(part), words, strict=True))
+    schema = arrow_schema(cols)
+    return pa.table([out[f.name] for f in schema], schema=schema) if names else pa.table({})
 
 
 @dataclass
@@ -222,30 +164,21 @@ def _record(rng: random.Random, p: Person, has: set[str]) -> dict[str, object]:
         dob = dt.date(dob.year, dob.day, dob.month)
     elif r < 0.35:
         pc = rng.choice(POSTCODES)
-    row: dict[str, object] = {}
-    row.update(_name_tokens("forename", forename))
-    row.update(_name_tokens("surname", surname))
-    row.update(_dob_tokens(dob))
-    row.update(_pc_tokens(pc if rng.random() > 0.05 else None))
-    row["nino"] = _tok("nino", "nino", p.nino) if "nino" in has and rng.random() > 0.1 else None
-    row["nhs"] = _tok("nhs_number", "nhs", p.nhs) if "nhs_number" in has else None
-    row["sex"] = _tok("sex", "sex", p.sex)
-    return row
+    return {
+        "forename": forename,
+        "surname": surname,
+        "dob": dob,
+        "postcode": pc if rng.random() > 0.05 else None,
+        "nino": p.nino if "nino" in has and rng.random() > 0.1 else None,
+        "nhs": p.nhs if "nhs_number" in has else None,
+    }
 
 
 #: dataset -> (token sources, share of people present, share duplicated within the source)
 DATASETS = {
-    "hmrc_rti": ({"forename", "surname", "date_of_birth", "postcode", "nino", "sex"}, 0.7, 0.2),
-    "nhs_referrals": (
-        {"forename", "surname", "date_of_birth", "postcode", "nhs_number", "sex"},
-        0.4,
-        0.1,
-    ),
-    "hub_birmingham": (
-        {"forename", "surname", "date_of_birth", "postcode", "nino", "sex"},
-        0.5,
-        0.1,
-    ),
+    "hmrc_rti": ({"forename", "surname", "date_of_birth", "postcode", "nino"}, 0.7, 0.2),
+    "nhs_referrals": ({"forename", "surname", "date_of_birth", "postcode", "nhs_number"}, 0.4, 0.1),
+    "hub_birmingham": ({"forename", "surname", "date_of_birth", "postcode", "nino"}, 0.5, 0.1),
 }
 
 
@@ -263,20 +196,17 @@ def write_fixture(
     out.mkdir(parents=True, exist_ok=True)
     for ds, (sources, share, dup) in DATASETS.items():
         cols = columns_for(sources)
-        rows = []
+        records, refs = [], []
         for p in people:
             if rng.random() > share:
                 continue
             for _ in range(2 if rng.random() < dup else 1):
-                row = {c.name: v for c, v in zip(cols, [None] * len(cols), strict=True)}
-                row.update(
-                    {k: v for k, v in _record(rng, p, sources).items() if k in BY_NAME and k in row}
-                )
-                ref = hashlib.sha256(f"{ds}:{len(rows)}".encode()).hexdigest()[:32]
-                row["row_ref"] = ref
+                ref = hashlib.sha256(f"{ds}:{len(refs)}".encode()).hexdigest()[:32]
+                records.append(_record(rng, p, sources))
+                refs.append(ref)
                 truth[(ds, ref)] = p.pid
-                rows.append(row)
-        table = pa.Table.from_pylist(rows, schema=arrow_schema(cols))
+        table = _token_table(records, cols, refs)
+        rows = refs
         tpath = out / f"{ds}.tokens.parquet"
         pq.write_table(table, tpath)
         controller = agreement.dataset(ds).controller

@@ -151,7 +151,7 @@ def test_refuses_token_columns_in_payload_or_map():
     bad = pay["hmrc_rti"].append_column("nino", pa.array(["ab" * 16]))
     with pytest.raises(PolicyError, match="rule 'separation'"):
         build_journeys(agreement(), {"hmrc_rti": bad}, maps)
-    bad_map = maps["hmrc_rti"].append_column("dob_exact", pa.array(["cd" * 16]))
+    bad_map = maps["hmrc_rti"].append_column("fn_dob", pa.array(["cd" * 16]))
     with pytest.raises(PolicyError, match="rule 'separation'"):
         build_journeys(agreement(), pay, {"hmrc_rti": bad_map})
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
-from wmw_link.linkage.settings import plan_model, settings_creator
+from wmw_link.linkage.settings import (
+    TWINS_LEVEL,
+    model_levels,
+    plan_model,
+    settings_creator,
+    usable_levels,
+)
 from wmw_link.token_schema import BY_NAME, TOKEN_COLUMNS
 
 ALL = {c.name for c in TOKEN_COLUMNS}
@@ -21,34 +27,52 @@ def _rule_columns(sql: str) -> set[str]:
 def test_full_schema_gives_levels_strongest_first() -> None:
     s = _settings(plan_model(ALL, {"nino": 1e-6, "nhs": 1e-6}))
     comps = {c["output_column_name"]: c for c in s["comparisons"]}
-    assert list(comps) == ["forename", "surname", "dob", "postcode", "nino", "nhs", "sex"]
-    fore = [lvl.get("label_for_charts") for lvl in comps["forename"]["comparison_levels"]]
-    assert fore[1] == "exact name" and fore[-1] == "All other comparisons"
-    assert fore.index("Dice >= 0.88") < fore.index("Dice >= 0.7")
-    dob = [lvl.get("label_for_charts") for lvl in comps["dob"]["comparison_levels"]]
-    assert dob[1:4] == ["exact date", "day and month swapped", "a day out"]
+    assert list(comps) == ["identity", "postcode", "nino", "nhs"]
+    ident = [lvl.get("label_for_charts") for lvl in comps["identity"]["comparison_levels"]]
+    assert ident[0] == "null" and ident[1] == "names and date"
+    assert ident[-1] == "All other comparisons"
+    assert ident.index("names and date") < ident.index("forename close, surname, date")
+    assert ident.index(TWINS_LEVEL) < ident.index("names, date swapped or a day out")
     nino_exact = comps["nino"]["comparison_levels"][1]
     assert nino_exact["u_probability"] == 1e-6 and nino_exact["fix_u_probability"]
-    tf = [
-        lvl
-        for c in s["comparisons"]
-        for lvl in c["comparison_levels"]
+    # Composite tokens are near-unique: no term-frequency adjustment has anything to adjust.
+    assert not [
+        lvl for c in s["comparisons"] for lvl in c["comparison_levels"]
         if lvl.get("tf_adjustment_column")
-    ]
-    assert {lvl["tf_adjustment_column"] for lvl in tf} == {
-        "forename_exact",
-        "surname_exact",
-        "pc_unit",
-    }
+    ]  # fmt: skip
 
 
-def test_no_block_on_low_entropy_tokens_alone() -> None:
+def test_counted_level_u_is_fixed_with_the_else_level() -> None:
+    present = ALL
+    levels = {n: usable_levels(lv, present) for n, lv in model_levels().items()}
+    u = {n: {label: 1e-7 * (i + 1) for i, (label, _) in enumerate(lv)} for n, lv in levels.items()}
+    s = _settings(plan_model(present, level_u=u))
+    ident = s["comparisons"][0]["comparison_levels"]
+    assert all(lvl["fix_u_probability"] for lvl in ident[1:])
+    assert ident[1]["u_probability"] == 1e-7
+    assert abs(ident[-1]["u_probability"] - (1 - sum(u["identity"].values()))) < 1e-12
+
+
+def test_blocks_are_composites_or_unique_identifiers() -> None:
     plan = plan_model(ALL)
     s = _settings(plan)
     for rule in s["blocking_rules_to_generate_predictions"]:
         cols = _rule_columns(rule["blocking_rule"])
         assert cols, rule
-        assert not all(BY_NAME[c].low_entropy for c in cols), rule
+        for c in cols:
+            assert c in ("nino", "nhs") or len(BY_NAME[c].sources) >= 2, rule
+
+
+def test_household_rule_reads_the_identity_level() -> None:
+    from wmw_link.linkage.run import _evidence_condition
+
+    class _Linker:
+        def __init__(self, plan):
+            self._settings_obj = settings_creator(plan).get_settings("duckdb")
+
+    sql = _evidence_condition(_Linker(plan_model(ALL, {"nino": 1e-6, "nhs": 1e-6})))
+    assert "gamma_nino >= 1" in sql and "gamma_identity IN (" in sql
+    assert "AND NOT (gamma_identity IN (" in sql and "gamma_postcode IN (" in sql
 
 
 def test_dataset_without_nino_or_nhs() -> None:
@@ -66,6 +90,7 @@ def test_exact_only_contrast_has_no_fuzzy_levels() -> None:
     s = _settings(plan_model(ALL, exact_only=True))
     for c in s["comparisons"]:
         assert len(c["comparison_levels"]) == 3, c["output_column_name"]
+    assert s["comparisons"][0]["comparison_levels"][1]["label_for_charts"] == "names and date"
 
 
 def test_the_model_reads_every_token_column_the_schema_ships() -> None:
@@ -80,6 +105,12 @@ def test_the_model_reads_every_token_column_the_schema_ships() -> None:
 def test_spark_dialect_sql() -> None:
     s = _settings(plan_model(ALL), "spark")
     sql = " ".join(lvl["sql_condition"] for c in s["comparisons"] for lvl in c["comparison_levels"])
-    assert "BIT_COUNT(forename_bf0_l & forename_bf0_r)" in sql
-    assert "arrays_overlap(forename_nick_l, forename_nick_r)" in sql
+    assert "bit_count(fnbf_dob0_l & fnbf_dob0_r)" in sql
+    assert "arrays_overlap(fnnick_dob_l, fnnick_dob_r)" in sql
+    duck = " ".join(
+        lvl["sql_condition"]
+        for c in _settings(plan_model(ALL))["comparisons"]
+        for lvl in c["comparison_levels"]
+    )
+    assert "list_has_any(fnnick_dob_l, fnnick_dob_r)" in duck
     assert '"' not in sql  # a double-quoted name would be a string literal in Spark

@@ -52,7 +52,7 @@ def test_good_inputs_verify(agreement: Agreement, inputs: Path) -> None:
     got = verify_inputs(agreement, inputs)
     assert [v.dataset for v in got] == ["hmrc_rti", "hub_birmingham", "nhs_referrals"]
     assert all(v.rows > 0 for v in got)
-    assert "forename_bf0" in got[0].token_columns
+    assert "fnbf_dob0" in got[0].token_columns
 
 
 def test_wrong_key_check_names_the_odd_partner(agreement: Agreement, inputs: Path) -> None:
@@ -161,7 +161,7 @@ def test_plaintext_column_listed_in_manifest_refused(agreement: Agreement, input
     mpath = inputs / "hmrc_rti.manifest.json"
     m = json.loads(mpath.read_text())
     m["token_schema"]["columns"]["surname_plain"] = dict(
-        m["token_schema"]["columns"]["surname_exact"], name="surname_plain"
+        m["token_schema"]["columns"]["sn_dob"], name="surname_plain"
     )
     m["files"]["tokens"]["sha256"] = sha256_file(path)
     mpath.write_text(json.dumps(m))
@@ -219,10 +219,10 @@ def test_token_column_of_another_identifier_type_refused(
 def test_manifest_column_spec_must_match_token_schema(agreement: Agreement, inputs: Path) -> None:
     mpath = inputs / "hmrc_rti.manifest.json"
     m = json.loads(mpath.read_text())
-    m["token_schema"]["columns"]["surname_exact"]["kind"] = "bloom_word"
+    m["token_schema"]["columns"]["sn_dob"]["kind"] = "bloom_word"
     mpath.write_text(json.dumps(m))
     with pytest.raises(
-        VerificationError, match=r"rule 'token schema': column 'surname_exact' has kind"
+        VerificationError, match=r"rule 'token schema': column 'sn_dob' has kind"
     ):
         verify_inputs(agreement, inputs)
 
@@ -264,6 +264,28 @@ def test_manifest_missing_field_named(agreement: Agreement, inputs: Path) -> Non
 def test_tokens_of_an_older_token_schema_refused(agreement: Agreement, inputs: Path) -> None:
     _edit_manifest(inputs / "hmrc_rti.manifest.json", token_schema__version=1)
     with pytest.raises(VerificationError, match=r"token schema version 1; this wmw-link links"):
+        verify_inputs(agreement, inputs)
+
+
+def test_schema_v2_tokens_refused_naming_the_version(agreement: Agreement, inputs: Path) -> None:
+    """A version 2 manifest describes its columns differently: the version is named first."""
+    mpath = inputs / "hmrc_rti.manifest.json"
+    m = json.loads(mpath.read_text())
+    m["token_schema"]["version"] = 2
+    m["token_schema"]["columns"] = {
+        "forename_exact": {
+            "name": "forename_exact",
+            "identifier": "forename",
+            "kind": "hmac",
+            "domain": "name",
+            "encoding": "name",
+            "low_entropy": False,
+        }
+    }
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(
+        VerificationError, match=r"rule 'token schema': tokens made under token schema version 2"
+    ):
         verify_inputs(agreement, inputs)
 
 

@@ -41,7 +41,7 @@ def _tokens(path: Path, rows: int = 3, extra: dict[str, list[str]] | None = None
     cols = {
         "row_ref": [f"{i:032x}" for i in range(rows)],
         "nino": [f"{i + 7:032x}" for i in range(rows)],
-        "sex": ["a" * 32] * rows,
+        "fn_dob": ["a" * 32] * rows,
     }
     cols.update(extra or {})
     pq.write_table(pa.table(cols), path)
@@ -155,7 +155,7 @@ def test_multi_chunk_file_streams_through(tmp_path: Path, keys, agreement) -> No
     # age encrypts in 64 KiB chunks; a file of several chunks plus a tail must round-trip.
     src = tmp_path / "dwp_claims.tokens.parquet"
     rows = 4000  # random hex does not compress: several 64 KiB chunks
-    cols = {c: [os.urandom(16).hex() for _ in range(rows)] for c in ("row_ref", "nino", "sex")}
+    cols = {c: [os.urandom(16).hex() for _ in range(rows)] for c in ("row_ref", "nino", "fn_dob")}
     pq.write_table(pa.table(cols), src, compression="none")
     assert src.stat().st_size > 3 * 65536
     sealed = seal_file(

@@ -91,17 +91,19 @@ def test_tokens_link_across_variants(tmp_path, keys):
     res = _run(tmp_path, keys)
     rows = pq.read_table(res.tokens).to_pylist()
     c001, c004, c009 = rows[0], rows[2], rows[4]
-    # C004 has forename and surname swapped, and day and month swapped, relative to C001.
-    assert c001["forename_exact"] == c004["surname_exact"]
-    assert c001["surname_exact"] == c004["forename_exact"]
-    assert c001["dob_swap"] == c004["dob_exact"]
-    assert c001["nino"] == c004["nino"]  # suffix dropped
-    assert c001["pc_sector"] == c004["pc_sector"] and c001["pc_unit"] != c004["pc_unit"]
-    # Null stays null: C008 has no names, NINo or postcode.
+    # C004 has forename and surname swapped, day and month swapped and another postcode,
+    # relative to C001: only the NINo (suffix dropped) still meets. Every other token is a
+    # composite of two fields, and each of them differs in one of the two.
+    assert c001["nino"] == c004["nino"]
+    shared = {c for c in c001 if c != "row_ref" and c001[c] is not None and c001[c] == c004[c]}
+    assert shared == {"nino"}
+    # Another person shares nothing with C001.
+    c002 = rows[1]
+    assert not {c for c in c001 if c != "row_ref" and c001[c] is not None and c001[c] == c002[c]}
+    # Null stays null: C008 has no names, NINo or postcode, so no composite can be made.
     c008 = rows[3]
-    assert c008["forename_exact"] is None and c008["forename_words"] is None
-    assert c008["forename_bf0"] is None and c008["nino"] is None and c008["pc_unit"] is None
-    assert c009["surname_exact"] is not None
+    assert all(v is None for c, v in c008.items() if c != "row_ref")
+    assert c009["sn_dob"] is not None and c009["dobsw_nph"] is not None
 
 
 def test_determinism_across_runs_batches_and_workers(tmp_path, keys):
@@ -234,10 +236,9 @@ def test_full_name_dataset_shares_name_columns(tmp_path, keys):
     res = _run(tmp_path, keys, src, dataset="skills_enrolments")
     hub = pq.read_table(_run(tmp_path, keys, out="hub").tokens).to_pylist()[0]  # John Smith
     got = pq.read_table(res.tokens).to_pylist()
-    assert got[0]["forename_exact"] == got[1]["forename_exact"] == hub["forename_exact"]
-    assert got[0]["surname_exact"] == hub["surname_exact"]
-    assert got[0]["dob_exact"] == hub["dob_exact"]
-    assert got[2]["forename_exact"] is None and got[2]["surname_exact"] is not None
+    assert got[0]["fn_dob"] == got[1]["fn_dob"] == hub["fn_dob"]
+    assert got[0]["sn_dob"] == hub["sn_dob"] and got[0]["names_dob"] == hub["names_dob"]
+    assert got[2]["fn_dob"] is None and got[2]["sn_dob"] is not None
     payload = pq.read_table(res.payload)
     assert payload.column("achieved").to_pylist() == [True, False, None]
 

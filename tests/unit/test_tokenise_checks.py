@@ -101,7 +101,7 @@ def test_iso_dates_under_a_dmy_agreement_refused(tmp_path, keys):
     # Allowed explicitly, the run goes through with every dob nulled.
     res = _run(tmp_path, keys, src, dataset="dwp_claims", out="ok", max_invalid_share=1.0)
     assert res.rows_tokens == 5 and res.nulled_by_reason["dob:invalid_date"] == 5
-    assert pq.read_table(res.tokens).column("dob_exact").null_count == 5
+    assert pq.read_table(res.tokens).column("sn_dob").null_count == 5
 
 
 def test_share_threshold_counts_only_non_empty_values(tmp_path, keys):
@@ -169,7 +169,7 @@ def test_payload_birth_year_follows_the_date_of_birth_rule(tmp_path, keys):
     assert res.rows_tokens == 7  # dob is not required for DWP: the rows are kept
     years = pq.read_table(res.payload).column("birth_year").to_pylist()
     assert years == [1985, None, None, 1990, 1977, None, None]
-    tokens = pq.read_table(res.tokens).column("dob_exact").to_pylist()
+    tokens = pq.read_table(res.tokens).column("sn_dob").to_pylist()
     assert [t is None for t in tokens] == [y is None for y in years]
     assert res.nulled_by_reason["payload.birth_year:future_date"] == 1
     assert res.nulled_by_reason["payload.birth_year:age_out_of_range"] == 1

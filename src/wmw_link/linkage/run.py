@@ -14,7 +14,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,17 @@ from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
+from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
-    WEAK_LEVELS,
+    NO_EVIDENCE_LEVELS,
+    SAME_PLACE_LEVELS,
+    TWINS_LEVELS,
     ModelPlan,
+    model_levels,
     plan_model,
     settings_creator,
+    usable_levels,
 )
 from wmw_link.linkage.verify import VerifiedInput, verify_inputs
 from wmw_link.outdir import staged_dir
@@ -88,58 +93,43 @@ def near_unique_u(backend: Backend, tables: Sequence[str], column: str) -> float
     return 1.0 / float(distinct)
 
 
-def _min_gamma(
-    comp: Any, exclude: frozenset[str] = WEAK_LEVELS, stop: str | None = None
-) -> int | None:
-    """Lowest gamma of the comparison's levels that count as agreement.
-
-    Levels labelled in ``exclude`` never count; with ``stop``, levels below the one labelled
-    ``stop`` do not count either.
-    """
-    found: list[int] = []
-    for lvl in comp.comparison_levels:
-        if lvl.is_null_level or lvl.comparison_vector_value <= 0:
-            continue
-        label = lvl.label_for_charts or ""
-        if label in exclude:
-            continue
-        found.append(lvl.comparison_vector_value)
-        if stop is not None and label == stop:
-            break
-    return min(found) if found else None
+def _agreement_gammas(comp: Any) -> dict[str, int]:
+    """Label -> gamma of a comparison's levels other than null and else."""
+    return {
+        (lvl.label_for_charts or ""): lvl.comparison_vector_value
+        for lvl in comp.comparison_levels
+        if not lvl.is_null_level and lvl.comparison_vector_value > 0
+    }
 
 
 def _evidence_condition(linker: Any) -> str:
     """SQL: the household rule a scored pair must pass before it may link.
 
-    A NINo or NHS-number agreement always passes. Otherwise a pair needs forename or
-    date-of-birth evidence; and a pair that looks like one household (surname agrees, postcode
-    unit or sector agrees) needs both, unless one of them is missing: twins share a date of
-    birth, fathers and sons can share a forename, neither shares both.
+    A NINo or NHS-number agreement always passes. Otherwise a pair needs an identity level that
+    is identity evidence (not "the same name at the same postcode" with unrelated dates of
+    birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
+    alike, forenames differ) must not also share a postcode unit or sector.
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
-
-    def ev(name: str, **kw: Any) -> str | None:
-        if name not in comps:
-            return None
-        g = _min_gamma(comps[name], **kw)
-        return None if g is None else f"gamma_{name} >= {g}"
-
-    unique = [e for e in (ev("nino"), ev("nhs")) if e]
-    fore, dob = ev("forename"), ev("dob")
-    identity = [e for e in (fore, dob) if e]
-    if not identity:
+    unique = [
+        f"gamma_{n} >= {min(_agreement_gammas(comps[n]).values())}"
+        for n in ("nino", "nhs")
+        if n in comps
+    ]
+    if "identity" not in comps:
         return " OR ".join(unique) if unique else "TRUE"
-    some = "(" + " OR ".join(identity) + ")"
-    sur = ev("surname")
-    place = ev("postcode", stop="same sector")
-    if fore and dob and sur and place:
-        house = f"({sur} AND {place})"
-        both = f"(({fore} OR gamma_forename = -1) AND ({dob} OR gamma_dob = -1))"
-        rule = f"((NOT {house} AND {some}) OR ({house} AND {some} AND {both}))"
-    else:
-        rule = some
-    return " OR ".join([*unique, rule])
+    levels = _agreement_gammas(comps["identity"])
+    ok = sorted(g for label, g in levels.items() if label not in NO_EVIDENCE_LEVELS)
+    rule = f"gamma_identity IN ({', '.join(map(str, ok))})" if ok else "FALSE"
+    place = _agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
+    same_place = sorted(g for label, g in place.items() if label in SAME_PLACE_LEVELS)
+    twins = sorted(g for label, g in levels.items() if label in TWINS_LEVELS)
+    if twins and same_place:
+        rule += (
+            f" AND NOT (gamma_identity IN ({', '.join(map(str, twins))}) AND gamma_postcode IN "
+            f"({', '.join(map(str, same_place))}))"
+        )
+    return " OR ".join([*unique, f"({rule})"])
 
 
 def keep_levels_in_predictions(linker: Any) -> None:
@@ -167,6 +157,15 @@ def keep_levels_in_predictions(linker: Any) -> None:
         comp._columns_to_select_for_predict = with_levels
 
 
+def _all_u_fixed(linker: Any) -> bool:
+    """Whether every level's u is fixed (counted from tokens), so sampling has nothing to do."""
+    return all(
+        lvl.is_null_level or lvl._fix_u_probability
+        for comp in linker._settings_obj.comparisons
+        for lvl in comp.comparison_levels
+    )
+
+
 def _train(linker: Any, plan: ModelPlan, seed: int, n_records: int) -> dict[str, float]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -176,14 +175,15 @@ def _train(linker: Any, plan: ModelPlan, seed: int, n_records: int) -> dict[str,
         )
     timings["prior"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    # About five sampled pairs per record, at least 1e5 and at most 5e6: enough for every
-    # common level, and the near-unique identifiers' u comes from token frequencies instead.
-    max_pairs = float(min(max(n_records * 5, 1e5), 5e6))
-    # One chunk for small samples: chunking exists to stop early on large ones, and each chunk
-    # is a separate job on Spark.
-    linker.training.estimate_u_using_random_sampling(
-        max_pairs=max_pairs, seed=seed, num_chunks=1 if max_pairs <= 1e6 else 10
-    )
+    if not _all_u_fixed(linker):
+        # About five sampled pairs per record, at least 1e5 and at most 5e6: enough for every
+        # common level, and the near-unique identifiers' u comes from token frequencies instead.
+        max_pairs = float(min(max(n_records * 5, 1e5), 5e6))
+        # One chunk for small samples: chunking exists to stop early on large ones, and each
+        # chunk is a separate job on Spark.
+        linker.training.estimate_u_using_random_sampling(
+            max_pairs=max_pairs, seed=seed, num_chunks=1 if max_pairs <= 1e6 else 10
+        )
     timings["u_sampling"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for block in plan.em_blocks:
@@ -332,6 +332,7 @@ def fit_and_cluster(
     n_records: int,
     threshold: float | None = None,
     household_rule: bool = True,
+    evidence: Callable[[Any], str] | None = None,
 ) -> Clustering:
     """Train the model, score the blocked pairs, choose a threshold and cluster.
 
@@ -343,7 +344,9 @@ def fit_and_cluster(
         seed: seed for u sampling.
         n_records: total input records (sizes the u sample).
         threshold: match probability to cluster at; None chooses it without labels.
-        household_rule: drop pairs without forename, date-of-birth, NINo or NHS evidence.
+        household_rule: drop pairs without identity evidence (:func:`_evidence_condition`).
+        evidence: the household rule's SQL from the linker, for models whose comparisons are
+            not the token model's (the plaintext baselines).
 
     Returns:
         A :class:`Clustering`.
@@ -364,11 +367,12 @@ def fit_and_cluster(
     )
     log.info("scored %d candidate pairs", comparisons)
     t0 = time.perf_counter()
-    evidence = _evidence_condition(linker) if household_rule else "TRUE"
+    rule = evidence or _evidence_condition
+    evidence_sql = rule(linker) if household_rule else "TRUE"
     # Only what clustering and the sweep need: a narrow table is cheap to write.
     linkable = linker.misc.query_sql(
         "SELECT source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, match_key, "
-        f"match_weight, match_probability FROM {predictions.physical_name} WHERE {evidence}",
+        f"match_weight, match_probability FROM {predictions.physical_name} WHERE {evidence_sql}",
         output_type="splink_df",
     )
     weight, method, points = _choose(linker, linkable, threshold)
@@ -382,7 +386,8 @@ def fit_and_cluster(
     timings["threshold_and_cluster"] = time.perf_counter() - t0
     log.info("clustered at match weight %.2f (%s)", weight, method)
     return Clustering(
-        linker, predictions, linkable, frame, weight, method, points, comparisons, evidence, timings
+        linker, predictions, linkable, frame, weight, method, points, comparisons, evidence_sql,
+        timings,
     )
 
 
@@ -413,7 +418,11 @@ def _run(
             u = near_unique_u(be, phys, col)
             if u is not None:
                 u_fixed[col] = u
-    plan = plan_model(set(kinds), u_fixed, exact_only=exact_only)
+    present = set(kinds)
+    levels = {n: usable_levels(lv, present) for n, lv in model_levels(exact_only).items()}
+    plan = plan_model(
+        present, u_fixed, exact_only=exact_only, level_u=level_u(be, phys, present, levels)
+    )
     timings["load"] = time.perf_counter() - t0
     log.info("loaded %d records; %d comparisons in the model", n_records, len(plan.comparisons))
 
@@ -492,6 +501,10 @@ def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array], be: Backen
     """
     evidence = cl.evidence_sql.replace("gamma_", "p.gamma_")
     pred = cl.predictions.physical_name
+    # Each comparison's level too (levels, never token values): benchmarks break misses down.
+    gammas = "".join(
+        f", p.gamma_{c.output_column_name}" for c in cl.linker._settings_obj.comparisons
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if be.row_number_ids:
@@ -508,7 +521,8 @@ def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array], be: Backen
         be.con.register("wmw_row_refs", named)
         be.con.execute(
             "COPY (SELECT p.source_dataset_l, l.row_ref AS unique_id_l, p.source_dataset_r, "
-            f"r.row_ref AS unique_id_r, p.match_weight, ({evidence}) AS linkable FROM {pred} p "
+            f"r.row_ref AS unique_id_r, p.match_weight, ({evidence}) AS linkable{gammas} "
+            f"FROM {pred} p "
             "JOIN wmw_row_refs l ON l.ds = p.source_dataset_l AND l.rn = p.unique_id_l "
             "JOIN wmw_row_refs r ON r.ds = p.source_dataset_r AND r.rn = p.unique_id_r) "
             "TO ? (FORMAT parquet)",
@@ -518,7 +532,7 @@ def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array], be: Backen
     else:
         sql = (
             "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "
-            f"p.match_weight, ({evidence}) AS linkable FROM {pred} p"
+            f"p.match_weight, ({evidence}) AS linkable{gammas} FROM {pred} p"
         )
         cl.linker.misc.query_sql(sql, output_type="pandas").to_parquet(tmp, index=False)
     tmp.replace(path)

@@ -1,32 +1,56 @@
-"""Splink settings generated from the token schema the manifests carry.
+"""Splink settings generated from the token schema the manifests carry (token schema v3).
 
-Nothing here is written per dataset: the comparisons, their levels, the blocking rules and the
-training blocks are derived from which token columns are present (the union over all inputs;
-a dataset without an identifier has those columns as nulls). Levels run from the strongest to
-the weakest evidence. Low-entropy tokens (initials, years, districts, sex) appear only as lower
-comparison levels or as parts of multi-column blocks, never as a block on their own.
+Version 3 tokens are composites (docs/token-schema.md): names are hashed with the date of birth,
+fuzzy dates with the phonetic full name, postcodes with the date of birth. A name token agreeing
+therefore says "this name *and* this date agree". Modelled as separate name and date comparisons,
+the date's evidence would be counted once per name token (Fellegi-Sunter assumes comparisons are
+independent given match status, and these are not by construction). So names and date of birth
+form one **identity** comparison whose levels are agreement patterns over the composites, from
+the strongest to the weakest evidence, and EM learns each pattern's m and u. Postcode, NINo and
+NHS number are separate comparisons.
 
-All SQL is written in the DuckDB dialect; Splink translates it for Spark with sqlglot.
+Nothing here is written per dataset: levels and blocking rules are derived from which token
+columns are present (the union over all inputs; a dataset without an identifier has those
+columns as nulls), and a level or rule whose columns are absent everywhere is left out.
+
+All SQL is written in the DuckDB dialect; Splink translates it for Spark with sqlglot (array
+overlap, which sqlglot would translate wrongly, is written per dialect).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wmw_link.linkage.dice import dice_at_least_sql
-from wmw_link.token_schema import bloom_columns
+from wmw_link.token_schema import BLOOM_SET_BITS, bloom_columns, shared_bits_sql
 
-#: Dice thresholds on the name Bloom filters (strong and weak fuzzy agreement).
-DICE_HIGH = 0.88
-DICE_LOW = 0.70
+#: Raw filter positions two names of the same date may differ in and still count as close
+#: (about two per changed character) and as alike.
+BLOOM_CLOSE = 4
+BLOOM_ALIKE = 8
 
-#: Comparisons that carry identity evidence beyond a shared surname and address: a pair with
-#: none of them at a non-"else" level cannot be clustered together (household rule).
-IDENTITY_EVIDENCE = ("forename", "dob", "nino", "nhs")
-#: Levels too weak to count as identity evidence on their own (low-entropy agreements).
-WEAK_LEVELS = frozenset({"same initial", "same year"})
+#: Identity levels that are no identity evidence on their own (household rule): the same name
+#: at the same address with unrelated dates of birth is a father and son as often as one person.
+NO_EVIDENCE_LEVELS = frozenset(
+    {
+        "same name at the same postcode, date differs",
+        "same forename at the same postcode, date differs",
+    }
+)
+#: Levels that look like twins: the date and the surname (or a surname alike) agree, the
+#: forenames do not. With a shared postcode such a pair links only on a NINo or NHS number.
+TWINS_LEVEL = "surname and date, forename differs"
+SURNAME_ALIKE_LEVEL = "date, surname alike"
+TWINS_LEVELS = frozenset({TWINS_LEVEL, SURNAME_ALIKE_LEVEL})
+#: Postcode levels that say "same household" (with a shared surname).
+SAME_PLACE_LEVELS = frozenset({"same unit and date", "same unit and surname", "same sector and date"})
+
+# An atom: ("eq", col) equal tokens; ("ov", col) token lists overlap; ("bf", part, k) the
+# part's Bloom filters differ in at most k raw positions; ("null", col) either side is null.
+Atom = tuple[Any, ...]
+#: A condition in disjunctive normal form: OR over AND-lists of atoms.
+Dnf = list[list[Atom]]
 
 
 @dataclass(frozen=True)
@@ -41,150 +65,166 @@ class ModelPlan:
     columns: list[str] = field(default_factory=list)
 
 
-def _custom(sql: str, label: str) -> Any:
-    """A custom level written in DuckDB SQL (Splink translates it for Spark)."""
+def _atom_columns(atom: Atom) -> list[str]:
+    return bloom_columns(atom[1]) if atom[0] == "bf" else [atom[1]]
+
+
+def _atom_sql(atom: Atom, dialect: str) -> str:
+    kind, col = atom[0], atom[1]
+    if kind == "eq":
+        return f"{col}_l = {col}_r"
+    if kind == "ov":
+        fn = "arrays_overlap" if dialect == "spark" else "list_has_any"
+        return f"{fn}({col}_l, {col}_r)"
+    if kind == "bf":
+        return f"{shared_bits_sql(bloom_columns(col))} >= {BLOOM_SET_BITS - atom[2]}"
+    if kind == "null":
+        return f"({col}_l IS NULL OR {col}_r IS NULL)"
+    raise ValueError(f"unknown atom {atom!r}")
+
+
+def _usable(dnf: Dnf, present: set[str]) -> Dnf:
+    """The conjunctions whose every column is present."""
+    return [conj for conj in dnf if all(set(_atom_columns(a)) <= present for a in conj)]
+
+
+def dnf_sql(dnf: Dnf, dialect: str = "duckdb") -> str:
+    """SQL for a condition over Splink's ``<col>_l`` / ``<col>_r`` columns."""
+    return " OR ".join("(" + " AND ".join(_atom_sql(a, dialect) for a in c) + ")" for c in dnf)
+
+
+def _level(dnf: Dnf, label: str) -> Any:
+    """A comparison level from a condition, written for whichever dialect Splink asks."""
     import splink.comparison_level_library as cll
-
-    return cll.CustomLevel(sql, label, base_dialect_str="duckdb")
-
-
-def _overlap(col: str, label: str) -> Any:
-    """Level: the two token lists share at least one token."""
     from splink.internals.comparison_level_creator import ComparisonLevelCreator
 
-    class ArraysOverlapLevel(ComparisonLevelCreator):
-        # Splink's ArrayIntersectLevel builds the intersection list for every pair; testing
-        # for overlap allocates nothing and was three times faster in DuckDB (list_has_any).
-        # Spark's equivalent is arrays_overlap; sqlglot would write DuckDB's `&&` there.
+    class TokenAgreementLevel(ComparisonLevelCreator):
         def create_sql(self, sql_dialect: Any) -> str:
             name = sql_dialect.sql_dialect_str
-            if name == "spark":
-                return f"arrays_overlap({col}_l, {col}_r)"
-            if name == "duckdb":
-                return f"list_has_any({col}_l, {col}_r)"
-            import splink.comparison_level_library as cll
-
-            return cll.ArrayIntersectLevel(col, 1).create_sql(sql_dialect)
+            if name not in ("duckdb", "spark"):
+                return cll.CustomLevel(dnf_sql(dnf), base_dialect_str="duckdb").create_sql(
+                    sql_dialect
+                )
+            return dnf_sql(dnf, name)
 
         def create_label_for_charts(self) -> str:
             return label
 
-    return ArraysOverlapLevel()
+    return TokenAgreementLevel()
 
 
-def _q(col: str, side: str) -> str:
-    return f"{col}_{side}"
+def _null_level(cols: Sequence[str]) -> Any:
+    import splink.comparison_level_library as cll
+
+    side = [" AND ".join(f"{c}_{s} IS NULL" for c in cols) for s in ("l", "r")]
+    sql = f"({side[0]}) OR ({side[1]})"
+    return cll.CustomLevel(sql, "null", base_dialect_str="duckdb").configure(is_null_level=True)
 
 
-def _eq(a: str, b: str | None = None) -> str:
-    b = b or a
-    return f"{_q(a, 'l')} = {_q(b, 'r')}"
+def usable_levels(levels: list[tuple[str, Dnf]], present: set[str]) -> list[tuple[str, Dnf]]:
+    """The levels with at least one conjunction whose columns are all present, reduced to
+    those conjunctions."""
+    out = [(label, _usable(dnf, present)) for label, dnf in levels]
+    return [(label, dnf) for label, dnf in out if dnf]
 
 
-def _null(col: str) -> str:
-    return f"{_q(col, 'l')} IS NULL OR {_q(col, 'r')} IS NULL"
+def _comparison(name: str, null_cols: Sequence[str], levels: list[tuple[str, Dnf]],
+                present: set[str], description: str,
+                u: Mapping[str, float] | None = None) -> Any | None:  # fmt: skip
+    """A comparison of the levels usable with the present columns (None if none is).
 
-
-def _name_comparison(part: str, other: str | None, present: set[str]) -> Any:
-    """Levels for a forename or surname from its tokens, strongest first."""
+    With ``u`` for every level (counted by :mod:`wmw_link.linkage.level_u`), the u
+    probabilities are fixed, the else level's too; otherwise Splink samples them.
+    """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
-    exact = f"{part}_exact"
-    levels: list[Any] = [
-        _custom(_null(exact), "null").configure(is_null_level=True),
-        cll.ExactMatchLevel(exact, term_frequency_adjustments=True).configure(
-            label_for_charts="exact name"
-        ),
-    ]
-    if other and f"{other}_exact" in present:
-        # Forename and surname share one token domain, so swapped names still meet.
-        levels.append(
-            _custom(
-                f"{_eq(exact, f'{other}_exact')} AND {_eq(f'{other}_exact', exact)}",
-                "swapped with the other name part",
-            )
-        )
-    if f"{part}_first" in present and part == "forename":
-        levels.append(_custom(_eq(f"{part}_first"), "same first word"))
-    if f"{part}_nick" in present:
-        levels.append(_overlap(f"{part}_nick", "nickname"))
-    words, pop = bloom_columns(part)
-    has_bloom = all(w in present for w in words) and pop in present
-    if has_bloom:
-        levels.append(_custom(dice_at_least_sql(words, pop, DICE_HIGH), f"Dice >= {DICE_HIGH}"))
-    if f"{part}_words" in present:
-        levels.append(_overlap(f"{part}_words", "a word in common"))
-    if f"{part}_dm" in present:
-        levels.append(_overlap(f"{part}_dm", "Double Metaphone"))
-    if has_bloom:
-        levels.append(_custom(dice_at_least_sql(words, pop, DICE_LOW), f"Dice >= {DICE_LOW}"))
-    if f"{part}_initial" in present:
-        levels.append(_custom(_eq(f"{part}_initial"), "same initial"))
-    levels.append(cll.ElseLevel())
+    usable = usable_levels(levels, present)
+    nulls = [c for c in null_cols if c in present]
+    if not usable or not nulls:
+        return None
+    built = [_level(dnf, label) for label, dnf in usable]
+    other = cll.ElseLevel()
+    if u and all(label in u for label, _ in usable):
+        for lvl, (label, _) in zip(built, usable, strict=True):
+            lvl.configure(u_probability=u[label], fix_u_probability=True)
+        rest = max(1.0 - sum(u[label] for label, _ in usable), 0.5)
+        other = other.configure(u_probability=rest, fix_u_probability=True)
     return cl.CustomComparison(
-        comparison_levels=levels,
-        output_column_name=part,
-        comparison_description=f"{part} tokens: exact, swapped, variants, Bloom Dice",
+        comparison_levels=[_null_level(nulls), *built, other],
+        output_column_name=name,
+        comparison_description=description,
     )
 
 
-def _dob_comparison(present: set[str]) -> Any:
-    import splink.comparison_level_library as cll
-    import splink.comparison_library as cl
-
-    levels: list[Any] = [
-        _custom(_null("dob_exact"), "null").configure(is_null_level=True),
-        cll.ExactMatchLevel("dob_exact").configure(label_for_charts="exact date"),
-    ]
-    if "dob_swap" in present:
-        levels.append(
-            _custom(
-                f"{_eq('dob_swap', 'dob_exact')} OR {_eq('dob_exact', 'dob_swap')}",
-                "day and month swapped",
-            )
-        )
-    if "dob_prev" in present and "dob_next" in present:
-        levels.append(
-            _custom(
-                f"{_eq('dob_prev', 'dob_exact')} OR {_eq('dob_next', 'dob_exact')}", "a day out"
-            )
-        )
-    for col, label in (
-        ("dob_ym", "same year and month"),
-        ("dob_yd", "same year and day"),
-        ("dob_md", "same month and day"),
-        ("dob_year", "same year"),
-    ):
-        if col in present:
-            levels.append(_custom(_eq(col), label))
-    levels.append(cll.ElseLevel())
-    return cl.CustomComparison(
-        comparison_levels=levels,
-        output_column_name="dob",
-        comparison_description="date of birth tokens: exact, swapped, a day out, parts",
-    )
+def _eq(c: str) -> Atom:
+    return ("eq", c)
 
 
-def _postcode_comparison(present: set[str]) -> Any:
-    import splink.comparison_level_library as cll
-    import splink.comparison_library as cl
+def _ov(c: str) -> Atom:
+    return ("ov", c)
 
-    levels: list[Any] = [
-        _custom(_null("pc_unit"), "null").configure(is_null_level=True),
-        cll.ExactMatchLevel("pc_unit", term_frequency_adjustments=True).configure(
-            label_for_charts="same unit"
-        ),
-    ]
-    for col, label in (("pc_sector", "same sector"), ("pc_district", "same district")):
-        if col in present:
-            levels.append(_custom(_eq(col), label))
-    levels.append(cll.ElseLevel())
-    return cl.CustomComparison(
-        comparison_levels=levels,
-        output_column_name="postcode",
-        comparison_description="postcode tokens: unit, sector, district",
-    )
+
+def _bf(part: str, k: int) -> Atom:
+    return ("bf", part, k)
+
+
+_FN, _SN = "forename", "surname"
+_FN_SAME = [[_eq("fn1_dob")], [_ov("fnnick_dob")]]  # first forename or nickname, same date
+
+#: Identity levels, strongest first: (label, condition). Every name token carries the date of
+#: birth, so levels 1-9 and 13 imply the same date; levels 10-12 are for a date that differs.
+IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
+    ("names and date", [[_eq("fn_dob"), _eq("sn_dob")]]),
+    ("first forename, surname, date", [[_eq("fn1_dob"), _eq("sn_dob")]]),
+    ("names swapped, date", [[_eq("names_dob")]]),
+    ("nickname, surname, date", [[_ov("fnnick_dob"), _eq("sn_dob")]]),
+    ("forename close, surname, date", [[_bf(_FN, BLOOM_CLOSE), _eq("sn_dob")]]),
+    (
+        "forename, surname close, date",
+        [[*f, s] for f in _FN_SAME for s in (_ov("snw_dob"), _bf(_SN, BLOOM_CLOSE))],
+    ),
+    (
+        "names alike, date",
+        [
+            [_eq("nameph_dob")],
+            [_bf(_FN, BLOOM_CLOSE), _bf(_SN, BLOOM_CLOSE)],
+            [_bf(_FN, BLOOM_CLOSE), _ov("snw_dob")],
+            [_ov("fndm_dob"), _ov("sndm_dob")],
+            [*_FN_SAME[0], _bf(_SN, BLOOM_ALIKE)],
+        ],
+    ),
+    ("forename and date, surname differs", _FN_SAME),
+    ("surname and date, no forename", [[_eq("sn_dob"), ("null", "fn1_dob")]]),
+    (TWINS_LEVEL, [[_eq("sn_dob")], [_ov("snw_dob")]]),
+    (
+        "names, date swapped or a day out",
+        [[_eq("dobsw_nph")], [_eq("dobb0_nph")], [_eq("dobb1_nph")]],
+    ),
+    (
+        "names, date partly (year-month, year-day or month-day)",
+        [[_eq("dobym_nph")], [_eq("dobyd_nph")], [_eq("dobmd_nph")]],
+    ),
+    (
+        "surname, date swapped or a day out",
+        [[_eq("dobsw_sn")], [_eq("dobb0_sn")], [_eq("dobb1_sn")]],
+    ),
+    (
+        "forename, date swapped or a day out",
+        [[_eq("dobsw_fn")], [_eq("dobb0_fn")], [_eq("dobb1_fn")]],
+    ),
+    ("same name at the same postcode, date differs", [[_eq("name_pc")]]),
+    ("same forename at the same postcode, date differs", [[_eq("fn_pc")]]),
+    ("date, forename alike", [[_ov("fndm_dob")], [_bf(_FN, BLOOM_ALIKE)]]),
+    (SURNAME_ALIKE_LEVEL, [[_ov("sndm_dob")], [_bf(_SN, BLOOM_ALIKE)]]),
+]
+IDENTITY_NULL_COLUMNS = ("fn1_dob", "sn_dob", "name_pc", "dobym_nph")
+
+POSTCODE_LEVELS: list[tuple[str, Dnf]] = [
+    ("same unit and date", [[_eq("pc_dob")]]),
+    ("same unit and surname", [[_eq("pc_sn")]]),
+    ("same sector and date", [[_eq("pcs_dob")]]),
+]
 
 
 def _exact_comparison(col: str, name: str, u: float | None = None) -> Any:
@@ -198,11 +238,7 @@ def _exact_comparison(col: str, name: str, u: float | None = None) -> Any:
         exact = exact.configure(u_probability=u, fix_u_probability=True)
         other = other.configure(u_probability=1.0 - u, fix_u_probability=True)
     return cl.CustomComparison(
-        comparison_levels=[
-            _custom(_null(col), "null").configure(is_null_level=True),
-            exact,
-            other,
-        ],
+        comparison_levels=[_null_level([col]), exact, other],
         output_column_name=name,
         comparison_description=f"{name} token: exact",
     )
@@ -216,66 +252,91 @@ def present_columns(token_columns: Iterable[Mapping[str, Any]]) -> set[str]:
     return out
 
 
+def model_levels(exact_only: bool = False) -> dict[str, list[tuple[str, Dnf]]]:
+    """The levels of the identity and postcode comparisons (the strongest only for the naive
+    exact-only contrast)."""
+    if exact_only:
+        return {"identity": IDENTITY_LEVELS[:1], "postcode": POSTCODE_LEVELS[:1]}
+    return {"identity": IDENTITY_LEVELS, "postcode": POSTCODE_LEVELS}
+
+
 def _comparisons(
-    present: set[str], near_unique_u: Mapping[str, float], exact_only: bool
+    present: set[str],
+    near_unique_u: Mapping[str, float],
+    exact_only: bool,
+    level_u: Mapping[str, Mapping[str, float]],
 ) -> tuple[list[Any], dict[str, str]]:
-    comparisons: list[Any] = []
-    builders = (
-        ("forename_exact", "forename", lambda: _name_comparison("forename", "surname", present)),
-        ("surname_exact", "surname", lambda: _name_comparison("surname", "forename", present)),
-        ("dob_exact", "dob", lambda: _dob_comparison(present)),
-        ("pc_unit", "postcode", lambda: _postcode_comparison(present)),
-    )
-    for col, name, full in builders:
-        if col in present:
-            comparisons.append(_exact_comparison(col, name) if exact_only else full())
+    levels = model_levels(exact_only)
+    identity, postcode = levels["identity"], levels["postcode"]
+    comparisons = [
+        c
+        for c in (
+            _comparison(
+                "identity",
+                IDENTITY_NULL_COLUMNS,
+                identity,
+                present,
+                "names and date of birth: agreement patterns of the composite tokens",
+                level_u.get("identity"),
+            ),
+            _comparison(
+                "postcode",
+                ("pc_dob", "pcs_dob", "pc_sn"),
+                postcode,
+                present,
+                "postcode unit or sector (hashed with the date of birth or the surname)",
+                level_u.get("postcode"),
+            ),
+        )
+        if c is not None
+    ]
     near_unique: dict[str, str] = {}
     for col in ("nino", "nhs"):
         if col in present:
             comparisons.append(_exact_comparison(col, col, near_unique_u.get(col)))
             near_unique[col] = col
-    if "sex" in present:
-        comparisons.append(_exact_comparison("sex", "sex"))
     return comparisons, near_unique
 
 
-#: Blocking rules for prediction, each used when all its columns are present. Every rule has a
-#: high-entropy part, so no block is a low-entropy token on its own.
-_PREDICT_BLOCKS: tuple[tuple[str, ...], ...] = (
-    ("nino",),
-    ("nhs",),
-    ("dob_exact", "surname_nysiis"),
-    ("dob_exact", "forename_nysiis"),
-    ("forename_nysiis", "surname_nysiis", "dob_year"),
-    ("forename_initial", "surname_nysiis", "pc_unit"),
+#: Blocking rules for prediction, each used when its column is present. Every token is a
+#: composite (or a NINo / NHS number), so every block is high-entropy on its own. Together they
+#: reach pairs with a variant in either name (the other name and the date), swapped names, a
+#: wrong date (the phonetic name with a date part, or the name at the same address) and a
+#: changed name with the same address and date.
+_PREDICT_BLOCKS: tuple[str, ...] = (
+    "nino",
+    "nhs",
+    "fn1_dob",
+    "sn_dob",
+    "names_dob",
+    "nameph_dob",
+    "dobsw_nph",
+    "dobb0_nph",
+    "dobb1_nph",
+    "dobym_nph",
+    "dobyd_nph",
+    "dobmd_nph",
+    "dobsw_sn",
+    "dobb0_sn",
+    "dobb1_sn",
+    "dobsw_fn",
+    "dobb0_fn",
+    "dobb1_fn",
+    "name_pc",
+    "fn_pc",
+    "pc_dob",
 )
-#: Rules across comparable columns: a day/month swap, and swapped forename and surname.
-_CROSS_BLOCKS: tuple[tuple[set[str], str], ...] = (
-    (
-        {"dob_swap", "dob_exact", "surname_nysiis"},
-        "l.dob_swap = r.dob_exact AND l.surname_nysiis = r.surname_nysiis",
-    ),
-    (
-        {"forename_exact", "surname_exact"},
-        "l.forename_exact = r.surname_exact AND l.surname_exact = r.forename_exact",
-    ),
-)
-#: EM training blocks: pairs sharing a NINo, or a date of birth and forename and surname codes.
-#: Neither is dominated by members of one household (they share surname and address, not
-#: these), so EM does not learn "same household" as "same person". The second block includes
-#: the surname code because, at a million people, pairs sharing only a date of birth and a
-#: forename are mostly namesakes: EM then learned their surname disagreement as typical of
-#: matches, and F1 at the default threshold fell from 0.997 to 0.990.
-_EM_BLOCKS: tuple[tuple[str, ...], ...] = (
-    ("nino",),
-    ("dob_exact", "forename_nysiis", "surname_nysiis"),
-)
+#: EM training blocks: pairs sharing a NINo (trains identity and postcode), and pairs sharing
+#: phonetic names and date (trains postcode and the identifiers). Neither is dominated by one
+#: household's members, so EM does not learn "same household" as "same person".
+_EM_BLOCKS: tuple[str, ...] = ("nino", "nameph_dob")
 
 
 def plan_model(
     present: set[str],
     near_unique_u: Mapping[str, float] | None = None,
     exact_only: bool = False,
+    level_u: Mapping[str, Mapping[str, float]] | None = None,
 ) -> ModelPlan:
     """Comparisons, blocking rules and training blocks for the token columns present.
 
@@ -283,27 +344,27 @@ def plan_model(
         present: token column names found in at least one input.
         near_unique_u: u for the exact level of near-unique identifiers, by token column
             (``nino``, ``nhs``), computed from token frequencies.
-        exact_only: a naive contrast model: exact-token levels only, no fuzzy levels.
+        exact_only: a naive contrast model: only the strongest level of each comparison.
+        level_u: u of the identity and postcode levels by comparison and label
+            (:func:`wmw_link.linkage.level_u.level_u`); fixed when given for every level.
 
     Returns:
         The plan.
     """
     from splink import block_on
 
-    comparisons, near_unique = _comparisons(present, dict(near_unique_u or {}), exact_only)
-    rules: list[Any] = [block_on(*cols) for cols in _PREDICT_BLOCKS if set(cols) <= present]
-    rules += [sql for cols, sql in _CROSS_BLOCKS if cols <= present]
-    em_blocks: list[Any] = [block_on(*cols) for cols in _EM_BLOCKS if set(cols) <= present]
-    if not em_blocks and {"dob_exact", "surname_nysiis"} <= present:
-        em_blocks.append(block_on("dob_exact", "surname_nysiis"))
+    comparisons, near_unique = _comparisons(
+        present, dict(near_unique_u or {}), exact_only, dict(level_u or {})
+    )
+    rules: list[Any] = [block_on(c) for c in _PREDICT_BLOCKS if c in present]
+    em_blocks: list[Any] = [block_on(c) for c in _EM_BLOCKS if c in present]
+    if not em_blocks and "pc_dob" in present:
+        em_blocks.append(block_on("pc_dob"))
     deterministic: list[str] = []
     if "nino" in present:
         deterministic.append("l.nino = r.nino")
-    if {"forename_exact", "surname_exact", "dob_exact"} <= present:
-        deterministic.append(
-            "l.forename_exact = r.forename_exact AND l.surname_exact = r.surname_exact "
-            "AND l.dob_exact = r.dob_exact"
-        )
+    if {"fn_dob", "sn_dob"} <= present:
+        deterministic.append("l.fn_dob = r.fn_dob AND l.sn_dob = r.sn_dob")
     return ModelPlan(
         comparisons=comparisons,
         blocking_rules=rules,
@@ -336,10 +397,17 @@ def settings_creator(plan: ModelPlan) -> Any:
 
 
 __all__ = [
-    "IDENTITY_EVIDENCE",
-    "WEAK_LEVELS",
+    "IDENTITY_LEVELS",
+    "NO_EVIDENCE_LEVELS",
+    "POSTCODE_LEVELS",
+    "SAME_PLACE_LEVELS",
+    "TWINS_LEVEL",
+    "TWINS_LEVELS",
     "ModelPlan",
+    "dnf_sql",
+    "model_levels",
     "plan_model",
     "present_columns",
     "settings_creator",
+    "usable_levels",
 ]

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from wmw_link import token_schema as ts
 from wmw_link.agreement import Agreement, Dataset
@@ -48,7 +48,7 @@ class VerifiedInput:
 
     @property
     def token_columns(self) -> dict[str, dict[str, Any]]:
-        """Token column name -> {identifier, kind, domain, encoding, low_entropy}.
+        """Token column name -> {name, kind, domain, parts}.
 
         The specification comes from :mod:`wmw_link.token_schema`, not from the manifest (which
         verification has checked agrees with it): the controller does not decide how a column
@@ -123,11 +123,10 @@ class _Files(_Strict):
 
 
 class _ColumnSpec(_Strict):
-    identifier: StrictStr
+    name: StrictStr
     kind: StrictStr
     domain: StrictStr
-    encoding: StrictStr
-    low_entropy: StrictBool = False
+    parts: list[list[StrictStr]]
 
 
 class _TokenSchema(_Strict):
@@ -165,6 +164,11 @@ def _load_manifest(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict) or data.get("kind") != MANIFEST_KIND:
         raise VerificationError(f"{path}: not a tokens manifest (kind is not '{MANIFEST_KIND}')")
+    schema = data.get("token_schema")
+    version = schema.get("version") if isinstance(schema, dict) else None
+    if version is not None and version != ts.TOKEN_SCHEMA_VERSION:
+        # Before the field checks: an older schema's columns are described differently.
+        raise VerificationError(_version_message(path, version))
     try:
         TokensManifest.model_validate(data)
     except ValidationError as e:
@@ -219,6 +223,14 @@ def allowed_token_columns(dataset: Dataset) -> dict[str, ts.TokenColumn]:
     return {c.name: c for c in ts.columns_for_identifiers(types)}
 
 
+def _version_message(path: Path, version: object) -> str:
+    return (
+        f"{path}: rule 'token schema': tokens made under token schema version {version!r}; "
+        f"this wmw-link links version {ts.TOKEN_SCHEMA_VERSION} (tokenise again with the same "
+        "wmw-link version as the linkage unit)"
+    )
+
+
 def _check_schema(
     manifest_path: Path, m: dict[str, Any], dataset: Dataset, agreement: Agreement
 ) -> None:
@@ -230,11 +242,7 @@ def _check_schema(
     """
     version = m["token_schema"].get("version")
     if version != ts.TOKEN_SCHEMA_VERSION:
-        raise VerificationError(
-            f"{manifest_path}: rule 'token schema': tokens made under token schema version "
-            f"{version!r}; this wmw-link links version {ts.TOKEN_SCHEMA_VERSION} (tokenise again "
-            "with the same wmw-link version as the linkage unit)"
-        )
+        raise VerificationError(_version_message(manifest_path, version))
     allowed = allowed_token_columns(dataset)
     for col, spec in m["token_schema"]["columns"].items():
         if col not in allowed:
@@ -245,7 +253,7 @@ def _check_schema(
                 f"{', '.join(f.type.value for f in dataset.identifiers)})"
             )
         want = allowed[col].to_manifest()
-        for key in ("identifier", "kind", "domain", "encoding"):
+        for key in ("name", "kind", "domain", "parts"):
             if spec.get(key) != want[key]:
                 raise VerificationError(
                     f"{manifest_path}: rule 'token schema': column '{col}' has {key} other "

@@ -1,124 +1,122 @@
-"""Keyed Bloom filters of a name's padded character bigrams, as fixed-width int64 words.
+"""Salted, balanced Bloom filters of a name's padded character bigrams (token schema v3).
 
-Each bigram sets ``BLOOM_HASHES`` bits at ``(h1 + i*h2) mod BLOOM_BITS`` (double hashing), where
-``h1`` and ``h2`` are the first two 64-bit words of the HMAC of the bigram under the Bloom
-subkey: without the key nobody can rebuild a filter from a guessed name.
+Hardening, after Schnell, Ranbaduge and Christen's reviews of Bloom-filter attacks:
+
+* **Keyed positions per name part.** Each bigram sets one of ``BLOOM_RAW_BITS`` positions:
+  the first 8 bytes of HMAC-SHA256 under the part's own subkey, modulo the width. Forenames and
+  surnames never share a map.
+* **Balancing.** The raw filter is concatenated with its complement, so every filter has exactly
+  ``BLOOM_SET_BITS`` bits set: bit counts say nothing about a name's length.
+* **Salting with the date of birth.** The balanced filter's bits are permuted by a permutation
+  keyed with the salt: the ChaCha20 keystream (``cryptography``) under ``HMAC(perm subkey,
+  salt)`` gives a random number per position and their sort order is the permutation. Filters
+  of people born on different days live in unrelated bit spaces, so frequency and pattern
+  mining sees only the handful of names that share a date of birth.
+
+Two filters of the same salt share ``BLOOM_SET_BITS - d`` set bits, ``d`` being the number of
+raw positions where the names' filters differ (a changed character changes about two bigrams,
+so ``d`` is about 4); filters of different salts share about half their bits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import hmac
+from collections.abc import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from wmw_link import token_schema as ts
+from wmw_link.tokenise.composites import bigrams
 
-_MASK64 = (1 << 64) - 1
-_SIGN = 1 << 63
-#: Longest name :meth:`BloomEncoder.encode_many` puts in its fixed-width arrays (real names are
-#: far shorter; longer ones are encoded one by one).
-ARRAY_MAX_CHARS = 64
-
-
-def bigrams(name: str) -> list[str]:
-    """Distinct padded bigrams of a normalised name, in first-seen order."""
-    s = f"{ts.BLOOM_PAD}{name}{ts.BLOOM_PAD}"
-    return list(dict.fromkeys([s[i : i + 2] for i in range(len(s) - 1)]))
+_NONCE = bytes(16)
+#: Per-process caches are cleared at these sizes (bounded memory on any extract).
+_MAX_POSITIONS = 100_000
+_MAX_PERMUTATIONS = 50_000
 
 
-def to_signed(word: int) -> int:
-    """Reinterpret an unsigned 64-bit word as int64 (two's complement)."""
-    return word - (1 << 64) if word & _SIGN else word
+class SaltedBloom:
+    """Builds one name part's filters; positions and permutations are cached per process."""
 
+    def __init__(self, position_key: bytes, permutation_key: bytes) -> None:
+        self._pos = hmac.new(position_key, digestmod=hashlib.sha256)
+        self._perm = hmac.new(permutation_key, digestmod=hashlib.sha256)
+        self._positions: dict[str, int] = {}
+        self._perms: dict[str, np.ndarray] = {}
 
-class BloomEncoder:
-    """Build filters; bit positions of each bigram are cached (there are few distinct bigrams)."""
+    def _position(self, gram: str) -> int:
+        p = self._positions.get(gram)
+        if p is None:
+            if len(self._positions) >= _MAX_POSITIONS:
+                self._positions.clear()
+            h = self._pos.copy()
+            h.update(gram.encode("utf-8"))
+            p = self._positions[gram] = int.from_bytes(h.digest()[:8], "big") % ts.BLOOM_RAW_BITS
+        return p
 
-    def __init__(
-        self,
-        digest: Callable[[bytes], bytes],
-        bits: int = ts.BLOOM_BITS,
-        hashes: int = ts.BLOOM_HASHES,
-    ) -> None:
-        # ``bits``/``hashes`` other than the schema's are for measuring (bench_bloom_params).
-        self._digest = digest
-        self._nbits = bits
-        self._k = hashes
-        self._bits: dict[str, int] = {}
-
-    def _bigram_bits(self, gram: str) -> int:
-        bits = self._bits.get(gram)
-        if bits is None:
-            d = self._digest(gram.encode("utf-8"))
-            h1 = int.from_bytes(d[0:8], "big")
-            h2 = int.from_bytes(d[8:16], "big") | 1  # odd, so the k positions differ
-            bits = 0
-            for i in range(self._k):
-                bits |= 1 << ((h1 + i * h2) % self._nbits)
-            self._bits[gram] = bits
+    def raw(self, name: str) -> np.ndarray:
+        """The raw filter of one name: a bool vector of ``BLOOM_RAW_BITS``."""
+        bits = np.zeros(ts.BLOOM_RAW_BITS, dtype=bool)
+        bits[[self._position(g) for g in bigrams(name)]] = True
         return bits
 
-    def filter_int(self, name: str) -> int:
-        """The filter as one Python integer (bit i = position i)."""
-        bits = 0
-        for g in bigrams(name):
-            bits |= self._bigram_bits(g)
-        return bits
+    def permutation(self, salt: str) -> np.ndarray:
+        """The keyed permutation of the ``BLOOM_BITS`` balanced positions for one salt."""
+        perm = self._perms.get(salt)
+        if perm is None:
+            if len(self._perms) >= _MAX_PERMUTATIONS:
+                self._perms.clear()
+            h = self._perm.copy()
+            h.update(salt.encode("utf-8"))
+            stream = Cipher(algorithms.ChaCha20(h.digest(), _NONCE), mode=None).encryptor()
+            rand = np.frombuffer(stream.update(bytes(4 * ts.BLOOM_BITS)), dtype="<u4")
+            perm = self._perms[salt] = np.argsort(rand, kind="stable").astype(np.int16)
+        return perm
 
-    def encode(self, name: str) -> tuple[list[int], int]:
-        """(int64 words, popcount) of a name's filter."""
-        bits = self.filter_int(name)
-        words = [to_signed((bits >> (64 * w)) & _MASK64) for w in range(self._nbits // 64)]
-        return words, bits.bit_count()
-
-    def _gram_words(self, grams: np.ndarray) -> np.ndarray:
-        """Filter words (uint64, one row per bigram) of bigrams given as packed code points."""
-        n_words = self._nbits // 64
-        out = np.empty((len(grams), n_words), dtype=np.uint64)
-        for i, g in enumerate(grams.tolist()):
-            bits = self._bigram_bits(chr(g >> 21) + chr(g & 0x1FFFFF))
-            out[i] = [(bits >> (64 * w)) & _MASK64 for w in range(n_words)]
-        return out
-
-    def encode_many(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Filters of many names at once: (int64 words, shape (n, words); int16 popcounts).
-
-        The same filters as :meth:`encode`, built with array operations: each name's padded
-        bigrams are packed into integers (two 21-bit code points), each distinct bigram is
-        hashed once, and a name's filter is the OR of its bigrams' rows. Names must be
-        non-empty. Names longer than :data:`ARRAY_MAX_CHARS` are encoded one by one: the
-        arrays are as wide as the longest name, so one mangled cell of thousands of characters
-        would otherwise cost gigabytes.
-        """
-        n_words = self._nbits // 64
-        long_rows = [i for i, s in enumerate(names) if len(s) > ARRAY_MAX_CHARS]
-        if long_rows:
-            words = np.zeros((len(names), n_words), dtype=np.int64)
-            pop = np.zeros(len(names), dtype=np.int16)
-            short_rows = [i for i, s in enumerate(names) if len(s) <= ARRAY_MAX_CHARS]
-            words[short_rows], pop[short_rows] = self.encode_many([names[i] for i in short_rows])
-            for i in long_rows:
-                one_words, one_pop = self.encode(names[i])
-                words[i], pop[i] = one_words, one_pop
-            return words, pop
-        if not names:
-            return np.zeros((0, n_words), dtype=np.int64), np.zeros(0, dtype=np.int16)
-        pad = ts.BLOOM_PAD
-        padded = np.array([f"{pad}{s}{pad}" for s in names])
-        width = padded.dtype.itemsize // 4
-        codes = padded.view(np.uint32).reshape(len(names), width).astype(np.int64)
-        n_grams = np.char.str_len(padded) - 1
-        grams = (codes[:, :-1] << 21) | codes[:, 1:]
-        valid = np.arange(width - 1)[None, :] < n_grams[:, None]
-        distinct, which = np.unique(grams[valid], return_inverse=True)
-        rows = self._gram_words(distinct)[which]
-        starts = np.concatenate(([0], np.cumsum(n_grams)[:-1]))
-        filters = np.bitwise_or.reduceat(rows, starts, axis=0)
-        pop = np.bitwise_count(filters).sum(axis=1).astype(np.int16)
-        return filters.view(np.int64), pop
+    def encode(self, names: pa.Array, salts: pa.Array) -> list[pa.Array]:
+        """The ``BLOOM_WORDS`` int64 word columns of a batch; null where name or salt is null."""
+        n = len(names)
+        missing = pc.or_(pc.is_null(names), pc.is_null(salts)).to_numpy(zero_copy_only=False)
+        names = pc.if_else(missing, pa.scalar(None, pa.string()), names)
+        salts = pc.if_else(missing, pa.scalar(None, pa.string()), salts)
+        name_enc, salt_enc = pc.dictionary_encode(names), pc.dictionary_encode(salts)
+        raw = np.array([self.raw(s) for s in name_enc.dictionary.to_pylist()], dtype=bool)
+        raw = raw.reshape(-1, ts.BLOOM_RAW_BITS)
+        balanced = np.concatenate([raw, ~raw], axis=1)
+        perms = np.array(
+            [self.permutation(s) for s in salt_enc.dictionary.to_pylist()], dtype=np.int16
+        ).reshape(-1, ts.BLOOM_BITS)
+        ni = name_enc.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        si = salt_enc.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        words = np.zeros((n, ts.BLOOM_WORDS), dtype=np.int64)
+        ok = np.flatnonzero(~missing)
+        # Rows in slices: a (rows x 512) bool and int16 matrix per slice keeps memory small.
+        for start in range(0, len(ok), 16_384):
+            rows = ok[start : start + 16_384]
+            bits = np.take_along_axis(balanced[ni[rows]], perms[si[rows]].astype(np.intp), axis=1)
+            packed = np.packbits(bits, axis=1, bitorder="little")
+            words[rows] = packed.view("<u8").view(np.int64)
+        return [
+            pa.array(np.ascontiguousarray(words[:, w]), pa.int64(), mask=missing)
+            for w in range(ts.BLOOM_WORDS)
+        ]
 
 
-def dice(a: int, b: int) -> float:
-    """Dice coefficient of two filters given as integers (0.0 when both are empty)."""
-    total = a.bit_count() + b.bit_count()
-    return 2.0 * (a & b).bit_count() / total if total else 0.0
+def shared_bits(a: np.ndarray, b: np.ndarray) -> int:
+    """Set bits two filters (int64 word vectors) share."""
+    return int(np.bitwise_count(a.view(np.uint64) & b.view(np.uint64)).sum())
+
+
+def bloom_for(derive: Callable[[str], bytes], part: str) -> SaltedBloom:
+    """The encoder of one name part from a subkey-deriving function (domain -> key)."""
+    filt = ts.BLOOM_FILTERS[part][0]
+    return SaltedBloom(
+        derive(ts.DOMAIN_PREFIX + filt + ":positions"),
+        derive(ts.DOMAIN_PREFIX + filt + ":permutation"),
+    )
+
+
+__all__ = ["SaltedBloom", "bloom_for", "shared_bits"]

@@ -41,18 +41,12 @@ from wmw_link.tokenise.rejects import (
     merge,
 )
 from wmw_link.tokenise.worker import (
-    NAME_TYPES,
-    NAMES,
-    REST,
     BatchResult,
     BatchWorker,
-    Partial,
     Plan,
-    finish,
     init_worker,
     payload_schema,
     run_batch,
-    run_group,
     wire_schema,
 )
 
@@ -170,45 +164,14 @@ def _results(
         return
     used[0] = workers
     # Load the nickname table once here: forked workers inherit it instead of each reading it.
-    if any(c.name == "forename_nick" for c in plan.token_columns()):
-        from wmw_link.tokenise.tokens import nickname_group
+    if any(c.name == "fnnick_dob" for c in plan.token_columns()):
+        from wmw_link.tokenise.composites import nickname_group
 
         nickname_group("a")
     ctx = multiprocessing.get_context(_start_method())
     kw = {"mp_context": ctx, "initializer": init_worker, "initargs": (plan,)}
-    has_names = any(f.type in NAME_TYPES for f in plan.dataset.identifiers)
-    if not has_names:
-        yield from _by_batch(first, second, batches, workers, kw)
-        return
-    # Two processes, one per column group (names; everything else), each with its own warm
-    # caches: no value is hashed twice, which splitting by rows would do.
-    used[0] = 2
-    # Each process is sent only the columns it reads (a third of the bytes to pickle).
-    names_cols, rest_cols = plan.group_columns(NAMES), plan.group_columns(REST)
-    pending: collections.deque[tuple[int, Future[Partial], Future[Partial]]] = collections.deque()
-    with ProcessPoolExecutor(1, **kw) as names, ProcessPoolExecutor(1, **kw) as rest:
-        try:
-            offset = 0
-            for b in _chain(first, second, batches):
-                pending.append(
-                    (
-                        offset,
-                        names.submit(run_group, b.select(names_cols), NAMES),
-                        rest.submit(run_group, b.select(rest_cols), REST),
-                    )
-                )
-                offset += b.num_rows
-                while len(pending) >= 3:  # bounded memory: a few batches in flight
-                    off, fn, fr = pending.popleft()
-                    yield finish(plan, [fn.result(), fr.result()], off)
-            while pending:
-                off, fn, fr = pending.popleft()
-                yield finish(plan, [fn.result(), fr.result()], off)
-        except BaseException:
-            for _, fn, fr in pending:
-                fn.cancel()
-                fr.cancel()
-            raise
+    # Whole batches per process: every composite needs several identifier columns at once.
+    yield from _by_batch(first, second, batches, workers, kw)
 
 
 def _by_batch(
@@ -218,7 +181,7 @@ def _by_batch(
     workers: int,
     kw: dict[str, object],
 ) -> Iterator[BatchResult]:
-    """Whole batches on ``workers`` processes (datasets without name identifiers)."""
+    """Whole batches on ``workers`` processes, results in input order."""
     pending: collections.deque[Future[BatchResult]] = collections.deque()
     with ProcessPoolExecutor(workers, **kw) as pool:  # type: ignore[arg-type]
         try:

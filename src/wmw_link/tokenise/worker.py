@@ -32,7 +32,8 @@ from wmw_link.normalise import (
     split_full_names,
 )
 from wmw_link.normalise._base import MISSING
-from wmw_link.tokenise.bloom import BloomEncoder
+from wmw_link.tokenise.bloom import bloom_for
+from wmw_link.tokenise.composites import bloom_names, composite_inputs
 from wmw_link.tokenise.payload import PayloadParser, arrow_type
 from wmw_link.tokenise.rejects import (
     MISSING_RECORD_ID,
@@ -42,15 +43,7 @@ from wmw_link.tokenise.rejects import (
     merge,
     nulled_batch,
 )
-from wmw_link.tokenise.tokens import (
-    WIRE_STRING,
-    DateTokens,
-    Hasher,
-    NameTokens,
-    ref_tokens,
-    simple_tokens,
-    spread,
-)
+from wmw_link.tokenise.tokens import WIRE_STRING, Hasher, composite_tokens, ref_tokens
 
 _NULL_STR = pa.scalar(None, pa.string())
 
@@ -70,24 +63,6 @@ class Plan:
         ds = self.dataset
         cols = [ds.record_id] + [f.column for f in ds.identifiers]
         cols += [f.column for f in ds.analyst_payload()]
-        return list(dict.fromkeys(cols))
-
-    def group_columns(self, group: str) -> list[str]:
-        """The input columns :meth:`BatchWorker.compute` reads for a column group: each
-        process is sent only these."""
-        ds = self.dataset
-        if group == ALL:
-            return self.input_columns()
-        if group == NAMES:
-            return list(
-                dict.fromkeys(f.column for f in ds.identifiers if f.type in NAMES_GROUP_TYPES)
-            )
-        cols = [ds.record_id] + [
-            f.column for f in ds.identifiers if f.type not in NAMES_GROUP_TYPES
-        ]
-        cols += [
-            f.column for f in ds.analyst_payload()
-        ]  # a payload field may come from a name group column
         return list(dict.fromkeys(cols))
 
     def token_columns(self) -> list[ts.TokenColumn]:
@@ -129,121 +104,109 @@ class BatchWorker:
         # The dataset id is hashed with the record id so that equal ids in two datasets of the
         # same controller give different row refs.
         self._row_ref = ref.ref_tokenizer(ts.DOMAIN_ROW_REF, plan.dataset.id)
-        bloom = BloomEncoder(lambda b: hasher.digest(ts.DOMAIN_BLOOM, b))
-        self._names = {p: NameTokens(hasher, p, bloom) for p in ("forename", "surname")}
-        self._dates = DateTokens(hasher)
-        # Values that repeat across batches are cached per process (bounded).
-        self._pc = {
-            enc: hasher.cached_tokenizer(ts.DOMAIN_POSTCODE, enc)
-            for enc in ("unit", "sector", "district")
+        self._token_columns = plan.token_columns()
+        self._hashed = [c for c in self._token_columns if c.kind != "bloom_word"]
+        # A subkey per column. NINos and NHS numbers repeat across batches (several records
+        # per person) and are cached; composites are nearly unique and are not.
+        self._tokenizers = {
+            c.name: hasher.cached_tokenizer(c.domain)
+            if c.name in ("nino", "nhs")
+            else hasher.tokenizer(c.domain)
+            for c in self._hashed
         }
-        self._nino = hasher.cached_tokenizer(ts.DOMAIN_NINO, "nino")
-        self._nhs = hasher.cached_tokenizer(ts.DOMAIN_NHS, "nhs")
-        self._sex = hasher.cached_tokenizer(ts.DOMAIN_SEX, "sex")
+        present = {c.name for c in self._token_columns}
+        self._blooms = {
+            part: bloom_for(hasher.derive, part)
+            for part in (ts.FORENAME, ts.SURNAME)
+            if set(ts.bloom_columns(part)) <= present
+        }
         self._parsers: dict[str, Dates] = {}
         self._payload = PayloadParser(plan.dataset.analyst_payload(), plan.today)
-        self._token_columns = plan.token_columns()
 
     # -- identifiers -----------------------------------------------------------------------
 
     def _identifier(
-        self, f: IdentifierField, raw: pa.Array, out: dict[str, pa.Array], part: Partial
-    ) -> list[tuple[pa.Array, pa.Array]]:
-        """Tokens of one identifier column into ``out``; returns (valid mask, reasons) per source."""
+        self, f: IdentifierField, raw: pa.Array, fields: dict[str, pa.Array], part: Partial
+    ) -> tuple[pa.Array, pa.Array]:
+        """Normalise one identifier column into ``fields`` (by token source); returns the
+        (valid mask, reasons) that decide whether it makes a row usable."""
         t = f.type
         if t in (IdentifierType.FORENAME, IdentifierType.SURNAME):
             n = on_distinct(normalise_names, raw)
             part.note(f.column, n.reasons)
-            self._name_tokens(t.value, n, out)
-            return [(pc.is_valid(n.values), n.reasons)]
+            fields[t.value] = n.values
+            return pc.is_valid(n.values), n.reasons
         if t == IdentifierType.FULL_NAME:
             fore, sur = split_full_names(raw)
             part.note(f"{f.column}/forename", fore.reasons)
             part.note(f"{f.column}/surname", sur.reasons)
-            self._name_tokens("forename", fore, out)
-            self._name_tokens("surname", sur, out)
+            fields[ts.FORENAME], fields[ts.SURNAME] = fore.values, sur.values
             # The full name is usable when its surname part is; the reason is the surname's.
-            return [(pc.is_valid(sur.values), sur.reasons)]
+            return pc.is_valid(sur.values), sur.reasons
         if t == IdentifierType.DATE_OF_BIRTH:
             parser = self._parsers.get(f.column)
             if parser is None:
                 parser = self._parsers[f.column] = Dates(f.format or "", self.plan.today)
             n = parser(raw)
             part.note(f.column, n.reasons)
-            cols = self._dates.columns
-            for col, arr in zip(cols, spread(n.values, self._dates.row, cols), strict=True):
-                out[col.name] = arr
-            return [(pc.is_valid(n.values), n.reasons)]
+            fields[ts.DOB] = n.values
+            return pc.is_valid(n.values), n.reasons
         if t == IdentifierType.POSTCODE:
             enc = pc.dictionary_encode(raw)
             p = normalise_postcodes(enc.dictionary)
-            idx = enc.indices
-            unit = pc.take(simple_tokens(p.unit.values, self._pc["unit"]), idx)
-            reasons = _reasons_to_rows(p.unit.reasons, idx)
+            unit = pc.take(p.unit.values, enc.indices)
+            reasons = _reasons_to_rows(p.unit.reasons, enc.indices)
             part.note(f.column, reasons)
-            out["pc_unit"] = unit
-            out["pc_sector"] = pc.take(simple_tokens(p.sector, self._pc["sector"]), idx)
-            out["pc_district"] = pc.take(simple_tokens(p.district, self._pc["district"]), idx)
-            return [(pc.is_valid(unit), reasons)]
+            fields[ts.POSTCODE] = unit
+            return pc.is_valid(unit), reasons
         simple = {
-            IdentifierType.NINO: ("nino", normalise_ninos, self._nino),
-            IdentifierType.NHS_NUMBER: ("nhs", normalise_nhs_numbers, self._nhs),
-            IdentifierType.SEX: ("sex", normalise_sex, self._sex),
+            IdentifierType.NINO: (ts.NINO, normalise_ninos),
+            IdentifierType.NHS_NUMBER: (ts.NHS, normalise_nhs_numbers),
+            IdentifierType.SEX: ("sex", normalise_sex),
         }
-        name, fn, tok = simple[t]
+        source, fn = simple[t]
         n = on_distinct(fn, raw)
         part.note(f.column, n.reasons)
-        out[name] = simple_tokens(n.values, tok)
-        return [(pc.is_valid(n.values), n.reasons)]
+        fields[source] = n.values
+        return pc.is_valid(n.values), n.reasons
 
-    def _name_tokens(self, part: str, n: Normalised, out: dict[str, pa.Array]) -> None:
-        nt = self._names[part]
-        for col, arr in zip(nt.columns, nt.arrays(n.values), strict=True):
-            out[col.name] = arr
+    def _tokens(self, fields: dict[str, pa.Array], out: dict[str, pa.Array]) -> None:
+        """Every token column of the dataset from its normalised fields."""
+        for name, values in composite_inputs(fields, self._hashed).items():
+            out[name] = composite_tokens(values, self._tokenizers[name])
+        for part, (names, salts) in bloom_names(fields).items():
+            if part in self._blooms:
+                words = self._blooms[part].encode(names, salts)
+                out.update(zip(ts.bloom_columns(part), words, strict=True))
 
     # -- a batch ---------------------------------------------------------------------------
 
     def process(self, batch: pa.RecordBatch, row_offset: int) -> BatchResult:
         """Tokenise one batch whose first row is data row ``row_offset + 1``."""
-        return finish(self.plan, [self.compute(batch, ALL)], row_offset)
+        return finish(self.plan, [self.compute(batch)], row_offset)
 
-    def compute(self, batch: pa.RecordBatch, group: str) -> Partial:
-        """The tokens (and, for the ``rest`` group, row refs and payload) of one column group.
-
-        Groups let two processes share a batch without both hashing the same values: one
-        takes the names and postcodes (see :data:`NAMES_GROUP_TYPES`), the other everything
-        else, and each keeps its own caches warm.
-        """
+    def compute(self, batch: pa.RecordBatch) -> Partial:
+        """Row refs, payload, normalised identifiers and tokens of one batch, before rejects."""
         ds = self.plan.dataset
-        n_rows = batch.num_rows
-        part = Partial(n_rows=n_rows)
-        if group in (ALL, REST):
-            part.record_id = blank_to_null(batch.column(ds.record_id))
-            part.row_ref = ref_tokens(part.record_id, self._row_ref)
-            part.payload, payload_notes = self._payload.parse(batch)
-            for label, n_non_empty, reasons in payload_notes:
-                part.non_empty[label] += n_non_empty
-                if reasons is not None:
-                    part.note_invalid(label, reasons)
+        part = Partial(n_rows=batch.num_rows)
+        part.record_id = blank_to_null(batch.column(ds.record_id))
+        part.row_ref = ref_tokens(part.record_id, self._row_ref)
+        part.payload, payload_notes = self._payload.parse(batch)
+        for label, n_non_empty, reasons in payload_notes:
+            part.non_empty[label] += n_non_empty
+            if reasons is not None:
+                part.note_invalid(label, reasons)
+        fields: dict[str, pa.Array] = {}
         for i, f in enumerate(ds.identifiers):
-            if group != ALL and (f.type in NAMES_GROUP_TYPES) != (group == NAMES):
-                continue
-            for valid, reasons in self._identifier(f, batch.column(f.column), part.tokens, part):
-                if f.type != IdentifierType.SEX:
-                    # Sex alone cannot link a record: it does not make a row usable.
-                    part.usable = valid if part.usable is None else pc.or_(part.usable, valid)
-                if f.required:
-                    part.required.append((i, f.column, reasons))
+            valid, reasons = self._identifier(f, batch.column(f.column), fields, part)
+            if f.type != IdentifierType.SEX:
+                # Sex alone cannot link a record: it does not make a row usable.
+                part.usable = valid if part.usable is None else pc.or_(part.usable, valid)
+            if f.required:
+                part.required.append((i, f.column, reasons))
+        fields.pop("sex", None)  # normalised and counted, never tokenised
+        self._tokens(fields, part.tokens)
         return part
-
-
-#: Column groups (see :meth:`BatchWorker.compute`).
-ALL, NAMES, REST = "all", "names", "rest"
-NAME_TYPES = frozenset({IdentifierType.FORENAME, IdentifierType.SURNAME, IdentifierType.FULL_NAME})
-#: The identifier types the ``names`` process tokenises; the ``rest`` process takes the others,
-#: the row refs and the payload. Postcodes go with the names to balance the two: with Bloom
-#: filters built by array operations, names alone were about half the other group's work.
-NAMES_GROUP_TYPES = NAME_TYPES | {IdentifierType.POSTCODE}
 
 
 @dataclass
@@ -399,9 +362,3 @@ def run_batch(batch: pa.RecordBatch, row_offset: int) -> BatchResult:
     """Process-pool task: a whole batch."""
     assert _WORKER is not None, "init_worker was not called"
     return _WORKER.process(batch, row_offset)
-
-
-def run_group(batch: pa.RecordBatch, group: str) -> Partial:
-    """Process-pool task: one column group of a batch."""
-    assert _WORKER is not None, "init_worker was not called"
-    return _WORKER.compute(batch, group)

@@ -1,0 +1,139 @@
+"""u probabilities of composite-token levels, counted on pairs that are known to be two people.
+
+Splink estimates u (the chance that two records of *different* people agree at a level) from
+random pairs. That works for a field compared on its own: a random pair agrees on a surname far
+more often by coincidence than because the two records are one person. Composite tokens (token
+schema v3) are the opposite: two records of different people almost never share a "forename |
+date of birth" token, so most random pairs that do are the *same* person, and the sampled u comes
+out near the prior - every strong level then weighs about the same, whatever it says.
+
+Instead, for each level this module counts, exactly and inside the database, the pairs that
+satisfy the level's condition among pairs whose NINos (or NHS numbers) are both present and
+differ - pairs that are two people with near certainty - and divides by the number of such pairs.
+Conditions are counted by grouping on their tokens (lists are exploded). A conjunction with
+Bloom-filter atoms is counted by joining the records that agree on its other atoms and testing
+the filters on those pairs (a handful per record: the other atoms are composites). A
+conjunction of Bloom atoms alone has nothing to join on and is not counted. The conjunctions of
+a level are summed. A level never seen gets half a pair's worth, the smallest u the count can
+support.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from wmw_link.linkage.backends import Backend
+from wmw_link.token_schema import BLOOM_SET_BITS, bloom_columns
+
+log = logging.getLogger(__name__)
+
+Atom = tuple[object, ...]
+Dnf = list[list[Atom]]
+
+
+def _exploded(cols: list[str], ov: list[str], extra: list[str], source: str, generator: str) -> str:
+    """Rows of ``source`` with each list column in ``ov`` exploded (one per query level:
+    several generators in one select would be zipped)."""
+    inner = source
+    keys = [c for c in cols if c not in ov]
+    for i, c in enumerate(ov):
+        others = ", ".join([*keys, *ov[i + 1 :], *extra])
+        inner = f"SELECT {others}, {generator}({c}) AS {c}_e FROM ({inner})"
+        keys.append(f"{c}_e")
+    return inner
+
+
+def _conjunction_sql(conj: list[Atom], ref: str, union: str, generator: str) -> str | None:
+    """SQL counting different-``ref`` pairs that satisfy the conjunction, or None when it has
+    no token to group or join on."""
+    eq = [str(a[1]) for a in conj if a[0] == "eq"]
+    ov = [str(a[1]) for a in conj if a[0] == "ov"]
+    bf = [a for a in conj if a[0] == "bf"]
+    if not eq and not ov:
+        return None
+    cols = eq + ov
+    words = [w for a in bf for w in bloom_columns(str(a[1]))]
+    base = (
+        f"SELECT {', '.join(dict.fromkeys([*cols, *words]))}, {ref} AS ref, rid FROM ({union}) "
+        f"WHERE {ref} IS NOT NULL" + "".join(f" AND {c} IS NOT NULL" for c in cols)
+    )
+    rows = _exploded(cols, ov, [*dict.fromkeys(words), "ref", "rid"], base, generator)
+    keys = eq + [f"{c}_e" for c in ov]
+    if not bf:
+        key = ", ".join(keys)
+        return (
+            f"SELECT SUM(s * s - q) / 2 FROM (SELECT SUM(n) AS s, SUM(n * n) AS q FROM ("
+            f"SELECT {key}, ref, COUNT(*) AS n FROM ({rows}) GROUP BY {key}, ref) GROUP BY {key})"
+        )
+    on = " AND ".join(f"a.{k} = b.{k}" for k in keys)
+    close = " AND ".join(
+        "("
+        + " + ".join(f"CAST(bit_count(a.{w} & b.{w}) AS INTEGER)" for w in bloom_columns(str(p)))
+        + f") >= {BLOOM_SET_BITS - int(k)}"
+        for _, p, k in bf
+    )
+    return (
+        f"SELECT COUNT(*) FROM (SELECT DISTINCT a.rid AS ra, b.rid AS rb FROM ({rows}) a "
+        f"JOIN ({rows}) b ON {on} AND a.rid < b.rid AND a.ref <> b.ref WHERE {close})"
+    )
+
+
+def reference_column(present: set[str]) -> str | None:
+    """The near-unique identifier that tells people apart for the count (NINo, else NHS)."""
+    return next((c for c in ("nino", "nhs") if c in present), None)
+
+
+def level_u(
+    backend: Backend,
+    tables: Sequence[str],
+    present: set[str],
+    comparisons: dict[str, list[tuple[str, Dnf]]],
+) -> dict[str, dict[str, float]]:
+    """u of every level of the given comparisons, counted on pairs known to be two people.
+
+    Args:
+        backend: the open database session.
+        tables: the physical input tables (every token column present in each).
+        present: the token columns present.
+        comparisons: comparison name -> its (label, condition) levels, strongest first.
+
+    Returns:
+        Comparison name -> level label -> u; empty when no NINo or NHS number is present or
+        too few records carry one.
+    """
+    ref = reference_column(present)
+    if ref is None:
+        return {}
+    cols = sorted(present)
+    # rid: a record's id across tables (unique_id is a row number or row ref within a table).
+    union = " UNION ALL ".join(
+        f"SELECT {', '.join(cols)}, CONCAT('{i}:', CAST(unique_id AS STRING)) AS rid FROM {t}"
+        for i, t in enumerate(tables)
+    )
+    n_ref = backend.scalar(f"SELECT COUNT(*) FROM ({union}) WHERE {ref} IS NOT NULL")
+    sq = backend.scalar(
+        f"SELECT SUM(n * n) FROM (SELECT COUNT(*) AS n FROM ({union}) WHERE {ref} IS NOT NULL "
+        f"GROUP BY {ref})"
+    )
+    pairs = (float(n_ref or 0) ** 2 - float(sq or 0)) / 2.0
+    if pairs < 1e4:
+        return {}
+    generator = "explode" if backend.name == "spark" else "unnest"
+    out: dict[str, dict[str, float]] = {}
+    for name, levels in comparisons.items():
+        out[name] = {}
+        for label, dnf in levels:
+            total, counted = 0.0, False
+            for conj in dnf:
+                sql = _conjunction_sql(conj, ref, union, generator)
+                if sql is not None:
+                    total += float(backend.scalar(sql) or 0)
+                    counted = True
+            if counted:
+                out[name][label] = max(total, 0.5) / pairs
+    log.info("level u counted on %.3g pairs of different %s", pairs, ref)
+    return out
+
+
+__all__ = ["level_u", "reference_column"]
