@@ -13,13 +13,14 @@ import pyarrow.compute as pc
 class AttackResult:
     """What one attack guesses, per record (None where it makes no guess).
 
-    ``fields``: field name -> guessed normalised value (strings; dates as ISO ``yyyy-mm-dd``).
+    ``fields``: field name -> guessed normalised value (strings; dates as ISO ``yyyy-mm-dd``),
+    or a list of such guesses (several columns each carry one; any may be right).
     ``columns``: token column -> guessed pre-hash value (list columns: sorted values joined by
     ``|``). ``notes``: aggregate facts about the attack (never a value).
     """
 
     name: str
-    fields: dict[str, np.ndarray] = field(default_factory=dict)
+    fields: dict[str, np.ndarray | list[np.ndarray]] = field(default_factory=dict)
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0

@@ -26,9 +26,9 @@ import jellyfish
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from benchmarks.attacks.world import Column
 from doublemetaphone import doublemetaphone
 
-from benchmarks.attacks.world import Column
 from wmw_link.keys import SecretKey
 
 VERSION = 2
@@ -59,7 +59,9 @@ def _name_cols(part: str) -> list[Column]:
     ]
     if part == "forename":
         cols.append(c("nick", "hmac_list", "nickname", "nickname"))
-    cols += [c(f"bf{w}", "bloom_word", "bloom", "bigrams", "name-bloom") for w in range(BLOOM_WORDS)]
+    cols += [
+        c(f"bf{w}", "bloom_word", "bloom", "bigrams", "name-bloom") for w in range(BLOOM_WORDS)
+    ]
     cols.append(c("bf_pop", "bloom_popcount", "bloom", "bigrams", "name-bloom"))
     return cols
 
@@ -172,7 +174,16 @@ def _date_row(d: dt.date) -> tuple[str | None, ...]:
     )
 
 
-_DOB_COLS = ["dob_exact", "dob_swap", "dob_prev", "dob_next", "dob_ym", "dob_yd", "dob_md", "dob_year"]
+_DOB_COLS = [
+    "dob_exact",
+    "dob_swap",
+    "dob_prev",
+    "dob_next",
+    "dob_ym",
+    "dob_yd",
+    "dob_md",
+    "dob_year",
+]
 
 
 class SchemaV2:
@@ -208,8 +219,15 @@ class SchemaV2:
             for part in ("forename", "surname")
         }
 
+    def bloom_names(self, fields: Mapping[str, pa.Array]) -> dict[str, pa.Array]:
+        """The value each part's filter encodes: the whole normalised name."""
+        return {p: fields[p] for p in ("forename", "surname")}
+
     def bloom_columns(self) -> dict[str, tuple[list[str], str | None]]:
-        return {p: ([f"{p}_bf{w}" for w in range(BLOOM_WORDS)], f"{p}_bf_pop") for p in ("forename", "surname")}
+        return {
+            p: ([f"{p}_bf{w}" for w in range(BLOOM_WORDS)], f"{p}_bf_pop")
+            for p in ("forename", "surname")
+        }
 
     # -- tokens (the controllers' side: uses the key) ---------------------------------------
 
@@ -282,8 +300,10 @@ def _list_tokens(values: pa.Array, tok: object) -> pa.Array:
 def pack_bits(bits: np.ndarray) -> np.ndarray:
     """(n, 512) booleans -> (n, 8) int64 words, bit i in bit i % 64 of word i // 64."""
     n, nbits = bits.shape
-    weights = (np.uint64(1) << np.arange(64, dtype=np.uint64))
-    words = (bits.reshape(n, nbits // 64, 64).astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)
+    weights = np.uint64(1) << np.arange(64, dtype=np.uint64)
+    words = (bits.reshape(n, nbits // 64, 64).astype(np.uint64) * weights).sum(
+        axis=2, dtype=np.uint64
+    )
     return words.view(np.int64)
 
 

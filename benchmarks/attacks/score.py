@@ -13,8 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
-
-from benchmarks.attacks.common import AttackResult, strings
+from benchmarks.attacks.common import strings
 from benchmarks.attacks.world import SCORED, TargetRun
 
 NHS = "nhs_referrals"
@@ -42,7 +41,13 @@ class Scorer:
         out[ok] = guess[ok] == truth[ok]
         return out
 
-    def field_hits(self, field: str, guess: np.ndarray) -> np.ndarray:
+    def field_hits(self, field: str, guess: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """Records whose field the guess recovers (a list of guesses: any of them)."""
+        if isinstance(guess, list):
+            out = np.zeros(self.n, bool)
+            for g in guess:
+                out |= self.hits(self.fields[field], g)
+            return out
         return self.hits(self.fields[field], guess)
 
     def shares(self, hit: np.ndarray) -> dict[str, float]:
@@ -63,13 +68,3 @@ class Scorer:
             top = Counter(ref).most_common(1)[0][0] if ref else None
             out[f] = self.shares(self.field_hits(f, np.full(self.n, top, dtype=object)))
         return out
-
-
-def best_guess(results: list[AttackResult], field: str, scorer: Scorer) -> np.ndarray:
-    """Per record: recovered by any attack (the conservative upper bound for the defender)."""
-    hit = np.zeros(scorer.n, bool)
-    for r in results:
-        g = r.fields.get(field)
-        if g is not None:
-            hit |= scorer.field_hits(field, g)
-    return hit

@@ -76,8 +76,11 @@ class Schema(Protocol):
 
     def composite_inputs(self, fields: Mapping[str, pa.Array]) -> dict[str, pa.Array]: ...
 
-    def bloom_inputs(self, fields: Mapping[str, pa.Array]) -> dict[str, tuple[pa.Array, pa.Array]]:
-        ...
+    def bloom_inputs(
+        self, fields: Mapping[str, pa.Array]
+    ) -> dict[str, tuple[pa.Array, pa.Array]]: ...
+
+    def bloom_names(self, fields: Mapping[str, pa.Array]) -> dict[str, pa.Array]: ...
 
     def bloom_columns(self) -> dict[str, tuple[list[str], str | None]]: ...
 
@@ -115,7 +118,9 @@ def _on_distinct(fn: Callable[[pa.Array], pa.Array], raw: pa.ChunkedArray) -> pa
     return pc.take(fn(enc.dictionary), enc.indices)
 
 
-def normalised_fields(agreement: Agreement, dataset: str, extract: Path, today: dt.date) -> pa.Table:
+def normalised_fields(
+    agreement: Agreement, dataset: str, extract: Path, today: dt.date
+) -> pa.Table:
     """``record_id`` and the normalised :data:`FIELDS` of an extract's rows, with the
     product's normalisers (``wmw_link.normalise``); invalid and missing values are null.
 
@@ -139,7 +144,9 @@ def normalised_fields(agreement: Agreement, dataset: str, extract: Path, today: 
             vals = out[t.value] = _on_distinct(lambda d: normalise_names(d).values, raw)
         elif t == IdentifierType.DATE_OF_BIRTH:
             parser = Dates(f.format or "%Y-%m-%d", today)
-            vals = out["date_of_birth"] = _on_distinct(lambda d: parser(d).values, raw)
+            vals = out["date_of_birth"] = _on_distinct(
+                lambda d, parser=parser: parser(d).values, raw
+            )
         elif t == IdentifierType.POSTCODE:
             vals = out["postcode"] = _on_distinct(lambda d: normalise_postcodes(d).unit.values, raw)
         else:
@@ -162,9 +169,7 @@ def normalised_fields(agreement: Agreement, dataset: str, extract: Path, today: 
     _, first_idx = np.unique(rid_np[valid_rid].astype(str), return_index=True)
     first[np.flatnonzero(valid_rid)[first_idx]] = True
     kept = first & required_ok & usable
-    return pa.table(
-        {"record_id": rid, **{f: out[f] for f in FIELDS}, "kept": pa.array(kept)}
-    )
+    return pa.table({"record_id": rid, **{f: out[f] for f in FIELDS}, "kept": pa.array(kept)})
 
 
 def world_fields(
@@ -185,3 +190,15 @@ def world_fields(
 def field_arrays(tbl: pa.Table, names: tuple[str, ...] = FIELDS) -> dict[str, pa.Array]:
     """Field columns of a table as plain arrays (what the composites interface takes)."""
     return {f: tbl[f].combine_chunks() for f in names}
+
+
+def field_transforms(fields: Mapping[str, pa.Array]) -> dict[str, dict[str, pa.Array]]:
+    """Values of the scored fields under their identity transforms (component attack labels)."""
+    fore, sur = fields["forename"], fields["surname"]
+    first = pc.replace_substring_regex(fore, r" .*$", "")
+    return {
+        "forename": {"exact": fore, "first_word": first, "key": first},
+        "surname": {"exact": sur, "key": pc.replace_substring(sur, " ", "")},
+        "date_of_birth": {"exact": pc.cast(fields["date_of_birth"], pa.string())},
+        "postcode": {"unit": fields["postcode"]},
+    }
