@@ -247,12 +247,18 @@ def _stats(
     return p, pj, q, qj
 
 
+#: Pairs matched one by one before all the rest are assigned at once (Hungarian) on their
+#: co-occurrence with these.
+GREEDY_STEPS = 100
+
+
 def _graph_match(
     p: np.ndarray, pj: np.ndarray, q: np.ndarray, qj: np.ndarray, n_ref: float, alpha: float
 ) -> np.ndarray:
     """Bigram -> bit by graph matching (Vidanage et al. 2020): greedy, most confident first,
-    on frequency and on co-occurrence with the pairs matched so far; then reassign all at once
-    (Hungarian) on the full co-occurrence profiles until stable. -1 where unmatched."""
+    on frequency and on co-occurrence with the pairs matched so far; then assign every bigram at
+    once (Hungarian) on its co-occurrence profile with the matched ones, until stable. -1 where
+    unmatched."""
     from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
 
@@ -266,7 +272,7 @@ def _graph_match(
     dist = np.zeros_like(freq)
     used = np.zeros(len(bs), bool)
     done = np.zeros(len(gs), bool)
-    for j in range(min(len(gs), len(bs))):
+    for j in range(min(len(gs), len(bs), GREEDY_STEPS)):
         cost = alpha * freq + dist / max(j, 1)
         cost[:, used] = np.inf
         cost[done] = np.inf
@@ -291,11 +297,11 @@ def _graph_match(
         pc_, qc_ = pj[:, bj] / np.maximum(p[bj], 1e-9), qj[:, mg] / np.maximum(q[mg], 1e-9)
         pr_ = (pj[bj, :] / np.maximum(p, 1e-9)).T
         qr_ = (qj[mg, :] / np.maximum(q, 1e-9)).T
-        d = cdist(qc_[mg], pc_[bs], "cityblock") + cdist(qr_[mg], pr_[bs], "cityblock")
-        cost = d / len(mg) + alpha * np.abs(lq[mg][:, None] - lp[bs][None, :])
+        d = cdist(qc_[gs], pc_[bs], "cityblock") + cdist(qr_[gs], pr_[bs], "cityblock")
+        cost = d / len(mg) + alpha * np.abs(lq[gs][:, None] - lp[bs][None, :])
         r, ci = linear_sum_assignment(cost)
         new = gram_bit.copy()
-        new[mg[r]] = bs[ci]
+        new[gs[r]] = bs[ci]
         if (new == gram_bit).all():
             break
         gram_bit = new

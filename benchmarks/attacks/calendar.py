@@ -102,6 +102,100 @@ def _month_days(
     return label, feb29
 
 
+#: Runs of year tokens holding at least this share of records are laid out end to end.
+CORE_SHARE = 0.002
+#: A year with a 29 February birth placed on a common year (finite, so that the search can
+#: move through bad orders to good ones).
+LEAP_SEEN_COST = 1.0
+#: A populous leap year with nobody born on 29 February is unlikely: this cost per such year.
+LEAP_MISS_COST = 0.05
+
+
+def _greedy(
+    runs: list[list[int]],
+    year_counts: Counter[int],
+    leap_tokens: set[int],
+    reference_years: Mapping[int, int],
+) -> dict[int, int]:
+    """Longest run first, each at its best free place (leap years, age pyramid): the start of
+    :func:`_layout`'s search."""
+    ref_total = sum(reference_years.values()) or 1
+    tgt_total = sum(year_counts.values()) or 1
+    lo, hi = min(reference_years) - 30, max(reference_years) + 30
+    label: dict[int, int] = {}
+    taken: set[int] = set()
+    for run in sorted(runs, key=len, reverse=True):
+        best, best_cost = None, np.inf
+        for s in range(lo, hi - len(run) + 2):
+            years = range(s, s + len(run))
+            if any(y in taken for y in years):
+                continue
+            cost = 0.0
+            for y, tok in zip(years, run, strict=True):
+                leap = cal.isleap(y)
+                if tok in leap_tokens and not leap:
+                    cost += LEAP_SEEN_COST
+                elif leap and tok not in leap_tokens and year_counts[tok] >= 2922:
+                    cost += LEAP_MISS_COST
+                cost += abs(year_counts[tok] / tgt_total - reference_years.get(y, 0) / ref_total)
+            if cost < best_cost:
+                best, best_cost = s, cost
+        if best is not None:
+            for i, tok in enumerate(run):
+                label[tok] = best + i
+                taken.add(best + i)
+    return label
+
+
+def _layout(
+    runs: list[list[int]],
+    year_counts: Counter[int],
+    leap_tokens: set[int],
+    reference_years: Mapping[int, int],
+) -> tuple[list[list[int]], int]:
+    """Order of the runs and first year minimising the L1 distance between the target's and
+    the reference's year shares, with leap years where 29 February was seen and not where a
+    populous year lacks it."""
+    lo, hi = min(reference_years) - 30, max(reference_years) + 30
+    years = np.arange(lo, hi + 1)
+    ref = np.array([reference_years.get(int(y), 0) for y in years], float)
+    ref /= ref.sum() or 1
+    is_leap = np.array([cal.isleap(int(y)) for y in years])
+    total = sum(year_counts.values()) or 1
+
+    def cost(order: list[list[int]]) -> tuple[float, int]:
+        toks = [t for r in order for t in r]
+        k = len(toks)
+        if k > len(years):
+            return np.inf, lo
+        share = np.array([year_counts[t] / total for t in toks])
+        seen = np.array([t in leap_tokens for t in toks])
+        populous = np.array([year_counts[t] >= 2922 for t in toks])  # P(no 29 Feb) < 0.14
+        idx = np.arange(len(years) - k + 1)[:, None] + np.arange(k)[None, :]
+        leap = is_leap[idx]
+        c = np.abs(share[None, :] - ref[idx]).sum(axis=1)
+        c += LEAP_SEEN_COST * (seen[None, :] & ~leap).sum(axis=1)
+        c += LEAP_MISS_COST * (leap & ~seen[None, :] & populous[None, :]).sum(axis=1)
+        i = int(np.argmin(c))
+        return float(c[i]), int(years[i])
+
+    order = list(runs)  # the caller's order is the search's start
+    best, start = cost(order)
+    improved = True
+    while improved:
+        improved = False
+        for i in range(len(order)):
+            for j in range(len(order)):
+                if i == j:
+                    continue
+                trial = order[:i] + order[i + 1 :]
+                trial.insert(j, order[i])
+                c, s0 = cost(trial)
+                if c < best - 1e-12:
+                    order, best, start, improved = trial, c, s0, True
+    return order, start
+
+
 def _years(
     year_succ: dict[int, Counter[int]],
     year_counts: Counter[int],
@@ -123,32 +217,21 @@ def _years(
             run.append(nxt_year[run[-1]])
             seen.add(run[-1])
         runs.append(run)
-    ref_total = sum(reference_years.values()) or 1
-    tgt_total = sum(year_counts.values()) or 1
-    lo, hi = min(reference_years) - 30, max(reference_years) + 30
+    # The populous years are consecutive: lay their runs end to end, in the order and at the
+    # first year that best fit leap years and the age pyramid (local search over orders).
+    total = sum(year_counts.values()) or 1
+    core = [r for r in runs if sum(year_counts[t] for t in r) >= CORE_SHARE * total]
     label: dict[int, int] = {}
     taken: set[int] = set()
-    for run in sorted((r for r in runs if len(r) >= 2), key=len, reverse=True):
-        best, best_cost = None, np.inf
-        for s in range(lo, hi - len(run) + 2):
-            years = range(s, s + len(run))
-            if any(y in taken for y in years):
-                continue
-            cost = 0.0
-            for y, tok in zip(years, run, strict=True):
-                leap = cal.isleap(y)
-                if tok in leap_tokens and not leap:
-                    cost = np.inf
-                    break
-                if leap and tok not in leap_tokens and year_counts[tok] >= 2922:
-                    cost += 1.0  # a populous leap year with nobody born on 29 Feb: unlikely
-                cost += abs(year_counts[tok] / tgt_total - reference_years.get(y, 0) / ref_total)
-            if cost < best_cost:
-                best, best_cost = s, cost
-        if best is not None:
-            for i, tok in enumerate(run):
-                label[tok] = best + i
-                taken.add(best + i)
+    if core:
+        greedy = _greedy(core, year_counts, leap_tokens, reference_years)
+        core.sort(key=lambda r: greedy.get(r[0], 10_000))
+        order, start = _layout(core, year_counts, leap_tokens, reference_years)
+        y = start
+        for r in order:
+            for tok in r:
+                label[tok], y = y, y + 1
+                taken.add(label[tok])
     placed = len(label)
     rest = sorted((y for y in year_counts if y not in label), key=lambda k: -year_counts[k])
     free = sorted((y for y in reference_years if y not in taken), key=lambda k: -reference_years[k])
