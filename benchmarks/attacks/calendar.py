@@ -41,22 +41,37 @@ def _chains(succ: dict[int, int]) -> tuple[dict[int, int], dict[int, int]]:
 
 
 def _place(
-    adj: dict[int, list[tuple[int, int]]], md_counts: Counter[int]
+    adj: dict[int, list[tuple[int, int]]],
+    adj2: dict[int, list[tuple[int, int]]],
+    md_counts: Counter[int],
 ) -> tuple[dict[int, int], dict[int, int]]:
-    """Position (mod 366) of every month-day token relative to its component's first token."""
+    """Position (mod 366) of every month-day token relative to its component's first token:
+    by one-day edges, then two-day edges (``adj2``) from placed tokens to unplaced ones."""
     frame: dict[int, int] = {}
     component: dict[int, int] = {}
-    for start in sorted(md_counts, key=lambda k: -md_counts[k]):
-        if start in frame:
-            continue
-        frame[start], component[start] = 0, start
-        stack = [start]
+
+    def spread(stack: list[int]) -> None:
         while stack:
             a = stack.pop()
             for b, off in adj[a]:
                 if b not in frame:
-                    frame[b], component[b] = (frame[a] + off) % 366, start
+                    frame[b], component[b] = (frame[a] + off) % 366, component[a]
                     stack.append(b)
+
+    for start in sorted(md_counts, key=lambda k: -md_counts[k]):
+        if start not in frame:
+            frame[start], component[start] = 0, start
+            spread([start])
+    # Merge: a two-day edge from a bigger component's token re-bases a smaller component.
+    size = Counter(component.values())
+    for a in sorted(adj2, key=lambda k: -size[component[k]]):
+        for b, off in adj2[a]:
+            ca, cb = component[a], component[b]
+            if ca != cb and size[ca] >= size[cb]:
+                shift = (frame[a] + off - frame[b]) % 366
+                for k in [k for k, c in component.items() if c == cb]:
+                    frame[k], component[k] = (frame[k] + shift) % 366, ca
+                size[ca] += size.pop(cb)
     return frame, component
 
 
@@ -84,10 +99,13 @@ def _month_days(
             if (a, b) not in blocked:
                 adj[a].append((b, 1))
                 adj[b].append((a, -1))
-    for a, b in md_gap2:  # reach month-days that no one-day edge reaches
-        adj[a].append((b, 2))
-        adj[b].append((a, -2))
-    frame, component = _place(adj, md_counts)
+    # Two-day edges only reach month-days no one-day edge reaches: across the end of February
+    # of a common year two days are three on the 366-day frame.
+    adj2: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for a, b in md_gap2:
+        adj2[a].append((b, 2))
+        adj2[b].append((a, -2))
+    frame, component = _place(adj, adj2, md_counts)
     jan1: dict[int, Counter[int]] = defaultdict(Counter)
     for b in jan1_tokens:
         if b in frame:
