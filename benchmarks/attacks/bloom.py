@@ -210,7 +210,7 @@ def pattern_mining(
             _attack_group(
                 {p: (target[p][0][rows], target[p][1][rows]) for p in parts},
                 refs,
-                len(vocab),
+                vocab,
                 iterations,
                 guesses,
                 rows,
@@ -308,15 +308,74 @@ def _graph_match(
     return gram_bit
 
 
+#: Words tried in each position of a two-word name.
+TWO_WORD_CANDIDATES = 2000
+
+
+def _gram_bits(
+    texts: list[str], vocab: dict[str, int], gram_bit: np.ndarray, n_bits: int
+) -> np.ndarray:
+    """Filters (under the learnt map) of the distinct bigrams of strings taken as they are."""
+    out = np.zeros((len(texts), n_bits), bool)
+    for i, t in enumerate(texts):
+        for g in {t[k : k + 2] for k in range(len(t) - 1)}:
+            v = vocab.get(g, -1)
+            if 0 <= v < len(gram_bit) and gram_bit[v] >= 0:
+                out[i, gram_bit[v]] = True
+    return out
+
+
+def _two_words(
+    filters: np.ndarray,
+    todo: np.ndarray,
+    ref: _Reference,
+    vocab: dict[str, int],
+    gram_bit: np.ndarray,
+) -> dict[int, str]:
+    """Decode filters of two-word names from words of the reference (Kuzu et al.'s constraint
+    view): the filter of ``a b`` is that of ``_a `` joined with that of `` b_``, so a word
+    fits the first place when its ``_a `` bits are all set, the second when its `` b_`` bits
+    are; a pair whose union is the filter exactly decodes it (the most frequent pair wins)."""
+    rows = np.flatnonzero(todo)
+    if len(rows) == 0:
+        return {}
+    words: dict[str, int] = {}
+    for name, c in zip(ref.names.tolist(), ref.counts.tolist(), strict=True):
+        for w in str(name).split(" "):
+            words[w] = words.get(w, 0) + c
+    top = sorted(words, key=lambda w: -words[w])[:TWO_WORD_CANDIDATES]
+    pad = "_"  # both schemas pad names with "_" (BLOOM_PAD)
+    n_bits = filters.shape[1]
+    first = _gram_bits([f"{pad}{w} " for w in top], vocab, gram_bit, n_bits)
+    last = _gram_bits([f" {w}{pad}" for w in top], vocab, gram_bit, n_bits)
+    weight = np.array([words[w] for w in top], float)
+    f = filters[rows].astype(np.float32)
+    fits_first = (f @ first.T.astype(np.float32)) == first.sum(axis=1)[None, :]
+    fits_last = (f @ last.T.astype(np.float32)) == last.sum(axis=1)[None, :]
+    out: dict[int, str] = {}
+    for j, r in enumerate(rows):
+        a, b = np.flatnonzero(fits_first[j]), np.flatnonzero(fits_last[j])
+        if len(a) == 0 or len(b) == 0 or len(a) * len(b) > 20_000:
+            continue
+        union = first[a][:, None, :] | last[b][None, :, :]
+        exact = (union == filters[r][None, None, :]).all(axis=2)
+        ia, ib = np.nonzero(exact)
+        if len(ia):
+            k = int(np.argmax(weight[a[ia]] * weight[b[ib]]))
+            out[int(r)] = f"{top[a[ia[k]]]} {top[b[ib[k]]]}"
+    return out
+
+
 def _attack_group(
     target: dict[str, tuple[np.ndarray, np.ndarray]],
     refs: dict[str, _Reference],
-    n_vocab: int,
+    vocab: dict[str, int],
     iterations: int,
     guesses: dict[str, np.ndarray],
     rows: np.ndarray,
 ) -> int:
     n_bits = next(iter(target.values()))[0].shape[1]
+    n_vocab = len(vocab)
     distinct: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for p, (bits, valid) in target.items():
         if valid.any():
@@ -356,9 +415,12 @@ def _attack_group(
             best, dice = _decode(
                 filt, cnt, ref, _encode(ref, gram_bit, n_bits), 1 if it == iterations else 2
             )
-            guesses[p][rows[valid_rows]] = np.where(
-                best >= 0, ref.names[np.maximum(best, 0)], None
-            )[inv]
+            names = np.where(best >= 0, ref.names[np.maximum(best, 0)], None)
+            if it == iterations:
+                # Names of two words the reference never holds together ("mary ann").
+                for j, name in _two_words(filt, dice < 0.999, ref, vocab, gram_bit).items():
+                    names[j] = name
+            guesses[p][rows[valid_rows]] = names[inv]
             sure = (best >= 0) & (dice >= 0.8)
             pairs.append((filt[sure], ref.grams[best[sure]], np.sqrt(cnt[sure]).astype(np.float64)))
         if it == iterations:
