@@ -343,7 +343,9 @@ def _two_words(
     for name, c in zip(ref.names.tolist(), ref.counts.tolist(), strict=True):
         for w in str(name).split(" "):
             words[w] = words.get(w, 0) + c
-    top = sorted(words, key=lambda w: -words[w])[:TWO_WORD_CANDIDATES]
+    # A budget of products, as for Dice: fewer candidate words when many filters are left.
+    k = int(min(TWO_WORD_CANDIDATES, max(100, DICE_BUDGET // len(rows))))
+    top = sorted(words, key=lambda w: -words[w])[:k]
     pad = "_"  # both schemas pad names with "_" (BLOOM_PAD)
     n_bits = filters.shape[1]
     first = _gram_bits([f"{pad}{w} " for w in top], vocab, gram_bit, n_bits)
