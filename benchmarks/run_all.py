@@ -17,8 +17,6 @@ import time
 FULL: list[list[str]] = [
     ["bench_synth"],
     ["bench_tokenise"],
-    ["bench_bloom_params"],
-    ["bench_name_tokens"],
     ["bench_linkage", "--people", "10000", "100000"],
     ["bench_febrl"],
     ["bench_outcomes", "--people", "20000"],

@@ -163,6 +163,11 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     # -- names, in the context of the exact date of birth ------------------------------------
     _hmac("fn_dob", ((FORENAME, "exact"), _D), "whole forename | date of birth"),
     _hmac("fn1_dob", ((FORENAME, "first_word"), _D), "first word of the forename | date of birth"),
+    _hmac(
+        "fn3_dob",
+        ((FORENAME, "prefix3"), _D),
+        "first three letters of the forename's first word | date of birth",
+    ),
     _list(
         "fnnick_dob",
         ((FORENAME, "nickname"), _D),
@@ -185,9 +190,9 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     *_bloom(SURNAME, "sn"),
     _hmac(
         "names_dob",
-        ((FORENAME, "key"), (SURNAME, "key"), _D),
-        "forename and surname (spaces removed) in sorted order | date of birth: equal for "
-        "swapped forename and surname",
+        ((FORENAME, "first_word"), (SURNAME, "first_word"), _D),
+        "first words of forename and surname in sorted order | date of birth: equal for "
+        "swapped forename and surname, with or without middle names",
     ),
     _hmac("nameph_dob", (*_NPH, _D), "NYSIIS codes of forename and surname | date of birth"),
     # -- date of birth, in the context of the phonetic full name -----------------------------
@@ -230,9 +235,9 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     # -- postcode ------------------------------------------------------------------------------
     _hmac(
         "name_pc",
-        ((FORENAME, "first_word"), (SURNAME, "key"), (POSTCODE, "unit")),
-        "first word of the forename and the surname in sorted order | full postcode: the same "
-        "name (or swapped names) at the same address",
+        ((FORENAME, "first_word"), (SURNAME, "first_word"), (POSTCODE, "unit")),
+        "first words of forename and surname in sorted order | full postcode: the same name "
+        "(or swapped names) at the same address",
     ),
     _hmac(
         "fn_pc",

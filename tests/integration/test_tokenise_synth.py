@@ -99,9 +99,9 @@ def test_same_person_shares_tokens_across_datasets(tokenised):
     dob = {}
     for ds in agreement.datasets:
         cw = pq.read_table(results[ds.id].crosswalk)
-        tok = pq.read_table(results[ds.id].tokens, columns=["row_ref", "sn_dob"])
+        tok = pq.read_table(results[ds.id].tokens, columns=["row_ref", "fn1_dob"])
         ref_dob = dict(
-            zip(tok.column("row_ref").to_pylist(), tok.column("sn_dob").to_pylist(), strict=True)
+            zip(tok.column("row_ref").to_pylist(), tok.column("fn1_dob").to_pylist(), strict=True)
         )
         sub = truth.filter(pc.equal(truth.column("dataset"), ds.id))
         person = dict(
@@ -119,8 +119,9 @@ def test_same_person_shares_tokens_across_datasets(tokenised):
     multi = [v for v in dob.values() if len(v) > 1]
     agree = sum(len(set(v)) == 1 for v in multi) / len(multi)
     assert len(multi) > 500
-    # Synthetic extracts carry some date errors; most records of one person still agree.
-    assert agree > 0.8
+    # Synthetic extracts carry date and name errors (a record with either has another
+    # "first forename | date" token); all records of most people still agree.
+    assert agree > 0.7
 
 
 def test_cli_tokenise_on_synthetic_extract(tokenised, tmp_path):
@@ -203,9 +204,10 @@ def test_no_two_token_columns_share_a_value(tokenised):
 def test_no_token_value_is_common(tokenised):
     """Composites are near-unique: in no column does the most common value cover more than 1%
     of its values, so frequency alignment with public name or date tables has nothing to hold
-    (Bloom words too, though the attack benchmark judges the filters)."""
+    (Bloom words too, though the attack benchmark judges the filters). A column of under a
+    thousand values (NHS numbers: one small dataset here) may hold one person's few records."""
     _, agreement, results = tokenised
     for name, arr in _column_values(results, agreement).items():
         counts = pc.value_counts(arr).field("counts")
         top = pc.max(counts).as_py()
-        assert top / len(arr) <= 0.01, (name, top, len(arr))
+        assert top / len(arr) <= 0.01 or (len(arr) < 1000 and top <= 3), (name, top, len(arr))

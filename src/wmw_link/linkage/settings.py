@@ -26,8 +26,10 @@ from typing import Any
 from wmw_link.token_schema import BLOOM_SET_BITS, bloom_columns, shared_bits_sql
 
 #: Raw filter positions two names of the same date may differ in and still count as close
-#: (about two per changed character) and as alike.
+#: (about two per changed character), near (a transposition changes three bigrams each side)
+#: and alike.
 BLOOM_CLOSE = 4
+BLOOM_NEAR = 6
 BLOOM_ALIKE = 8
 
 #: Identity levels that are no identity evidence on their own (household rule): the same name
@@ -38,11 +40,12 @@ NO_EVIDENCE_LEVELS = frozenset(
         "same forename at the same postcode, date differs",
     }
 )
-#: Levels that look like twins: the date and the surname (or a surname alike) agree, the
-#: forenames do not. With a shared postcode such a pair links only on a NINo or NHS number.
+#: Levels that look like twins: the date (or a date a day out: twins born either side of
+#: midnight) and the surname (or a surname alike) agree, the forenames do not. With a shared postcode such a pair links only on a NINo or NHS number.
 TWINS_LEVEL = "surname and date, forename differs"
 SURNAME_ALIKE_LEVEL = "date, surname alike"
-TWINS_LEVELS = frozenset({TWINS_LEVEL, SURNAME_ALIKE_LEVEL})
+SURNAME_DAY_OUT_LEVEL = "surname, date swapped or a day out"
+TWINS_LEVELS = frozenset({TWINS_LEVEL, SURNAME_ALIKE_LEVEL, SURNAME_DAY_OUT_LEVEL})
 #: Postcode levels that say "same household" (with a shared surname).
 SAME_PLACE_LEVELS = frozenset({"same unit and date", "same unit and surname", "same sector and date"})
 
@@ -196,6 +199,10 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ),
     ("forename and date, surname differs", _FN_SAME),
     ("surname and date, no forename", [[_eq("sn_dob"), ("null", "fn1_dob")]]),
+    (
+        "surname and date, forename starts alike",
+        [[_eq("sn_dob"), _eq("fn3_dob")], [_eq("sn_dob"), _bf(_FN, BLOOM_NEAR)]],
+    ),
     (TWINS_LEVEL, [[_eq("sn_dob")], [_ov("snw_dob")]]),
     (
         "names, date swapped or a day out",
@@ -205,10 +212,7 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
         "names, date partly (year-month, year-day or month-day)",
         [[_eq("dobym_nph")], [_eq("dobyd_nph")], [_eq("dobmd_nph")]],
     ),
-    (
-        "surname, date swapped or a day out",
-        [[_eq("dobsw_sn")], [_eq("dobb0_sn")], [_eq("dobb1_sn")]],
-    ),
+    (SURNAME_DAY_OUT_LEVEL, [[_eq("dobsw_sn")], [_eq("dobb0_sn")], [_eq("dobb1_sn")]]),
     (
         "forename, date swapped or a day out",
         [[_eq("dobsw_fn")], [_eq("dobb0_fn")], [_eq("dobb1_fn")]],

@@ -38,14 +38,38 @@ _MAX_POSITIONS = 100_000
 _MAX_PERMUTATIONS = 50_000
 
 
-class SaltedBloom:
-    """Builds one name part's filters; positions and permutations are cached per process."""
+class Permutations:
+    """Keyed permutations of the balanced filter's positions, one per salt (cached per process).
 
-    def __init__(self, position_key: bytes, permutation_key: bytes) -> None:
-        self._pos = hmac.new(position_key, digestmod=hashlib.sha256)
-        self._perm = hmac.new(permutation_key, digestmod=hashlib.sha256)
-        self._positions: dict[str, int] = {}
+    Each name part has its own: with one permutation for both, the words of a forename's and a
+    surname's filter that draw only on positions neither short name sets would be equal, an
+    equality across columns that the schema rules out.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self._perm = hmac.new(key, digestmod=hashlib.sha256)
         self._perms: dict[str, np.ndarray] = {}
+
+    def __call__(self, salt: str) -> np.ndarray:
+        perm = self._perms.get(salt)
+        if perm is None:
+            if len(self._perms) >= _MAX_PERMUTATIONS:
+                self._perms.clear()
+            h = self._perm.copy()
+            h.update(salt.encode("utf-8"))
+            stream = Cipher(algorithms.ChaCha20(h.digest(), _NONCE), mode=None).encryptor()
+            rand = np.frombuffer(stream.update(bytes(4 * ts.BLOOM_BITS)), dtype="<u4")
+            perm = self._perms[salt] = np.argsort(rand, kind="stable").astype(np.int16)
+        return perm
+
+
+class SaltedBloom:
+    """Builds one name part's filters; bigram positions are cached per process."""
+
+    def __init__(self, position_key: bytes, permutations: Permutations) -> None:
+        self._pos = hmac.new(position_key, digestmod=hashlib.sha256)
+        self._positions: dict[str, int] = {}
+        self.permutation = permutations
 
     def _position(self, gram: str) -> int:
         p = self._positions.get(gram)
@@ -62,19 +86,6 @@ class SaltedBloom:
         bits = np.zeros(ts.BLOOM_RAW_BITS, dtype=bool)
         bits[[self._position(g) for g in bigrams(name)]] = True
         return bits
-
-    def permutation(self, salt: str) -> np.ndarray:
-        """The keyed permutation of the ``BLOOM_BITS`` balanced positions for one salt."""
-        perm = self._perms.get(salt)
-        if perm is None:
-            if len(self._perms) >= _MAX_PERMUTATIONS:
-                self._perms.clear()
-            h = self._perm.copy()
-            h.update(salt.encode("utf-8"))
-            stream = Cipher(algorithms.ChaCha20(h.digest(), _NONCE), mode=None).encryptor()
-            rand = np.frombuffer(stream.update(bytes(4 * ts.BLOOM_BITS)), dtype="<u4")
-            perm = self._perms[salt] = np.argsort(rand, kind="stable").astype(np.int16)
-        return perm
 
     def encode(self, names: pa.Array, salts: pa.Array) -> list[pa.Array]:
         """The ``BLOOM_WORDS`` int64 word columns of a batch; null where name or salt is null."""
@@ -115,8 +126,8 @@ def bloom_for(derive: Callable[[str], bytes], part: str) -> SaltedBloom:
     filt = ts.BLOOM_FILTERS[part][0]
     return SaltedBloom(
         derive(ts.DOMAIN_PREFIX + filt + ":positions"),
-        derive(ts.DOMAIN_PREFIX + filt + ":permutation"),
+        Permutations(derive(ts.DOMAIN_PREFIX + filt + ":permutation")),
     )
 
 
-__all__ = ["SaltedBloom", "bloom_for", "shared_bits"]
+__all__ = ["Permutations", "SaltedBloom", "bloom_for", "shared_bits"]

@@ -95,6 +95,8 @@ class Parts:
                 return first
             if transform == "key":
                 return pc.replace_substring(v, " ", "")
+            if transform == "prefix3":
+                return pc.utf8_slice_codeunits(first, 0, 3)
             if transform == "nickname":
                 return _on_distinct(first, lambda w: list(nickname_group(w)), _LIST_STR)
             if transform == "dmetaphone":
@@ -105,6 +107,8 @@ class Parts:
             key = pc.replace_substring(v, " ", "")
             if transform == "key":
                 return key
+            if transform == "first_word":
+                return _first_word(v)
             if transform == "words":
                 return _on_distinct(v, lambda s: sorted(set(s.split(" "))), _LIST_STR)
             if transform == "dmetaphone":
