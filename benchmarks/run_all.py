@@ -22,6 +22,7 @@ FULL: list[list[str]] = [
     ["bench_outcomes", "--people", "20000"],
     ["bench_seal", "--sizes-mib", "64", "1024"],
     ["bench_audit"],
+    ["bench_attacks", "--people", "50000", "--schema", "2", "3"],
 ]
 
 QUICK: list[list[str]] = [
@@ -31,6 +32,7 @@ QUICK: list[list[str]] = [
     ["bench_outcomes", "--people", "5000"],
     ["bench_seal", "--sizes-mib", "64"],
     ["bench_audit", "--appends", "200", "--lines", "5000"],
+    ["bench_attacks", "--people", "5000", "--schema", "2", "3"],
 ]
 
 
