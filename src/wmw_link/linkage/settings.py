@@ -336,6 +336,18 @@ _PREDICT_BLOCKS: tuple[str, ...] = (
 _EM_BLOCKS: tuple[str, ...] = ("nino", "nameph_dob")
 
 
+def _columns_read(present: set[str], exact_only: bool) -> dict[str, set[str]]:
+    """Comparison name -> the token columns its levels read (present ones)."""
+    out: dict[str, set[str]] = {}
+    for name, levels in model_levels(exact_only).items():
+        cols = {c for _, dnf in usable_levels(levels, present) for conj in dnf for a in conj
+                for c in _atom_columns(a)}  # fmt: skip
+        if cols:
+            out[name] = cols
+    out.update({c: {c} for c in ("nino", "nhs") if c in present})
+    return out
+
+
 def plan_model(
     present: set[str],
     near_unique_u: Mapping[str, float] | None = None,
@@ -361,9 +373,13 @@ def plan_model(
         present, dict(near_unique_u or {}), exact_only, dict(level_u or {})
     )
     rules: list[Any] = [block_on(c) for c in _PREDICT_BLOCKS if c in present]
-    em_blocks: list[Any] = [block_on(c) for c in _EM_BLOCKS if c in present]
-    if not em_blocks and "pc_dob" in present:
-        em_blocks.append(block_on("pc_dob"))
+    # A training block leaves out every comparison that reads its column (Splink cannot
+    # estimate m on pairs chosen by agreeing on it): keep only blocks that train something.
+    reads = _columns_read(present, exact_only)
+    candidates = [c for c in _EM_BLOCKS if c in present] or [c for c in ("pc_dob",) if c in present]
+    em_blocks: list[Any] = [
+        block_on(c) for c in candidates if any(c not in cols for cols in reads.values())
+    ]
     deterministic: list[str] = []
     if "nino" in present:
         deterministic.append("l.nino = r.nino")
