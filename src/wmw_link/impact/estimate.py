@@ -3,7 +3,7 @@ bootstrap intervals, breakdowns and the balance table, *before* disclosure contr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +28,7 @@ class Settings:
     bootstrap: int = 200
     seed: int = 2025
     max_controls_per_treated: int = 20  # controls sampled for the propensity fit
+    censoring_weights: bool = True  # undo the pool's selection on later starts
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Estimates:
     balance: pd.DataFrame  # covariate, smd_before, smd_after, mean_treated, mean_control_*
     counts: dict[str, int] = field(default_factory=dict)
     excluded_covariates: dict[str, str] = field(default_factory=dict)
+    #: Person ids of the treated the estimates cover (evaluation against a synthetic truth).
+    treated_ids: list[str] = field(default_factory=list)
 
 
 def outcome_columns(frame: pd.DataFrame, rules: Sequence[SustainedRule]) -> pd.DataFrame:
@@ -88,8 +91,19 @@ def _group_means(d: np.ndarray, wt: np.ndarray, codes: np.ndarray, k: int) -> np
     return out
 
 
-def estimate(frame: pd.DataFrame, settings: Settings = Settings()) -> Estimates:
-    """Propensity-score matching estimates from the unit frame of :func:`covariates.features`."""
+def estimate(
+    frame: pd.DataFrame,
+    settings: Settings = Settings(),
+    control_weighter: Callable[[pd.DataFrame], np.ndarray] | None = None,
+) -> Estimates:
+    """Propensity-score matching estimates from the unit frame of :func:`covariates.features`.
+
+    Args:
+        frame: one row per unit (treated and comparison people) with covariates and outcomes.
+        settings: method parameters.
+        control_weighter: given the matched comparison people (``person_id``, ``start``),
+            their weights within a matched set (:mod:`wmw_link.impact.censoring`); 1 if None.
+    """
     rules = list(PRESETS.values())
     frame = frame.reset_index(drop=True)
     treated = frame["treated"].to_numpy(bool)
@@ -116,8 +130,14 @@ def estimate(frame: pd.DataFrame, settings: Settings = Settings()) -> Estimates:
     )
     caliper = settings.caliper_sd * float(np.std(logit))
     m = matching.nearest(cell, logit, treated, settings.neighbours, caliper)
-    d_nn = _nn_diffs(m, y)
-    k_means, k_on = matching.kernel_control_means(cell, logit, treated, y, caliper)
+    w_ipc = np.ones(len(frame))
+    used = np.unique(m.control[m.idx[m.ok]])
+    if control_weighter is not None and len(used):
+        w_ipc[used] = control_weighter(frame.iloc[used][["person_id", "start"]])
+    d_nn = _nn_diffs(m, y, w_ipc)
+    # Kernel: the same weights for every control in a window (all of them, not only matched
+    # ones, could be in one; those never matched count 1, a small approximation).
+    k_means, k_on = matching.kernel_control_means(cell, logit, treated, y, caliper, w_ipc)
     d_k = y[m.treated] - k_means
     ones_t = np.ones(len(m.treated))
     att_nn = _wmean(d_nn, ones_t)
@@ -142,7 +162,7 @@ def estimate(frame: pd.DataFrame, settings: Settings = Settings()) -> Estimates:
         # propensity model and the matched sets stay fixed; a control drawn twice counts
         # twice in its sets, one not drawn drops out of them.
         wt = rng.poisson(1.0, len(m.treated)).astype(float)
-        wc = rng.poisson(1.0, len(frame)).astype(float)
+        wc = rng.poisson(1.0, len(frame)).astype(float) * w_ipc
         db = _nn_diffs(m, y, wc)
         boot_nn[r] = _wmean(db, wt)
         km, _ = matching.kernel_control_means(cell, logit, treated, y, caliper, wc)
@@ -195,7 +215,7 @@ def estimate(frame: pd.DataFrame, settings: Settings = Settings()) -> Estimates:
     sd = matching.pooled_sd(x, treated)
     w_t = np.zeros(len(frame))
     w_t[m.treated[on]] = 1.0
-    w_c = m.control_weights(len(frame))
+    w_c = m.control_weights(len(frame), w_ipc)
     ones = np.ones(len(frame))
     before = matching.smd(x, treated, ones, ones, sd)
     after = matching.smd(x, treated, w_t, w_c, sd)
@@ -216,5 +236,7 @@ def estimate(frame: pd.DataFrame, settings: Settings = Settings()) -> Estimates:
         "treated_off_support": int((~on).sum()),
         "treated_off_support_kernel": int((~k_on).sum()),
         "controls_matched": len(matched_controls),
+        "max_censoring_weight": float(w_ipc.max()),
     }
-    return Estimates(outcomes, breakdowns, balance, counts, excluded)
+    ids = frame["person_id"].to_numpy()[m.treated[on]].astype(str).tolist()
+    return Estimates(outcomes, breakdowns, balance, counts, excluded, ids)

@@ -63,10 +63,13 @@ class Matches:
     ok: np.ndarray  # [n_treated, k] a match within the caliper
     on_support: np.ndarray  # [n_treated] at least one match
 
-    def control_weights(self, n_units: int) -> np.ndarray:
-        """Each control's total weight (each on-support treated person gives 1 in all)."""
-        k = self.ok.sum(axis=1)
-        share = np.where(self.ok, 1.0 / np.maximum(k, 1)[:, None], 0.0)
+    def control_weights(self, n_units: int, within: np.ndarray | None = None) -> np.ndarray:
+        """Each control's total weight (each on-support treated person gives 1 in all).
+
+        ``within``: weights of the controls inside a matched set (censoring weights).
+        """
+        w_in = self.ok * (1.0 if within is None else within[self.control[self.idx]])
+        share = w_in / np.maximum(w_in.sum(axis=1), 1e-12)[:, None]
         w = np.zeros(n_units)
         np.add.at(w, self.control[self.idx[self.ok]], share[self.ok])
         return w

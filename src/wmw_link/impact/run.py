@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -30,6 +31,7 @@ from wmw_link.disclosure import INTERNAL_PRECISION, PUBLIC_PRECISION
 from wmw_link.errors import InputDataError, PolicyError
 from wmw_link.files import sha256_file, write_bytes_atomic
 from wmw_link.impact import covariates
+from wmw_link.impact.censoring import censoring_weights
 from wmw_link.impact.cohort import Window, build_units, default_window
 from wmw_link.impact.estimate import SMD_TARGET, Estimates, Settings, estimate
 from wmw_link.impact.publish import protect_estimates
@@ -140,16 +142,21 @@ def estimate_impact(
         units = build_units(con, window, lookback_months, settings.seed)
         excluded = dict(units.attrs)
         frame = covariates.features(con, units, as_of)
+        followed = frame[f"followed_{max(covariates.HORIZONS)}m"]
+        frame = frame[followed].reset_index(drop=True)
+        if not frame["treated"].any() or frame["treated"].all():
+            raise InputDataError(
+                "journeys: no treated or no comparison person is followed for 12 months after "
+                f"the (pseudo-)start in window {window.first_month}..{window.last_month}"
+            )
+        win = window
+
+        def weighter(controls: pd.DataFrame) -> np.ndarray:
+            return censoring_weights(con, win, controls, seed=settings.seed)
+
+        raw = estimate(frame, settings, weighter if settings.censoring_weights else None)
     finally:
         con.close()
-    followed = frame[f"followed_{max(covariates.HORIZONS)}m"]
-    frame = frame[followed].reset_index(drop=True)
-    if not frame["treated"].any() or frame["treated"].all():
-        raise InputDataError(
-            "journeys: no treated or no comparison person is followed for 12 months after the "
-            f"(pseudo-)start in window {window.first_month}..{window.last_month}"
-        )
-    raw = estimate(frame, settings)
     raw.counts.update(excluded)
     meta = _meta(agreement, party, as_of, window, lookback_months, settings, raw)
     internal = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 
 from wmw_link.outcomes.presets import PRESETS
 from wmw_link.synth.labour import N_MONTHS, WINDOW_START, Labour
@@ -128,3 +129,31 @@ def effect_summary(counts: dict[str, float]) -> dict[str, dict[str, float]]:
             "att_points": round(100 * (y1 - y0), 2),
         }
     return out
+
+
+def effect_of_subset(people: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, float]]:
+    """The true effect per outcome for some supported people, from ``truth/people.parquet``
+    rows (columns ``employed_by_month``, ``employed_counterfactual_by_month``,
+    ``hub_start_date``, ``base_monthly_pay``): e.g. the people an estimate covers."""
+    sup = people[people["hub_start_date"].notna()]
+
+    def paths(col: str) -> np.ndarray:
+        raw = np.frombuffer("".join(sup[col]).encode(), dtype=np.uint8)
+        return (
+            (raw.reshape(len(sup), N_MONTHS) == ord("1"))
+            if len(sup)
+            else np.zeros((0, N_MONTHS), bool)
+        )
+
+    day = pd.to_datetime(sup["hub_start_date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
+    month = (day.astype("datetime64[D]").astype("datetime64[M]") - WINDOW_START).astype(np.int64)
+    lab = Labour(
+        p_employed=np.zeros(len(sup)),
+        nonwork_type=np.zeros(len(sup), dtype=object),
+        employed=paths("employed_by_month"),
+        employed_cf=paths("employed_counterfactual_by_month"),
+        hub_month=month.astype(np.int16),
+        hub_day=day,
+        base_pay=sup["base_monthly_pay"].to_numpy(float),
+    )
+    return effect_summary(effect_counts(lab, np.random.default_rng(seed)))

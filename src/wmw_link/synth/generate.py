@@ -100,8 +100,11 @@ def _people_table(people: People, lab: Labour) -> pa.Table:
     group5 = np.array([regions.ETHNIC_GROUP5[g] for g in people.ethnicity], dtype=object)
     hub_start = pa.array(lab.hub_day.astype("datetime64[D]"), pa.date32(), mask=lab.hub_month < 0)
     # One "0"/"1" character per month, built as a fixed-width byte view (no per-person loop).
-    bits = (lab.employed.astype(np.uint8) + ord("0")).copy(order="C")
-    by_month = pa.array(bits.view(f"S{bits.shape[1]}").ravel(), pa.binary()).cast(pa.string())
+    def _bits(paths: np.ndarray) -> pa.Array:
+        bits = (paths.astype(np.uint8) + ord("0")).copy(order="C")
+        return pa.array(bits.view(f"S{bits.shape[1]}").ravel(), pa.binary()).cast(pa.string())
+
+    by_month = _bits(lab.employed)
     la_names = np.array(regions.LAS, dtype=object)[people.la.astype(int)]
     return pa.table(
         {
@@ -129,6 +132,8 @@ def _people_table(people: People, lab: Labour) -> pa.Table:
             "nonwork_type": pa.array(lab.nonwork_type, pa.string()),
             "employed_baseline": pa.array(lab.employed[:, 0], pa.bool_()),
             "employed_by_month": by_month,
+            # Had nobody been supported (same draws): the true effect for any subset.
+            "employed_counterfactual_by_month": _bits(lab.employed_cf),
             "hub_start_date": hub_start,
             "base_monthly_pay": pa.array(lab.base_pay, pa.float64()),
         }
