@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from wmw_link.errors import InputDataError
 from wmw_link.impact import covariates as cov
 from wmw_link.impact import matching
 from wmw_link.outcomes.presets import PRESETS, SustainedRule
@@ -130,6 +131,11 @@ def estimate(
     )
     caliper = settings.caliper_sd * float(np.std(logit))
     m = matching.nearest(cell, logit, treated, settings.neighbours, caliper)
+    if not m.on_support.any():
+        raise InputDataError(
+            "impact: no participant has a comparison person with the same start month, area "
+            "and work status within the caliper (no common support)"
+        )
     w_ipc = np.ones(len(frame))
     used = np.unique(m.control[m.idx[m.ok]])
     if control_weighter is not None and len(used):

@@ -28,7 +28,8 @@ from wmw_link.outcomes.measures import aggregate
 
 
 def _round(v: float, base: float) -> float:
-    return float(base * math.floor(v / base + 0.5))
+    # Half up; the epsilon stops 5.55 / 0.1 = 55.4999... from rounding down.
+    return float(base * math.floor(v / base + 0.5 + 1e-9))
 
 
 def _num(v: Any, unit: str, prec: Precision) -> float | None:
