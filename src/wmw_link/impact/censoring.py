@@ -68,10 +68,10 @@ def _design(pm: pd.DataFrame, columns: list[str] | None = None) -> tuple[np.ndar
             "la": pm["la"].astype(str),
             "gender": pm["gender"].astype(str),
             "claim": pm["claim"].astype(str),
-            "calendar": month.dt.strftime("%Y-%m"),
+            "calendar": month.dt.year * 100 + month.dt.month,
         }
     )
-    x = pd.get_dummies(frame, prefix_sep="=").astype(float)
+    x = pd.get_dummies(frame.astype("category"), prefix_sep="=", dtype=float)
     if columns is not None:
         x = x.reindex(columns=columns, fill_value=0.0)
     return x.to_numpy(), list(x.columns)
@@ -83,7 +83,7 @@ def censoring_weights(
     controls: pd.DataFrame,
     *,
     seed: int,
-    sample_people: int = 40_000,
+    sample_people: int = 25_000,
 ) -> np.ndarray:
     """``1 / P(no hub start after the pseudo-start month to the window's end)`` per control.
 

@@ -121,7 +121,8 @@ def estimate(
     # Exact on month and area (the plan reports by both) and on being in work the day before:
     # participants are mostly out of work, and nothing predicts next year's work better.
     exact_cols = ["la", "start_month", "in_work_at_start"]
-    frame["start_month"] = pd.to_datetime(frame["start"]).dt.strftime("%Y-%m")
+    start = pd.to_datetime(frame["start"])
+    frame["start_month"] = start.dt.year * 100 + start.dt.month  # (strftime is slow at 1M)
     cell = frame.groupby(exact_cols, sort=True).ngroup().to_numpy()
     # The propensity model also sees the exact-matching cells (so scores are comparable
     # within a cell) - as dummies of LA and month.
@@ -143,7 +144,12 @@ def estimate(
     d_nn = _nn_diffs(m, y, w_ipc)
     # Kernel: the same weights for every control in a window (all of them, not only matched
     # ones, could be in one; those never matched count 1, a small approximation).
-    k_means, k_on = matching.kernel_control_means(cell, logit, treated, y, caliper, w_ipc)
+    # Only rows some kernel window reaches: the bootstrap then never sums over the others.
+    ks = matching.kernel_support(cell, logit, treated, caliper)
+    k_cell, k_logit, k_treated, k_y = cell[ks], logit[ks], treated[ks], y[ks]
+    k_means, k_on = matching.kernel_control_means(
+        k_cell, k_logit, k_treated, k_y, caliper, w_ipc[ks]
+    )
     d_k = y[m.treated] - k_means
     ones_t = np.ones(len(m.treated))
     att_nn = _wmean(d_nn, ones_t)
@@ -171,7 +177,7 @@ def estimate(
         wc = rng.poisson(1.0, len(frame)).astype(float) * w_ipc
         db = _nn_diffs(m, y, wc)
         boot_nn[r] = _wmean(db, wt)
-        km, _ = matching.kernel_control_means(cell, logit, treated, y, caliper, wc)
+        km, _ = matching.kernel_control_means(k_cell, k_logit, k_treated, k_y, caliper, wc[ks])
         boot_k[r] = _wmean(y[m.treated] - km, wt)
         for b, (lv, codes) in groups.items():
             boot_groups[b][r] = _group_means(db, wt, codes, len(lv))

@@ -160,6 +160,24 @@ def kernel_control_means(
     return means, on
 
 
+def kernel_support(
+    cell: np.ndarray, logit: np.ndarray, treated: np.ndarray, bandwidth: float
+) -> np.ndarray:
+    """Positions of the treated and of every control inside some treated person's kernel
+    window: the only rows a kernel estimate (or a replicate of it) can use."""
+    key = _keys(cell, logit)
+    t = np.flatnonzero(treated)
+    c = np.flatnonzero(~treated)
+    c = c[np.argsort(key[c], kind="stable")]
+    lo = np.searchsorted(key[c], key[t] - bandwidth, side="left")
+    hi = np.searchsorted(key[c], key[t] + bandwidth, side="right")
+    cover = np.zeros(len(c) + 1, dtype=np.int64)
+    np.add.at(cover, lo, 1)
+    np.add.at(cover, hi, -1)
+    used = np.cumsum(cover[:-1]) > 0
+    return np.sort(np.concatenate([t, c[used]]))
+
+
 def smd(
     x: np.ndarray, treated: np.ndarray, w_treated: np.ndarray, w_control: np.ndarray,
     sd_pool: np.ndarray,
