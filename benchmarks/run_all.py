@@ -22,6 +22,7 @@ FULL: list[list[str]] = [
     ["bench_linkage", "--people", "10000", "100000"],
     ["bench_febrl"],
     ["bench_outcomes", "--people", "20000"],
+    ["bench_impact", "--people", "200000", "--seeds", "1", "2", "3"],
     ["bench_seal", "--sizes-mib", "64", "1024"],
     ["bench_audit"],
 ]
@@ -31,6 +32,7 @@ QUICK: list[list[str]] = [
     ["bench_tokenise", "--rows", "50000"],
     ["bench_linkage", "--people", "5000"],
     ["bench_outcomes", "--people", "5000"],
+    ["bench_impact", "--people", "20000", "--seeds", "1", "--bootstrap", "50"],
     ["bench_seal", "--sizes-mib", "64"],
     ["bench_audit", "--appends", "200", "--lines", "5000"],
 ]
