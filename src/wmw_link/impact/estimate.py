@@ -63,11 +63,25 @@ def outcome_columns(frame: pd.DataFrame, rules: Sequence[SustainedRule]) -> pd.D
     return pd.DataFrame(out)
 
 
-def _nn_diffs(m: matching.Matches, y: np.ndarray, wc: np.ndarray | None = None) -> np.ndarray:
-    """y_treated - mean of matched controls' y, per treated person (NaN off support)."""
+def _nn_diffs(
+    m: matching.Matches,
+    y: np.ndarray,
+    wc: np.ndarray | None = None,
+    fallback: np.ndarray | None = None,
+) -> np.ndarray:
+    """y_treated - (weighted) mean of matched controls' y, per treated person (NaN off support).
+
+    ``fallback``: control weights for a treated person whose matched controls all have weight
+    0 in ``wc`` (a bootstrap replicate that drew none of them), so no one drops out of a
+    replicate for that reason: dropping them would shift every replicate the same way.
+    """
     ctrl = m.control[m.idx]
     w = m.ok.astype(float) * (1.0 if wc is None else wc[ctrl])
     tot = w.sum(axis=1)
+    if fallback is not None:
+        empty = (tot <= 0) & m.on_support
+        w[empty] = m.ok[empty] * fallback[ctrl[empty]]
+        tot = w.sum(axis=1)
     y0 = np.einsum("ik,iko->io", w, y[ctrl]) / np.where(tot > 0, tot, 1.0)[:, None]
     d = y[m.treated] - y0
     d[tot <= 0] = np.nan
@@ -175,18 +189,22 @@ def estimate(
         # twice in its sets, one not drawn drops out of them.
         wt = rng.poisson(1.0, len(m.treated)).astype(float)
         wc = rng.poisson(1.0, len(frame)).astype(float) * w_ipc
-        db = _nn_diffs(m, y, wc)
+        db = _nn_diffs(m, y, wc, fallback=w_ipc)
         boot_nn[r] = _wmean(db, wt)
         km, _ = matching.kernel_control_means(k_cell, k_logit, k_treated, k_y, caliper, wc[ks])
         boot_k[r] = _wmean(y[m.treated] - km, wt)
         for b, (lv, codes) in groups.items():
             boot_groups[b][r] = _group_means(db, wt, codes, len(lv))
 
-    def ci(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.nanpercentile(a, 2.5, axis=0), np.nanpercentile(a, 97.5, axis=0)
+    def ci(point: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Normal bootstrap interval: point +- 1.96 bootstrap SDs. (Percentiles of a
+        # matching estimator's replicates sit off-centre: a replicate reuses fewer distinct
+        # controls, so its matches are a little worse than the estimate's.)
+        sd = np.nanstd(a, axis=0, ddof=1)
+        return point - 1.96 * sd, point + 1.96 * sd
 
-    lo, hi = ci(boot_nn)
-    klo, khi = ci(boot_k)
+    lo, hi = ci(att_nn, boot_nn)
+    klo, khi = ci(att_k, boot_k)
     scale = np.array([1.0 if n in MONEY_OUTCOMES else 100.0 for n in names])
     on = m.on_support
     matched_controls = np.unique(m.control[m.idx[m.ok]])
@@ -209,7 +227,7 @@ def estimate(
     rows = []
     for b, (lv, codes) in groups.items():
         est = _group_means(d_nn, ones_t, codes, len(lv))
-        glo, ghi = ci(boot_groups[b])
+        glo, ghi = ci(est, boot_groups[b])
         n_g = np.bincount(codes[on], minlength=len(lv))
         # Distinct matched controls behind each group's estimate.
         nc = [len(np.unique(m.control[m.idx[(codes == g) & on][m.ok[(codes == g) & on]]]))

@@ -261,8 +261,9 @@ def _meta(
             "estimator": f"{settings.neighbours} nearest neighbours with replacement, caliper "
             f"{settings.caliper_sd} SD of the propensity logit",
             "second_estimator": "Epanechnikov kernel, bandwidth = caliper",
-            "interval": f"bootstrap percentile 95%, {settings.bootstrap} replicates (Poisson "
-            "weights; propensity model held fixed)",
+            "interval": f"normal bootstrap 95% (estimate +- 1.96 SD), {settings.bootstrap} "
+            "replicates (Poisson weights; propensity model, censoring weights and matches held "
+            "fixed)",
             "smd_target": SMD_TARGET,
             **asdict(settings),
         },
