@@ -284,3 +284,20 @@ def test_cli_impact(tmp_path):
         main, [*args, "--out", str(tmp_path / "o3"), "--from", "2019-01", "--to", "2019-02"]
     )
     assert r.exit_code == 1 and "no first hub start" in r.output
+
+
+def test_written_tables_mark_suppressed_cells_and_keep_counts_whole(tmp_path):
+    res = build_journeys(agreement(), *_region().tables(), as_of=AS_OF)
+    estimate_impact(
+        agreement(), (res.events, res.persons), tmp_path / "o", settings=Settings(bootstrap=20)
+    )
+    bd = pd.read_csv(tmp_path / "o" / "public" / "breakdowns.csv", dtype=str)
+    shown = bd["n_treated"][bd["n_treated"] != "c"]
+    assert shown.str.fullmatch(r"\d+").all() and (shown.astype(int) % 10 == 0).all()
+    # Public tier: estimates only for groups of at least 50 participants; whole points.
+    small = bd[(bd["n_treated"] == "c")]
+    assert (small["estimate"] == "c").all()
+    est = bd["estimate"][bd["estimate"] != "c"]
+    assert est.str.fullmatch(r"-?\d+(\.0)?").all()
+    counts = pd.read_csv(tmp_path / "o" / "tables" / "counts.csv", dtype=str)
+    assert set(counts["count"]) >= {"treated", "comparison_pool", "treated_matched"}

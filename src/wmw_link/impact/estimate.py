@@ -41,6 +41,8 @@ class Estimates:
     balance: pd.DataFrame  # covariate, smd_before, smd_after, mean_treated, mean_control_*
     counts: dict[str, int] = field(default_factory=dict)
     excluded_covariates: dict[str, str] = field(default_factory=dict)
+    #: Largest censoring weight of a matched comparison person (a diagnostic, not a count).
+    max_censoring_weight: float = 1.0
     #: Person ids of the treated the estimates cover (evaluation against a synthetic truth).
     treated_ids: list[str] = field(default_factory=list)
 
@@ -266,7 +268,6 @@ def estimate(
         "treated_off_support": int((~on).sum()),
         "treated_off_support_kernel": int((~k_on).sum()),
         "controls_matched": len(matched_controls),
-        "max_censoring_weight": float(w_ipc.max()),
     }
     ids = frame["person_id"].to_numpy()[m.treated[on]].astype(str).tolist()
-    return Estimates(outcomes, breakdowns, balance, counts, excluded, ids)
+    return Estimates(outcomes, breakdowns, balance, counts, excluded, float(w_ipc.max()), ids)

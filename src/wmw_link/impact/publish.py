@@ -98,12 +98,18 @@ def protect_estimates(
     for r in est.balance.itertuples(index=False):
         row: dict[str, Any] = {
             "covariate": r.covariate,
-            "smd_before": round(float(r.smd_before), 3),
-            "smd_after": round(float(r.smd_after), 3),
+            "smd_before": round(float(r.smd_before), 3) + 0.0,  # + 0.0: no "-0.0"
+            "smd_after": round(float(r.smd_after), 3) + 0.0,
         }
         if means:
             for c in ("mean_treated", "mean_control_before", "mean_control_after"):
                 row[c] = round(float(getattr(r, c)), 2)
         balance.append(row)
     counts = {k: _count(v, tier) for k, v in est.counts.items()}
-    return {"counts": counts, "outcomes": outcomes, "breakdowns": breakdowns, "balance": balance}
+    return {
+        "counts": counts,
+        "outcomes": outcomes,
+        "breakdowns": breakdowns,
+        "balance": balance,
+        "max_censoring_weight": round(est.max_censoring_weight, 2),
+    }

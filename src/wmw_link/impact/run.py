@@ -211,7 +211,12 @@ def tables(doc: dict[str, Any]) -> dict[str, pd.DataFrame]:
     out_rows = [
         {"outcome": k, **{c: _c(v) for c, v in e.items()}} for k, e in doc["outcomes"].items()
     ]
-    bd = pd.DataFrame(doc["breakdowns"]).map(_c) if doc["breakdowns"] else pd.DataFrame()
+    bd = (
+        # Built from dicts (not a frame of floats): counts stay whole numbers in the CSV.
+        pd.DataFrame([{k: _c(v) for k, v in r.items()} for r in doc["breakdowns"]], dtype=object)
+        if doc["breakdowns"]
+        else pd.DataFrame()
+    )
     return {
         "impact": pd.DataFrame(out_rows),
         "breakdowns": bd,
