@@ -45,7 +45,7 @@ HUB_LA_INTENSITY = np.array([1.0, 1.2, 0.9, 1.0, 0.8, 1.1, 1.5])  # Wolves at Wo
 #: claim), fewer later, so who starts depends on history that journeys show (months out of
 #: work), not on what will happen next (a constant hazard would keep referring exactly those
 #: who stay out of work, which a never-supported comparison group cannot mirror).
-HUB_DURATION_FACTOR = np.array([3.3, 3.3, 2.4, 1.5, 1.05, 0.75])  # by months out of work, 0..5+
+HUB_DURATION_FACTOR = np.array([3.7, 3.7, 2.7, 1.7, 1.18, 0.84])  # by months out of work, 0..5+
 #: People out of work when the window opens: their spell's length is unknown, counted as long.
 HUB_DURATION_AT_WINDOW_START = 5
 HUB_EFFECT_HAZARD = 0.02  # added to the monthly entry hazard for 12 months after a start
@@ -244,6 +244,9 @@ def simulate(
     out_months = np.where(e1, 0, HUB_DURATION_AT_WINDOW_START)  # current spell out of work
     last_dur = len(HUB_DURATION_FACTOR) - 1
     for m in range(N_MONTHS):
+        # Random numbers in the same order as ever (transition, then start), so every path
+        # but the supported ones' stays as it was for a seed.
+        draw = rng.random(n) if m > 0 else None
         if m <= HUB_LAST_MONTH:
             # Decided on the record up to last month: a start on a random day of month m must
             # not depend on whether work begins later that month (an analyst could not see it).
@@ -251,8 +254,7 @@ def simulate(
             h = np.where(e1, HUB_HAZARD_EMPLOYED, hub_h * dur)
             starts = (hub < 0) & (rng.random(n) < h)
             hub[starts] = m
-        if m > 0:
-            draw = rng.random(n)
+        if draw is not None:
             active = (hub >= 0) & (m > hub) & (m <= hub + HUB_EFFECT_MONTHS)
             e1 = np.where(e1, draw >= exit_h, draw < entry_h + effect * active)
             e0 = np.where(e0, draw >= exit_h, draw < entry_h)
