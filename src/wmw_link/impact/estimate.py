@@ -3,6 +3,7 @@ bootstrap intervals, breakdowns and the balance table, *before* disclosure contr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -202,7 +203,9 @@ def estimate(
         # Normal bootstrap interval: point +- 1.96 bootstrap SDs. (Percentiles of a
         # matching estimator's replicates sit off-centre: a replicate reuses fewer distinct
         # controls, so its matches are a little worse than the estimate's.)
-        sd = np.nanstd(a, axis=0, ddof=1)
+        with warnings.catch_warnings():  # a group too small for any replicate: NaN, suppressed
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sd = np.nanstd(a, axis=0, ddof=1)
         return point - 1.96 * sd, point + 1.96 * sd
 
     lo, hi = ci(att_nn, boot_nn)
