@@ -99,6 +99,7 @@ def _check_args(
 def _people_table(people: People, lab: Labour) -> pa.Table:
     group5 = np.array([regions.ETHNIC_GROUP5[g] for g in people.ethnicity], dtype=object)
     hub_start = pa.array(lab.hub_day.astype("datetime64[D]"), pa.date32(), mask=lab.hub_month < 0)
+
     # One "0"/"1" character per month, built as a fixed-width byte view (no per-person loop).
     def _bits(paths: np.ndarray) -> pa.Array:
         bits = (paths.astype(np.uint8) + ord("0")).copy(order="C")
@@ -262,8 +263,10 @@ def generate(
         workers = default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("workers must be a whole number of 1 or more")
-    if isinstance(confounding, bool) or not isinstance(confounding, int | float) or not (
-        0 <= confounding <= 5
+    if (
+        isinstance(confounding, bool)
+        or not isinstance(confounding, int | float)
+        or not (0 <= confounding <= 5)
     ):
         raise ConfigError("confounding must be a number from 0 to 5")
     people = int(people)
