@@ -51,6 +51,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "outcomes",
         "Analyst: measure outcomes with disclosure control.",
     ),
+    "impact": (
+        "wmw_link.cli.impact_cmd",
+        "impact",
+        "Analyst: effect of hub support against a matched comparison group.",
+    ),
     "seal": ("wmw_link.cli.seal_cmd", "seal", "Encrypt a file to a party and sign it."),
     "unseal": ("wmw_link.cli.seal_cmd", "unseal", "Verify and decrypt a sealed file."),
     "audit": ("wmw_link.cli.audit_cmd", "audit", "Inspect and verify the audit log."),

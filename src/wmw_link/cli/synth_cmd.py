@@ -70,6 +70,14 @@ def _load_rates(path: Path | None, scale: float) -> dict[str, float] | None:
     default=None,
     help="Processes generating chunks of 100,000 people [default: up to 2].",
 )
+@click.option(
+    "--confounding",
+    type=click.FloatRange(min=0.0, max=5.0),
+    default=0.0,
+    show_default=True,
+    help="Strength of an unobserved trait raising both the chance of hub support and of "
+    "finding work (0 = none): shows what matching on the record cannot fix.",
+)
 def synth(
     n_people: int,
     seed: int,
@@ -77,6 +85,7 @@ def synth(
     rates_file: Path | None,
     error_scale: float,
     workers: int | None,
+    confounding: float,
 ) -> None:
     """Generate synthetic West Midlands partner extracts and their ground truth.
 
@@ -90,7 +99,9 @@ def synth(
         rates = _load_rates(rates_file, error_scale)
     except ValueError as e:  # pydantic's ValidationError is a ValueError
         raise ConfigError(f"{rates_file}: invalid error rates: {str(e).splitlines()[0]}") from None
-    result = generate(people=n_people, seed=seed, out=out, rates=rates, workers=workers)
+    result = generate(
+        people=n_people, seed=seed, out=out, rates=rates, workers=workers, confounding=confounding
+    )
     rec = runrecord.current()
     for path in [*result.extracts.values(), result.truth, result.people, result.summary]:
         rec.add_output(path)

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from wmw_link.errors import ConfigError
 from wmw_link.files import atomic_path, sha256_file, write_json_atomic
-from wmw_link.synth import labour, regions
+from wmw_link.synth import effects, labour, regions
 from wmw_link.synth.events import WINDOW_FIRST_DAY, WINDOW_LAST_DAY
 from wmw_link.synth.extracts import DATASETS, FORMATS, build_chunk, employer_refs, with_record_ids
 from wmw_link.synth.ids import MAX_PEOPLE
@@ -99,9 +99,13 @@ def _check_args(
 def _people_table(people: People, lab: Labour) -> pa.Table:
     group5 = np.array([regions.ETHNIC_GROUP5[g] for g in people.ethnicity], dtype=object)
     hub_start = pa.array(lab.hub_day.astype("datetime64[D]"), pa.date32(), mask=lab.hub_month < 0)
+
     # One "0"/"1" character per month, built as a fixed-width byte view (no per-person loop).
-    bits = (lab.employed.astype(np.uint8) + ord("0")).copy(order="C")
-    by_month = pa.array(bits.view(f"S{bits.shape[1]}").ravel(), pa.binary()).cast(pa.string())
+    def _bits(paths: np.ndarray) -> pa.Array:
+        bits = (paths.astype(np.uint8) + ord("0")).copy(order="C")
+        return pa.array(bits.view(f"S{bits.shape[1]}").ravel(), pa.binary()).cast(pa.string())
+
+    by_month = _bits(lab.employed)
     la_names = np.array(regions.LAS, dtype=object)[people.la.astype(int)]
     return pa.table(
         {
@@ -129,6 +133,8 @@ def _people_table(people: People, lab: Labour) -> pa.Table:
             "nonwork_type": pa.array(lab.nonwork_type, pa.string()),
             "employed_baseline": pa.array(lab.employed[:, 0], pa.bool_()),
             "employed_by_month": by_month,
+            # Had nobody been supported (same draws): the true effect for any subset.
+            "employed_counterfactual_by_month": _bits(lab.employed_cf),
             "hub_start_date": hub_start,
             "base_monthly_pay": pa.array(lab.base_pay, pa.float64()),
         }
@@ -164,6 +170,7 @@ class _ChunkJob:
     id_seeds: tuple[np.random.SeedSequence, np.random.SeedSequence]
     rates: ErrorRates
     employers: np.ndarray
+    confounding: float = 0.0
 
 
 @dataclass
@@ -178,11 +185,13 @@ def _run_chunk(job: _ChunkJob) -> _ChunkOut:
     """Everything for one chunk of people; pure function of the job (runs in a worker)."""
     rng = np.random.default_rng(job.seed)
     pop = make_people(rng, job.n, job.first + 1, load_pools(), job.id_seeds, job.first + 1)
-    lab = labour.simulate(pop, rng)
+    lab = labour.simulate(pop, rng, confounding=job.confounding)
     tally = Tally()
     tally.add(pop, lab)
     counts: dict[str, dict[str, dict[str, int]]] = {}
     extracts = build_chunk(pop, lab, rng, job.rates, load_pools(), job.employers, counts, tally)
+    # Drawn last, from its own stream: the extracts above do not depend on it.
+    tally.merge(effects.effect_counts(lab, np.random.default_rng(rng.integers(2**63))))
     return _ChunkOut(extracts, _people_table(pop, lab), dict(tally.c), counts)
 
 
@@ -223,6 +232,7 @@ def generate(
     out: str | os.PathLike[str],
     rates: ErrorRates | dict[str, float] | None = None,
     workers: int | None = None,
+    confounding: float = 0.0,
 ) -> SynthResult:
     """Generate a synthetic West Midlands population and every partner's extract.
 
@@ -232,6 +242,9 @@ def generate(
         out: output directory (created if needed).
         rates: error rates (an :class:`ErrorRates` or a mapping of overrides); defaults if None.
         workers: processes generating chunks of 100,000 people (default: up to two).
+        confounding: strength of an unobserved trait that raises both the chance of starting
+            hub support and of finding work (0, the default, for none): a region where
+            matching on the record cannot recover the true effect (see docs/impact.md).
 
     Returns:
         A :class:`SynthResult` naming every file written and the row counts.
@@ -250,6 +263,12 @@ def generate(
         workers = default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("workers must be a whole number of 1 or more")
+    if (
+        isinstance(confounding, bool)
+        or not isinstance(confounding, int | float)
+        or not (0 <= confounding <= 5)
+    ):
+        raise ConfigError("confounding must be a number from 0 to 5")
     people = int(people)
     labour.calibration()  # fit once before the first chunk
     n_chunks = -(-people // CHUNK_PEOPLE)
@@ -264,6 +283,7 @@ def generate(
             (nino_seed, nhs_seed),
             rates,
             employers,
+            float(confounding),
         )
         for c in range(n_chunks)
     ]
@@ -295,6 +315,7 @@ def generate(
     summary = _summary(
         people, int(seed), rates, rows, counts, tally, paths, truth_path, people_path
     )
+    summary["parameters"]["hub_effect"]["unobserved_confounding"] = float(confounding)
     summary_path = out / "synth.json"
     write_json_atomic(summary_path, summary)
     return SynthResult(

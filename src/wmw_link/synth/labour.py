@@ -41,6 +41,13 @@ EXIT_HAZARD = 0.012  # per month; x1.8 under 25, x1.5 if disabled
 HUB_HAZARD = {"unemployed": 0.012, "inactive_health": 0.006, "inactive_other": 0.002}
 HUB_HAZARD_EMPLOYED = 0.0004  # in-work progression
 HUB_LA_INTENSITY = np.array([1.0, 1.2, 0.9, 1.0, 0.8, 1.1, 1.5])  # Wolves at Work is large
+#: Referral follows the observed record: most starts come early in a spell out of work (a new
+#: claim), fewer later, so who starts depends on history that journeys show (months out of
+#: work), not on what will happen next (a constant hazard would keep referring exactly those
+#: who stay out of work, which a never-supported comparison group cannot mirror).
+HUB_DURATION_FACTOR = np.array([3.7, 3.7, 2.7, 1.7, 1.18, 0.84])  # by months out of work, 0..5+
+#: People out of work when the window opens: their spell's length is unknown, counted as long.
+HUB_DURATION_AT_WINDOW_START = 5
 HUB_EFFECT_HAZARD = 0.02  # added to the monthly entry hazard for 12 months after a start
 HUB_EFFECT_MONTHS = 12
 UNEMPLOYED_SHARE = np.array([0.15, 0.32, 0.22, 0.12])  # of non-health non-employed, by age band
@@ -179,8 +186,23 @@ class Labour:
     base_pay: np.ndarray  # monthly pay in pounds when in work
 
 
-def simulate(people: People, rng: np.random.Generator, effect: float = HUB_EFFECT_HAZARD) -> Labour:
-    """Draw employment paths over the window and hub starts in 2024-01 .. 2025-09."""
+def simulate(
+    people: People,
+    rng: np.random.Generator,
+    effect: float = HUB_EFFECT_HAZARD,
+    confounding: float = 0.0,
+) -> Labour:
+    """Draw employment paths over the window and hub starts in 2024-01 .. 2025-09.
+
+    Args:
+        people: the chunk's people.
+        rng: the chunk's random generator.
+        effect: hazard added to entry into work for twelve months after a start.
+        confounding: strength of an unobserved trait ("drive") that raises both the chance of
+            starting support and of entering work (0 = none, the default; 1 = a standard
+            normal trait scaling the start hazard by exp(z) and the entry hazard by
+            exp(0.5 z)). Nothing in any extract records it, so matching cannot balance it.
+    """
     cal = calibration()
     n = len(people)
     age = people.age
@@ -203,26 +225,40 @@ def simulate(people: People, rng: np.random.Generator, effect: float = HUB_EFFEC
 
     exit_h = EXIT_HAZARD * np.where(age < 25, 1.8, 1.0) * np.where(people.disabled, 1.5, 1.0)
     entry_h = np.minimum(0.6, exit_h * p / (1 - p))
+    if confounding:
+        # Its own stream, so the default region (confounding 0) draws exactly as before.
+        drive = np.random.default_rng(rng.integers(2**63)).standard_normal(n) * confounding
+        entry_h = np.minimum(0.6, entry_h * np.exp(0.5 * drive))
+    else:
+        drive = np.zeros(n)
     hub_h = np.zeros(n)
     for t, h in HUB_HAZARD.items():
         hub_h[ntype == t] = h
-    hub_h *= np.where(age < 25, 1.5, 1.0) * HUB_LA_INTENSITY[la]
+    hub_h *= np.where(age < 25, 1.5, 1.0) * HUB_LA_INTENSITY[la] * np.exp(drive)
 
     emp = np.zeros((n, N_MONTHS), dtype=bool)
     emp_cf = np.zeros((n, N_MONTHS), dtype=bool)
     hub = np.full(n, -1, dtype=np.int16)
     e1 = rng.random(n) < p
     e0 = e1.copy()
+    out_months = np.where(e1, 0, HUB_DURATION_AT_WINDOW_START)  # current spell out of work
+    last_dur = len(HUB_DURATION_FACTOR) - 1
     for m in range(N_MONTHS):
-        if m > 0:
-            draw = rng.random(n)
+        # Random numbers in the same order as ever (transition, then start), so every path
+        # but the supported ones' stays as it was for a seed.
+        draw = rng.random(n) if m > 0 else None
+        if m <= HUB_LAST_MONTH:
+            # Decided on the record up to last month: a start on a random day of month m must
+            # not depend on whether work begins later that month (an analyst could not see it).
+            dur = HUB_DURATION_FACTOR[np.minimum(out_months, last_dur)]
+            h = np.where(e1, HUB_HAZARD_EMPLOYED, hub_h * dur)
+            starts = (hub < 0) & (rng.random(n) < h)
+            hub[starts] = m
+        if draw is not None:
             active = (hub >= 0) & (m > hub) & (m <= hub + HUB_EFFECT_MONTHS)
             e1 = np.where(e1, draw >= exit_h, draw < entry_h + effect * active)
             e0 = np.where(e0, draw >= exit_h, draw < entry_h)
-        if m <= HUB_LAST_MONTH:
-            h = np.where(e1, HUB_HAZARD_EMPLOYED, hub_h)
-            starts = (hub < 0) & (rng.random(n) < h)
-            hub[starts] = m
+            out_months = np.where(e1, 0, np.minimum(out_months + 1, last_dur))
         emp[:, m] = e1
         emp_cf[:, m] = e0
 
@@ -274,6 +310,7 @@ def parameters() -> dict[str, object]:
         "hub_effect": {
             "added_entry_hazard_per_month": HUB_EFFECT_HAZARD,
             "months_after_start": HUB_EFFECT_MONTHS,
+            "start_hazard_by_months_out_of_work": HUB_DURATION_FACTOR.tolist(),
         },
         "pay": {
             "median_monthly": PAY_MEDIAN,

@@ -98,6 +98,10 @@ class Tally:
                 out[f"employed_{k}m_supported"] = round(y1, 4)
                 out[f"employed_{k}m_counterfactual"] = round(y0, 4)
                 out[f"att_{k}m_points"] = round(100 * (y1 - y0), 2)
+        from wmw_link.synth.effects import effect_summary
+
+        # Per outcome in the measures' day-level definitions (employed_<h>m, sustained_*).
+        out["by_outcome"] = effect_summary(self.c)  # type: ignore[assignment]
         return out
 
     def realised(self) -> dict[str, object]:
