@@ -28,7 +28,7 @@ import pyarrow as pa
 from wmw_link import __version__
 from wmw_link.agreement import Agreement, Role
 from wmw_link.disclosure import INTERNAL_PRECISION, PUBLIC_PRECISION
-from wmw_link.errors import InputDataError, PolicyError
+from wmw_link.errors import InputDataError
 from wmw_link.files import sha256_file, write_bytes_atomic
 from wmw_link.impact import covariates
 from wmw_link.impact.censoring import censoring_weights
@@ -36,9 +36,8 @@ from wmw_link.impact.cohort import Window, build_units, default_window
 from wmw_link.impact.estimate import SMD_TARGET, Estimates, Settings, estimate
 from wmw_link.impact.publish import protect_estimates
 from wmw_link.outcomes import cohort as outcomes_cohort
-from wmw_link.outcomes.run import _load_journeys  # same checks as `outcomes`
+from wmw_link.outcomes.run import journey_tables  # same checks as `outcomes`
 from wmw_link.outdir import check_out_dir, staged_dir
-from wmw_link.token_schema import BY_NAME as TOKEN_COLUMNS
 
 IMPACT_JSON = "impact.json"
 IMPACT_FILES = ("impact.json", "impact-public.json", "tables", "public", "dashboard.html",
@@ -116,18 +115,7 @@ def estimate_impact(
     if out_dir is not None:
         check_out_dir(out_dir, IMPACT_FILES, "impact")
     settings = settings or Settings()
-    inputs: list[Path] = []
-    if isinstance(journeys, tuple):
-        events, persons = journeys
-    else:
-        events, persons, man_as_of, inputs = _load_journeys(agreement, Path(journeys))
-        as_of = as_of or man_as_of
-    for t in (events, persons):
-        toks = sorted(c for c in t.column_names if c in TOKEN_COLUMNS)
-        if toks:
-            raise PolicyError(
-                f"rule 'separation': journeys table holds token column(s) {', '.join(toks[:5])}"
-            )
+    events, persons, as_of, inputs = journey_tables(agreement, journeys, as_of)
     if events.num_rows == 0 or persons.num_rows == 0:
         raise InputDataError("journeys: no events or no persons; nothing to evaluate")
     if isinstance(window, tuple):

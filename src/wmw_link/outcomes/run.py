@@ -88,6 +88,28 @@ class OutcomesResult:
         return out
 
 
+def journey_tables(
+    agreement: Agreement,
+    journeys: str | Path | tuple[pa.Table, pa.Table],
+    as_of: dt.date | None,
+) -> tuple[pa.Table, pa.Table, dt.date | None, list[Path]]:
+    """Events and persons from a journeys folder (checked) or given tables, the "as at" date
+    (the manifest's unless given) and the files read; refuses any token column (separation)."""
+    inputs: list[Path] = []
+    if isinstance(journeys, tuple):
+        events, persons = journeys
+    else:
+        events, persons, man_as_of, inputs = _load_journeys(agreement, Path(journeys))
+        as_of = as_of or man_as_of
+    for t in (events, persons):
+        toks = sorted(c for c in t.column_names if c in TOKEN_COLUMNS)
+        if toks:
+            raise PolicyError(
+                f"rule 'separation': journeys table holds token column(s) {', '.join(toks[:5])}"
+            )
+    return events, persons, as_of, inputs
+
+
 def _load_journeys(
     agreement: Agreement, journeys_dir: Path
 ) -> tuple[pa.Table, pa.Table, dt.date | None, list[Path]]:
@@ -308,18 +330,7 @@ def measure_outcomes(
         check_out_dir(out_dir, OUTCOMES_FILES, "outcomes")  # before the work, not after
     headline_rule = _resolve_rule(rule)
     rules = [headline_rule, *(r for n, r in PRESETS.items() if n != headline_rule.name)]
-    inputs: list[Path] = []
-    if isinstance(journeys, tuple):
-        events, persons = journeys
-    else:
-        events, persons, man_as_of, inputs = _load_journeys(agreement, Path(journeys))
-        as_of = as_of or man_as_of
-    for t in (events, persons):
-        toks = sorted(c for c in t.column_names if c in TOKEN_COLUMNS)
-        if toks:
-            raise PolicyError(
-                f"rule 'separation': journeys table holds token column(s) {', '.join(toks[:5])}"
-            )
+    events, persons, as_of, inputs = journey_tables(agreement, journeys, as_of)
     if events.num_rows == 0 or persons.num_rows == 0:
         # Every cell would read "c": a dashboard of nothing is a failed run, not a result.
         where = journeys if isinstance(journeys, (str, Path)) else "journeys tables"
