@@ -317,8 +317,6 @@ def plaintext_tables(
     }
 
 
-
-
 def _min_gamma(
     comp: Any, exclude: frozenset[str] = frozenset({"same initial", "same year"}),
     stop: str | None = None,

@@ -22,13 +22,11 @@ _DUCK_TYPES = {
     "hmac": "BIGINT",
     "hmac_list": "BIGINT[]",
     "bloom_word": "BIGINT",
-    "bloom_popcount": "SMALLINT",
 }
 _SPARK_TYPES = {
     "hmac": "BIGINT",
     "hmac_list": "ARRAY<BIGINT>",
     "bloom_word": "BIGINT",
-    "bloom_popcount": "SMALLINT",
 }
 
 

@@ -39,12 +39,6 @@ class Hasher:
             self._domains[domain] = h
         return h
 
-    def digest(self, domain: str, data: bytes) -> bytes:
-        """Full HMAC-SHA256 of raw bytes under the domain subkey (for Bloom positions)."""
-        h = self._domain(domain).copy()
-        h.update(data)
-        return h.digest()
-
     def derive(self, domain: str) -> bytes:
         """The raw HKDF subkey of a domain (for keys that are not HMAC tokens, e.g. Bloom
         permutations)."""
