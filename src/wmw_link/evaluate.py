@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from wmw_link import equity
 from wmw_link.errors import InputDataError
 
 _MAP_SUFFIX = ".map.parquet"
@@ -79,6 +80,10 @@ class Evaluation:
     clusters: dict[str, float | int]
     household_false_merge: dict[str, float | int] | None = None
     coverage: dict[str, int] = field(default_factory=dict)
+    #: attribute -> one entry per group (see :mod:`wmw_link.equity`); empty without people.
+    by_group: dict[str, list[dict[str, float | int | str]]] = field(default_factory=dict)
+    #: groups more than :data:`~wmw_link.equity.GAP` below the overall precision or recall.
+    equity_flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -115,6 +120,20 @@ class Evaluation:
                 f"(household false-merge rate {h['household_false_merge_rate']:.5f} of "
                 f"{h['household_pairs']:,} household pairs)"
             )
+        for attribute, groups in self.by_group.items():
+            lines.append(f"  by {attribute}:")
+            lines.extend(
+                f"    {g['group']:<24} precision {g['precision']:.4f}  recall {g['recall']:.4f}  "
+                f"F1 {g['f1']:.4f}  ({g['records']:,} records, {g['true_pairs']:,} true pairs)"
+                for g in groups
+            )
+        if self.by_group:
+            gap = 100 * equity.GAP
+            if self.equity_flags:
+                lines.append(f"  groups more than {gap:.0f} points below the overall figures:")
+                lines.extend(f"    {f}" for f in self.equity_flags)
+            else:
+                lines.append(f"  no group more than {gap:.0f} points below the overall figures")
         return "\n".join(lines)
 
 
@@ -190,12 +209,17 @@ def _household_figures(frame: pd.DataFrame) -> dict[str, float | int]:
     }
 
 
+#: Person-level attributes the equity report breaks figures down by, when the frame has them.
+GROUP_COLUMNS = ("ethnic_group", "ethnicity_detailed", "sex", "age_band")
+
+
 def score(frame: pd.DataFrame) -> Evaluation:
     """Score one table of records with predicted and true labels.
 
     Args:
         frame: columns ``dataset``, ``pred`` (predicted person), ``true`` (true person) and,
-            optionally, ``household`` (true household id, null when unknown).
+            optionally, ``household`` (true household id, null when unknown) and the
+            :data:`GROUP_COLUMNS` for the equity report.
 
     Returns:
         The evaluation.
@@ -211,6 +235,7 @@ def score(frame: pd.DataFrame) -> Evaluation:
         total.actual - within.actual,
     )
     household = _household_figures(frame) if "household" in frame.columns else None
+    groups = {c: equity.by_group(frame, c) for c in GROUP_COLUMNS if c in frame.columns}
     return Evaluation(
         records=len(frame),
         pairwise=total,
@@ -218,6 +243,12 @@ def score(frame: pd.DataFrame) -> Evaluation:
         across_source=across,
         clusters=_cluster_figures(frame),
         household_false_merge=household,
+        by_group={c: [g.to_dict() for g in gs] for c, gs in groups.items()},
+        equity_flags=[
+            f"{c} {f}"
+            for c, gs in groups.items()
+            for f in equity.flags(gs, total.precision, total.recall)
+        ],
     )
 
 
@@ -278,6 +309,71 @@ def _check_join(
     )
 
 
+_TRUTH_NEEDS = (
+    "the truth needs columns dataset (text: the extract's dataset name), record_id (the "
+    "extract's record id, text or integer) and person_id (any id, one value per true person)"
+)
+
+
+def _read_truth(truth: Path) -> pd.DataFrame:
+    """The truth's (dataset, record_id, person_id), or an error naming what is wrong."""
+    if not truth.is_file():
+        raise InputDataError(f"{truth}: truth file not found")
+    try:
+        names = pq.read_schema(truth).names
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise InputDataError(f"{truth}: not a readable Parquet file ({type(e).__name__})") from None
+    lacking = [c for c in ("dataset", "record_id", "person_id") if c not in names]
+    if lacking:
+        raise InputDataError(
+            f"{truth}: missing column(s) {', '.join(lacking)}; {_TRUTH_NEEDS} "
+            f"(columns found: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
+        )
+    df = pq.read_table(truth, columns=["dataset", "record_id", "person_id"]).to_pandas()
+    for col in df.columns:
+        empty = df[col].isna().to_numpy()
+        if empty.any():
+            rows = ", ".join(str(int(i) + 1) for i in empty.nonzero()[0][:5])
+            raise InputDataError(
+                f"{truth}: column {col} is empty in {int(empty.sum()):,} row(s) (first: "
+                f"row {rows}); every truth row needs a dataset, record_id and person_id"
+            )
+    df["dataset"] = df["dataset"].astype(str)
+    df["record_id"] = df["record_id"].astype(str)
+    if not pd.api.types.is_integer_dtype(df["person_id"]):
+        df["person_id"] = df["person_id"].astype(str)
+    return df
+
+
+def _read_people(people: Path) -> pd.DataFrame:
+    """Person-level attributes by person id: household and the equity report's groups."""
+    if not people.is_file():
+        raise InputDataError(f"{people}: people file not found")
+    try:
+        names = pq.read_schema(people).names
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise InputDataError(f"{people}: not a readable Parquet file ({type(e).__name__})") from None
+    if "person_id" not in names:
+        raise InputDataError(f"{people}: missing column person_id (the people's true ids)")
+    age_col = next((c for c in names if c.startswith("age")), None)
+    wanted = ["household_id", "ethnicity", "ethnicity_detailed", "sex", age_col]
+    cols = [c for c in wanted if c in names]
+    ppl = pq.read_table(people, columns=["person_id", *cols]).to_pandas()
+    ppl["person_id"] = ppl["person_id"].astype(str)
+    ppl = ppl.drop_duplicates("person_id").set_index("person_id")
+    out = pd.DataFrame(index=ppl.index)
+    if "household_id" in ppl:
+        out["household"] = ppl["household_id"]
+    if "ethnicity" in ppl:
+        out["ethnic_group"] = ppl["ethnicity"]
+    for c in ("ethnicity_detailed", "sex"):
+        if c in ppl:
+            out[c] = ppl[c]
+    if age_col is not None and pd.api.types.is_numeric_dtype(ppl[age_col]):
+        out["age_band"] = equity.age_band(ppl[age_col])
+    return out
+
+
 def load_scoring_frame(
     maps: str | Path,
     truth: str | Path,
@@ -297,10 +393,7 @@ def load_scoring_frame(
     xw = _read_dir(
         Path(crosswalks), _CROSSWALK_SUFFIX, ["record_id", "row_ref"], "crosswalks", recursive=True
     )
-    try:
-        truth_df = pd.read_parquet(truth, columns=["dataset", "record_id", "person_id"])
-    except (OSError, ValueError, KeyError) as e:
-        raise InputDataError(f"{truth}: cannot read the truth ({type(e).__name__})") from None
+    truth_df = _read_truth(Path(truth))
     xw["record_id"] = xw["record_id"].astype(str)
     truth_df["record_id"] = truth_df["record_id"].astype(str)
     m = _merge(maps_df, xw, ["dataset", "row_ref"], f"{crosswalks} (crosswalks)")
@@ -331,14 +424,15 @@ def load_scoring_frame(
         {
             "dataset": m["dataset"].to_numpy(),
             "pred": m["person_id_x"].astype(str).to_numpy(),
-            "true": m["person_id_y"].astype("int64").to_numpy(),
+            "true": m["person_id_y"].to_numpy(),
         }
     )
     if people is not None:
-        ppl = pd.read_parquet(people)
-        if "household_id" in ppl.columns:
-            hh = ppl.set_index("person_id")["household_id"]
-            frame["household"] = frame["true"].map(hh)
+        attrs = _read_people(Path(people))
+        # Ids as text on both sides: a truth and a people file may store them differently.
+        key = frame["true"].astype(str)
+        for col in attrs.columns:
+            frame[col] = key.map(attrs[col]).to_numpy()
     in_maps = set(zip(maps_df["dataset"], maps_df["row_ref"], strict=True))
     xw_keys = xw[["dataset", "row_ref"]].itertuples(index=False, name=None)
     coverage = {
@@ -366,7 +460,8 @@ def evaluate(
         crosswalks: directory holding ``<dataset>.crosswalk.parquet`` (record_id, row_ref),
             directly or in subdirectories (e.g. one per controller).
         people: optional ``people.parquet``; when it has ``household_id``, the household
-            false-merge rate is reported.
+            false-merge rate is reported; ``ethnicity``, ``ethnicity_detailed``, ``sex`` and
+            an ``age...`` column give the equity report (figures by group, with flags).
         min_join: least share of each dataset's map rows that must be found in the
             crosswalks, and of those that must be found in the truth (inputs that do not
             belong together would otherwise give misleading scores).

@@ -34,7 +34,8 @@ from wmw_link.files import write_json_atomic
     "--people",
     type=click.Path(path_type=Path),
     default=None,
-    help="people.parquet with household_id, for the household false-merge rate "
+    help="people.parquet with household_id (household false-merge rate) and ethnicity, sex "
+    "and age (figures by group) "
     "(default: people.parquet beside the truth, when present).",
 )
 @click.option(
