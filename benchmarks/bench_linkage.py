@@ -207,11 +207,22 @@ def _truth(work: Path) -> tuple[pd.DataFrame, pd.Series]:
     return truth, people.set_index("person_id")["household_id"]
 
 
-def _ethnicity(work: Path) -> pd.Series:
+def _groups(work: Path) -> pd.DataFrame:
+    """Person-level groups of the equity report, by person id."""
+    from wmw_link.equity import age_band
+
     people = pd.read_parquet(
-        work / "synth" / "truth" / "people.parquet", columns=["person_id", "ethnicity"]
+        work / "synth" / "truth" / "people.parquet",
+        columns=["person_id", "ethnicity", "ethnicity_detailed", "sex", "age_at_2024_01_01"],
+    ).set_index("person_id")
+    return pd.DataFrame(
+        {
+            "ethnic_group": people["ethnicity"],
+            "ethnicity_detailed": people["ethnicity_detailed"],
+            "sex": people["sex"],
+            "age_band": age_band(people["age_at_2024_01_01"]),
+        }
     )
-    return people.set_index("person_id")["ethnicity"]
 
 
 def _crosswalk(work: Path) -> pd.DataFrame:
@@ -299,33 +310,66 @@ def _sweep(
     return out
 
 
-def _by_group(frame: pd.DataFrame, group: pd.Series) -> dict[str, dict[str, float]]:
-    """Precision, recall and F1 among the records of each group's people (a group's own
-    records scored alone: pairs that join two groups count in neither)."""
+def _token_rules(work: Path) -> list[str]:
+    """The link's blocking rules in order, from the token columns in the inbox."""
+    import pyarrow.parquet as pq
+
+    from wmw_link.linkage.settings import predict_blocks
+
+    present: set[str] = set()
+    for f in (work / "inbox").glob("*.tokens.parquet"):
+        present |= set(pq.read_schema(f).names)
+    return predict_blocks(present)
+
+
+def _by_group(frame: pd.DataFrame, groups: pd.DataFrame) -> dict[str, Any]:
+    """The equity report of ``wmw-link evaluate``: figures by group, and the flagged groups."""
     from wmw_link.evaluate import score
 
-    of = frame["true"].map(group)
-    out = {}
-    for g in sorted(of.dropna().unique()):
-        ev = score(frame[of == g])
-        out[str(g)] = {
-            "records": int((of == g).sum()),
-            "precision": ev.pairwise.precision,
-            "recall": ev.pairwise.recall,
-            "f1": ev.pairwise.f1,
-        }
-    return out
+    ev = score(frame.assign(**{c: frame["true"].map(groups[c]) for c in groups.columns}))
+    return {"groups": ev.by_group, "flags": ev.equity_flags}
 
 
-def _candidate_recall(nodes: pd.DataFrame, pairs: pd.DataFrame, truth: pd.DataFrame) -> float:
-    """Share of true pairs (among scored records) that the blocking rules produced."""
+def _candidate_recall(
+    nodes: pd.DataFrame, pairs: pd.DataFrame, truth: pd.DataFrame, rules: list[str]
+) -> dict[str, Any]:
+    """Share of true pairs (among scored records) that blocking produced: overall, by the
+    blocking rule that first produced them (Splink's match_key), and by source pair."""
     t = nodes.merge(truth, on=["dataset", "record_id"])
     person = dict(zip(t["dataset"] + "|" + t["uid"], t["person_id"], strict=True))
     lp = (pairs["source_dataset_l"] + "|" + pairs["unique_id_l"]).map(person)
     rp = (pairs["source_dataset_r"] + "|" + pairs["unique_id_r"]).map(person)
-    found = int((lp == rp).sum())
-    sizes = t.groupby("person_id").size()
-    return found / int((sizes * (sizes - 1) // 2).sum())
+    hit = pairs[(lp == rp).to_numpy()]
+    # True pairs by source pair, from each person's record counts per dataset.
+    per = t.groupby(["person_id", "dataset"]).size().rename("n").reset_index()
+    both = per.merge(per, on="person_id", suffixes=("_l", "_r"))
+    both = both[both["dataset_l"] <= both["dataset_r"]]
+    same = both["dataset_l"] == both["dataset_r"]
+    both["pairs"] = np.where(same, both["n_l"] * (both["n_l"] - 1) // 2, both["n_l"] * both["n_r"])
+    actual = both.groupby(["dataset_l", "dataset_r"])["pairs"].sum()
+    lo = np.minimum(hit["source_dataset_l"], hit["source_dataset_r"])
+    hi = np.maximum(hit["source_dataset_l"], hit["source_dataset_r"])
+    found = hit.groupby([lo.to_numpy(), hi.to_numpy()]).size()
+    by_pair = {
+        f"{a}~{b}": {"true_pairs": int(n), "recall": float(found.get((a, b), 0)) / n}
+        for (a, b), n in actual.items()
+        if n
+    }
+    total = int(actual.sum())
+    by_rule: dict[str, float] = {}
+    if "match_key" in hit.columns:
+        keys = hit["match_key"].astype(int).value_counts()
+        by_rule = {
+            (rules[k] if k < len(rules) else str(k)): float(v) / total
+            for k, v in sorted(keys.items())
+        }
+    records = len(t)
+    return {
+        "recall": len(hit) / total if total else 1.0,
+        "pairs_per_record": len(pairs) / records if records else 0.0,
+        "by_rule_first": by_rule,
+        "by_source_pair": by_pair,
+    }
 
 
 def evaluate_size(
@@ -350,7 +394,7 @@ def evaluate_size(
         res["ecm"] = _run_stage("ecm", work, people)
 
     truth, household = _truth(work)
-    ethnicity = _ethnicity(work)
+    groups = _groups(work)
     xw = _crosswalk(work)
     weights = np.arange(-4.0, 16.01, 1.0)
     linked = ["link"] + ([] if skip_exact else ["link_exact"]) + (["link_spark"] if spark else [])
@@ -371,9 +415,10 @@ def evaluate_size(
         )
         frame = _frame(nodes, truth, household)
         res[name]["scores"] = _scores(frame)
-        res[name]["by_ethnicity"] = _by_group(frame, ethnicity)
+        res[name]["equity"] = _by_group(frame, groups)
         pairs = pd.read_parquet(work / f"{name}.pairs.parquet")
-        res[name]["candidate_pair_recall"] = _candidate_recall(nodes, pairs, truth)
+        res[name]["candidates"] = _candidate_recall(nodes, pairs, truth, _token_rules(work))
+        res[name]["candidate_pair_recall"] = res[name]["candidates"]["recall"]
         if name == "link":
             res[name]["sweep"] = _sweep(nodes, pairs, truth, household, weights)
     plain = pd.read_parquet(work / "plain.clusters.parquet")
@@ -387,9 +432,10 @@ def evaluate_size(
     )
     pframe = _frame(nodes, truth, household)
     res["plain"]["scores"] = _scores(pframe)
-    res["plain"]["by_ethnicity"] = _by_group(pframe, ethnicity)
+    res["plain"]["equity"] = _by_group(pframe, groups)
     ppairs = pd.read_parquet(work / "plain.pairs.parquet")
-    res["plain"]["candidate_pair_recall"] = _candidate_recall(nodes, ppairs, truth)
+    res["plain"]["candidates"] = _candidate_recall(nodes, ppairs, truth, [])
+    res["plain"]["candidate_pair_recall"] = res["plain"]["candidates"]["recall"]
     res["plain"]["sweep"] = _sweep(nodes, ppairs, truth, household, weights)
     if with_ecm:
         ecm = pd.read_parquet(work / "ecm.clusters.parquet")
@@ -436,6 +482,9 @@ def _summarise(r: dict[str, Any]) -> dict[str, Any]:
         "household_false_pairs_plaintext": r["plain"]["scores"]["household_false_pairs"],
         "candidate_recall_tokens": r["link"]["candidate_pair_recall"],
         "candidate_recall_plaintext": r["plain"]["candidate_pair_recall"],
+        "pairs_per_record_tokens": r["link"]["candidates"]["pairs_per_record"],
+        "equity_groups_flagged_tokens": len(r["link"]["equity"]["flags"]),
+        "equity_groups_flagged_plaintext": len(r["plain"]["equity"]["flags"]),
         "pairs_scored_tokens": r["link"]["comparisons"],
         "pairs_scored_plaintext": r["plain"]["comparisons"],
         "tokenise_s": r["tokenise"]["wall_seconds"],
@@ -456,6 +505,59 @@ def _summarise(r: dict[str, Any]) -> dict[str, Any]:
         / r["plain"]["peak_mib"],
     }
     return row
+
+
+def _equity_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Figures by group (tokens, with plaintext Splink's F1 beside), and the flagged groups."""
+    lines = ["## Equity: precision, recall and F1 by group (tokens; plaintext Splink F1)", ""]
+    lines += [
+        "A group's precision counts every predicted pair touching one of its records; flagged: "
+        "more than 2 points below the overall figure (groups with at least 100 true pairs).",
+        "",
+    ]
+    for r in results:
+        eq, peq = r["link"]["equity"], r["plain"]["equity"]
+        lines += [f"{r['people']:,} people:", ""]
+        lines.append("| by | group | records | precision | recall | F1 | F1 plaintext |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for by, groups in eq["groups"].items():
+            pf = {g["group"]: g["f1"] for g in peq["groups"].get(by, [])}
+            for g in groups:
+                p = pf.get(g["group"])
+                lines.append(
+                    f"| {by} | {g['group']} | {g['records']:,} | {g['precision']:.4f} "
+                    f"| {g['recall']:.4f} | {g['f1']:.4f} | {'-' if p is None else f'{p:.4f}'} |"
+                )
+        flagged = eq["flags"] or ["none"]
+        lines += ["", "Flagged (tokens): " + "; ".join(flagged), ""]
+        lines += ["Flagged (plaintext Splink): " + "; ".join(peq["flags"] or ["none"]), ""]
+    return lines
+
+
+def _candidate_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Blocking recall by the rule that first found each true pair, and by source pair."""
+    lines = ["## Blocking: true pairs found, by first rule and by source pair", ""]
+    for r in results:
+        c, pc = r["link"]["candidates"], r["plain"]["candidates"]
+        lines += [
+            f"{r['people']:,} people: recall {c['recall']:.4f} at {c['pairs_per_record']:.2f} "
+            f"scored pairs per record (plaintext Splink {pc['recall']:.4f} at "
+            f"{pc['pairs_per_record']:.2f}).",
+            "",
+            "| first rule | share of true pairs |",
+            "|---|---|",
+        ]
+        lines += [f"| {k} | {v:.4f} |" for k, v in c["by_rule_first"].items()]
+        lines += ["", "| source pair | true pairs | recall tokens | recall plaintext |"]
+        lines.append("|---|---|---|---|")
+        for k, v in sorted(c["by_source_pair"].items(), key=lambda kv: kv[1]["recall"]):
+            p = pc["by_source_pair"].get(k, {}).get("recall")
+            lines.append(
+                f"| {k} | {v['true_pairs']:,} | {v['recall']:.4f} "
+                f"| {'-' if p is None else f'{p:.4f}'} |"
+            )
+        lines.append("")
+    return lines
 
 
 def _write(results: list[dict[str, Any]], name: str, meta: dict[str, Any]) -> None:
@@ -498,19 +600,7 @@ def _write(results: list[dict[str, Any]], name: str, meta: dict[str, Any]) -> No
                 f"| {p['f1']:.4f} | {p['household_false_pairs']} |"
             )
         lines.append("")
-    lines += ["## F1 by ethnic group (tokens / plaintext Splink)", ""]
-    for r in results:
-        lines += [f"{r['people']:,} people:", ""]
-        lines.append("| ethnic group | records | precision | recall | F1 | F1 plaintext |")
-        lines.append("|---|---|---|---|---|---|")
-        plain = r["plain"].get("by_ethnicity", {})
-        for g, v in r["link"].get("by_ethnicity", {}).items():
-            pf = plain.get(g, {}).get("f1")
-            lines.append(
-                f"| {g} | {v['records']:,} | {v['precision']:.4f} | {v['recall']:.4f} "
-                f"| {v['f1']:.4f} | {'-' if pf is None else f'{pf:.4f}'} |"
-            )
-        lines.append("")
+    lines += _equity_lines(results) + _candidate_lines(results)
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 

@@ -503,7 +503,8 @@ def run_splink_plaintext(
         )
         pairs = clus.linker.misc.query_sql(
             "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "
-            f"p.match_weight, ({clus.evidence_sql.replace('gamma_', 'p.gamma_')}) AS linkable "
+            "p.match_weight, p.match_key, "
+            f"({clus.evidence_sql.replace('gamma_', 'p.gamma_')}) AS linkable "
             f"FROM {clus.predictions.physical_name} p",
             output_type="pandas",
         )

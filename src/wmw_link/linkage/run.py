@@ -521,7 +521,7 @@ def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array], be: Backen
         be.con.register("wmw_row_refs", named)
         be.con.execute(
             "COPY (SELECT p.source_dataset_l, l.row_ref AS unique_id_l, p.source_dataset_r, "
-            f"r.row_ref AS unique_id_r, p.match_weight, ({evidence}) AS linkable{gammas} "
+            f"r.row_ref AS unique_id_r, p.match_weight, p.match_key, ({evidence}) AS linkable{gammas} "
             f"FROM {pred} p "
             "JOIN wmw_row_refs l ON l.ds = p.source_dataset_l AND l.rn = p.unique_id_l "
             "JOIN wmw_row_refs r ON r.ds = p.source_dataset_r AND r.rn = p.unique_id_r) "
@@ -532,7 +532,7 @@ def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array], be: Backen
     else:
         sql = (
             "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "
-            f"p.match_weight, ({evidence}) AS linkable{gammas} FROM {pred} p"
+            f"p.match_weight, p.match_key, ({evidence}) AS linkable{gammas} FROM {pred} p"
         )
         cl.linker.misc.query_sql(sql, output_type="pandas").to_parquet(tmp, index=False)
     tmp.replace(path)

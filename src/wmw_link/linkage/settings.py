@@ -336,6 +336,12 @@ _PREDICT_BLOCKS: tuple[str, ...] = (
 _EM_BLOCKS: tuple[str, ...] = ("nino", "nameph_dob")
 
 
+def predict_blocks(present: set[str]) -> list[str]:
+    """The token columns blocked on for prediction, in order (Splink's ``match_key`` indexes
+    this list: the first rule that produced a pair)."""
+    return [c for c in _PREDICT_BLOCKS if c in present]
+
+
 def _columns_read(present: set[str], exact_only: bool) -> dict[str, set[str]]:
     """Comparison name -> the token columns its levels read (present ones)."""
     out: dict[str, set[str]] = {}
@@ -372,7 +378,7 @@ def plan_model(
     comparisons, near_unique = _comparisons(
         present, dict(near_unique_u or {}), exact_only, dict(level_u or {})
     )
-    rules: list[Any] = [block_on(c) for c in _PREDICT_BLOCKS if c in present]
+    rules: list[Any] = [block_on(c) for c in predict_blocks(present)]
     # A training block leaves out every comparison that reads its column (Splink cannot
     # estimate m on pairs chosen by agreeing on it): keep only blocks that train something.
     reads = _columns_read(present, exact_only)
