@@ -266,3 +266,31 @@ def test_a_very_long_name_costs_little_memory():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 50_000_000 and len(words) == ts.BLOOM_WORDS
+
+
+def test_permutations_in_a_batch_equal_one_at_a_time_and_survive_a_cache_clear() -> None:
+    from wmw_link.tokenise import bloom
+
+    key = b"p" * 32
+    salts = ["1980-01-02", "1975-12-31", "1980-01-02", "2001-07-04"]
+    batch = bloom.Permutations(key).many(salts)
+    one = bloom.Permutations(key)
+    single = np.stack([one(s) for s in salts])
+    assert (batch == single).all()
+    assert (batch[0] == batch[2]).all() and not (batch[0] == batch[1]).all()
+    assert all(sorted(row) == list(range(ts.BLOOM_BITS)) for row in batch.tolist())
+    old = bloom._MAX_PERMUTATIONS
+    try:
+        bloom._MAX_PERMUTATIONS = 2
+        small = bloom.Permutations(key)
+        small.many(salts[:2])
+        assert (small.many(salts) == batch).all()  # overflow clears, results unchanged
+    finally:
+        bloom._MAX_PERMUTATIONS = old
+
+
+def test_tokenizer_many_equals_one_at_a_time() -> None:
+    tok = Hasher(KEY, "a").tokenizer(ts.BY_NAME["nino"].domain)
+    vals = ["AB123456C", "ZZ000000A", "AB123456C"]
+    assert tok.many(vals) == [tok(v) for v in vals]
+    assert tok.many(vals)[0] == tok.many(vals)[2] != tok.many(vals)[1]

@@ -51,16 +51,32 @@ class Permutations:
         self._perms: dict[str, np.ndarray] = {}
 
     def __call__(self, salt: str) -> np.ndarray:
-        perm = self._perms.get(salt)
-        if perm is None:
-            if len(self._perms) >= _MAX_PERMUTATIONS:
-                self._perms.clear()
-            h = self._perm.copy()
-            h.update(salt.encode("utf-8"))
-            stream = Cipher(algorithms.ChaCha20(h.digest(), _NONCE), mode=None).encryptor()
-            rand = np.frombuffer(stream.update(bytes(4 * ts.BLOOM_BITS)), dtype="<u4")
-            perm = self._perms[salt] = np.argsort(rand, kind="stable").astype(np.int16)
-        return perm
+        return self.many([salt])[0]
+
+    def many(self, salts: list[str]) -> np.ndarray:
+        """The permutations of ``salts`` as a (len(salts), BLOOM_BITS) int16 array.
+
+        New salts are sorted in one batch: one ``argsort`` over all their keystreams costs a
+        fraction of one call per salt (there is a salt per distinct date of birth).
+        """
+        new = [s for s in dict.fromkeys(salts) if s not in self._perms]
+        if len(self._perms) + len(new) > _MAX_PERMUTATIONS:
+            self._perms.clear()
+            new = list(dict.fromkeys(salts))
+        if new:
+            stream = bytearray()
+            for salt in new:
+                h = self._perm.copy()
+                h.update(salt.encode("utf-8"))
+                enc = Cipher(algorithms.ChaCha20(h.digest(), _NONCE), mode=None).encryptor()
+                stream += enc.update(bytes(4 * ts.BLOOM_BITS))
+            rand = np.frombuffer(bytes(stream), dtype="<u4").reshape(len(new), ts.BLOOM_BITS)
+            perms = np.argsort(rand, axis=1, kind="stable").astype(np.int16)
+            self._perms.update(zip(new, perms, strict=True))
+        out = np.empty((len(salts), ts.BLOOM_BITS), dtype=np.int16)
+        for i, salt in enumerate(salts):
+            out[i] = self._perms[salt]
+        return out
 
 
 class SaltedBloom:
@@ -97,9 +113,7 @@ class SaltedBloom:
         raw = np.array([self.raw(s) for s in name_enc.dictionary.to_pylist()], dtype=bool)
         raw = raw.reshape(-1, ts.BLOOM_RAW_BITS)
         balanced = np.concatenate([raw, ~raw], axis=1)
-        perms = np.array(
-            [self.permutation(s) for s in salt_enc.dictionary.to_pylist()], dtype=np.int16
-        ).reshape(-1, ts.BLOOM_BITS)
+        perms = self.permutation.many(salt_enc.dictionary.to_pylist())
         ni = name_enc.indices.fill_null(0).to_numpy(zero_copy_only=False)
         si = salt_enc.indices.fill_null(0).to_numpy(zero_copy_only=False)
         words = np.zeros((n, ts.BLOOM_WORDS), dtype=np.int64)
