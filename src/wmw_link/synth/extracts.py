@@ -20,6 +20,7 @@ from wmw_link.synth import formats as fmt
 from wmw_link.synth import regions
 from wmw_link.synth.corruption import (
     Counts,
+    GroupFactors,
     Identifiers,
     corrupt_dates,
     corrupt_names,
@@ -106,13 +107,14 @@ def _prepare(
     fold_middle: bool,
     has_nino: bool,
     has_nhs: bool,
+    factors: GroupFactors | None = None,
 ) -> tuple[ev.Events, Identifiers]:
     idx = duplicate_rows(len(events), rates.duplicate, rng, counts)
     events = events.take(idx)
     ids = Identifiers.of(people, events.person)
-    corrupt_names(ids, rates, rng, pools, counts, fold_middle=fold_middle)
-    corrupt_dates(ids, rates, rng, counts)
-    corrupt_other(ids, rates, rng, counts, has_nino=has_nino, has_nhs=has_nhs)
+    corrupt_names(ids, rates, rng, pools, counts, fold_middle=fold_middle, factors=factors)
+    corrupt_dates(ids, rates, rng, counts, factors=factors)
+    corrupt_other(ids, rates, rng, counts, has_nino=has_nino, has_nhs=has_nhs, factors=factors)
     perm = rng.permutation(len(events))  # row order says nothing about who is who
     return events.take(perm), ids.take(perm)
 
@@ -297,12 +299,17 @@ def build_chunk(
     employers: np.ndarray,
     counts: dict[str, Counts],
     tally: Tally | None = None,
+    factors: GroupFactors | None = None,
 ) -> dict[str, Extract]:
-    """All extracts for one chunk, without their record-id column (see :func:`record_ids`)."""
+    """All extracts for one chunk, without their record-id column (see :func:`record_ids`).
+
+    ``factors`` multiply error rates by detailed ethnic group (a profile's ``group_factors``).
+    """
     out: dict[str, Extract] = {}
 
     def prep(name: str, events: ev.Events, **kw: bool) -> tuple[ev.Events, Identifiers]:
-        return _prepare(events, people, rates, rng, pools, counts.setdefault(name, {}), **kw)
+        c = counts.setdefault(name, {})
+        return _prepare(events, people, rates, rng, pools, c, factors=factors, **kw)
 
     spells = ev.employment_spells(people, lab, rng, employers)
     skills_events = ev.enrolments(people, lab, rng)
