@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from wmw_link.cli import main
 from wmw_link.errors import ConfigError
 from wmw_link.synth import DATASETS, ErrorRates, generate
-from wmw_link.synth.corruption import Identifiers, corrupt_names
+from wmw_link.synth.corruption import Identifiers, corrupt_names, corrupt_other
 from wmw_link.synth.names import load_pools
 from wmw_link.synth.profiles import PROFILES, Profile, get_profile
 
@@ -67,13 +67,14 @@ def test_hard_profile_has_more_twins_and_juniors(tmp_path: Path) -> None:
     assert counts["hard"][1] > 1.8 * counts["standard"][1]
 
 
-def _ids(n: int, forename: str, surname: str, group: str) -> Identifiers:
+def _ids(n: int, forename: str, surname: str, group: str, age: int = 30) -> Identifiers:
     def obj(v: object) -> np.ndarray:
         return np.array([v] * n, dtype=object)
 
     return Identifiers(
         person_id=np.arange(1, n + 1, dtype=np.int64),
         ethnicity=obj(group),
+        age=np.full(n, age),
         forename=obj(forename),
         middle_name=obj(None),
         surname=obj(surname),
@@ -95,9 +96,7 @@ def test_transliteration_hits_only_the_groups_it_belongs_to() -> None:
         ids = _ids(200, "Mia", "Miah", group)
         counts: dict = {}
         rng = np.random.default_rng(0)
-        corrupt_names(
-            ids, rates, rng, load_pools(), counts, fold_middle=True, factors=hard.group_factors
-        )
+        corrupt_names(ids, rates, rng, load_pools(), counts, fold_middle=True, profile=hard)
         assert (ids.surname != "Miah").all() == changes, group
         assert counts["transliteration"]["eligible"] == (200 if changes else 0)
 
@@ -109,6 +108,20 @@ def test_surname_change_and_convention_are_stable_per_person() -> None:
     ids.person_id[:] = 7  # fifty records of one person
     corrupt_names(ids, rates, np.random.default_rng(1), load_pools(), {}, fold_middle=False)
     assert len(set(ids.surname)) == 1 and ids.surname[0] != "Begum"
+
+
+def test_age_factors_move_the_young_more_often() -> None:
+    """House moves: the hard profile's rate times 1.6 at 16-24 and 0.6 at 50-64."""
+    hard = PROFILES["hard"]
+    moved = {}
+    for age in (20, 60):
+        ids = _ids(20_000, "Anna", "Smith", "white_british", age=age)
+        counts: dict = {}
+        rng = np.random.default_rng(3)
+        corrupt_other(ids, hard.errors, rng, counts, has_nino=False, has_nhs=False, profile=hard)
+        moved[age] = counts["house_move"]["applied"] / 20_000
+    assert abs(moved[20] - 0.20 * 1.6) < 0.015
+    assert abs(moved[60] - 0.20 * 0.6) < 0.015
 
 
 def test_hard_profile_is_deterministic_per_seed(tmp_path: Path) -> None:
@@ -126,6 +139,8 @@ def test_unknown_profile_is_refused() -> None:
         get_profile("harder")
     with pytest.raises(ValueError, match="unknown group"):
         Profile(name="x", group_factors={"nickname": {"martian": 2.0}})
+    with pytest.raises(ValueError, match="unknown group or band '16-20'"):
+        Profile(name="x", age_factors={"house_move": {"16-20": 2.0}})
     with pytest.raises(ValueError, match="unknown error"):
         Profile(name="x", group_factors={"no_such_error": {"arab": 2.0}})
 

@@ -7,13 +7,13 @@ that edit strings character by character (typos, variants) loop only over the re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from wmw_link.synth.names import NamePools
 from wmw_link.synth.population import People, random_postcodes
+from wmw_link.synth.profiles import AGE_BANDS, Profile
 from wmw_link.synth.rates import ErrorRates
 
 # Neighbouring keys on a UK QWERTY keyboard, for substitution typos.
@@ -34,6 +34,7 @@ class Identifiers:
 
     person_id: np.ndarray  # never written: makes per-person choices (a new surname) stable
     ethnicity: np.ndarray  # never written: for errors that hit some groups more
+    age: np.ndarray  # never written: true age on the reference date, likewise
     forename: np.ndarray
     middle_name: np.ndarray
     surname: np.ndarray
@@ -55,7 +56,6 @@ class Identifiers:
 
 
 Counts = dict[str, dict[str, int]]
-GroupFactors = Mapping[str, Mapping[str, float]]  # error kind -> detailed group -> multiplier
 
 # Surnames that are religious or honorific rather than a family name: records often carry the
 # family name (Sikh) or the husband's or father's name (Muslim women) instead.
@@ -109,15 +109,22 @@ def _hit(
 
 
 def _rate(
-    rates: ErrorRates, kind: str, ids: Identifiers, factors: GroupFactors | None
+    rates: ErrorRates, kind: str, ids: Identifiers, profile: Profile | None
 ) -> float | np.ndarray:
-    """The rate of ``kind`` for each record: the profile's rate times its group's factor."""
+    """The rate of ``kind`` per record: the rate times its group's and age band's factors."""
     base = float(getattr(rates, kind))
-    by_group = (factors or {}).get(kind)
-    if not by_group:
+    by_group = profile.group_factors.get(kind) if profile else None
+    by_age = profile.age_factors.get(kind) if profile else None
+    if not by_group and not by_age:
         return base
-    uniq, inv = np.unique(ids.ethnicity.astype(str), return_inverse=True)
-    f = np.array([by_group.get(g, 1.0) for g in uniq])[inv]
+    f = np.ones(len(ids.ethnicity))
+    if by_group:
+        uniq, inv = np.unique(ids.ethnicity.astype(str), return_inverse=True)
+        f *= np.array([by_group.get(g, 1.0) for g in uniq])[inv]
+    if by_age:
+        band = np.searchsorted([hi for _, hi in AGE_BANDS], ids.age)  # 16-24 -> 0, ...
+        labels = [f"{lo}-{hi}" for lo, hi in AGE_BANDS]
+        f *= np.array([by_age.get(label, 1.0) for label in labels] + [1.0])[band]
     return np.minimum(1.0, base * f)
 
 
@@ -175,7 +182,7 @@ def corrupt_names(
     counts: Counts,
     *,
     fold_middle: bool,
-    factors: GroupFactors | None = None,
+    profile: Profile | None = None,
 ) -> None:
     """Apply the name errors in place (marriage, conventions, variants, typos, fold, swap)."""
     n = len(ids.forename)
@@ -186,7 +193,7 @@ def corrupt_names(
 
     # A surname from another marriage (or a divorce) the household does not show.
     women = ids.sex == "F"
-    rate = _rate(rates, "surname_change", ids, factors)
+    rate = _rate(rates, "surname_change", ids, profile)
     hit = _hit(rng, women, rate, counts, "surname_change", draw_when_off=False)
     ids.surname[hit] = _other_surname(ids, hit, pools, salt=1)
 
@@ -197,42 +204,42 @@ def corrupt_names(
     ids.surname[hit] = np.array([p[k] for p, k in zip(parts, pick, strict=True)], dtype=object)
 
     conv = np.isin(ids.surname.astype(str), list(CONVENTION_SURNAMES))
-    rate = _rate(rates, "surname_convention", ids, factors)
+    rate = _rate(rates, "surname_convention", ids, profile)
     hit = _hit(rng, conv, rate, counts, "surname_convention", draw_when_off=False)
     ids.surname[hit] = _other_surname(ids, hit, pools, salt=2)
 
     fore_t = _in_table(ids.forename, pools.transliterations)
     sur_t = _in_table(ids.surname, pools.transliterations)
-    rate = _rate(rates, "transliteration", ids, factors)
+    rate = _rate(rates, "transliteration", ids, profile)
     hit = _hit(rng, fore_t | sur_t, rate, counts, "transliteration")
     h_f = hit[fore_t[hit]]
     h_s = hit[sur_t[hit]]
     ids.forename[h_f] = _variant(ids.forename[h_f], pools.transliterations, rng)
     ids.surname[h_s] = _variant(ids.surname[h_s], pools.transliterations, rng)
 
-    rate = _rate(rates, "nickname", ids, factors)
+    rate = _rate(rates, "nickname", ids, profile)
     hit = _hit(rng, _in_table(ids.forename, pools.nicknames), rate, counts, "nickname")
     ids.forename[hit] = _variant(ids.forename[hit], pools.nicknames, rng)
 
     for attr in ("forename", "surname"):
         values = getattr(ids, attr)
-        rate = _rate(rates, f"typo_{attr}", ids, factors)
+        rate = _rate(rates, f"typo_{attr}", ids, profile)
         hit = _hit(rng, everyone, rate, counts, f"typo_{attr}")
         values[hit] = np.array([typo(v, rng) for v in values[hit]], dtype=object)
 
     # Known by the middle name: it becomes the forename (and is no longer a middle name).
     has_mid = ids.middle_name != None  # noqa: E711
-    rate = _rate(rates, "middle_name_as_forename", ids, factors)
+    rate = _rate(rates, "middle_name_as_forename", ids, profile)
     hit = _hit(rng, has_mid, rate, counts, "middle_name_as_forename", draw_when_off=False)
     ids.forename[hit], ids.middle_name[hit] = ids.middle_name[hit], None
 
     if fold_middle:
         has_mid = ids.middle_name != None  # noqa: E711
-        rate = _rate(rates, "middle_name_folded", ids, factors)
+        rate = _rate(rates, "middle_name_folded", ids, profile)
         hit = _hit(rng, has_mid, rate, counts, "middle_name_folded")
         ids.forename[hit] = ids.forename[hit] + " " + ids.middle_name[hit]
 
-    rate = _rate(rates, "swap_names", ids, factors)
+    rate = _rate(rates, "swap_names", ids, profile)
     hit = _hit(rng, everyone, rate, counts, "swap_names")
     ids.forename[hit], ids.surname[hit] = ids.surname[hit].copy(), ids.forename[hit].copy()
 
@@ -257,19 +264,19 @@ def corrupt_dates(
     rng: np.random.Generator,
     counts: Counts,
     *,
-    factors: GroupFactors | None = None,
+    profile: Profile | None = None,
 ) -> None:
     """Day/month swaps, day slips and typos, year typos and placeholder dates, in place."""
     n = len(ids.birth_day)
     everyone = np.ones(n, dtype=bool)
     y, m, d = _ymd(ids.birth_day)
-    rate = _rate(rates, "dob_day_month_swap", ids, factors)
+    rate = _rate(rates, "dob_day_month_swap", ids, profile)
     hit = _hit(rng, (d <= 12) & (d != m), rate, counts, "dob_day_month_swap")
     m[hit], d[hit] = d[hit].copy(), m[hit].copy()
 
     # A mistyped day: its two digits transposed when that is another valid day, else any
     # other day of the month (a keying slip in one field).
-    rate = _rate(rates, "dob_day_typo", ids, factors)
+    rate = _rate(rates, "dob_day_typo", ids, profile)
     hit = _hit(rng, everyone, rate, counts, "dob_day_typo", draw_when_off=False)
     dd = d[hit]
     flipped = (dd % 10) * 10 + dd // 10
@@ -277,12 +284,12 @@ def corrupt_dates(
     d[hit] = np.where((flipped != dd) & (flipped >= 1) & (flipped <= 28), flipped, other)
     days = _from_ymd(y, m, d)
 
-    rate = _rate(rates, "dob_off_by_one", ids, factors)
+    rate = _rate(rates, "dob_off_by_one", ids, profile)
     hit = _hit(rng, everyone, rate, counts, "dob_off_by_one")
     days[hit] += np.where(rng.random(len(hit)) < 0.5, -1, 1)
 
     y, m, d = _ymd(days)
-    rate = _rate(rates, "dob_year_typo", ids, factors)
+    rate = _rate(rates, "dob_year_typo", ids, profile)
     hit = _hit(rng, everyone, rate, counts, "dob_year_typo")
     yy = y[hit]
     transposed = (yy // 100) * 100 + (yy % 10) * 10 + (yy // 10) % 10
@@ -291,7 +298,7 @@ def corrupt_dates(
     y[hit] = np.where(plausible & (rng.random(len(hit)) < 0.4), transposed, yy + step)
 
     # Placeholder dates: only the year is known, the day recorded as 1 January.
-    rate = _rate(rates, "dob_first_of_january", ids, factors)
+    rate = _rate(rates, "dob_first_of_january", ids, profile)
     not_jan1 = (m != 1) | (d != 1)
     hit = _hit(rng, not_jan1, rate, counts, "dob_first_of_january", draw_when_off=False)
     m[hit], d[hit] = 1, 1
@@ -306,23 +313,23 @@ def corrupt_other(
     *,
     has_nino: bool,
     has_nhs: bool,
-    factors: GroupFactors | None = None,
+    profile: Profile | None = None,
 ) -> None:
     """House moves (another postcode), missing NINo / NHS numbers and sex slips, in place."""
     n = len(ids.postcode)
     everyone = np.ones(n, dtype=bool)
-    hit = _hit(rng, everyone, _rate(rates, "house_move", ids, factors), counts, "house_move")
+    hit = _hit(rng, everyone, _rate(rates, "house_move", ids, profile), counts, "house_move")
     # Most moves stay within the local authority; some cross to a neighbouring one.
     new_la = np.where(rng.random(len(hit)) < 0.8, ids.la[hit], rng.integers(0, 7, len(hit)))
     ids.postcode[hit] = random_postcodes(rng, new_la)
     if has_nino:
-        rate = _rate(rates, "missing_nino", ids, factors)
+        rate = _rate(rates, "missing_nino", ids, profile)
         hit = _hit(rng, everyone, rate, counts, "missing_nino")
         ids.nino[hit] = None
     if has_nhs:
-        rate = _rate(rates, "missing_nhs", ids, factors)
+        rate = _rate(rates, "missing_nhs", ids, profile)
         hit = _hit(rng, everyone, rate, counts, "missing_nhs")
         ids.nhs_number[hit] = None
-    rate = _rate(rates, "sex_flip", ids, factors)
+    rate = _rate(rates, "sex_flip", ids, profile)
     hit = _hit(rng, everyone, rate, counts, "sex_flip", draw_when_off=False)
     ids.sex[hit] = np.where(ids.sex[hit] == "M", "F", "M")

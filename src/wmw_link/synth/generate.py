@@ -199,9 +199,8 @@ def _run_chunk(job: _ChunkJob) -> _ChunkOut:
     tally = Tally()
     tally.add(pop, lab)
     counts: dict[str, dict[str, dict[str, int]]] = {}
-    factors = job.profile.group_factors
     extracts = build_chunk(
-        pop, lab, rng, job.rates, load_pools(), job.employers, counts, tally, factors
+        pop, lab, rng, job.rates, load_pools(), job.employers, counts, tally, job.profile
     )
     # Drawn last, from its own stream: the extracts above do not depend on it.
     tally.merge(effects.effect_counts(lab, np.random.default_rng(rng.integers(2**63))))
@@ -399,6 +398,7 @@ def _summary(
             "rates_overridden": rates != profile.errors,
             "population": profile.population.model_dump(),
             "group_factors": profile.group_factors,
+            "age_factors": profile.age_factors,
         },
         "error_rates": rates.model_dump(),
         "errors_applied": counts,

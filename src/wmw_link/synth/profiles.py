@@ -8,11 +8,17 @@ or says where it is a judgement.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wmw_link.errors import ConfigError
 from wmw_link.synth.rates import ErrorRates
 from wmw_link.synth.regions import ETHNIC_GROUPS
+
+# Age bands (age on 2024-01-01) that ``age_factors`` and the equity reports use.
+AGE_BANDS: tuple[tuple[int, int], ...] = ((16, 24), (25, 34), (35, 49), (50, 64))
+_BAND_LABELS = tuple(f"{lo}-{hi}" for lo, hi in AGE_BANDS)
 
 
 def _share(default: float, doc: str) -> float:
@@ -31,7 +37,7 @@ class PopulationRates(BaseModel):
 
 
 class Profile(BaseModel):
-    """A named set of error rates, per-group multipliers and population rates."""
+    """A named set of error rates, per-group and per-age multipliers and population rates."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,18 +47,21 @@ class Profile(BaseModel):
     # error kind -> detailed ethnic group -> multiplier of that error's rate (1 if absent;
     # the result is capped at 1). 0 makes the group ineligible.
     group_factors: dict[str, dict[str, float]] = {}
+    # error kind -> age band ("16-24", "25-34", "35-49", "50-64") -> multiplier, likewise.
+    age_factors: dict[str, dict[str, float]] = {}
 
-    @field_validator("group_factors")
+    @field_validator("group_factors", "age_factors")
     @classmethod
-    def _known(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        for kind, by_group in v.items():
+    def _known(cls, v: dict[str, dict[str, float]], info: Any) -> dict[str, dict[str, float]]:
+        keys = ETHNIC_GROUPS if info.field_name == "group_factors" else _BAND_LABELS
+        for kind, by_key in v.items():
             if kind not in ErrorRates.model_fields:
-                raise ValueError(f"group_factors: unknown error {kind!r}")
-            for group, f in by_group.items():
-                if group not in ETHNIC_GROUPS:
-                    raise ValueError(f"group_factors.{kind}: unknown group {group!r}")
+                raise ValueError(f"unknown error {kind!r}")
+            for key, f in by_key.items():
+                if key not in keys:
+                    raise ValueError(f"{kind}: unknown group or band {key!r}")
                 if not 0 <= f <= 50:
-                    raise ValueError(f"group_factors.{kind}.{group}: must be from 0 to 50")
+                    raise ValueError(f"{kind}.{key}: must be from 0 to 50")
         return v
 
 
@@ -63,7 +72,7 @@ HARD = Profile(
     errors=ErrorRates(
         typo_forename=0.04,
         typo_surname=0.05,
-        nickname=0.30,
+        nickname=0.25,
         transliteration=0.45,
         swap_names=0.02,
         middle_name_folded=0.20,
@@ -100,9 +109,18 @@ HARD = Profile(
         "swap_names": {**dict.fromkeys(_SOUTH_ASIAN_ARAB, 3.0), "black_african": 2.0},
         # "Mohammed Asif Khan" is known as Asif: the first name is often religious.
         "middle_name_as_forename": dict.fromkeys(("pakistani", "bangladeshi", "arab"), 2.5),
+        # Recent arrivals are more often without a NINo on record (judgement).
+        "missing_nino": dict.fromkeys(("eastern_european", "black_african", "arab"), 1.5),
         # Placeholder birth dates (1 January) for people whose birth was not registered:
         # refugees and asylum seekers from countries without complete civil registration.
         "dob_first_of_january": {"black_african": 10.0, "arab": 10.0},
+    },
+    age_factors={
+        # Younger adults move far more often (English Housing Survey), so their address on
+        # one source is more often out of date on another.
+        "house_move": {"16-24": 1.6, "25-34": 1.4, "35-49": 0.9, "50-64": 0.6},
+        # A NINo is issued at 16: the youngest often do not know theirs yet (judgement).
+        "missing_nino": {"16-24": 1.5},
     },
 )
 
