@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from wmw_link.cli import main
 from wmw_link.errors import ConfigError
 from wmw_link.synth import DATASETS, ErrorRates, generate
-from wmw_link.synth.corruption import Identifiers, corrupt_names, corrupt_other
+from wmw_link.synth.corruption import Identifiers, ascii_fold, corrupt_names, corrupt_other
 from wmw_link.synth.names import load_pools
 from wmw_link.synth.profiles import PROFILES, Profile, get_profile
 
@@ -173,3 +173,17 @@ def test_rates_file_overrides_the_profile_and_is_recorded(tmp_path: Path) -> Non
     # The rest stay the hard profile's.
     assert summary["error_rates"]["house_move"] == PROFILES["hard"].errors.house_move
     assert summary["profile"] == {**summary["profile"], "name": "hard", "rates_overridden": True}
+
+
+def test_spelling_variants_and_diacritics() -> None:
+    """Table spellings (Thompson -> Thomson) and names without diacritics (Michał -> Michal)."""
+    assert ascii_fold("Michał") == "Michal" and ascii_fold("Ștefan") == "Stefan"
+    rates = ErrorRates().scaled(0).model_copy(update={"spelling_variant": 1.0})
+    ids = _ids(100, "Michał", "Thompson", "eastern_european")
+    counts: dict = {}
+    corrupt_names(ids, rates, np.random.default_rng(2), load_pools(), counts, fold_middle=False)
+    assert set(ids.forename) == {"Michal"}
+    assert set(ids.surname) == {"Thomson", "Tomson"}
+    assert counts["spelling_variant"] == {"eligible": 100, "applied": 100}
+    # Compound Arabic names are also written split.
+    assert "Abdul Rahman" in load_pools().spellings["Abdulrahman"]

@@ -7,6 +7,7 @@ that edit strings character by character (typos, variants) loop only over the re
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -168,6 +169,31 @@ def _in_table(values: np.ndarray, table: dict[str, tuple[str, ...]]) -> np.ndarr
     return np.array([u in table for u in uniq], dtype=bool)[inv]
 
 
+# Letters NFKD does not decompose, as an English keyboard writes them.
+_ASCII_EXTRA = str.maketrans({"ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ø": "o", "ß": "ss"})
+
+
+def ascii_fold(name: str) -> str:
+    """``name`` without diacritics (Michał -> Michal, Ștefan -> Stefan)."""
+    decomposed = unicodedata.normalize("NFKD", name.translate(_ASCII_EXTRA))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _non_ascii(values: np.ndarray) -> np.ndarray:
+    return np.array([not str(v).isascii() for v in values], dtype=bool)
+
+
+def _respell(
+    values: np.ndarray, table: dict[str, tuple[str, ...]], rng: np.random.Generator
+) -> np.ndarray:
+    """Each value in another spelling from ``table``, else without its diacritics."""
+    out = values.copy()
+    for i, v in enumerate(values):
+        options = table.get(v)
+        out[i] = options[int(rng.integers(0, len(options)))] if options else ascii_fold(v)
+    return out
+
+
 def duplicate_rows(n: int, rate: float, rng: np.random.Generator, counts: Counts) -> np.ndarray:
     """Row indices with some rows repeated (a record entered twice); originals come first."""
     dup = _hit(rng, np.ones(n, dtype=bool), rate, counts, "duplicate")
@@ -220,6 +246,14 @@ def corrupt_names(
     rate = _rate(rates, "nickname", ids, profile)
     hit = _hit(rng, _in_table(ids.forename, pools.nicknames), rate, counts, "nickname")
     ids.forename[hit] = _variant(ids.forename[hit], pools.nicknames, rng)
+
+    fore_s = _in_table(ids.forename, pools.spellings) | _non_ascii(ids.forename)
+    sur_s = _in_table(ids.surname, pools.spellings) | _non_ascii(ids.surname)
+    rate = _rate(rates, "spelling_variant", ids, profile)
+    hit = _hit(rng, fore_s | sur_s, rate, counts, "spelling_variant", draw_when_off=False)
+    h_f, h_s = hit[fore_s[hit]], hit[sur_s[hit]]
+    ids.forename[h_f] = _respell(ids.forename[h_f], pools.spellings, rng)
+    ids.surname[h_s] = _respell(ids.surname[h_s], pools.spellings, rng)
 
     for attr in ("forename", "surname"):
         values = getattr(ids, attr)

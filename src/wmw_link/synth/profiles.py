@@ -85,6 +85,7 @@ HARD = Profile(
         missing_nino=0.10,
         missing_nhs=0.08,
         duplicate=0.03,
+        spelling_variant=0.25,
         middle_name_as_forename=0.10,
         surname_convention=0.35,
         surname_change=0.03,

@@ -40,6 +40,11 @@ class ErrorRates(BaseModel):
     missing_nhs: float = _rate(0.03, "NHS number left blank")
     duplicate: float = _rate(0.01, "record entered twice in the same source")
     # --- off (0) by default; drawn only when on, so standard extracts stay byte-identical ---
+    spelling_variant: float = _rate(
+        0.0,
+        "a name spelled another way (Thomson, Abdul Rahman, Hiteshbhai) or without its "
+        "diacritics (Michal for Michał) (eligible names)",
+    )
     middle_name_as_forename: float = _rate(
         0.0, "known by the middle name: it replaces the forename (eligible: has a middle name)"
     )
