@@ -11,8 +11,9 @@ from wmw_link import runrecord
 from wmw_link.errors import ConfigError
 
 
-def _load_rates(path: Path | None, scale: float) -> dict[str, float] | None:
+def _load_rates(path: Path | None, scale: float, profile: str) -> dict[str, float] | None:
     from wmw_link.synth import ErrorRates
+    from wmw_link.synth.profiles import get_profile
 
     overrides: dict[str, float] = {}
     if path is not None:
@@ -25,7 +26,9 @@ def _load_rates(path: Path | None, scale: float) -> dict[str, float] | None:
         overrides = data
     if path is None and scale == 1.0:
         return None
-    base = ErrorRates.model_validate(overrides) if overrides else ErrorRates()
+    base = get_profile(profile).errors
+    if overrides:  # the file overrides some of the profile's rates
+        base = ErrorRates.model_validate({**base.model_dump(), **overrides})
     return base.scaled(scale).model_dump() if scale != 1.0 else base.model_dump()
 
 
@@ -50,6 +53,13 @@ def _load_rates(path: Path | None, scale: float) -> dict[str, float] | None:
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Output directory (extracts/, truth/, synth.json).",
+)
+@click.option(
+    "--profile",
+    default="standard",
+    show_default=True,
+    help="Error and household profile: standard, or hard (error rates at the upper end of "
+    "published linkage studies; docs/synthetic-data.md). --rates and --error-scale apply on top.",
 )
 @click.option(
     "--rates",
@@ -82,6 +92,7 @@ def synth(
     n_people: int,
     seed: int,
     out: Path,
+    profile: str,
     rates_file: Path | None,
     error_scale: float,
     workers: int | None,
@@ -94,13 +105,25 @@ def synth(
     (for evaluation only), and OUT/synth.json with parameters, error rates and realised rates.
     """
     from wmw_link.synth import generate
+    from wmw_link.synth.profiles import PROFILES
 
+    if profile not in PROFILES:  # a usage error (exit 2), like click.Choice, with our wording
+        raise click.BadParameter(
+            f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}",
+            param_hint="'--profile'",
+        )
     try:
-        rates = _load_rates(rates_file, error_scale)
+        rates = _load_rates(rates_file, error_scale, profile)
     except ValueError as e:  # pydantic's ValidationError is a ValueError
         raise ConfigError(f"{rates_file}: invalid error rates: {str(e).splitlines()[0]}") from None
     result = generate(
-        people=n_people, seed=seed, out=out, rates=rates, workers=workers, confounding=confounding
+        people=n_people,
+        seed=seed,
+        out=out,
+        rates=rates,
+        workers=workers,
+        confounding=confounding,
+        profile=profile,
     )
     rec = runrecord.current()
     for path in [*result.extracts.values(), result.truth, result.people, result.summary]:
@@ -108,7 +131,8 @@ def synth(
     rec.rows.update(result.rows)
     total = sum(result.rows.values())
     click.echo(
-        f"Generated {n_people:,} people and {total:,} extract records in {result.seconds:.1f}s."
+        f"Generated {n_people:,} people ({profile} profile) and {total:,} extract records "
+        f"in {result.seconds:.1f}s."
     )
     for name, n in result.rows.items():
         click.echo(f"  {name:<20} {n:>10,}  {result.extracts[name]}")

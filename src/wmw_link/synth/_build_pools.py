@@ -336,6 +336,152 @@ Chauhan Chouhan
 Mistry Mistri"""
 
 
+# Spelling variants used only by the hard profile's ``spelling_variant`` error (kept apart so
+# the standard profile's nickname and transliteration tables, and its extracts, stay as they
+# were). One family per line, spellings interchangeable; "_" stands for a space, so compound
+# Arabic names appear both joined and split ("Abdul_Rahman"). Gujarati given names carry the
+# -bhai / -ben / -kumar suffixes official documents often add.
+_SPELLING = """Ann Anne
+Clare Claire
+Jon John
+Sean Shaun Shawn
+Stuart Stewart
+Neil Neal
+Alan Allan Allen
+Matthew Mathew
+Leanne Lianne Leann
+Kerry Kerrie Keri
+Lindsay Lindsey
+Hayley Haley Hailey
+Kayleigh Kayley Kaylee
+Lily Lilly Lillie
+Millie Milly
+Katie Katy Katey
+Rebecca Rebekah
+Carol Carole
+Beverley Beverly
+Dwayne Duane
+Jermaine Germaine
+Jaden Jayden Jaiden
+Isaac Isaak
+Aaron Aron
+Nathaniel Nathanael
+Thompson Thomson Tomson
+Phillips Philips
+Davies Davis
+Clarke Clark
+Reid Reed Read
+Grey Gray
+Matthews Mathews
+McDonald MacDonald Macdonald
+McKenzie MacKenzie Mackenzie
+Lawrence Laurence
+Sohail Suhail Sohel Suhel
+Nadeem Nadim
+Naveed Navid Naved
+Waseem Wasim
+Faisal Faysal Feisal
+Haroon Harun Haroun
+Irfan Erfan
+Liaquat Liaqat Liakat
+Majid Majeed Majed Maged
+Mansoor Mansur Mansour
+Shabir Shabbir
+Shakeel Shakil
+Tahir Taher
+Tanveer Tanvir
+Yasir Yaser Yasser
+Zulfiqar Zulfikar
+Aamir Amir Aamer
+Hanif Haneef
+Hameed Hamid
+Latif Lateef
+Farooq Farouk Faruk Faruq
+Ramzan Ramadan Ramadhan
+Mizanur Mizanoor
+Habibur Habibor
+Rafiqul Rafikul
+Aminul Aminool
+Nurul Noorul
+Rahim Raheem
+Rahima Raheema
+Nasima Naseema
+Hasina Haseena
+Rokeya Rukia Rokia
+Mohammed Md
+Abdulrahman Abdul_Rahman Abdurrahman Abdelrahman
+Abdelrahman Abdel_Rahman Abdul_Rahman
+Al-Masri Almasri Al_Masri Masri
+Al-Sayed Alsayed Al_Sayed
+Al-Ahmad Alahmad Al_Ahmad
+Al-Hassan Alhassan Al_Hassan
+Al-Ali Alali Al_Ali
+Elsayed El-Sayed El_Sayed
+Saleh Salih
+Khalil Khaleel
+Nasser Naser
+Jaber Jabir
+Qassem Qasim Kassem Kasim
+Khoury Khouri Khury
+Darwish Darweesh
+Ismail Ismael Esmail
+Suleiman Sulaiman Suleyman Sulayman
+Walid Waleed
+Nabil Nabeel
+Samir Sameer
+Osama Usama Usamah
+Ziad Ziyad Zeyad
+Mazen Mazin
+Amira Ameera
+Samira Sameera
+Hiba Heba
+Lina Leena
+Abdirahman Abdurahman Abdulrahman
+Abdullahi Abdulahi
+Warsame Warsama
+Kojo Kodjo
+Yaw Yao
+Kwabena Kobina
+Kwame Kwami
+Jasbir Jasbeer
+Paramjit Paramjeet
+Surinder Surender Surindar
+Amandeep Amandip
+Manpreet Manprit
+Jaspreet Jasprit
+Harjinder Harjindar
+Gurdeep Gurdip
+Baljit Baljeet
+Amarjit Amarjeet
+Pradeep Pradip
+Deepak Dipak
+Sunil Suneel
+Virdi Virdee
+Lall Lal
+Rathod Rathore Rathor
+Sharma Sarma
+Hitesh Hiteshkumar Hiteshbhai
+Nilesh Nileshkumar Nileshbhai
+Mahesh Maheshkumar Maheshbhai
+Dinesh Dineshkumar Dineshbhai
+Paresh Pareshkumar Pareshbhai
+Bhavesh Bhaveshkumar Bhaveshbhai
+Jignesh Jigneshkumar Jigneshbhai
+Mitesh Miteshkumar Miteshbhai
+Suresh Sureshkumar Sureshbhai
+Ramesh Rameshkumar Rameshbhai
+Bhavna Bhavana Bhavnaben
+Hetal Hetalben
+Kajal Kajalben
+Komal Komalben
+Geeta Gita Geetaben
+Meena Mina Meenaben
+Rekha Rekhaben
+Usha Ushaben
+Seema Sima
+Pooja Puja"""
+
+
 def _split(block: str) -> list[str]:
     seen: dict[str, None] = {}
     for tok in block.split():
@@ -402,7 +548,21 @@ def _variants() -> set[tuple[str, str, str]]:
             for b in spellings:
                 if a != b:
                     variants.add((a, b, "transliteration"))
+    for line in _SPELLING.splitlines():
+        spellings = [w.replace("_", " ") for w in line.split()]
+        for a in spellings:
+            for b in spellings:
+                if a != b:
+                    variants.add((a, b, "spelling"))
     return variants
+
+
+def write_variants() -> None:
+    """Write ``name_variants.csv`` alone (no Faker needed; the name pools stay as they are)."""
+    with open(DATA / "name_variants.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["name", "variant", "kind"])
+        w.writerows(sorted(_variants()))
 
 
 def build() -> None:
@@ -436,7 +596,6 @@ def build() -> None:
         tail = tail[:200]
         for name, w in zip(head + tail, _weights(len(head), len(tail)), strict=True):
             sur_rows.append((group, name, round(w * _BOOST.get((group, "", name), 1.0), 6)))
-    variants = _variants()
     with open(DATA / "forenames.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["group", "sex", "name", "weight"])
@@ -445,10 +604,7 @@ def build() -> None:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["group", "name", "weight"])
         w.writerows(sur_rows)
-    with open(DATA / "name_variants.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["name", "variant", "kind"])
-        w.writerows(sorted(variants))
+    write_variants()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from wmw_link.synth.corruption import (
 from wmw_link.synth.labour import Labour
 from wmw_link.synth.names import NamePools
 from wmw_link.synth.population import People
+from wmw_link.synth.profiles import Profile
 from wmw_link.synth.rates import ErrorRates
 from wmw_link.synth.stats import Tally
 
@@ -106,13 +107,14 @@ def _prepare(
     fold_middle: bool,
     has_nino: bool,
     has_nhs: bool,
+    profile: Profile | None = None,
 ) -> tuple[ev.Events, Identifiers]:
     idx = duplicate_rows(len(events), rates.duplicate, rng, counts)
     events = events.take(idx)
     ids = Identifiers.of(people, events.person)
-    corrupt_names(ids, rates, rng, pools, counts, fold_middle=fold_middle)
-    corrupt_dates(ids, rates, rng, counts)
-    corrupt_other(ids, rates, rng, counts, has_nino=has_nino, has_nhs=has_nhs)
+    corrupt_names(ids, rates, rng, pools, counts, fold_middle=fold_middle, profile=profile)
+    corrupt_dates(ids, rates, rng, counts, profile=profile)
+    corrupt_other(ids, rates, rng, counts, has_nino=has_nino, has_nhs=has_nhs, profile=profile)
     perm = rng.permutation(len(events))  # row order says nothing about who is who
     return events.take(perm), ids.take(perm)
 
@@ -297,12 +299,17 @@ def build_chunk(
     employers: np.ndarray,
     counts: dict[str, Counts],
     tally: Tally | None = None,
+    profile: Profile | None = None,
 ) -> dict[str, Extract]:
-    """All extracts for one chunk, without their record-id column (see :func:`record_ids`)."""
+    """All extracts for one chunk, without their record-id column (see :func:`record_ids`).
+
+    ``profile`` supplies factors that multiply error rates by ethnic group and age band.
+    """
     out: dict[str, Extract] = {}
 
     def prep(name: str, events: ev.Events, **kw: bool) -> tuple[ev.Events, Identifiers]:
-        return _prepare(events, people, rates, rng, pools, counts.setdefault(name, {}), **kw)
+        c = counts.setdefault(name, {})
+        return _prepare(events, people, rates, rng, pools, c, profile=profile, **kw)
 
     spells = ev.employment_spells(people, lab, rng, employers)
     skills_events = ev.enrolments(people, lab, rng)

@@ -35,6 +35,7 @@ from wmw_link.synth.ids import MAX_PEOPLE
 from wmw_link.synth.labour import Labour
 from wmw_link.synth.names import load_pools
 from wmw_link.synth.population import People, make_people
+from wmw_link.synth.profiles import Profile, get_profile
 from wmw_link.synth.rates import ErrorRates
 from wmw_link.synth.stats import Tally
 
@@ -63,7 +64,7 @@ def extract_path(out: Path, dataset: str) -> Path:
 
 
 def _check_args(
-    people: int, seed: int, out: str | os.PathLike[str], rates: Any
+    people: int, seed: int, out: str | os.PathLike[str], rates: Any, profile: Profile
 ) -> tuple[Path, ErrorRates]:
     if (
         isinstance(people, bool)
@@ -74,10 +75,10 @@ def _check_args(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError("seed must be a whole number of 0 or more")
     if rates is None:
-        rates = ErrorRates()
+        rates = profile.errors
     elif not isinstance(rates, ErrorRates):
-        try:
-            rates = ErrorRates.model_validate(rates)
+        try:  # a mapping overrides some of the profile's rates
+            rates = ErrorRates.model_validate({**profile.errors.model_dump(), **rates})
         except ValidationError as e:
             problems = "; ".join(
                 f"{'.'.join(map(str, x['loc'])) or 'rates'}: {x['msg']}" for x in e.errors()
@@ -171,6 +172,7 @@ class _ChunkJob:
     rates: ErrorRates
     employers: np.ndarray
     confounding: float = 0.0
+    profile: Profile = Profile(name="standard")
 
 
 @dataclass
@@ -184,12 +186,22 @@ class _ChunkOut:
 def _run_chunk(job: _ChunkJob) -> _ChunkOut:
     """Everything for one chunk of people; pure function of the job (runs in a worker)."""
     rng = np.random.default_rng(job.seed)
-    pop = make_people(rng, job.n, job.first + 1, load_pools(), job.id_seeds, job.first + 1)
+    pop = make_people(
+        rng,
+        job.n,
+        job.first + 1,
+        load_pools(),
+        job.id_seeds,
+        job.first + 1,
+        job.profile.population,
+    )
     lab = labour.simulate(pop, rng, confounding=job.confounding)
     tally = Tally()
     tally.add(pop, lab)
     counts: dict[str, dict[str, dict[str, int]]] = {}
-    extracts = build_chunk(pop, lab, rng, job.rates, load_pools(), job.employers, counts, tally)
+    extracts = build_chunk(
+        pop, lab, rng, job.rates, load_pools(), job.employers, counts, tally, job.profile
+    )
     # Drawn last, from its own stream: the extracts above do not depend on it.
     tally.merge(effects.effect_counts(lab, np.random.default_rng(rng.integers(2**63))))
     return _ChunkOut(extracts, _people_table(pop, lab), dict(tally.c), counts)
@@ -233,6 +245,7 @@ def generate(
     rates: ErrorRates | dict[str, float] | None = None,
     workers: int | None = None,
     confounding: float = 0.0,
+    profile: str | Profile = "standard",
 ) -> SynthResult:
     """Generate a synthetic West Midlands population and every partner's extract.
 
@@ -240,11 +253,15 @@ def generate(
         people: number of working-age residents (1 to 30 million).
         seed: random seed; the same arguments give byte-identical files, whatever ``workers``.
         out: output directory (created if needed).
-        rates: error rates (an :class:`ErrorRates` or a mapping of overrides); defaults if None.
+        rates: error rates (an :class:`ErrorRates`, or a mapping overriding some of the
+            profile's); the profile's if None.
         workers: processes generating chunks of 100,000 people (default: up to two).
         confounding: strength of an unobserved trait that raises both the chance of starting
             hub support and of finding work (0, the default, for none): a region where
             matching on the record cannot recover the true effect (see docs/impact.md).
+        profile: ``"standard"`` (the default) or ``"hard"`` (error rates at the upper end of
+            published linkage studies, more twins and juniors; docs/synthetic-data.md), or a
+            :class:`~wmw_link.synth.profiles.Profile`.
 
     Returns:
         A :class:`SynthResult` naming every file written and the row counts.
@@ -258,7 +275,8 @@ def generate(
         >>> result = generate(people=5_000, seed=42, out="demo-data")  # doctest: +SKIP
     """
     t0 = time.perf_counter()
-    out, rates = _check_args(people, seed, out, rates)
+    prof = get_profile(profile)
+    out, rates = _check_args(people, seed, out, rates, prof)
     if workers is None:
         workers = default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -284,6 +302,7 @@ def generate(
             rates,
             employers,
             float(confounding),
+            prof,
         )
         for c in range(n_chunks)
     ]
@@ -313,7 +332,7 @@ def generate(
             _merge_counts(counts, chunk.counts)
 
     summary = _summary(
-        people, int(seed), rates, rows, counts, tally, paths, truth_path, people_path
+        people, int(seed), prof, rates, rows, counts, tally, paths, truth_path, people_path
     )
     summary["parameters"]["hub_effect"]["unobserved_confounding"] = float(confounding)
     summary_path = out / "synth.json"
@@ -343,6 +362,7 @@ def _merge_counts(
 def _summary(
     people: int,
     seed: int,
+    profile: Profile,
     rates: ErrorRates,
     rows: dict[str, int],
     counts: dict[str, dict[str, dict[str, int]]],
@@ -372,6 +392,14 @@ def _summary(
         "chunk_people": CHUNK_PEOPLE,
         "window": {"first_day": day(WINDOW_FIRST_DAY), "last_day": day(WINDOW_LAST_DAY)},
         "hub_starts": {"first_month": "2024-01", "last_month": "2025-09"},
+        "profile": {
+            "name": profile.name,
+            # True when --rates / --error-scale changed the profile's error rates.
+            "rates_overridden": rates != profile.errors,
+            "population": profile.population.model_dump(),
+            "group_factors": profile.group_factors,
+            "age_factors": profile.age_factors,
+        },
         "error_rates": rates.model_dump(),
         "errors_applied": counts,
         "extracts": files,

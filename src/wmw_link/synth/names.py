@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
@@ -41,6 +41,8 @@ class NamePools:
     surnames: dict[str, Pool]
     nicknames: dict[str, tuple[str, ...]]
     transliterations: dict[str, tuple[str, ...]]
+    # Other spellings (Thomson, Abdul Rahman, Hiteshbhai...): the hard profile only.
+    spellings: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def forename(self, group: str, sex: str, rng: np.random.Generator, size: int) -> np.ndarray:
         """Forenames for people of a detailed ethnic group and sex ("M"/"F")."""
@@ -76,14 +78,21 @@ def load_pools() -> NamePools:
         names, weights = sur.setdefault(row["group"], ([], []))
         names.append(row["name"])
         weights.append(float(row["weight"]))
-    nick: dict[str, list[str]] = {}
-    trans: dict[str, list[str]] = {}
+    tables: dict[str, dict[str, list[str]]] = {
+        "nickname": {},
+        "transliteration": {},
+        "spelling": {},
+    }
     for row in _read("name_variants.csv"):
-        target = nick if row["kind"] == "nickname" else trans
-        target.setdefault(row["name"], []).append(row["variant"])
+        tables[row["kind"]].setdefault(row["name"], []).append(row["variant"])
+
+    def frozen(kind: str) -> dict[str, tuple[str, ...]]:
+        return {k: tuple(v) for k, v in tables[kind].items()}
+
     return NamePools(
         forenames={k: _pool(*v) for k, v in fore.items()},
         surnames={k: _pool(*v) for k, v in sur.items()},
-        nicknames={k: tuple(v) for k, v in nick.items()},
-        transliterations={k: tuple(v) for k, v in trans.items()},
+        nicknames=frozen("nickname"),
+        transliterations=frozen("transliteration"),
+        spellings=frozen("spelling"),
     )

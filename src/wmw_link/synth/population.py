@@ -13,17 +13,16 @@ import numpy as np
 
 from wmw_link.synth import regions
 from wmw_link.synth.names import NamePools
+from wmw_link.synth.profiles import PopulationRates
 
 REFERENCE_DATE = np.datetime64("2024-01-01")  # ages are 16-64 on this day
 REF_DAY = int(REFERENCE_DATE.astype("datetime64[D]").astype(np.int64))
 
 HOUSEHOLD_SIZE_P = np.array([0.30, 0.31, 0.19, 0.13, 0.07])  # 1..5 working-age members
 HOUSEHOLD_TYPE_P = np.array([0.62, 0.25, 0.13])  # couple family, lone parent, sharers
-TWIN_RATE = 0.03  # of children who follow a sibling in the household
-JUNIOR_RATE = 0.06  # of sons with a father in the household: same forename as him
+# Twins, juniors, double-barrelled families and partners' surnames: see PopulationRates
+# (part of the synthetic profile).
 MIDDLE_NAME_P = {"white_british": 0.55, "black_caribbean": 0.45, "black_african": 0.45}
-DOUBLE_BARREL_RATE = 0.025  # of couple families: the family uses a double-barrelled surname
-TOOK_PARTNER_SURNAME = 0.75  # of partners in couples: use the head's surname (maiden name kept)
 DISABLED_P = 0.21
 LTC_NOT_DISABLED_P = 0.13
 CONDITION_P_DISABLED = np.array([0.45, 0.35, 0.20])  # mental_health, musculoskeletal, other
@@ -122,6 +121,7 @@ def make_people(
     pools: NamePools,
     id_seeds: tuple[np.random.SeedSequence, np.random.SeedSequence],
     hh_offset: int,
+    rates: PopulationRates | None = None,
 ) -> People:
     """Draw ``n`` people in households, with ids starting at ``first_id``.
 
@@ -133,9 +133,11 @@ def make_people(
         id_seeds: seeds of the NINo and NHS number bijections, the same for every chunk of a
             run so that numbers stay unique across chunks.
         hh_offset: household id of the chunk's first household.
+        rates: twin, junior, double-barrel and surname rates (the standard profile's if None).
     """
     from wmw_link.synth.ids import make_nhs_numbers, make_ninos
 
+    pr = rates or PopulationRates()
     hh, pos, htype_hh = _households(rng, n)
     n_hh = int(hh.max()) + 1
     htype = htype_hh[hh]
@@ -199,7 +201,7 @@ def make_people(
 
     # Twins: a child born the same day as the previous child of the household.
     prev_child = np.concatenate([[False], child[:-1] & (hh[:-1] == hh[1:])])
-    twin_b = child & prev_child & (rng.random(n) < TWIN_RATE)
+    twin_b = child & prev_child & (rng.random(n) < pr.twin_rate)
     prev_idx = np.maximum(np.arange(n) - 1, 0)
     birth_day = np.where(twin_b, birth_day[prev_idx], birth_day)
     twin = twin_b.copy()
@@ -233,7 +235,7 @@ def make_people(
     own_surname = surname.copy()
     head_sur = surname[head_idx]
     birth_surname = np.full(n, None, dtype=object)
-    took = partner & (rng.random(n) < TOOK_PARTNER_SURNAME) & (own_surname != head_sur)
+    took = partner & (rng.random(n) < pr.took_partner_surname) & (own_surname != head_sur)
     birth_surname[took] = own_surname[took]
     surname = np.where(took, head_sur, surname)
     lone_other = (
@@ -242,7 +244,7 @@ def make_people(
     surname = np.where(child & ~lone_other, head_sur, surname).astype(object)
     partner_of_hh = np.full(n_hh, -1)
     partner_of_hh[hh[partner]] = np.flatnonzero(partner)
-    dbl_hh = (partner_of_hh >= 0) & (rng.random(n_hh) < DOUBLE_BARREL_RATE)
+    dbl_hh = (partner_of_hh >= 0) & (rng.random(n_hh) < pr.double_barrel_rate)
     p_idx = partner_of_hh[hh]
     dbl = dbl_hh[hh] & (is_head | partner | (child & ~lone_other)) & (p_idx >= 0)
     partner_own = own_surname[np.maximum(p_idx, 0)]
@@ -255,7 +257,7 @@ def make_people(
     male_parent = (is_head | partner) & (sex == "M") & (htype != 2)
     father_hh[hh[male_parent]] = np.flatnonzero(male_parent)
     f_idx = father_hh[hh]
-    junior = child & (sex == "M") & (f_idx >= 0) & (rng.random(n) < JUNIOR_RATE)
+    junior = child & (sex == "M") & (f_idx >= 0) & (rng.random(n) < pr.junior_rate)
     junior &= ~lone_other
     forename = np.where(junior, forename[np.maximum(f_idx, 0)], forename).astype(object)
 

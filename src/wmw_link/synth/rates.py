@@ -16,6 +16,8 @@ class ErrorRates(BaseModel):
     those where the error is possible (a nickname needs a name with a known nickname, a day/month
     swap needs a day of 12 or less that differs from the month, a marriage surname needs a person
     whose surname changed on marriage); ``synth.json`` records eligible and applied counts.
+    The rates below the line are 0 by default (the ``standard`` profile) and switched on by the
+    ``hard`` profile (:mod:`wmw_link.synth.profiles`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -37,6 +39,30 @@ class ErrorRates(BaseModel):
     missing_nino: float = _rate(0.04, "National Insurance number left blank")
     missing_nhs: float = _rate(0.03, "NHS number left blank")
     duplicate: float = _rate(0.01, "record entered twice in the same source")
+    # --- off (0) by default; drawn only when on, so standard extracts stay byte-identical ---
+    spelling_variant: float = _rate(
+        0.0,
+        "a name spelled another way (Thomson, Abdul Rahman, Hiteshbhai) or without its "
+        "diacritics (Michal for Michał) (eligible names)",
+    )
+    middle_name_as_forename: float = _rate(
+        0.0, "known by the middle name: it replaces the forename (eligible: has a middle name)"
+    )
+    surname_convention: float = _rate(
+        0.0,
+        "a family name written instead of Singh, Kaur, Begum, Bibi or Khatun "
+        "(eligible: those surnames)",
+    )
+    surname_change: float = _rate(
+        0.0, "another surname after a marriage or divorce not in the household (eligible: women)"
+    )
+    dob_day_typo: float = _rate(
+        0.0, "day of birth mistyped: digits transposed (12/21) or another day of the month"
+    )
+    dob_first_of_january: float = _rate(
+        0.0, "date of birth recorded as 1 January of the birth year (a placeholder)"
+    )
+    sex_flip: float = _rate(0.0, "sex recorded as the other one")
 
     def scaled(self, factor: float) -> ErrorRates:
         """All rates multiplied by ``factor`` (capped at 1): e.g. 0 for clean data."""
