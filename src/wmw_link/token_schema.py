@@ -179,6 +179,11 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
         ((FORENAME, "dmetaphone"), _D),
         "Double Metaphone codes of the forename's first word | date of birth",
     ),
+    _list(
+        "fnw_dob",
+        ((FORENAME, "words"), _D),
+        "each word of the forename | date of birth: a middle name used as the forename",
+    ),
     *_bloom(FORENAME, "fn"),
     _hmac("sn_dob", ((SURNAME, "key"), _D), "surname with spaces removed | date of birth"),
     _list("snw_dob", ((SURNAME, "words"), _D), "each word of the surname | date of birth"),
@@ -195,6 +200,12 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
         "swapped forename and surname, with or without middle names",
     ),
     _hmac("nameph_dob", (*_NPH, _D), "NYSIIS codes of forename and surname | date of birth"),
+    _list(
+        "namesdm_dob",
+        ((FORENAME, "words_dmetaphone"), (SURNAME, "words_dmetaphone"), _D),
+        "Double Metaphone codes of every word of forename and surname, in one list | date of "
+        "birth: a name alike in either place (swapped and misspelt names, a middle name)",
+    ),
     # -- date of birth, in the context of the phonetic full name -----------------------------
     _hmac(
         "dobsw_nph",

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wmw_link.token_schema import BLOOM_SET_BITS, bloom_columns, shared_bits_sql
+from wmw_link.token_schema import BLOOM_SET_BITS, BY_NAME, bloom_columns, shared_bits_sql
 
 #: Raw filter positions two names of the same date may differ in and still count as close
 #: (about two per changed character), near (a transposition changes three bigrams each side)
@@ -45,7 +45,12 @@ NO_EVIDENCE_LEVELS = frozenset(
 TWINS_LEVEL = "surname and date, forename differs"
 SURNAME_ALIKE_LEVEL = "date, surname alike"
 SURNAME_DAY_OUT_LEVEL = "surname, date swapped or a day out"
-TWINS_LEVELS = frozenset({TWINS_LEVEL, SURNAME_ALIKE_LEVEL, SURNAME_DAY_OUT_LEVEL})
+#: The date and any word of either name alike, in any place (swapped and misspelt names): weak,
+#: and twins pass it too.
+NAME_WORD_ALIKE_LEVEL = "date, a name word alike in either place"
+TWINS_LEVELS = frozenset(
+    {TWINS_LEVEL, SURNAME_ALIKE_LEVEL, SURNAME_DAY_OUT_LEVEL, NAME_WORD_ALIKE_LEVEL}
+)
 #: Postcode levels that say "same household" (with a shared surname).
 SAME_PLACE_LEVELS = frozenset({"same unit and date", "same unit and surname", "same sector and date"})
 
@@ -203,6 +208,10 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
         "surname and date, forename starts alike",
         [[_eq("sn_dob"), _eq("fn3_dob")], [_eq("sn_dob"), _bf(_FN, BLOOM_NEAR)]],
     ),
+    (
+        "a forename word and surname, date",
+        [[_ov("fnw_dob"), _eq("sn_dob")], [_ov("fnw_dob"), _ov("snw_dob")]],
+    ),
     (TWINS_LEVEL, [[_eq("sn_dob")], [_ov("snw_dob")]]),
     (
         "names, date swapped or a day out",
@@ -221,6 +230,7 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ("same forename at the same postcode, date differs", [[_eq("fn_pc")]]),
     ("date, forename alike", [[_ov("fndm_dob")], [_bf(_FN, BLOOM_ALIKE)]]),
     (SURNAME_ALIKE_LEVEL, [[_ov("sndm_dob")], [_bf(_SN, BLOOM_ALIKE)]]),
+    (NAME_WORD_ALIKE_LEVEL, [[_ov("namesdm_dob")]]),
 ]
 IDENTITY_NULL_COLUMNS = ("fn1_dob", "sn_dob", "name_pc", "dobym_nph")
 
@@ -329,6 +339,7 @@ _PREDICT_BLOCKS: tuple[str, ...] = (
     "name_pc",
     "fn_pc",
     "pc_dob",
+    "namesdm_dob",
 )
 #: EM training blocks: pairs sharing a NINo (trains identity and postcode), and pairs sharing
 #: phonetic names and date (trains postcode and the identifiers). Neither is dominated by one
@@ -378,7 +389,10 @@ def plan_model(
     comparisons, near_unique = _comparisons(
         present, dict(near_unique_u or {}), exact_only, dict(level_u or {})
     )
-    rules: list[Any] = [block_on(c) for c in predict_blocks(present)]
+    rules: list[Any] = [
+        block_on(c, arrays_to_explode=[c] if BY_NAME[c].kind == "hmac_list" else None)
+        for c in predict_blocks(present)
+    ]
     # A training block leaves out every comparison that reads its column (Splink cannot
     # estimate m on pairs chosen by agreeing on it): keep only blocks that train something.
     reads = _columns_read(present, exact_only)

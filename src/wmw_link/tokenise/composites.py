@@ -46,6 +46,15 @@ def _dm_codes(key: str) -> list[str] | None:
     return sorted({c for c in doublemetaphone(key) if c}) or None
 
 
+def _words(s: str) -> list[str] | None:
+    return sorted(set(s.split(" "))) or None
+
+
+def _words_dm(s: str) -> list[str] | None:
+    """Double Metaphone codes of every word of a name (or of both names, joined by SEP)."""
+    return sorted({c for w in s.replace(SEP, " ").split() for c in doublemetaphone(w) if c}) or None
+
+
 def bigrams(name: str) -> list[str]:
     """Distinct padded bigrams of a normalised name, in first-seen order."""
     s = f"{ts.BLOOM_PAD}{name}{ts.BLOOM_PAD}"
@@ -101,6 +110,8 @@ class Parts:
                 return _on_distinct(first, lambda w: list(nickname_group(w)), _LIST_STR)
             if transform == "dmetaphone":
                 return _on_distinct(first, _dm_codes, _LIST_STR)
+            if transform == "words":
+                return _on_distinct(v, _words, _LIST_STR)
             if transform == "nysiis_first":
                 return _on_distinct(first, jellyfish.nysiis, pa.string())
         if field == ts.SURNAME:
@@ -110,7 +121,7 @@ class Parts:
             if transform == "first_word":
                 return _first_word(v)
             if transform == "words":
-                return _on_distinct(v, lambda s: sorted(set(s.split(" "))), _LIST_STR)
+                return _on_distinct(v, _words, _LIST_STR)
             if transform == "dmetaphone":
                 return _on_distinct(key, _dm_codes, _LIST_STR)
             if transform == "nysiis_key":
@@ -152,6 +163,16 @@ def _join(scalars: list[pa.Array]) -> pa.Array:
 
 #: Columns whose first two parts (the two names) are hashed in sorted order.
 _SORTED_PAIRS = frozenset({"names_dob", "name_pc"})
+#: List columns whose first two parts (the two names) give one list between them.
+_NAME_UNIONS = frozenset({"namesdm_dob"})
+
+
+def _name_union(parts: Parts) -> pa.Array:
+    """Double Metaphone codes of every word of both names, one list per row (null when both
+    names are null). Computed once per distinct (forename, surname)."""
+    fn, sn = parts._fields.get(ts.FORENAME), parts._fields.get(ts.SURNAME)
+    both = pc.binary_join_element_wise(pc.fill_null(fn, ""), pc.fill_null(sn, ""), SEP)
+    return _on_distinct(both, _words_dm, _LIST_STR)
 
 
 def _composite(col: ts.TokenColumn, parts: Parts) -> pa.Array:
@@ -163,7 +184,10 @@ def _composite(col: ts.TokenColumn, parts: Parts) -> pa.Array:
         lo, hi = pc.min_element_wise(a, b), pc.max_element_wise(a, b)
         both = pc.if_else(pc.or_(pc.is_null(a), pc.is_null(b)), pa.scalar(None, pa.string()), lo)
         return _join([both, hi, *[parts(f, t) for f, t in rest]])
-    arrays = [parts(f, t) for f, t in col.parts]
+    if col.name in _NAME_UNIONS:
+        arrays = [_name_union(parts), *[parts(f, t) for f, t in col.parts[2:]]]
+    else:
+        arrays = [parts(f, t) for f, t in col.parts]
     lists = [i for i, a in enumerate(arrays) if pa.types.is_list(a.type)]
     if col.kind != "hmac_list":
         return _join(arrays)
