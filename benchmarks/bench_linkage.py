@@ -17,13 +17,14 @@ and its children) are its own. Scored against ``truth/``: pairwise precision/rec
 and across sources, household false merges, candidate-pair recall of the blocking rules, and a
 sweep of the true F1 over thresholds (to check the label-free default against the best).
 
-    .venv/bin/python benchmarks/bench_linkage.py --people 10000 100000 [--keep]
+    .venv/bin/python benchmarks/bench_linkage.py --people 10000 100000 [--keep] [--profile hard]
 
 Time ratios: ``time_ratio`` is the whole job from raw extracts to persons (tokenise + link
 against normalise + Splink); ``link_vs_splink_ratio`` compares the linkage stages alone and
 ``tokenise_vs_normalise_ratio`` the data preparation alone.
 
-Results: benchmarks/results/linkage.json and linkage.md.
+Results: benchmarks/results/linkage.json and linkage.md; with ``--profile hard`` (the hard
+synthetic profile, docs/synthetic-data.md) linkage-hard.json and linkage-hard.md.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wmw_link.synth.profiles import PROFILES
+
 HERE = Path(__file__).parent
 RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or HERE / "results")
 AGREEMENT = HERE.parent / "agreements" / "wmw-outcomes.yaml"
@@ -61,11 +64,11 @@ def _peak_mib() -> float:
     return max(self_kib, child_kib) / 1024
 
 
-def stage_synth(work: Path, people: int) -> dict[str, Any]:
+def stage_synth(work: Path, people: int, profile: str = "standard") -> dict[str, Any]:
     from wmw_link.synth import generate
 
-    r = generate(people=people, seed=SEED, out=work / "synth")
-    return {"rows": r.rows, "records": sum(r.rows.values())}
+    r = generate(people=people, seed=SEED, out=work / "synth", profile=profile)
+    return {"rows": r.rows, "records": sum(r.rows.values()), "profile": profile}
 
 
 def stage_tokenise(work: Path) -> dict[str, Any]:
@@ -171,7 +174,7 @@ def stage_ecm(work: Path) -> dict[str, Any]:
 
 
 STAGES = {
-    "synth": lambda w, a: stage_synth(w, a.people[0]),
+    "synth": lambda w, a: stage_synth(w, a.people[0], a.profile),
     "tokenise": lambda w, a: stage_tokenise(w),
     "link": lambda w, a: stage_link(w, exact_only=False, report=a.report),
     "link_exact": lambda w, a: stage_link(w, exact_only=True, report=False),
@@ -181,9 +184,13 @@ STAGES = {
 }
 
 
-def _run_stage(stage: str, work: Path, people: int, report: bool = False) -> dict[str, Any]:
+def _run_stage(
+    stage: str, work: Path, people: int, report: bool = False, profile: str | None = None
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     cmd = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--people", str(people)]
+    if profile is not None:  # only the synth stage reads it
+        cmd += ["--profile", profile]
     if report:
         cmd.append("--report")
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -379,10 +386,11 @@ def evaluate_size(
     report: bool,
     skip_exact: bool = False,
     spark: bool = False,
+    profile: str = "standard",
 ) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
-    res: dict[str, Any] = {"people": people}
-    res["synth"] = _run_stage("synth", work, people)
+    res: dict[str, Any] = {"people": people, "profile": profile}
+    res["synth"] = _run_stage("synth", work, people, profile=profile)
     res["tokenise"] = _run_stage("tokenise", work, people)
     res["link"] = _run_stage("link", work, people, report=report)
     if not skip_exact:
@@ -578,7 +586,8 @@ def _write(results: list[dict[str, Any]], name: str, meta: dict[str, Any]) -> No
     lines = [
         "# Token linkage vs plaintext linkage (synthetic West Midlands extracts)",
         "",
-        f"{meta['machine']}; seed {SEED}; DuckDB backend; generated {meta['when']}.",
+        f"{meta['machine']}; seed {SEED}; synthetic profile {meta['profile']}; DuckDB backend; "
+        f"generated {meta['when']}.",
         "Each stage ran in its own process. Times in seconds, memory as peak RSS in MiB.",
         "",
     ]
@@ -604,6 +613,13 @@ def _write(results: list[dict[str, Any]], name: str, meta: dict[str, Any]) -> No
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
+def results_name(profile: str, name: str | None = None) -> str:
+    """The results file stem: ``name`` if given, else linkage, or linkage-<profile>."""
+    if name:
+        return name
+    return "linkage" if profile == "standard" else f"linkage-{profile}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--people", type=int, nargs="+", default=[10_000, 100_000])
@@ -611,10 +627,19 @@ def main() -> None:
     ap.add_argument("--work", type=Path)
     ap.add_argument("--report", action="store_true", help="write the link report (timed)")
     ap.add_argument("--keep", action="store_true", help="keep the work directories")
-    ap.add_argument("--name", default="linkage")
+    ap.add_argument(
+        "--name", help="results file name [default: linkage, or linkage-<profile> if not standard]"
+    )
+    ap.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="standard",
+        help="synthetic profile of the extracts (docs/synthetic-data.md)",
+    )
     ap.add_argument("--skip-exact", action="store_true", help="skip the exact-only contrast")
     ap.add_argument("--spark", action="store_true", help="also link on Spark (local mode)")
     args = ap.parse_args()
+    name = results_name(args.profile, args.name)
     if args.stage:
         out = STAGES[args.stage](args.work, args)
         out["peak_mib"] = _peak_mib()
@@ -632,6 +657,7 @@ def main() -> None:
                 report=args.report,
                 skip_exact=args.skip_exact,
                 spark=args.spark,
+                profile=args.profile,
             )
         )
         print(f"{n:,} people done in {time.perf_counter() - t0:.0f}s ({work})", file=sys.stderr)
@@ -641,8 +667,9 @@ def main() -> None:
             "machine": f"{platform.machine()}, {platform.python_version()}, "
             f"{__import__('os').cpu_count()} cores",
             "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "profile": args.profile,
         }
-        _write(results, args.name, meta)
+        _write(results, name, meta)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,13 @@ from click.testing import CliRunner
 from wmw_link.cli import main
 from wmw_link.errors import ConfigError
 from wmw_link.synth import DATASETS, ErrorRates, generate
-from wmw_link.synth.corruption import Identifiers, ascii_fold, corrupt_names, corrupt_other
+from wmw_link.synth.corruption import (
+    Identifiers,
+    ascii_fold,
+    corrupt_names,
+    corrupt_other,
+    nino_typo,
+)
 from wmw_link.synth.names import load_pools
 from wmw_link.synth.profiles import PROFILES, Profile, get_profile
 
@@ -187,3 +193,16 @@ def test_spelling_variants_and_diacritics() -> None:
     assert counts["spelling_variant"] == {"eligible": 100, "applied": 100}
     # Compound Arabic names are also written split.
     assert "Abdul Rahman" in load_pools().spellings["Abdulrahman"]
+
+
+def test_nino_typos_and_placeholders() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        t = nino_typo("AB123456C", rng)
+        assert t != "AB123456C" and t[:2] == "AB" and t[-1] == "C" and t[2:8].isdigit()
+    rates = ErrorRates().scaled(0).model_copy(update={"nino_placeholder": 1.0})
+    ids = _ids(300, "Anna", "Smith", "white_british")
+    ids.nino[:] = "JK102030B"
+    counts: dict = {}
+    corrupt_other(ids, rates, rng, counts, has_nino=True, has_nhs=False)
+    assert set(ids.nino) == {"AB123456C", "AA111111A", "TN100983F"}  # born 1983-09-10, female

@@ -8,6 +8,16 @@ support. See ``docs/contracts.md`` for the file layout.
 
 from wmw_link.synth.extracts import DATASETS
 from wmw_link.synth.generate import SynthResult, extract_path, generate
+from wmw_link.synth.profiles import PROFILES, PopulationRates, Profile
 from wmw_link.synth.rates import ErrorRates
 
-__all__ = ["DATASETS", "ErrorRates", "SynthResult", "extract_path", "generate"]
+__all__ = [
+    "DATASETS",
+    "PROFILES",
+    "ErrorRates",
+    "PopulationRates",
+    "Profile",
+    "SynthResult",
+    "extract_path",
+    "generate",
+]

@@ -278,6 +278,31 @@ def corrupt_names(
     ids.forename[hit], ids.surname[hit] = ids.surname[hit].copy(), ids.forename[hit].copy()
 
 
+def nino_typo(nino: str, rng: np.random.Generator) -> str:
+    """One keying slip in the six digits of ``AB123456C``: a digit changed or two swapped."""
+    i = 2 + int(rng.integers(0, 6))
+    digits = list(nino)
+    if i < 7 and digits[i] != digits[i + 1] and rng.random() < 0.5:
+        digits[i], digits[i + 1] = digits[i + 1], digits[i]
+    else:
+        digits[i] = str((int(digits[i]) + int(rng.integers(1, 10))) % 10)
+    return "".join(digits)
+
+
+def _placeholder_ninos(ids: Identifiers, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Dummy numbers payrolls send (shared by many people) or a temporary TN reference."""
+    y, m, d = _ymd(ids.birth_day[rows])
+    tn = np.array(
+        [
+            f"TN{dd:02d}{mm:02d}{yy % 100:02d}{s}"
+            for dd, mm, yy, s in zip(d, m, y, ids.sex[rows], strict=True)
+        ],
+        dtype=object,
+    )
+    kind = rng.integers(0, 3, len(rows))
+    return np.where(kind == 0, "AB123456C", np.where(kind == 1, "AA111111A", tn)).astype(object)
+
+
 def _ymd(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     d = days.astype("datetime64[D]")
     y = d.astype("datetime64[Y]").astype(np.int64) + 1970
@@ -360,6 +385,14 @@ def corrupt_other(
         rate = _rate(rates, "missing_nino", ids, profile)
         hit = _hit(rng, everyone, rate, counts, "missing_nino")
         ids.nino[hit] = None
+        present = ids.nino != None  # noqa: E711
+        rate = _rate(rates, "nino_typo", ids, profile)
+        hit = _hit(rng, present, rate, counts, "nino_typo", draw_when_off=False)
+        ids.nino[hit] = np.array([nino_typo(v, rng) for v in ids.nino[hit]], dtype=object)
+        present = ids.nino != None  # noqa: E711
+        rate = _rate(rates, "nino_placeholder", ids, profile)
+        hit = _hit(rng, present, rate, counts, "nino_placeholder", draw_when_off=False)
+        ids.nino[hit] = _placeholder_ninos(ids, hit, rng)
     if has_nhs:
         rate = _rate(rates, "missing_nhs", ids, profile)
         hit = _hit(rng, everyone, rate, counts, "missing_nhs")

@@ -92,6 +92,8 @@ HARD = Profile(
         dob_day_typo=0.01,
         dob_first_of_january=0.002,
         sex_flip=0.003,
+        nino_typo=0.01,
+        nino_placeholder=0.002,
     ),
     population=PopulationRates(
         twin_rate=0.06, junior_rate=0.15, double_barrel_rate=0.05, took_partner_surname=0.75

@@ -63,6 +63,14 @@ class ErrorRates(BaseModel):
         0.0, "date of birth recorded as 1 January of the birth year (a placeholder)"
     )
     sex_flip: float = _rate(0.0, "sex recorded as the other one")
+    nino_typo: float = _rate(
+        0.0, "NINo mistyped: one digit wrong or two transposed (eligible: NINo present)"
+    )
+    nino_placeholder: float = _rate(
+        0.0,
+        "a placeholder NINo (AB123456C, AA111111A, or a temporary TN + birth date + sex) "
+        "(eligible: NINo present)",
+    )
 
     def scaled(self, factor: float) -> ErrorRates:
         """All rates multiplied by ``factor`` (capped at 1): e.g. 0 for clean data."""
