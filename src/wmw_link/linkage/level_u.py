@@ -45,8 +45,8 @@ def _exploded(cols: list[str], ov: list[str], extra: list[str], source: str, gen
 
 
 def _conjunction_sql(conj: list[Atom], ref: str, union: str, generator: str) -> str | None:
-    """SQL counting different-``ref`` pairs that satisfy the conjunction, or None when it has
-    no token to group or join on."""
+    """SQL counting the pairs that satisfy the conjunction, as one row (pairs of different
+    ``ref``, pairs of the same ``ref``), or None when it has no token to group or join on."""
     eq = [str(a[1]) for a in conj if a[0] == "eq"]
     ov = [str(a[1]) for a in conj if a[0] == "ov"]
     bf = [a for a in conj if a[0] == "bf"]
@@ -63,8 +63,9 @@ def _conjunction_sql(conj: list[Atom], ref: str, union: str, generator: str) -> 
     if not bf:
         key = ", ".join(keys)
         return (
-            f"SELECT SUM(s * s - q) / 2 FROM (SELECT SUM(n) AS s, SUM(n * n) AS q FROM ("
-            f"SELECT {key}, ref, COUNT(*) AS n FROM ({rows}) GROUP BY {key}, ref) GROUP BY {key})"
+            f"SELECT SUM(s * s - q) / 2, SUM(q - s) / 2 FROM (SELECT SUM(n) AS s, SUM(n * n) AS q "
+            f"FROM (SELECT {key}, ref, COUNT(*) AS n FROM ({rows}) GROUP BY {key}, ref) "
+            f"GROUP BY {key})"
         )
     on = " AND ".join(f"a.{k} = b.{k}" for k in keys)
     close = " AND ".join(
@@ -74,8 +75,9 @@ def _conjunction_sql(conj: list[Atom], ref: str, union: str, generator: str) -> 
         for _, p, k in bf
     )
     return (
-        f"SELECT COUNT(*) FROM (SELECT DISTINCT a.rid AS ra, b.rid AS rb FROM ({rows}) a "
-        f"JOIN ({rows}) b ON {on} AND a.rid < b.rid AND a.ref <> b.ref WHERE {close})"
+        "SELECT SUM(CASE WHEN ra <> rb THEN 1 ELSE 0 END), SUM(CASE WHEN ra = rb THEN 1 ELSE 0 "
+        f"END) FROM (SELECT DISTINCT a.rid AS xa, b.rid AS xb, a.ref AS ra, b.ref AS rb FROM ({rows}) a "
+        f"JOIN ({rows}) b ON {on} AND a.rid < b.rid WHERE {close})"
     )
 
 
@@ -120,20 +122,48 @@ def level_u(
     if pairs < 1e4:
         return {}
     generator = "explode" if backend.name == "spark" else "unnest"
-    out: dict[str, dict[str, float]] = {}
+    counts: dict[str, dict[str, tuple[float, float]]] = {}
     for name, levels in comparisons.items():
-        out[name] = {}
+        counts[name] = {}
         for label, dnf in levels:
-            total, counted = 0.0, False
+            diff = same = 0.0
+            counted = False
             for conj in dnf:
                 sql = _conjunction_sql(conj, ref, union, generator)
                 if sql is not None:
-                    total += float(backend.scalar(sql) or 0)
+                    d, s = backend.rows(sql)[0]
+                    diff, same = diff + float(d or 0), same + float(s or 0)
                     counted = True
             if counted:
-                out[name][label] = max(total, 0.5) / pairs
-    log.info("level u counted on %.3g pairs of different %s", pairs, ref)
-    return out
+                counts[name][label] = (diff, same)
+    odds = _ref_error_odds(counts)
+    log.info(
+        "level u counted on %.3g pairs of different %s (one person's records differ in it at "
+        "odds %.4f)", pairs, ref, odds,
+    )
+    return {
+        name: {
+            label: max(diff - same * odds, 0.5) / pairs for label, (diff, same) in levels.items()
+        }
+        for name, levels in counts.items()
+    }
+
+
+def _ref_error_odds(counts: dict[str, dict[str, tuple[float, float]]]) -> float:
+    """Odds that one person's two records carry different NINos (a typo, a placeholder).
+
+    Pairs that share the strongest identity level (whole names and the exact date) are one
+    person with near certainty, so among them the share whose NINos differ is the NINo error
+    rate of matches. At every level, that many pairs of the same person per pair with equal
+    NINos are taken off the different-NINo count: otherwise a NINo typo rate of 1% would make
+    "same names and date" look like a coincidence of different people a hundred times too
+    often, and the strongest levels would lose most of their weight.
+    """
+    first = next((levels for levels in counts.values() if levels), None)
+    if not first:
+        return 0.0
+    diff, same = next(iter(first.values()))
+    return diff / same if same > 0 and diff < same else 0.0
 
 
 __all__ = ["level_u", "reference_column"]
