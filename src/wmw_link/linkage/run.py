@@ -33,6 +33,7 @@ from wmw_link.linkage.backends import Backend, open_backend
 from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
+    ALIKE_TWINS_LEVELS,
     NO_EVIDENCE_LEVELS,
     SAME_PLACE_LEVELS,
     TWINS_LEVELS,
@@ -108,7 +109,9 @@ def _evidence_condition(linker: Any) -> str:
     A NINo or NHS-number agreement always passes. Otherwise a pair needs an identity level that
     is identity evidence (not "the same name at the same postcode" with unrelated dates of
     birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
-    alike, forenames differ) must not also share a postcode unit or sector.
+    alike, forenames differ) must not also share a postcode unit or sector; a pair whose
+    forenames are only alike with the same date and address links unless its NINos or NHS
+    numbers differ.
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
     unique = [
@@ -124,10 +127,18 @@ def _evidence_condition(linker: Any) -> str:
     place = _agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
     same_place = sorted(g for label, g in place.items() if label in SAME_PLACE_LEVELS)
     twins = sorted(g for label, g in levels.items() if label in TWINS_LEVELS)
+    place = ", ".join(map(str, same_place))
     if twins and same_place:
         rule += (
             f" AND NOT (gamma_identity IN ({', '.join(map(str, twins))}) AND gamma_postcode IN "
-            f"({', '.join(map(str, same_place))}))"
+            f"({place}))"
+        )
+    alike = sorted(g for label, g in levels.items() if label in ALIKE_TWINS_LEVELS)
+    differ = [f"gamma_{n} = 0" for n in ("nino", "nhs") if n in comps]
+    if alike and same_place and differ:
+        rule += (
+            f" AND NOT (gamma_identity IN ({', '.join(map(str, alike))}) AND gamma_postcode IN "
+            f"({place}) AND ({' OR '.join(differ)}))"
         )
     return " OR ".join([*unique, f"({rule})"])
 

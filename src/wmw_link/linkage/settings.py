@@ -48,9 +48,22 @@ SURNAME_DAY_OUT_LEVEL = "surname, date swapped or a day out"
 #: The date and any word of either name alike, in any place (swapped and misspelt names): weak,
 #: and twins pass it too.
 NAME_WORD_ALIKE_LEVEL = "date, a name word alike in either place"
+#: Twins' names are often alike (Hasan and Hussain, Jayden and Jaden) or start alike.
+FORENAME_ALIKE_LEVEL = "date, forename alike"
+FORENAME_STARTS_LEVEL = "surname and date, forename starts alike"
 TWINS_LEVELS = frozenset(
-    {TWINS_LEVEL, SURNAME_ALIKE_LEVEL, SURNAME_DAY_OUT_LEVEL, NAME_WORD_ALIKE_LEVEL}
+    {
+        TWINS_LEVEL,
+        SURNAME_ALIKE_LEVEL,
+        SURNAME_DAY_OUT_LEVEL,
+        NAME_WORD_ALIKE_LEVEL,
+        FORENAME_STARTS_LEVEL,
+    }
 )
+#: Twin-like too, but as often one person with a transliterated forename and another surname
+#: (Begum for the family name): with a shared address such a pair links unless its NINos or NHS
+#: numbers are both present and differ.
+ALIKE_TWINS_LEVELS = frozenset({FORENAME_ALIKE_LEVEL})
 #: Postcode levels that say "same household" (with a shared surname).
 SAME_PLACE_LEVELS = frozenset({"same unit and date", "same unit and surname", "same sector and date"})
 
@@ -205,7 +218,7 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ("forename and date, surname differs", _FN_SAME),
     ("surname and date, no forename", [[_eq("sn_dob"), ("null", "fn1_dob")]]),
     (
-        "surname and date, forename starts alike",
+        FORENAME_STARTS_LEVEL,
         [[_eq("sn_dob"), _eq("fn3_dob")], [_eq("sn_dob"), _bf(_FN, BLOOM_NEAR)]],
     ),
     (
@@ -228,7 +241,7 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ),
     ("same name at the same postcode, date differs", [[_eq("name_pc")]]),
     ("same forename at the same postcode, date differs", [[_eq("fn_pc")]]),
-    ("date, forename alike", [[_ov("fndm_dob")], [_bf(_FN, BLOOM_ALIKE)]]),
+    (FORENAME_ALIKE_LEVEL, [[_ov("fndm_dob")], [_bf(_FN, BLOOM_ALIKE)]]),
     (SURNAME_ALIKE_LEVEL, [[_ov("sndm_dob")], [_bf(_SN, BLOOM_ALIKE)]]),
     (NAME_WORD_ALIKE_LEVEL, [[_ov("namesdm_dob")]]),
 ]
