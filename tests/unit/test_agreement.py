@@ -89,9 +89,13 @@ def test_cross_field_rules(raw: dict) -> None:
     assert "compatible_with may only name earlier versions" in msg
 
 
-def test_dates_need_formats(raw: dict) -> None:
+def test_date_of_birth_without_format_reads_iso(raw: dict) -> None:
+    # A Parquet date column reads as ISO text: it needs no format.
     del raw["datasets"][0]["identifiers"][3]["format"]
-    with pytest.raises(AgreementError, match=r"DATE_OF_BIRTH\).*needs a 'format'"):
+    dob = parse_agreement(raw).datasets[0].identifiers[3]
+    assert dob.format is None and dob.date_format == "%Y-%m-%d"
+    raw["datasets"][0]["identifiers"][0]["format"] = "%Y"
+    with pytest.raises(AgreementError, match="'format' is only allowed on a date_of_birth"):
         parse_agreement(raw)
 
 

@@ -81,7 +81,9 @@ def _conjunction_sql(conj: list[Atom], ref: str, union: str, generator: str) -> 
 
 def reference_column(present: set[str]) -> str | None:
     """The near-unique identifier that tells people apart for the count (NINo, else NHS)."""
-    return next((c for c in ("nino", "nhs") if c in present), None)
+    # A generic id (``id_<name>``) serves when neither is given: different ids, different people.
+    ids = sorted(c for c in present if c.startswith("id_"))
+    return next((c for c in ("nino", "nhs", *ids) if c in present), None)
 
 
 def level_u(

@@ -40,6 +40,7 @@ from wmw_link.linkage.settings import (
     model_levels,
     plan_model,
     settings_creator,
+    unique_id_columns,
     usable_levels,
 )
 from wmw_link.linkage.verify import VerifiedInput, verify_inputs
@@ -113,8 +114,7 @@ def _evidence_condition(linker: Any) -> str:
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
     unique = [
         f"gamma_{n} >= {min(_agreement_gammas(comps[n]).values())}"
-        for n in ("nino", "nhs")
-        if n in comps
+        for n in unique_id_columns(set(comps))
     ]
     if "identity" not in comps:
         return " OR ".join(unique) if unique else "TRUE"
@@ -353,7 +353,9 @@ def fit_and_cluster(
     """
     from splink import Linker
 
-    linker = Linker(list(inputs), settings_creator(plan), log_level=logging.ERROR)
+    linker = Linker(list(inputs), settings_creator(plan, len(inputs)), log_level=logging.ERROR)
+    # Deduplicating one dataset, Splink has no source_dataset columns: name the one dataset.
+    src = _source_columns(inputs)
     timings = _train(linker, plan, seed, n_records)
     log.info("model trained")
     keep_levels_in_predictions(linker)
@@ -371,7 +373,7 @@ def fit_and_cluster(
     evidence_sql = rule(linker) if household_rule else "TRUE"
     # Only what clustering and the sweep need: a narrow table is cheap to write.
     linkable = linker.misc.query_sql(
-        "SELECT source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, match_key, "
+        f"SELECT {src['_l']}, unique_id_l, {src['_r']}, unique_id_r, match_key, "
         f"match_weight, match_probability FROM {predictions.physical_name} WHERE {evidence_sql}",
         output_type="splink_df",
     )
@@ -380,7 +382,7 @@ def fit_and_cluster(
         linkable, threshold_match_weight=weight
     )
     frame = linker.misc.query_sql(
-        f"SELECT source_dataset, unique_id, cluster_id FROM {clusters.physical_name}",
+        f"SELECT {src['']}, unique_id, cluster_id FROM {clusters.physical_name}",
         output_type="pandas",
     )
     timings["threshold_and_cluster"] = time.perf_counter() - t0
@@ -389,6 +391,18 @@ def fit_and_cluster(
         linker, predictions, linkable, frame, weight, method, points, comparisons, evidence_sql,
         timings,
     )
+
+
+def _source_columns(inputs: Sequence[Any]) -> dict[str, str]:
+    """SQL for ``source_dataset`` (suffix ``''``, ``_l``, ``_r``) in Splink's outputs: the
+    column when linking several inputs, the one dataset's name as a constant when deduplicating
+    one (``dedupe_only`` outputs have no such column)."""
+    if len(inputs) > 1:
+        return {s: f"source_dataset{s}" for s in ("", "_l", "_r")}
+    first = inputs[0]
+    name = str(getattr(first, "dataset_display_name", None) or first.templated_name)
+    name = name.replace("'", "''")
+    return {s: f"'{name}' AS source_dataset{s}" for s in ("", "_l", "_r")}
 
 
 def _run(
@@ -413,7 +427,7 @@ def _run(
     phys = [sdf.physical_name for sdf in inputs]
     n_records = sum(v.rows for v in verified)
     u_fixed = {}
-    for col in ("nino", "nhs"):
+    for col in unique_id_columns(set(kinds)):
         if col in kinds:
             u = near_unique_u(be, phys, col)
             if u is not None:
@@ -501,6 +515,10 @@ def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array], be: Backen
     """
     evidence = cl.evidence_sql.replace("gamma_", "p.gamma_")
     pred = cl.predictions.physical_name
+    if len(refs) == 1:  # dedupe_only: Splink's predictions have no source_dataset columns
+        name = next(iter(refs)).replace("'", "''")
+        pred = (f"(SELECT *, '{name}' AS source_dataset_l, '{name}' AS source_dataset_r "
+                f"FROM {pred})")  # fmt: skip
     # Each comparison's level too (levels, never token values): benchmarks break misses down.
     gammas = "".join(
         f", p.gamma_{c.output_column_name}" for c in cl.linker._settings_obj.comparisons

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wmw_link.token_schema import BLOOM_SET_BITS, bloom_columns, shared_bits_sql
+from wmw_link.token_schema import BLOOM_SET_BITS, bloom_columns, shared_bits_sql, text_filter
 
 #: Raw filter positions two names of the same date may differ in and still count as close
 #: (about two per changed character), near (a transposition changes three bigrams each side)
@@ -295,11 +295,66 @@ def _comparisons(
         if c is not None
     ]
     near_unique: dict[str, str] = {}
-    for col in ("nino", "nhs"):
-        if col in present:
-            comparisons.append(_exact_comparison(col, col, near_unique_u.get(col)))
-            near_unique[col] = col
+    for col in unique_id_columns(present):
+        comparisons.append(_exact_comparison(col, col, near_unique_u.get(col)))
+        near_unique[col] = col
+    if not exact_only:
+        comparisons += generic_comparisons(present)
     return comparisons, near_unique
+
+
+# -- generic fields of any partner's extract (identifier, text) -----------------------------
+#
+# An ``identifier`` field is one exact column ``id_<name>``, compared and blocked on like the
+# NINo. A ``text`` field is ``tx_<name>_dob`` (the text with the date of birth) and a Bloom
+# filter salted with the date of birth: its own comparison, with levels on shared bits as for
+# names. Texts are longer than names, so "alike" allows more differing positions.
+TEXT_CLOSE = 4
+TEXT_ALIKE = 10
+
+
+def unique_id_columns(present: set[str]) -> list[str]:
+    """Exact near-unique identifiers present: NINo, NHS number, then ``id_<name>`` columns."""
+    fixed = [c for c in ("nino", "nhs") if c in present]
+    return fixed + sorted(c for c in present if c.startswith("id_"))
+
+
+def text_names(present: set[str]) -> list[str]:
+    """Names of the text fields whose columns are present."""
+    return sorted(c[3:-4] for c in present if c.startswith("tx_") and c.endswith("_dob"))
+
+
+def text_levels(name: str) -> list[tuple[str, Dnf]]:
+    """The levels of one text field's comparison, strongest first (all within one date)."""
+    filt = text_filter(name)
+    return [
+        ("same text and date", [[_eq(f"tx_{name}_dob")]]),
+        ("text close, same date", [[_bf(filt, TEXT_CLOSE)]]),
+        ("text alike, same date", [[_bf(filt, TEXT_ALIKE)]]),
+    ]
+
+
+def generic_comparisons(present: set[str]) -> list[Any]:
+    """A comparison per text field (u sampled: its fuzzy levels have no token to count on)."""
+    out = []
+    for name in text_names(present):
+        comp = _comparison(
+            f"text_{name}",
+            (f"tx_{name}_dob",),
+            text_levels(name),
+            present,
+            f"'{name}' text: equal or alike (shared Bloom bits) with the same date of birth",
+        )
+        if comp is not None:
+            out.append(comp)
+    return out
+
+
+def generic_blocks(present: set[str]) -> list[str]:
+    """Prediction blocks of generic fields: each id, and each text with the date of birth
+    (a changed name at the same address and date)."""
+    ids = [c for c in unique_id_columns(present) if c.startswith("id_")]
+    return ids + [f"tx_{n}_dob" for n in text_names(present)]
 
 
 #: Blocking rules for prediction, each used when its column is present. Every token is a
@@ -344,7 +399,10 @@ def _columns_read(present: set[str], exact_only: bool) -> dict[str, set[str]]:
                 for c in _atom_columns(a)}  # fmt: skip
         if cols:
             out[name] = cols
-    out.update({c: {c} for c in ("nino", "nhs") if c in present})
+    out.update({c: {c} for c in unique_id_columns(present)})
+    for name in text_names(present) if not exact_only else []:
+        out[f"text_{name}"] = {c for _, dnf in usable_levels(text_levels(name), present)
+                               for conj in dnf for a in conj for c in _atom_columns(a)}  # fmt: skip
     return out
 
 
@@ -373,16 +431,21 @@ def plan_model(
         present, dict(near_unique_u or {}), exact_only, dict(level_u or {})
     )
     rules: list[Any] = [block_on(c) for c in _PREDICT_BLOCKS if c in present]
+    rules += [block_on(c) for c in generic_blocks(present)]
     # A training block leaves out every comparison that reads its column (Splink cannot
     # estimate m on pairs chosen by agreeing on it): keep only blocks that train something.
     reads = _columns_read(present, exact_only)
     candidates = [c for c in _EM_BLOCKS if c in present] or [c for c in ("pc_dob",) if c in present]
+    if "nino" not in present:  # a generic id trains what the NINo would
+        candidates += [c for c in unique_id_columns(present) if c.startswith("id_")]
     em_blocks: list[Any] = [
         block_on(c) for c in candidates if any(c not in cols for cols in reads.values())
     ]
     deterministic: list[str] = []
     if "nino" in present:
         deterministic.append("l.nino = r.nino")
+    elif ids := [c for c in unique_id_columns(present) if c.startswith("id_")]:
+        deterministic.append(f"l.{ids[0]} = r.{ids[0]}")
     if {"fn_dob", "sn_dob"} <= present:
         deterministic.append("l.fn_dob = r.fn_dob AND l.sn_dob = r.sn_dob")
     return ModelPlan(
@@ -395,8 +458,9 @@ def plan_model(
     )
 
 
-def settings_creator(plan: ModelPlan) -> Any:
-    """A Splink ``SettingsCreator`` for the plan (link and dedupe all inputs at once).
+def settings_creator(plan: ModelPlan, n_inputs: int = 2) -> Any:
+    """A Splink ``SettingsCreator`` for the plan: link and dedupe all inputs at once, or dedupe
+    only when there is one input (one register deduplicated).
 
     Predictions keep each comparison's level and weights but not the compared token columns
     (:func:`wmw_link.linkage.run.keep_levels_in_predictions`): the household rule reads the
@@ -405,7 +469,7 @@ def settings_creator(plan: ModelPlan) -> Any:
     from splink import SettingsCreator
 
     return SettingsCreator(
-        link_type="link_and_dedupe",
+        link_type="link_and_dedupe" if n_inputs > 1 else "dedupe_only",
         unique_id_column_name="unique_id",
         comparisons=plan.comparisons,
         blocking_rules_to_generate_predictions=plan.blocking_rules,
@@ -425,9 +489,14 @@ __all__ = [
     "TWINS_LEVELS",
     "ModelPlan",
     "dnf_sql",
+    "generic_blocks",
+    "generic_comparisons",
     "model_levels",
     "plan_model",
     "present_columns",
     "settings_creator",
+    "text_levels",
+    "text_names",
+    "unique_id_columns",
     "usable_levels",
 ]
