@@ -181,3 +181,30 @@ def test_load_agreement_reads_the_yaml(run) -> None:
         "soc_sec_id",
         "pp",
     ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "rule"),
+    [
+        (lambda cols: cols.update(id_other={**cols["id_pp"], "name": "id_other"}), "tokens only"),
+        (lambda cols: cols["id_pp"].update(domain="v3:nino"), "token schema"),
+        (lambda cols: cols["tx_suburb_bf_dob3"].update(parts=[["text:other", "bigrams"]]),
+         "token schema"),
+    ],
+)  # fmt: skip
+def test_verify_checks_generic_columns_against_the_agreement(run, tmp_path: Path, edit, rule):
+    import json
+
+    from wmw_link.errors import VerificationError
+    from wmw_link.linkage.verify import verify_inputs
+
+    d, _, _ = run
+    a = load_agreement(d / "agreement.yaml")
+    assert {"id_pp", "tx_suburb_bf_dob3"} <= set(verify_inputs(a, d / "inbox")[0].token_columns)
+    for f in (d / "inbox").iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    m = json.loads((tmp_path / "register.manifest.json").read_text())
+    edit(m["token_schema"]["columns"])
+    (tmp_path / "register.manifest.json").write_text(json.dumps(m))
+    with pytest.raises(VerificationError, match=f"rule '{rule}'"):
+        verify_inputs(a, tmp_path)
