@@ -14,12 +14,22 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from wmw_link.errors import AgreementError, PolicyError
+from wmw_link.normalise.dates import MAX_AGE_YEARS
 
 SCHEMA_VERSION = 1
 _SLUG = r"^[a-z][a-z0-9_-]*$"
@@ -135,6 +145,13 @@ class IdentifierField(_Model):
         description="identifier and text fields: the name in their token columns (default: "
         "the column name in lower case, other characters as '_')",
     )
+    max_age: int = Field(
+        default=MAX_AGE_YEARS,
+        ge=1,
+        le=200,
+        description="date_of_birth: older dates are typing errors and become null (an "
+        "extract made long ago, or a historical register, may need more)",
+    )
     country: Literal["gb", "any"] = Field(
         default="gb",
         description="postcode: 'gb' checks the UK format (and derives the sector); 'any' only "
@@ -147,6 +164,8 @@ class IdentifierField(_Model):
             if self.type != IdentifierType.DATE_OF_BIRTH:
                 raise ValueError("'format' is only allowed on a date_of_birth identifier")
             _check_date_format(self.format)
+        if self.max_age != MAX_AGE_YEARS and self.type != IdentifierType.DATE_OF_BIRTH:
+            raise ValueError("'max_age' is only allowed on a date_of_birth identifier")
         if self.name is not None and self.type not in GENERIC_TYPES:
             raise ValueError("'name' is only allowed on identifier and text fields")
         if self.country != "gb" and self.type != IdentifierType.POSTCODE:
@@ -157,6 +176,16 @@ class IdentifierField(_Model):
                 "(a lower-case letter, then letters, digits or '_', at most 31)"
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Options added for generic fields are left out while at their defaults, so that an
+        # agreement that does not use them keeps the hash it had before they existed.
+        out: dict[str, Any] = handler(self)
+        for key, default in (("name", None), ("country", "gb"), ("max_age", MAX_AGE_YEARS)):
+            if out.get(key) == default:
+                out.pop(key, None)
+        return out
 
     @property
     def token_name(self) -> str:

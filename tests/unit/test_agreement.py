@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -297,3 +298,25 @@ def test_tokenise_refuses_clashing_fields_before_reading_anything(
     assert res.exit_code == 1
     assert "'FORENAMES' (forename) and 'FULL_NAME' (full_name)" in res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_new_field_options_at_their_defaults_keep_the_agreement_hash(raw: dict) -> None:
+    before = parse_agreement(raw).hash
+    ids = raw["datasets"][0]["identifiers"]
+    for f in ids:
+        if f["type"] == "postcode":
+            f["country"] = "gb"
+        if f["type"] == "date_of_birth":
+            f["max_age"] = 120
+    assert parse_agreement(raw).hash == before
+    next(f for f in ids if f["type"] == "date_of_birth")["max_age"] = 130
+    assert parse_agreement(raw).hash != before
+
+
+def test_max_age_moves_the_oldest_valid_date_of_birth() -> None:
+    from wmw_link.normalise import Dates
+
+    today = dt.date(2026, 6, 1)
+    raw = ["19050101", "19300101"]
+    assert Dates("%Y%m%d", today)(pa.array(raw)).reasons.to_pylist() == ["age_out_of_range", None]
+    assert Dates("%Y%m%d", today, max_age=130)(pa.array(raw)).reasons.to_pylist() == [None, None]

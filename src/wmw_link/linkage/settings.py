@@ -116,11 +116,11 @@ def _level(dnf: Dnf, label: str) -> Any:
     return TokenAgreementLevel()
 
 
-def _null_level(cols: Sequence[str]) -> Any:
+def _null_level(cols: Sequence[str], extra: str = "") -> Any:
     import splink.comparison_level_library as cll
 
     side = [" AND ".join(f"{c}_{s} IS NULL" for c in cols) for s in ("l", "r")]
-    sql = f"({side[0]}) OR ({side[1]})"
+    sql = f"({side[0]}) OR ({side[1]})" + (f" OR ({extra})" if extra else "")
     return cll.CustomLevel(sql, "null", base_dialect_str="duckdb").configure(is_null_level=True)
 
 
@@ -133,7 +133,7 @@ def usable_levels(levels: list[tuple[str, Dnf]], present: set[str]) -> list[tupl
 
 def _comparison(name: str, null_cols: Sequence[str], levels: list[tuple[str, Dnf]],
                 present: set[str], description: str,
-                u: Mapping[str, float] | None = None) -> Any | None:  # fmt: skip
+                u: Mapping[str, float] | None = None, null_sql: str = "") -> Any | None:  # fmt: skip
     """A comparison of the levels usable with the present columns (None if none is).
 
     With ``u`` for every level (counted by :mod:`wmw_link.linkage.level_u`), the u
@@ -154,7 +154,7 @@ def _comparison(name: str, null_cols: Sequence[str], levels: list[tuple[str, Dnf
         rest = max(1.0 - sum(u[label] for label, _ in usable), 0.5)
         other = other.configure(u_probability=rest, fix_u_probability=True)
     return cl.CustomComparison(
-        comparison_levels=[_null_level(nulls), *built, other],
+        comparison_levels=[_null_level(nulls, null_sql), *built, other],
         output_column_name=name,
         comparison_description=description,
     )
@@ -311,6 +311,11 @@ def _comparisons(
 # names. Texts are longer than names, so "alike" allows more differing positions.
 TEXT_CLOSE = 4
 TEXT_ALIKE = 10
+#: Filters of one salt (date of birth) share at least ``BLOOM_SET_BITS`` minus the positions
+#: their texts differ in (rarely below 200); filters of different salts share about half that
+#: (128). Below this, the dates differ and the texts were not compared: no evidence either way
+#: (a null level), not "text differs".
+SAME_SALT_MIN_BITS = 192
 
 
 def unique_id_columns(present: set[str]) -> list[str]:
@@ -338,12 +343,16 @@ def generic_comparisons(present: set[str]) -> list[Any]:
     """A comparison per text field (u sampled: its fuzzy levels have no token to count on)."""
     out = []
     for name in text_names(present):
+        filt = text_filter(name)
         comp = _comparison(
             f"text_{name}",
             (f"tx_{name}_dob",),
             text_levels(name),
             present,
             f"'{name}' text: equal or alike (shared Bloom bits) with the same date of birth",
+            null_sql=f"{shared_bits_sql(bloom_columns(filt))} < {SAME_SALT_MIN_BITS}"
+            if set(bloom_columns(filt)) <= present
+            else "",
         )
         if comp is not None:
             out.append(comp)

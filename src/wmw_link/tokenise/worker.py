@@ -151,7 +151,7 @@ class BatchWorker:
         if t == IdentifierType.DATE_OF_BIRTH:
             parser = self._parsers.get(f.column)
             if parser is None:
-                parser = self._parsers[f.column] = Dates(f.date_format, self.plan.today)
+                parser = self._parsers[f.column] = Dates(f.date_format, self.plan.today, f.max_age)
             n = parser(raw)
             part.note(f.column, n.reasons)
             fields[ts.DOB] = n.values
