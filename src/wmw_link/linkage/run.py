@@ -30,6 +30,7 @@ from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
+from wmw_link.linkage.id_u import generic_id_u
 from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
@@ -43,6 +44,7 @@ from wmw_link.linkage.settings import (
     unique_id_columns,
     usable_levels,
 )
+from wmw_link.linkage.text_u import text_u
 from wmw_link.linkage.verify import VerifiedInput, verify_inputs
 from wmw_link.outdir import staged_dir
 
@@ -427,16 +429,17 @@ def _run(
     phys = [sdf.physical_name for sdf in inputs]
     n_records = sum(v.rows for v in verified)
     u_fixed = {}
+    hashed = sorted(c for c, k in kinds.items() if k == "hmac")
     for col in unique_id_columns(set(kinds)):
         if col in kinds:
-            u = near_unique_u(be, phys, col)
+            generic = col.startswith("id_")  # unique per person: see linkage/id_u.py
+            u = generic_id_u(be, phys, col, hashed) if generic else near_unique_u(be, phys, col)
             if u is not None:
                 u_fixed[col] = u
     present = set(kinds)
     levels = {n: usable_levels(lv, present) for n, lv in model_levels(exact_only).items()}
-    plan = plan_model(
-        present, u_fixed, exact_only=exact_only, level_u=level_u(be, phys, present, levels)
-    )
+    counted = level_u(be, phys, present, levels) | text_u(be, phys, present, seed)
+    plan = plan_model(present, u_fixed, exact_only=exact_only, level_u=counted)
     timings["load"] = time.perf_counter() - t0
     log.info("loaded %d records; %d comparisons in the model", n_records, len(plan.comparisons))
 

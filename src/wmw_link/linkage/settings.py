@@ -290,6 +290,7 @@ def _comparisons(
                 present,
                 "postcode unit or sector (hashed with the date of birth or the surname)",
                 level_u.get("postcode"),
+                null_sql=dates_differ_sql(present) if "pc_sn" not in present else "",
             ),
         )
         if c is not None
@@ -299,7 +300,7 @@ def _comparisons(
         comparisons.append(_exact_comparison(col, col, near_unique_u.get(col)))
         near_unique[col] = col
     if not exact_only:
-        comparisons += generic_comparisons(present)
+        comparisons += generic_comparisons(present, level_u)
     return comparisons, near_unique
 
 
@@ -329,6 +330,20 @@ def text_names(present: set[str]) -> list[str]:
     return sorted(c[3:-4] for c in present if c.startswith("tx_") and c.endswith("_dob"))
 
 
+def dates_differ_sql(present: set[str]) -> str:
+    """SQL true when a pair's dates of birth differ, told by a Bloom filter salted with them
+    (shared bits of different salts are about half); empty when no filter is present.
+
+    A postcode of ``country: any`` has only ``pc_dob``: without this, a pair whose dates
+    differ would count as "postcode differs".
+    """
+    for part in ("forename", "surname", *[text_filter(n) for n in text_names(present)]):
+        words = bloom_columns(part)
+        if set(words) <= present:
+            return f"{shared_bits_sql(words)} < {SAME_SALT_MIN_BITS}"
+    return ""
+
+
 def text_levels(name: str) -> list[tuple[str, Dnf]]:
     """The levels of one text field's comparison, strongest first (all within one date)."""
     filt = text_filter(name)
@@ -339,8 +354,11 @@ def text_levels(name: str) -> list[tuple[str, Dnf]]:
     ]
 
 
-def generic_comparisons(present: set[str]) -> list[Any]:
-    """A comparison per text field (u sampled: its fuzzy levels have no token to count on)."""
+def generic_comparisons(
+    present: set[str], level_u: Mapping[str, Mapping[str, float]] | None = None
+) -> list[Any]:
+    """A comparison per text field; u fixed where counted (``linkage.text_u``), else
+    sampled by Splink."""
     out = []
     for name in text_names(present):
         filt = text_filter(name)
@@ -350,6 +368,7 @@ def generic_comparisons(present: set[str]) -> list[Any]:
             text_levels(name),
             present,
             f"'{name}' text: equal or alike (shared Bloom bits) with the same date of birth",
+            (level_u or {}).get(f"text_{name}"),
             null_sql=f"{shared_bits_sql(bloom_columns(filt))} < {SAME_SALT_MIN_BITS}"
             if set(bloom_columns(filt)) <= present
             else "",
