@@ -208,3 +208,83 @@ def test_verify_checks_generic_columns_against_the_agreement(run, tmp_path: Path
     (tmp_path / "register.manifest.json").write_text(json.dumps(m))
     with pytest.raises(VerificationError, match=f"rule '{rule}'"):
         verify_inputs(a, tmp_path)
+
+
+# -- u of generic ids and texts ----------------------------------------------------------------
+
+
+def _backend(tmp_path: Path):
+    from wmw_link.linkage.backends import open_backend
+
+    return open_backend("duckdb", tmp_path / "db")
+
+
+def test_generic_id_u_counts_pairs_sharing_the_id_and_nothing_else(tmp_path: Path) -> None:
+    from wmw_link.linkage.id_u import generic_id_u
+
+    be = _backend(tmp_path)
+    try:
+        rows = [  # (unique_id, id_x, fn_dob): ids 1 and 2 shared; only id 2's pair shares no name
+            (0, 1, 10), (1, 1, 10), (2, 2, 20), (3, 2, 21), (4, 3, 30), (5, None, 40),
+        ]  # fmt: skip
+        be.con.execute("CREATE TABLE t (unique_id BIGINT, id_x BIGINT, fn_dob BIGINT)")
+        be.con.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+        n = 5  # records holding the id
+        assert generic_id_u(be, ["t"], "id_x", ["id_x", "fn_dob"]) == pytest.approx(
+            1 / (n * (n - 1) / 2)
+        )
+        # Without another token every shared id counts: an upper bound.
+        assert generic_id_u(be, ["t"], "id_x", []) == pytest.approx(2 / 10)
+    finally:
+        be.close()
+
+
+def test_text_u_is_counted_on_same_date_pairs_of_two_people(tmp_path: Path) -> None:
+    from wmw_link.keys import new_key
+    from wmw_link.linkage.text_u import text_u
+    from wmw_link.tokenise import tokenise
+
+    rng = random.Random(5)
+    rows = [
+        {
+            "rec_id": f"R{i}",
+            "given_name": rng.choice(_FORENAMES),
+            "surname": rng.choice(_SURNAMES),
+            # Three dates for 300 people: many same-date pairs of different people.
+            "dob": dt.date(1980, 1, 1) + dt.timedelta(days=i % 3),
+            "Soc Sec ID": str(1_000_000 + i),
+            "passport": None,
+            "address_1": f"{rng.randrange(1, 400)} {rng.choice(_STREETS)}",
+            "suburb": rng.choice(_SUBURBS),
+            "postcode": "2000",
+        }
+        for i in range(300)
+    ]
+    a = parse_agreement(_AGREEMENT)
+    key, ref = new_key(tmp_path / "k"), new_key(tmp_path / "r")
+    res = tokenise(a, "register", pa.Table.from_pylist(rows), key, ref, tmp_path / "out", workers=1)
+    present = set(pq.read_schema(res.tokens).names) - {"row_ref"}
+    be = _backend(tmp_path)
+    try:
+        kinds = {c.name: c.kind for c in ts.columns_for_dataset(a.datasets[0])}
+        table = be.load_tokens("register", res.tokens, kinds, present)
+        u = text_u(be, [table.physical_name], present)
+    finally:
+        be.close()
+    # Six suburbs: about one same-date pair of two people in six has the same suburb.
+    assert 0.08 < u["text_suburb"]["same text and date"] < 0.3
+    # Street addresses almost never agree between two people.
+    assert u["text_address_1"]["same text and date"] < 0.02
+
+
+def test_postcode_of_any_country_is_not_compared_when_dates_differ() -> None:
+    def null_sql(present: set[str]) -> str:
+        comps = {c.get_comparison("duckdb").output_column_name: c.get_comparison("duckdb")
+                 for c in plan_model(present).comparisons}  # fmt: skip
+        return comps["postcode"].comparison_levels[0].sql_condition
+
+    a = parse_agreement(_AGREEMENT)
+    any_country = {c.name for c in ts.columns_for_dataset(a.datasets[0])}
+    assert "bit_count" in null_sql(any_country)  # dates differ: the filters tell
+    uk = ts.columns_for_identifiers(["forename", "surname", "date_of_birth", "postcode"])
+    assert "bit_count" not in null_sql({c.name for c in uk})  # UK postcodes unchanged

@@ -38,7 +38,7 @@ def text_u(
         Comparison name -> level label -> u; empty without a reference id or text fields,
         or when the sample holds too few pairs of two people sharing a date of birth.
     """
-    ref, names = reference_column(present), text_names(present)
+    ref, names = reference_column(present, backend, tables), text_names(present)
     if ref is None or not names:
         return {}
     cols = sorted({ref} | {c for n in names
