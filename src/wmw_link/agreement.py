@@ -14,12 +14,22 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from wmw_link.errors import AgreementError, PolicyError
+from wmw_link.normalise.dates import MAX_AGE_YEARS
 
 SCHEMA_VERSION = 1
 _SLUG = r"^[a-z][a-z0-9_-]*$"
@@ -40,6 +50,35 @@ class IdentifierType(StrEnum):
     POSTCODE = "postcode"
     NINO = "nino"
     NHS_NUMBER = "nhs_number"
+    # Generic types for any partner's extract (several of each per dataset, told apart by name).
+    IDENTIFIER = "identifier"  # any exact id: a social security or passport number
+    TEXT = "text"  # free text compared fuzzily: an address line
+
+
+#: Types a dataset may list several times (each field has its own token columns, by name).
+GENERIC_TYPES = frozenset({IdentifierType.IDENTIFIER, IdentifierType.TEXT})
+
+#: Token sources each single-valued type writes (full_name writes both names): two fields
+#: writing one source would overwrite each other's tokens.
+_WRITES: dict[IdentifierType, tuple[str, ...]] = {
+    IdentifierType.FORENAME: ("forename",),
+    IdentifierType.SURNAME: ("surname",),
+    IdentifierType.FULL_NAME: ("forename", "surname"),
+    IdentifierType.DATE_OF_BIRTH: ("date_of_birth",),
+    IdentifierType.SEX: ("sex",),
+    IdentifierType.POSTCODE: ("postcode",),
+    IdentifierType.NINO: ("nino",),
+    IdentifierType.NHS_NUMBER: ("nhs_number",),
+}
+
+#: ISO date, the format a date_of_birth without ``format`` is read in (Parquet date columns
+#: are read as ISO text).
+ISO_DATE = "%Y-%m-%d"
+
+
+def slug(text: str) -> str:
+    """A token-name slug of a column name: lower case, runs of other characters to ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 class PayloadType(StrEnum):
@@ -93,19 +132,75 @@ class IdentifierField(_Model):
     column: str = Field(min_length=1)
     type: IdentifierType
     format: str | None = Field(
-        default=None, description="strptime format for dates, e.g. '%d/%m/%Y'"
+        default=None,
+        description="strptime format for dates, e.g. '%d/%m/%Y' (default ISO '%Y-%m-%d', which "
+        "is also how a Parquet date column reads)",
     )
     required: bool = Field(
         default=False, description="a row without a valid value is rejected, not nulled"
     )
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,30}$",
+        description="identifier and text fields: the name in their token columns (default: "
+        "the column name in lower case, other characters as '_')",
+    )
+    max_age: int = Field(
+        default=MAX_AGE_YEARS,
+        ge=1,
+        le=200,
+        description="date_of_birth: older dates are typing errors and become null (an "
+        "extract made long ago, or a historical register, may need more)",
+    )
+    country: Literal["gb", "any"] = Field(
+        default="gb",
+        description="postcode: 'gb' checks the UK format (and derives the sector); 'any' only "
+        "normalises (upper case, spaces and punctuation removed)",
+    )
 
     @model_validator(mode="after")
-    def _date_needs_format(self) -> IdentifierField:
-        if self.type == IdentifierType.DATE_OF_BIRTH and not self.format:
-            raise ValueError("a date_of_birth identifier needs a 'format' (strptime pattern)")
+    def _checks(self) -> IdentifierField:
         if self.format is not None:
+            if self.type != IdentifierType.DATE_OF_BIRTH:
+                raise ValueError("'format' is only allowed on a date_of_birth identifier")
             _check_date_format(self.format)
+        if self.max_age != MAX_AGE_YEARS and self.type != IdentifierType.DATE_OF_BIRTH:
+            raise ValueError("'max_age' is only allowed on a date_of_birth identifier")
+        if self.name is not None and self.type not in GENERIC_TYPES:
+            raise ValueError("'name' is only allowed on identifier and text fields")
+        if self.country != "gb" and self.type != IdentifierType.POSTCODE:
+            raise ValueError("'country' is only allowed on a postcode identifier")
+        if self.type in GENERIC_TYPES and not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", self.token_name):
+            raise ValueError(
+                f"column '{self.column}' gives no usable token name: give the field a 'name' "
+                "(a lower-case letter, then letters, digits or '_', at most 31)"
+            )
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Options added for generic fields are left out while at their defaults, so that an
+        # agreement that does not use them keeps the hash it had before they existed.
+        out: dict[str, Any] = handler(self)
+        for key, default in (("name", None), ("country", "gb"), ("max_age", MAX_AGE_YEARS)):
+            if out.get(key) == default:
+                out.pop(key, None)
+        return out
+
+    @property
+    def token_name(self) -> str:
+        """Identifier and text fields: the name their token columns carry."""
+        return self.name or slug(self.column)
+
+    @property
+    def date_format(self) -> str:
+        """The strptime format of a date_of_birth (ISO when the agreement gives none)."""
+        return self.format or ISO_DATE
+
+    @property
+    def label(self) -> str:
+        """How problems name the field: its column and type."""
+        return f"'{self.column}' ({self.type.value})"
 
 
 class PayloadField(_Model):
@@ -143,10 +238,9 @@ class Dataset(_Model):
         dupes = sorted({c for c in cols if cols.count(c) > 1})
         if dupes:
             raise ValueError(f"identifier columns listed twice: {', '.join(dupes)}")
-        types = [f.type for f in self.identifiers]
-        dupe_types = sorted({t.value for t in types if types.count(t) > 1})
-        if dupe_types:
-            raise ValueError(f"identifier types listed twice: {', '.join(dupe_types)}")
+        clashes = _clashes(self.identifiers)
+        if clashes:
+            raise ValueError("rule 'one field per token': " + "; ".join(clashes))
         names = [f.name for f in self.payload]
         dupe_names = sorted({n for n in names if names.count(n) > 1})
         if dupe_names:
@@ -162,6 +256,15 @@ class Dataset(_Model):
                 raise ValueError(
                     f"rule 'separation': payload field '{f.name}' would pass the record id "
                     f"column '{f.column}' to the analysts; they get row_ref instead"
+                )
+            if (
+                f.type == PayloadType.POSTCODE_DISTRICT
+                and kind == IdentifierType.POSTCODE
+                and any(i.column == f.column and i.country != "gb" for i in self.identifiers)
+            ):
+                raise ValueError(
+                    f"payload field '{f.name}': a postcode district is derived by the UK "
+                    f"format, and identifier column '{f.column}' is a postcode of country 'any'"
                 )
             if kind is None or f.type in _COARSENING or not f.to_analyst:
                 continue
@@ -180,6 +283,28 @@ class Dataset(_Model):
     def analyst_payload(self) -> list[PayloadField]:
         """Payload fields that may reach the analysts (the only ones tokenise writes)."""
         return [f for f in self.payload if f.to_analyst]
+
+
+def _clashes(fields: list[IdentifierField]) -> list[str]:
+    """Pairs of identifier fields that would write the same tokens, each naming both fields."""
+    out: list[str] = []
+    seen: dict[str, IdentifierField] = {}
+    for f in fields:
+        if f.type in GENERIC_TYPES:
+            writes: tuple[str, ...] = (f"{f.type.value}:{f.token_name}",)
+        else:
+            writes = _WRITES[f.type]
+        for source in writes:
+            first = seen.get(source)
+            if first is None:
+                seen[source] = f
+                continue
+            if f.type in GENERIC_TYPES:
+                what = f"the {f.type.value} tokens named '{f.token_name}' (give one a 'name')"
+            else:
+                what = f"the {source} tokens"
+            out.append(f"identifier fields {first.label} and {f.label} would both write {what}")
+    return out
 
 
 class DisclosureTier(_Model):

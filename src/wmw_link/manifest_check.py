@@ -92,6 +92,7 @@ REASONS = frozenset(
         "administrative_number",
         "not_known",
         "unrecognised",
+        "no_characters",
         # wmw_link.tokenise.payload
         "invalid_integer",
         "invalid_number",
@@ -329,7 +330,7 @@ def _check_tokens_manifest(agreement: Agreement, data: dict[str, Any], dataset: 
         if schema[key] != fixed[key]:
             raise _Refused(f"'token_schema.{key}' is not this token schema's")
     allowed = {
-        c.name: c for c in ts.columns_for_identifiers([f.type.value for f in ds.identifiers])
+        c.name: c for c in ts.columns_for_dataset(ds)
     }
     columns = _obj(schema["columns"], "token_schema.columns", set(allowed), exact=False)
     for col, entry in columns.items():

@@ -185,10 +185,7 @@ def check_fields(
     else:
         assert dataset is not None
         ds = agreement.dataset(dataset)
-        types = [f.type.value for f in ds.identifiers]
-        allowed = {token_schema.ROW_REF} | {
-            c.name for c in token_schema.columns_for_identifiers(types)
-        }
+        allowed = {token_schema.ROW_REF} | {c.name for c in token_schema.columns_for_dataset(ds)}
     bad = [c for c in columns if c not in allowed]
     if bad:
         raise PolicyError(

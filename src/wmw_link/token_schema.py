@@ -46,7 +46,9 @@ controller's own ``--ref-key``: they join tokens to payload and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -292,6 +294,119 @@ BLOOM_FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# -- generic fields (identifier, text; postcode of any country) ------------------------------
+#
+# Their columns are named after the agreement's field, so a dataset may hold several. Sources
+# are ``identifier:<name>`` and ``text:<name>``.
+
+#: Postcode columns made for a postcode of ``country: any``: only those whose other part is
+#: rare (the date of birth, both names). A non-UK postcode may cover a whole suburb, so "this
+#: postcode with this surname / forename" would form groups as large as the name is common,
+#: and the sector is a UK notion.
+ANY_COUNTRY_POSTCODE_COLUMNS = frozenset({"pc_dob", "name_pc"})
+
+
+def identifier_source(name: str) -> str:
+    return f"identifier:{name}"
+
+
+def text_source(name: str) -> str:
+    return f"text:{name}"
+
+
+def text_filter(name: str) -> str:
+    """The Bloom filter (and its HKDF domain stem) of a text field."""
+    return f"tx_{name}_bf_dob"
+
+
+def identifier_columns(name: str) -> list[TokenColumn]:
+    """The one column of an ``identifier`` field: its normalised value, exact, own subkey.
+
+    Like the NINo it is no composite: an id that is unique per person gives every value one
+    or a few records, so value frequencies follow no public table.
+    """
+    return [
+        TokenColumn(
+            f"id_{name}",
+            "hmac",
+            ((identifier_source(name), "exact"),),
+            f"the '{name}' identifier (upper case, spaces and punctuation removed)",
+            "which records share the id (one person, if the id is unique per person)",
+        )
+    ]
+
+
+def text_columns(name: str) -> list[TokenColumn]:
+    """The columns of a ``text`` field, every one in the context of the exact date of birth:
+    the whole text with the date, and its balanced Bloom filter salted with the date."""
+    src = text_source(name)
+    filt = text_filter(name)
+    return [
+        _hmac(f"tx_{name}_dob", ((src, "exact"), _D), f"the '{name}' text | date of birth"),
+        *[
+            TokenColumn(
+                f"{filt}{w}",
+                "bloom_word",
+                ((src, "bigrams"), _D),
+                f"word {w} of the balanced {BLOOM_BITS}-bit Bloom filter of the padded bigrams "
+                f"of the '{name}' text, bit positions permuted by a key and the date of birth",
+                "similarity of texts of people born on the same day; nothing across dates",
+                filt,
+            )
+            for w in range(BLOOM_WORDS)
+        ],
+    ]
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """What the token schema needs of one agreement identifier field."""
+
+    type: str
+    name: str = ""  # identifier and text fields: the name in their columns
+    country: str = "gb"  # postcode
+
+
+def field_refs(identifiers: Iterable[Any]) -> list[FieldRef]:
+    """:class:`FieldRef` of agreement identifier fields (``agreement.IdentifierField``)."""
+    return [
+        FieldRef(
+            f.type.value,
+            f.token_name if f.type.value in GENERIC_KINDS else "",
+            getattr(f, "country", "gb"),
+        )
+        for f in identifiers
+    ]
+
+
+GENERIC_KINDS = frozenset({"identifier", "text"})
+
+
+def columns_for_fields(fields: Iterable[FieldRef]) -> list[TokenColumn]:
+    """The token columns of a dataset with these identifier fields: the fixed columns their
+    sources feed (in schema order), then each generic field's own columns."""
+    fields = list(fields)
+    fixed = [f.type for f in fields if f.type not in GENERIC_KINDS]
+    sources = {s for t in fixed for s in SOURCES_BY_IDENTIFIER[t]}
+    any_pc = any(f.type == "postcode" and f.country != "gb" for f in fields)
+    out = [
+        c
+        for c in columns_for(sources)
+        if not (any_pc and POSTCODE in c.sources and c.name not in ANY_COUNTRY_POSTCODE_COLUMNS)
+    ]
+    for f in fields:
+        if f.type == "identifier":
+            out += identifier_columns(f.name)
+        elif f.type == "text" and DOB in sources:
+            out += text_columns(f.name)  # text is only ever compared within a date of birth
+    return out
+
+
+def columns_for_dataset(dataset: Any) -> list[TokenColumn]:
+    """The token columns of an agreement dataset (``agreement.Dataset``)."""
+    return columns_for_fields(field_refs(dataset.identifiers))
+
+
 def columns_for(sources: set[str] | list[str] | tuple[str, ...]) -> list[TokenColumn]:
     """The token columns whose every part is among ``sources``, in schema order."""
     wanted = set(sources)
@@ -305,8 +420,11 @@ def columns_for_identifiers(identifier_types: list[str]) -> list[TokenColumn]:
 
 
 def bloom_columns(part: str) -> list[str]:
-    """The Bloom word columns of ``forename`` or ``surname``."""
-    return list(BLOOM_FILTERS[part][1])
+    """The Bloom word columns of ``forename`` or ``surname``, or of a filter by name (a text
+    field's :func:`text_filter`)."""
+    if part in BLOOM_FILTERS:
+        return list(BLOOM_FILTERS[part][1])
+    return [f"{part}{w}" for w in range(BLOOM_WORDS)]
 
 
 def shared_bits_sql(words: list[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -89,9 +90,13 @@ def test_cross_field_rules(raw: dict) -> None:
     assert "compatible_with may only name earlier versions" in msg
 
 
-def test_dates_need_formats(raw: dict) -> None:
+def test_date_of_birth_without_format_reads_iso(raw: dict) -> None:
+    # A Parquet date column reads as ISO text: it needs no format.
     del raw["datasets"][0]["identifiers"][3]["format"]
-    with pytest.raises(AgreementError, match=r"DATE_OF_BIRTH\).*needs a 'format'"):
+    dob = parse_agreement(raw).datasets[0].identifiers[3]
+    assert dob.format is None and dob.date_format == "%Y-%m-%d"
+    raw["datasets"][0]["identifiers"][0]["format"] = "%Y"
+    with pytest.raises(AgreementError, match="'format' is only allowed on a date_of_birth"):
         parse_agreement(raw)
 
 
@@ -205,3 +210,113 @@ def test_cli_check_says_when_an_agreement_is_not_in_force(raw: dict, tmp_path: P
     res = CliRunner().invoke(main, ["agreement", "check", str(expired)])
     assert res.exit_code == 1
     assert "valid but not in force" in res.output and "expired on 2021-01-01" in res.output
+
+
+def _check(raw: dict, tmp_path: Path):
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return CliRunner().invoke(main, ["agreement", "check", str(path)])
+
+
+def test_fields_writing_the_same_tokens_are_refused_naming_both(
+    raw: dict, tmp_path: Path
+) -> None:
+    ids = raw["datasets"][0]["identifiers"]  # hmrc_rti: NINO, FORENAMES, SURNAME, ...
+    ids.append({"column": "FULL_NAME", "type": "full_name"})
+    res = _check(raw, tmp_path)
+    assert res.exit_code == 1
+    assert (
+        "identifier fields 'FORENAMES' (forename) and 'FULL_NAME' (full_name) would both write "
+        "the forename tokens" in res.output
+    )
+    assert "'SURNAME' (surname) and 'FULL_NAME' (full_name)" in res.output
+    assert "rule 'one field per token'" in res.output
+
+
+def test_two_fields_of_one_single_valued_type_are_refused(raw: dict, tmp_path: Path) -> None:
+    raw["datasets"][0]["identifiers"].append({"column": "NINO2", "type": "nino"})
+    res = _check(raw, tmp_path)
+    assert res.exit_code == 1
+    assert "'NINO' (nino) and 'NINO2' (nino) would both write the nino tokens" in res.output
+
+
+def test_generic_fields_may_repeat_but_not_share_a_name(raw: dict, tmp_path: Path) -> None:
+    ids = raw["datasets"][0]["identifiers"]
+    ids += [
+        {"column": "Passport No", "type": "identifier"},
+        {"column": "address_1", "type": "text"},
+        {"column": "address_2", "type": "text"},
+    ]
+    assert _check(raw, tmp_path).exit_code == 0
+    ids.append({"column": "passport-no", "type": "identifier"})
+    res = _check(raw, tmp_path)
+    assert res.exit_code == 1
+    assert (
+        "'Passport No' (identifier) and 'passport-no' (identifier) would both write the "
+        "identifier tokens named 'passport_no' (give one a 'name')" in res.output
+    )
+    ids[-1]["name"] = "passport_2"
+    assert _check(raw, tmp_path).exit_code == 0
+
+
+def test_generic_options_only_where_they_apply(raw: dict) -> None:
+    ids = raw["datasets"][0]["identifiers"]
+    ids[0]["country"] = "any"  # NINO
+    ids[1]["name"] = "x"  # FORENAMES
+    ids.append({"column": "___", "type": "text"})
+    with pytest.raises(AgreementError) as e:
+        parse_agreement(raw)
+    msg = str(e.value)
+    assert "'country' is only allowed on a postcode identifier" in msg
+    assert "'name' is only allowed on identifier and text fields" in msg
+    assert "column '___' gives no usable token name: give the field a 'name'" in msg
+
+
+def test_no_postcode_district_from_a_postcode_of_any_country(raw: dict) -> None:
+    ds = raw["datasets"][0]
+    pc = next(f for f in ds["identifiers"] if f["type"] == "postcode")
+    pc["country"] = "any"
+    ds["payload"].append(
+        {"column": pc["column"], "name": "district_x", "type": "postcode_district"}
+    )
+    with pytest.raises(AgreementError, match="postcode district is derived by the UK format"):
+        parse_agreement(raw)
+
+
+def test_tokenise_refuses_clashing_fields_before_reading_anything(
+    raw: dict, tmp_path: Path
+) -> None:
+    raw["datasets"][0]["identifiers"].append({"column": "FULL_NAME", "type": "full_name"})
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    res = CliRunner().invoke(
+        main,
+        ["tokenise", "--agreement", str(path), "--dataset", "hmrc_rti",
+         "--input", str(tmp_path / "absent.csv"), "--key", str(tmp_path / "k"),
+         "--ref-key", str(tmp_path / "r"), "--out", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert res.exit_code == 1
+    assert "'FORENAMES' (forename) and 'FULL_NAME' (full_name)" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_new_field_options_at_their_defaults_keep_the_agreement_hash(raw: dict) -> None:
+    before = parse_agreement(raw).hash
+    ids = raw["datasets"][0]["identifiers"]
+    for f in ids:
+        if f["type"] == "postcode":
+            f["country"] = "gb"
+        if f["type"] == "date_of_birth":
+            f["max_age"] = 120
+    assert parse_agreement(raw).hash == before
+    next(f for f in ids if f["type"] == "date_of_birth")["max_age"] = 130
+    assert parse_agreement(raw).hash != before
+
+
+def test_max_age_moves_the_oldest_valid_date_of_birth() -> None:
+    from wmw_link.normalise import Dates
+
+    today = dt.date(2026, 6, 1)
+    raw = ["19050101", "19300101"]
+    assert Dates("%Y%m%d", today)(pa.array(raw)).reasons.to_pylist() == ["age_out_of_range", None]
+    assert Dates("%Y%m%d", today, max_age=130)(pa.array(raw)).reasons.to_pylist() == [None, None]

@@ -81,9 +81,23 @@ def _conjunction_sql(conj: list[Atom], ref: str, union: str, generator: str) -> 
     )
 
 
-def reference_column(present: set[str]) -> str | None:
-    """The near-unique identifier that tells people apart for the count (NINo, else NHS)."""
-    return next((c for c in ("nino", "nhs") if c in present), None)
+def reference_column(
+    present: set[str], backend: Backend | None = None, tables: Sequence[str] = ()
+) -> str | None:
+    """The near-unique identifier that tells people apart for the count (NINo, else NHS).
+
+    A generic id (``id_<name>``) serves when neither is given: different ids, different people;
+    of several, the one most records hold (counted when ``backend`` and ``tables`` are given).
+    """
+    fixed = next((c for c in ("nino", "nhs") if c in present), None)
+    ids = sorted(c for c in present if c.startswith("id_"))
+    if fixed or len(ids) < 2 or backend is None or not tables:
+        return fixed or next(iter(ids), None)
+    held = {
+        c: sum(float(backend.scalar(f"SELECT COUNT({c}) FROM {t}") or 0) for t in tables)
+        for c in ids
+    }
+    return max(ids, key=lambda c: (held[c], c))
 
 
 def level_u(
@@ -104,7 +118,7 @@ def level_u(
         Comparison name -> level label -> u; empty when no NINo or NHS number is present or
         too few records carry one.
     """
-    ref = reference_column(present)
+    ref = reference_column(present, backend, tables)
     if ref is None:
         return {}
     cols = sorted(present)

@@ -30,6 +30,7 @@ from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
+from wmw_link.linkage.id_u import generic_id_u
 from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
@@ -41,8 +42,10 @@ from wmw_link.linkage.settings import (
     model_levels,
     plan_model,
     settings_creator,
+    unique_id_columns,
     usable_levels,
 )
+from wmw_link.linkage.text_u import text_u
 from wmw_link.linkage.verify import VerifiedInput, verify_inputs
 from wmw_link.outdir import staged_dir
 
@@ -116,8 +119,7 @@ def _evidence_condition(linker: Any) -> str:
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
     unique = [
         f"gamma_{n} >= {min(_agreement_gammas(comps[n]).values())}"
-        for n in ("nino", "nhs")
-        if n in comps
+        for n in unique_id_columns(set(comps))
     ]
     if "identity" not in comps:
         return " OR ".join(unique) if unique else "TRUE"
@@ -364,7 +366,9 @@ def fit_and_cluster(
     """
     from splink import Linker
 
-    linker = Linker(list(inputs), settings_creator(plan), log_level=logging.ERROR)
+    linker = Linker(list(inputs), settings_creator(plan, len(inputs)), log_level=logging.ERROR)
+    # Deduplicating one dataset, Splink has no source_dataset columns: name the one dataset.
+    src = _source_columns(inputs)
     timings = _train(linker, plan, seed, n_records)
     log.info("model trained")
     keep_levels_in_predictions(linker)
@@ -382,7 +386,7 @@ def fit_and_cluster(
     evidence_sql = rule(linker) if household_rule else "TRUE"
     # Only what clustering and the sweep need: a narrow table is cheap to write.
     linkable = linker.misc.query_sql(
-        "SELECT source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, match_key, "
+        f"SELECT {src['_l']}, unique_id_l, {src['_r']}, unique_id_r, match_key, "
         f"match_weight, match_probability FROM {predictions.physical_name} WHERE {evidence_sql}",
         output_type="splink_df",
     )
@@ -391,7 +395,7 @@ def fit_and_cluster(
         linkable, threshold_match_weight=weight
     )
     frame = linker.misc.query_sql(
-        f"SELECT source_dataset, unique_id, cluster_id FROM {clusters.physical_name}",
+        f"SELECT {src['']}, unique_id, cluster_id FROM {clusters.physical_name}",
         output_type="pandas",
     )
     timings["threshold_and_cluster"] = time.perf_counter() - t0
@@ -400,6 +404,18 @@ def fit_and_cluster(
         linker, predictions, linkable, frame, weight, method, points, comparisons, evidence_sql,
         timings,
     )
+
+
+def _source_columns(inputs: Sequence[Any]) -> dict[str, str]:
+    """SQL for ``source_dataset`` (suffix ``''``, ``_l``, ``_r``) in Splink's outputs: the
+    column when linking several inputs, the one dataset's name as a constant when deduplicating
+    one (``dedupe_only`` outputs have no such column)."""
+    if len(inputs) > 1:
+        return {s: f"source_dataset{s}" for s in ("", "_l", "_r")}
+    first = inputs[0]
+    name = str(getattr(first, "dataset_display_name", None) or first.templated_name)
+    name = name.replace("'", "''")
+    return {s: f"'{name}' AS source_dataset{s}" for s in ("", "_l", "_r")}
 
 
 def _run(
@@ -424,16 +440,17 @@ def _run(
     phys = [sdf.physical_name for sdf in inputs]
     n_records = sum(v.rows for v in verified)
     u_fixed = {}
-    for col in ("nino", "nhs"):
+    hashed = sorted(c for c, k in kinds.items() if k == "hmac")
+    for col in unique_id_columns(set(kinds)):
         if col in kinds:
-            u = near_unique_u(be, phys, col)
+            generic = col.startswith("id_")  # unique per person: see linkage/id_u.py
+            u = generic_id_u(be, phys, col, hashed) if generic else near_unique_u(be, phys, col)
             if u is not None:
                 u_fixed[col] = u
     present = set(kinds)
     levels = {n: usable_levels(lv, present) for n, lv in model_levels(exact_only).items()}
-    plan = plan_model(
-        present, u_fixed, exact_only=exact_only, level_u=level_u(be, phys, present, levels)
-    )
+    counted = level_u(be, phys, present, levels) | text_u(be, phys, present, seed)
+    plan = plan_model(present, u_fixed, exact_only=exact_only, level_u=counted)
     timings["load"] = time.perf_counter() - t0
     log.info("loaded %d records; %d comparisons in the model", n_records, len(plan.comparisons))
 
@@ -512,6 +529,10 @@ def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array], be: Backen
     """
     evidence = cl.evidence_sql.replace("gamma_", "p.gamma_")
     pred = cl.predictions.physical_name
+    if len(refs) == 1:  # dedupe_only: Splink's predictions have no source_dataset columns
+        name = next(iter(refs)).replace("'", "''")
+        pred = (f"(SELECT *, '{name}' AS source_dataset_l, '{name}' AS source_dataset_r "
+                f"FROM {pred})")  # fmt: skip
     # Each comparison's level too (levels, never token values): benchmarks break misses down.
     gammas = "".join(
         f", p.gamma_{c.output_column_name}" for c in cl.linker._settings_obj.comparisons

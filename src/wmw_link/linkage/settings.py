@@ -23,7 +23,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wmw_link.token_schema import BLOOM_SET_BITS, BY_NAME, bloom_columns, shared_bits_sql
+from wmw_link.token_schema import (
+    BLOOM_SET_BITS,
+    BY_NAME,
+    bloom_columns,
+    shared_bits_sql,
+    text_filter,
+)
 
 #: Raw filter positions two names of the same date may differ in and still count as close
 #: (about two per changed character), near (a transposition changes three bigrams each side)
@@ -134,11 +140,11 @@ def _level(dnf: Dnf, label: str) -> Any:
     return TokenAgreementLevel()
 
 
-def _null_level(cols: Sequence[str]) -> Any:
+def _null_level(cols: Sequence[str], extra: str = "") -> Any:
     import splink.comparison_level_library as cll
 
     side = [" AND ".join(f"{c}_{s} IS NULL" for c in cols) for s in ("l", "r")]
-    sql = f"({side[0]}) OR ({side[1]})"
+    sql = f"({side[0]}) OR ({side[1]})" + (f" OR ({extra})" if extra else "")
     return cll.CustomLevel(sql, "null", base_dialect_str="duckdb").configure(is_null_level=True)
 
 
@@ -151,7 +157,7 @@ def usable_levels(levels: list[tuple[str, Dnf]], present: set[str]) -> list[tupl
 
 def _comparison(name: str, null_cols: Sequence[str], levels: list[tuple[str, Dnf]],
                 present: set[str], description: str,
-                u: Mapping[str, float] | None = None) -> Any | None:  # fmt: skip
+                u: Mapping[str, float] | None = None, null_sql: str = "") -> Any | None:  # fmt: skip
     """A comparison of the levels usable with the present columns (None if none is).
 
     With ``u`` for every level (counted by :mod:`wmw_link.linkage.level_u`), the u
@@ -172,7 +178,7 @@ def _comparison(name: str, null_cols: Sequence[str], levels: list[tuple[str, Dnf
         rest = max(1.0 - sum(u[label] for label, _ in usable), 0.5)
         other = other.configure(u_probability=rest, fix_u_probability=True)
     return cl.CustomComparison(
-        comparison_levels=[_null_level(nulls), *built, other],
+        comparison_levels=[_null_level(nulls, null_sql), *built, other],
         output_column_name=name,
         comparison_description=description,
     )
@@ -313,16 +319,99 @@ def _comparisons(
                 present,
                 "postcode unit or sector (hashed with the date of birth or the surname)",
                 level_u.get("postcode"),
+                null_sql=dates_differ_sql(present) if "pc_sn" not in present else "",
             ),
         )
         if c is not None
     ]
     near_unique: dict[str, str] = {}
-    for col in ("nino", "nhs"):
-        if col in present:
-            comparisons.append(_exact_comparison(col, col, near_unique_u.get(col)))
-            near_unique[col] = col
+    for col in unique_id_columns(present):
+        comparisons.append(_exact_comparison(col, col, near_unique_u.get(col)))
+        near_unique[col] = col
+    if not exact_only:
+        comparisons += generic_comparisons(present, level_u)
     return comparisons, near_unique
+
+
+# -- generic fields of any partner's extract (identifier, text) -----------------------------
+#
+# An ``identifier`` field is one exact column ``id_<name>``, compared and blocked on like the
+# NINo. A ``text`` field is ``tx_<name>_dob`` (the text with the date of birth) and a Bloom
+# filter salted with the date of birth: its own comparison, with levels on shared bits as for
+# names. Texts are longer than names, so "alike" allows more differing positions.
+TEXT_CLOSE = 4
+TEXT_ALIKE = 10
+#: Filters of one salt (date of birth) share at least ``BLOOM_SET_BITS`` minus the positions
+#: their texts differ in (rarely below 200); filters of different salts share about half that
+#: (128). Below this, the dates differ and the texts were not compared: no evidence either way
+#: (a null level), not "text differs".
+SAME_SALT_MIN_BITS = 192
+
+
+def unique_id_columns(present: set[str]) -> list[str]:
+    """Exact near-unique identifiers present: NINo, NHS number, then ``id_<name>`` columns."""
+    fixed = [c for c in ("nino", "nhs") if c in present]
+    return fixed + sorted(c for c in present if c.startswith("id_"))
+
+
+def text_names(present: set[str]) -> list[str]:
+    """Names of the text fields whose columns are present."""
+    return sorted(c[3:-4] for c in present if c.startswith("tx_") and c.endswith("_dob"))
+
+
+def dates_differ_sql(present: set[str]) -> str:
+    """SQL true when a pair's dates of birth differ, told by a Bloom filter salted with them
+    (shared bits of different salts are about half); empty when no filter is present.
+
+    A postcode of ``country: any`` has only ``pc_dob``: without this, a pair whose dates
+    differ would count as "postcode differs".
+    """
+    for part in ("forename", "surname", *[text_filter(n) for n in text_names(present)]):
+        words = bloom_columns(part)
+        if set(words) <= present:
+            return f"{shared_bits_sql(words)} < {SAME_SALT_MIN_BITS}"
+    return ""
+
+
+def text_levels(name: str) -> list[tuple[str, Dnf]]:
+    """The levels of one text field's comparison, strongest first (all within one date)."""
+    filt = text_filter(name)
+    return [
+        ("same text and date", [[_eq(f"tx_{name}_dob")]]),
+        ("text close, same date", [[_bf(filt, TEXT_CLOSE)]]),
+        ("text alike, same date", [[_bf(filt, TEXT_ALIKE)]]),
+    ]
+
+
+def generic_comparisons(
+    present: set[str], level_u: Mapping[str, Mapping[str, float]] | None = None
+) -> list[Any]:
+    """A comparison per text field; u fixed where counted (``linkage.text_u``), else
+    sampled by Splink."""
+    out = []
+    for name in text_names(present):
+        filt = text_filter(name)
+        comp = _comparison(
+            f"text_{name}",
+            (f"tx_{name}_dob",),
+            text_levels(name),
+            present,
+            f"'{name}' text: equal or alike (shared Bloom bits) with the same date of birth",
+            (level_u or {}).get(f"text_{name}"),
+            null_sql=f"{shared_bits_sql(bloom_columns(filt))} < {SAME_SALT_MIN_BITS}"
+            if set(bloom_columns(filt)) <= present
+            else "",
+        )
+        if comp is not None:
+            out.append(comp)
+    return out
+
+
+def generic_blocks(present: set[str]) -> list[str]:
+    """Prediction blocks of generic fields: each id, and each text with the date of birth
+    (a changed name at the same address and date)."""
+    ids = [c for c in unique_id_columns(present) if c.startswith("id_")]
+    return ids + [f"tx_{n}_dob" for n in text_names(present)]
 
 
 #: Blocking rules for prediction, each used when its column is present. Every token is a
@@ -374,7 +463,10 @@ def _columns_read(present: set[str], exact_only: bool) -> dict[str, set[str]]:
                 for c in _atom_columns(a)}  # fmt: skip
         if cols:
             out[name] = cols
-    out.update({c: {c} for c in ("nino", "nhs") if c in present})
+    out.update({c: {c} for c in unique_id_columns(present)})
+    for name in text_names(present) if not exact_only else []:
+        out[f"text_{name}"] = {c for _, dnf in usable_levels(text_levels(name), present)
+                               for conj in dnf for a in conj for c in _atom_columns(a)}  # fmt: skip
     return out
 
 
@@ -406,16 +498,21 @@ def plan_model(
         block_on(c, arrays_to_explode=[c] if BY_NAME[c].kind == "hmac_list" else None)
         for c in predict_blocks(present)
     ]
+    rules += [block_on(c) for c in generic_blocks(present)]
     # A training block leaves out every comparison that reads its column (Splink cannot
     # estimate m on pairs chosen by agreeing on it): keep only blocks that train something.
     reads = _columns_read(present, exact_only)
     candidates = [c for c in _EM_BLOCKS if c in present] or [c for c in ("pc_dob",) if c in present]
+    if "nino" not in present:  # a generic id trains what the NINo would
+        candidates += [c for c in unique_id_columns(present) if c.startswith("id_")]
     em_blocks: list[Any] = [
         block_on(c) for c in candidates if any(c not in cols for cols in reads.values())
     ]
     deterministic: list[str] = []
     if "nino" in present:
         deterministic.append("l.nino = r.nino")
+    elif ids := [c for c in unique_id_columns(present) if c.startswith("id_")]:
+        deterministic.append(f"l.{ids[0]} = r.{ids[0]}")
     if {"fn_dob", "sn_dob"} <= present:
         deterministic.append("l.fn_dob = r.fn_dob AND l.sn_dob = r.sn_dob")
     return ModelPlan(
@@ -428,8 +525,9 @@ def plan_model(
     )
 
 
-def settings_creator(plan: ModelPlan) -> Any:
-    """A Splink ``SettingsCreator`` for the plan (link and dedupe all inputs at once).
+def settings_creator(plan: ModelPlan, n_inputs: int = 2) -> Any:
+    """A Splink ``SettingsCreator`` for the plan: link and dedupe all inputs at once, or dedupe
+    only when there is one input (one register deduplicated).
 
     Predictions keep each comparison's level and weights but not the compared token columns
     (:func:`wmw_link.linkage.run.keep_levels_in_predictions`): the household rule reads the
@@ -438,7 +536,7 @@ def settings_creator(plan: ModelPlan) -> Any:
     from splink import SettingsCreator
 
     return SettingsCreator(
-        link_type="link_and_dedupe",
+        link_type="link_and_dedupe" if n_inputs > 1 else "dedupe_only",
         unique_id_column_name="unique_id",
         comparisons=plan.comparisons,
         blocking_rules_to_generate_predictions=plan.blocking_rules,
@@ -458,9 +556,14 @@ __all__ = [
     "TWINS_LEVELS",
     "ModelPlan",
     "dnf_sql",
+    "generic_blocks",
+    "generic_comparisons",
     "model_levels",
     "plan_model",
     "present_columns",
     "settings_creator",
+    "text_levels",
+    "text_names",
+    "unique_id_columns",
     "usable_levels",
 ]

@@ -46,6 +46,8 @@ class VerifiedInput:
     sha256: str
     #: The file's row refs in file order (checked non-null and distinct): the maps' row refs.
     row_refs: pa.Array
+    #: The agreement's dataset: it, not the manifest, says what each token column is.
+    spec_dataset: Dataset
 
     @property
     def token_columns(self) -> dict[str, dict[str, Any]]:
@@ -55,7 +57,8 @@ class VerifiedInput:
         verification has checked agrees with it): the controller does not decide how a column
         is compared.
         """
-        return {c: ts.BY_NAME[c].to_manifest() for c in self.manifest["token_schema"]["columns"]}
+        spec = {c.name: c for c in ts.columns_for_dataset(self.spec_dataset)}
+        return {c: spec[c].to_manifest() for c in self.manifest["token_schema"]["columns"]}
 
     @property
     def agreement_version(self) -> int:
@@ -221,8 +224,7 @@ def _check_agreement(path: Path, m: dict[str, Any], agreement: Agreement) -> Non
 
 def allowed_token_columns(dataset: Dataset) -> dict[str, ts.TokenColumn]:
     """The token columns the agreement permits for a dataset (from its identifier types)."""
-    types = [f.type.value for f in dataset.identifiers]
-    return {c.name: c for c in ts.columns_for_identifiers(types)}
+    return {c.name: c for c in ts.columns_for_dataset(dataset)}
 
 
 def _version_message(path: Path, version: object) -> str:
@@ -310,7 +312,8 @@ def _check_tokens(
         raise VerificationError(
             f"{tokens}: column(s) {', '.join(missing)} of the token schema are missing"
         )
-    want = {ts.ROW_REF: pa.string(), **{c: ts.BY_NAME[c].arrow_type for c in listed - {ts.ROW_REF}}}
+    spec = allowed_token_columns(dataset)
+    want = {ts.ROW_REF: pa.string(), **{c: spec[c].arrow_type for c in listed - {ts.ROW_REF}}}
     for name in sorted(listed):
         got = meta.schema_arrow.field(name).type
         if got != want[name]:
@@ -405,6 +408,7 @@ def verify_inputs(
                 rows=rows,
                 sha256=digest,
                 row_refs=refs,
+                spec_dataset=dataset,
             )
         )
     _check_key_checks(verified)

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from wmw_link.normalise._base import Normalised, blank_to_null, count_reasons
 from wmw_link.normalise.dates import Dates, normalise_dates
+from wmw_link.normalise.generic import (
+    normalise_any_postcodes,
+    normalise_identifiers,
+    normalise_texts,
+)
 from wmw_link.normalise.names import normalise_names, split_full_names
 from wmw_link.normalise.nhs import normalise_nhs_numbers
 from wmw_link.normalise.nino import normalise_ninos
@@ -22,11 +27,14 @@ __all__ = [
     "Postcodes",
     "blank_to_null",
     "count_reasons",
+    "normalise_any_postcodes",
     "normalise_dates",
+    "normalise_identifiers",
     "normalise_names",
     "normalise_nhs_numbers",
     "normalise_ninos",
     "normalise_postcodes",
     "normalise_sex",
+    "normalise_texts",
     "split_full_names",
 ]

@@ -19,7 +19,7 @@ MAX_AGE_YEARS = 120
 
 
 _CACHE_MAX = 500_000
-_SHARED_CACHES: dict[tuple[str, dt.date], dict[str, tuple[dt.date | None, str | None]]] = {}
+_SHARED_CACHES: dict[tuple[str, dt.date, int], dict[str, tuple[dt.date | None, str | None]]] = {}
 
 
 @dataclass
@@ -33,17 +33,18 @@ class Dates:
 
     fmt: str
     today: dt.date
+    max_age: int = MAX_AGE_YEARS
 
     def __post_init__(self) -> None:
-        # Shared by every parser of the same format and day in this process (datasets in one
-        # run repeat each other's dates); bounded.
-        self._cache = _SHARED_CACHES.setdefault((self.fmt, self.today), {})
+        # Shared by every parser of the same format, day and age limit in this process
+        # (datasets in one run repeat each other's dates); bounded.
+        self._cache = _SHARED_CACHES.setdefault((self.fmt, self.today, self.max_age), {})
         if len(self._cache) > _CACHE_MAX:
             self._cache.clear()
         try:
-            self._oldest = self.today.replace(year=self.today.year - MAX_AGE_YEARS)
+            self._oldest = self.today.replace(year=self.today.year - self.max_age)
         except ValueError:  # 29 February
-            self._oldest = self.today.replace(year=self.today.year - MAX_AGE_YEARS, day=28)
+            self._oldest = self.today.replace(year=self.today.year - self.max_age, day=28)
 
     def parse_one(self, text: str) -> tuple[dt.date | None, str | None]:
         """(date, None) or (None, reason) for one trimmed, non-empty string."""

@@ -136,8 +136,10 @@ def shared_bits(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def bloom_for(derive: Callable[[str], bytes], part: str) -> SaltedBloom:
-    """The encoder of one name part from a subkey-deriving function (domain -> key)."""
-    filt = ts.BLOOM_FILTERS[part][0]
+    """The encoder of one name part (or of a text field's filter, given by filter name) from a
+    subkey-deriving function (domain -> key). Each filter has its own position and permutation
+    subkeys."""
+    filt = ts.BLOOM_FILTERS[part][0] if part in ts.BLOOM_FILTERS else part
     return SaltedBloom(
         derive(ts.DOMAIN_PREFIX + filt + ":positions"),
         Permutations(derive(ts.DOMAIN_PREFIX + filt + ":permutation")),

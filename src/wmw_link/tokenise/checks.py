@@ -30,6 +30,8 @@ _IDENTIFIER_RULES = {
     IdentifierType.NINO: "the National Insurance number format",
     IdentifierType.NHS_NUMBER: "the NHS number format and check digit",
     IdentifierType.SEX: "the sex codes (f/m/x, female/male/other, 1/2/3)",
+    IdentifierType.IDENTIFIER: "ids with letters or digits",
+    IdentifierType.TEXT: "text with letters or digits",
 }
 _PAYLOAD_RULES = {
     PayloadType.INTEGER: "the integer format",
@@ -55,7 +57,12 @@ def column_checks(dataset: Dataset) -> list[ColumnCheck]:
     out: list[ColumnCheck] = []
     for f in dataset.identifiers:
         if f.type == IdentifierType.DATE_OF_BIRTH:
-            expects = f"format {f.format}"
+            # Without a format the agreement reads ISO dates: say so, the usual cause of a refusal.
+            expects = f"format {f.format}" if f.format else (
+                f"format {f.date_format} (the agreement gives no 'format', so ISO is assumed)"
+            )
+        elif f.type == IdentifierType.POSTCODE and f.country != "gb":
+            expects = "postcodes with letters or digits"
         else:
             expects = _IDENTIFIER_RULES[f.type]
         # A full name is usable when its surname part is (a one-word name has no forename).

@@ -80,7 +80,8 @@ class Parts:
     """The parts of composites for one batch of normalised identifiers, computed lazily.
 
     ``fields`` holds normalised values by token source: ``forename`` and ``surname`` (strings),
-    ``date_of_birth`` (date32), ``postcode`` (the unit, ``OUT IN``), ``nino``, ``nhs_number``.
+    ``date_of_birth`` (date32), ``postcode`` (the unit, ``OUT IN``; for ``country: any`` the
+    compact value), ``nino``, ``nhs_number``, and ``identifier:<name>`` / ``text:<name>``.
     """
 
     def __init__(self, fields: Mapping[str, pa.Array]) -> None:
@@ -230,7 +231,8 @@ def composite_inputs(
 
 
 def bloom_names(fields: Mapping[str, pa.Array]) -> dict[str, tuple[pa.Array, pa.Array]]:
-    """For each Bloom-filtered name part the fields feed: (the name filtered, salt) per row.
+    """For each Bloom-filtered name part (and text field's filter, by filter name) the fields
+    feed: (the name or text filtered, salt) per row.
 
     The forename's filter is of its first word (middle names come and go between sources; see
     ``fn1_dob``), the surname's of the whole surname. The salt is the ISO date of birth. Both
@@ -240,9 +242,11 @@ def bloom_names(fields: Mapping[str, pa.Array]) -> dict[str, tuple[pa.Array, pa.
     if ts.DOB not in fields:
         return out
     salt = pc.cast(fields[ts.DOB], pa.string())
-    for part in (ts.FORENAME, ts.SURNAME):
-        if part in fields:
-            names = fields[part]
+    # Text fields' filters are keyed by filter name (``tx_<name>_bf_dob``): salted the same way.
+    texts = {ts.text_filter(f.split(":", 1)[1]): f for f in fields if f.startswith("text:")}
+    for part, source in [(ts.FORENAME, ts.FORENAME), (ts.SURNAME, ts.SURNAME), *texts.items()]:
+        if source in fields:
+            names = fields[source]
             if part == ts.FORENAME:
                 names = _first_word(names)
             missing = pc.or_(pc.is_null(names), pc.is_null(salt))

@@ -24,11 +24,14 @@ from wmw_link.normalise import (
     Normalised,
     blank_to_null,
     count_reasons,
+    normalise_any_postcodes,
+    normalise_identifiers,
     normalise_names,
     normalise_nhs_numbers,
     normalise_ninos,
     normalise_postcodes,
     normalise_sex,
+    normalise_texts,
     split_full_names,
 )
 from wmw_link.normalise._base import MISSING
@@ -66,7 +69,7 @@ class Plan:
         return list(dict.fromkeys(cols))
 
     def token_columns(self) -> list[ts.TokenColumn]:
-        return ts.columns_for_identifiers([f.type.value for f in self.dataset.identifiers])
+        return ts.columns_for_dataset(self.dataset)
 
     def labels(self) -> list[str]:
         """The labels of ``nulled_by_reason`` and the rejects file, in the agreement's order."""
@@ -115,9 +118,11 @@ class BatchWorker:
             for c in self._hashed
         }
         present = {c.name for c in self._token_columns}
+        texts = [ts.text_filter(f.token_name) for f in plan.dataset.identifiers
+                 if f.type == IdentifierType.TEXT]  # fmt: skip
         self._blooms = {
             part: bloom_for(hasher.derive, part)
-            for part in (ts.FORENAME, ts.SURNAME)
+            for part in (ts.FORENAME, ts.SURNAME, *texts)
             if set(ts.bloom_columns(part)) <= present
         }
         self._parsers: dict[str, Dates] = {}
@@ -146,10 +151,22 @@ class BatchWorker:
         if t == IdentifierType.DATE_OF_BIRTH:
             parser = self._parsers.get(f.column)
             if parser is None:
-                parser = self._parsers[f.column] = Dates(f.format or "", self.plan.today)
+                parser = self._parsers[f.column] = Dates(f.date_format, self.plan.today, f.max_age)
             n = parser(raw)
             part.note(f.column, n.reasons)
             fields[ts.DOB] = n.values
+            return pc.is_valid(n.values), n.reasons
+        if t == IdentifierType.POSTCODE and f.country != "gb":
+            n = on_distinct(normalise_any_postcodes, raw)
+            part.note(f.column, n.reasons)
+            fields[ts.POSTCODE] = n.values
+            return pc.is_valid(n.values), n.reasons
+        if t in (IdentifierType.IDENTIFIER, IdentifierType.TEXT):
+            generic = t == IdentifierType.IDENTIFIER
+            n = on_distinct(normalise_identifiers if generic else normalise_texts, raw)
+            part.note(f.column, n.reasons)
+            source = ts.identifier_source if generic else ts.text_source
+            fields[source(f.token_name)] = n.values
             return pc.is_valid(n.values), n.reasons
         if t == IdentifierType.POSTCODE:
             enc = pc.dictionary_encode(raw)

@@ -1,0 +1,53 @@
+"""u of a generic identifier (``id_<name>``): pairs that share the id and nothing else.
+
+The NINo and NHS number take u from token frequencies (``run.near_unique_u``: 1 / distinct
+values), the chance that a record of another person carries a value *if values were dealt at
+random*. An id meant to be unique per person is not dealt at random: nearly every pair sharing
+it is one person, so 1 / distinct values makes an agreeing id weigh little more than the prior
+against it (a pair with only its id agreeing stays near probability one half).
+
+Here, as in :mod:`wmw_link.linkage.level_u`, u is counted on pairs that may be two people:
+pairs sharing the id on which no other exact token agrees (no name, date, postcode or text
+composite). Different people sharing an id (a typo onto another person's id, a placeholder)
+are among these; so are a few records of one person whose every other field was changed, which
+makes the estimate an upper bound. Divided by all pairs, at least half a pair's worth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from wmw_link.linkage.backends import Backend
+
+
+def generic_id_u(
+    backend: Backend, tables: Sequence[str], column: str, others: Sequence[str]
+) -> float | None:
+    """u for exact agreement on ``column`` (an ``id_<name>`` token).
+
+    Args:
+        backend: the open database session.
+        tables: the physical input tables.
+        column: the id's token column.
+        others: the other ``hmac`` token columns (compared for equality).
+
+    Returns:
+        The u, or None with fewer than two records holding the id.
+    """
+    cols = [column, *[c for c in others if c != column]]
+    union = " UNION ALL ".join(
+        f"SELECT {', '.join(cols)}, CONCAT('{i}:', CAST(unique_id AS STRING)) AS rid FROM {t}"
+        for i, t in enumerate(tables)
+    )
+    n = float(backend.scalar(f"SELECT COUNT(*) FROM ({union}) WHERE {column} IS NOT NULL") or 0)
+    if n < 2:
+        return None
+    agree = " OR ".join(f"a.{c} = b.{c}" for c in cols[1:]) or "FALSE"
+    bare = backend.scalar(
+        f"SELECT COUNT(*) FROM ({union}) a JOIN ({union}) b ON a.{column} = b.{column} "
+        f"AND a.rid < b.rid WHERE NOT COALESCE({agree}, FALSE)"
+    )
+    return max(float(bare or 0), 0.5) / (n * (n - 1) / 2)
+
+
+__all__ = ["generic_id_u"]
