@@ -294,3 +294,26 @@ def test_tokenizer_many_equals_one_at_a_time() -> None:
     vals = ["AB123456C", "ZZ000000A", "AB123456C"]
     assert tok.many(vals) == [tok(v) for v in vals]
     assert tok.many(vals)[0] == tok.many(vals)[2] != tok.many(vals)[1]
+
+
+def test_swapped_and_misspelt_names_share_a_name_word_code_and_middle_names_a_word() -> None:
+    from wmw_link.tokenise.composites import composite_inputs
+
+    d = pa.array([dt.date(1979, 11, 30)] * 4)
+    out = composite_inputs(
+        {
+            "forename": pa.array(["awan", "nasreem", "barry mark", "mark"]),
+            "surname": pa.array(["nasrin", "awan", "reid", "reid"]),
+            "date_of_birth": d,
+        }
+    )
+    dm = [set(v) for v in out["namesdm_dob"].to_pylist()]
+    assert dm[0] & dm[1]  # Awan in either place
+    assert not dm[0] & dm[2]
+    fnw = [set(v) for v in out["fnw_dob"].to_pylist()]
+    assert fnw[2] & fnw[3] and not fnw[0] & fnw[1]
+    other_day = composite_inputs(
+        {"forename": pa.array(["awan"]), "surname": pa.array(["nasrin"]),
+         "date_of_birth": pa.array([dt.date(1979, 12, 1)])}
+    )
+    assert not set(other_day["namesdm_dob"].to_pylist()[0]) & dm[0]

@@ -169,10 +169,9 @@ _NAME_UNIONS = frozenset({"namesdm_dob"})
 
 
 def _name_union(parts: Parts) -> pa.Array:
-    """Double Metaphone codes of every word of both names, one list per row (null when both
-    names are null). Computed once per distinct (forename, surname)."""
-    fn, sn = parts._fields.get(ts.FORENAME), parts._fields.get(ts.SURNAME)
-    both = pc.binary_join_element_wise(pc.fill_null(fn, ""), pc.fill_null(sn, ""), SEP)
+    """Double Metaphone codes of every word of both names, one list per row (null when either
+    name is: null stays null). Computed once per distinct (forename, surname)."""
+    both = pc.binary_join_element_wise(parts._fields[ts.FORENAME], parts._fields[ts.SURNAME], SEP)
     return _on_distinct(both, _words_dm, _LIST_STR)
 
 
