@@ -30,6 +30,7 @@ from pydantic import (
 
 from wmw_link.errors import AgreementError, PolicyError
 from wmw_link.normalise.dates import MAX_AGE_YEARS
+from wmw_link.token_schema import is_token_column
 
 SCHEMA_VERSION = 1
 _SLUG = r"^[a-z][a-z0-9_-]*$"
@@ -247,6 +248,10 @@ class Dataset(_Model):
             raise ValueError(f"payload names listed twice: {', '.join(dupe_names)}")
         if "row_ref" in names:
             raise ValueError("payload name 'row_ref' is reserved")
+        tokenlike = sorted(n for n in names if is_token_column(n))
+        if tokenlike:
+            # The analysts' guards refuse token-named columns: a payload must not look like one.
+            raise ValueError(f"payload names {', '.join(tokenlike)} are token column names")
         if self.record_id in cols:
             raise ValueError(f"record_id column '{self.record_id}' cannot also be an identifier")
         id_types = {f.column: f.type for f in self.identifiers}

@@ -46,6 +46,7 @@ controller's own ``--ref-key``: they join tokens to payload and nothing else.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -380,6 +381,16 @@ def field_refs(identifiers: Iterable[Any]) -> list[FieldRef]:
 
 
 GENERIC_KINDS = frozenset({"identifier", "text"})
+
+
+_GENERIC_COLUMN = re.compile(r"^(?:id_[a-z][a-z0-9_]*|tx_[a-z][a-z0-9_]*_(?:dob|bf_dob[0-7]))$")
+
+
+def is_token_column(name: str) -> bool:
+    """Whether a column name is a token column of some dataset: a fixed column, or one a
+    generic field's columns would be named (the analysts' guards refuse such columns, and an
+    agreement may not give a payload field such a name)."""
+    return name in BY_NAME or bool(_GENERIC_COLUMN.match(name))
 
 
 def columns_for_fields(fields: Iterable[FieldRef]) -> list[TokenColumn]:

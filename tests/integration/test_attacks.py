@@ -101,3 +101,58 @@ def test_v3_has_no_comparable_columns(worlds: dict[str, object], tmp_path: Path)
     assert cross_column_equalities(tokens, schema.columns) == {}
     assert calendar_attack(tokens, schema.columns, {1980: 1}).notes["applicable"] is False
     del target
+
+
+@pytest.mark.skipif(not schema_v3.available(), reason="the product does not write schema v3")
+def test_v3_text_field_tokens_resist_frequency_and_pattern_mining(
+    worlds: dict[str, object],
+) -> None:
+    """A generic ``text`` field, as the product tokenises it (``text | date`` and a filter salted
+    with the date), against frequency alignment and Bloom pattern mining.
+
+    The text is the surname (an address line's stand-in with a skewed public distribution)."""
+    import pyarrow as pa
+    from benchmarks.attacks.world import Column
+    from benchmarks.bench_attacks import _salt_groups
+
+    from wmw_link import token_schema as ts
+    from wmw_link.normalise import normalise_texts
+    from wmw_link.tokenise.bloom import bloom_for
+    from wmw_link.tokenise.composites import bloom_inputs, bloom_names, composite_inputs
+    from wmw_link.tokenise.tokens import Hasher, composite_tokens
+
+    def fields(world: object) -> dict[str, pa.Array]:
+        f = field_arrays(world)  # type: ignore[arg-type]
+        return {ts.DOB: f["date_of_birth"], "text:area": normalise_texts(f["surname"]).values}
+
+    target, ref = fields(worlds["target"]), fields(worlds["reference"])
+    target = {k: v.slice(0, 8_000) for k, v in target.items()}  # enough for the attacks' statistics
+    hasher = Hasher(SecretKey(b"attack-test-key-0123456789abcdef"), "attack-test")
+    hashed = [c for c in ts.text_columns("area") if c.kind == "hmac"]
+    data = {
+        name: composite_tokens(values, hasher.tokenizer(c.domain))
+        for c in hashed
+        for name, values in composite_inputs(target, [c]).items()
+    }
+    filt = ts.text_filter("area")
+    names, salts = bloom_names(target)[filt]
+    bloom = bloom_for(hasher.derive, filt)
+    data.update(zip(ts.bloom_columns(filt), bloom.encode(names, salts), strict=True))
+    tokens = pa.table(data)
+    truth = strings(target["text:area"])
+    floor = Counter(strings(ref["text:area"]).tolist()).most_common(1)[0][1] / len(
+        ref["text:area"]
+    )
+
+    columns = [Column(c.name, c.kind, c.domain, c.name, c.parts) for c in hashed]
+    freq = frequency_alignment(tokens, columns, composite_inputs(ref, hashed))
+    dated = strings(composite_inputs(target, hashed)["tx_area_dob"])
+    assert np.mean(freq.columns["tx_area_dob"] == dated) <= 0.01  # composites: near unique
+
+    reference = {filt: (bloom_names(ref)[filt][0], bloom_inputs(ref)[filt][0])}
+    salted = [  # globally, and per date (its largest groups) with the true dates as an oracle
+        pattern_mining(tokens, {filt: (ts.bloom_columns(filt), None)}, reference, groups=g)
+        for g in (None, _salt_groups(strings(salts)))
+    ]
+    for mined in salted:
+        assert np.mean(mined.fields[filt] == truth) <= floor + 0.01

@@ -288,3 +288,17 @@ def test_postcode_of_any_country_is_not_compared_when_dates_differ() -> None:
     assert "bit_count" in null_sql(any_country)  # dates differ: the filters tell
     uk = ts.columns_for_identifiers(["forename", "surname", "date_of_birth", "postcode"])
     assert "bit_count" not in null_sql({c.name for c in uk})  # UK postcodes unchanged
+
+
+def test_token_named_columns_are_refused_as_payload_and_by_the_analysts(tmp_path: Path) -> None:
+    from wmw_link.errors import AgreementError, PolicyError
+    from wmw_link.journeys.inputs import _refuse_tokens
+
+    data = {**_AGREEMENT, "datasets": [{**_AGREEMENT["datasets"][0], "payload": [
+        {"column": "x", "name": "id_verified", "type": "string"}]}]}  # fmt: skip
+    with pytest.raises(AgreementError, match="payload names id_verified are token column names"):
+        parse_agreement(data)
+    for column in ("id_soc_sec_id", "tx_suburb_dob", "tx_suburb_bf_dob5", "fn_dob"):
+        with pytest.raises(PolicyError, match="rule 'separation'"):
+            _refuse_tokens("register", "payload", ["row_ref", column])
+    _refuse_tokens("register", "payload", ["row_ref", "start_date", "identity"])

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from wmw_link.agreement import Agreement, Dataset
 from wmw_link.errors import InputDataError, PolicyError, VerificationError
 from wmw_link.files import sha256_file
-from wmw_link.token_schema import BY_NAME as TOKEN_COLUMNS
+from wmw_link.token_schema import is_token_column
 
 PAYLOAD_SUFFIX = ".payload.parquet"
 MAP_SUFFIX = ".map.parquet"
@@ -71,7 +71,7 @@ def load_districts(path: str | Path | None = None) -> dict[str, str]:
 
 
 def _refuse_tokens(dataset: str, where: str, columns: list[str]) -> None:
-    tokens = sorted(c for c in columns if c in TOKEN_COLUMNS)
+    tokens = sorted(c for c in columns if is_token_column(c))
     if tokens:
         raise PolicyError(
             f"rule 'separation': {where} ({dataset}) holds token column(s) "

@@ -109,8 +109,8 @@ def _agreement_gammas(comp: Any) -> dict[str, int]:
 def _evidence_condition(linker: Any) -> str:
     """SQL: the household rule a scored pair must pass before it may link.
 
-    A NINo or NHS-number agreement always passes. Otherwise a pair needs an identity level that
-    is identity evidence (not "the same name at the same postcode" with unrelated dates of
+    A NINo, NHS-number or generic-id agreement always passes. Otherwise a pair needs an identity
+    level that is identity evidence (not "the same name at the same postcode" with unrelated dates of
     birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
     alike, forenames differ) must not also share a postcode unit or sector; a pair whose
     forenames are only alike with the same date and address links unless its NINos or NHS

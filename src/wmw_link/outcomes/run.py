@@ -48,7 +48,7 @@ from wmw_link.journeys import JOURNEYS_MANIFEST, TOKENS_SUFFIX, load_districts, 
 from wmw_link.outcomes import bias, cohort, measures, population
 from wmw_link.outcomes.presets import PRESETS, SustainedRule, get_rule
 from wmw_link.outdir import check_out_dir, staged_dir
-from wmw_link.token_schema import BY_NAME as TOKEN_COLUMNS
+from wmw_link.token_schema import is_token_column
 
 #: Reference groups for the gap tables: gap = rate(group) - rate(reference), in points.
 GAP_REFERENCE = {"disability": "No", "ethnicity": "White", "gender": "Male", "age_band": "35-49"}
@@ -102,7 +102,7 @@ def journey_tables(
         events, persons, man_as_of, inputs = _load_journeys(agreement, Path(journeys))
         as_of = as_of or man_as_of
     for t in (events, persons):
-        toks = sorted(c for c in t.column_names if c in TOKEN_COLUMNS)
+        toks = sorted(c for c in t.column_names if is_token_column(c))
         if toks:
             raise PolicyError(
                 f"rule 'separation': journeys table holds token column(s) {', '.join(toks[:5])}"
@@ -126,7 +126,7 @@ def _load_journeys(
         if not p.exists():
             raise InputDataError(f"{p}: not found (run `wmw-link journeys` first)")
         names = _read_schema(p).names
-        toks = sorted(c for c in names if c in TOKEN_COLUMNS)
+        toks = sorted(c for c in names if is_token_column(c))
         if toks:
             raise PolicyError(f"rule 'separation': {p} holds token column(s) {', '.join(toks[:5])}")
     man_path = journeys_dir / JOURNEYS_MANIFEST
