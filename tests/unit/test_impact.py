@@ -140,6 +140,54 @@ def test_months_since_work_is_capped_and_counts_from_the_last_day():
     assert f.loc["q", "oow_benefit_at_start"] and f.loc["q", "last_pay_band"] == "none"
 
 
+def test_monthly_work_record_counts_calendar_months():
+    # Fewer days out of work, but more calendar months: the monthly record is not the days.
+    b = Builder()
+    b.hub("a", start=D(2025, 4, 28)).job("a", D(2024, 1, 1), D(2025, 3, 2))
+    b.hub("b", start=D(2025, 4, 1)).job("b", D(2024, 1, 1), D(2025, 2, 27))
+    b.hub("c", start=D(2025, 4, 1)).claim("c", D(2023, 1, 1), None)
+    con = _con(b)
+    units = pd.DataFrame({"person_id": ["a", "b", "c"],
+                          "start": [D(2025, 4, 28), D(2025, 4, 1), D(2025, 4, 1)],
+                          "treated": [True] * 3, "support_type": [None] * 3})  # fmt: skip
+    f = cov.features(con, units, AS_OF).set_index("person_id")
+    assert f.loc["a", "months_since_work"] > f.loc["b", "months_since_work"]
+    assert [f.loc["a", f"work_month_{k}"] for k in (1, 2, 3)] == [True, True, True]
+    assert [f.loc["b", f"work_month_{k}"] for k in (1, 2, 3)] == [False, True, True]
+    assert (f.loc["a", "months_out"], f.loc["b", "months_out"]) == (1.0, 2.0)
+    assert f.loc["a", "any_work_24m"] and not f.loc["c", "any_work_24m"]
+    assert f.loc["c", "months_out"] == 25.0 and not f.loc["c", "work_month_1"]
+
+
+def test_participants_are_not_matched_with_people_in_work_last_month():
+    """Starts (and pseudo-starts) fall on days of April. Participants and half the others
+    last worked on a day of February; the other half on a day of March - in days out of work
+    many look the same, but they were still in work last month - and they find work again.
+    Support does nothing, so a fair comparison says about 0; matching on days out of work
+    alone paired participants with both halves and said about -30 points."""
+    rnd = random.Random(3)
+    b = Builder()
+    for i in range(240):
+        p = f"p{i}"
+        b.claim(p, D(2020, 1, 1), D(2020, 6, 30), birth_year=1985, postcode_district="B1")
+        kind = "treated" if i < 40 else ("february" if i % 2 else "march")
+        b.job(p, D(2023, 1, 1), D(2025, 3 if kind == "march" else 2, rnd.randint(1, 28)))
+        if kind == "march":
+            b.job(p, D(2025, 6, 1), None)
+        if kind == "treated":
+            b.hub(p, start=D(2025, 4, rnd.randint(1, 28)), gender=None, birth_year=1985)
+    b.claim("p1", AS_OF, None)
+    res = build_journeys(agreement(), *b.tables(), as_of=AS_OF)
+    r = estimate_impact(
+        agreement(), (res.events, res.persons), None, settings=Settings(bootstrap=20),
+        dashboards=False,
+    )  # fmt: skip
+    est = r.raw.outcomes.set_index("outcome")
+    assert r.raw.counts["treated_matched"] >= 35
+    assert abs(est.loc["employed_6m", "estimate"]) < 10
+    assert abs(est.loc["employed_12m", "estimate"]) < 10
+
+
 # -- matching -------------------------------------------------------------------------------------
 
 

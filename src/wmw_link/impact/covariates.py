@@ -10,6 +10,14 @@ Covariates describe the person on the day before their (pseudo-)start:
 * ``<benefit>_12m``, ``<benefit>_24m`` for UC by regime (``uc_iws`` intensive work search,
   ``uc_lcwra``, ``uc_nwr`` no work requirements, ``uc_light`` in-work) and ``esa``;
 * ``in_work_at_start``, ``oow_benefit_at_start``; ``months_since_work`` (capped at 24);
+  ``any_work_24m`` (some PAYE work in the 24 months before: an exact-matching variable);
+* ``work_month_1`` .. ``work_month_3``: in PAYE work on some day of the 1st / 2nd / 3rd
+  calendar month before the start month; ``months_out`` (banded): calendar months from the
+  last month with work to the start month (0 if in work the day before). Records are kept by
+  month and referrals follow them: a job that ended on the 2nd of last month and one that
+  ended on the 30th of the month before are a day apart in days, but not in the monthly
+  record a work coach (or a referral rule) reads; matching on days alone left participants
+  compared with people who were still in work last month;
 * ``nhs_referral_24m``, ``nhs_referral_ever``: an NHS WorkWell/IPS referral before the start;
 * ``last_pay_band``: monthly pay of the latest employment that began before the start.
 
@@ -32,6 +40,7 @@ import pandas as pd
 from wmw_link.outcomes.cohort import OUT_OF_WORK_SQL, age_band_sql
 
 HORIZONS = (6, 12)
+CALENDAR_MONTHS = (1, 2, 3)  # work in each of these calendar months before the start month
 MONTHS = max(HORIZONS)
 _OPEN = "DATE '9999-12-31'"
 _DAYS_PER_MONTH = 30.4375
@@ -50,6 +59,7 @@ PAY_BANDS = ((0, "none"), (1, "under 1000"), (1000, "1000-1499"), (1500, "1500-1
 #: of starting support is far from linear in months out of work.
 BANDS = {
     "months_since_work": (0, 1, 3, 6, 12, 24),
+    "months_out": (0, 1, 2, 3, 4, 5, 6, 12),
     "work_12m": (0, 1, 3, 6, 9, 11.5),
     "work_24m": (0, 1, 6, 12, 18, 23.5),
     "uc_iws_12m": (0, 1, 3, 6, 9, 11.5),
@@ -64,6 +74,8 @@ NUMERIC = (
     "in_work_at_start",
     "oow_benefit_at_start",
     "months_since_work",
+    *(f"work_month_{k}" for k in CALENDAR_MONTHS),
+    "months_out",
     "nhs_referral_24m",
     "nhs_referral_ever",
 )
@@ -96,6 +108,12 @@ def features(con: duckdb.DuckDBPyConnection, units: pd.DataFrame, as_of: dt.date
     )
     work = "kind = 'work'"
     before = [f"{_months_in(work, w)} AS work_{w}m" for w in (12, 24)]
+    month0 = "date_trunc('month', u.start)"
+    before += [
+        f"bool_or({work} AND s.start < {month0} - INTERVAL {k - 1} MONTH "
+        f"AND s.stop >= {month0} - INTERVAL {k} MONTH) AS work_month_{k}"
+        for k in CALENDAR_MONTHS
+    ]
     for name, cond in BENEFITS:
         claim = f"kind = 'benefit' AND {cond}"
         before += [f"{_months_in(claim, w)} AS {name}_{w}m" for w in (12, 24)]
@@ -173,6 +191,7 @@ def features(con: duckdb.DuckDBPyConnection, units: pd.DataFrame, as_of: dt.date
         out[f"emp_{m}"] = emp[m].to_numpy()
         out[f"earn_{m}"] = earn[m].to_numpy()
     for c in ("in_work_at_start", "oow_benefit_at_start", "pip_before", "nhs_referral_24m",
+              *(f"work_month_{k}" for k in CALENDAR_MONTHS),
               "nhs_referral_ever", *(f"employed_{h}m" for h in HORIZONS),
               *(f"on_benefit_{h}m" for h in HORIZONS)):  # fmt: skip
         out[c] = out[c].fillna(False).astype(bool)
@@ -180,6 +199,9 @@ def features(con: duckdb.DuckDBPyConnection, units: pd.DataFrame, as_of: dt.date
     last = pd.to_datetime(out["last_work_day"])
     since = ((start - last).dt.days / _DAYS_PER_MONTH).fillna(24.0)
     out["months_since_work"] = since.clip(0, 24).where(~out["in_work_at_start"], 0.0)
+    months_out = (start.dt.year - last.dt.year) * 12 + start.dt.month - last.dt.month
+    out["any_work_24m"] = out["work_24m"].to_numpy(float) > 0
+    out["months_out"] = months_out.fillna(25.0).clip(0, 25).where(~out["in_work_at_start"], 0.0)
     pay = out["last_pay"].astype(float).fillna(0.0)
     bands = np.array([lo for lo, _ in PAY_BANDS], dtype=float)
     labels = np.array([lab for _, lab in PAY_BANDS], dtype=object)

@@ -135,9 +135,11 @@ def estimate(
     excluded["disability (self-reported)"] = "recorded by the hubs only; pip_before is used"
     cats = list(cov.CATEGORICAL)
     x, cols = matching.design_matrix(frame, numeric, cats)
-    # Exact on month and area (the plan reports by both) and on being in work the day before:
-    # participants are mostly out of work, and nothing predicts next year's work better.
-    exact_cols = ["la", "start_month", "in_work_at_start"]
+    # Exact on month and area (the plan reports by both), on being in work the day before
+    # (participants are mostly out of work, and nothing predicts next year's work better) and
+    # on any work in the 24 months before (no earlier job, no pay band: a fifth of the pool
+    # and hard for a linear score to balance).
+    exact_cols = ["la", "start_month", "in_work_at_start", "any_work_24m"]
     start = pd.to_datetime(frame["start"])
     frame["start_month"] = start.dt.year * 100 + start.dt.month  # (strftime is slow at 1M)
     cell = frame.groupby(exact_cols, sort=True).ngroup().to_numpy()

@@ -250,7 +250,7 @@ def _meta(
         "lookback_months": lookback_months,
         "method": {
             "propensity": "scikit-learn logistic regression on pre-start covariates",
-            "exact": ["start_month", "la", "in_work_at_start"],
+            "exact": ["start_month", "la", "in_work_at_start", "any_work_24m"],
             "estimator": f"{settings.neighbours} nearest neighbours with replacement, caliper "
             f"{settings.caliper_sd} SD of the propensity logit",
             "second_estimator": "Epanechnikov kernel, bandwidth = caliper",
