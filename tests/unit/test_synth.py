@@ -264,3 +264,14 @@ def test_packaged_district_table_matches_configs() -> None:
         "Wolverhampton",
     }
     assert table["district"].is_unique
+
+
+def test_no_birth_date_piles_up(tmp_path) -> None:
+    # Partners' ages were once clipped at 64.9, putting 0.45% of people on one birth date.
+    import pandas as pd
+
+    from wmw_link.synth import generate
+
+    generate(people=20_000, seed=5, out=tmp_path / "s")
+    days = pd.read_parquet(tmp_path / "s" / "truth" / "people.parquet", columns=["birth_date"])
+    assert days["birth_date"].value_counts().iloc[0] <= 20  # 0.1%; about 1.2 expected

@@ -17,6 +17,7 @@ from wmw_link.synth.profiles import PopulationRates
 
 REFERENCE_DATE = np.datetime64("2024-01-01")  # ages are 16-64 on this day
 REF_DAY = int(REFERENCE_DATE.astype("datetime64[D]").astype(np.int64))
+_MAX_AGE = 64.99  # oldest age on the reference date, in years
 
 HOUSEHOLD_SIZE_P = np.array([0.30, 0.31, 0.19, 0.13, 0.07])  # 1..5 working-age members
 HOUSEHOLD_TYPE_P = np.array([0.62, 0.25, 0.13])  # couple family, lone parent, sharers
@@ -194,7 +195,13 @@ def make_people(
     age_parent = 37 + 27 * rng.beta(1.6, 1.4, size=n)
     age = np.where(fam_hh[hh] & is_head, age_parent, age_single)
     head_age = age[head_idx]
-    age = np.where(partner, np.clip(head_age + rng.normal(0, 3.5, n), 18, 64.9), age)
+    # Partners' ages reflected at the edges of working age, not clipped: clipping put every
+    # partner drawn past 65 on one birth date (0.45% of all people born on 7 February 1959),
+    # a pile-up that chained different people's name | date tokens at a million people.
+    p_age = head_age + rng.normal(0, 3.5, n)
+    p_age = np.where(p_age > _MAX_AGE, 2 * _MAX_AGE - p_age, p_age)
+    p_age = np.clip(np.where(p_age < 18, 36 - p_age, p_age), 18, _MAX_AGE)
+    age = np.where(partner, p_age, age)
     child_max = np.clip(head_age - 18, 16.01, 48)
     age = np.where(child, 16 + (child_max - 16) * rng.beta(1.1, 1.6, size=n), age)
     birth_day = (REF_DAY - np.floor(age * 365.25)).astype(np.int64)
