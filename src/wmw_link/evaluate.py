@@ -315,14 +315,19 @@ _TRUTH_NEEDS = (
 )
 
 
+def _column_names(path: Path, what: str) -> list[str]:
+    """The column names of a Parquet file, or an error saying it is missing or unreadable."""
+    if not path.is_file():
+        raise InputDataError(f"{path}: {what} file not found")
+    try:
+        return pq.read_schema(path).names
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise InputDataError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
+
+
 def _read_truth(truth: Path) -> pd.DataFrame:
     """The truth's (dataset, record_id, person_id), or an error naming what is wrong."""
-    if not truth.is_file():
-        raise InputDataError(f"{truth}: truth file not found")
-    try:
-        names = pq.read_schema(truth).names
-    except Exception as e:  # pyarrow raises several types for a broken file
-        raise InputDataError(f"{truth}: not a readable Parquet file ({type(e).__name__})") from None
+    names = _column_names(truth, "truth")
     lacking = [c for c in ("dataset", "record_id", "person_id") if c not in names]
     if lacking:
         raise InputDataError(
@@ -347,12 +352,7 @@ def _read_truth(truth: Path) -> pd.DataFrame:
 
 def _read_people(people: Path) -> pd.DataFrame:
     """Person-level attributes by person id: household and the equity report's groups."""
-    if not people.is_file():
-        raise InputDataError(f"{people}: people file not found")
-    try:
-        names = pq.read_schema(people).names
-    except Exception as e:  # pyarrow raises several types for a broken file
-        raise InputDataError(f"{people}: not a readable Parquet file ({type(e).__name__})") from None
+    names = _column_names(people, "people")
     if "person_id" not in names:
         raise InputDataError(f"{people}: missing column person_id (the people's true ids)")
     age_col = next((c for c in names if c.startswith("age")), None)
