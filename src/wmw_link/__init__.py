@@ -11,21 +11,16 @@ Examples:
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("wmw-link")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
-
-from wmw_link.agreement import Agreement, load_agreement  # noqa: E402
-from wmw_link.errors import WmwLinkError  # noqa: E402
+from wmw_link._version import __version__
+from wmw_link.agreement import Agreement, load_agreement
+from wmw_link.errors import WmwLinkError
 
 # These two share their names with their modules: importing them here binds the package
 # attribute to the function for good (a later submodule import would otherwise rebind it).
-from wmw_link.evaluate import evaluate  # noqa: E402
-from wmw_link.tokenise import tokenise  # noqa: E402
+from wmw_link.evaluate import evaluate
+from wmw_link.tokenise import tokenise
 
 # name -> module that defines it, imported on first use
 _LAZY = {

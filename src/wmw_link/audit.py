@@ -43,7 +43,7 @@ from typing import Any
 
 from nacl.exceptions import BadSignatureError
 
-from wmw_link import __version__
+from wmw_link._version import __version__
 from wmw_link.errors import ConfigError, KeyFileError, VerificationError
 from wmw_link.runrecord import RunRecord
 

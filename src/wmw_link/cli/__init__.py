@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from wmw_link import __version__, runrecord
+from wmw_link import runrecord
+from wmw_link._version import __version__
 from wmw_link.errors import WmwLinkError
 
 # command name -> (module, attribute, one-line help)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from wmw_link import __version__
+from wmw_link._version import __version__
 from wmw_link.agreement import Agreement, Role
 from wmw_link.disclosure import INTERNAL_PRECISION, PUBLIC_PRECISION
 from wmw_link.errors import InputDataError

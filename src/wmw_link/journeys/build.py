@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from wmw_link import __version__
+from wmw_link._version import __version__
 from wmw_link.agreement import Agreement, Role
 from wmw_link.errors import InputDataError
 from wmw_link.files import sha256_file, write_json_atomic, write_parquet_atomic

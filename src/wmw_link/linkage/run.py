@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wmw_link import __version__
+from wmw_link._version import __version__
 from wmw_link.agreement import Agreement, Role
 from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wmw_link import __version__
+from wmw_link._version import __version__
 from wmw_link.agreement import Agreement, DisclosureTier, Role
 from wmw_link.disclosure import (
     INTERNAL_PRECISION,

@@ -371,7 +371,7 @@ def _summary(
     truth_path: Path,
     people_path: Path,
 ) -> dict[str, Any]:
-    from wmw_link import __version__
+    from wmw_link._version import __version__
 
     def day(d: int) -> str:
         return str(np.datetime64(d, "D"))

@@ -7,8 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from wmw_link import __version__
 from wmw_link import token_schema as ts
+from wmw_link._version import __version__
 from wmw_link.agreement import Agreement, Dataset
 
 MANIFEST_KIND = "wmw-link/tokens-manifest"
