@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,41 +138,84 @@ def _open_spark(tmp_dir: Path, threads: int | None) -> Backend:
         raise ConfigError("the spark backend needs pyspark: pip install 'wmw-link[spark]'") from e
     os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
     builder = SparkSession.builder.appName("wmw-link")
-    # A master from the usual Spark configuration (spark-submit, SPARK_MASTER) wins; otherwise
-    # run locally on this machine's cores.
-    if not os.environ.get("SPARK_MASTER") and "spark.master" not in os.environ.get(
-        "PYSPARK_SUBMIT_ARGS", ""
-    ):
-        builder = builder.master(f"local[{threads or '*'}]")
-    else:
-        builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
+    submitted = under_spark_submit(os.environ)
+    master = spark_master(os.environ, threads)
+    if master is not None:
+        builder = builder.master(master)
     scratch = tmp_dir / "spark"
     scratch.mkdir(exist_ok=True)
-    # Few partitions by default: local mode on a small machine; set WMW_SPARK_PARTITIONS (or the
-    # usual Spark configuration) on a cluster.
-    builder = (
-        builder.config("spark.jars", similarity_jar_location())
-        .config("spark.local.dir", str(scratch / "local"))
-        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch / 'java'}")
-        .config("spark.sql.shuffle.partitions", os.environ.get("WMW_SPARK_PARTITIONS", "4"))
-        .config("spark.default.parallelism", os.environ.get("WMW_SPARK_PARTITIONS", "4"))
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", os.environ.get("WMW_SPARK_DRIVER_MEMORY", "4g"))
-    )
+    if not submitted:
+        # Local mode on this machine: wmw-link launches the JVM, so it sets what spark-submit
+        # would otherwise set (the similarity jar, scratch space, driver memory, few partitions).
+        partitions = os.environ.get("WMW_SPARK_PARTITIONS", "4")
+        builder = (
+            builder.config("spark.jars", similarity_jar_location())
+            .config("spark.local.dir", str(scratch / "local"))
+            .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+            .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch / 'java'}")
+            .config("spark.sql.shuffle.partitions", partitions)
+            .config("spark.default.parallelism", partitions)
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.memory", os.environ.get("WMW_SPARK_DRIVER_MEMORY", "4g"))
+        )
     (scratch / "java").mkdir(exist_ok=True)
     try:
         spark = builder.getOrCreate()
     except Exception as e:  # Java missing or failing to start
         raise ConfigError(f"cannot start Spark ({type(e).__name__}): is Java 17 installed?") from e
-    spark.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
+    if submitted:
+        _require_similarity_jar(spark.sparkContext.getConf().get("spark.jars", ""))
+        # On a cluster checkpoints must be on storage every executor reaches (HDFS, S3):
+        # spark-submit --conf spark.checkpoint.dir=...; a local folder serves local mode only.
+        checkpoints = spark.sparkContext.getConf().get(
+            "spark.checkpoint.dir", str(scratch / "checkpoints")
+        )
+    else:
+        checkpoints = str(scratch / "checkpoints")
+    spark.sparkContext.setCheckpointDir(checkpoints)
     spark.sparkContext.setLogLevel("ERROR")
+    partitions = spark.conf.get("spark.sql.shuffle.partitions") if submitted else None
     db_api = SparkAPI(
         spark_session=spark,
         break_lineage_method="parquet",
-        num_partitions_on_repartition=int(os.environ.get("WMW_SPARK_PARTITIONS", "4")),
+        num_partitions_on_repartition=int(
+            partitions or os.environ.get("WMW_SPARK_PARTITIONS", "4")
+        ),
     )
     return Backend("spark", db_api, tmp_dir, spark=spark)
 
 
-__all__ = ["Backend", "open_backend"]
+def under_spark_submit(env: Mapping[str, str]) -> bool:
+    """Whether this process was launched by ``spark-submit`` (which starts the JVM first and
+    hands its gateway to Python): then the submit command's master, jars and resources rule."""
+    return "PYSPARK_GATEWAY_PORT" in env
+
+
+def spark_master(env: Mapping[str, str], threads: int | None) -> str | None:
+    """The master to set on the session builder, or None to keep the one already configured.
+
+    Under ``spark-submit`` its ``--master`` decides (None). Otherwise ``SPARK_MASTER`` or a
+    ``--master`` / ``spark.master`` in ``PYSPARK_SUBMIT_ARGS`` wins; else local mode on ``threads`` cores.
+    """
+    if under_spark_submit(env):
+        return None
+    if env.get("SPARK_MASTER"):
+        return env["SPARK_MASTER"]
+    submit_args = env.get("PYSPARK_SUBMIT_ARGS", "")
+    if "spark.master" in submit_args or "--master" in submit_args:
+        return None
+    return f"local[{threads or '*'}]"
+
+
+def _require_similarity_jar(jars: str) -> None:
+    """Splink's fuzzy comparisons run as Java UDFs from its similarity jar; without it every
+    prediction fails deep inside Spark. Say so before any work starts."""
+    if "scala-udf-similarity" not in jars:
+        raise ConfigError(
+            "spark-submit was not given Splink's similarity jar: add --jars "
+            "$(python -c 'from splink.backends.spark import similarity_jar_location as j; "
+            "print(j())') (docs/linkage.md, 'Deploying on a cluster')"
+        )
+
+
+__all__ = ["Backend", "open_backend", "spark_master", "under_spark_submit"]
