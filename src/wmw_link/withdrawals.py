@@ -23,6 +23,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 from collections.abc import Iterable
@@ -61,6 +63,8 @@ KEY_CHECK_OF = "row-reference key"
 _ROW_REF_PATTERN = f"^[0-9a-f]{{{2 * ts.ROW_REF_BYTES}}}$"
 _SCHEMA = pa.schema([pa.field(ts.ROW_REF, pa.string(), nullable=False)])
 DEFAULT_BATCH_ROWS = 100_000
+#: HKDF domain of the key that digests a record id file for the audit log.
+AUDIT_DOMAIN = "withdrawals-audit"
 
 
 @dataclass(frozen=True)
@@ -367,6 +371,23 @@ def key_has_tokenised(key: SecretKey | str | os.PathLike[str], dataset_id: str) 
     return dataset_id in (data.get("issued") or {})
 
 
+def records_digest(
+    path: str | os.PathLike[str], key: SecretKey | str | os.PathLike[str], agreement_id: str
+) -> str:
+    """A keyed digest of the record id file, for the controller's audit log.
+
+    A plain SHA-256 of a short file of record ids could be reversed by hashing guesses (ids
+    are often sequential), so the audit log gets an HMAC under a subkey of the controller's
+    row-reference key instead: the controller can still prove which file it used.
+    """
+    ref_key = key if isinstance(key, SecretKey) else load_key(key)
+    mac = hmac.new(ref_key.derive(agreement_id, AUDIT_DOMAIN), digestmod=hashlib.sha256)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            mac.update(chunk)
+    return "hmac-sha256:" + mac.hexdigest()
+
+
 # -- TTP and analysts: read and verify -----------------------------------------------------------
 
 
@@ -643,6 +664,7 @@ __all__ = [
     "key_has_tokenised",
     "paths_for",
     "read_withdrawals",
+    "records_digest",
     "withdraw",
     "write_withdrawals",
 ]

@@ -308,3 +308,73 @@ def test_rewrite_replaces_whole_list(tmp_path, keys, tokenised, agreement):
     got = read_withdrawals(agreement, second.parquet, keyring=keys["ring"])
     assert got.row_refs.to_pylist() == [_crosswalk(tokenised)["C004"]]
     assert HUB_HEADER[0] == "client_id"  # the record id column the agreement names
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def _cli(tmp_path: Path, keys: dict[str, Path], records: Path, *extra: str):
+    from click.testing import CliRunner
+
+    from wmw_link.cli import main
+
+    args = [
+        "withdraw", "--agreement", str(AGREEMENT), "--dataset", DS, "--records", str(records),
+        "--key", str(keys["ref"]), "--out", str(tmp_path / "wd"), *extra,
+    ]  # fmt: skip
+    return CliRunner().invoke(main, args)
+
+
+def test_cli_withdraw_signed_audited_and_silent(tmp_path, keys, agreement, monkeypatch):
+    log = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("WMW_LINK_AUDIT_LOG", str(log))
+    ids = ["WD-REC-000123", "WD-REC-000456", "WD-REC-000456", ""]
+    src = write_hub_csv(
+        tmp_path / "hub.csv", [[i or "WD-REC-000789", *HUB_ROWS[0][1:]] for i in ids[:2]]
+    )
+    tok = tokenise(AGREEMENT, DS, src, keys["link"], keys["ref"], tmp_path / "tok", today=TODAY)
+    rec = tmp_path / "optouts.csv"
+    # Extra columns are not read (and so cannot leak): a name beside each id.
+    rec.write_text("name,client_id\n" + "".join(f'Jane Doe,"{i}"\n' for i in ids), encoding="utf-8")
+    res = _cli(tmp_path, keys, rec, "--sign-with", str(keys["hub-birmingham"]))
+    assert res.exit_code == 0, res.output
+    assert "4 record id(s) read, 1 blank (skipped), 1 repeated; 2 row ref(s) listed" in res.output
+    assert "signed by:       hub-birmingham" in res.output and "warning" not in res.output
+    got = read_withdrawals(agreement, tmp_path / "wd" / f"{DS}.withdrawals.parquet", keys["ring"])
+    assert got.row_refs.to_pylist() == sorted(
+        pq.read_table(tok.tokens, columns=["row_ref"]).column(0).to_pylist()
+    )
+    # No record id (nor the other column) in any output, the audit log or the terminal.
+    scanned = [*(tmp_path / "wd").iterdir(), log]
+    blob = b"".join(p.read_bytes() for p in scanned) + res.output.encode()
+    for secret in [b"WD-REC-000123", b"WD-REC-000456", b"Jane Doe"]:
+        assert secret not in blob
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["command"] == "withdraw" and entry["outcome"] == "ok"
+    assert entry["party"] == "hub-birmingham" and entry["rows"]["withdrawn"] == 2
+    digests = {i["path"]: i["sha256"] for i in entry["inputs"]}
+    from wmw_link.files import sha256_file
+
+    # A keyed digest of the id file, never its plain (guessable) SHA-256.
+    assert digests[str(rec)].startswith("hmac-sha256:")
+    assert sha256_file(rec) not in log.read_text()
+    assert {o["path"] for o in entry["outputs"]} == {str(p) for p in (tmp_path / "wd").iterdir()}
+    assert "checkpoint" in entry  # signed with the controller's key
+
+
+def test_cli_refusals_are_messages(tmp_path, keys):
+    bad = _records(tmp_path / "ids.csv", ["WD-REC-000123"], column="ClientID")
+    res = _cli(tmp_path, keys, bad)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "ids.csv: rule 'columns': missing column(s) 'client_id'" in res.output
+    assert "WD-REC-000123" not in res.output
+    ok = _records(tmp_path / "ok.csv", ["WD-REC-000123"])
+    res = _cli(tmp_path, keys, ok, "--as", "dwp")
+    assert res.exit_code == 1 and "rule 'controller'" in res.output
+    res = _cli(tmp_path, keys, ok, "--sign-with", str(keys["hub-coventry"]))
+    assert res.exit_code == 1 and "belongs to 'hub-coventry'" in res.output
+    assert not (tmp_path / "wd").exists()
+    # Unsigned and made with a key that never tokenised the dataset: said, not hidden.
+    res = _cli(tmp_path, keys, ok)
+    assert res.exit_code == 0, res.output
+    assert "not signed" in res.output and "warning" in res.output and "--ref-key" in res.output
