@@ -8,8 +8,9 @@ analysts hold without naming anyone: no record id or other identifier is ever wr
 files, owner-only (docs/withdrawals.md)::
 
     <dataset>.withdrawals.parquet         one column, row_ref (string): sorted, distinct
-    <dataset>.withdrawals.manifest.json   kind, agreement, dataset, party, key check, rows,
-                                          the Parquet file's SHA-256, created, signature
+    <dataset>.withdrawals.manifest.json   kind, agreement, dataset, party, delivery, key
+                                          check, rows, the Parquet file's name, SHA-256 and
+                                          rows, created, signature
 
 The signature is Ed25519 (PyNaCl, the controller's party key, :mod:`wmw_link.party_keys`) over
 the canonical JSON of every other manifest field, so it covers the Parquet file's SHA-256 and
@@ -63,6 +64,25 @@ KEY_CHECK_OF = "row-reference key"
 _ROW_REF_PATTERN = f"^[0-9a-f]{{{2 * ts.ROW_REF_BYTES}}}$"
 _SCHEMA = pa.schema([pa.field(ts.ROW_REF, pa.string(), nullable=False)])
 DEFAULT_BATCH_ROWS = 100_000
+#: The writer's top-level keys, exactly (manifest_check refuses any other at seal).
+MANIFEST_KEYS = frozenset(
+    {
+        "kind",
+        "format_version",
+        "agreement",
+        "dataset",
+        "party",
+        "delivery",
+        "key_check",
+        "key_check_of",
+        "rows",
+        "records",
+        "files",
+        "created",
+        "tool_version",
+        "signature",
+    }
+)
 #: HKDF domain of the key that digests a record id file for the audit log.
 AUDIT_DOMAIN = "withdrawals-audit"
 
@@ -92,10 +112,16 @@ class WithdrawResult:
     records_repeated: int = 0
     #: an earlier list of the dataset in the same folder was replaced
     replaced: bool = False
+    delivery: int = 1
 
     @property
     def outputs(self) -> list[Path]:
         return [self.parquet, self.manifest]
+
+
+def series(dataset_id: str) -> str:
+    """The delivery series of a dataset's withdrawal lists (numbered apart from its tokens)."""
+    return f"{dataset_id}.withdrawals"
 
 
 def paths_for(out_dir: str | os.PathLike[str], dataset_id: str) -> tuple[Path, Path]:
@@ -191,6 +217,7 @@ def write_withdrawals(
     party: str | None = None,
     secret: PartySecret | str | os.PathLike[str] | None = None,
     records: dict[str, int] | None = None,
+    delivery: int = 1,
     now: dt.datetime | None = None,
 ) -> WithdrawResult:
     """Write a dataset's withdrawal list and its (optionally signed) manifest, owner-only.
@@ -209,6 +236,8 @@ def write_withdrawals(
         secret: the party's secret (object or path) to sign with; None writes an unsigned list,
             which a reader with a keyring refuses.
         records: counts to record (``input``, ``blank``, ``repeated``), never values.
+        delivery: the list's number among the dataset's withdrawal lists (series
+            ``<dataset>.withdrawals``): recipients refuse one older than they accepted.
         now: creation time (tests).
 
     Raises:
@@ -228,6 +257,14 @@ def write_withdrawals(
                 f"of '{dataset_id}' is signed by its controller '{party}'"
             )
     refs = _checked_refs(row_refs)
+    if delivery < 1:
+        raise ConfigError(f"delivery must be 1 or more, not {delivery}")
+    counts = {"input": len(refs), "blank": 0, "repeated": 0, **(records or {})}
+    if counts["input"] - counts["blank"] - counts["repeated"] != len(refs):
+        raise ConfigError(
+            f"records: input {counts['input']} - blank {counts['blank']} - repeated "
+            f"{counts['repeated']} is not the {len(refs)} distinct row refs listed"
+        )
     out = Path(out_dir)
     if not out.exists():
         out.mkdir(parents=True, mode=0o700)
@@ -235,6 +272,10 @@ def write_withdrawals(
     replaced = parquet.exists() or manifest_path.exists()
     with contextlib.suppress(FileNotFoundError):
         manifest_path.unlink()  # a stale manifest must never describe the new list
+    # Sealed copies of an earlier list (OUT/sealed/<party>/, from --seal-to) go too.
+    for name in (parquet.name, manifest_path.name):
+        for old in out.glob(f"sealed/*/{name}.sealed"):
+            old.unlink()
     with atomic_path(parquet) as tmp:
         pq.write_table(pa.table([refs], schema=_SCHEMA), tmp, compression="zstd")
         os.chmod(tmp, 0o600)
@@ -245,12 +286,12 @@ def write_withdrawals(
         "agreement": {"id": agreement.id, "version": agreement.version, "hash": agreement.hash},
         "dataset": dataset_id,
         "party": party,
+        "delivery": delivery,
         "key_check": key_check,
         "key_check_of": KEY_CHECK_OF,
-        "file": parquet.name,
         "rows": len(refs),
-        "sha256": digest,
-        "records": dict(sorted((records or {}).items())),
+        "records": {k: counts[k] for k in ("input", "blank", "repeated")},
+        "files": {"withdrawals": {"name": parquet.name, "sha256": digest, "rows": len(refs)}},
         "created": (now or dt.datetime.now(dt.UTC)).replace(microsecond=0).isoformat(),
         "tool_version": __version__,
         "signature": None,
@@ -266,7 +307,6 @@ def write_withdrawals(
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(text, encoding="utf-8")
         os.chmod(tmp, 0o600)
-    records = records or {}
     return WithdrawResult(
         dataset=dataset_id,
         party=party,
@@ -275,10 +315,11 @@ def write_withdrawals(
         rows=len(refs),
         key_check=key_check,
         signed=signer is not None,
-        records_input=records.get("input", len(refs)),
-        records_blank=records.get("blank", 0),
-        records_repeated=records.get("repeated", 0),
+        records_input=counts["input"],
+        records_blank=counts["blank"],
+        records_repeated=counts["repeated"],
         replaced=replaced,
+        delivery=delivery,
     )
 
 
@@ -292,6 +333,7 @@ def withdraw(
     party: str | None = None,
     secret: PartySecret | str | os.PathLike[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    delivery: int | None = None,
     now: dt.datetime | None = None,
 ) -> WithdrawResult:
     """Turn a file of record ids into the dataset's withdrawal list (``wmw-link withdraw``).
@@ -306,6 +348,9 @@ def withdraw(
         party: who runs it; must be the dataset's controller (the default).
         secret: the party secret to sign with (None: an unsigned list).
         batch_rows: rows read at a time.
+        delivery: the list's number (series ``<dataset>.withdrawals``). Default: one more
+            than the counter beside the key file (``<key>.deliveries.json``, which tokenise
+            keeps too), updated when the list is written; 1 for an in-memory key.
         now: creation time (tests).
 
     Raises:
@@ -314,6 +359,7 @@ def withdraw(
             holds no record id at all (the message names the file and column, never a value).
         KeyFileError: an unsafe or malformed key or secret.
     """
+    from wmw_link import freshness
     from wmw_link.tokenise.reader import open_input  # the controller's side only
 
     agreement = _as_agreement(agreement)
@@ -323,6 +369,8 @@ def withdraw(
     ref_key = key if isinstance(key, SecretKey) else load_key(key)
     if batch_rows < 1:
         raise ConfigError("batch_rows must be at least 1")
+    counter = freshness.counter_path(ref_key.source)
+    number = freshness.next_delivery(counter, series(ds.id), delivery)
     source = open_input(records, [ds.record_id], ds.id, batch_rows)
     parts: list[pa.Array] = []
     n_in = blank = 0
@@ -338,7 +386,7 @@ def withdraw(
         )
     refs = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
     distinct = pc.count_distinct(refs).as_py()
-    return write_withdrawals(
+    result = write_withdrawals(
         agreement,
         ds.id,
         refs,
@@ -347,8 +395,11 @@ def withdraw(
         party=party,
         secret=secret,
         records={"input": n_in, "blank": blank, "repeated": len(refs) - distinct},
+        delivery=number,
         now=now,
     )
+    freshness.record_issued(counter, series(ds.id), number)
+    return result
 
 
 def key_has_tokenised(key: SecretKey | str | os.PathLike[str], dataset_id: str) -> bool | None:
@@ -401,6 +452,16 @@ class _AgreementRef(_Strict):
     hash: StrictStr
 
 
+class _FileEntry(_Strict):
+    name: StrictStr
+    sha256: StrictStr
+    rows: StrictInt = Field(ge=0)
+
+
+class _Files(_Strict):
+    withdrawals: _FileEntry
+
+
 class _Signature(_Strict):
     algorithm: StrictStr
     party: StrictStr
@@ -415,10 +476,10 @@ class WithdrawalsManifest(_Strict):
     agreement: _AgreementRef
     dataset: StrictStr
     party: StrictStr
+    delivery: StrictInt = Field(ge=1)
     key_check: StrictStr
-    file: StrictStr
     rows: StrictInt = Field(ge=0)
-    sha256: StrictStr
+    files: _Files
     created: StrictStr
     signature: _Signature | None = None
 
@@ -428,7 +489,7 @@ _TYPE_WORDS = {
     "model_type": "an object",
     "string_type": "a string",
     "int_type": "an integer",
-    "greater_than_equal": "a count (0 or more)",
+    "greater_than_equal": "a number at or above its minimum",
 }
 
 
@@ -561,7 +622,8 @@ def _check_signature(path: Path, m: dict[str, Any], ds: Dataset, ring: Keyring) 
 
 
 def _check_list(parquet: Path, m: dict[str, Any]) -> pa.Array:
-    if sha256_file(parquet) != m["sha256"]:
+    entry = m["files"]["withdrawals"]
+    if sha256_file(parquet) != entry["sha256"]:
         raise _refused(
             parquet,
             "file hash",
@@ -588,8 +650,9 @@ def _check_list(parquet: Path, m: dict[str, Any]) -> pa.Array:
             parquet, "format", f"column '{ts.ROW_REF}' is {schema.field(ts.ROW_REF).type}"
         )
     refs = pf.read().column(0).combine_chunks()
-    if len(refs) != m["rows"]:
-        raise _refused(parquet, "row count", f"{len(refs)} rows, the manifest says {m['rows']}")
+    for said in (entry["rows"], m["rows"]):
+        if len(refs) != said:
+            raise _refused(parquet, "row count", f"{len(refs)} rows, the manifest says {said}")
     if refs.null_count:
         raise _refused(parquet, "row refs only", f"{refs.null_count} row(s) have no row ref")
     bad = _not_row_refs(refs)
@@ -638,11 +701,12 @@ def read_withdrawals(
     parquet, manifest_path = _locate(Path(path))
     m = _load_manifest(manifest_path)
     stem = parquet.name[: -len(PARQUET_SUFFIX)]
-    if m["dataset"] != stem or m["file"] != parquet.name:
+    listed = m["files"]["withdrawals"]["name"]
+    if m["dataset"] != stem or listed != parquet.name:
         raise _refused(
             manifest_path,
             "file name",
-            f"the manifest is for '{m['file']}' (dataset '{m['dataset']}'), not {parquet.name}",
+            f"the manifest is for '{listed}' (dataset '{m['dataset']}'), not {parquet.name}",
         )
     ds = _check_agreement(manifest_path, m, agreement)
     if keyring is not None:
@@ -665,6 +729,7 @@ __all__ = [
     "paths_for",
     "read_withdrawals",
     "records_digest",
+    "series",
     "withdraw",
     "write_withdrawals",
 ]

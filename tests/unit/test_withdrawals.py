@@ -145,12 +145,13 @@ def test_tampered_manifest_refused(tmp_path, keys, agreement):
     from wmw_link.files import sha256_file
 
     m = json.loads(res.manifest.read_text())
-    m.update(rows=1, sha256=sha256_file(res.parquet))
+    m["rows"] = 1
+    m["files"]["withdrawals"].update(rows=1, sha256=sha256_file(res.parquet))
     res.manifest.write_text(json.dumps(m))
     with pytest.raises(VerificationError, match=r"manifest.json.*rule 'signature'.*altered"):
         read_withdrawals(agreement, res.parquet, keyring=keys["ring"])
     # A manifest edited without care is refused by the hash even without a keyring.
-    m.update(sha256="0" * 64)
+    m["files"]["withdrawals"]["sha256"] = "0" * 64
     res.manifest.write_text(json.dumps(m))
     with pytest.raises(VerificationError, match="rule 'file hash'"):
         read_withdrawals(agreement, res.parquet)
@@ -159,7 +160,8 @@ def test_tampered_manifest_refused(tmp_path, keys, agreement):
 @pytest.mark.parametrize(
     ("edit", "rule"),
     [
-        (lambda m: m.pop("sha256"), r"field 'sha256' is missing"),
+        (lambda m: m["files"]["withdrawals"].pop("sha256"), r"'files.withdrawals.sha256' is miss"),
+        (lambda m: m.update(delivery=0), r"field 'delivery' must be a number at or above"),
         (lambda m: m.update(rows="2"), r"field 'rows' must be an integer"),
         (lambda m: m.update(kind="wmw-link/tokens-manifest"), r"not a withdrawals manifest"),
         (lambda m: m.update(format_version=2), r"rule 'format version'"),
@@ -259,7 +261,8 @@ def test_foreign_columns_and_values_refused(tmp_path, keys, agreement):
     def resign(table: pa.Table) -> None:
         pq.write_table(table, res.parquet)
         m = json.loads(res.manifest.read_text())
-        m.update(rows=table.num_rows, sha256=sha256_file(res.parquet))
+        m["rows"] = table.num_rows
+        m["files"]["withdrawals"].update(rows=table.num_rows, sha256=sha256_file(res.parquet))
         m["signature"]["value"] = base64.b64encode(me.signing_key.sign(canonical(m)).signature)
         m["signature"]["value"] = m["signature"]["value"].decode()
         res.manifest.write_text(json.dumps(m))
@@ -378,3 +381,73 @@ def test_cli_refusals_are_messages(tmp_path, keys):
     res = _cli(tmp_path, keys, ok)
     assert res.exit_code == 0, res.output
     assert "not signed" in res.output and "warning" in res.output and "--ref-key" in res.output
+
+
+# -- sealed transfer -----------------------------------------------------------------------------
+
+
+def test_cli_seal_to_ttp_and_analysts_then_unseal_and_read(tmp_path, keys, agreement):
+    from wmw_link.seal import unseal_all
+
+    ok = _records(tmp_path / "ok.csv", ["WD-REC-000123", "WD-REC-000456"])
+    sign = ("--sign-with", str(keys["hub-birmingham"]), "--keyring", str(keys["ring"]))
+    res = _cli(tmp_path, keys, ok, *sign, "--seal-to", "linkage-unit", "--seal-to", "insight-team")
+    assert res.exit_code == 0, res.output
+    assert "delivery:        1 of hub_birmingham.withdrawals" in res.output
+    state = tmp_path / "state.json"
+    for party in ("linkage-unit", "insight-team"):
+        sealed = tmp_path / "wd" / "sealed" / party
+        assert sorted(p.name for p in sealed.iterdir()) == [
+            f"{DS}.withdrawals.manifest.json.sealed",
+            f"{DS}.withdrawals.parquet.sealed",
+        ]
+        got = unseal_all(
+            sealed, agreement=agreement, secret=keys[party], keyring=keys["ring"],
+            out_dir=tmp_path / party, state=state if party == "linkage-unit" else None,
+        )  # fmt: skip
+        assert len(got) == 2
+        assert len(read_withdrawals(agreement, tmp_path / party, keys["ring"]).row_refs) == 2
+    first = (tmp_path / "wd" / "sealed" / "linkage-unit").iterdir()
+    old = {p.name: p.read_bytes() for p in first}
+    # A second list is delivery 2; its sealed copies replace the first's. Replaying the first
+    # (older) list to the TTP afterwards is refused by its delivery state.
+    res = _cli(tmp_path, keys, ok, *sign, "--seal-to", "linkage-unit")
+    assert res.exit_code == 0 and "delivery:        2 of" in res.output
+    sealed = tmp_path / "wd" / "sealed" / "linkage-unit"
+    unseal_all(sealed, agreement=agreement, secret=keys["linkage-unit"], keyring=keys["ring"],
+               out_dir=tmp_path / "ttp2", state=state)  # fmt: skip
+    # The analysts' copies of the first list went with it (not sealed again this time).
+    assert not any((tmp_path / "wd" / "sealed" / "insight-team").iterdir())
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    for name, data in old.items():
+        (replay / name).write_bytes(data)
+    with pytest.raises(VerificationError, match="check 'freshness' failed"):
+        unseal_all(replay, agreement=agreement, secret=keys["linkage-unit"],
+                   keyring=keys["ring"], out_dir=tmp_path / "ttp3", state=state)  # fmt: skip
+    assert not (tmp_path / "ttp3").exists()
+
+
+def test_seal_refuses_a_list_that_is_not_the_writers(tmp_path, keys, agreement):
+    from wmw_link.seal import classify, seal_file
+
+    assert classify(f"{DS}.withdrawals.manifest.json")[0].value == "withdrawals-manifest"
+    res = _signed(tmp_path, keys)
+    kw = {"agreement": agreement, "secret": keys["hub-birmingham"], "keyring": keys["ring"]}
+    # A withdrawal list never goes from its controller to another controller.
+    with pytest.raises(PolicyError, match="rule 'flows'"):
+        seal_file(res.parquet, recipient="hub-coventry", **kw)
+    # Only the controller of the dataset may send it.
+    with pytest.raises(PolicyError, match="rule 'flows'|rule 'controller'"):
+        seal_file(res.parquet, **{**kw, "secret": keys["linkage-unit"]}, recipient="insight-team")
+    # A manifest with something riding along is not a manifest wmw-link writes.
+    m = json.loads(res.manifest.read_text())
+    m["note"] = "WD-REC-000123"
+    res.manifest.write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(PolicyError, match=r"rule 'fields'.*withdrawals manifest") as e:
+        seal_file(res.manifest, recipient="linkage-unit", **kw)
+    assert "WD-REC-000123" not in str(e.value)
+    # A list with a record id column does not pass the field check.
+    pq.write_table(pa.table({"row_ref": ["a" * 32], "client_id": ["WD-REC-000123"]}), res.parquet)
+    with pytest.raises(PolicyError, match=r"rule 'fields'.*client_id"):
+        seal_file(res.parquet, recipient="linkage-unit", **kw)
