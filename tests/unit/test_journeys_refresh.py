@@ -16,7 +16,6 @@ from journey_fixtures import _TYPES, AGREEMENT_PATH, D, agreement, write_inputs
 
 from wmw_link.cli import main
 from wmw_link.errors import InputDataError, VerificationError
-from wmw_link.files import sha256_file
 from wmw_link.journeys import build_journeys
 
 
@@ -224,32 +223,18 @@ def test_every_single_folder_refusal_still_applies(three) -> None:
 
 
 def write_withdrawals(folder: Path, dataset: str, refs: list[str]) -> Path:
-    """A withdrawal list in the format of docs/withdrawals.md (unsigned)."""
-    a = agreement()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{dataset}.withdrawals.parquet"
-    pq.write_table(pa.table({"row_ref": pa.array(sorted(refs), pa.string())}), path)
-    man = {
-        "kind": "wmw-link/withdrawals",
-        "format_version": 1,
-        "agreement": {"id": a.id, "version": a.version, "hash": a.hash},
-        "dataset": dataset,
-        "party": a.dataset(dataset).controller,
-        "key_check": "0" * 32,
-        "file": path.name,
-        "rows": len(refs),
-        "sha256": sha256_file(path),
-        "created": "2026-09-03T10:00:00+00:00",
-    }
-    (folder / f"{dataset}.withdrawals.manifest.json").write_text(json.dumps(man))
-    return path
+    """An unsigned withdrawal list, written by the controller's own writer (docs/withdrawals.md)."""
+    from wmw_link.withdrawals import write_withdrawals as write
+
+    write(agreement(), dataset, [ref(r) for r in refs], folder, key_check="0" * 32)
+    return folder / f"{dataset}.withdrawals.parquet"
 
 
 def test_withdrawn_records_leave_events_and_persons(three, tmp_path: Path) -> None:
     pytest.importorskip("wmw_link.withdrawals")
     pays = [p for p, _ in three]
     maps = [m for _, m in three]
-    w = write_withdrawals(tmp_path / "w", "hmrc_rti", [ref("f")])
+    w = write_withdrawals(tmp_path / "w", "hmrc_rti", ["f"])
     r = build_journeys(agreement(), pays, maps, tmp_path / "out", withdrawals=[w])
     assert "P6" not in r.persons.column("person_id").to_pylist()
     assert D(2026, 8, 3) not in [e["start"] for e in r.events.to_pylist()]
@@ -258,7 +243,7 @@ def test_withdrawn_records_leave_events_and_persons(three, tmp_path: Path) -> No
     assert man["withdrawals"][0]["dataset"] == "hmrc_rti" and man["withdrawals"][0]["rows"] == 1
     # A single folder with a withdrawal list: the same rule.
     r1 = build_journeys(agreement(), pays[0], maps[0], withdrawals=[
-        write_withdrawals(tmp_path / "w2", "hmrc_rti", [ref("a")])])  # fmt: skip
+        write_withdrawals(tmp_path / "w2", "hmrc_rti", ["a"])])  # fmt: skip
     assert D(2024, 1, 5) not in [e["start"] for e in r1.events.to_pylist()]
     # An altered list is refused by the shared reader.
     pq.write_table(pa.table({"row_ref": pa.array([ref("b")], pa.string())}), w)

@@ -295,7 +295,9 @@ def read_withdrawal_lists(
                 "dataset": w.dataset,
                 "file": str(p),
                 "rows": len(w.row_refs),
-                "sha256": w.manifest.get("sha256"),
+                "sha256": w.manifest.get("sha256")
+                or ((w.manifest.get("files") or {}).get("withdrawals") or {}).get("sha256"),
+                "delivery": w.manifest.get("delivery"),
                 "created": w.manifest.get("created"),
                 "signed": w.manifest.get("signature") is not None,
                 "signature_checked": keyring is not None,
