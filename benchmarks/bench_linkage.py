@@ -442,7 +442,9 @@ def evaluate_size(
     res["plain"]["scores"] = _scores(pframe)
     res["plain"]["equity"] = _by_group(pframe, groups)
     ppairs = pd.read_parquet(work / "plain.pairs.parquet")
-    res["plain"]["candidates"] = _candidate_recall(nodes, ppairs, truth, [])
+    from linkage_baselines import token_block_rules
+
+    res["plain"]["candidates"] = _candidate_recall(nodes, ppairs, truth, token_block_rules())
     res["plain"]["candidate_pair_recall"] = res["plain"]["candidates"]["recall"]
     res["plain"]["sweep"] = _sweep(nodes, ppairs, truth, household, weights)
     if with_ecm:

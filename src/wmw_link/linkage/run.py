@@ -30,16 +30,18 @@ from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
-from wmw_link.linkage.id_u import generic_id_u
+from wmw_link.linkage.id_u import generic_id_near_u, generic_id_u
 from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
     ALIKE_TWINS_LEVELS,
+    ID_NEAR_LEVEL,
     NO_EVIDENCE_LEVELS,
     SAME_PLACE_LEVELS,
     TWINS_LEVELS,
     ModelPlan,
     model_levels,
+    near_id_column,
     plan_model,
     settings_creator,
     unique_id_columns,
@@ -110,7 +112,8 @@ def _agreement_gammas(comp: Any) -> dict[str, int]:
 def _evidence_condition(linker: Any) -> str:
     """SQL: the household rule a scored pair must pass before it may link.
 
-    A NINo, NHS-number or generic-id agreement always passes. Otherwise a pair needs an identity
+    A NINo, NHS-number or generic-id agreement always passes; a generic id within one character
+    at the same postcode passes with any identity level (not alone). Otherwise a pair needs an identity
     level that is identity evidence (not "the same name at the same postcode" with unrelated dates of
     birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
     alike, forenames differ) must not also share a postcode unit or sector; a pair whose
@@ -118,10 +121,16 @@ def _evidence_condition(linker: Any) -> str:
     numbers differ.
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
-    unique = [
-        f"gamma_{n} >= {min(_agreement_gammas(comps[n]).values())}"
-        for n in unique_id_columns(set(comps))
-    ]
+    unique = []
+    for n in unique_id_columns(set(comps)):
+        gammas = _agreement_gammas(comps[n])
+        near = gammas.pop(ID_NEAR_LEVEL, None)
+        unique.append(f"gamma_{n} >= {min(gammas.values())}")
+        if near is not None:
+            # An id within one character (a typo) is identity evidence beside some name and
+            # date agreement, not alone: ids of different people at one postcode may be close.
+            both = " AND gamma_identity > 0" if "identity" in comps else ""
+            unique.append(f"(gamma_{n} = {near}{both})")
     if "identity" not in comps:
         return " OR ".join(unique) if unique else "TRUE"
     levels = _agreement_gammas(comps["identity"])
@@ -457,6 +466,11 @@ def _run(
             u = generic_id_u(be, phys, col, hashed) if generic else near_unique_u(be, phys, col)
             if u is not None:
                 u_fixed[col] = u
+            near = near_id_column(col) if generic else ""
+            if near in kinds and not exact_only:
+                u_near = generic_id_near_u(be, phys, col, near, hashed)
+                if u_near is not None:
+                    u_fixed[near] = u_near
     present = set(kinds)
     levels = {n: usable_levels(lv, present) for n, lv in model_levels(exact_only).items()}
     counted = level_u(be, phys, present, levels) | text_u(be, phys, present, seed)
