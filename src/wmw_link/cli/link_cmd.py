@@ -12,6 +12,7 @@ from wmw_link.agreement import Role, load_agreement
 from wmw_link.cli._options import agreement_option
 from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outputs
 from wmw_link.files import restrict_tree
+from wmw_link.resources import parse_size
 
 
 @click.command("link")
@@ -64,6 +65,21 @@ from wmw_link.files import restrict_tree
 @click.option("--no-report", is_flag=True, default=False, help="Skip the quality report.")
 @click.option("--threads", type=int, default=None, help="Cores to use (default: all).")
 @click.option(
+    "--memory-limit",
+    default=None,
+    metavar="SIZE",
+    help="DuckDB's memory limit, e.g. 8GB or 16GiB; beyond it DuckDB spills to --temp-dir "
+    "(default: $WMW_DUCKDB_MEMORY_LIMIT, else 60% of the machine's memory). Spark: the "
+    "driver memory.",
+)
+@click.option(
+    "--temp-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to spill to (a private folder is made inside it and removed afterwards; "
+    "default: a temporary folder inside --out).",
+)
+@click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar=freshness.ENV_VAR,
@@ -91,6 +107,8 @@ def link(
     exact_only: bool,
     no_report: bool,
     threads: int | None,
+    memory_limit: str | None,
+    temp_dir: Path | None,
     state: Path,
     delivery: int | None,
     seal_to: tuple[str, ...],
@@ -101,6 +119,8 @@ def link(
     from wmw_link.linkage import link as run_link
     from wmw_link.linkage.verify import collect_inputs
 
+    if memory_limit is not None:
+        parse_size(memory_limit)  # a malformed size is refused before anything is read
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("splink").setLevel(logging.ERROR)
     agreement = load_agreement(agreement_path)
@@ -122,6 +142,8 @@ def link(
         exact_only=exact_only,
         threads=threads,
         report=not no_report,
+        memory_limit=memory_limit,
+        temp_dir=temp_dir,
     )
     for p in collect_inputs(list(inputs)):
         rec.add_input(p)
