@@ -28,6 +28,10 @@ from wmw_link.outcomes import PRESETS, get_rule, measure_outcomes
 @click.option(
     "--as", "party", default=None, help="Your party id (default: the agreement's analyst)."
 )
+@click.option("--previous", "previous", multiple=True, type=click.Path(path_type=Path),
+              help="An earlier outcomes output folder (repeatable): its published headline "
+                   "figures go beside this run's in across_refreshes.csv and the dashboards' "
+                   "'Across refreshes' section (same rule and disclosure parameters required).")  # fmt: skip
 @click.option("--bias-threshold", type=float, default=10.0, show_default=True,
               help="Warn when two groups' link rates differ by more than this many points.")  # fmt: skip
 def outcomes(
@@ -37,6 +41,7 @@ def outcomes(
     rule: str,
     rule_params: tuple[str, ...],
     party: str | None,
+    previous: tuple[Path, ...],
     bias_threshold: float,
 ) -> None:
     """Write tables/*.csv (internal tier), public/*.csv (public tier), dashboard.html,
@@ -57,7 +62,10 @@ def outcomes(
         rule=get_rule(rule, **_parse_params(rule_params)),
         party=rec.party,
         bias_threshold_pp=bias_threshold,
+        previous=previous,
     )
+    for p in previous:
+        rec.add_input(p / "outcomes-manifest.json")
     for rel in result.files:
         rec.add_output(out_dir / rel)
     rec.add_output(out_dir / "outcomes-manifest.json")
@@ -68,7 +76,13 @@ def outcomes(
         v = head.get(m)
         return "c" if v is None else f"{v:.1f}%"
 
-    click.echo(f"outcomes to {result.as_of.isoformat()} (rule {result.rule}):")
+    at = result.refresh
+    as_at = (
+        f"as at delivery {at['delivery']} ({str(at.get('as_at') or '')[:10] or 'no date'}), "
+        if at.get("delivery") is not None
+        else ""
+    )
+    click.echo(f"outcomes {as_at}data to {result.as_of.isoformat()} (rule {result.rule}):")
     click.echo(
         f"  sustained employment at 6 / 12 months: {pct(f'sustained_{result.rule}_6m')} / {pct(f'sustained_{result.rule}_12m')}"
     )
@@ -78,6 +92,9 @@ def outcomes(
     click.echo(
         f"  employment rate proxy: {pct('employment_rate')}; linked to another source: {pct('linked_to_other_source')}"
     )
+    if result.across:
+        n = result.across["internal"][["delivery", "as_at", "data_to"]].drop_duplicates()
+        click.echo(f"  headline measures across {len(n)} refreshes: tables/across_refreshes.csv")
     for w in result.warnings:
         click.echo(f"  warning: {w}")
     click.echo(

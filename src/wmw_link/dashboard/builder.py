@@ -353,6 +353,74 @@ of the shown rates.</li>
 </ul></section>"""
 
 
+_ACROSS_LABELS = {
+    "hub_supported": "residents supported",
+    "employed_at_12m": "in work 12 months on",
+    "employment_rate": "employment rate proxy",
+    "linked_to_other_source": "linked to another source",
+}
+
+
+def _across_label(measure: str, rule: str) -> str:
+    if measure.startswith(f"sustained_{rule}_"):
+        return f"sustained work at {measure.rsplit('_', 1)[-1].removesuffix('m')} months"
+    return _ACROSS_LABELS.get(measure, measure)
+
+
+def _refresh_text(row: Any) -> str:
+    from wmw_link.outcomes.refreshes import refresh_label
+
+    return refresh_label({k: (row[k] or None) for k in ("delivery", "as_at", "data_to")})
+
+
+def _across_section(across: pd.DataFrame, rule: str) -> str:
+    """Headline figures of every refresh: a table and a chart of the rates (published values)."""
+    keys = ["delivery", "as_at", "data_to"]
+    refreshes = across[keys].drop_duplicates()
+    measures = list(dict.fromkeys(across["measure"]))
+    head = "".join(f"<th>{html.escape(_across_label(m, rule))}</th>" for m in measures)
+    body = []
+    fig = go.Figure()
+    for _, r in refreshes.iterrows():
+        rows = across[(across[keys] == r[keys]).all(axis=1)].set_index("measure")
+        cells = []
+        for m in measures:
+            if m not in rows.index:
+                cells.append("<td class='num'>-</td>")
+                continue
+            x = rows.loc[m]
+            v = x["n"] if x["kind"] == "count" else x["rate_pct"]
+            shown = v if x["kind"] == "count" or v in ("c", "") else f"{v}%"
+            cells.append(f"<td class='num'>{html.escape(shown or 'c')}</td>")
+        body.append(
+            f"<tr><td>{html.escape(_refresh_text(r))}</td>"
+            f"<td>{html.escape(str(r['data_to']))}</td>{''.join(cells)}</tr>"
+        )
+    labels = [_refresh_text(r) for _, r in refreshes.iterrows()]
+    for m in measures:
+        part = across[(across["measure"] == m) & (across["kind"] == "rate")]
+        if part.empty:
+            continue
+        y = [float(v) if v not in ("c", "") else None for v in part["rate_pct"]]
+        fig.add_scatter(name=_across_label(m, rule), x=labels, y=y, mode="lines+markers")
+    fig.update_layout(
+        title="Headline rates at each refresh",
+        yaxis_title="%",
+        xaxis_type="category",
+        yaxis_range=[0, 100],
+        height=380,
+    )
+    return (
+        '<section id="across-refreshes"><h2>Across refreshes</h2><p class="lead">The headline '
+        "figures as each refresh published them (read from that refresh's own tables, after the "
+        "same disclosure control; <b>c</b> marks a withheld figure). Later refreshes add "
+        "deliveries, follow people for longer and may re-link records, so figures move between "
+        "refreshes for those reasons too.</p>"
+        f"<table><tr><th>refresh</th><th>data to</th>{head}</tr>{''.join(body)}</table>"
+        f"{_fig_html(fig, 'chart-across')}</section>"
+    )
+
+
 def _precision_text(pol: dict[str, Any]) -> str:
     d = int(pol.get("rate_decimals", 1))
     rates = "whole percent" if d == 0 else f"{10**-d:g}%"
@@ -360,8 +428,21 @@ def _precision_text(pol: dict[str, Any]) -> str:
     return rates + (f", money to the nearest £{money:g}" if money else "")
 
 
+def _as_at_text(meta: dict[str, Any]) -> str:
+    """``As at delivery 3 (2026-09-02) · `` when the journeys came from a person index."""
+    refresh = meta.get("refresh") or {}
+    if refresh.get("delivery") is None:
+        return ""
+    at = refresh.get("as_at")
+    return f"As at delivery {refresh['delivery']}" + (f" ({str(at)[:10]})" if at else "") + " · "
+
+
 def build_dashboard(
-    frame: pd.DataFrame, gaps: pd.DataFrame, meta: dict[str, Any], tier: str = "internal"
+    frame: pd.DataFrame,
+    gaps: pd.DataFrame,
+    meta: dict[str, Any],
+    tier: str = "internal",
+    across: pd.DataFrame | None = None,
 ) -> str:
     """Render the dashboard HTML from *protected* tables of one tier.
 
@@ -372,6 +453,8 @@ def build_dashboard(
             ``warnings`` must be computed from ``frame`` (this tier's tables), never from
             another tier's.
         tier: ``"internal"`` or ``"public"``.
+        across: this tier's headline figures of every refresh (``across_refreshes.csv``), for
+            an "Across refreshes" section; none when None.
     """
     rule = meta["rule"]
     d = int(meta["disclosure"][tier].get("rate_decimals", 1))
@@ -380,6 +463,7 @@ def build_dashboard(
         _la_chart(frame, rule),
         _gap_charts(gaps, rule, d),
         _trend_chart(frame, rule, tier),
+        *([_across_section(across, rule)] if across is not None and not across.empty else []),
         _bias_section(frame, meta.get("warnings", []), d),
         _notes(meta, tier),
     ]
@@ -388,8 +472,8 @@ def build_dashboard(
         title="West Midlands Works: outcomes of linked support journeys",
         tier_label=_TIER_LABEL[tier],
         subtitle=html.escape(
-            f"Data to {meta['as_of']} · agreement {ag['id']} v{ag['version']} · "
-            f"sustained employment rule {rule}"
+            f"{_as_at_text(meta)}Data to {meta['as_of']} · agreement {ag['id']} "
+            f"v{ag['version']} · sustained employment rule {rule}"
         ),
         plotlyjs=plotly.offline.get_plotlyjs(),
         body="\n".join(body),

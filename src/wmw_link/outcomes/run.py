@@ -47,6 +47,7 @@ from wmw_link.files import sha256_file, write_bytes_atomic, write_json_atomic
 from wmw_link.journeys import JOURNEYS_MANIFEST, TOKENS_SUFFIX, load_districts, require_dir
 from wmw_link.outcomes import bias, cohort, measures, population
 from wmw_link.outcomes.presets import PRESETS, SustainedRule, get_rule
+from wmw_link.outcomes.refreshes import ACROSS_TABLE, across_refreshes
 from wmw_link.outdir import check_out_dir, staged_dir
 from wmw_link.token_schema import is_token_column
 
@@ -72,6 +73,10 @@ class OutcomesResult:
     out_dir: Path | None = None
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     warnings_public: list[str] = field(default_factory=list)  # from the public tables only
+    #: The refresh the figures are "as at": delivery, as_at (link run), data_to.
+    refresh: dict[str, Any] = field(default_factory=dict)
+    #: Tier -> headline measures of every refresh (with ``previous`` outputs), earliest first.
+    across: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def headline(self, tier: str = "internal") -> dict[str, float | None]:
         """Headline rates (percent) from the protected totals; None when suppressed."""
@@ -186,6 +191,24 @@ def _check_journeys_manifest(
     return as_of
 
 
+def journeys_refresh(
+    journeys: str | Path | tuple[pa.Table, pa.Table], as_of: dt.date
+) -> dict[str, Any]:
+    """The refresh journeys are "as at" (their manifest's ``as_at``), and the data date."""
+    at: dict[str, Any] = {}
+    if not isinstance(journeys, tuple):
+        try:  # already read and checked by journey_tables
+            man = json.loads((Path(journeys) / JOURNEYS_MANIFEST).read_text(encoding="utf-8"))
+            at = man.get("as_at") if isinstance(man.get("as_at"), dict) else {}
+        except (OSError, ValueError):
+            at = {}
+    return {
+        "delivery": at.get("delivery"),
+        "as_at": at.get("as_at"),
+        "data_to": as_of.isoformat(),
+    }
+
+
 def _read_schema(path: Path) -> pa.Schema:
     try:
         return pq.read_schema(path)
@@ -293,6 +316,7 @@ def measure_outcomes(
     bias_threshold_pp: float = 10.0,
     progression_min_increase: float = 0.10,
     dashboards: bool = True,
+    previous: Sequence[str | Path] = (),
 ) -> OutcomesResult:
     """Measure outcomes from journeys, apply disclosure control, write tables and dashboards.
 
@@ -311,6 +335,9 @@ def measure_outcomes(
         bias_threshold_pp: linkage-bias warning threshold (percentage points).
         progression_min_increase: pay rise that counts as progression (0.10 = 10%).
         dashboards: also write dashboard.html and dashboard-public.html.
+        previous: earlier outcomes output folders: their published headline figures, beside
+            this run's, make ``across_refreshes.csv`` in each tier and the dashboards' "Across
+            refreshes" section (:mod:`wmw_link.outcomes.refreshes`).
 
     Returns:
         An :class:`OutcomesResult` with the protected frames, gaps and warnings.
@@ -370,7 +397,29 @@ def measure_outcomes(
         headline_rule.name,
         as_of,
         warnings_public=warnings_public,
+        refresh=journeys_refresh(journeys, as_of),
     )
+    meta = _meta(
+        agreement,
+        party,
+        headline_rule,
+        rules,
+        as_of,
+        bias_threshold_pp,
+        progression_min_increase,
+        warnings,
+        warnings_public,
+    )
+    meta["refresh"] = result.refresh
+    if previous:
+        result.across, read = across_refreshes(
+            agreement,
+            previous,
+            {"internal": (internal, INTERNAL_PRECISION), "public": (public, PUBLIC_PRECISION)},
+            meta,
+        )
+        inputs = [*inputs, *read]
+        meta["previous"] = [str(p) for p in previous]
     if out_dir is None:
         return result
 
@@ -384,25 +433,19 @@ def measure_outcomes(
         for table, part in frame.groupby("table", sort=True):
             files[f"{tier_dir}/{table}.csv"] = _csv_bytes(to_csv_frame(part, prec))
         files[f"{tier_dir}/gaps.csv"] = _csv_bytes(_gap_csv(gap, prec.rate_decimals))
-    meta = _meta(
-        agreement,
-        party,
-        headline_rule,
-        rules,
-        as_of,
-        bias_threshold_pp,
-        progression_min_increase,
-        warnings,
-        warnings_public,
-    )
+    for tier, tier_dir in (("internal", "tables"), ("public", "public")):
+        if tier in result.across:
+            files[f"{tier_dir}/{ACROSS_TABLE}.csv"] = _csv_bytes(result.across[tier])
     if dashboards:
         from wmw_link.dashboard import build_dashboard
 
-        files["dashboard.html"] = build_dashboard(internal, gaps, meta, tier="internal").encode()
+        files["dashboard.html"] = build_dashboard(
+            internal, gaps, meta, tier="internal", across=result.across.get("internal")
+        ).encode()
         # The public dashboard sees public figures only: its warnings are the public ones.
         meta_public = {**meta, "warnings": warnings_public}
         files["dashboard-public.html"] = build_dashboard(
-            public, gaps_public, meta_public, tier="public"
+            public, gaps_public, meta_public, tier="public", across=result.across.get("public")
         ).encode()
     inputs_meta = {str(p): sha256_file(p) for p in inputs}
     # Everything goes into a staged folder that replaces ``out`` only once complete: a failure
