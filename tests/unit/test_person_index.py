@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -320,9 +319,9 @@ def test_concurrent_run_refused_by_the_lock(
     chain: dict, agreement: Agreement, tmp_path: Path
 ) -> None:
     idx = _clone(chain["snaps"][0], tmp_path)
-    with store.locked(idx):
-        with pytest.raises(ConfigError, match=f"locked by another run \\(pid {os.getpid()} on"):
-            link_index(agreement, [chain["folders"][1]], idx, tmp_path / "o")
+    held = f"locked by another run \\(pid {os.getpid()} on"
+    with store.locked(idx), pytest.raises(ConfigError, match=held):
+        link_index(agreement, [chain["folders"][1]], idx, tmp_path / "o")
     # Released: the run goes ahead.
     assert link_index(agreement, [chain["folders"][1]], idx, tmp_path / "o").delivery == 2
 
