@@ -395,3 +395,33 @@ def test_cli_link_index(chain: dict, tmp_path: Path) -> None:
     res = runner.invoke(main, ["link", "--agreement", str(AGREEMENT), "--retrain", "--inputs",
                                str(chain["folders"][2]), "--out", str(tmp_path / "o2")])  # fmt: skip
     assert res.exit_code != 0 and "--retrain and --withdrawals need --index" in res.output
+
+
+def test_first_index_run_gives_the_persons_of_a_plain_link(
+    chain: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    # Both over every delivery folder at once (one dataset in several folders is merged).
+    from wmw_link.linkage import link
+
+    plain = link(agreement, chain["folders"], tmp_path / "plain", seed=1, report=False)
+    first = link_index(agreement, chain["folders"], tmp_path / "idx", tmp_path / "o", seed=1,
+                       report=False)  # fmt: skip
+
+    def frame(maps: dict[str, Path]) -> pd.Series:
+        return pd.concat(
+            [pd.read_parquet(p).assign(ds=d) for d, p in maps.items()]
+        ).set_index(["ds", "row_ref"])["person_id"]
+
+    a, b = frame(plain.maps), frame(first.maps)
+    assert len(a) == len(b) == len(chain["truth"])
+    joined = pd.concat([a, b], axis=1, keys=["a", "b"])
+    assert joined.notna().all().all()
+    assert joined.groupby(["a", "b"]).ngroups == joined["a"].nunique() == joined["b"].nunique()
+
+
+def test_a_dataset_twice_in_one_verification_is_refused(chain: dict, agreement: Agreement) -> None:
+    from wmw_link.linkage.verify import verify_inputs
+
+    f = chain["folders"]
+    with pytest.raises(VerificationError, match="dataset file given twice"):
+        verify_inputs(agreement, [f[0], f[1]])

@@ -368,6 +368,11 @@ def link_index(
                                     f"{agreement.id}")  # fmt: skip
         cur = _current(state, new, withdrawn, number)
         mode = "full" if state is None else "retrain" if retrain else "incremental"
+        if mode == "incremental" and (threshold is not None or exact_only):
+            raise ConfigError(
+                "--threshold and --exact-only choose a new model: an incremental run scores "
+                "with the stored model and threshold; add --retrain to train a new one"
+            )
         timings["prepare"] = time.perf_counter() - t_start
         produces = link_output_names(agreement) | {ID_CHANGES_NAME}
         with staged_dir(out, produces, "link") as stage:
