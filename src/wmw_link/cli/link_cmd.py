@@ -214,8 +214,10 @@ def _link_index(
     rec = runrecord.current()
     if (index_dir / MANIFEST_NAME).is_file():
         rec.add_input(index_dir / MANIFEST_NAME)
-    for p in kw["withdrawals"]:
-        rec.add_input(p)
+    for p in kw["withdrawals"]:  # a list, its manifest beside it, or a folder holding them
+        for f in sorted(p.iterdir()) if p.is_dir() else [p, *p.parent.glob(p.stem + ".*.json")]:
+            if f.is_file():
+                rec.add_input(f)
     r = link_index(agreement, list(inputs), index_dir, out_dir, **kw)
     if inputs:
         for p in collect_inputs(list(inputs)):
