@@ -257,13 +257,14 @@ def test_withdrawal_leaves_no_trace(chain: dict, agreement: Agreement, tmp_path:
     assert all(c["reason"] in ("withdrawal", "split") for c in changes)
 
 
-def test_withdrawal_under_another_key_refused(
+def test_withdrawal_of_unknown_refs_is_counted(
     chain: dict, agreement: Agreement, tmp_path: Path
 ) -> None:
     idx = _clone(chain["snaps"][0], tmp_path)
-    with pytest.raises(VerificationError, match="another linkage key"):
-        link_index(agreement, [], idx, tmp_path / "o",
-                   withdrawals=[withdrawal("hmrc_rti", ["x"], key_check="kc-other")])  # fmt: skip
+    r = link_index(agreement, [], idx, tmp_path / "o",
+                   withdrawals=[withdrawal("hmrc_rti", ["0" * 32, "1" * 32])])  # fmt: skip
+    assert r.withdrawn == 0 and r.changes == 0 and r.map_rows == 0
+    assert json.loads(r.manifest.read_text())["counts"]["withdrawals_unmatched"] == 2
 
 
 def test_newer_format_refused(chain: dict, agreement: Agreement, tmp_path: Path) -> None:

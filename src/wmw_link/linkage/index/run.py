@@ -85,7 +85,8 @@ class _Current:
     corrected_persons: set[str]
     gone: dict[str, int]  # withdrawn records' old person id -> count
     n_corrected: int
-    n_withdrawn: int
+    n_withdrawn: int  # index records removed
+    n_unmatched: int  # withdrawn row refs that matched no record (index or this delivery)
 
 
 def read_inputs(
@@ -118,10 +119,15 @@ def read_inputs(
 
 
 def _read_withdrawals(
-    agreement: Agreement, paths: Sequence[Any], keyring: Any, key_check: str | None
+    agreement: Agreement, paths: Sequence[Any], keyring: Any
 ) -> dict[str, set[str]]:
     """Dataset -> withdrawn row refs, from withdrawal list files (verified by
-    :func:`wmw_link.withdrawals.read_withdrawals`) or already-read ``Withdrawals``."""
+    :func:`wmw_link.withdrawals.read_withdrawals`) or already-read ``Withdrawals``.
+
+    A list's key check is that of the controller's row-reference key, not comparable with the
+    linkage key's check of the index; a list made with another row-reference key simply
+    matches no record (the run counts withdrawals that matched nothing).
+    """
     out: dict[str, set[str]] = {}
     for p in paths:
         if isinstance(p, (str, Path)):
@@ -130,12 +136,6 @@ def _read_withdrawals(
             w = read_withdrawals(agreement, p, keyring=keyring)
         else:  # already read and verified (a Withdrawals object)
             w = p
-        kc = w.manifest.get("key_check")
-        if key_check is not None and kc != key_check:
-            raise VerificationError(
-                f"{getattr(p, 'dataset', p)}: rule 'key check': the withdrawal list's row refs were derived with "
-                "another linkage key than the index's"
-            )
         out.setdefault(w.dataset, set()).update(w.row_refs.to_pylist())
     return out
 
@@ -150,17 +150,21 @@ def _current(
     parts_old, parts_new = [], []
     corrected_persons: set[str] = set()
     gone: dict[str, int] = {}
-    n_corr = n_wd = 0
+    n_corr = n_wd = unmatched = 0
     for ds in sorted(set(old) | set(new)):
         wd = pa.array(sorted(withdrawn.get(ds, ())), pa.string())
         o = old.get(ds)
         n = new.get(ds)
+        matched: set[str] = set()
         if n is not None:
-            n = n.filter(pc.invert(pc.is_in(n["row_ref"], value_set=wd)))
+            drop = pc.is_in(n["row_ref"], value_set=wd)
+            matched.update(n.filter(drop)["row_ref"].to_pylist())
+            n = n.filter(pc.invert(drop))
         if o is not None:
             out = pc.is_in(o["row_ref"], value_set=wd)
             for pid in o.filter(out)["person_id"].to_pylist():
                 gone[pid] = gone.get(pid, 0) + 1
+            matched.update(o.filter(out)["row_ref"].to_pylist())
             n_wd += int(pc.sum(out).as_py() or 0)
             o = o.filter(pc.invert(out))
             resent = (
@@ -185,6 +189,7 @@ def _current(
             n_old = np.full(n.num_rows if n is not None else 0, None, dtype=object)
         if n is not None:
             parts_new.append((ds, n, n_old, np.full(n.num_rows, delivery, dtype=np.int32)))
+        unmatched += len(withdrawn.get(ds, ())) - len(matched)
     new_from = sum(p[1].num_rows for p in parts_old)
     tables: dict[str, list[pa.Table]] = {}
     ds_col, ref_col, pid_col, del_col = [], [], [], []
@@ -218,6 +223,8 @@ def _current(
         gone=gone,
         n_corrected=n_corr,
         n_withdrawn=n_wd,
+        n_unmatched=unmatched + sum(len(v) for k, v in withdrawn.items() if k not in old and
+                                    k not in new),  # fmt: skip
     )
 
 
@@ -361,7 +368,7 @@ def link_index(
                 f"--delivery {number}: the index already holds deliveries up to {last}; a "
                 "delivery number must be new and increasing"
             )
-        withdrawn = _read_withdrawals(agreement, withdrawals, keyring, key_check)
+        withdrawn = _read_withdrawals(agreement, withdrawals, keyring)
         unknown = sorted(set(withdrawn) - {d.id for d in agreement.datasets})
         if unknown:
             raise VerificationError(f"withdrawals for dataset '{unknown[0]}', not in agreement "
@@ -540,6 +547,7 @@ def _link(
                 "new_records": int(n - cur.new_from),
                 "corrected": cur.n_corrected,
                 "withdrawn": cur.n_withdrawn,
+                "withdrawals_unmatched": cur.n_unmatched,
                 "persons": n_persons,
                 "comparisons_scored": comparisons,
                 "map_rows": sum(t.num_rows for t in maps.values()),
