@@ -106,11 +106,46 @@ def test_incremental_runs_keep_every_existing_id(chain: dict, agreement: Agreeme
         maps = pd.concat([pd.read_parquet(p).assign(dataset=d) for d, p in r.maps.items()])
         new = after[after["delivery"] == i]
         assert len(new) == r.new_records > 0
-        assert set(zip(maps["dataset"], maps["row_ref"], strict=True)) == set(
-            zip(new["dataset"], new["row_ref"], strict=True)
-        ) | set(zip(moved["dataset"], moved["row_ref"], strict=True))
+        got = set(zip(maps["dataset"], maps["row_ref"], strict=True))
+        assert got >= set(zip(new["dataset"], new["row_ref"], strict=True)) | set(
+            zip(moved["dataset"], moved["row_ref"], strict=True)
+        )
+        named = before[before["person_id"].isin(set(changes["old_person_id"]))]
+        assert got == set(zip(new["dataset"], new["row_ref"], strict=True)) | set(
+            zip(named["dataset"], named["row_ref"], strict=True)
+        )
         assert (maps["delivery"] == i).all()
         before = after
+
+
+def _replay(view: pd.DataFrame | None, result: IndexResult) -> pd.DataFrame:
+    """The analysts' view after one refresh: every old -> new id applied to all earlier rows,
+    then this run's map rows replace earlier rows (docs/person-index.md)."""
+    maps = pd.concat([pd.read_parquet(p).assign(dataset=d) for d, p in result.maps.items()])
+    maps = maps[["dataset", "row_ref", "person_id"]]
+    if view is None:
+        return maps.reset_index(drop=True)
+    changes = pd.read_parquet(result.id_changes)
+    mapping = dict(zip(changes["old_person_id"], changes["new_person_id"], strict=True))
+    listed = view["person_id"].isin(mapping.keys())
+    view = view.assign(person_id=view["person_id"].map(mapping).where(listed, view["person_id"]))
+    view = view[view["person_id"].notna()]
+    out = pd.concat([view, maps]).drop_duplicates(["dataset", "row_ref"], keep="last")
+    return out.reset_index(drop=True)
+
+
+def _same_view(view: pd.DataFrame, index_dir: Path, agreement: Agreement) -> None:
+    """The analysts' view holds exactly the index's records with the index's person ids."""
+    want = _index_persons(index_dir, agreement).set_index(["dataset", "row_ref"])["person_id"]
+    got = view.set_index(["dataset", "row_ref"])["person_id"]
+    assert got.sort_index().equals(want.sort_index())
+
+
+def test_analysts_replaying_the_refreshes_get_the_index(chain: dict, agreement: Agreement) -> None:
+    view = None
+    for r, snap in zip(chain["results"], chain["snaps"], strict=True):
+        view = _replay(view, r)
+        _same_view(view, snap, agreement)
 
 
 def test_incremental_persons_equal_a_full_rescoring_with_the_same_model(
@@ -170,6 +205,9 @@ def test_correction_moves_the_record_and_records_the_change(
     m = pq.read_table(r.maps["hmrc_rti"]).to_pylist()
     assert {"row_ref": big["row_ref"], "person_id": donor["person_id"], "delivery": 4} in m
     assert after.index.is_unique  # the re-sent record replaced the old one
+    view = _replay(_index_persons(chain["snaps"][2], agreement)[["dataset", "row_ref",
+                                                                  "person_id"]], r)  # fmt: skip
+    _same_view(view, idx, agreement)
 
 
 def test_a_bridging_record_merges_two_persons(agreement: Agreement, tmp_path: Path) -> None:
@@ -199,7 +237,7 @@ def test_a_bridging_record_merges_two_persons(agreement: Agreement, tmp_path: Pa
     halves = [only(names + place, "a" * 32), only(rest_cols, "b" * 32)]
     write_tokens(tmp_path / "d1", manifest, pa.concat_tables([table.filter(others), *halves]))
     write_tokens(tmp_path / "d2", manifest, bridge)
-    link_index(agreement, [tmp_path / "d1"], tmp_path / "idx", tmp_path / "o1", seed=1)
+    first = link_index(agreement, [tmp_path / "d1"], tmp_path / "idx", tmp_path / "o1", seed=1)
     before = _index_persons(tmp_path / "idx", agreement).set_index("row_ref")["person_id"]
     pa_, pb = before["a" * 32], before["b" * 32]
     assert pa_ != pb
@@ -215,6 +253,8 @@ def test_a_bridging_record_merges_two_persons(agreement: Agreement, tmp_path: Pa
     assert m[ref0] == survivor
     moved = "a" * 32 if pa_ == gone else "b" * 32
     assert m[moved] == survivor  # the merged person's record gets a map row
+    view = _replay(_replay(None, first), r)
+    _same_view(view, tmp_path / "idx", agreement)
 
 
 def _all_strings(path: Path) -> set[str]:
@@ -255,6 +295,9 @@ def test_withdrawal_leaves_no_trace(chain: dict, agreement: Agreement, tmp_path:
     assert {"old_person_id": whole, "new_person_id": None, "reason": "withdrawal",
             "delivery": 4} in changes  # fmt: skip
     assert all(c["reason"] in ("withdrawal", "split") for c in changes)
+    # The analysts drop the withdrawn rows themselves (journeys --withdrawals), then replay.
+    view = before[~before["row_ref"].isin(refs)][["dataset", "row_ref", "person_id"]]
+    _same_view(_replay(view, r), idx, agreement)
 
 
 def test_withdrawal_of_unknown_refs_is_counted(
@@ -350,8 +393,7 @@ def test_interrupted_run_leaves_the_index_intact(
 def test_retrain_keeps_most_ids(chain: dict, agreement: Agreement, tmp_path: Path) -> None:
     idx = _clone(chain["snaps"][2], tmp_path)
     before = _index_persons(idx, agreement)
-    r = link_index(agreement, [], idx, tmp_path / "o", retrain=True, seed=2,
-                   withdrawals=[withdrawal("hmrc_rti", [])])  # fmt: skip
+    r = link_index(agreement, [], idx, tmp_path / "o", retrain=True, seed=2)
     assert r.mode == "retrain" and r.new_records == 0
     after = _index_persons(idx, agreement)
     j = before.merge(after, on=["dataset", "row_ref"], suffixes=("_b", "_a"))
@@ -365,6 +407,7 @@ def test_retrain_keeps_most_ids(chain: dict, agreement: Agreement, tmp_path: Pat
     )
     man = json.loads(r.manifest.read_text())
     assert man["index"]["mode"] == "retrain" and man["index"]["model_trained_delivery"] == 4
+    _same_view(_replay(before[["dataset", "row_ref", "person_id"]], r), idx, agreement)
 
 
 def test_index_files_owner_only_and_free_of_plaintext(chain: dict) -> None:

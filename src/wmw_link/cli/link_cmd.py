@@ -150,8 +150,10 @@ def link(
     rec.party, rec.role = party, Role.TTP.value
     if index_dir is None and (retrain or withdrawals):
         raise click.UsageError("--retrain and --withdrawals need --index")
-    if not inputs and not (index_dir is not None and withdrawals):
-        raise click.UsageError("give --inputs (or, with --index, at least --withdrawals)")
+    if not inputs and not (index_dir is not None and (withdrawals or retrain)):
+        raise click.UsageError(
+            "give --inputs (with --index, --withdrawals or --retrain may run without them)"
+        )
     sealer = prepare_seal_to(seal_to, seal_secret, seal_keyring, party)
     if inputs:
         freshness.check_inputs(state, collect_inputs(list(inputs)))

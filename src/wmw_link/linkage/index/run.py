@@ -278,11 +278,20 @@ def _records_tables(cur: _Current, person_ids: np.ndarray) -> dict[str, pa.Table
 
 
 def _maps(
-    cur: _Current, person_ids: np.ndarray, delivery: int, datasets: Sequence[str]
+    cur: _Current,
+    person_ids: np.ndarray,
+    delivery: int,
+    datasets: Sequence[str],
+    changed_ids: set[str],
 ) -> dict[str, pa.Table]:
-    """This delivery's records, and every earlier record whose person id changed."""
-    changed = pd.notna(cur.old_pid) & (cur.old_pid != person_ids)
-    rows = (cur.delivery == delivery) | changed
+    """This delivery's records, and every record of a person an id change names as old.
+
+    That includes every record whose id changed, and also the records of a split person that
+    kept its id: analysts apply ``old -> new`` to all earlier rows, then this run's map rows,
+    so the rows of every record of a changed person must be here to come out right.
+    """
+    touched = pd.Series(cur.old_pid, dtype=object).isin(changed_ids).to_numpy()
+    rows = (cur.delivery == delivery) | touched
     out = {}
     for ds in datasets:
         sel = np.flatnonzero(rows & (cur.dataset == ds))
@@ -471,7 +480,8 @@ def _link(
 
     t0 = time.perf_counter()
     datasets = sorted(set(cur.tokens) | (set(state.records) if state else set()))
-    maps = _maps(cur, pids, number, datasets)
+    old_named = set(assigned.changes["old_person_id"].dropna())
+    maps = _maps(cur, pids, number, datasets, old_named)
     map_paths = write_maps(maps, stage)
     changes = persons.changes_table(assigned.changes, number)
     changes_path = stage / ID_CHANGES_NAME
