@@ -15,8 +15,8 @@ both groups, because both people's journeys are now wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 #: A group is flagged when its precision or recall is more than this below the overall figure.
@@ -35,11 +35,6 @@ def age_band(age: pd.Series) -> pd.Series:
         label = f"{lo}+" if hi >= 200 else f"{lo}-{hi}"
         out[(age >= lo) & (age <= hi)] = label
     return out
-
-
-def _pairs(n: np.ndarray) -> np.ndarray:
-    n = n.astype("int64")
-    return n * (n - 1) // 2
 
 
 @dataclass(frozen=True)
@@ -79,49 +74,65 @@ class GroupFigures:
         }
 
 
-def by_group(frame: pd.DataFrame, column: str) -> list[GroupFigures]:
+def by_group(frame: pd.DataFrame, column: str, con: Any = None) -> list[GroupFigures]:
     """Figures for each value of ``column`` (records whose value is null are left out).
 
     Args:
-        frame: one row per record with ``pred``, ``true`` and ``column`` (a person-level
-            attribute, so every record of a true person has the same value).
+        frame: one row per record with ``dataset``, ``pred``, ``true`` and ``column`` (a
+            person-level attribute, so every record of a true person has the same value).
+        con: a DuckDB connection to count in (default: a new one, see
+            :func:`wmw_link.resources.open_duckdb`).
     """
-    f = frame[["pred", "true", column]].dropna(subset=[column])
-    if f.empty:
-        return []
-    # Records per predicted cluster, overall and of each group.
-    cluster_n = frame.groupby("pred", sort=False).size()
-    per = f.groupby(["pred", column], sort=False).size().rename("k").reset_index()
-    per["n"] = per["pred"].map(cluster_n).to_numpy()
+    from wmw_link.pair_sql import Cells
+    from wmw_link.resources import close_duckdb, open_duckdb
+
+    own = None
+    if con is None:
+        con, own = open_duckdb()
+    try:
+        cells = Cells(con, frame, [column])
+        try:
+            return group_figures(cells, column)
+        finally:
+            cells.drop()
+    finally:
+        if own is not None:
+            close_duckdb(con, own)
+
+
+def group_figures(cells: Any, column: str) -> list[GroupFigures]:
+    """:func:`by_group` on a :class:`wmw_link.pair_sql.Cells` table that holds ``column``."""
+    from wmw_link.pair_sql import pairs, quote
+
+    g = quote(column)
     # Pairs touching the group in a cluster of n holding k of its records: all pairs minus
     # those among the n - k others.
-    per["touch"] = _pairs(per["n"].to_numpy()) - _pairs((per["n"] - per["k"]).to_numpy())
-    touching = per.groupby(column, sort=False)["touch"].sum()
-    tp = (
-        f.groupby(["pred", "true", column], sort=False)
-        .size()
-        .pipe(lambda s: pd.Series(_pairs(s.to_numpy()), index=s.index))
-        .groupby(level=column, sort=False)
-        .sum()
-    )
-    true_pairs = (
-        f.groupby(["true", column], sort=False)
-        .size()
-        .pipe(lambda s: pd.Series(_pairs(s.to_numpy()), index=s.index))
-        .groupby(level=column, sort=False)
-        .sum()
-    )
-    records = f.groupby(column, sort=False).size()
-    return [
+    sql = f"""
+    WITH f AS (SELECT * FROM {{cells}} WHERE {g} IS NOT NULL),
+    size AS (SELECT p, sum(n) AS size FROM {{cells}} GROUP BY p),
+    touch AS (
+        SELECT g, sum({pairs("size")} - {pairs("size - k")}) AS touching
+        FROM (SELECT p, {g} AS g, sum(n) AS k FROM f GROUP BY ALL) JOIN size USING (p)
+        GROUP BY g),
+    tp AS (SELECT g, sum({pairs("m")}) AS tp
+           FROM (SELECT p, t, {g} AS g, sum(n) AS m FROM f GROUP BY ALL) GROUP BY g),
+    tr AS (SELECT g, sum({pairs("m")}) AS true_pairs
+           FROM (SELECT t, {g} AS g, sum(n) AS m FROM f GROUP BY ALL) GROUP BY g),
+    rec AS (SELECT {g} AS g, sum(n) AS records FROM f GROUP BY ALL)
+    SELECT rec.g, records, coalesce(tp, 0), coalesce(touching, 0), coalesce(true_pairs, 0)
+    FROM rec LEFT JOIN tp USING (g) LEFT JOIN touch USING (g) LEFT JOIN tr USING (g)
+    """
+    out = [
         GroupFigures(
-            group=str(g),
-            records=int(records[g]),
-            true_positive=int(tp.get(g, 0)),
-            predicted_touching=int(touching.get(g, 0)),
-            true_pairs=int(true_pairs.get(g, 0)),
+            group=str(value),
+            records=int(records),
+            true_positive=int(tp),
+            predicted_touching=int(touching),
+            true_pairs=int(true_pairs),
         )
-        for g in sorted(records.index, key=str)
+        for value, records, tp, touching, true_pairs in cells.rows(sql)
     ]
+    return sorted(out, key=lambda f: f.group)
 
 
 def flags(
@@ -144,4 +155,13 @@ def flags(
     return out
 
 
-__all__ = ["AGE_BANDS", "GAP", "MIN_TRUE_PAIRS", "GroupFigures", "age_band", "by_group", "flags"]
+__all__ = [
+    "AGE_BANDS",
+    "GAP",
+    "MIN_TRUE_PAIRS",
+    "GroupFigures",
+    "age_band",
+    "by_group",
+    "flags",
+    "group_figures",
+]

@@ -2,8 +2,9 @@
 
 Pairwise figures count unordered pairs of records: a pair is *predicted* when both records got
 the same person id, *true* when the truth gives them the same person. Counting is done from
-cluster sizes (the number of pairs in a group of n is n(n-1)/2), so no pair is ever listed and
-a million-record evaluation stays cheap. Pairs are split into those within one source (duplicates
+cluster sizes (the number of pairs in a group of n is n(n-1)/2) in DuckDB
+(:mod:`wmw_link.pair_sql`), so no pair is ever listed and a million-record evaluation stays
+cheap. Pairs are split into those within one source (duplicates
 inside an extract) and those across two sources.
 
 Evaluation is a synthetic-data tool: it needs the truth and the controllers' local crosswalks
@@ -12,15 +13,20 @@ Evaluation is a synthetic-data tool: it needs the truth and the controllers' loc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wmw_link import equity
 from wmw_link.errors import InputDataError
+from wmw_link.pair_sql import Cells, column_names
+from wmw_link.resources import close_duckdb, open_duckdb
 
 _MAP_SUFFIX = ".map.parquet"
 _CROSSWALK_SUFFIX = ".crosswalk.parquet"
@@ -137,69 +143,96 @@ class Evaluation:
         return "\n".join(lines)
 
 
-def _pairs(n: pd.Series) -> int:
-    n = n.astype("int64")
-    return int((n * (n - 1) // 2).sum())
-
-
-def pair_counts(frame: pd.DataFrame, pred: str = "pred", true: str = "true") -> PairCounts:
+def pair_counts(
+    frame: pd.DataFrame | pa.Table, pred: str = "pred", true: str = "true", con: Any = None
+) -> PairCounts:
     """Count true-positive, predicted and actual pairs from two labellings of the same rows.
 
     Args:
         frame: one row per record with a predicted and a true cluster label.
         pred: column of predicted cluster labels.
         true: column of true cluster labels.
+        con: a DuckDB connection to count in (default: a new one).
 
     Returns:
         The pair counts (precision, recall and F1 are properties).
     """
-    if frame.empty:
-        return PairCounts(0, 0, 0)
-    tp = _pairs(frame.groupby([pred, true], sort=False).size())
-    predicted = _pairs(frame.groupby(pred, sort=False).size())
-    actual = _pairs(frame.groupby(true, sort=False).size())
-    return PairCounts(tp, predicted, actual)
+    names = column_names(frame)
+    for col in (pred, true):
+        if col not in names:
+            raise InputDataError(f"pair_counts(): missing column {col}")
+    if isinstance(frame, pa.Table):
+        labels = pa.table({"pred": frame[pred], "true": frame[true]})
+    else:
+        labels = pd.DataFrame({"pred": frame[pred].to_numpy(), "true": frame[true].to_numpy()})
+    with _connection(con) as c:
+        cells = Cells(c, _with_dataset(labels), [])
+        try:
+            return _pair_counts(cells)
+        finally:
+            cells.drop()
 
 
-def _within(frame: pd.DataFrame) -> PairCounts:
-    tp = _pairs(frame.groupby(["dataset", "pred", "true"], sort=False).size())
-    predicted = _pairs(frame.groupby(["dataset", "pred"], sort=False).size())
-    actual = _pairs(frame.groupby(["dataset", "true"], sort=False).size())
-    return PairCounts(tp, predicted, actual)
+def _with_dataset(frame: pd.DataFrame | pa.Table) -> pd.DataFrame | pa.Table:
+    if isinstance(frame, pa.Table):
+        return frame.append_column("dataset", pa.array([""] * frame.num_rows, pa.string()))
+    return frame.assign(dataset="")
 
 
-def _cluster_figures(frame: pd.DataFrame) -> dict[str, float | int]:
-    pred_n_true = frame.groupby("pred", sort=False)["true"].nunique()
-    true_n_pred = frame.groupby("true", sort=False)["pred"].nunique()
+@contextlib.contextmanager
+def _connection(con: Any) -> Iterator[Any]:
+    """``con``, or a new DuckDB connection (memory limit, private spill folder) closed after."""
+    if con is not None:
+        yield con
+        return
+    own, spill = open_duckdb()
+    try:
+        yield own
+    finally:
+        close_duckdb(own, spill)
+
+
+def _pair_counts(cells: Cells, where: str = "TRUE") -> PairCounts:
+    return PairCounts(cells.pairs("p, t", where), cells.pairs("p", where), cells.pairs("t", where))
+
+
+def _within(cells: Cells) -> PairCounts:
+    return PairCounts(cells.pairs("ds, p, t"), cells.pairs("ds, p"), cells.pairs("ds, t"))
+
+
+def _cluster_figures(cells: Cells) -> dict[str, float | int]:
     # A person is exactly recovered when their records form one predicted cluster holding
     # nothing else: one predicted label for the person, one person for that label.
-    pure_pred = set(pred_n_true[pred_n_true == 1].index)
-    first_pred = frame.groupby("true", sort=False)["pred"].first()
-    exact = int(((true_n_pred == 1) & first_pred.isin(pure_pred)).sum())
-    n_true = int(len(true_n_pred))
+    n_true, n_pred, exact, split, merging, singletons = cells.scalar_row(
+        """
+        WITH pt AS (SELECT p, t, sum(n) AS n FROM {cells} GROUP BY p, t),
+        pn AS (SELECT p, count(*) AS k, sum(n) AS size FROM pt GROUP BY p),
+        tn AS (SELECT t, count(*) AS k FROM pt GROUP BY t)
+        SELECT (SELECT count(*) FROM tn), (SELECT count(*) FROM pn),
+            (SELECT count(*) FROM pt JOIN pn USING (p) JOIN tn USING (t)
+             WHERE pn.k = 1 AND tn.k = 1),
+            (SELECT count(*) FROM tn WHERE k > 1), (SELECT count(*) FROM pn WHERE k > 1),
+            (SELECT count(*) FROM pn WHERE size = 1)
+        """
+    )
     return {
-        "true_persons": n_true,
-        "predicted_clusters": int(len(pred_n_true)),
-        "exactly_recovered_persons": exact,
+        "true_persons": int(n_true),
+        "predicted_clusters": int(n_pred),
+        "exactly_recovered_persons": int(exact),
         "exact_person_rate": exact / n_true if n_true else 1.0,
-        "persons_split": int((true_n_pred > 1).sum()),
-        "clusters_merging_persons": int((pred_n_true > 1).sum()),
-        "singleton_clusters": int((frame.groupby("pred", sort=False).size() == 1).sum()),
+        "persons_split": int(split),
+        "clusters_merging_persons": int(merging),
+        "singleton_clusters": int(singletons),
     }
 
 
-def _household_figures(frame: pd.DataFrame) -> dict[str, float | int]:
+def _household_figures(cells: Cells, all_false: int) -> dict[str, float | int]:
     """False pairs that join two different members of one household."""
-    fam = frame.dropna(subset=["household"])
+    fam = "household IS NOT NULL"
     # Pairs of different people in the same household.
-    same_house = _pairs(fam.groupby("household", sort=False).size()) - _pairs(
-        fam.groupby("true", sort=False).size()
-    )
+    same_house = cells.pairs("household", fam) - cells.pairs("t", fam)
     # Predicted pairs inside a household, minus the true ones among them.
-    pred_in_house = _pairs(fam.groupby(["pred", "household"], sort=False).size())
-    tp_in_house = _pairs(fam.groupby(["pred", "true"], sort=False).size())
-    false_same_house = pred_in_house - tp_in_house
-    all_false = pair_counts(frame).false_positive
+    false_same_house = cells.pairs("p, household", fam) - cells.pairs("p, t", fam)
     return {
         "household_pairs": int(same_house),
         "false_pairs": int(all_false),
@@ -213,35 +246,50 @@ def _household_figures(frame: pd.DataFrame) -> dict[str, float | int]:
 GROUP_COLUMNS = ("ethnic_group", "ethnicity_detailed", "sex", "age_band")
 
 
-def score(frame: pd.DataFrame) -> Evaluation:
+def score(frame: pd.DataFrame | pa.Table, con: Any = None) -> Evaluation:
     """Score one table of records with predicted and true labels.
+
+    The pairs are counted in DuckDB (:mod:`wmw_link.pair_sql`), under a memory limit with a
+    spill folder, so millions of records score in seconds.
 
     Args:
         frame: columns ``dataset``, ``pred`` (predicted person), ``true`` (true person) and,
             optionally, ``household`` (true household id, null when unknown) and the
-            :data:`GROUP_COLUMNS` for the equity report.
+            :data:`GROUP_COLUMNS` for the equity report. Labels may be text or integers.
+        con: a DuckDB connection to count in (default: a new one, see
+            :func:`wmw_link.resources.open_duckdb`).
 
     Returns:
         The evaluation.
+
+    Raises:
+        InputDataError: a column is missing, or a predicted or true label is empty.
     """
-    missing = {"dataset", "pred", "true"} - set(frame.columns)
-    if missing:
-        raise InputDataError(f"score(): missing column(s) {', '.join(sorted(missing))}")
-    total = pair_counts(frame)
-    within = _within(frame)
+    names = column_names(frame)
+    has_household = "household" in names
+    group_cols = [c for c in GROUP_COLUMNS if c in names]
+    with _connection(con) as c:
+        cells = Cells(c, frame, (["household"] if has_household else []) + group_cols)
+        try:
+            total = _pair_counts(cells)
+            within = _within(cells)
+            household = _household_figures(cells, total.false_positive) if has_household else None
+            groups = {col: equity.group_figures(cells, col) for col in group_cols}
+            clusters = _cluster_figures(cells)
+            records = int(cells.scalar_row("SELECT coalesce(sum(n), 0) FROM {cells}")[0])
+        finally:
+            cells.drop()
     across = PairCounts(
         total.true_positive - within.true_positive,
         total.predicted - within.predicted,
         total.actual - within.actual,
     )
-    household = _household_figures(frame) if "household" in frame.columns else None
-    groups = {c: equity.by_group(frame, c) for c in GROUP_COLUMNS if c in frame.columns}
     return Evaluation(
-        records=len(frame),
+        records=records,
         pairwise=total,
         within_source=within,
         across_source=across,
-        clusters=_cluster_figures(frame),
+        clusters=clusters,
         household_false_merge=household,
         by_group={c: [g.to_dict() for g in gs] for c, gs in groups.items()},
         equity_flags=[

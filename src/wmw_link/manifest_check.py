@@ -9,8 +9,10 @@ it is exactly what the writers produce (``wmw_link.tokenise.manifest.build_manif
 * JSON in the writers' own layout (indent 2, sorted keys, ASCII, final newline), at most
   :data:`MAX_MANIFEST_BYTES`; a duplicate key, a comment or extra whitespace is refused, so
   nothing can hide beside the parsed values;
-* ``kind`` is the tokens-manifest kind for ``<dataset>.manifest.json`` and the link-manifest
-  kind for ``link-manifest.json``; ``dataset`` is the file name's dataset;
+* ``kind`` is the tokens-manifest kind for ``<dataset>.manifest.json``, the link-manifest
+  kind for ``link-manifest.json`` and the withdrawals kind for
+  ``<dataset>.withdrawals.manifest.json`` (:mod:`wmw_link.withdrawals`); ``dataset`` is the
+  file name's dataset;
 * exactly the writers' keys, each value of the writers' JSON type, and every string one the
   writers can produce: agreement, dataset, party, column and payload names from the
   agreement; token columns from :mod:`wmw_link.token_schema`; reason codes, hashes, versions
@@ -31,6 +33,13 @@ from typing import Any
 from wmw_link import token_schema as ts
 from wmw_link.agreement import Agreement, Dataset, IdentifierType
 from wmw_link.errors import AgreementError, InputDataError, PolicyError, VerificationError
+from wmw_link.withdrawals import FORMAT_VERSION as _WD_FORMAT_VERSION
+from wmw_link.withdrawals import KEY_CHECK_OF as _WD_KEY_CHECK_OF
+from wmw_link.withdrawals import KIND as WITHDRAWALS_MANIFEST_KIND
+from wmw_link.withdrawals import MANIFEST_KEYS as WITHDRAWALS_MANIFEST_KEYS
+from wmw_link.withdrawals import MANIFEST_SUFFIX as WITHDRAWALS_MANIFEST_SUFFIX
+from wmw_link.withdrawals import PARQUET_SUFFIX as _WD_PARQUET_SUFFIX
+from wmw_link.withdrawals import SIGNATURE_ALGORITHM as _WD_SIGNATURE_ALGORITHM
 
 #: The ``kind`` of each manifest (tokenise/manifest.py and linkage/run.py write the same strings;
 #: tests/unit/test_seal.py checks they agree).
@@ -136,6 +145,7 @@ _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"[0-9A-Za-z.+!_-]{1,40}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)?")
+_ED25519_B64 = re.compile(r"[A-Za-z0-9+/]{86}==")  # 64 bytes
 
 
 class _Refused(Exception):
@@ -150,7 +160,8 @@ def check_manifest(
     Args:
         agreement: the agreement the transfer happens under.
         path: the file to check (at unseal: the decrypted temporary file).
-        name: the file's contract name (``<dataset>.manifest.json`` or ``link-manifest.json``).
+        name: the file's contract name (``<dataset>.manifest.json``, ``link-manifest.json`` or
+            ``<dataset>.withdrawals.manifest.json``).
         dataset: the dataset the name says (None for the link manifest).
         label: how to name the file in a refusal (default ``name``).
 
@@ -160,7 +171,10 @@ def check_manifest(
     """
     label = label or name
     link = name == LINK_MANIFEST_NAME
+    withdrawals = name.endswith(WITHDRAWALS_MANIFEST_SUFFIX)
     what = "link manifest" if link else "tokens manifest"
+    if withdrawals:
+        what = "withdrawals manifest"
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -173,6 +187,9 @@ def check_manifest(
         data = _parse(path.read_bytes())
         if link:
             _check_link_manifest(agreement, data)
+        elif withdrawals:
+            assert dataset is not None
+            _check_withdrawals_manifest(agreement, data, dataset)
         else:
             assert dataset is not None
             _check_tokens_manifest(agreement, data, dataset)
@@ -493,12 +510,50 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
         _num(value, f"timings_seconds.{key}")
 
 
+# -- withdrawals manifest (wmw_link.withdrawals) ------------------------------------------------
+
+
+def _check_withdrawals_manifest(agreement: Agreement, data: dict[str, Any], dataset: str) -> None:
+    _obj(data, "(top level)", WITHDRAWALS_MANIFEST_KEYS)
+    _str(data["kind"], "kind", WITHDRAWALS_MANIFEST_KIND)
+    if data["format_version"] != _WD_FORMAT_VERSION:
+        raise _Refused("'format_version' is not this wmw-link's")
+    _str(data["dataset"], "dataset", dataset)
+    _agreement_block(agreement, data["agreement"])
+    ds = _dataset(agreement, dataset, "dataset")
+    _str(data["party"], "party", ds.controller)
+    _str(data["tool_version"], "tool_version", _match(_VERSION))
+    _str(data["created"], "created", _match(_TIME))
+    if _int(data["delivery"], "delivery") < 1:
+        raise _Refused("'delivery' is not a delivery number (1 or more)")
+    _str(data["key_check"], "key_check", _match(_HEX32))
+    _str(data["key_check_of"], "key_check_of", _WD_KEY_CHECK_OF)
+    rows = _int(data["rows"], "rows")
+    records = _obj(data["records"], "records", {"input", "blank", "repeated"})
+    for key, value in records.items():
+        _int(value, f"records.{key}")
+    files = _obj(data["files"], "files", {"withdrawals"})
+    _file_entry(files["withdrawals"], "files.withdrawals", f"{dataset}{_WD_PARQUET_SUFFIX}")
+    if files["withdrawals"]["rows"] != rows:
+        raise _Refused("rule 'manifest counts': 'files.withdrawals.rows' is not 'rows'")
+    if records["input"] - records["blank"] - records["repeated"] != rows:
+        raise _Refused(
+            "rule 'manifest counts': 'rows' is not records.input - records.blank - records.repeated"
+        )
+    if data["signature"] is not None:
+        sig = _obj(data["signature"], "signature", {"algorithm", "party", "value"})
+        _str(sig["algorithm"], "signature.algorithm", _WD_SIGNATURE_ALGORITHM)
+        _str(sig["party"], "signature.party", ds.controller)
+        _str(sig["value"], "signature.value", _match(_ED25519_B64))
+
+
 __all__ = [
     "CountsError",
     "LINK_MANIFEST_KIND",
     "MAX_MANIFEST_BYTES",
     "REASONS",
     "TOKENS_MANIFEST_KIND",
+    "WITHDRAWALS_MANIFEST_KIND",
     "check_manifest",
     "tokens_manifest_counts",
     "verify_tokens_manifest_counts",

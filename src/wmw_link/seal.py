@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 import pyrage
 from nacl.exceptions import BadSignatureError
 
-from wmw_link import __version__, freshness, runrecord, token_schema
+from wmw_link import __version__, freshness, runrecord, token_schema, withdrawals
 from wmw_link.agreement import Agreement, Role
 from wmw_link.errors import (
     AgreementError,
@@ -76,19 +76,28 @@ class FileKind(StrEnum):
     TOKENS_MANIFEST = "tokens-manifest"
     MAP = "map"
     LINK_MANIFEST = "link-manifest"
+    WITHDRAWALS = "withdrawals"
+    WITHDRAWALS_MANIFEST = "withdrawals-manifest"
 
 
 # kind -> (sender role, recipient roles). A controller's tokens go to the TTP and its payload
-# to the analysts; the TTP's maps go to the analysts. Nothing else crosses a boundary.
+# to the analysts; the TTP's maps go to the analysts; a controller's withdrawal lists (row
+# refs only) go to both, who each hold its rows. Nothing else crosses a boundary.
 FLOWS: dict[FileKind, tuple[Role, frozenset[Role]]] = {
     FileKind.TOKENS: (Role.CONTROLLER, frozenset({Role.TTP})),
     FileKind.PAYLOAD: (Role.CONTROLLER, frozenset({Role.ANALYST})),
     FileKind.TOKENS_MANIFEST: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
     FileKind.MAP: (Role.TTP, frozenset({Role.ANALYST})),
     FileKind.LINK_MANIFEST: (Role.TTP, frozenset({Role.ANALYST})),
+    FileKind.WITHDRAWALS: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
+    FileKind.WITHDRAWALS_MANIFEST: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
 }
+_WITHDRAWAL_KINDS = (FileKind.WITHDRAWALS, FileKind.WITHDRAWALS_MANIFEST)
 
 _SUFFIX_KINDS = (
+    # Before ".manifest.json": a withdrawals manifest is not a tokens manifest.
+    (withdrawals.PARQUET_SUFFIX, FileKind.WITHDRAWALS),
+    (withdrawals.MANIFEST_SUFFIX, FileKind.WITHDRAWALS_MANIFEST),
     (".tokens.parquet", FileKind.TOKENS),
     (".payload.parquet", FileKind.PAYLOAD),
     (".map.parquet", FileKind.MAP),
@@ -116,7 +125,8 @@ def classify(name: str) -> tuple[FileKind, str | None]:
     raise PolicyError(
         f"rule 'flows': '{name}' is not a file the agreement lets anyone send; sealable files are "
         "<dataset>.tokens.parquet, <dataset>.payload.parquet, <dataset>.manifest.json, "
-        "<dataset>.map.parquet and link-manifest.json"
+        "<dataset>.map.parquet, link-manifest.json and <dataset>.withdrawals.parquet with "
+        "its <dataset>.withdrawals.manifest.json"
     )
 
 
@@ -167,10 +177,12 @@ def check_fields(
         PolicyError: rule 'fields', naming the column or manifest key (never a value).
     """
     label = label or path.name
-    if kind in (FileKind.TOKENS_MANIFEST, FileKind.LINK_MANIFEST):
-        name = (
-            "link-manifest.json" if kind == FileKind.LINK_MANIFEST else f"{dataset}.manifest.json"
-        )
+    if kind in (FileKind.TOKENS_MANIFEST, FileKind.LINK_MANIFEST, FileKind.WITHDRAWALS_MANIFEST):
+        name = {
+            FileKind.LINK_MANIFEST: "link-manifest.json",
+            FileKind.TOKENS_MANIFEST: f"{dataset}.manifest.json",
+            FileKind.WITHDRAWALS_MANIFEST: f"{dataset}{withdrawals.MANIFEST_SUFFIX}",
+        }[kind]
         check_manifest(agreement, path, name, dataset, label=label)
         return
     try:
@@ -179,6 +191,8 @@ def check_fields(
         raise InputDataError(f"{label}: not a readable Parquet file ({type(e).__name__})") from None
     if kind == FileKind.MAP:
         allowed = {"row_ref", "person_id"}
+    elif kind == FileKind.WITHDRAWALS:
+        allowed = {token_schema.ROW_REF}
     elif kind == FileKind.PAYLOAD:
         assert dataset is not None
         allowed = {"row_ref"} | {f.name for f in agreement.dataset(dataset).analyst_payload()}
@@ -406,7 +420,7 @@ def _parquet_rows(path: Path, label: str) -> int:
 
 
 def _listed_entry(data: dict[str, Any], kind: FileKind) -> dict[str, Any] | None:
-    """The manifest's ``files.<tokens|payload>`` entry for a data file of ``kind``."""
+    """The manifest's ``files.<tokens|payload|withdrawals>`` entry for a data file of ``kind``."""
     entry = (data.get("files") or {}).get(kind.value)
     return entry if isinstance(entry, dict) else None
 
@@ -428,7 +442,7 @@ def _delivery_for(
     stamp: str,
 ) -> freshness.Delivery | None:
     """The delivery a sealed file's envelope states (see :func:`seal_file`)."""
-    if kind == FileKind.TOKENS_MANIFEST:
+    if kind in (FileKind.TOKENS_MANIFEST, FileKind.WITHDRAWALS_MANIFEST):
         assert dataset is not None
         try:
             data = _manifest_json(src)  # check_fields has checked it is a real manifest
@@ -445,12 +459,15 @@ def _delivery_for(
             raise ConfigError(
                 f"--delivery {explicit}: {src.name} is delivery {number} of {dataset}"
             )
-        return freshness.Delivery(dataset, number, data.get("created_at"))
-    if kind in (FileKind.TOKENS, FileKind.PAYLOAD):
+        return freshness.Delivery(
+            _series(kind, dataset), number, data.get("created_at", data.get("created"))
+        )
+    if kind in (FileKind.TOKENS, FileKind.PAYLOAD, FileKind.WITHDRAWALS):
         assert dataset is not None
-        manifest = src.with_name(f"{dataset}.manifest.json")
+        series = _series(kind, dataset)
+        manifest = src.with_name(_manifest_beside(kind, dataset))
         if not manifest.is_file():
-            return freshness.Delivery(dataset, explicit, stamp) if explicit else None
+            return freshness.Delivery(series, explicit, stamp) if explicit else None
         data = _manifest_json(manifest)
         entry = _listed_entry(data, kind)
         if entry is None or entry.get("sha256") != sha256:
@@ -462,11 +479,29 @@ def _delivery_for(
         _check_rows(src.name, manifest.name, entry, _parquet_rows(src, src.name))
         number = data.get("delivery")
         if not freshness.is_count(number):
-            return freshness.Delivery(dataset, explicit, stamp) if explicit else None
+            return freshness.Delivery(series, explicit, stamp) if explicit else None
         if explicit is not None and explicit != number:
             raise ConfigError(f"--delivery {explicit}: {manifest.name} is delivery {number}")
-        return freshness.Delivery(dataset, number, data.get("created_at"))
+        return freshness.Delivery(series, number, data.get("created_at", data.get("created")))
     return freshness.Delivery(freshness.LINK_SERIES, explicit, stamp) if explicit else None
+
+
+def _series(kind: FileKind, dataset: str | None) -> str:
+    """The delivery series of a file: its dataset, the dataset's withdrawal lists, or link."""
+    if kind in _WITHDRAWAL_KINDS:
+        assert dataset is not None
+        return withdrawals.series(dataset)
+    if kind in (FileKind.MAP, FileKind.LINK_MANIFEST):
+        return freshness.LINK_SERIES
+    assert dataset is not None
+    return dataset
+
+
+def _manifest_beside(kind: FileKind, dataset: str) -> str:
+    """The manifest that lists a data file of ``kind`` (tokens, payload, withdrawals)."""
+    if kind == FileKind.WITHDRAWALS:
+        return f"{dataset}{withdrawals.MANIFEST_SUFFIX}"
+    return f"{dataset}.manifest.json"
 
 
 def _record_rows(rec: runrecord.RunRecord, path: Path, name: str) -> None:
@@ -764,7 +799,7 @@ def _after_decryption(
     if manifest is not None:
         _check_manifest(sealed, manifest, name, sha256)
         data = _manifest_json(manifest)
-        if kind in (FileKind.TOKENS, FileKind.PAYLOAD) and rows is not None:
+        if kind in (FileKind.TOKENS, FileKind.PAYLOAD, FileKind.WITHDRAWALS) and rows is not None:
             _check_rows(sealed.name, _shown(manifest), _listed_entry(data, kind), rows)
             number = data.get("delivery")
             if stated is not None and number != stated.number:
@@ -777,7 +812,7 @@ def _after_decryption(
         checks.append("manifest")
     check_fields(agreement, kind, dataset, tmp, label=name)
     checks.append("fields")
-    if kind == FileKind.TOKENS_MANIFEST and stated is not None:
+    if kind in (FileKind.TOKENS_MANIFEST, FileKind.WITHDRAWALS_MANIFEST) and stated is not None:
         number = _manifest_json(tmp).get("delivery")
         if number != stated.number:
             raise _failed(
@@ -812,8 +847,7 @@ def _verify_to_temp(
     )
     fmeta = envelope.get("file") or {}
     stated = freshness.Delivery.from_json(envelope.get("delivery"))
-    link_outputs = kind in (FileKind.MAP, FileKind.LINK_MANIFEST)
-    expected_series = freshness.LINK_SERIES if link_outputs else dataset
+    expected_series = _series(kind, dataset)
     if stated is not None and stated.series != expected_series:
         raise _failed("freshness", sealed, f"the delivery is of '{stated.series}', not '{name}'")
     acceptance = None
@@ -965,10 +999,12 @@ def unseal_file(
 
 def manifest_name(name: str) -> str | None:
     """The manifest that vouches for a data file's hash: ``<dataset>.manifest.json`` for tokens
-    and payload, ``link-manifest.json`` for maps, None for a manifest itself."""
+    and payload, ``<dataset>.withdrawals.manifest.json`` for a withdrawal list,
+    ``link-manifest.json`` for maps, None for a manifest itself."""
     kind, dataset = classify(name)
-    if kind in (FileKind.TOKENS, FileKind.PAYLOAD):
-        return f"{dataset}.manifest.json"
+    if kind in (FileKind.TOKENS, FileKind.PAYLOAD, FileKind.WITHDRAWALS):
+        assert dataset is not None
+        return _manifest_beside(kind, dataset)
     if kind == FileKind.MAP:
         return "link-manifest.json"
     return None

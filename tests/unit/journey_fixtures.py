@@ -132,12 +132,19 @@ def write_inputs(
     run: str = "run-1",
     version: int = 1,
     agreement_id: str = "wmw-outcomes",
+    index: dict | None = None,
+    id_changes: pa.Table | None = None,
+    delivery: int | None = None,
+    linked: dict[str, list[str]] | None = None,
 ) -> tuple[Path, Path]:
     """Write what the analysts receive, as tokenise and link write it: ``root/payloads`` (payload
     + tokens-manifest per dataset) and ``root/maps`` (maps + link-manifest.json).
 
     The token files stay with the TTP; only their hashes (made up per ``run``) tie each payload
-    manifest to the link run's inputs, as in the real contract.
+    manifest to the link run's inputs, as in the real contract. ``index`` (the link manifest's
+    index section), ``id_changes`` (written as id-changes.parquet and listed) and ``delivery``
+    (the payload manifests' delivery number) make a person-index refresh; ``linked`` names, per
+    dataset, the runs whose tokens the link manifest lists (default: ``run``).
     """
     import hashlib
     import json
@@ -160,6 +167,7 @@ def write_inputs(
         path = pdir / f"{ds}.payload.parquet"
         pq.write_table(t, path)
         man = {
+            **({"delivery": delivery} if delivery is not None else {}),
             "kind": "wmw-link/tokens-manifest",
             "agreement": ag,
             "dataset": ds,
@@ -170,9 +178,21 @@ def write_inputs(
         }
         (pdir / f"{ds}.manifest.json").write_text(json.dumps(man))
         link["inputs"][ds] = {"tokens": tokens}
+    for ds, runs in (linked or {}).items():
+        entries = [
+            {"tokens": {"sha256": hashlib.sha256(f"{r}/{ds}".encode()).hexdigest()}} for r in runs
+        ]
+        link["inputs"][ds] = {**entries[0], "also": entries[1:]}
     for ds, t in maps.items():
         path = mdir / f"{ds}.map.parquet"
         pq.write_table(t, path)
         link["outputs"][ds] = {"name": path.name, "sha256": sha256_file(path), "rows": t.num_rows}
+    if index is not None:
+        link["index"] = index
+    if id_changes is not None:
+        path = mdir / "id-changes.parquet"
+        pq.write_table(id_changes, path)
+        link["id_changes"] = {"name": path.name, "sha256": sha256_file(path),
+                              "rows": id_changes.num_rows}  # fmt: skip
     (mdir / "link-manifest.json").write_text(json.dumps(link))
     return pdir, mdir

@@ -57,6 +57,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "impact",
         "Analyst: effect of hub support against a matched comparison group.",
     ),
+    "withdraw": (
+        "wmw_link.cli.withdraw_cmd",
+        "withdraw",
+        "Controller: list withdrawn records (opt-outs, erasure) as signed row refs.",
+    ),
     "seal": ("wmw_link.cli.seal_cmd", "seal", "Encrypt a file to a party and sign it."),
     "unseal": ("wmw_link.cli.seal_cmd", "unseal", "Verify and decrypt a sealed file."),
     "audit": ("wmw_link.cli.audit_cmd", "audit", "Inspect and verify the audit log."),

@@ -13,6 +13,7 @@ from wmw_link.agreement import Role, load_agreement
 from wmw_link.cli._options import agreement_option
 from wmw_link.cli.seal_cmd import prepare_seal_to, seal_to_options, seal_to_outputs
 from wmw_link.files import restrict_tree
+from wmw_link.resources import parse_size
 
 
 @click.command("link")
@@ -64,6 +65,21 @@ from wmw_link.files import restrict_tree
 )
 @click.option("--no-report", is_flag=True, default=False, help="Skip the quality report.")
 @click.option("--threads", type=int, default=None, help="Cores to use (default: all).")
+@click.option(
+    "--memory-limit",
+    default=None,
+    metavar="SIZE",
+    help="DuckDB's memory limit, e.g. 8GB or 16GiB; beyond it DuckDB spills to --temp-dir "
+    "(default: $WMW_DUCKDB_MEMORY_LIMIT, else 60% of the machine's memory). Spark: the "
+    "driver memory.",
+)
+@click.option(
+    "--temp-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to spill to (a private folder is made inside it and removed afterwards; "
+    "default: a temporary folder inside --out).",
+)
 @click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -123,6 +139,8 @@ def link(
     exact_only: bool,
     no_report: bool,
     threads: int | None,
+    memory_limit: str | None,
+    temp_dir: Path | None,
     state: Path,
     delivery: int | None,
     index_dir: Path | None,
@@ -141,6 +159,8 @@ def link(
     """
     from wmw_link.linkage.verify import collect_inputs
 
+    if memory_limit is not None:
+        parse_size(memory_limit)  # a malformed size is refused before anything is read
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("splink").setLevel(logging.ERROR)
     agreement = load_agreement(agreement_path)
@@ -163,12 +183,13 @@ def link(
             agreement, inputs, index_dir, out_dir, delivery=delivery, retrain=retrain,
             withdrawals=withdrawals, keyring=withdrawals_keyring, backend=backend,
             threshold=threshold, party=party, seed=seed, exact_only=exact_only, threads=threads,
-            report=not no_report,
+            report=not no_report, memory_limit=memory_limit, temp_dir=temp_dir,
         )  # fmt: skip
     else:
         outputs = _link_full(
             agreement, inputs, out_dir, backend=backend, threshold=threshold, party=party,
             seed=seed, exact_only=exact_only, threads=threads, report=not no_report,
+            memory_limit=memory_limit, temp_dir=temp_dir,
         )  # fmt: skip
     freshness.record_issued(state, freshness.LINK_SERIES, number, freshness.STATE_KIND)
     restrict_tree(out_dir)  # everything the TTP writes is owner-only

@@ -88,6 +88,13 @@ def _load_rates(path: Path | None, scale: float, profile: str) -> dict[str, floa
     help="Strength of an unobserved trait raising both the chance of hub support and of "
     "finding work (0 = none): shows what matching on the record cannot fix.",
 )
+@click.option(
+    "--deliveries",
+    type=click.IntRange(min=1, max=33),
+    default=None,
+    help="Also cut the history into this many monthly deliveries, OUT/deliveries/01..K "
+    "(01 the initial load, then one a month up to 2026-09, with re-sent corrections).",
+)
 def synth(
     n_people: int,
     seed: int,
@@ -97,6 +104,7 @@ def synth(
     error_scale: float,
     workers: int | None,
     confounding: float,
+    deliveries: int | None,
 ) -> None:
     """Generate synthetic West Midlands partner extracts and their ground truth.
 
@@ -124,6 +132,7 @@ def synth(
         workers=workers,
         confounding=confounding,
         profile=profile,
+        deliveries=deliveries,
     )
     rec = runrecord.current()
     for path in [*result.extracts.values(), result.truth, result.people, result.summary]:
@@ -141,5 +150,14 @@ def synth(
         f"True effect of hub support on employment: +{effect.get('att_6m_points', 0):.1f} points at 6 months, "
         f"+{effect.get('att_12m_points', 0):.1f} at 12 months ({int(effect.get('supported_people', 0)):,} supported)."
     )
+    if result.deliveries is not None:
+        cut = result.deliveries
+        for d, month in enumerate(cut.months, start=1):
+            folder = cut.root / f"{d:02d}"
+            rec.add_output(folder / "delivery.json")
+            click.echo(
+                f"  delivery {d:02d} ({month}): {sum(cut.new[d].values()):>10,} new, "
+                f"{sum(cut.resent[d].values()):>8,} re-sent  {folder}"
+            )
     click.echo(f"Ground truth (evaluation only): {result.truth}")
     click.echo(f"Parameters and realised rates: {result.summary}")

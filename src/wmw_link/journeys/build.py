@@ -16,7 +16,7 @@ The three files are written into a temporary sibling folder and swapped into pla
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from wmw_link.journeys.inputs import (
     _refuse_tokens,
     load_districts,
 )
+from wmw_link.journeys.refresh import accumulate, refresh_of
 from wmw_link.journeys.sql import (
     _PERSONS_SQL,
     PERSON_COLUMNS,
@@ -63,6 +64,22 @@ class JourneysResult:
     counts: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     out_dir: Path | None = None
+    #: The link runs applied, in order (delivery, as_at, mode, maps folder, id changes).
+    refreshes: list[dict[str, Any]] = field(default_factory=list)
+    #: The withdrawal lists applied (dataset, file, rows, SHA-256, signature checked).
+    withdrawals: list[dict[str, Any]] = field(default_factory=list)
+    #: Every file read (payloads, manifests, maps, link manifests, id changes, withdrawals).
+    inputs: list[Path] = field(default_factory=list)
+
+    @property
+    def as_at(self) -> dict[str, Any]:
+        """The refresh the journeys are "as at": the last link run applied."""
+        last = self.refreshes[-1] if self.refreshes else {}
+        return {
+            "delivery": last.get("delivery"),
+            "as_at": last.get("as_at"),
+            "data_to": self.as_of.isoformat(),
+        }
 
     @property
     def events_path(self) -> Path | None:
@@ -83,16 +100,25 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return con.execute(sql).fetchall()[0][0]
 
 
+def _folders(source: Any) -> list[Path] | None:
+    """A list of folders when ``source`` is a list or tuple of paths, else None."""
+    if isinstance(source, list | tuple):
+        return [Path(p) for p in source]
+    return None
+
+
 def build_journeys(
     agreement: Agreement,
-    payloads: str | Path | Mapping[str, pa.Table],
-    maps: str | Path | Mapping[str, pa.Table],
+    payloads: str | Path | Mapping[str, pa.Table] | Sequence[str | Path],
+    maps: str | Path | Mapping[str, pa.Table] | Sequence[str | Path],
     out_dir: str | Path | None = None,
     party: str | None = None,
     *,
     districts: str | Path | Mapping[str, str] | None = None,
     as_of: dt.date | None = None,
     require_manifests: bool = True,
+    withdrawals: Sequence[str | Path] = (),
+    keyring: Any = None,
 ) -> JourneysResult:
     """Join payloads to person ids: an event table and a person table.
 
@@ -102,10 +128,14 @@ def build_journeys(
         payloads: a directory of ``<dataset>.payload.parquet`` (+ ``.manifest.json``) files, or
             a mapping dataset id -> table (Arrow, DuckDB relation or pandas; row_ref +
             payload fields).
+            A list of directories: one per delivery (see ``maps``).
         maps: a directory of ``<dataset>.map.parquet`` files and the TTP's
             ``link-manifest.json`` (required: it must list every map with its SHA-256, and its
             input tokens must be those the payload manifests record), or a mapping dataset id ->
-            Arrow table (row_ref, person_id), which the caller vouches for.
+            Arrow table (row_ref, person_id), which the caller vouches for. A list of
+            directories: one per link run, applied in delivery order with their id changes
+            (:mod:`wmw_link.journeys.refresh`); each payload is matched to the run that linked
+            its tokens.
         out_dir: where to write events.parquet, persons.parquet and journeys-manifest.json
             (nothing is written when None). The folder is replaced as a whole, and only once
             all three files are written; it may hold only a previous journeys output.
@@ -114,6 +144,9 @@ def build_journeys(
         as_of: the date the data describe (for age bands and follow-up windows); the latest
             event start when None.
         require_manifests: refuse payload files without a matching manifest (directory input).
+        withdrawals: withdrawal lists (``wmw-link withdraw``): their row refs are dropped from
+            payloads and maps, so the records leave events and persons.
+        keyring: the parties' public keys, to check each withdrawal list's signature.
 
     Returns:
         A :class:`JourneysResult` with both tables, ``as_of``, row counts and warnings.
@@ -133,8 +166,38 @@ def build_journeys(
     agreement.require_role(party, Role.ANALYST, "build journeys")
     if out_dir is not None:
         check_out_dir(out_dir, JOURNEYS_FILES, "journeys")  # before the work, not after
-    pay_in = _as_tables(agreement, payloads, PAYLOAD_SUFFIX, "payload", require_manifests)
-    map_in = _as_tables(agreement, maps, MAP_SUFFIX, "map", False)
+    pay_dirs, map_dirs = _folders(payloads), _folders(maps)
+    refreshes: list[dict[str, Any]] = []
+    applied: list[dict[str, Any]] = []
+    extra_counts: dict[str, int] = {}
+    read: list[Path] = []
+    if pay_dirs is not None or map_dirs is not None or withdrawals:
+        # Several deliveries or link runs, or withdrawals: applied in order (refresh.py).
+        if isinstance(payloads, Mapping) or isinstance(maps, Mapping):
+            raise InputDataError(
+                "several deliveries, link runs or withdrawals need payload and maps folders "
+                "(their manifests say which link run linked which payload), not tables"
+            )
+        got = accumulate(
+            agreement,
+            pay_dirs if pay_dirs is not None else [Path(payloads)],  # type: ignore[arg-type]
+            map_dirs if map_dirs is not None else [Path(maps)],  # type: ignore[arg-type]
+            withdrawals=withdrawals,
+            keyring=keyring,
+            require_manifests=require_manifests,
+        )
+        pay_in, map_in = got.payloads, got.maps
+        refreshes, applied, extra_counts, read = (
+            got.refreshes,
+            got.withdrawals,
+            got.counts,
+            got.inputs,
+        )
+    else:
+        pay_in = _as_tables(agreement, payloads, PAYLOAD_SUFFIX, "payload", require_manifests)
+        map_in = _as_tables(agreement, maps, MAP_SUFFIX, "map", False)
+        if map_in.link_manifest is not None:
+            refreshes = [refresh_of(map_in.link_manifest, Path(maps))]  # type: ignore[arg-type]
     if not pay_in.tables:
         raise InputDataError(f"{payloads}: no *{PAYLOAD_SUFFIX} files")
     district_map = dict(districts) if isinstance(districts, Mapping) else load_districts(districts)
@@ -146,13 +209,18 @@ def build_journeys(
         )
     finally:
         con.close()
-    result = JourneysResult(events, persons, as_of, counts, warnings)
+    counts.update(extra_counts)
+    if not read:
+        read = [*pay_in.paths.values()]
+        read += [p.with_name(ds + MANIFEST_SUFFIX) for ds, p in pay_in.paths.items()
+                 if ds in pay_in.manifests]  # fmt: skip
+        read += [*map_in.paths.values(), *([map_in.link_path] if map_in.link_path else [])]
+    result = JourneysResult(
+        events, persons, as_of, counts, warnings, None, refreshes, applied, read
+    )
     if out_dir is not None:
         out = Path(out_dir)
-        inputs = [*pay_in.paths.values()]
-        inputs += [p.with_name(ds + MANIFEST_SUFFIX) for ds, p in pay_in.paths.items()
-                   if ds in pay_in.manifests]  # fmt: skip
-        inputs += [*map_in.paths.values(), *([map_in.link_path] if map_in.link_path else [])]
+        inputs = read
         input_hashes = {str(p): sha256_file(p) for p in inputs}
         with staged_dir(out, JOURNEYS_FILES, "journeys") as stage:
             write_parquet_atomic(stage / "events.parquet", events)
@@ -170,6 +238,11 @@ def build_journeys(
                     "tool_version": __version__,
                     "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "as_of": as_of.isoformat(),
+                    # The refresh these journeys are "as at", every link run applied in order,
+                    # and the withdrawal lists applied (docs/outcomes.md).
+                    "as_at": result.as_at,
+                    "refreshes": refreshes,
+                    "withdrawals": applied,
                     "inputs": input_hashes,
                     "counts": counts,
                     "warnings": warnings,

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wmw_link.errors import ConfigError
+from wmw_link.resources import (
+    configure_duckdb,
+    private_spill_dir,
+    resolve_memory_limit,
+    spark_memory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,11 @@ class Backend:
     tmp_dir: Path
     spark: Any = None
     con: Any = None
+    #: DuckDB's memory limit in bytes (None: DuckDB's own default); Spark: the driver memory
+    #: asked for, if any.
+    memory_limit: int | None = None
+    #: A spill folder made inside ``--temp-dir``, removed on close (None: under ``tmp_dir``).
+    own_spill: Path | None = None
 
     @property
     def row_number_ids(self) -> bool:
@@ -100,36 +113,72 @@ class Backend:
             self.con.close()
         if self.spark is not None:
             self.spark.catalog.clearCache()
+        if self.own_spill is not None:
+            shutil.rmtree(self.own_spill, ignore_errors=True)
 
 
-def open_backend(name: str, tmp_dir: Path, threads: int | None = None) -> Backend:
+def open_backend(
+    name: str,
+    tmp_dir: Path,
+    threads: int | None = None,
+    memory_limit: str | int | None = None,
+    temp_dir: Path | str | None = None,
+) -> Backend:
     """Open a DuckDB or Spark session with scratch space under ``tmp_dir``.
 
+    Args:
+        name: ``duckdb`` or ``spark``.
+        tmp_dir: the run's private temporary folder (removed by the caller).
+        threads: cores to use (default: all).
+        memory_limit: DuckDB's memory limit, e.g. ``"8GB"`` (default: the environment's
+            ``WMW_DUCKDB_MEMORY_LIMIT``, else 60% of the machine's memory, see
+            :mod:`wmw_link.resources`). On Spark an explicit limit sets the driver memory (all
+            of Spark's memory in local mode) and the default is ignored.
+        temp_dir: a folder to spill to (DuckDB's ``temp_directory``, Spark's
+            ``spark.local.dir``); a private folder is made inside it and removed on close.
+            Default: inside ``tmp_dir``.
+
     Raises:
-        ConfigError: an unknown back end, or Spark without pyspark/Java.
+        ConfigError: an unknown back end, a malformed memory limit or temp dir, or Spark
+            without pyspark/Java.
     """
+    if name not in ("duckdb", "spark"):
+        raise ConfigError(f"unknown backend '{name}': choose duckdb or spark")
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    if name == "duckdb":
-        import duckdb
-        from splink import DuckDBAPI
-
-        con = duckdb.connect(":memory:")
-        spill = tmp_dir / "duckdb"
-        spill.mkdir(exist_ok=True)
-        con.execute(f"SET temp_directory = '{spill.as_posix()}'")
-        con.execute("SET preserve_insertion_order = false")
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        limit = os.environ.get("WMW_DUCKDB_MEMORY_LIMIT")  # e.g. "8GB" on a shared machine
-        if limit:
-            con.execute("SET memory_limit = ?", [limit])
-        return Backend("duckdb", DuckDBAPI(connection=con), tmp_dir, con=con)
     if name == "spark":
-        return _open_spark(tmp_dir, threads)
-    raise ConfigError(f"unknown backend '{name}': choose duckdb or spark")
+        explicit = None if memory_limit is None else resolve_memory_limit(memory_limit)
+        own = private_spill_dir(temp_dir) if temp_dir is not None else None
+        try:
+            be = _open_spark(tmp_dir, threads, explicit, own)
+        except BaseException:
+            if own is not None:
+                shutil.rmtree(own, ignore_errors=True)
+            raise
+        be.memory_limit, be.own_spill = explicit, own
+        return be
+    import duckdb
+    from splink import DuckDBAPI
+
+    limit = resolve_memory_limit(memory_limit)
+    own = private_spill_dir(temp_dir) if temp_dir is not None else None
+    spill = own if own is not None else tmp_dir / "duckdb"
+    spill.mkdir(exist_ok=True)
+    con = duckdb.connect(":memory:")
+    try:
+        configure_duckdb(con, limit, spill, threads)
+    except BaseException:
+        con.close()
+        if own is not None:
+            shutil.rmtree(own, ignore_errors=True)
+        raise
+    return Backend(
+        "duckdb", DuckDBAPI(connection=con), tmp_dir, con=con, memory_limit=limit, own_spill=own
+    )
 
 
-def _open_spark(tmp_dir: Path, threads: int | None) -> Backend:
+def _open_spark(
+    tmp_dir: Path, threads: int | None, memory_limit: int | None, spill: Path | None
+) -> Backend:
     try:
         from pyspark.sql import SparkSession
         from splink.backends.spark import SparkAPI, similarity_jar_location
@@ -137,41 +186,91 @@ def _open_spark(tmp_dir: Path, threads: int | None) -> Backend:
         raise ConfigError("the spark backend needs pyspark: pip install 'wmw-link[spark]'") from e
     os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
     builder = SparkSession.builder.appName("wmw-link")
-    # A master from the usual Spark configuration (spark-submit, SPARK_MASTER) wins; otherwise
-    # run locally on this machine's cores.
-    if not os.environ.get("SPARK_MASTER") and "spark.master" not in os.environ.get(
-        "PYSPARK_SUBMIT_ARGS", ""
-    ):
-        builder = builder.master(f"local[{threads or '*'}]")
-    else:
-        builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
-    scratch = tmp_dir / "spark"
+    submitted = under_spark_submit(os.environ)
+    master = spark_master(os.environ, threads)
+    if master is not None:
+        builder = builder.master(master)
+    scratch = (spill or tmp_dir) / "spark"
     scratch.mkdir(exist_ok=True)
-    # Few partitions by default: local mode on a small machine; set WMW_SPARK_PARTITIONS (or the
-    # usual Spark configuration) on a cluster.
-    builder = (
-        builder.config("spark.jars", similarity_jar_location())
-        .config("spark.local.dir", str(scratch / "local"))
-        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch / 'java'}")
-        .config("spark.sql.shuffle.partitions", os.environ.get("WMW_SPARK_PARTITIONS", "4"))
-        .config("spark.default.parallelism", os.environ.get("WMW_SPARK_PARTITIONS", "4"))
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", os.environ.get("WMW_SPARK_DRIVER_MEMORY", "4g"))
-    )
+    if not submitted:
+        # Local mode on this machine: wmw-link launches the JVM, so it sets what spark-submit
+        # would otherwise set (the similarity jar, scratch space, driver memory, few partitions).
+        # Driver memory is read when the JVM starts: an explicit --memory-limit wins over the
+        # environment.
+        driver_memory = (
+            spark_memory(memory_limit)
+            if memory_limit is not None
+            else os.environ.get("WMW_SPARK_DRIVER_MEMORY", "4g")
+        )
+        partitions = os.environ.get("WMW_SPARK_PARTITIONS", "4")
+        builder = (
+            builder.config("spark.jars", similarity_jar_location())
+            .config("spark.local.dir", str(scratch / "local"))
+            .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+            .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch / 'java'}")
+            .config("spark.sql.shuffle.partitions", partitions)
+            .config("spark.default.parallelism", partitions)
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.memory", driver_memory)
+        )
     (scratch / "java").mkdir(exist_ok=True)
     try:
         spark = builder.getOrCreate()
     except Exception as e:  # Java missing or failing to start
         raise ConfigError(f"cannot start Spark ({type(e).__name__}): is Java 17 installed?") from e
-    spark.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
+    if submitted:
+        _require_similarity_jar(spark.sparkContext.getConf().get("spark.jars", ""))
+        # On a cluster checkpoints must be on storage every executor reaches (HDFS, S3):
+        # spark-submit --conf spark.checkpoint.dir=...; a local folder serves local mode only.
+        checkpoints = spark.sparkContext.getConf().get(
+            "spark.checkpoint.dir", str(scratch / "checkpoints")
+        )
+    else:
+        checkpoints = str(scratch / "checkpoints")
+    spark.sparkContext.setCheckpointDir(checkpoints)
     spark.sparkContext.setLogLevel("ERROR")
+    partitions = spark.conf.get("spark.sql.shuffle.partitions") if submitted else None
     db_api = SparkAPI(
         spark_session=spark,
         break_lineage_method="parquet",
-        num_partitions_on_repartition=int(os.environ.get("WMW_SPARK_PARTITIONS", "4")),
+        num_partitions_on_repartition=int(
+            partitions or os.environ.get("WMW_SPARK_PARTITIONS", "4")
+        ),
     )
     return Backend("spark", db_api, tmp_dir, spark=spark)
 
 
-__all__ = ["Backend", "open_backend"]
+def under_spark_submit(env: Mapping[str, str]) -> bool:
+    """Whether this process was launched by ``spark-submit`` (which starts the JVM first and
+    hands its gateway to Python): then the submit command's master, jars and resources rule."""
+    return "PYSPARK_GATEWAY_PORT" in env
+
+
+def spark_master(env: Mapping[str, str], threads: int | None) -> str | None:
+    """The master to set on the session builder, or None to keep the one already configured.
+
+    Under ``spark-submit`` its ``--master`` decides (None). Otherwise ``SPARK_MASTER`` or a
+    ``--master`` / ``spark.master`` in ``PYSPARK_SUBMIT_ARGS`` wins; else local mode on ``threads`` cores.
+    """
+    if under_spark_submit(env):
+        return None
+    if env.get("SPARK_MASTER"):
+        return env["SPARK_MASTER"]
+    submit_args = env.get("PYSPARK_SUBMIT_ARGS", "")
+    if "spark.master" in submit_args or "--master" in submit_args:
+        return None
+    return f"local[{threads or '*'}]"
+
+
+def _require_similarity_jar(jars: str) -> None:
+    """Splink's fuzzy comparisons run as Java UDFs from its similarity jar; without it every
+    prediction fails deep inside Spark. Say so before any work starts."""
+    if "scala-udf-similarity" not in jars:
+        raise ConfigError(
+            "spark-submit was not given Splink's similarity jar: add --jars "
+            "$(python -c 'from splink.backends.spark import similarity_jar_location as j; "
+            "print(j())') (docs/linkage.md, 'Deploying on a cluster')"
+        )
+
+
+__all__ = ["Backend", "open_backend", "spark_master", "under_spark_submit"]

@@ -48,6 +48,7 @@ from wmw_link.linkage.settings import (
 from wmw_link.linkage.text_u import text_u
 from wmw_link.linkage.verify import VerifiedInput, verify_deliveries
 from wmw_link.outdir import staged_dir
+from wmw_link.resources import parse_size
 
 log = logging.getLogger("wmw_link.linkage")
 
@@ -240,6 +241,8 @@ def link(
     threads: int | None = None,
     report: bool = True,
     keep_pairs: str | Path | None = None,
+    memory_limit: str | int | None = None,
+    temp_dir: str | Path | None = None,
 ) -> LinkResult:
     """Link all partners' tokens into persons and write one map per dataset.
 
@@ -258,6 +261,10 @@ def link(
         report: write the quality report (charts, rates, sweep, model).
         keep_pairs: also write the scored pairs here (Parquet; for benchmarks measuring
             blocking recall; holds row refs and weights, no tokens).
+        memory_limit: DuckDB's memory limit, e.g. ``"8GB"`` or bytes (default: 60% of the
+            machine's memory; Spark: sets the driver memory if given). See docs/linkage.md.
+        temp_dir: a folder DuckDB (Spark) spills to; a private folder is made inside it and
+            removed afterwards (default: inside the run's temporary folder in ``out_dir``).
 
     Returns:
         A :class:`LinkResult`.
@@ -265,8 +272,11 @@ def link(
     Raises:
         PolicyError: the agreement is not in force or the party is not its TTP.
         VerificationError: an input failed verification (nothing is linked).
-        ConfigError: ``out_dir`` holds files that are not a link output, or cannot be written.
+        ConfigError: ``out_dir`` holds files that are not a link output, or cannot be written;
+            a malformed ``memory_limit``.
     """
+    if memory_limit is not None:
+        parse_size(memory_limit)  # refuse a malformed size before verifying anything
     agreement.require_in_force()
     party = party or agreement.default_party(Role.TTP)
     agreement.require_role(party, Role.TTP, "run linkage")
@@ -284,7 +294,7 @@ def link(
             raise InputDataError("no tokens to link")
         timings["verify"] = time.perf_counter() - t_start
         log.info("verified %d input(s): %s", len(verified), ", ".join(v.dataset for v in verified))
-        be = open_backend(backend, tmp, threads)
+        be = open_backend(backend, tmp, threads, memory_limit=memory_limit, temp_dir=temp_dir)
         try:
             staged = _run(
                 agreement,
@@ -602,6 +612,7 @@ def _link_manifest(
         "tool_version": __version__,
         "agreement": {"id": agreement.id, "version": agreement.version, "hash": agreement.hash},
         "backend": be.name,
+        "memory_limit_bytes": be.memory_limit,
         "seed": seed,
         "model": "exact-only" if exact_only else "full",
         "inputs": {

@@ -29,6 +29,13 @@ from pydantic import ValidationError
 from wmw_link.errors import ConfigError
 from wmw_link.files import atomic_path, sha256_file, write_json_atomic
 from wmw_link.synth import effects, labour, regions
+from wmw_link.synth.deliveries import (
+    CorrectionRates,
+    DeliveriesResult,
+    check_deliveries,
+    prepare_root,
+    write_deliveries,
+)
 from wmw_link.synth.events import WINDOW_FIRST_DAY, WINDOW_LAST_DAY
 from wmw_link.synth.extracts import DATASETS, FORMATS, build_chunk, employer_refs, with_record_ids
 from wmw_link.synth.ids import MAX_PEOPLE
@@ -55,6 +62,8 @@ class SynthResult:
     rows: dict[str, int]
     seconds: float
     true_effect: dict[str, float] = field(default_factory=dict)
+    #: ``deliveries/`` when monthly deliveries were written (``generate(..., deliveries=K)``).
+    deliveries: DeliveriesResult | None = None
 
 
 def extract_path(out: Path, dataset: str) -> Path:
@@ -246,6 +255,8 @@ def generate(
     workers: int | None = None,
     confounding: float = 0.0,
     profile: str | Profile = "standard",
+    deliveries: int | None = None,
+    correction_rates: CorrectionRates | None = None,
 ) -> SynthResult:
     """Generate a synthetic West Midlands population and every partner's extract.
 
@@ -262,6 +273,11 @@ def generate(
         profile: ``"standard"`` (the default) or ``"hard"`` (error rates at the upper end of
             published linkage studies, more twins and juniors; docs/synthetic-data.md), or a
             :class:`~wmw_link.synth.profiles.Profile`.
+        deliveries: also cut the history into this many monthly deliveries under
+            ``out/deliveries/01..K`` (ending at the data's last month; see
+            :mod:`wmw_link.synth.deliveries`). Nothing else in the output changes.
+        correction_rates: monthly rates of the identifier corrections re-sent in deliveries
+            (:class:`~wmw_link.synth.deliveries.CorrectionRates` defaults if None).
 
     Returns:
         A :class:`SynthResult` naming every file written and the row counts.
@@ -276,7 +292,11 @@ def generate(
     """
     t0 = time.perf_counter()
     prof = get_profile(profile)
+    if deliveries is not None:
+        deliveries = check_deliveries(deliveries)
     out, rates = _check_args(people, seed, out, rates, prof)
+    if deliveries is not None:
+        prepare_root(out)  # refused before the work, not after
     if workers is None:
         workers = default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -337,6 +357,11 @@ def generate(
     summary["parameters"]["hub_effect"]["unobserved_confounding"] = float(confounding)
     summary_path = out / "synth.json"
     write_json_atomic(summary_path, summary)
+    cut = None
+    if deliveries is not None:
+        cut = write_deliveries(
+            out, deliveries, int(seed), paths, truth_path, people_path, correction_rates
+        )
     return SynthResult(
         out=out,
         extracts=paths,
@@ -346,6 +371,7 @@ def generate(
         rows=rows,
         seconds=time.perf_counter() - t0,
         true_effect=summary["truth"]["hub_effect"],
+        deliveries=cut,
     )
 
 

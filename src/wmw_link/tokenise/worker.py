@@ -46,7 +46,13 @@ from wmw_link.tokenise.rejects import (
     merge,
     nulled_batch,
 )
-from wmw_link.tokenise.tokens import WIRE_STRING, Hasher, composite_tokens, ref_tokens
+from wmw_link.tokenise.tokens import (
+    WIRE_STRING,
+    Hasher,
+    RefTokenizer,
+    composite_tokens,
+    ref_tokens,
+)
 
 _NULL_STR = pa.scalar(None, pa.string())
 
@@ -97,16 +103,29 @@ class BatchResult:
     non_empty: Counter[str] = field(default_factory=Counter)  # non-empty values by label
 
 
+def row_ref_tokenizer(ref_key: SecretKey, agreement_id: str, dataset_id: str) -> RefTokenizer:
+    """Record id -> row ref for one dataset, under the controller's own row-reference key.
+
+    The dataset id is hashed with the record id so that equal ids in two datasets of the same
+    controller give different row refs. ``wmw-link withdraw`` derives its row refs with this
+    function too, so that a withdrawal names exactly the rows tokenise wrote.
+    """
+    return Hasher(ref_key, agreement_id).ref_tokenizer(ts.DOMAIN_ROW_REF, dataset_id)
+
+
+def row_refs(record_ids: pa.Array, tokenizer: RefTokenizer) -> pa.Array:
+    """Row refs of raw record ids as :meth:`BatchWorker.compute` makes them: trimmed, a blank
+    id gives null; a dictionary array."""
+    return ref_tokens(blank_to_null(record_ids), tokenizer)
+
+
 class BatchWorker:
     """Turns raw string batches into tokens, payload and rejects."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         hasher = Hasher(plan.key, plan.agreement_id)
-        ref = Hasher(plan.ref_key, plan.agreement_id)
-        # The dataset id is hashed with the record id so that equal ids in two datasets of the
-        # same controller give different row refs.
-        self._row_ref = ref.ref_tokenizer(ts.DOMAIN_ROW_REF, plan.dataset.id)
+        self._row_ref = row_ref_tokenizer(plan.ref_key, plan.agreement_id, plan.dataset.id)
         self._token_columns = plan.token_columns()
         self._hashed = [c for c in self._token_columns if c.kind != "bloom_word"]
         # A subkey per column. NINos and NHS numbers repeat across batches (several records

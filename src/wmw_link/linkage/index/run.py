@@ -36,6 +36,7 @@ from wmw_link.linkage.maps import write_maps
 from wmw_link.linkage.run import LINK_MANIFEST_NAME, link_output_names
 from wmw_link.linkage.verify import VerifiedInput, verify_inputs
 from wmw_link.outdir import staged_dir
+from wmw_link.resources import parse_size
 
 log = logging.getLogger("wmw_link.linkage.index")
 
@@ -323,6 +324,8 @@ def link_index(
     exact_only: bool = False,
     threads: int | None = None,
     report: bool = True,
+    memory_limit: str | int | None = None,
+    temp_dir: str | Path | None = None,
 ) -> IndexResult:
     """Link one delivery against the person index in ``index_dir`` and update it.
 
@@ -339,7 +342,8 @@ def link_index(
         keyring: party keys to check the withdrawal lists' signatures with.
         backend: only ``duckdb`` keeps an index.
         threshold: match probability for a full or re-trained model (default: label-free).
-        party, seed, exact_only, threads, report: as for :func:`wmw_link.linkage.link`.
+        party, seed, exact_only, threads, report, memory_limit, temp_dir: as for
+            :func:`wmw_link.linkage.link`.
 
     Raises:
         VerificationError: an input, withdrawal list or the index failed verification
@@ -352,6 +356,8 @@ def link_index(
     agreement.require_role(party, Role.TTP, "run linkage")
     if backend != "duckdb":
         raise ConfigError("--index works with the duckdb backend only")
+    if memory_limit is not None:
+        parse_size(memory_limit)  # refuse a malformed size before reading anything
     index_dir, out = Path(index_dir), Path(out_dir)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -393,7 +399,10 @@ def link_index(
         produces = link_output_names(agreement) | {ID_CHANGES_NAME}
         with staged_dir(out, produces, "link") as stage:
             tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=stage))
-            be = open_backend(backend, tmp, threads)
+            be = open_backend(
+                backend, tmp, threads, memory_limit=memory_limit,
+                temp_dir=Path(temp_dir) if temp_dir is not None else None,
+            )  # fmt: skip
             try:
                 result = _link(
                     agreement, state, cur, verified, be, stage, index_dir,
