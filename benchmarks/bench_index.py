@@ -65,7 +65,7 @@ def _tokenise(work: Path, deliveries: int) -> dict[int, int]:
                 continue
             ctl = work / "ctl" / f"{n:02d}" / ds
             res = tokenise(a, ds, found[0], key, refs[ds], ctl, workers=2, delivery=n)
-            rows[n] += int(getattr(res, "rows_out", 0) or 0)
+            rows[n] += res.rows_tokens
             for suf in (".tokens.parquet", ".manifest.json"):
                 shutil.copy(ctl / f"{ds}{suf}", inbox)
     return rows
@@ -225,7 +225,6 @@ def run(people: int, deliveries: int, work: Path, name: str) -> Path:
     details = {"refreshes": refresh, "incremental_vs_truth": inc_vs_truth,
                "full_vs_truth": full_vs_truth, "incremental_vs_full": inc_vs_full,
                "retrain": {**retrain_stats, **kept}, "summary": summary}  # fmt: skip
-    bench.params["summary"] = summary
     lines = [
         f"Each refresh against the full re-link of all {deliveries} deliveries "
         f"({total:,} records, {full_secs:.1f} s, peak {full_peak:,.0f} MiB):",
@@ -246,6 +245,11 @@ def run(people: int, deliveries: int, work: Path, name: str) -> Path:
         f"(gap {summary['f1_gap_points']:+.3f} points). Every id change listed: "
         f"{'yes' if summary['every_change_listed'] else 'NO'}. After --retrain "
         f"({retrain_secs:.1f} s) {kept['share_persons_keeping_id']:.4f} of persons keep their id.",
+        "",
+        "| summary | value |",
+        "|---|---|",
+        *(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
+          for k, v in summary.items()),
     ]
     bench.write(notes="\n".join(lines))
     path = bench.results_dir / f"{name}-details.json"
