@@ -125,7 +125,7 @@ def group_figures(cells: Any, column: str) -> list[GroupFigures]:
     values = cells.values[column]
     out = [
         GroupFigures(
-            group=str(values[code]),
+            group=str(code if values is None else values[code]),
             records=int(records),
             true_positive=int(tp),
             predicted_touching=int(touching),
