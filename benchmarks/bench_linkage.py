@@ -295,11 +295,15 @@ def _sweep(
     # Join the truth once; each threshold then only relabels the same rows.
     base = nodes.merge(truth, on=["dataset", "record_id"], how="inner", validate="one_to_one")
     keys = pd.Index((base["dataset"] + "|" + base["uid"]).to_numpy())
+    # Integer codes once (household: NaN when unknown), so each threshold's scoring groups
+    # numbers only.
+    house = pd.factorize(base["person_id"].map(household))[0].astype(float)
+    house[house < 0] = np.nan
     frame = pd.DataFrame(
         {
-            "dataset": base["dataset"].to_numpy(),
-            "true": base["person_id"].to_numpy(),
-            "household": base["person_id"].map(household).to_numpy(),
+            "dataset": pd.factorize(base["dataset"])[0],
+            "true": pd.factorize(base["person_id"])[0],
+            "household": house,
         }
     )
     link = pairs[pairs["linkable"]]
