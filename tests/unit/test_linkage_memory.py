@@ -209,3 +209,20 @@ def test_cli_link_passes_memory_limit_and_temp_dir(agreement: Agreement, tmp_pat
     manifest = json.loads((tmp_path / "o" / "link-manifest.json").read_text())
     assert manifest["memory_limit_bytes"] == 300 * 1024**2
     assert (tmp_path / "spill").is_dir() and not list((tmp_path / "spill").iterdir())
+
+
+def test_a_query_larger_than_the_limit_spills_and_completes(tmp_path: Path) -> None:
+    be = open_backend(
+        "duckdb", tmp_path / "run", threads=1, memory_limit="100MB", temp_dir=tmp_path / "sp"
+    )
+    try:
+        be.con.execute("SET enable_progress_bar = false")
+        # About 100 MB of table and a 6-million-group hash table: more than the limit.
+        be.con.execute("CREATE TABLE big AS SELECT range AS i, hash(range) AS h FROM range(6000000)")
+        got = be.rows("SELECT count(*), sum(i) FROM (SELECT h, max(i) AS i FROM big GROUP BY h)")
+        spill = Path(be.scalar("SELECT current_setting('temp_directory')"))
+        spilled = sum(f.stat().st_size for f in spill.iterdir())
+    finally:
+        be.close()
+    assert got == [(6_000_000, 6_000_000 * 5_999_999 // 2)]
+    assert spilled > 50e6  # DuckDB wrote to the spill folder instead of failing
