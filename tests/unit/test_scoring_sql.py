@@ -176,3 +176,9 @@ def test_numeric_group_column_scores_as_its_text_twin() -> None:
     assert [g["group"] for g in number] == ["1.0", "2.0", "3.0"]
     strip = [{k: v for k, v in g.items() if k != "group"} for g in text]
     assert [{k: v for k, v in g.items() if k != "group"} for g in number] == strip
+
+
+def test_by_group_needs_no_dataset_column() -> None:
+    frame = _random_frame(9)
+    with_ds = equity.by_group(frame, "sex")
+    assert equity.by_group(frame.drop(columns="dataset"), "sex") == with_ds
