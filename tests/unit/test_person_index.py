@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from index_fixtures import resend, split, withdrawal, write_tokens
+from index_fixtures import rekeyed, resend, split, withdrawal, write_tokens
 from linkage_fixtures import FORENAMES, POSTCODES, SURNAMES, write_fixture
 
 from wmw_link.agreement import Agreement, load_agreement
@@ -438,7 +438,7 @@ def test_cli_link_index(chain: dict, tmp_path: Path) -> None:
     }  # fmt: skip
     res = runner.invoke(main, ["link", "--agreement", str(AGREEMENT), "--retrain", "--inputs",
                                str(chain["folders"][2]), "--out", str(tmp_path / "o2")])  # fmt: skip
-    assert res.exit_code != 0 and "--retrain and --withdrawals need --index" in res.output
+    assert res.exit_code != 0 and "--retrain, --rekey and --withdrawals need --index" in res.output
 
 
 def test_first_index_run_gives_the_persons_of_a_plain_link(
@@ -469,3 +469,32 @@ def test_a_dataset_twice_in_one_verification_is_refused(chain: dict, agreement: 
     f = chain["folders"]
     with pytest.raises(VerificationError, match="dataset file given twice"):
         verify_inputs(agreement, [f[0], f[1]])
+
+
+def test_rekey_keeps_ids_and_switches_the_key(
+    chain: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    idx = _clone(chain["snaps"][2], tmp_path)
+    before = _index_persons(idx, agreement)
+    new = [tmp_path / f"rk{i}" for i in range(3)]
+    for f, d in zip(chain["folders"], new, strict=True):
+        rekeyed(f, d, "kc-new")
+    # The whole history is needed: two of three deliveries are refused.
+    with pytest.raises(VerificationError, match="not re-sent under the new linkage key"):
+        link_index(agreement, new[:2], idx, tmp_path / "o", rekey=True, seed=1)
+    with pytest.raises(ConfigError, match="--rekey needs .* key check must differ"):
+        link_index(agreement, chain["folders"], idx, tmp_path / "o", rekey=True, seed=1)
+    r = link_index(agreement, new, idx, tmp_path / "o", rekey=True, seed=1)
+    assert r.mode == "rekey" and r.new_records == 0 and r.corrected == len(before)
+    after = _index_persons(idx, agreement)
+    assert store.read_manifest(agreement, idx)["key_check"] == "kc-new"
+    # Every record keeps its delivery; ids carried over (the same model structure, so the
+    # same persons here); any change is recorded as 'rekey'.
+    j = before.merge(after, on=["dataset", "row_ref"], suffixes=("_b", "_a"))
+    assert len(j) == len(before) and (j["delivery_b"] == j["delivery_a"]).all()
+    assert (j["person_id_b"] == j["person_id_a"]).mean() >= 0.95
+    assert set(pq.read_table(r.id_changes)["reason"].to_pylist()) <= {"rekey"}
+    _same_view(_replay(before[["dataset", "row_ref", "person_id"]], r), idx, agreement)
+    # Tokens under the old key are now foreign to the index.
+    with pytest.raises(VerificationError, match="its key check differs"):
+        link_index(agreement, [chain["folders"][0]], idx, tmp_path / "o2")

@@ -146,7 +146,15 @@ def _current(
     new: dict[str, pa.Table],
     withdrawn: dict[str, set[str]],
     delivery: int,
+    rekey: bool = False,
 ) -> _Current:
+    """Every record of the run: the index's (less withdrawn and re-sent ones), then this
+    delivery's. With ``rekey`` every index record must be re-sent (new tokens, same row ref)
+    and keeps its delivery number.
+
+    Raises:
+        VerificationError: a re-key whose inputs leave index records out.
+    """
     old = state.records if state else {}
     parts_old, parts_new = [], []
     corrected_persons: set[str] = set()
@@ -176,20 +184,33 @@ def _current(
             corr = o.filter(resent)
             corrected_persons.update(corr["person_id"].to_pylist())
             n_corr += corr.num_rows
+            n_del = np.full(n.num_rows if n is not None else 0, delivery, dtype=np.int32)
             if n is not None and corr.num_rows:
                 # The re-sent row takes its former person id into the reconciliation.
+                refs = n["row_ref"].to_pylist()
                 before = dict(zip(corr["row_ref"].to_pylist(), corr["person_id"].to_pylist(),
                                   strict=True))  # fmt: skip
-                n_old = np.array([before.get(r) for r in n["row_ref"].to_pylist()], dtype=object)
+                n_old = np.array([before.get(r) for r in refs], dtype=object)
+                if rekey:  # the same records under a new key: they keep their delivery
+                    when = dict(zip(corr["row_ref"].to_pylist(), corr["delivery"].to_pylist(),
+                                    strict=True))  # fmt: skip
+                    n_del = np.array([when.get(r, delivery) for r in refs], dtype=np.int32)
             else:
                 n_old = np.full(n.num_rows if n is not None else 0, None, dtype=object)
+            if rekey and corr.num_rows < o.num_rows:
+                raise VerificationError(
+                    f"dataset '{ds}': {o.num_rows - corr.num_rows} index record(s) were not "
+                    "re-sent under the new linkage key; a re-key needs every controller's whole "
+                    "history re-tokenised (tokens under the old key cannot be compared)"
+                )
             o = o.filter(pc.invert(resent))
             parts_old.append((ds, o, o["person_id"].to_numpy(zero_copy_only=False).astype(object),
                               o["delivery"].to_numpy()))  # fmt: skip
         else:
             n_old = np.full(n.num_rows if n is not None else 0, None, dtype=object)
+            n_del = np.full(n.num_rows if n is not None else 0, delivery, dtype=np.int32)
         if n is not None:
-            parts_new.append((ds, n, n_old, np.full(n.num_rows, delivery, dtype=np.int32)))
+            parts_new.append((ds, n, n_old, n_del))
         unmatched += len(withdrawn.get(ds, ())) - len(matched)
     new_from = sum(p[1].num_rows for p in parts_old)
     tables: dict[str, list[pa.Table]] = {}
@@ -315,6 +336,7 @@ def link_index(
     *,
     delivery: int | None = None,
     retrain: bool = False,
+    rekey: bool = False,
     withdrawals: Sequence[Any] = (),
     keyring: Any = None,
     backend: str = "duckdb",
@@ -337,6 +359,9 @@ def link_index(
         out_dir: maps, ``id-changes.parquet``, ``link-manifest.json`` (replaced as a whole).
         delivery: this delivery's number (default: one more than the index's last).
         retrain: train a new model on every record (index + new) and carry ids over.
+        rekey: the inputs are every controller's whole history re-tokenised under a new
+            linkage key (same row refs): train a new model on them, carry ids over by row ref
+            (reason ``rekey``), and keep the new key check.
         withdrawals: withdrawal lists to apply: paths of ``<dataset>.withdrawals.parquet``
             files, or ``wmw_link.withdrawals.Withdrawals`` already read.
         keyring: party keys to check the withdrawal lists' signatures with.
@@ -367,13 +392,18 @@ def link_index(
         state = store.read_index(agreement, index_dir) if store.exists(index_dir) else None
         store.remove_stale(index_dir, keep=state.manifest["generation"] if state else None)
         key_check = verified[0].manifest["key_check"] if verified else None
-        if state is not None and key_check is not None and key_check != state.key_check:
+        if rekey and (state is None or key_check is None or key_check == state.key_check):
+            raise ConfigError(
+                "--rekey needs an existing index and inputs re-tokenised under a new linkage "
+                "key (their key check must differ from the index's)"
+            )
+        if not rekey and state is not None and key_check not in (None, state.key_check):
             raise VerificationError(
                 f"{index_dir / store.MANIFEST_NAME}: refused: a foreign index for these "
                 "inputs: its key check differs from the inputs' (another linkage key; after a "
                 "key rotation the index must be re-keyed, not extended)"
             )
-        key_check = state.key_check if state else key_check
+        key_check = state.key_check if state and not rekey else key_check
         if key_check is None:
             raise InputDataError("no tokens given and no index to apply withdrawals to")
         last = max(state.deliveries) if state else 0
@@ -388,8 +418,11 @@ def link_index(
         if unknown:
             raise VerificationError(f"withdrawals for dataset '{unknown[0]}', not in agreement "
                                     f"{agreement.id}")  # fmt: skip
-        cur = _current(state, new, withdrawn, number)
-        mode = "full" if state is None else "retrain" if retrain else "incremental"
+        cur = _current(state, new, withdrawn, number, rekey=rekey)
+        mode = (
+            "full" if state is None else "rekey" if rekey else "retrain" if retrain
+            else "incremental"
+        )  # fmt: skip
         if mode == "incremental" and (threshold is not None or exact_only):
             raise ConfigError(
                 "--threshold and --exact-only choose a new model: an incremental run scores "
@@ -464,7 +497,7 @@ def _link(
             left, right, weight, comparisons = sl, sr, sw, 0
         scored_full = None
     else:
-        kinds = _kinds(verified, state)
+        kinds = _kinds(verified, None if mode == "rekey" else state)
         inputs = incremental.load(be, cur.tokens, kinds)
         scored_full = incremental.fit(
             be, inputs, kinds, seed=seed, n_records=n, threshold=threshold, exact_only=exact_only
@@ -482,7 +515,7 @@ def _link(
         cur.old_pid,
         gone=cur.gone,
         corrected_persons=cur.corrected_persons,
-        reason="retrain" if mode == "retrain" else None,
+        reason=mode if mode in ("retrain", "rekey") else None,
     )
     pids = assigned.person_ids
     timings["persons"] = time.perf_counter() - t0
@@ -563,7 +596,7 @@ def _link(
             },
             "counts": {
                 "records": n,
-                "new_records": int(n - cur.new_from),
+                "new_records": int((cur.delivery == number).sum()),
                 "corrected": cur.n_corrected,
                 "withdrawn": cur.n_withdrawn,
                 "withdrawals_unmatched": cur.n_unmatched,
@@ -578,7 +611,7 @@ def _link(
     return IndexResult(
         out_dir=stage, maps=map_paths, id_changes=changes_path, manifest=manifest_path,
         index_manifest=index_manifest, mode=mode, delivery=number, records=n,
-        new_records=int(n - cur.new_from), corrected=cur.n_corrected,
+        new_records=int((cur.delivery == number).sum()), corrected=cur.n_corrected,
         withdrawn=cur.n_withdrawn, persons=n_persons,
         map_rows=sum(t.num_rows for t in maps.values()), changes=changes.num_rows,
         comparisons=comparisons, threshold_match_weight=weight_t, timings=timings,
