@@ -498,3 +498,46 @@ def test_rekey_keeps_ids_and_switches_the_key(
     # Tokens under the old key are now foreign to the index.
     with pytest.raises(VerificationError, match="its key check differs"):
         link_index(agreement, [chain["folders"][0]], idx, tmp_path / "o2")
+
+
+def test_blocked_pairs_are_splinks_restricted_to_new_records(
+    chain: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    import logging
+
+    from splink import Linker
+
+    state = store.read_index(agreement, chain["snaps"][-1])
+    kinds = state.model["token_kinds"]
+    tables, n = {}, 0
+    for ds, t in sorted(state.records.items()):
+        tok = t.drop_columns(["row_ref", "person_id", "delivery"])
+        tables[ds] = tok.append_column("gid", pa.array(np.arange(n, n + t.num_rows)))
+        n += t.num_rows
+    be = open_backend("duckdb", tmp_path / "db")
+    try:
+        inputs = incremental.load(be, tables, kinds)
+        settings = incremental.settings_for(state.model["splink"], len(inputs))
+        linker = Linker(inputs, settings, log_level=logging.ERROR)
+        theirs = linker.inference.compute_blocked_pairs_for_predict()
+        cols = "match_key, join_key_l, join_key_r"
+        splink_pairs = be.con.execute(f"SELECT {cols} FROM {theirs.physical_name}").fetchall()
+
+        def ours(new_from: int) -> list[tuple]:
+            rules = settings["blocking_rules_to_generate_predictions"]
+            return be.con.execute(incremental.blocked_pairs_sql(inputs, rules, new_from)).fetchall()
+
+        def unordered(pairs: list[tuple]) -> set[tuple]:
+            return {(int(k), *sorted((a, b))) for k, a, b in pairs}
+
+        everything = ours(0)
+        assert unordered(everything) == unordered(splink_pairs) and len(everything) > 100
+        # From record n // 2 on: exactly Splink's pairs with at least one such record.
+        half = n // 2
+
+        def touches(p: tuple) -> bool:
+            return any(int(str(x).rsplit("-__-", 1)[-1]) >= half for x in p[1:])
+
+        assert unordered(ours(half)) == unordered([p for p in splink_pairs if touches(p)])
+    finally:
+        be.close()

@@ -141,6 +141,11 @@ def _read_withdrawals(
     return out
 
 
+def _without(table: pa.Table, mask: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """``table`` without the rows where ``mask`` is true (no copy when there are none)."""
+    return table.filter(pc.invert(mask)) if pc.any(mask).as_py() else table
+
+
 def _current(
     state: store.IndexState | None,
     new: dict[str, pa.Table],
@@ -165,17 +170,18 @@ def _current(
         o = old.get(ds)
         n = new.get(ds)
         matched: set[str] = set()
-        if n is not None:
+        if n is not None and len(wd):
             drop = pc.is_in(n["row_ref"], value_set=wd)
             matched.update(n.filter(drop)["row_ref"].to_pylist())
-            n = n.filter(pc.invert(drop))
+            n = _without(n, drop)
         if o is not None:
-            out = pc.is_in(o["row_ref"], value_set=wd)
-            for pid in o.filter(out)["person_id"].to_pylist():
-                gone[pid] = gone.get(pid, 0) + 1
-            matched.update(o.filter(out)["row_ref"].to_pylist())
-            n_wd += int(pc.sum(out).as_py() or 0)
-            o = o.filter(pc.invert(out))
+            if len(wd):
+                out = pc.is_in(o["row_ref"], value_set=wd)
+                for pid in o.filter(out)["person_id"].to_pylist():
+                    gone[pid] = gone.get(pid, 0) + 1
+                matched.update(o.filter(out)["row_ref"].to_pylist())
+                n_wd += int(pc.sum(out).as_py() or 0)
+                o = _without(o, out)
             resent = (
                 pc.is_in(o["row_ref"], value_set=n["row_ref"].combine_chunks())
                 if n is not None
@@ -203,7 +209,7 @@ def _current(
                     "re-sent under the new linkage key; a re-key needs every controller's whole "
                     "history re-tokenised (tokens under the old key cannot be compared)"
                 )
-            o = o.filter(pc.invert(resent))
+            o = _without(o, resent)
             parts_old.append((ds, o, o["person_id"].to_numpy(zero_copy_only=False).astype(object),
                               o["delivery"].to_numpy()))  # fmt: skip
         else:
