@@ -77,8 +77,9 @@ class IndexResult:
 class _Current:
     """Every record of this run, old (kept) first, then new; position = Splink unique_id."""
 
-    dataset: np.ndarray  # object
-    row_ref: np.ndarray  # object
+    ds_names: list[str]  # datasets, sorted
+    ds_code: np.ndarray  # int32: each record's dataset, an index into ds_names
+    row_ref: pa.Array  # string
     old_pid: np.ndarray  # object, None for records new to the index
     delivery: np.ndarray  # int32
     tokens: dict[str, pa.Table]  # dataset -> gid + token columns (of that dataset)
@@ -88,6 +89,10 @@ class _Current:
     n_corrected: int
     n_withdrawn: int  # index records removed
     n_unmatched: int  # withdrawn row refs that matched no record (index or this delivery)
+
+    def datasets(self, positions: np.ndarray) -> pa.Array:
+        """The dataset names of the records at ``positions``."""
+        return pa.array(self.ds_names, pa.string()).take(pa.array(self.ds_code[positions]))
 
 
 def read_inputs(
@@ -220,6 +225,7 @@ def _current(
         unmatched += len(withdrawn.get(ds, ())) - len(matched)
     new_from = sum(p[1].num_rows for p in parts_old)
     tables: dict[str, list[pa.Table]] = {}
+    names = sorted(set(old) | set(new))
     ds_col, ref_col, pid_col, del_col = [], [], [], []
     pos = 0
     for ds, t, pids, dels in [*parts_old, *parts_new]:
@@ -229,8 +235,8 @@ def _current(
             "gid", pa.array(np.arange(pos, pos + t.num_rows, dtype=np.int64))
         )
         tables.setdefault(ds, []).append(tok)
-        ds_col.append(np.full(t.num_rows, ds, dtype=object))
-        ref_col.append(t["row_ref"].to_numpy(zero_copy_only=False).astype(object))
+        ds_col.append(np.full(t.num_rows, names.index(ds), dtype=np.int32))
+        ref_col.extend(t["row_ref"].cast(pa.string()).chunks)
         pid_col.append(pids)
         del_col.append(np.asarray(dels, dtype=np.int32))
         pos += t.num_rows
@@ -241,8 +247,9 @@ def _current(
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
     return _Current(
-        dataset=cat(ds_col, object),
-        row_ref=cat(ref_col, object),
+        ds_names=names,
+        ds_code=cat(ds_col, np.int32),
+        row_ref=pa.chunked_array(ref_col, pa.string()).combine_chunks(),
         old_pid=cat(pid_col, object),
         delivery=cat(del_col, np.int32),
         tokens={ds: pa.concat_tables(ts_, promote_options="default") for ds, ts_ in tables.items()},
@@ -256,31 +263,40 @@ def _current(
     )
 
 
+def _keys(ds: Any, refs: Any) -> pa.Array:
+    """``dataset <US> row_ref`` keys, for hash lookups of (dataset, row_ref) pairs."""
+
+    def arr(v: Any) -> pa.Array:
+        if isinstance(v, pa.ChunkedArray):
+            return v.combine_chunks()
+        return v if isinstance(v, pa.Array) else pa.array(v, pa.string())
+
+    return pc.binary_join_element_wise(arr(ds), arr(refs), "\x1f")
+
+
 def _stored_edges(state: store.IndexState, cur: _Current) -> tuple[np.ndarray, ...]:
     """The stored accepted edges between records still in the index and not re-sent."""
     e = state.edges
     if e.num_rows == 0 or cur.new_from == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    keys = pd.Index(
-        pd.MultiIndex.from_arrays([cur.dataset[: cur.new_from], cur.row_ref[: cur.new_from]])
+    kept = _keys(cur.datasets(np.arange(cur.new_from)), cur.row_ref.slice(0, cur.new_from))
+    li = pc.index_in(_keys(e["dataset_l"], e["row_ref_l"]), value_set=kept)
+    ri = pc.index_in(_keys(e["dataset_r"], e["row_ref_r"]), value_set=kept)
+    ok = pc.and_(pc.is_valid(li), pc.is_valid(ri))
+    return (
+        pc.filter(li, ok).to_numpy().astype(np.int64),
+        pc.filter(ri, ok).to_numpy().astype(np.int64),
+        pc.filter(e["match_weight"], ok).to_numpy(),
     )
-    li = keys.get_indexer(pd.MultiIndex.from_arrays(
-        [e["dataset_l"].to_numpy(zero_copy_only=False), e["row_ref_l"].to_numpy(zero_copy_only=False)]
-    ))  # fmt: skip
-    ri = keys.get_indexer(pd.MultiIndex.from_arrays(
-        [e["dataset_r"].to_numpy(zero_copy_only=False), e["row_ref_r"].to_numpy(zero_copy_only=False)]
-    ))  # fmt: skip
-    ok = (li >= 0) & (ri >= 0)
-    return li[ok], ri[ok], e["match_weight"].to_numpy()[ok]
 
 
 def _edges_table(cur: _Current, left: np.ndarray, right: np.ndarray, w: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays(
         [
-            pa.array(cur.dataset[left], pa.string()),
-            pa.array(cur.row_ref[left], pa.string()),
-            pa.array(cur.dataset[right], pa.string()),
-            pa.array(cur.row_ref[right], pa.string()),
+            cur.datasets(left),
+            cur.row_ref.take(pa.array(left)),
+            cur.datasets(right),
+            cur.row_ref.take(pa.array(right)),
             pa.array(w, pa.float64()),
         ],
         schema=store.EDGE_SCHEMA,
@@ -295,7 +311,7 @@ def _records_tables(cur: _Current, person_ids: np.ndarray) -> dict[str, pa.Table
         cols = [c for c in tok.column_names if c != "gid"]
         out[ds] = pa.Table.from_arrays(
             [
-                pa.array(cur.row_ref[gid], pa.string()),
+                cur.row_ref.take(pa.array(gid)),
                 pa.array(person_ids[gid], pa.string()),
                 pa.array(cur.delivery[gid], pa.int32()),
                 *[tok[c] for c in cols],
@@ -322,10 +338,11 @@ def _maps(
     rows = (cur.delivery == delivery) | touched
     out = {}
     for ds in datasets:
-        sel = np.flatnonzero(rows & (cur.dataset == ds))
+        code = cur.ds_names.index(ds) if ds in cur.ds_names else -1
+        sel = np.flatnonzero(rows & (cur.ds_code == code))
         out[ds] = pa.Table.from_arrays(
             [
-                pa.array(cur.row_ref[sel], pa.string()),
+                cur.row_ref.take(pa.array(sel, pa.int64())),
                 pa.array(person_ids[sel], pa.string()),
                 pa.array(np.full(len(sel), delivery, dtype=np.int32), pa.int32()),
             ],
@@ -485,14 +502,14 @@ def _link(
     t_start: float,
 ) -> IndexResult:
     t0 = time.perf_counter()
-    n = len(cur.row_ref)
+    n = len(cur.row_ref)  # records
     if mode == "incremental":
         assert state is not None
         kinds = dict(state.model["token_kinds"])
         model = state.model
         sl, sr, sw = _stored_edges(state, cur)
         if cur.new_from < n:
-            inputs = incremental.load(be, cur.tokens, kinds)
+            inputs = incremental.load(be, cur.tokens, kinds, copy=False)
             scored = incremental.score_new(be, inputs, model, cur.new_from)
             left = np.concatenate([sl, scored.left])
             right = np.concatenate([sr, scored.right])

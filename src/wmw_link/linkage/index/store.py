@@ -232,11 +232,12 @@ def write_generation(
         model_path = stage / MODEL_NAME
         model_path.write_text(json.dumps(model, indent=1, sort_keys=True), encoding="utf-8")
         files[MODEL_NAME] = {"sha256": sha256_file(model_path)}
-        pq.write_table(edges, stage / EDGES_NAME, compression="zstd")
+        # Hashes and random ids do not compress: neither compression nor dictionaries pay.
+        pq.write_table(edges, stage / EDGES_NAME, compression="none", use_dictionary=False)
         files[EDGES_NAME] = {"sha256": sha256_file(stage / EDGES_NAME), "rows": edges.num_rows}
         for ds, table in sorted(records.items()):
             rel = f"{RECORDS_DIR}/{ds}.parquet"
-            pq.write_table(table, stage / rel, compression="zstd")
+            pq.write_table(table, stage / rel, compression="none", use_dictionary=False)
             files[rel] = {"sha256": sha256_file(stage / rel), "rows": table.num_rows}
         restrict_tree(stage)
         os.rename(stage, index_dir / name)
