@@ -182,7 +182,9 @@ def score_new(be: Backend, inputs: list[Any], model: dict[str, Any], new_from: i
 
     t0 = time.perf_counter()
     settings = settings_for(model["splink"], len(inputs))
-    linker = Linker(list(inputs), settings, log_level=logging.ERROR)
+    # The stored model was validated by Splink when it was trained on these token columns;
+    # validating again parses every comparison's SQL (seconds, whatever the data size).
+    linker = Linker(list(inputs), settings, log_level=logging.ERROR, validate_settings=False)
     keep_levels_in_predictions(linker)
     # The loaded model's household rule must be the stored one: the same comparisons and levels.
     if _evidence_condition(linker) != model["household_rule_sql"]:
