@@ -541,3 +541,32 @@ def test_blocked_pairs_are_splinks_restricted_to_new_records(
         assert unordered(ours(half)) == unordered([p for p in splink_pairs if touches(p)])
     finally:
         be.close()
+
+
+def test_index_outputs_travel_sealed_to_the_analysts(agreement: Agreement, tmp_path: Path) -> None:
+    from wmw_link.party_keys import new_keyring
+    from wmw_link.seal import unseal_all
+
+    secrets = new_keyring(["linkage-unit", "insight-team"], tmp_path / "secrets", tmp_path / "ring")
+    write_fixture(agreement, tmp_path / "all", n_households=20, key_check="ab" * 16)
+    folders = split(tmp_path / "all", tmp_path / "deliveries", 2)
+    runner = CliRunner()
+    for n, folder in enumerate(folders, start=1):
+        out = tmp_path / f"out{n}"
+        res = runner.invoke(main, [
+            "link", "--agreement", str(AGREEMENT), "--index", str(tmp_path / "idx"),
+            "--inputs", str(folder), "--out", str(out), "--state", str(tmp_path / "ttp.json"),
+            "--no-report", "--seal-to", "insight-team",
+            "--party-secret", str(secrets["linkage-unit"]), "--keyring", str(tmp_path / "ring"),
+        ])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        got = unseal_all(
+            out / "sealed" / "insight-team", agreement=agreement, keyring=tmp_path / "ring",
+            secret=secrets["insight-team"], out_dir=tmp_path / f"analyst{n}",
+            state=tmp_path / "analyst.json",
+        )  # fmt: skip
+        names = {r.path.name for r in got}
+        assert {"link-manifest.json", "id-changes.parquet", "hmrc_rti.map.parquet"} <= names
+        m = pq.read_table(tmp_path / f"analyst{n}" / "hmrc_rti.map.parquet")
+        assert m.schema.names == ["row_ref", "person_id", "delivery"]
+        assert set(m["delivery"].to_pylist()) == {n}
