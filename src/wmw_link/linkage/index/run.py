@@ -3,7 +3,8 @@
 Modes: ``full`` (first run over an empty index: today's full run, then stored), ``incremental``
 (the stored model scores only pairs touching this delivery's records; stored accepted edges
 stand for the rest), ``retrain`` (a new model over every record; ids carried over by maximum
-overlap). Withdrawals remove records before anything is scored.
+overlap), ``rekey`` (the same over every record re-tokenised under a new linkage key).
+Withdrawals remove records before anything is scored. See docs/person-index.md.
 """
 
 from __future__ import annotations
@@ -424,7 +425,7 @@ def link_index(
             raise VerificationError(
                 f"{index_dir / store.MANIFEST_NAME}: refused: a foreign index for these "
                 "inputs: its key check differs from the inputs' (another linkage key; after a "
-                "key rotation the index must be re-keyed, not extended)"
+                "key rotation, re-key the index with --rekey and every controller's history)"
             )
         key_check = state.key_check if state and not rekey else key_check
         if key_check is None:
