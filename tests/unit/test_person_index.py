@@ -570,3 +570,22 @@ def test_index_outputs_travel_sealed_to_the_analysts(agreement: Agreement, tmp_p
         m = pq.read_table(tmp_path / f"analyst{n}" / "hmrc_rti.map.parquet")
         assert m.schema.names == ["row_ref", "person_id", "delivery"]
         assert set(m["delivery"].to_pylist()) == {n}
+    # The index variant of the link manifest is checked as strictly as the plain one.
+    from wmw_link.errors import PolicyError
+    from wmw_link.manifest_check import check_manifest
+
+    path = tmp_path / "out2" / "link-manifest.json"
+    check_manifest(agreement, path, "link-manifest.json", None)
+    original = json.loads(path.read_text())
+    forged = [
+        lambda m: m["index"].update(mode="bogus"),
+        lambda m: m.update(extra=1),
+        lambda m: m["counts"].update(map_rows=m["counts"]["map_rows"] + 1),
+        lambda m: m["id_changes"].update(name="other.parquet"),
+    ]
+    for change in forged:
+        m = json.loads(json.dumps(original))
+        change(m)
+        path.write_text(json.dumps(m))
+        with pytest.raises(PolicyError, match="rule 'fields'"):
+            check_manifest(agreement, path, "link-manifest.json", None)
