@@ -379,13 +379,19 @@ def test_interrupted_run_leaves_the_index_intact(
     def boom(*a: object, **k: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store, "write_json_atomic", boom)  # dies just before the commit
+    # Dies in the middle of writing the new generation, then (another run) at the commit.
+    monkeypatch.setattr(store, "restrict_tree", boom)
+    with pytest.raises(KeyboardInterrupt):
+        link_index(agreement, [chain["folders"][1]], idx, tmp_path / "o")
+    monkeypatch.undo()
+    monkeypatch.setattr(store, "write_json_atomic", boom)
     with pytest.raises(KeyboardInterrupt):
         link_index(agreement, [chain["folders"][1]], idx, tmp_path / "o")
     monkeypatch.undo()
     assert (idx / store.MANIFEST_NAME).read_bytes() == manifest
     store.read_index(agreement, idx)  # still verifies
-    assert not (tmp_path / "o").exists()
+    assert not (tmp_path / "o").exists()  # no outputs of a delivery the index does not hold
+    assert len(list(idx.glob("gen-*"))) == 1 and not list(idx.glob(".gen-*"))
     r = link_index(agreement, [chain["folders"][1]], idx, tmp_path / "o")
     assert r.delivery == 2 and len(list(idx.glob("gen-*"))) == 1
 

@@ -127,9 +127,7 @@ def settings_for(splink: dict[str, Any], n_inputs: int) -> dict[str, Any]:
     return s
 
 
-def blocked_pairs_sql(
-    inputs: list[Any], rules: list[dict[str, Any]], new_from: int
-) -> str:
+def blocked_pairs_sql(inputs: list[Any], rules: list[dict[str, Any]], new_from: int) -> str:
     """SQL for the pairs the model's blocking rules generate that touch a new record.
 
     Every rule is a symmetric join condition over ``l.`` and ``r.`` (the token schema's rules

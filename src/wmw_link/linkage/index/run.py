@@ -72,6 +72,8 @@ class IndexResult:
     comparisons: int
     threshold_match_weight: float
     timings: dict[str, float] = field(default_factory=dict, repr=False)
+    #: The index generation this run wrote, committed once the outputs are in place.
+    generation: Any = field(default=None, repr=False)
 
 
 @dataclass
@@ -259,8 +261,8 @@ def _current(
         gone=gone,
         n_corrected=n_corr,
         n_withdrawn=n_wd,
-        n_unmatched=unmatched + sum(len(v) for k, v in withdrawn.items() if k not in old and
-                                    k not in new),  # fmt: skip
+        n_unmatched=unmatched
+        + sum(len(v) for k, v in withdrawn.items() if k not in old and k not in new),  # fmt: skip
     )
 
 
@@ -454,22 +456,37 @@ def link_index(
             )
         timings["prepare"] = time.perf_counter() - t_start
         produces = link_output_names(agreement) | {ID_CHANGES_NAME}
-        with staged_dir(out, produces, "link") as stage:
-            tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=stage))
-            be = open_backend(
-                backend, tmp, threads, memory_limit=memory_limit,
-                temp_dir=Path(temp_dir) if temp_dir is not None else None,
-            )  # fmt: skip
-            try:
-                result = _link(
-                    agreement, state, cur, verified, be, stage, index_dir,
-                    mode=mode, number=number, key_check=key_check, seed=seed,
-                    threshold=threshold, exact_only=exact_only, report=report,
-                    timings=timings, t_start=t_start,
+        result: IndexResult | None = None
+        try:
+            with staged_dir(out, produces, "link") as stage:
+                tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=stage))
+                be = open_backend(
+                    backend, tmp, threads, memory_limit=memory_limit,
+                    temp_dir=Path(temp_dir) if temp_dir is not None else None,
                 )  # fmt: skip
-            finally:
-                be.close()
-                shutil.rmtree(tmp, ignore_errors=True)
+                try:
+                    result = _link(
+                        agreement, state, cur, verified, be, stage, index_dir,
+                        mode=mode, number=number, key_check=key_check, seed=seed,
+                        threshold=threshold, exact_only=exact_only, report=report,
+                        timings=timings, t_start=t_start,
+                    )  # fmt: skip
+                finally:
+                    be.close()
+                    shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            if result is not None:  # written, never committed
+                store.discard(result.generation)
+            raise
+        # The outputs are in place: now commit the index. In this order a failure leaves the
+        # previous index in force and no outputs of a delivery it does not hold (a rerun
+        # repeats the delivery); the other order could commit a delivery whose outputs were
+        # lost, and a rerun would be refused as not new.
+        try:
+            store.commit(result.generation)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
     restrict_tree(out)
     return _relocate(result, out)
 
@@ -567,7 +584,7 @@ def _link(
     t0 = time.perf_counter()
     deliveries = [*(state.deliveries if state else []), number]
     n_persons = len(pd.unique(pids)) if n else 0
-    index_manifest = store.write_generation(
+    generation = store.write_generation(
         index_dir,
         agreement,
         key_check=key_check,
@@ -577,13 +594,13 @@ def _link(
         edges=_edges_table(cur, left, right, weight),
         extra={"counts": {"records": n, "persons": n_persons, "edges": int(len(left))}},
     )
+    index_manifest = index_dir / store.MANIFEST_NAME  # once committed
     timings["write_index"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     weight_t = float(model["threshold_match_weight"])
     manifest_path = stage / LINK_MANIFEST_NAME
-    write_json_atomic(
-        manifest_path,
-        {
+    try:
+        write_json_atomic(manifest_path, {
             "kind": "wmw-link/link-manifest",
             "tool_version": __version__,
             "agreement": {
@@ -630,8 +647,10 @@ def _link(
                 "id_changes": changes.num_rows,
             },
             "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        },
-    )
+        })  # fmt: skip
+    except BaseException:
+        store.discard(generation)  # written, never to be committed
+        raise
     return IndexResult(
         out_dir=stage, maps=map_paths, id_changes=changes_path, manifest=manifest_path,
         index_manifest=index_manifest, mode=mode, delivery=number, records=n,
@@ -639,6 +658,7 @@ def _link(
         withdrawn=cur.n_withdrawn, persons=n_persons,
         map_rows=sum(t.num_rows for t in maps.values()), changes=changes.num_rows,
         comparisons=comparisons, threshold_match_weight=weight_t, timings=timings,
+        generation=generation,
     )  # fmt: skip
 
 

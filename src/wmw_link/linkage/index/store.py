@@ -205,6 +205,15 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
     return IndexState(index_dir, m, model, records, edges)
 
 
+@dataclass
+class Generation:
+    """A new generation written to disk but not yet committed (see :func:`commit`)."""
+
+    index_dir: Path
+    name: str
+    manifest: dict[str, Any]
+
+
 def write_generation(
     index_dir: Path,
     agreement: Agreement,
@@ -215,12 +224,8 @@ def write_generation(
     records: dict[str, pa.Table],
     edges: pa.Table,
     extra: dict[str, Any],
-) -> Path:
-    """Write a new generation and commit it by replacing the manifest; delete the old one.
-
-    Returns:
-        The manifest path.
-    """
+) -> Generation:
+    """Write a new generation folder (owner-only); :func:`commit` makes it the index."""
     index_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(index_dir, 0o700)
     name = f"gen-{max(deliveries):04d}-{secrets.token_hex(4)}"
@@ -256,15 +261,31 @@ def write_generation(
         "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **extra,
     }
-    path = index_dir / MANIFEST_NAME
+    return Generation(index_dir, name, manifest)
+
+
+def commit(gen: Generation) -> Path:
+    """Make ``gen`` the index: replace the manifest (atomic), then delete older generations.
+
+    On any failure the previous manifest, and so the previous index, stays in force.
+
+    Returns:
+        The manifest path.
+    """
+    path = gen.index_dir / MANIFEST_NAME
     try:
-        write_json_atomic(path, manifest)  # the commit
+        write_json_atomic(path, gen.manifest)  # the commit
     except BaseException:
-        shutil.rmtree(index_dir / name, ignore_errors=True)
+        discard(gen)
         raise
     os.chmod(path, 0o600)
-    remove_stale(index_dir, keep=name)
+    remove_stale(gen.index_dir, keep=gen.name)
     return path
+
+
+def discard(gen: Generation) -> None:
+    """Delete a generation that was not committed."""
+    shutil.rmtree(gen.index_dir / gen.name, ignore_errors=True)
 
 
 def remove_stale(index_dir: Path, keep: str | None) -> None:
@@ -313,7 +334,10 @@ __all__ = [
     "KIND",
     "MANIFEST_NAME",
     "IndexState",
+    "Generation",
     "check_usable",
+    "commit",
+    "discard",
     "exists",
     "locked",
     "read_index",
