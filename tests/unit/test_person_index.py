@@ -595,3 +595,26 @@ def test_index_outputs_travel_sealed_to_the_analysts(agreement: Agreement, tmp_p
         path.write_text(json.dumps(m))
         with pytest.raises(PolicyError, match="rule 'fields'"):
             check_manifest(agreement, path, "link-manifest.json", None)
+
+
+def test_a_dataset_first_delivered_later_links_to_the_index(
+    agreement: Agreement, tmp_path: Path
+) -> None:
+    # Delivery 1 deduplicates one register (Splink dedupe_only); delivery 2 brings two more
+    # datasets, linked with the stored model (link_and_dedupe).
+    truth = write_fixture(agreement, tmp_path / "all", n_households=30)
+    for f in (tmp_path / "all").iterdir():
+        dst = tmp_path / ("d1" if f.name.startswith("hmrc_rti") else "d2")
+        dst.mkdir(exist_ok=True)
+        shutil.copy(f, dst / f.name)
+    link_index(agreement, [tmp_path / "d1"], tmp_path / "idx", tmp_path / "o1", seed=1,
+               report=False)  # fmt: skip
+    r = link_index(agreement, [tmp_path / "d2"], tmp_path / "idx", tmp_path / "o2", seed=1)
+    assert r.mode == "incremental" and r.comparisons > 0
+    got = _index_persons(tmp_path / "idx", agreement)
+    assert set(got["dataset"]) == {"hmrc_rti", "nhs_referrals", "hub_birmingham"}
+    # Records of one true person in hmrc_rti and another dataset mostly share a person id.
+    got["true"] = [truth[(d, r)] for d, r in zip(got["dataset"], got["row_ref"], strict=True)]
+    cross = got.groupby("true").filter(lambda g: g["dataset"].nunique() > 1)
+    same = cross.groupby("true")["person_id"].nunique() == 1
+    assert len(same) > 10 and same.mean() > 0.8
