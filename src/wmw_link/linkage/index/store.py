@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -172,11 +173,19 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
     files = m["files"]
     if not isinstance(files, dict) or MODEL_NAME not in files or EDGES_NAME not in files:
         raise _refuse(index_dir, "the manifest lists no model or edges file")
+    # Each file is read once: hashed, then parsed from the same bytes.
+    data: dict[str, bytes] = {}
     for rel, entry in sorted(files.items()):
+        if not isinstance(entry, dict) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise _refuse(index_dir, "the manifest lists a file outside its generation")
         p = gen / rel
         if not p.is_file():
             raise _refuse(index_dir, f"{m['generation']}/{rel} is missing (a corrupted index)")
-        if sha256_file(p) != entry.get("sha256"):
+        try:
+            data[rel] = p.read_bytes()
+        except OSError as e:
+            raise _refuse(index_dir, f"{m['generation']}/{rel}: unreadable ({e.strerror})") from None
+        if hashlib.sha256(data[rel]).hexdigest() != entry.get("sha256"):
             raise _refuse(
                 index_dir,
                 f"{m['generation']}/{rel}: SHA-256 differs from the manifest (a corrupted or "
@@ -189,17 +198,16 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
     if unlisted:
         raise _refuse(index_dir, f"{m['generation']}/{unlisted[0]} is not in the manifest")
     try:
-        model = json.loads((gen / MODEL_NAME).read_text(encoding="utf-8"))
-        records = {}
-        for rel, entry in files.items():
-            if rel.startswith(f"{RECORDS_DIR}/"):
-                t = pq.read_table(gen / rel)
-                if t.num_rows != entry.get("rows"):
-                    raise _refuse(index_dir, f"{rel}: row count differs from the manifest")
-                records[Path(rel).name[: -len(".parquet")]] = t
-        edges = pq.read_table(gen / EDGES_NAME)
-    except (OSError, pa.ArrowInvalid, json.JSONDecodeError) as e:
+        model = json.loads(data.pop(MODEL_NAME).decode("utf-8"))
+        tables = {rel: pq.read_table(pa.py_buffer(data.pop(rel))) for rel in list(data)}
+    except (UnicodeDecodeError, pa.ArrowInvalid, json.JSONDecodeError) as e:
         raise _refuse(index_dir, f"unreadable index file ({type(e).__name__})") from None
+    for rel, t in tables.items():
+        if t.num_rows != files[rel].get("rows"):
+            raise _refuse(index_dir, f"{rel}: row count differs from the manifest")
+    edges = tables.pop(EDGES_NAME)
+    records = {Path(rel).name[: -len(".parquet")]: t for rel, t in tables.items()
+               if rel.startswith(f"{RECORDS_DIR}/")}  # fmt: skip
     if edges.schema != EDGE_SCHEMA:
         raise _refuse(index_dir, f"{EDGES_NAME} has columns other than the format's")
     return IndexState(index_dir, m, model, records, edges)
