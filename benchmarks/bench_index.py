@@ -65,7 +65,7 @@ def _tokenise(work: Path, deliveries: int) -> dict[int, int]:
                 continue
             ctl = work / "ctl" / f"{n:02d}" / ds
             res = tokenise(a, ds, found[0], key, refs[ds], ctl, workers=2, delivery=n)
-            rows[n] += res.rows_tokens
+            rows[n] += int(res.rows_tokens)
             for suf in (".tokens.parquet", ".manifest.json"):
                 shutil.copy(ctl / f"{ds}{suf}", inbox)
     return rows

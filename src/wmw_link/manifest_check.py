@@ -447,7 +447,47 @@ def _check_token_counts(data: dict[str, Any]) -> None:
 # -- link manifest -----------------------------------------------------------------------------
 
 
+#: A person-index run's link manifest (wmw_link.linkage.index, docs/person-index.md).
+INDEX_LINK_MANIFEST_KEYS = LINK_MANIFEST_KEYS | {"index", "id_changes"}
+_INDEX_MODES = frozenset({"full", "incremental", "retrain", "rekey"})
+_INDEX_COUNTS = frozenset(
+    {
+        "records",
+        "new_records",
+        "corrected",
+        "withdrawn",
+        "withdrawals_unmatched",
+        "persons",
+        "comparisons_scored",
+        "map_rows",
+        "id_changes",
+    }
+)
+_INDEX_TIMINGS = frozenset(
+    {
+        "prepare",
+        "plan",
+        "prior",
+        "u_sampling",
+        "em",
+        "linker",
+        "block",
+        "predict",
+        "threshold_and_cluster",
+        "score",
+        "persons",
+        "write_outputs",
+        "report",
+        "write_index",
+        "total",
+    }
+)
+
+
 def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
+    if isinstance(data, dict) and "index" in data:
+        _check_index_link_manifest(agreement, data)
+        return
     _obj(data, "(top level)", LINK_MANIFEST_KEYS)
     _str(data["kind"], "kind", LINK_MANIFEST_KIND)
     _str(data["tool_version"], "tool_version", _match(_VERSION))
@@ -506,6 +546,86 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     if counts["persons"] > counts["records"]:
         raise _Refused("rule 'manifest counts': counts.persons exceeds counts.records")
     timings = _obj(data["timings_seconds"], "timings_seconds", set(_TIMINGS), exact=False)
+    for key, value in timings.items():
+        _num(value, f"timings_seconds.{key}")
+
+
+def _input_entry(agreement: Agreement, ds_id: str, entry: Any, where: str) -> None:
+    ds = _dataset(agreement, ds_id, "inputs")
+    keys = {"party", "tokens", "manifest", "key_check"}
+    entry = _obj(entry, where, keys | {"also"}, exact=False)
+    if missing := sorted(keys - entry.keys()):
+        raise _Refused(f"'{where}' lacks {', '.join(missing)}")
+    _str(entry["party"], f"{where}.party", ds.controller)
+    _file_entry(entry["tokens"], f"{where}.tokens", f"{ds_id}.tokens.parquet")
+    _file_entry(entry["manifest"], f"{where}.manifest", f"{ds_id}.manifest.json", rows=False)
+    _str(entry["key_check"], f"{where}.key_check", _match(_HEX32))
+    also = entry.get("also", [])
+    if not isinstance(also, list):
+        raise _Refused(f"'{where}.also' is not a list")
+    for i, more in enumerate(also):
+        _obj(more, f"{where}.also[{i}]", keys)
+        _input_entry(agreement, ds_id, more, f"{where}.also[{i}]")
+
+
+def _check_index_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
+    """A person-index run's link manifest: maps hold this delivery's rows and the rows of
+    persons whose ids changed, so their counts are checked against ``counts.map_rows``."""
+    _obj(data, "(top level)", INDEX_LINK_MANIFEST_KEYS)
+    _str(data["kind"], "kind", LINK_MANIFEST_KIND)
+    _str(data["tool_version"], "tool_version", _match(_VERSION))
+    _agreement_block(agreement, data["agreement"])
+    _str(data["backend"], "backend", _BACKENDS)
+    _int(data["seed"], "seed")
+    _str(data["model"], "model", _MODELS)
+    inputs = data["inputs"]
+    if not isinstance(inputs, dict):
+        raise _Refused("'inputs' is not an object")
+    for ds_id, entry in inputs.items():
+        _input_entry(agreement, ds_id, entry, f"inputs.{ds_id}")
+    outputs = data["outputs"]
+    if not isinstance(outputs, dict):
+        raise _Refused("'outputs' is not an object")
+    for ds_id, entry in outputs.items():
+        _dataset(agreement, ds_id, "outputs")
+        _file_entry(entry, f"outputs.{ds_id}", f"{ds_id}.map.parquet")
+    _file_entry(data["id_changes"], "id_changes", "id-changes.parquet")
+    index = _obj(data["index"], "index",
+                 {"delivery", "mode", "as_at", "deliveries", "model_trained_delivery"})  # fmt: skip
+    number = _int(index["delivery"], "index.delivery")
+    _str(index["mode"], "index.mode", _INDEX_MODES)
+    _str(index["as_at"], "index.as_at", _match(_TIME))
+    done = index["deliveries"]
+    if not isinstance(done, list) or not done or done[-1] != number:
+        raise _Refused("'index.deliveries' does not end with 'index.delivery'")
+    for i, d in enumerate(done):
+        _int(d, f"index.deliveries[{i}]")
+    if index["model_trained_delivery"] is not None:
+        _int(index["model_trained_delivery"], "index.model_trained_delivery")
+    threshold = _obj(
+        data["threshold"],
+        "threshold",
+        {"match_weight", "match_probability", "method", "household_rule"},
+    )
+    _num(threshold["match_weight"], "threshold.match_weight")
+    _num(threshold["match_probability"], "threshold.match_probability")
+    _str(threshold["method"], "threshold.method", _THRESHOLD_METHODS)
+    _str(threshold["household_rule"], "threshold.household_rule", _HOUSEHOLD_RULE)
+    counts = _obj(data["counts"], "counts", _INDEX_COUNTS)
+    for key, value in counts.items():
+        _int(value, f"counts.{key}")
+    # rule 'manifest counts': the maps hold the map rows, id-changes its rows, and this
+    # delivery's new records are among the map rows.
+    if not set(inputs) <= set(outputs):
+        raise _Refused("rule 'manifest counts': an input dataset has no map in 'outputs'")
+    if sum(e["rows"] for e in outputs.values()) != counts["map_rows"]:
+        raise _Refused("rule 'manifest counts': the maps' rows are not counts.map_rows")
+    if data["id_changes"]["rows"] != counts["id_changes"]:
+        raise _Refused("rule 'manifest counts': id_changes.rows is not counts.id_changes")
+    if counts["new_records"] > counts["map_rows"] or counts["persons"] > counts["records"]:
+        raise _Refused("rule 'manifest counts': counts.new_records exceeds counts.map_rows, "
+                       "or counts.persons exceeds counts.records")  # fmt: skip
+    timings = _obj(data["timings_seconds"], "timings_seconds", set(_INDEX_TIMINGS), exact=False)
     for key, value in timings.items():
         _num(value, f"timings_seconds.{key}")
 

@@ -71,3 +71,31 @@ def withdrawal(dataset: str, row_refs: list[str], key_check: str = "kc-test") ->
     return StandInWithdrawals(
         dataset, pa.array(row_refs, pa.string()), {"dataset": dataset, "key_check": key_check}
     )
+
+
+def rekeyed(src: Path, dst: Path, key_check: str, salt: int = 0x5A5A5A5A5A5A5A5) -> None:
+    """``src``'s tokens as if re-tokenised under a new linkage key: every hashed token mapped
+    one-to-one to another value (equal stays equal, different stays different), Bloom words
+    kept; row refs unchanged (they come from the controllers' own row-reference keys)."""
+    for mpath in sorted(src.glob("*.manifest.json")):
+        manifest = json.loads(mpath.read_text())
+        manifest["key_check"] = key_check
+        table = pq.read_table(src / manifest["files"]["tokens"]["name"])
+        kinds = {c: s["kind"] for c, s in manifest["token_schema"]["columns"].items()}
+        for i, name in enumerate(table.column_names):
+            kind = kinds.get(name)
+            if kind == "hmac":
+                col = pc.bit_wise_xor(table[name], pa.scalar(salt, pa.int64()))
+            elif kind == "hmac_list":
+                flat = pc.list_flatten(table[name].combine_chunks())
+                arr = table[name].combine_chunks()
+                col = pa.ListArray.from_arrays(
+                    arr.offsets, pc.bit_wise_xor(flat, pa.scalar(salt, pa.int64())),
+                    mask=arr.is_null(),
+                )  # fmt: skip
+            else:
+                continue
+            table = table.set_column(
+                i, table.schema.field(name), col.cast(table.schema.field(name).type)
+            )
+        write_tokens(dst, manifest, table)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from index_fixtures import resend, split, withdrawal, write_tokens
+from index_fixtures import rekeyed, resend, split, withdrawal, write_tokens
 from linkage_fixtures import FORENAMES, POSTCODES, SURNAMES, write_fixture
 
 from wmw_link.agreement import Agreement, load_agreement
@@ -379,13 +379,19 @@ def test_interrupted_run_leaves_the_index_intact(
     def boom(*a: object, **k: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store, "write_json_atomic", boom)  # dies just before the commit
+    # Dies in the middle of writing the new generation, then (another run) at the commit.
+    monkeypatch.setattr(store, "restrict_tree", boom)
+    with pytest.raises(KeyboardInterrupt):
+        link_index(agreement, [chain["folders"][1]], idx, tmp_path / "o")
+    monkeypatch.undo()
+    monkeypatch.setattr(store, "write_json_atomic", boom)
     with pytest.raises(KeyboardInterrupt):
         link_index(agreement, [chain["folders"][1]], idx, tmp_path / "o")
     monkeypatch.undo()
     assert (idx / store.MANIFEST_NAME).read_bytes() == manifest
     store.read_index(agreement, idx)  # still verifies
-    assert not (tmp_path / "o").exists()
+    assert not (tmp_path / "o").exists()  # no outputs of a delivery the index does not hold
+    assert len(list(idx.glob("gen-*"))) == 1 and not list(idx.glob(".gen-*"))
     r = link_index(agreement, [chain["folders"][1]], idx, tmp_path / "o")
     assert r.delivery == 2 and len(list(idx.glob("gen-*"))) == 1
 
@@ -438,7 +444,7 @@ def test_cli_link_index(chain: dict, tmp_path: Path) -> None:
     }  # fmt: skip
     res = runner.invoke(main, ["link", "--agreement", str(AGREEMENT), "--retrain", "--inputs",
                                str(chain["folders"][2]), "--out", str(tmp_path / "o2")])  # fmt: skip
-    assert res.exit_code != 0 and "--retrain and --withdrawals need --index" in res.output
+    assert res.exit_code != 0 and "--retrain, --rekey and --withdrawals need --index" in res.output
 
 
 def test_first_index_run_gives_the_persons_of_a_plain_link(
@@ -469,3 +475,146 @@ def test_a_dataset_twice_in_one_verification_is_refused(chain: dict, agreement: 
     f = chain["folders"]
     with pytest.raises(VerificationError, match="dataset file given twice"):
         verify_inputs(agreement, [f[0], f[1]])
+
+
+def test_rekey_keeps_ids_and_switches_the_key(
+    chain: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    idx = _clone(chain["snaps"][2], tmp_path)
+    before = _index_persons(idx, agreement)
+    new = [tmp_path / f"rk{i}" for i in range(3)]
+    for f, d in zip(chain["folders"], new, strict=True):
+        rekeyed(f, d, "kc-new")
+    # The whole history is needed: two of three deliveries are refused.
+    with pytest.raises(VerificationError, match="not re-sent under the new linkage key"):
+        link_index(agreement, new[:2], idx, tmp_path / "o", rekey=True, seed=1)
+    with pytest.raises(ConfigError, match="--rekey needs .* key check must differ"):
+        link_index(agreement, chain["folders"], idx, tmp_path / "o", rekey=True, seed=1)
+    r = link_index(agreement, new, idx, tmp_path / "o", rekey=True, seed=1)
+    assert r.mode == "rekey" and r.new_records == 0 and r.corrected == len(before)
+    after = _index_persons(idx, agreement)
+    assert store.read_manifest(agreement, idx)["key_check"] == "kc-new"
+    # Every record keeps its delivery; ids carried over (the same model structure, so the
+    # same persons here); any change is recorded as 'rekey'.
+    j = before.merge(after, on=["dataset", "row_ref"], suffixes=("_b", "_a"))
+    assert len(j) == len(before) and (j["delivery_b"] == j["delivery_a"]).all()
+    assert (j["person_id_b"] == j["person_id_a"]).mean() >= 0.95
+    assert set(pq.read_table(r.id_changes)["reason"].to_pylist()) <= {"rekey"}
+    _same_view(_replay(before[["dataset", "row_ref", "person_id"]], r), idx, agreement)
+    # Tokens under the old key are now foreign to the index.
+    with pytest.raises(VerificationError, match="its key check differs"):
+        link_index(agreement, [chain["folders"][0]], idx, tmp_path / "o2")
+
+
+def test_blocked_pairs_are_splinks_restricted_to_new_records(
+    chain: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    import logging
+
+    from splink import Linker
+
+    state = store.read_index(agreement, chain["snaps"][-1])
+    kinds = state.model["token_kinds"]
+    tables, n = {}, 0
+    for ds, t in sorted(state.records.items()):
+        tok = t.drop_columns(["row_ref", "person_id", "delivery"])
+        tables[ds] = tok.append_column("gid", pa.array(np.arange(n, n + t.num_rows)))
+        n += t.num_rows
+    be = open_backend("duckdb", tmp_path / "db")
+    try:
+        inputs = incremental.load(be, tables, kinds)
+        settings = incremental.settings_for(state.model["splink"], len(inputs))
+        linker = Linker(inputs, settings, log_level=logging.ERROR)
+        theirs = linker.inference.compute_blocked_pairs_for_predict()
+        cols = "match_key, join_key_l, join_key_r"
+        splink_pairs = be.con.execute(f"SELECT {cols} FROM {theirs.physical_name}").fetchall()
+
+        def ours(new_from: int) -> list[tuple]:
+            rules = settings["blocking_rules_to_generate_predictions"]
+            return be.con.execute(incremental.blocked_pairs_sql(inputs, rules, new_from)).fetchall()
+
+        def unordered(pairs: list[tuple]) -> set[tuple]:
+            return {(int(k), *sorted((a, b))) for k, a, b in pairs}
+
+        everything = ours(0)
+        assert unordered(everything) == unordered(splink_pairs) and len(everything) > 100
+        # From record n // 2 on: exactly Splink's pairs with at least one such record.
+        half = n // 2
+
+        def touches(p: tuple) -> bool:
+            return any(int(str(x).rsplit("-__-", 1)[-1]) >= half for x in p[1:])
+
+        assert unordered(ours(half)) == unordered([p for p in splink_pairs if touches(p)])
+    finally:
+        be.close()
+
+
+def test_index_outputs_travel_sealed_to_the_analysts(agreement: Agreement, tmp_path: Path) -> None:
+    from wmw_link.party_keys import new_keyring
+    from wmw_link.seal import unseal_all
+
+    secrets = new_keyring(["linkage-unit", "insight-team"], tmp_path / "secrets", tmp_path / "ring")
+    write_fixture(agreement, tmp_path / "all", n_households=20, key_check="ab" * 16)
+    folders = split(tmp_path / "all", tmp_path / "deliveries", 2)
+    runner = CliRunner()
+    for n, folder in enumerate(folders, start=1):
+        out = tmp_path / f"out{n}"
+        res = runner.invoke(main, [
+            "link", "--agreement", str(AGREEMENT), "--index", str(tmp_path / "idx"),
+            "--inputs", str(folder), "--out", str(out), "--state", str(tmp_path / "ttp.json"),
+            "--no-report", "--seal-to", "insight-team",
+            "--party-secret", str(secrets["linkage-unit"]), "--keyring", str(tmp_path / "ring"),
+        ])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        got = unseal_all(
+            out / "sealed" / "insight-team", agreement=agreement, keyring=tmp_path / "ring",
+            secret=secrets["insight-team"], out_dir=tmp_path / f"analyst{n}",
+            state=tmp_path / "analyst.json",
+        )  # fmt: skip
+        names = {r.path.name for r in got}
+        assert {"link-manifest.json", "id-changes.parquet", "hmrc_rti.map.parquet"} <= names
+        m = pq.read_table(tmp_path / f"analyst{n}" / "hmrc_rti.map.parquet")
+        assert m.schema.names == ["row_ref", "person_id", "delivery"]
+        assert set(m["delivery"].to_pylist()) == {n}
+    # The index variant of the link manifest is checked as strictly as the plain one.
+    from wmw_link.errors import PolicyError
+    from wmw_link.manifest_check import check_manifest
+
+    path = tmp_path / "out2" / "link-manifest.json"
+    check_manifest(agreement, path, "link-manifest.json", None)
+    original = json.loads(path.read_text())
+    forged = [
+        lambda m: m["index"].update(mode="bogus"),
+        lambda m: m.update(extra=1),
+        lambda m: m["counts"].update(map_rows=m["counts"]["map_rows"] + 1),
+        lambda m: m["id_changes"].update(name="other.parquet"),
+    ]
+    for change in forged:
+        m = json.loads(json.dumps(original))
+        change(m)
+        path.write_text(json.dumps(m))
+        with pytest.raises(PolicyError, match="rule 'fields'"):
+            check_manifest(agreement, path, "link-manifest.json", None)
+
+
+def test_a_dataset_first_delivered_later_links_to_the_index(
+    agreement: Agreement, tmp_path: Path
+) -> None:
+    # Delivery 1 deduplicates one register (Splink dedupe_only); delivery 2 brings two more
+    # datasets, linked with the stored model (link_and_dedupe).
+    truth = write_fixture(agreement, tmp_path / "all", n_households=30)
+    for f in (tmp_path / "all").iterdir():
+        dst = tmp_path / ("d1" if f.name.startswith("hmrc_rti") else "d2")
+        dst.mkdir(exist_ok=True)
+        shutil.copy(f, dst / f.name)
+    link_index(agreement, [tmp_path / "d1"], tmp_path / "idx", tmp_path / "o1", seed=1,
+               report=False)  # fmt: skip
+    r = link_index(agreement, [tmp_path / "d2"], tmp_path / "idx", tmp_path / "o2", seed=1)
+    assert r.mode == "incremental" and r.comparisons > 0
+    got = _index_persons(tmp_path / "idx", agreement)
+    assert set(got["dataset"]) == {"hmrc_rti", "nhs_referrals", "hub_birmingham"}
+    # Records of one true person in hmrc_rti and another dataset mostly share a person id.
+    got["true"] = [truth[(d, r)] for d, r in zip(got["dataset"], got["row_ref"], strict=True)]
+    cross = got.groupby("true").filter(lambda g: g["dataset"].nunique() > 1)
+    same = cross.groupby("true")["person_id"].nunique() == 1
+    assert len(same) > 10 and same.mean() > 0.8

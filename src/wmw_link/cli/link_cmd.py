@@ -114,6 +114,14 @@ from wmw_link.resources import parse_size
     "ids are carried over by maximum overlap (changes recorded with reason 'retrain').",
 )
 @click.option(
+    "--rekey",
+    is_flag=True,
+    default=False,
+    help="With --index, after a linkage-key rotation: --inputs hold every controller's whole "
+    "history re-tokenised under the new key (row refs unchanged); a new model is trained and "
+    "ids carried over by maximum overlap (changes recorded with reason 'rekey').",
+)
+@click.option(
     "--withdrawals",
     multiple=True,
     type=click.Path(path_type=Path),
@@ -145,6 +153,7 @@ def link(
     delivery: int | None,
     index_dir: Path | None,
     retrain: bool,
+    rekey: bool,
     withdrawals: tuple[Path, ...],
     withdrawals_keyring: Path | None,
     seal_to: tuple[str, ...],
@@ -168,8 +177,11 @@ def link(
     rec = runrecord.current()
     rec.set_agreement(agreement)
     rec.party, rec.role = party, Role.TTP.value
-    if index_dir is None and (retrain or withdrawals):
-        raise click.UsageError("--retrain and --withdrawals need --index")
+    if index_dir is None and (retrain or rekey or withdrawals):
+        raise click.UsageError("--retrain, --rekey and --withdrawals need --index")
+    if rekey and (retrain or not inputs):
+        raise click.UsageError("--rekey needs --inputs (the re-tokenised history) and re-trains "
+                               "anyway: drop --retrain")  # fmt: skip
     if not inputs and not (index_dir is not None and (withdrawals or retrain)):
         raise click.UsageError(
             "give --inputs (with --index, --withdrawals or --retrain may run without them)"
@@ -180,7 +192,7 @@ def link(
     number = freshness.next_delivery(state, freshness.LINK_SERIES, delivery, freshness.STATE_KIND)
     if index_dir is not None:
         outputs = _link_index(
-            agreement, inputs, index_dir, out_dir, delivery=delivery, retrain=retrain,
+            agreement, inputs, index_dir, out_dir, delivery=delivery, retrain=retrain, rekey=rekey,
             withdrawals=withdrawals, keyring=withdrawals_keyring, backend=backend,
             threshold=threshold, party=party, seed=seed, exact_only=exact_only, threads=threads,
             report=not no_report, memory_limit=memory_limit, temp_dir=temp_dir,

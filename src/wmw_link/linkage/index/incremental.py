@@ -2,9 +2,10 @@
 
 Records are loaded with a ``unique_id`` that is their position in the run's record list
 (global over datasets); records new in this run (new deliveries and corrections) come last, from
-``new_from`` on. An incremental run scores with the stored model and adds
-``(l.unique_id >= new_from OR r.unique_id >= new_from)`` to every blocking rule, so pairs of two
-records already in the index are never scored again: their accepted edges are stored.
+``new_from`` on. An incremental run scores with the stored model only the pairs its blocking
+rules generate that touch a new record (:func:`blocked_pairs_sql`, registered with Splink for
+``predict``): pairs of two records already in the index are never formed again, their
+accepted edges are stored.
 """
 
 from __future__ import annotations
@@ -46,10 +47,15 @@ class Scored:
     plan: Any = None  # the full fit's ModelPlan
 
 
-def load(be: Backend, tables: dict[str, pa.Table], kinds: dict[str, str]) -> list[Any]:
+def load(
+    be: Backend, tables: dict[str, pa.Table], kinds: dict[str, str], copy: bool = True
+) -> list[Any]:
     """Load each dataset's records (column ``gid`` + tokens) as a Splink input.
 
     Columns of ``kinds`` a dataset lacks are typed NULLs, as :meth:`Backend.load_tokens` does.
+    With ``copy=False`` the inputs are views over the Arrow tables (no copy: an incremental
+    run reads few of the index's records more than once); training reads them many times and
+    gets DuckDB tables.
     """
     inputs = []
     for ds, table in sorted(tables.items()):
@@ -59,10 +65,13 @@ def load(be: Backend, tables: dict[str, pa.Table], kinds: dict[str, str]) -> lis
             for c, k in sorted(kinds.items())
         )
         name = f"wmw_tokens_{ds}"
-        be.con.register("wmw_arrow_in", table)
-        be.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT gid AS unique_id, {cols} "
-                       "FROM wmw_arrow_in")  # fmt: skip
-        be.con.unregister("wmw_arrow_in")
+        arrow = f"wmw_arrow_{ds}"
+        be.con.register(arrow, table)
+        kind = "TABLE" if copy else "VIEW"
+        be.con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT gid AS unique_id, {cols} "
+                       f"FROM {arrow}")  # fmt: skip
+        if copy:
+            be.con.unregister(arrow)
         inputs.append(be.db_api.register(name, dataset_display_name=ds))
     return inputs
 
@@ -111,18 +120,57 @@ def fit(
     )
 
 
-def incremental_settings(splink: dict[str, Any], new_from: int, n_inputs: int) -> dict[str, Any]:
-    """The stored Splink settings, blocking only pairs with a record at ``new_from`` or later."""
+def settings_for(splink: dict[str, Any], n_inputs: int) -> dict[str, Any]:
+    """The stored Splink settings for ``n_inputs`` datasets (one: dedupe only)."""
     s = copy.deepcopy(splink)
     s["link_type"] = "link_and_dedupe" if n_inputs > 1 else "dedupe_only"
-    touch = f"(l.unique_id >= {int(new_from)} OR r.unique_id >= {int(new_from)})"
-    rules = []
-    for rule in s["blocking_rules_to_generate_predictions"]:
-        rule = dict(rule) if isinstance(rule, dict) else {"blocking_rule": rule}
-        rule["blocking_rule"] = f"({rule['blocking_rule']}) AND {touch}"
-        rules.append(rule)
-    s["blocking_rules_to_generate_predictions"] = rules
     return s
+
+
+def blocked_pairs_sql(inputs: list[Any], rules: list[dict[str, Any]], new_from: int) -> str:
+    """SQL for the pairs the model's blocking rules generate that touch a new record.
+
+    Every rule is a symmetric join condition over ``l.`` and ``r.`` (the token schema's rules
+    are equalities of one token column), so each pair with a new record is found by joining
+    every record (``l``) to the new ones (``r``) with ``l.unique_id < r.unique_id``: the hash
+    join is built on the few new records instead of the whole index, and no pair of two old
+    records is formed. A rule with ``arrays_to_explode`` joins its exploded lists, as Splink
+    does. A pair takes the first rule that finds it as its match key (Splink's order). The
+    join keys are Splink's (``source_dataset || '-__-' || unique_id`` when linking several
+    datasets), so the table can be registered for ``predict``.
+    """
+    from splink.internals.unique_id_concat import CONCAT_SEPARATOR
+
+    names = [(str(i.dataset_display_name or i.templated_name), i.physical_name) for i in inputs]
+    union = " UNION ALL ".join(
+        f"SELECT '{ds.replace(chr(39), chr(39) * 2)}' AS source_dataset, * FROM {table}"
+        for ds, table in names
+    )
+    parts = []
+    for k, rule in enumerate(rules):
+        sql = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
+        explode = list(rule.get("arrays_to_explode") or []) if isinstance(rule, dict) else []
+        side = "wmw_all"
+        for col in explode:
+            side = f"(SELECT * REPLACE (UNNEST({col}) AS {col}) FROM {side})"
+        new_side = f"(SELECT * FROM {side} WHERE unique_id >= {int(new_from)})"
+        parts.append(
+            f"SELECT {k} AS mk, l.source_dataset AS ds_l, l.unique_id AS id_l, "
+            f"r.source_dataset AS ds_r, r.unique_id AS id_r FROM {side} AS l "
+            f"JOIN {new_side} AS r ON ({sql}) WHERE l.unique_id < r.unique_id"
+        )
+    if len(inputs) > 1:
+        sep = CONCAT_SEPARATOR.replace("'", "''")
+        key_l = f"ds_l || '{sep}' || CAST(id_l AS VARCHAR)"
+        key_r = f"ds_r || '{sep}' || CAST(id_r AS VARCHAR)"
+    else:
+        key_l, key_r = "id_l", "id_r"
+    return (
+        f"WITH wmw_all AS ({union}) "
+        f"SELECT CAST(MIN(mk) AS VARCHAR) AS match_key, {key_l} AS join_key_l, "
+        f"{key_r} AS join_key_r FROM ({' UNION ALL '.join(parts)}) "
+        "GROUP BY ds_l, id_l, ds_r, id_r"
+    )
 
 
 def score_new(be: Backend, inputs: list[Any], model: dict[str, Any], new_from: int) -> Scored:
@@ -131,30 +179,41 @@ def score_new(be: Backend, inputs: list[Any], model: dict[str, Any], new_from: i
     from splink import Linker
 
     t0 = time.perf_counter()
-    settings = incremental_settings(model["splink"], new_from, len(inputs))
-    linker = Linker(list(inputs), settings, log_level=logging.ERROR)
+    settings = settings_for(model["splink"], len(inputs))
+    # The stored model was validated by Splink when it was trained on these token columns;
+    # validating again parses every comparison's SQL (seconds, whatever the data size).
+    linker = Linker(list(inputs), settings, log_level=logging.ERROR, validate_settings=False)
     keep_levels_in_predictions(linker)
     # The loaded model's household rule must be the stored one: the same comparisons and levels.
     if _evidence_condition(linker) != model["household_rule_sql"]:
         log.warning("the stored household rule differs from the model's; using the stored one")
+    timings = {"linker": time.perf_counter() - t0}
+    be.con.execute(
+        "CREATE OR REPLACE TABLE wmw_blocked_pairs AS "
+        + blocked_pairs_sql(inputs, settings["blocking_rules_to_generate_predictions"], new_from)
+    )
+    pairs = be.db_api.register("wmw_blocked_pairs")
+    linker.table_management.register_blocked_pairs_for_predict(pairs)
+    timings["block"] = time.perf_counter() - t0 - timings["linker"]
     weight = float(model["threshold_match_weight"])
     predictions = linker.inference.predict(
         threshold_match_weight=max(weight - 1e-9, PREDICT_FLOOR_WEIGHT), warning_mode="never"
     )
-    comparisons = int(be.scalar(f"SELECT COUNT(*) FROM {predictions.physical_name}"))
+    comparisons = int(be.scalar("SELECT COUNT(*) FROM wmw_blocked_pairs"))
     rows = be.con.execute(
         f"SELECT unique_id_l, unique_id_r, match_weight FROM {predictions.physical_name} "
         f"WHERE match_weight >= ? AND ({model['household_rule_sql']})",
         [weight],
     ).fetchnumpy()
+    timings["predict"] = time.perf_counter() - t0 - timings["block"] - timings["linker"]
     return Scored(
         rows["unique_id_l"].astype(np.int64),
         rows["unique_id_r"].astype(np.int64),
         rows["match_weight"].astype(np.float64),
         model,
         comparisons,
-        {"predict": time.perf_counter() - t0},
+        timings,
     )
 
 
-__all__ = ["Scored", "fit", "incremental_settings", "load", "score_new"]
+__all__ = ["Scored", "blocked_pairs_sql", "fit", "load", "score_new", "settings_for"]

@@ -70,7 +70,7 @@ def assign(
     """
     gone = gone or {}
     corrected_persons = corrected_persons or set()
-    uniq, codes = np.unique(labels, return_inverse=True)
+    codes, uniq = pd.factorize(labels)
     kept = carry_over(codes, old_ids)
     fresh = [c for c in range(len(uniq)) if c not in kept]
     ids = np.empty(len(uniq), dtype=object)

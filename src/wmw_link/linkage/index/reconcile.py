@@ -27,21 +27,24 @@ def carry_over(labels: np.ndarray, old_ids: np.ndarray) -> dict[int, str]:
     known = pd.notna(old_ids)
     if not known.any():
         return {}
-    pairs = (
-        pd.DataFrame({"label": labels[known], "old": old_ids[known]})
-        .groupby(["label", "old"], sort=False)
-        .size()
-        .reset_index(name="n")
-        # Most shared records first; ties broken by id and label, so reruns agree.
-        .sort_values(["n", "old", "label"], ascending=[False, True, True], kind="stable")
-    )
-    kept: dict[int, str] = {}
-    used: set[str] = set()
-    for label, old in zip(pairs["label"].to_numpy(), pairs["old"].to_numpy(), strict=True):
-        if label in kept or old in used:
+    old_codes, uniques = pd.factorize(old_ids[known])
+    m = len(uniques)
+    counts = pd.Series(labels[known].astype(np.int64) * m + old_codes).value_counts(sort=False)
+    key, n = counts.index.to_numpy(), counts.to_numpy()
+    lab, old = key // m, key % m
+    # Most pairs are one cluster and one old person that share no other: settled at once.
+    lone = (np.bincount(lab)[lab] == 1) & (np.bincount(old, minlength=m)[old] == 1)
+    kept = dict(zip(lab[lone].tolist(), uniques[old[lone]].tolist(), strict=True))
+    # The rest by shared records, most first; ties by old id (order of first appearance)
+    # and cluster, so reruns agree.
+    rest = np.flatnonzero(~lone)
+    rest = rest[np.lexsort((lab[rest], old[rest], -n[rest]))]
+    used: set[int] = set()
+    for label, code in zip(lab[rest].tolist(), old[rest].tolist(), strict=True):
+        if label in kept or code in used:
             continue
-        kept[int(label)] = old
-        used.add(old)
+        kept[label] = uniques[code]
+        used.add(code)
     return kept
 
 

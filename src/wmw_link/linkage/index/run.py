@@ -3,7 +3,8 @@
 Modes: ``full`` (first run over an empty index: today's full run, then stored), ``incremental``
 (the stored model scores only pairs touching this delivery's records; stored accepted edges
 stand for the rest), ``retrain`` (a new model over every record; ids carried over by maximum
-overlap). Withdrawals remove records before anything is scored.
+overlap), ``rekey`` (the same over every record re-tokenised under a new linkage key).
+Withdrawals remove records before anything is scored. See docs/person-index.md.
 """
 
 from __future__ import annotations
@@ -71,14 +72,17 @@ class IndexResult:
     comparisons: int
     threshold_match_weight: float
     timings: dict[str, float] = field(default_factory=dict, repr=False)
+    #: The index generation this run wrote, committed once the outputs are in place.
+    generation: Any = field(default=None, repr=False)
 
 
 @dataclass
 class _Current:
     """Every record of this run, old (kept) first, then new; position = Splink unique_id."""
 
-    dataset: np.ndarray  # object
-    row_ref: np.ndarray  # object
+    ds_names: list[str]  # datasets, sorted
+    ds_code: np.ndarray  # int32: each record's dataset, an index into ds_names
+    row_ref: pa.Array  # string
     old_pid: np.ndarray  # object, None for records new to the index
     delivery: np.ndarray  # int32
     tokens: dict[str, pa.Table]  # dataset -> gid + token columns (of that dataset)
@@ -88,6 +92,10 @@ class _Current:
     n_corrected: int
     n_withdrawn: int  # index records removed
     n_unmatched: int  # withdrawn row refs that matched no record (index or this delivery)
+
+    def datasets(self, positions: np.ndarray) -> pa.Array:
+        """The dataset names of the records at ``positions``."""
+        return pa.array(self.ds_names, pa.string()).take(pa.array(self.ds_code[positions]))
 
 
 def read_inputs(
@@ -141,12 +149,25 @@ def _read_withdrawals(
     return out
 
 
+def _without(table: pa.Table, mask: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """``table`` without the rows where ``mask`` is true (no copy when there are none)."""
+    return table.filter(pc.invert(mask)) if pc.any(mask).as_py() else table
+
+
 def _current(
     state: store.IndexState | None,
     new: dict[str, pa.Table],
     withdrawn: dict[str, set[str]],
     delivery: int,
+    rekey: bool = False,
 ) -> _Current:
+    """Every record of the run: the index's (less withdrawn and re-sent ones), then this
+    delivery's. With ``rekey`` every index record must be re-sent (new tokens, same row ref)
+    and keeps its delivery number.
+
+    Raises:
+        VerificationError: a re-key whose inputs leave index records out.
+    """
     old = state.records if state else {}
     parts_old, parts_new = [], []
     corrected_persons: set[str] = set()
@@ -157,17 +178,18 @@ def _current(
         o = old.get(ds)
         n = new.get(ds)
         matched: set[str] = set()
-        if n is not None:
+        if n is not None and len(wd):
             drop = pc.is_in(n["row_ref"], value_set=wd)
             matched.update(n.filter(drop)["row_ref"].to_pylist())
-            n = n.filter(pc.invert(drop))
+            n = _without(n, drop)
         if o is not None:
-            out = pc.is_in(o["row_ref"], value_set=wd)
-            for pid in o.filter(out)["person_id"].to_pylist():
-                gone[pid] = gone.get(pid, 0) + 1
-            matched.update(o.filter(out)["row_ref"].to_pylist())
-            n_wd += int(pc.sum(out).as_py() or 0)
-            o = o.filter(pc.invert(out))
+            if len(wd):
+                out = pc.is_in(o["row_ref"], value_set=wd)
+                for pid in o.filter(out)["person_id"].to_pylist():
+                    gone[pid] = gone.get(pid, 0) + 1
+                matched.update(o.filter(out)["row_ref"].to_pylist())
+                n_wd += int(pc.sum(out).as_py() or 0)
+                o = _without(o, out)
             resent = (
                 pc.is_in(o["row_ref"], value_set=n["row_ref"].combine_chunks())
                 if n is not None
@@ -176,23 +198,37 @@ def _current(
             corr = o.filter(resent)
             corrected_persons.update(corr["person_id"].to_pylist())
             n_corr += corr.num_rows
+            n_del = np.full(n.num_rows if n is not None else 0, delivery, dtype=np.int32)
             if n is not None and corr.num_rows:
                 # The re-sent row takes its former person id into the reconciliation.
+                refs = n["row_ref"].to_pylist()
                 before = dict(zip(corr["row_ref"].to_pylist(), corr["person_id"].to_pylist(),
                                   strict=True))  # fmt: skip
-                n_old = np.array([before.get(r) for r in n["row_ref"].to_pylist()], dtype=object)
+                n_old = np.array([before.get(r) for r in refs], dtype=object)
+                if rekey:  # the same records under a new key: they keep their delivery
+                    when = dict(zip(corr["row_ref"].to_pylist(), corr["delivery"].to_pylist(),
+                                    strict=True))  # fmt: skip
+                    n_del = np.array([when.get(r, delivery) for r in refs], dtype=np.int32)
             else:
                 n_old = np.full(n.num_rows if n is not None else 0, None, dtype=object)
-            o = o.filter(pc.invert(resent))
+            if rekey and corr.num_rows < o.num_rows:
+                raise VerificationError(
+                    f"dataset '{ds}': {o.num_rows - corr.num_rows} index record(s) were not "
+                    "re-sent under the new linkage key; a re-key needs every controller's whole "
+                    "history re-tokenised (tokens under the old key cannot be compared)"
+                )
+            o = _without(o, resent)
             parts_old.append((ds, o, o["person_id"].to_numpy(zero_copy_only=False).astype(object),
                               o["delivery"].to_numpy()))  # fmt: skip
         else:
             n_old = np.full(n.num_rows if n is not None else 0, None, dtype=object)
+            n_del = np.full(n.num_rows if n is not None else 0, delivery, dtype=np.int32)
         if n is not None:
-            parts_new.append((ds, n, n_old, np.full(n.num_rows, delivery, dtype=np.int32)))
+            parts_new.append((ds, n, n_old, n_del))
         unmatched += len(withdrawn.get(ds, ())) - len(matched)
     new_from = sum(p[1].num_rows for p in parts_old)
     tables: dict[str, list[pa.Table]] = {}
+    names = sorted(set(old) | set(new))
     ds_col, ref_col, pid_col, del_col = [], [], [], []
     pos = 0
     for ds, t, pids, dels in [*parts_old, *parts_new]:
@@ -202,8 +238,8 @@ def _current(
             "gid", pa.array(np.arange(pos, pos + t.num_rows, dtype=np.int64))
         )
         tables.setdefault(ds, []).append(tok)
-        ds_col.append(np.full(t.num_rows, ds, dtype=object))
-        ref_col.append(t["row_ref"].to_numpy(zero_copy_only=False).astype(object))
+        ds_col.append(np.full(t.num_rows, names.index(ds), dtype=np.int32))
+        ref_col.extend(t["row_ref"].cast(pa.string()).chunks)
         pid_col.append(pids)
         del_col.append(np.asarray(dels, dtype=np.int32))
         pos += t.num_rows
@@ -214,8 +250,9 @@ def _current(
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
     return _Current(
-        dataset=cat(ds_col, object),
-        row_ref=cat(ref_col, object),
+        ds_names=names,
+        ds_code=cat(ds_col, np.int32),
+        row_ref=pa.chunked_array(ref_col, pa.string()).combine_chunks(),
         old_pid=cat(pid_col, object),
         delivery=cat(del_col, np.int32),
         tokens={ds: pa.concat_tables(ts_, promote_options="default") for ds, ts_ in tables.items()},
@@ -224,9 +261,20 @@ def _current(
         gone=gone,
         n_corrected=n_corr,
         n_withdrawn=n_wd,
-        n_unmatched=unmatched + sum(len(v) for k, v in withdrawn.items() if k not in old and
-                                    k not in new),  # fmt: skip
+        n_unmatched=unmatched
+        + sum(len(v) for k, v in withdrawn.items() if k not in old and k not in new),  # fmt: skip
     )
+
+
+def _keys(ds: Any, refs: Any) -> pa.Array:
+    """``dataset <US> row_ref`` keys, for hash lookups of (dataset, row_ref) pairs."""
+
+    def arr(v: Any) -> pa.Array:
+        if isinstance(v, pa.ChunkedArray):
+            return v.combine_chunks()
+        return v if isinstance(v, pa.Array) else pa.array(v, pa.string())
+
+    return pc.binary_join_element_wise(arr(ds), arr(refs), "\x1f")
 
 
 def _stored_edges(state: store.IndexState, cur: _Current) -> tuple[np.ndarray, ...]:
@@ -234,26 +282,24 @@ def _stored_edges(state: store.IndexState, cur: _Current) -> tuple[np.ndarray, .
     e = state.edges
     if e.num_rows == 0 or cur.new_from == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    keys = pd.Index(
-        pd.MultiIndex.from_arrays([cur.dataset[: cur.new_from], cur.row_ref[: cur.new_from]])
+    kept = _keys(cur.datasets(np.arange(cur.new_from)), cur.row_ref.slice(0, cur.new_from))
+    li = pc.index_in(_keys(e["dataset_l"], e["row_ref_l"]), value_set=kept)
+    ri = pc.index_in(_keys(e["dataset_r"], e["row_ref_r"]), value_set=kept)
+    ok = pc.and_(pc.is_valid(li), pc.is_valid(ri))
+    return (
+        pc.filter(li, ok).to_numpy().astype(np.int64),
+        pc.filter(ri, ok).to_numpy().astype(np.int64),
+        pc.filter(e["match_weight"], ok).to_numpy(),
     )
-    li = keys.get_indexer(pd.MultiIndex.from_arrays(
-        [e["dataset_l"].to_numpy(zero_copy_only=False), e["row_ref_l"].to_numpy(zero_copy_only=False)]
-    ))  # fmt: skip
-    ri = keys.get_indexer(pd.MultiIndex.from_arrays(
-        [e["dataset_r"].to_numpy(zero_copy_only=False), e["row_ref_r"].to_numpy(zero_copy_only=False)]
-    ))  # fmt: skip
-    ok = (li >= 0) & (ri >= 0)
-    return li[ok], ri[ok], e["match_weight"].to_numpy()[ok]
 
 
 def _edges_table(cur: _Current, left: np.ndarray, right: np.ndarray, w: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays(
         [
-            pa.array(cur.dataset[left], pa.string()),
-            pa.array(cur.row_ref[left], pa.string()),
-            pa.array(cur.dataset[right], pa.string()),
-            pa.array(cur.row_ref[right], pa.string()),
+            cur.datasets(left),
+            cur.row_ref.take(pa.array(left)),
+            cur.datasets(right),
+            cur.row_ref.take(pa.array(right)),
             pa.array(w, pa.float64()),
         ],
         schema=store.EDGE_SCHEMA,
@@ -268,7 +314,7 @@ def _records_tables(cur: _Current, person_ids: np.ndarray) -> dict[str, pa.Table
         cols = [c for c in tok.column_names if c != "gid"]
         out[ds] = pa.Table.from_arrays(
             [
-                pa.array(cur.row_ref[gid], pa.string()),
+                cur.row_ref.take(pa.array(gid)),
                 pa.array(person_ids[gid], pa.string()),
                 pa.array(cur.delivery[gid], pa.int32()),
                 *[tok[c] for c in cols],
@@ -295,10 +341,11 @@ def _maps(
     rows = (cur.delivery == delivery) | touched
     out = {}
     for ds in datasets:
-        sel = np.flatnonzero(rows & (cur.dataset == ds))
+        code = cur.ds_names.index(ds) if ds in cur.ds_names else -1
+        sel = np.flatnonzero(rows & (cur.ds_code == code))
         out[ds] = pa.Table.from_arrays(
             [
-                pa.array(cur.row_ref[sel], pa.string()),
+                cur.row_ref.take(pa.array(sel, pa.int64())),
                 pa.array(person_ids[sel], pa.string()),
                 pa.array(np.full(len(sel), delivery, dtype=np.int32), pa.int32()),
             ],
@@ -315,6 +362,7 @@ def link_index(
     *,
     delivery: int | None = None,
     retrain: bool = False,
+    rekey: bool = False,
     withdrawals: Sequence[Any] = (),
     keyring: Any = None,
     backend: str = "duckdb",
@@ -337,6 +385,9 @@ def link_index(
         out_dir: maps, ``id-changes.parquet``, ``link-manifest.json`` (replaced as a whole).
         delivery: this delivery's number (default: one more than the index's last).
         retrain: train a new model on every record (index + new) and carry ids over.
+        rekey: the inputs are every controller's whole history re-tokenised under a new
+            linkage key (same row refs): train a new model on them, carry ids over by row ref
+            (reason ``rekey``), and keep the new key check.
         withdrawals: withdrawal lists to apply: paths of ``<dataset>.withdrawals.parquet``
             files, or ``wmw_link.withdrawals.Withdrawals`` already read.
         keyring: party keys to check the withdrawal lists' signatures with.
@@ -367,13 +418,18 @@ def link_index(
         state = store.read_index(agreement, index_dir) if store.exists(index_dir) else None
         store.remove_stale(index_dir, keep=state.manifest["generation"] if state else None)
         key_check = verified[0].manifest["key_check"] if verified else None
-        if state is not None and key_check is not None and key_check != state.key_check:
+        if rekey and (state is None or key_check is None or key_check == state.key_check):
+            raise ConfigError(
+                "--rekey needs an existing index and inputs re-tokenised under a new linkage "
+                "key (their key check must differ from the index's)"
+            )
+        if not rekey and state is not None and key_check not in (None, state.key_check):
             raise VerificationError(
                 f"{index_dir / store.MANIFEST_NAME}: refused: a foreign index for these "
                 "inputs: its key check differs from the inputs' (another linkage key; after a "
-                "key rotation the index must be re-keyed, not extended)"
+                "key rotation, re-key the index with --rekey and every controller's history)"
             )
-        key_check = state.key_check if state else key_check
+        key_check = state.key_check if state and not rekey else key_check
         if key_check is None:
             raise InputDataError("no tokens given and no index to apply withdrawals to")
         last = max(state.deliveries) if state else 0
@@ -388,8 +444,11 @@ def link_index(
         if unknown:
             raise VerificationError(f"withdrawals for dataset '{unknown[0]}', not in agreement "
                                     f"{agreement.id}")  # fmt: skip
-        cur = _current(state, new, withdrawn, number)
-        mode = "full" if state is None else "retrain" if retrain else "incremental"
+        cur = _current(state, new, withdrawn, number, rekey=rekey)
+        mode = (
+            "full" if state is None else "rekey" if rekey else "retrain" if retrain
+            else "incremental"
+        )  # fmt: skip
         if mode == "incremental" and (threshold is not None or exact_only):
             raise ConfigError(
                 "--threshold and --exact-only choose a new model: an incremental run scores "
@@ -397,22 +456,37 @@ def link_index(
             )
         timings["prepare"] = time.perf_counter() - t_start
         produces = link_output_names(agreement) | {ID_CHANGES_NAME}
-        with staged_dir(out, produces, "link") as stage:
-            tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=stage))
-            be = open_backend(
-                backend, tmp, threads, memory_limit=memory_limit,
-                temp_dir=Path(temp_dir) if temp_dir is not None else None,
-            )  # fmt: skip
-            try:
-                result = _link(
-                    agreement, state, cur, verified, be, stage, index_dir,
-                    mode=mode, number=number, key_check=key_check, seed=seed,
-                    threshold=threshold, exact_only=exact_only, report=report,
-                    timings=timings, t_start=t_start,
+        result: IndexResult | None = None
+        try:
+            with staged_dir(out, produces, "link") as stage:
+                tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=stage))
+                be = open_backend(
+                    backend, tmp, threads, memory_limit=memory_limit,
+                    temp_dir=Path(temp_dir) if temp_dir is not None else None,
                 )  # fmt: skip
-            finally:
-                be.close()
-                shutil.rmtree(tmp, ignore_errors=True)
+                try:
+                    result = _link(
+                        agreement, state, cur, verified, be, stage, index_dir,
+                        mode=mode, number=number, key_check=key_check, seed=seed,
+                        threshold=threshold, exact_only=exact_only, report=report,
+                        timings=timings, t_start=t_start,
+                    )  # fmt: skip
+                finally:
+                    be.close()
+                    shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            if result is not None:  # written, never committed
+                store.discard(result.generation)
+            raise
+        # The outputs are in place: now commit the index. In this order a failure leaves the
+        # previous index in force and no outputs of a delivery it does not hold (a rerun
+        # repeats the delivery); the other order could commit a delivery whose outputs were
+        # lost, and a rerun would be refused as not new.
+        try:
+            store.commit(result.generation)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
     restrict_tree(out)
     return _relocate(result, out)
 
@@ -446,14 +520,14 @@ def _link(
     t_start: float,
 ) -> IndexResult:
     t0 = time.perf_counter()
-    n = len(cur.row_ref)
+    n = len(cur.row_ref)  # records
     if mode == "incremental":
         assert state is not None
         kinds = dict(state.model["token_kinds"])
         model = state.model
         sl, sr, sw = _stored_edges(state, cur)
         if cur.new_from < n:
-            inputs = incremental.load(be, cur.tokens, kinds)
+            inputs = incremental.load(be, cur.tokens, kinds, copy=False)
             scored = incremental.score_new(be, inputs, model, cur.new_from)
             left = np.concatenate([sl, scored.left])
             right = np.concatenate([sr, scored.right])
@@ -464,7 +538,7 @@ def _link(
             left, right, weight, comparisons = sl, sr, sw, 0
         scored_full = None
     else:
-        kinds = _kinds(verified, state)
+        kinds = _kinds(verified, None if mode == "rekey" else state)
         inputs = incremental.load(be, cur.tokens, kinds)
         scored_full = incremental.fit(
             be, inputs, kinds, seed=seed, n_records=n, threshold=threshold, exact_only=exact_only
@@ -482,7 +556,7 @@ def _link(
         cur.old_pid,
         gone=cur.gone,
         corrected_persons=cur.corrected_persons,
-        reason="retrain" if mode == "retrain" else None,
+        reason=mode if mode in ("retrain", "rekey") else None,
     )
     pids = assigned.person_ids
     timings["persons"] = time.perf_counter() - t0
@@ -510,7 +584,7 @@ def _link(
     t0 = time.perf_counter()
     deliveries = [*(state.deliveries if state else []), number]
     n_persons = len(pd.unique(pids)) if n else 0
-    index_manifest = store.write_generation(
+    generation = store.write_generation(
         index_dir,
         agreement,
         key_check=key_check,
@@ -520,13 +594,13 @@ def _link(
         edges=_edges_table(cur, left, right, weight),
         extra={"counts": {"records": n, "persons": n_persons, "edges": int(len(left))}},
     )
+    index_manifest = index_dir / store.MANIFEST_NAME  # once committed
     timings["write_index"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     weight_t = float(model["threshold_match_weight"])
     manifest_path = stage / LINK_MANIFEST_NAME
-    write_json_atomic(
-        manifest_path,
-        {
+    try:
+        write_json_atomic(manifest_path, {
             "kind": "wmw-link/link-manifest",
             "tool_version": __version__,
             "agreement": {
@@ -563,7 +637,7 @@ def _link(
             },
             "counts": {
                 "records": n,
-                "new_records": int(n - cur.new_from),
+                "new_records": int((cur.delivery == number).sum()),
                 "corrected": cur.n_corrected,
                 "withdrawn": cur.n_withdrawn,
                 "withdrawals_unmatched": cur.n_unmatched,
@@ -573,15 +647,18 @@ def _link(
                 "id_changes": changes.num_rows,
             },
             "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        },
-    )
+        })  # fmt: skip
+    except BaseException:
+        store.discard(generation)  # written, never to be committed
+        raise
     return IndexResult(
         out_dir=stage, maps=map_paths, id_changes=changes_path, manifest=manifest_path,
         index_manifest=index_manifest, mode=mode, delivery=number, records=n,
-        new_records=int(n - cur.new_from), corrected=cur.n_corrected,
+        new_records=int((cur.delivery == number).sum()), corrected=cur.n_corrected,
         withdrawn=cur.n_withdrawn, persons=n_persons,
         map_rows=sum(t.num_rows for t in maps.values()), changes=changes.num_rows,
         comparisons=comparisons, threshold_match_weight=weight_t, timings=timings,
+        generation=generation,
     )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -172,11 +173,19 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
     files = m["files"]
     if not isinstance(files, dict) or MODEL_NAME not in files or EDGES_NAME not in files:
         raise _refuse(index_dir, "the manifest lists no model or edges file")
+    # Each file is read once: hashed, then parsed from the same bytes.
+    data: dict[str, bytes] = {}
     for rel, entry in sorted(files.items()):
+        if not isinstance(entry, dict) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise _refuse(index_dir, "the manifest lists a file outside its generation")
         p = gen / rel
         if not p.is_file():
             raise _refuse(index_dir, f"{m['generation']}/{rel} is missing (a corrupted index)")
-        if sha256_file(p) != entry.get("sha256"):
+        try:
+            data[rel] = p.read_bytes()
+        except OSError as e:
+            raise _refuse(index_dir, f"{m['generation']}/{rel}: unreadable ({e.strerror})") from None
+        if hashlib.sha256(data[rel]).hexdigest() != entry.get("sha256"):
             raise _refuse(
                 index_dir,
                 f"{m['generation']}/{rel}: SHA-256 differs from the manifest (a corrupted or "
@@ -189,20 +198,28 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
     if unlisted:
         raise _refuse(index_dir, f"{m['generation']}/{unlisted[0]} is not in the manifest")
     try:
-        model = json.loads((gen / MODEL_NAME).read_text(encoding="utf-8"))
-        records = {}
-        for rel, entry in files.items():
-            if rel.startswith(f"{RECORDS_DIR}/"):
-                t = pq.read_table(gen / rel)
-                if t.num_rows != entry.get("rows"):
-                    raise _refuse(index_dir, f"{rel}: row count differs from the manifest")
-                records[Path(rel).name[: -len(".parquet")]] = t
-        edges = pq.read_table(gen / EDGES_NAME)
-    except (OSError, pa.ArrowInvalid, json.JSONDecodeError) as e:
+        model = json.loads(data.pop(MODEL_NAME).decode("utf-8"))
+        tables = {rel: pq.read_table(pa.py_buffer(data.pop(rel))) for rel in list(data)}
+    except (UnicodeDecodeError, pa.ArrowInvalid, json.JSONDecodeError) as e:
         raise _refuse(index_dir, f"unreadable index file ({type(e).__name__})") from None
+    for rel, t in tables.items():
+        if t.num_rows != files[rel].get("rows"):
+            raise _refuse(index_dir, f"{rel}: row count differs from the manifest")
+    edges = tables.pop(EDGES_NAME)
+    records = {Path(rel).name[: -len(".parquet")]: t for rel, t in tables.items()
+               if rel.startswith(f"{RECORDS_DIR}/")}  # fmt: skip
     if edges.schema != EDGE_SCHEMA:
         raise _refuse(index_dir, f"{EDGES_NAME} has columns other than the format's")
     return IndexState(index_dir, m, model, records, edges)
+
+
+@dataclass
+class Generation:
+    """A new generation written to disk but not yet committed (see :func:`commit`)."""
+
+    index_dir: Path
+    name: str
+    manifest: dict[str, Any]
 
 
 def write_generation(
@@ -215,12 +232,8 @@ def write_generation(
     records: dict[str, pa.Table],
     edges: pa.Table,
     extra: dict[str, Any],
-) -> Path:
-    """Write a new generation and commit it by replacing the manifest; delete the old one.
-
-    Returns:
-        The manifest path.
-    """
+) -> Generation:
+    """Write a new generation folder (owner-only); :func:`commit` makes it the index."""
     index_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(index_dir, 0o700)
     name = f"gen-{max(deliveries):04d}-{secrets.token_hex(4)}"
@@ -232,11 +245,12 @@ def write_generation(
         model_path = stage / MODEL_NAME
         model_path.write_text(json.dumps(model, indent=1, sort_keys=True), encoding="utf-8")
         files[MODEL_NAME] = {"sha256": sha256_file(model_path)}
-        pq.write_table(edges, stage / EDGES_NAME, compression="zstd")
+        # Hashes and random ids do not compress: neither compression nor dictionaries pay.
+        pq.write_table(edges, stage / EDGES_NAME, compression="none", use_dictionary=False)
         files[EDGES_NAME] = {"sha256": sha256_file(stage / EDGES_NAME), "rows": edges.num_rows}
         for ds, table in sorted(records.items()):
             rel = f"{RECORDS_DIR}/{ds}.parquet"
-            pq.write_table(table, stage / rel, compression="zstd")
+            pq.write_table(table, stage / rel, compression="none", use_dictionary=False)
             files[rel] = {"sha256": sha256_file(stage / rel), "rows": table.num_rows}
         restrict_tree(stage)
         os.rename(stage, index_dir / name)
@@ -255,15 +269,31 @@ def write_generation(
         "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **extra,
     }
-    path = index_dir / MANIFEST_NAME
+    return Generation(index_dir, name, manifest)
+
+
+def commit(gen: Generation) -> Path:
+    """Make ``gen`` the index: replace the manifest (atomic), then delete older generations.
+
+    On any failure the previous manifest, and so the previous index, stays in force.
+
+    Returns:
+        The manifest path.
+    """
+    path = gen.index_dir / MANIFEST_NAME
     try:
-        write_json_atomic(path, manifest)  # the commit
+        write_json_atomic(path, gen.manifest)  # the commit
     except BaseException:
-        shutil.rmtree(index_dir / name, ignore_errors=True)
+        discard(gen)
         raise
     os.chmod(path, 0o600)
-    remove_stale(index_dir, keep=name)
+    remove_stale(gen.index_dir, keep=gen.name)
     return path
+
+
+def discard(gen: Generation) -> None:
+    """Delete a generation that was not committed."""
+    shutil.rmtree(gen.index_dir / gen.name, ignore_errors=True)
 
 
 def remove_stale(index_dir: Path, keep: str | None) -> None:
@@ -312,7 +342,10 @@ __all__ = [
     "KIND",
     "MANIFEST_NAME",
     "IndexState",
+    "Generation",
     "check_usable",
+    "commit",
+    "discard",
     "exists",
     "locked",
     "read_index",
