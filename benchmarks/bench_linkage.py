@@ -281,12 +281,20 @@ def _sweep(
     household: pd.Series,
     weights: np.ndarray,
 ) -> list[dict[str, float]]:
-    """True F1 of connected components of linkable pairs at each match-weight threshold."""
-    from linkage_baselines import components
+    """True F1 of connected components of linkable pairs at each match-weight threshold.
+
+    Records are numbered once; each threshold then finds components on integer edges and
+    counts pairs in DuckDB (``score_pairs``: pairwise and household figures only).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from wmw_link.evaluate import score_pairs
+    from wmw_link.resources import close_duckdb, open_duckdb
 
     # Join the truth once; each threshold then only relabels the same rows.
     base = nodes.merge(truth, on=["dataset", "record_id"], how="inner", validate="one_to_one")
-    keys = (base["dataset"] + "|" + base["uid"]).to_numpy()
+    keys = pd.Index((base["dataset"] + "|" + base["uid"]).to_numpy())
     frame = pd.DataFrame(
         {
             "dataset": base["dataset"].to_numpy(),
@@ -295,25 +303,30 @@ def _sweep(
         }
     )
     link = pairs[pairs["linkable"]]
-    lk = (link["source_dataset_l"] + "|" + link["unique_id_l"]).to_numpy()
-    rk = (link["source_dataset_r"] + "|" + link["unique_id_r"]).to_numpy()
-    inside = pd.Index(keys)
-    keep = (inside.get_indexer(lk) >= 0) & (inside.get_indexer(rk) >= 0)
-    lk, rk, w = lk[keep], rk[keep], link["match_weight"].to_numpy()[keep]
+    li = keys.get_indexer((link["source_dataset_l"] + "|" + link["unique_id_l"]).to_numpy())
+    ri = keys.get_indexer((link["source_dataset_r"] + "|" + link["unique_id_r"]).to_numpy())
+    keep = (li >= 0) & (ri >= 0)
+    li, ri, w = li[keep], ri[keep], link["match_weight"].to_numpy()[keep]
+    n = len(keys)
     out = []
-    for t in weights:
-        sel = w >= t
-        comp = components(keys, lk[sel], rk[sel])
-        s = _scores(frame.assign(pred=comp["cluster"].to_numpy()))
-        out.append(
-            {
-                "threshold_weight": float(t),
-                "f1": s["f1"],
-                "precision": s["precision"],
-                "recall": s["recall"],
-                "household_false_pairs": s["household_false_pairs"],
-            }
-        )
+    con, spill = open_duckdb()
+    try:
+        for t in weights:
+            sel = w >= t
+            graph = coo_matrix((np.ones(int(sel.sum())), (li[sel], ri[sel])), shape=(n, n))
+            _, labels = connected_components(graph, directed=False)
+            total, house = score_pairs(frame.assign(pred=labels), con)
+            out.append(
+                {
+                    "threshold_weight": float(t),
+                    "f1": total.f1,
+                    "precision": total.precision,
+                    "recall": total.recall,
+                    "household_false_pairs": house["false_pairs_same_household"] if house else 0,
+                }
+            )
+    finally:
+        close_duckdb(con, spill)
     return out
 
 
@@ -442,7 +455,9 @@ def evaluate_size(
     res["plain"]["scores"] = _scores(pframe)
     res["plain"]["equity"] = _by_group(pframe, groups)
     ppairs = pd.read_parquet(work / "plain.pairs.parquet")
-    res["plain"]["candidates"] = _candidate_recall(nodes, ppairs, truth, [])
+    from linkage_baselines import token_block_rules
+
+    res["plain"]["candidates"] = _candidate_recall(nodes, ppairs, truth, token_block_rules())
     res["plain"]["candidate_pair_recall"] = res["plain"]["candidates"]["recall"]
     res["plain"]["sweep"] = _sweep(nodes, ppairs, truth, household, weights)
     if with_ecm:

@@ -9,8 +9,12 @@
 * :func:`run_splink_plaintext`: Splink on plaintext with the usual fuzzy comparisons
   (Jaro-Winkler names, Levenshtein dates and NINo, date parts, postcode hierarchy, term
   frequencies), trained and clustered by the same code as the token model
-  (:func:`wmw_link.linkage.run.fit_and_cluster`): same blocks, prior, u, EM, household rule and
-  label-free threshold.
+  (:func:`wmw_link.linkage.run.fit_and_cluster`): same prior, u, EM, household rule and
+  label-free threshold. Its blocking is the token model's by default: one rule per token
+  blocking rule, on the plaintext that token hashes (``blk_<column>``: the tokeniser's own
+  ``composite_inputs``, e.g. "forename | date of birth", or each Double Metaphone code of a
+  name word with the date, exploded), so both score the same candidate pairs;
+  ``blocking="own"`` keeps the plaintext rules it had before.
 * :func:`run_ecm`: recordlinkage's ECM (unsupervised Fellegi-Sunter on binary features) on the
   same candidate pairs, clustered by connected components.
 """
@@ -34,10 +38,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from wmw_link import token_schema as ts
 from wmw_link.agreement import Agreement, IdentifierType
 from wmw_link.linkage.backends import open_backend
 from wmw_link.linkage.run import fit_and_cluster
-from wmw_link.linkage.settings import ModelPlan, settings_creator  # noqa: F401
+from wmw_link.linkage.settings import (
+    ModelPlan,
+    predict_blocks,
+    settings_creator,  # noqa: F401
+)
 from wmw_link.normalise import (
     Normalised,
     normalise_dates,
@@ -48,6 +57,7 @@ from wmw_link.normalise import (
     normalise_sex,
     split_full_names,
 )
+from wmw_link.tokenise.composites import composite_inputs
 
 PLAIN_COLUMNS = [
     "forename",
@@ -66,6 +76,32 @@ PLAIN_COLUMNS = [
     "nhs",
     "sex",
 ]
+
+
+#: The token model's prediction blocks (UK identifier types), in its order: the plaintext
+#: baseline blocks on the plaintext of each, ``blk_<column>``.
+TOKEN_BLOCKS: tuple[str, ...] = tuple(predict_blocks(set(ts.BY_NAME)))
+BLOCK_PREFIX = "blk_"
+
+
+def _block_composites(cols: dict[str, pa.Array], n: int) -> dict[str, pa.Array]:
+    """The plaintext each token blocking column hashes (the tokeniser's ``composite_inputs``
+    on the same normalised fields), as ``blk_<column>``; null where a part is missing."""
+    fields = {
+        src: cols[c]
+        for src, c in ((ts.FORENAME, "forename"), (ts.SURNAME, "surname"),
+                       (ts.POSTCODE, "pc_unit"), (ts.NINO, "nino"), (ts.NHS, "nhs"))
+        if c in cols
+    }  # fmt: skip
+    if "dob" in cols:
+        fields[ts.DOB] = pc.cast(cols["dob"], pa.date32())
+    wanted = [ts.BY_NAME[c] for c in TOKEN_BLOCKS if set(ts.BY_NAME[c].sources) <= set(fields)]
+    got = composite_inputs(fields, wanted)
+    out = {}
+    for c in TOKEN_BLOCKS:
+        typ = pa.list_(pa.string()) if ts.BY_NAME[c].kind == "hmac_list" else pa.string()
+        out[f"{BLOCK_PREFIX}{c}"] = got[c] if c in got else pa.nulls(n, typ)
+    return out
 
 
 @dataclass(frozen=True)
@@ -240,8 +276,10 @@ def _plaintext_part(
     if "surname" in cols:
         (cols["surname_nysiis"],) = _distinct(cols["surname"], _surname_keys)
     arrays = [rid] + [cols.get(c, pa.nulls(n, pa.string())) for c in PLAIN_COLUMNS]
+    blocks = _block_composites(cols, n)
     return pa.Table.from_arrays(
-        [pc.cast(a, pa.string()) for a in arrays], names=["unique_id", *PLAIN_COLUMNS]
+        [pc.cast(a, pa.string()) for a in arrays] + list(blocks.values()),
+        names=["unique_id", *PLAIN_COLUMNS, *blocks],
     )
 
 
@@ -373,7 +411,30 @@ def field_evidence_condition(linker: Any) -> str:
     return " OR ".join([*unique, rule])
 
 
-def _plain_plan(u_fixed: dict[str, float]) -> ModelPlan:
+def token_block_rules(present: set[str] | None = None) -> list[str]:
+    """Names of the plaintext blocking rules equivalent to the token model's, in its order
+    (``blk_<column>`` for each of its prediction blocks whose columns are present)."""
+    cols = predict_blocks(set(TOKEN_BLOCKS) if present is None else present)
+    return [f"{BLOCK_PREFIX}{c}" for c in cols]
+
+
+def _own_rules() -> list[Any]:
+    """The plaintext baseline's own blocking rules (before it was given the tokens' blocks)."""
+    from splink import block_on
+
+    return [
+        block_on("nino"),
+        block_on("nhs"),
+        block_on("dob", "surname_nysiis"),
+        block_on("dob", "forename_nysiis"),
+        block_on("forename_nysiis", "surname_nysiis", "dob_year"),
+        block_on("forename_initial", "surname_nysiis", "pc_unit"),
+        "l.dob_swap = r.dob AND l.surname_nysiis = r.surname_nysiis",
+        "l.forename = r.surname AND l.surname = r.forename",
+    ]
+
+
+def _plain_plan(u_fixed: dict[str, float], blocking: str = "tokens") -> ModelPlan:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import block_on
@@ -439,16 +500,18 @@ def _plain_plan(u_fixed: dict[str, float]) -> ModelPlan:
         exact("nhs"),
         exact("sex"),
     ]
-    rules = [
-        block_on("nino"),
-        block_on("nhs"),
-        block_on("dob", "surname_nysiis"),
-        block_on("dob", "forename_nysiis"),
-        block_on("forename_nysiis", "surname_nysiis", "dob_year"),
-        block_on("forename_initial", "surname_nysiis", "pc_unit"),
-        "l.dob_swap = r.dob AND l.surname_nysiis = r.surname_nysiis",
-        "l.forename = r.surname AND l.surname = r.forename",
-    ]
+    if blocking == "tokens":
+        # One rule per token blocking rule, on the plaintext the token hashes; list columns
+        # (a code per name word) exploded, as the token rule is.
+        rules: list[Any] = [
+            block_on(r, arrays_to_explode=[r] if ts.BY_NAME[r[len(BLOCK_PREFIX):]].kind
+                     == "hmac_list" else None)
+            for r in token_block_rules()
+        ]  # fmt: skip
+    elif blocking == "own":
+        rules = _own_rules()
+    else:
+        raise ValueError(f"blocking must be 'tokens' or 'own', got {blocking!r}")
     return ModelPlan(
         comparisons=comparisons,
         blocking_rules=rules,
@@ -478,8 +541,12 @@ def run_splink_plaintext(
     tmp: Path,
     seed: int,
     threshold: float | None = None,
+    blocking: str = "tokens",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Plaintext Splink; returns (clusters frame, scored pairs, timings).
+
+    ``blocking``: ``tokens`` (the token model's rules on the plaintext each token hashes,
+    :func:`token_block_rules`) or ``own`` (the plaintext rules of earlier runs).
 
     ``tables`` are Arrow tables (from :func:`plaintext_tables`; DuckDB reads them without
     copying through Python objects) or pandas frames with the same columns.
@@ -494,7 +561,7 @@ def run_splink_plaintext(
             d = be.scalar(f"SELECT COUNT(DISTINCT {c}) FROM ({union})")
             if d and d > 1:
                 u_fixed[c] = 1.0 / d
-        plan = _plain_plan(u_fixed)
+        plan = _plain_plan(u_fixed, blocking)
         n = sum(len(df) for df in tables.values())
         load = time.perf_counter() - t0
         clus = fit_and_cluster(
@@ -581,4 +648,5 @@ __all__ = [
     "register_plain_tables",
     "run_ecm",
     "run_splink_plaintext",
+    "token_block_rules",
 ]

@@ -122,15 +122,16 @@ def group_figures(cells: Any, column: str) -> list[GroupFigures]:
     SELECT rec.g, records, coalesce(tp, 0), coalesce(touching, 0), coalesce(true_pairs, 0)
     FROM rec LEFT JOIN tp USING (g) LEFT JOIN touch USING (g) LEFT JOIN tr USING (g)
     """
+    values = cells.values[column]
     out = [
         GroupFigures(
-            group=str(value),
+            group=str(values[code]),
             records=int(records),
             true_positive=int(tp),
             predicted_touching=int(touching),
             true_pairs=int(true_pairs),
         )
-        for value, records, tp, touching, true_pairs in cells.rows(sql)
+        for code, records, tp, touching, true_pairs in cells.rows(sql)
     ]
     return sorted(out, key=lambda f: f.group)
 

@@ -300,6 +300,27 @@ def score(frame: pd.DataFrame | pa.Table, con: Any = None) -> Evaluation:
     )
 
 
+def score_pairs(
+    frame: pd.DataFrame | pa.Table, con: Any = None
+) -> tuple[PairCounts, dict[str, float | int] | None]:
+    """Only the pairwise counts and, with a ``household`` column, the household figures of
+    :func:`score`: what a threshold sweep needs, in five queries instead of twenty.
+
+    Args:
+        frame: as for :func:`score` (group columns are ignored).
+        con: a DuckDB connection to count in (default: a new one).
+    """
+    has_household = "household" in column_names(frame)
+    with _connection(con) as c:
+        cells = Cells(c, frame, ["household"] if has_household else [])
+        try:
+            total = _pair_counts(cells)
+            household = _household_figures(cells, total.false_positive) if has_household else None
+        finally:
+            cells.drop()
+    return total, household
+
+
 def _read_dir(
     directory: Path, suffix: str, columns: list[str], what: str, recursive: bool = False
 ) -> pd.DataFrame:
@@ -535,4 +556,5 @@ __all__ = [
     "load_scoring_frame",
     "pair_counts",
     "score",
+    "score_pairs",
 ]

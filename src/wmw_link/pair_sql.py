@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -36,8 +37,23 @@ def column_names(frame: pd.DataFrame | pa.Table) -> list[str]:
     return list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
 
 
+def _codes(values: Any) -> tuple[pa.Array, np.ndarray]:
+    """Dense integer codes of a column (null where the value is null) and the distinct values.
+
+    DuckDB then groups 4- or 8-byte integers instead of text or Python objects: several times
+    faster, and the same groups, since equal values get equal codes.
+    """
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        values = values.to_pandas()
+    codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=True)
+    return pa.array(codes, mask=codes < 0), np.asarray(uniques, dtype=object)
+
+
 class Cells:
     """A temporary table of cells (``ds``, ``p``, ``t``, optional columns, ``n``) in ``con``.
+
+    Every column is held as integer codes; :attr:`values` turns an extra column's codes back
+    into its values.
 
     Args:
         con: a DuckDB connection (see :func:`wmw_link.resources.open_duckdb`).
@@ -54,25 +70,27 @@ class Cells:
         if missing:
             raise InputDataError(f"score(): missing column(s) {', '.join(sorted(missing))}")
         self.con = con
+        self.values: dict[str, np.ndarray] = {}
+        names = {"dataset": "ds", "pred": "p", "true": "t"} | {c: c for c in extra}
+        arrays = {}
+        for col, short in names.items():
+            codes, uniques = _codes(frame[col])
+            if col in ("pred", "true") and codes.null_count:
+                raise InputDataError(
+                    f"score(): column {col} is empty in {codes.null_count:,} row(s); every "
+                    "scored record needs a predicted and a true label"
+                )
+            arrays[short] = codes
+            self.values[short] = uniques
         tag = uuid.uuid4().hex[:12]
         self.table = f"wmw_cells_{tag}"
         rows = f"wmw_rows_{tag}"
-        con.register(rows, frame)
+        con.register(rows, pa.table(arrays))
         try:
-            empty = con.execute(
-                f'SELECT count(*) FILTER (pred IS NULL), count(*) FILTER ("true" IS NULL) '
-                f"FROM {rows}"
-            ).fetchall()[0]
-            for col, k in zip(("pred", "true"), empty, strict=True):
-                if k:
-                    raise InputDataError(
-                        f"score(): column {col} is empty in {k:,} row(s); every scored record "
-                        "needs a predicted and a true label"
-                    )
             keep = "".join(f", {quote(c)}" for c in extra)
             con.execute(
-                f"CREATE TEMP TABLE {self.table} AS SELECT dataset AS ds, pred AS p, "
-                f'"true" AS t{keep}, count(*)::BIGINT AS n FROM {rows} GROUP BY ALL'
+                f"CREATE TEMP TABLE {self.table} AS SELECT ds, p, t{keep}, count(*)::BIGINT AS n "
+                f"FROM {rows} GROUP BY ALL"
             )
         finally:
             con.unregister(rows)

@@ -33,11 +33,12 @@ _UNITS = {
     "GIB": 1024**3,
     "TIB": 1024**4,
 }
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B|[KMGT])\s*$", re.IGNORECASE)
 
 
 def parse_size(text: str | int, what: str = "--memory-limit") -> int:
-    """A size such as ``8GB``, ``500MiB`` or ``1.5GB`` in bytes (GB = 1000^3, GiB = 1024^3).
+    """A size such as ``8GB``, ``8G``, ``500MiB`` or ``1.5GB`` in bytes (GB = G = 1000^3,
+    GiB = 1024^3).
 
     Raises:
         ConfigError: not a number with a unit, or below :data:`MIN_MEMORY_LIMIT`.
@@ -46,12 +47,15 @@ def parse_size(text: str | int, what: str = "--memory-limit") -> int:
         n = text
     else:
         m = _SIZE.match(str(text))
-        if not m or m.group(2).upper() not in _UNITS:
+        # A bare K, M, G or T is read as DuckDB and Spark read it (8G = 8GB).
+        unit = m.group(2).upper() if m else ""
+        unit = unit + "B" if unit in ("K", "M", "G", "T") else unit
+        if not m or unit not in _UNITS:
             raise ConfigError(
                 f"{what}: '{text}' is not a size; give a number and a unit, e.g. 8GB, 500MB "
                 "or 16GiB (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
             )
-        n = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+        n = int(float(m.group(1)) * _UNITS[unit])
     if n < MIN_MEMORY_LIMIT:
         raise ConfigError(
             f"{what}: {text} is below the least DuckDB can work with "

@@ -156,3 +156,46 @@ def test_v3_text_field_tokens_resist_frequency_and_pattern_mining(
     ]
     for mined in salted:
         assert np.mean(mined.fields[filt] == truth) <= floor + 0.01
+
+
+@pytest.mark.skipif(not schema_v3.available(), reason="the product does not write schema v3")
+def test_v3_near_id_tokens_resist_frequency_alignment(worlds: dict[str, object]) -> None:
+    """A generic ``identifier``'s near-id column (the id and its one-character deletions, each
+    with the postcode), as the product tokenises it, against frequency alignment; and no
+    token of it equals a token of the exact id column (own subkey).
+
+    The id is the NINo (unique per person, like a social security id)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from benchmarks.attacks.world import Column
+
+    from wmw_link import token_schema as ts
+    from wmw_link.normalise import normalise_identifiers
+    from wmw_link.tokenise.composites import composite_inputs
+    from wmw_link.tokenise.tokens import Hasher, composite_tokens
+
+    def fields(world: object) -> dict[str, pa.Array]:
+        f = field_arrays(world)  # type: ignore[arg-type]
+        return {"identifier:ni": normalise_identifiers(f["nino"]).values,
+                ts.POSTCODE: f["postcode"]}  # fmt: skip
+
+    target, ref = fields(worlds["target"]), fields(worlds["reference"])
+    hasher = Hasher(SecretKey(b"attack-test-key-0123456789abcdef"), "attack-test")
+    cols = [*ts.identifier_columns("ni"), *ts.identifier_near_columns("ni")]
+    inputs = composite_inputs(target, cols)
+    tokens = pa.table(
+        {c.name: composite_tokens(inputs[c.name], hasher.tokenizer(c.domain)) for c in cols}
+    )
+    near = tokens["idpc_ni"].combine_chunks()
+    assert pc.count(pc.list_flatten(near)).as_py() > 5 * tokens.num_rows  # deletions made
+    exact = set(pc.drop_null(tokens["id_ni"]).to_pylist())
+    assert not exact & set(pc.list_flatten(near).to_pylist())  # nothing across columns
+    # Frequency alignment by rank against the reference world's near-id composites.
+    columns = [Column(c.name, c.kind, c.domain, c.name, c.parts) for c in cols[1:]]
+    freq = frequency_alignment(tokens.select(["idpc_ni"]), columns, composite_inputs(ref, cols[1:]))
+    truth = inputs["idpc_ni"].to_pylist()
+    guessed = freq.columns["idpc_ni"]
+    # A record's guess is the set of its elements' guesses; any one right is a hit.
+    hits = [g is not None and t is not None and bool(set(g.split("|")) & set(t))
+            for g, t in zip(guessed, truth, strict=True)]  # fmt: skip
+    assert np.mean(hits) <= 0.01

@@ -43,13 +43,14 @@ def _duck_bytes(text: str) -> float:
         ("500 mb", 500 * 1000**2),
         ("1.5GB", 1_500_000_000),
         ("200MiB", 200 * 1024**2),
+        ("8g", 8 * 1000**3),
     ],
 )
 def test_sizes_parse(text: str, expected: int) -> None:
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["8", "lots", "8XB", "-1GB", "1e3MB", "8 G B", "", "50MB"])
+@pytest.mark.parametrize("text", ["8", "lots", "8XB", "-1GB", "1e3MB", "8 G B", "8Gi", "", "50MB"])
 def test_malformed_or_tiny_sizes_are_refused(text: str) -> None:
     with pytest.raises(ConfigError, match="--memory-limit"):
         parse_size(text)

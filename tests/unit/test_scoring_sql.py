@@ -12,7 +12,7 @@ import pytest
 
 from wmw_link import equity
 from wmw_link.errors import InputDataError
-from wmw_link.evaluate import pair_counts, score
+from wmw_link.evaluate import pair_counts, score, score_pairs
 from wmw_link.resources import close_duckdb, open_duckdb
 
 GROUPS = {"ethnic_group": ["A", "B", "W", None], "sex": ["F", "M"], "age_band": ["16-24", None]}
@@ -156,3 +156,12 @@ def test_empty_frame_and_empty_labels() -> None:
     frame.loc[3, "pred"] = None
     with pytest.raises(InputDataError, match="column pred is empty in 1 row"):
         score(frame)
+
+
+def test_score_pairs_gives_the_sweeps_figures_of_score() -> None:
+    frame = _random_frame(7)
+    full = score(frame)
+    total, house = score_pairs(frame)
+    assert total == full.pairwise
+    assert house == full.household_false_merge
+    assert score_pairs(frame.drop(columns="household"))[1] is None

@@ -50,4 +50,32 @@ def generic_id_u(
     return max(float(bare or 0), 0.5) / (n * (n - 1) / 2)
 
 
-__all__ = ["generic_id_u"]
+def generic_id_near_u(
+    backend: Backend, tables: Sequence[str], column: str, near: str, others: Sequence[str]
+) -> float | None:
+    """u for "the id within one character at the same postcode" (``near``, a list of near-id
+    tokens, overlapping) when the exact ids (``column``) differ: counted as for the exact id,
+    on pairs of that level on which no other exact token agrees, an upper bound.
+
+    Returns:
+        The u, or None with fewer than two records holding the near id.
+    """
+    cols = [column, near, *[c for c in others if c not in (column, near)]]
+    union = " UNION ALL ".join(
+        f"SELECT {', '.join(cols)}, CONCAT('{i}:', CAST(unique_id AS STRING)) AS rid FROM {t}"
+        for i, t in enumerate(tables)
+    )
+    n = float(backend.scalar(f"SELECT COUNT(*) FROM ({union}) WHERE {near} IS NOT NULL") or 0)
+    if n < 2:
+        return None
+    generator = "explode" if backend.name == "spark" else "unnest"
+    exploded = f"SELECT *, {generator}({near}) AS v FROM ({union}) WHERE {near} IS NOT NULL"
+    agree = " OR ".join(f"a.{c} = b.{c}" for c in [column, *cols[2:]])
+    bare = backend.scalar(
+        f"SELECT COUNT(*) FROM (SELECT DISTINCT a.rid AS ra, b.rid AS rb FROM ({exploded}) a "
+        f"JOIN ({exploded}) b ON a.v = b.v AND a.rid < b.rid WHERE NOT COALESCE({agree}, FALSE))"
+    )
+    return max(float(bare or 0), 0.5) / (n * (n - 1) / 2)
+
+
+__all__ = ["generic_id_near_u", "generic_id_u"]

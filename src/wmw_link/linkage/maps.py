@@ -13,7 +13,7 @@ from wmw_link.errors import VerificationError
 from wmw_link.files import write_parquet_atomic
 
 #: Random bytes per person id: 80 bits, so a million persons share an id with probability
-#: about 4e-13 (and :func:`new_person_ids` draws again if they ever do).
+#: about 4e-13 (and :func:`new_person_ids` draws again if two share their first 64 bits).
 PERSON_ID_BYTES = 10
 MAP_SCHEMA = pa.schema(
     [pa.field("row_ref", pa.string(), nullable=False), ("person_id", pa.string())]
@@ -27,12 +27,27 @@ def new_person_ids(n: int) -> np.ndarray:
     records, and any function of that name that analysts could recompute would tell them which
     record it was. Ids are therefore new in every linkage run and mean nothing outside it.
     """
+    return _person_id_array(n).to_numpy(zero_copy_only=False)
+
+
+def _person_id_array(n: int) -> pa.StringArray:
+    """:func:`new_person_ids` as an Arrow array, built in one buffer (no Python loop per id)."""
     k = PERSON_ID_BYTES
+    width = 1 + 2 * k
     while True:
-        raw = secrets.token_bytes(k * n)
-        ids = np.array(["p" + raw[i : i + k].hex() for i in range(0, k * n, k)], dtype=object)
-        if len(pd.unique(ids)) == n:
-            return ids
+        raw = np.frombuffer(secrets.token_bytes(k * n), dtype=np.uint8).reshape(n, k)
+        # Distinct first 8 bytes are enough for distinct ids (and cheaper to check than text);
+        # a repeat there (odds ~n^2 / 2^65) draws again.
+        if len(pd.unique(raw[:, :8].copy().view(np.uint64).ravel())) < n:
+            continue
+        text = np.empty((n, width), dtype=np.uint8)
+        text[:, 0] = ord("p")
+        text[:, 1:] = np.frombuffer(raw.tobytes().hex().encode("ascii"), np.uint8).reshape(n, -1)
+        offsets = np.arange(0, width * (n + 1), width, dtype=np.int64)
+        ids = pa.LargeStringArray.from_buffers(
+            n, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())
+        ).cast(pa.string())
+        return ids
 
 
 def build_maps(clusters: pd.DataFrame, expected: dict[str, pa.Array]) -> dict[str, pa.Table]:
@@ -73,11 +88,9 @@ def build_maps(clusters: pd.DataFrame, expected: dict[str, pa.Array]) -> dict[st
             f"the clustering returned rows of dataset(s) {', '.join(sorted(by_dataset))} that "
             "were not linked"
         )
-    ids = new_person_ids(next_lone)
+    ids = _person_id_array(next_lone)
     return {
-        ds: pa.Table.from_arrays(
-            [refs.cast(pa.string()), pa.array(ids[person], pa.string())], schema=MAP_SCHEMA
-        )
+        ds: pa.Table.from_arrays([refs.cast(pa.string()), ids.take(person)], schema=MAP_SCHEMA)
         for ds, (refs, person) in picked.items()
     }
 

@@ -30,23 +30,25 @@ from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
-from wmw_link.linkage.id_u import generic_id_u
+from wmw_link.linkage.id_u import generic_id_near_u, generic_id_u
 from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
     ALIKE_TWINS_LEVELS,
+    ID_NEAR_LEVEL,
     NO_EVIDENCE_LEVELS,
     SAME_PLACE_LEVELS,
     TWINS_LEVELS,
     ModelPlan,
     model_levels,
+    near_id_column,
     plan_model,
     settings_creator,
     unique_id_columns,
     usable_levels,
 )
 from wmw_link.linkage.text_u import text_u
-from wmw_link.linkage.verify import VerifiedInput, verify_inputs
+from wmw_link.linkage.verify import VerifiedInput, verify_deliveries
 from wmw_link.outdir import staged_dir
 from wmw_link.resources import parse_size
 
@@ -110,7 +112,8 @@ def _agreement_gammas(comp: Any) -> dict[str, int]:
 def _evidence_condition(linker: Any) -> str:
     """SQL: the household rule a scored pair must pass before it may link.
 
-    A NINo, NHS-number or generic-id agreement always passes. Otherwise a pair needs an identity
+    A NINo, NHS-number or generic-id agreement always passes; a generic id within one character
+    at the same postcode passes with any identity level (not alone). Otherwise a pair needs an identity
     level that is identity evidence (not "the same name at the same postcode" with unrelated dates of
     birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
     alike, forenames differ) must not also share a postcode unit or sector; a pair whose
@@ -118,10 +121,16 @@ def _evidence_condition(linker: Any) -> str:
     numbers differ.
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
-    unique = [
-        f"gamma_{n} >= {min(_agreement_gammas(comps[n]).values())}"
-        for n in unique_id_columns(set(comps))
-    ]
+    unique = []
+    for n in unique_id_columns(set(comps)):
+        gammas = _agreement_gammas(comps[n])
+        near = gammas.pop(ID_NEAR_LEVEL, None)
+        unique.append(f"gamma_{n} >= {min(gammas.values())}")
+        if near is not None:
+            # An id within one character (a typo) is identity evidence beside some name and
+            # date agreement, not alone: ids of different people at one postcode may be close.
+            both = " AND gamma_identity > 0" if "identity" in comps else ""
+            unique.append(f"(gamma_{n} = {near}{both})")
     if "identity" not in comps:
         return " OR ".join(unique) if unique else "TRUE"
     levels = _agreement_gammas(comps["identity"])
@@ -283,17 +292,17 @@ def link(
     out = Path(out_dir)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    verified = verify_inputs(agreement, inputs)
-    if not verified:
-        raise InputDataError("no tokens to link")
-    timings["verify"] = time.perf_counter() - t_start
-    log.info("verified %d input(s): %s", len(verified), ", ".join(v.dataset for v in verified))
-
     # Everything (maps, report, manifest) is written into a temporary sibling of ``out`` and
     # swapped in only when complete: a failed or interrupted run leaves the previous output as
     # it was, and a run never leaves an earlier run's maps beside its own manifest.
     with staged_dir(out, link_output_names(agreement), "link") as stage:
         tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=stage))
+        # Several delivery folders may carry one dataset: merged (later rows win) under tmp.
+        verified = verify_deliveries(agreement, inputs, tmp / "merged")
+        if not verified:
+            raise InputDataError("no tokens to link")
+        timings["verify"] = time.perf_counter() - t_start
+        log.info("verified %d input(s): %s", len(verified), ", ".join(v.dataset for v in verified))
         be = open_backend(backend, tmp, threads, memory_limit=memory_limit, temp_dir=temp_dir)
         try:
             staged = _run(
@@ -428,6 +437,37 @@ def _source_columns(inputs: Sequence[Any]) -> dict[str, str]:
     return {s: f"'{name}' AS source_dataset{s}" for s in ("", "_l", "_r")}
 
 
+def prepare_plan(
+    be: Backend, phys: Sequence[str], kinds: dict[str, str], seed: int, exact_only: bool
+) -> ModelPlan:
+    """The model plan for loaded token tables: comparisons, blocking, u counted from tokens.
+
+    Args:
+        be: the backend holding the tables.
+        phys: the tables' physical names.
+        kinds: token column -> kind, over every table.
+        seed: seed for the sampled text u.
+        exact_only: the naive exact-token contrast model.
+    """
+    u_fixed = {}
+    hashed = sorted(c for c, k in kinds.items() if k == "hmac")
+    for col in unique_id_columns(set(kinds)):
+        if col in kinds:
+            generic = col.startswith("id_")  # unique per person: see linkage/id_u.py
+            u = generic_id_u(be, phys, col, hashed) if generic else near_unique_u(be, phys, col)
+            if u is not None:
+                u_fixed[col] = u
+            near = near_id_column(col) if generic else ""
+            if near in kinds and not exact_only:
+                u_near = generic_id_near_u(be, phys, col, near, hashed)
+                if u_near is not None:
+                    u_fixed[near] = u_near
+    present = set(kinds)
+    levels = {n: usable_levels(lv, present) for n, lv in model_levels(exact_only).items()}
+    counted = level_u(be, phys, present, levels) | text_u(be, phys, present, seed)
+    return plan_model(present, u_fixed, exact_only=exact_only, level_u=counted)
+
+
 def _run(
     agreement: Agreement,
     verified: list[VerifiedInput],
@@ -447,20 +487,8 @@ def _run(
         be.load_tokens(v.dataset, v.tokens_path, kinds, set(v.token_columns) & set(kinds))
         for v in verified
     ]
-    phys = [sdf.physical_name for sdf in inputs]
     n_records = sum(v.rows for v in verified)
-    u_fixed = {}
-    hashed = sorted(c for c, k in kinds.items() if k == "hmac")
-    for col in unique_id_columns(set(kinds)):
-        if col in kinds:
-            generic = col.startswith("id_")  # unique per person: see linkage/id_u.py
-            u = generic_id_u(be, phys, col, hashed) if generic else near_unique_u(be, phys, col)
-            if u is not None:
-                u_fixed[col] = u
-    present = set(kinds)
-    levels = {n: usable_levels(lv, present) for n, lv in model_levels(exact_only).items()}
-    counted = level_u(be, phys, present, levels) | text_u(be, phys, present, seed)
-    plan = plan_model(present, u_fixed, exact_only=exact_only, level_u=counted)
+    plan = prepare_plan(be, [sdf.physical_name for sdf in inputs], kinds, seed, exact_only)
     timings["load"] = time.perf_counter() - t0
     log.info("loaded %d records; %d comparisons in the model", n_records, len(plan.comparisons))
 
@@ -638,4 +666,5 @@ __all__ = [
     "link",
     "link_output_names",
     "near_unique_u",
+    "prepare_plan",
 ]

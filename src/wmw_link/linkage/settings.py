@@ -260,20 +260,45 @@ POSTCODE_LEVELS: list[tuple[str, Dnf]] = [
 ]
 
 
-def _exact_comparison(col: str, name: str, u: float | None = None) -> Any:
+#: The level of a generic id whose near-id tokens overlap (the id within one character at the
+#: same postcode) but whose exact tokens differ.
+ID_NEAR_LEVEL = "within one character, same postcode"
+
+
+def near_id_column(col: str) -> str:
+    """The near-id column (``idpc_<name>``) of a generic id column ``id_<name>``."""
+    return f"idpc_{col[3:]}"
+
+
+def _exact_comparison(
+    col: str, name: str, u: float | None = None, near: str = "", u_near: float | None = None
+) -> Any:
+    """Exact agreement on a near-unique id; with ``near`` (a generic id's near-id column), a
+    second level for ids within one character at the same postcode (a typo in the id)."""
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
     exact = cll.ExactMatchLevel(col).configure(label_for_charts="exact")
+    levels = [exact]
+    close = None
+    if near:
+        close = _level([[_ov(near)]], ID_NEAR_LEVEL)
+        levels.append(close)
     other = cll.ElseLevel()
-    if u is not None:
-        # Near-unique identifier: u from token frequencies, fixed (see run.near_unique_u).
+    if u is not None and (close is None or u_near is not None):
+        # Near-unique identifier: u from token frequencies or counted pairs, fixed (see
+        # run.near_unique_u, linkage.id_u).
         exact = exact.configure(u_probability=u, fix_u_probability=True)
-        other = other.configure(u_probability=1.0 - u, fix_u_probability=True)
+        rest = 1.0 - u
+        if close is not None and u_near is not None:
+            close.configure(u_probability=u_near, fix_u_probability=True)
+            rest -= u_near
+        other = other.configure(u_probability=rest, fix_u_probability=True)
     return cl.CustomComparison(
-        comparison_levels=[_null_level([col]), exact, other],
+        comparison_levels=[_null_level([col]), *levels, other],
         output_column_name=name,
-        comparison_description=f"{name} token: exact",
+        comparison_description=f"{name} token: exact"
+        + (" or within one character at the same postcode" if near else ""),
     )
 
 
@@ -326,7 +351,11 @@ def _comparisons(
     ]
     near_unique: dict[str, str] = {}
     for col in unique_id_columns(present):
-        comparisons.append(_exact_comparison(col, col, near_unique_u.get(col)))
+        near = near_id_column(col) if col.startswith("id_") and not exact_only else ""
+        near = near if near in present else ""
+        comparisons.append(
+            _exact_comparison(col, col, near_unique_u.get(col), near, near_unique_u.get(near))
+        )
         near_unique[col] = col
     if not exact_only:
         comparisons += generic_comparisons(present, level_u)
@@ -366,11 +395,18 @@ def dates_differ_sql(present: set[str]) -> str:
     A postcode of ``country: any`` has only ``pc_dob``: without this, a pair whose dates
     differ would count as "postcode differs".
     """
-    for part in ("forename", "surname", *[text_filter(n) for n in text_names(present)]):
-        words = bloom_columns(part)
-        if set(words) <= present:
-            return f"{shared_bits_sql(words)} < {SAME_SALT_MIN_BITS}"
-    return ""
+    # Any filter tells: the first one both records hold (a record without a forename still
+    # has its surname's filter), so a missing forename does not read as "same date".
+    shared = [
+        shared_bits_sql(bloom_columns(part))
+        for part in ("forename", "surname", *[text_filter(n) for n in text_names(present)])
+        if set(bloom_columns(part)) <= present
+    ]
+    if not shared:
+        return ""
+    if len(shared) == 1:
+        return f"{shared[0]} < {SAME_SALT_MIN_BITS}"
+    return f"COALESCE({', '.join(shared)}) < {SAME_SALT_MIN_BITS}"
 
 
 def text_levels(name: str) -> list[tuple[str, Dnf]]:
@@ -408,10 +444,11 @@ def generic_comparisons(
 
 
 def generic_blocks(present: set[str]) -> list[str]:
-    """Prediction blocks of generic fields: each id, and each text with the date of birth
-    (a changed name at the same address and date)."""
+    """Prediction blocks of generic fields: each id, each near id (a list: exploded), and
+    each text with the date of birth (a changed name at the same address and date)."""
     ids = [c for c in unique_id_columns(present) if c.startswith("id_")]
-    return ids + [f"tx_{n}_dob" for n in text_names(present)]
+    near = [near_id_column(c) for c in ids if near_id_column(c) in present]
+    return ids + near + [f"tx_{n}_dob" for n in text_names(present)]
 
 
 #: Blocking rules for prediction, each used when its column is present. Every token is a
@@ -463,7 +500,9 @@ def _columns_read(present: set[str], exact_only: bool) -> dict[str, set[str]]:
                 for c in _atom_columns(a)}  # fmt: skip
         if cols:
             out[name] = cols
-    out.update({c: {c} for c in unique_id_columns(present)})
+    for c in unique_id_columns(present):
+        near = near_id_column(c) if c.startswith("id_") else ""
+        out[c] = {c, near} if near in present else {c}
     for name in text_names(present) if not exact_only else []:
         out[f"text_{name}"] = {c for _, dnf in usable_levels(text_levels(name), present)
                                for conj in dnf for a in conj for c in _atom_columns(a)}  # fmt: skip
@@ -498,7 +537,10 @@ def plan_model(
         block_on(c, arrays_to_explode=[c] if BY_NAME[c].kind == "hmac_list" else None)
         for c in predict_blocks(present)
     ]
-    rules += [block_on(c) for c in generic_blocks(present)]
+    rules += [
+        block_on(c, arrays_to_explode=[c] if c.startswith("idpc_") else None)
+        for c in generic_blocks(present)
+    ]
     # A training block leaves out every comparison that reads its column (Splink cannot
     # estimate m on pairs chosen by agreeing on it): keep only blocks that train something.
     reads = _columns_read(present, exact_only)
@@ -549,6 +591,7 @@ def settings_creator(plan: ModelPlan, n_inputs: int = 2) -> Any:
 
 __all__ = [
     "IDENTITY_LEVELS",
+    "ID_NEAR_LEVEL",
     "NO_EVIDENCE_LEVELS",
     "POSTCODE_LEVELS",
     "SAME_PLACE_LEVELS",
@@ -559,6 +602,7 @@ __all__ = [
     "generic_blocks",
     "generic_comparisons",
     "model_levels",
+    "near_id_column",
     "plan_model",
     "present_columns",
     "settings_creator",

@@ -378,6 +378,14 @@ def verify_inputs(
         InputDataError: missing paths.
     """
     files = collect_inputs(inputs)
+    seen: dict[str, Path] = {}
+    for f in files:
+        if f.name in seen:
+            raise VerificationError(
+                f"{f}: dataset file given twice (also {seen[f.name]}); verify each delivery "
+                "folder on its own (see verify_deliveries)"
+            )
+        seen[f.name] = f
     tokens = {f.name[: -len(TOKENS_SUFFIX)]: f for f in files if f.name.endswith(TOKENS_SUFFIX)}
     manifests = {
         f.name[: -len(MANIFEST_SUFFIX)]: f for f in files if f.name.endswith(MANIFEST_SUFFIX)
@@ -418,10 +426,56 @@ def verify_inputs(
     return verified
 
 
+def verify_deliveries(
+    agreement: Agreement, inputs: str | Path | Sequence[str | Path], tmp_dir: Path
+) -> list[VerifiedInput]:
+    """Verify several input folders (one per delivery) that may carry the same dataset.
+
+    Each folder is verified on its own; a dataset given in several folders is merged into one
+    tokens file in ``tmp_dir`` (a row re-sent in a later folder replaces the earlier one: a
+    correction). A single folder or a list of files is :func:`verify_inputs` unchanged.
+    """
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    if len(items) <= 1 or not all(Path(i).is_dir() for i in items):
+        return verify_inputs(agreement, items if len(items) != 1 else items[0])
+    groups: dict[str, list[VerifiedInput]] = {}
+    for item in items:
+        for v in verify_inputs(agreement, item):
+            groups.setdefault(v.dataset, []).append(v)
+    _check_key_checks([v for vs in groups.values() for v in vs])
+    out = []
+    for ds, vs in sorted(groups.items()):
+        if len(vs) == 1:
+            out.append(vs[0])
+            continue
+        table = None
+        for v in vs:
+            t = pq.read_table(v.tokens_path)
+            if table is not None:
+                resent = pc.is_in(table[ts.ROW_REF], value_set=t[ts.ROW_REF].combine_chunks())
+                t = pa.concat_tables([table.filter(pc.invert(resent)), t],
+                                     promote_options="default")  # fmt: skip
+            table = t
+        assert table is not None
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        path = tmp_dir / f"{ds}{TOKENS_SUFFIX}"
+        pq.write_table(table, path)
+        last = vs[-1]
+        out.append(
+            VerifiedInput(
+                dataset=ds, party=last.party, tokens_path=path, manifest_path=last.manifest_path,
+                manifest=last.manifest, rows=table.num_rows, sha256=sha256_file(path),
+                row_refs=table[ts.ROW_REF].combine_chunks(), spec_dataset=last.spec_dataset,
+            )
+        )  # fmt: skip
+    return out
+
+
 __all__ = [
     "TokensManifest",
     "VerifiedInput",
     "allowed_token_columns",
     "collect_inputs",
+    "verify_deliveries",
     "verify_inputs",
 ]

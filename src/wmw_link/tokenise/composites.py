@@ -61,6 +61,14 @@ def bigrams(name: str) -> list[str]:
     return list(dict.fromkeys([s[i : i + 2] for i in range(len(s) - 1)]))
 
 
+def id_deletions(value: str) -> list[str]:
+    """The id and, when it is long enough, each of its distinct one-character deletions: two
+    ids one substitution, adjacent transposition, insertion or deletion apart share one."""
+    if len(value) < ts.ID_NEAR_MIN_LENGTH:
+        return [value]
+    return list(dict.fromkeys([value, *(value[:i] + value[i + 1 :] for i in range(len(value)))]))
+
+
 def _on_distinct(values: pa.Array, fn: Callable[[str], object], typ: pa.DataType) -> pa.Array:
     """``fn`` once per distinct non-null value, spread back to rows (null stays null)."""
     enc = pc.dictionary_encode(values)
@@ -99,6 +107,8 @@ class Parts:
         v = self._fields[field]
         if transform == "exact":
             return pc.cast(v, pa.string()) if field == ts.DOB else v
+        if transform == "deletions" and field.startswith("identifier:"):
+            return _on_distinct(v, id_deletions, _LIST_STR)
         if field == ts.FORENAME:
             first = _first_word(v)
             if transform == "first_word":

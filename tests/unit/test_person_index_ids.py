@@ -1,0 +1,81 @@
+"""Person ids from clusters: maximum-overlap carry-over, merges, splits, withdrawals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from wmw_link.linkage.index.persons import ID_CHANGES_SCHEMA, assign, changes_table, components
+from wmw_link.linkage.index.reconcile import carry_over
+
+
+def _obj(values: list[str | None]) -> np.ndarray:
+    return np.array(values, dtype=object)
+
+
+def test_components_over_edges() -> None:
+    labels = components(6, np.array([0, 1, 4]), np.array([1, 2, 5]))
+    assert labels[0] == labels[1] == labels[2]
+    assert labels[4] == labels[5]
+    assert len({labels[0], labels[3], labels[4]}) == 3
+
+
+def test_new_record_joining_a_person_takes_its_id_and_new_people_get_new_ids() -> None:
+    got = assign(np.array([0, 0, 1]), _obj(["pA", None, None]))
+    assert got.person_ids[0] == got.person_ids[1] == "pA"
+    assert got.person_ids[2] not in ("pA", None) and got.person_ids[2].startswith("p")
+    assert got.changes.empty
+
+
+def test_merge_keeps_the_larger_persons_id() -> None:
+    # pB has two records, pA one; a new record joins them all.
+    got = assign(np.array([0, 0, 0, 0]), _obj(["pA", "pB", "pB", None]))
+    assert set(got.person_ids) == {"pB"}
+    assert got.changes.to_dict("records") == [
+        {"old_person_id": "pA", "new_person_id": "pB", "reason": "merge"}
+    ]
+
+
+def test_split_keeps_the_id_on_the_largest_part() -> None:
+    got = assign(np.array([0, 0, 1]), _obj(["pA", "pA", "pA"]))
+    assert list(got.person_ids[:2]) == ["pA", "pA"]
+    new = got.person_ids[2]
+    assert new != "pA"
+    assert got.changes.to_dict("records") == [
+        {"old_person_id": "pA", "new_person_id": new, "reason": "split"}
+    ]
+
+
+def test_split_involving_a_corrected_record_is_a_correction() -> None:
+    got = assign(np.array([0, 0, 1]), _obj(["pA", "pA", "pA"]), corrected_persons={"pA"})
+    assert got.changes["reason"].tolist() == ["correction"]
+
+
+def test_person_whose_records_are_all_withdrawn_gets_a_null_new_id() -> None:
+    got = assign(np.array([0]), _obj(["pA"]), gone={"pB": 2, "pA": 1})
+    assert got.changes.to_dict("records") == [
+        {"old_person_id": "pB", "new_person_id": None, "reason": "withdrawal"}
+    ]
+
+
+def test_retrain_reason_and_each_old_id_used_once() -> None:
+    # Old pA split 3/2 over two clusters, old pB entirely in the second cluster with 4 records:
+    # pB keeps the second cluster (4 shared), pA the first (3 shared).
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
+    old = _obj(["pA", "pA", "pA", "pA", "pA", "pB", "pB", "pB", "pB"])
+    kept = carry_over(labels, old)
+    assert kept == {1: "pB", 0: "pA"}
+    got = assign(labels, old, reason="retrain")
+    assert list(got.person_ids) == ["pA"] * 3 + ["pB"] * 6
+    assert got.changes.to_dict("records") == [
+        {"old_person_id": "pA", "new_person_id": "pB", "reason": "retrain"}
+    ]
+
+
+def test_changes_table_schema() -> None:
+    got = assign(np.array([0, 0, 1]), _obj(["pA", "pA", "pA"]))
+    t = changes_table(got.changes, 7)
+    assert t.schema == ID_CHANGES_SCHEMA
+    assert t["delivery"].to_pylist() == [7]
+    empty = changes_table(assign(np.array([0]), _obj([None])).changes, 2)
+    assert empty.num_rows == 0 and empty.schema.field("delivery").type == pa.int32()
