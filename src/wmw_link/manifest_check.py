@@ -118,6 +118,25 @@ REASONS = frozenset(
     }
 )
 
+#: A person-index run's link manifest (wmw_link.linkage.index.run) adds these keys.
+INDEX_LINK_MANIFEST_KEYS = frozenset({"index", "id_changes"})
+_INDEX_KEYS = frozenset({"delivery", "mode", "as_at", "deliveries", "model_trained_delivery"})
+_INDEX_MODES = frozenset({"full", "incremental", "retrain", "rekey"})
+_INDEX_COUNTS = frozenset(
+    {
+        "records",
+        "new_records",
+        "corrected",
+        "withdrawn",
+        "withdrawals_unmatched",
+        "persons",
+        "comparisons_scored",
+        "map_rows",
+        "id_changes",
+    }
+)
+_INDEX_TIMINGS = frozenset({"prepare", "score", "persons", "write_outputs", "write_index", "total"})
+
 # The fixed strings of the link manifest (wmw_link.linkage.run and .threshold).
 _BACKENDS = frozenset({"duckdb", "spark"})
 _MODELS = frozenset({"full", "exact-only"})
@@ -346,9 +365,7 @@ def _check_tokens_manifest(agreement: Agreement, data: dict[str, Any], dataset: 
     for key in ("version", "token_bytes", "bloom"):
         if schema[key] != fixed[key]:
             raise _Refused(f"'token_schema.{key}' is not this token schema's")
-    allowed = {
-        c.name: c for c in ts.columns_for_dataset(ds)
-    }
+    allowed = {c.name: c for c in ts.columns_for_dataset(ds)}
     columns = _obj(schema["columns"], "token_schema.columns", set(allowed), exact=False)
     for col, entry in columns.items():
         if entry != allowed[col].to_manifest():
@@ -448,6 +465,9 @@ def _check_token_counts(data: dict[str, Any]) -> None:
 
 
 def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
+    if isinstance(data, dict) and "index" in data:
+        _check_index_link_manifest(agreement, data)
+        return
     _obj(data, "(top level)", LINK_MANIFEST_KEYS)
     _str(data["kind"], "kind", LINK_MANIFEST_KIND)
     _str(data["tool_version"], "tool_version", _match(_VERSION))
@@ -506,6 +526,100 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     if counts["persons"] > counts["records"]:
         raise _Refused("rule 'manifest counts': counts.persons exceeds counts.records")
     timings = _obj(data["timings_seconds"], "timings_seconds", set(_TIMINGS), exact=False)
+    for key, value in timings.items():
+        _num(value, f"timings_seconds.{key}")
+
+
+def _link_input(agreement: Agreement, ds_id: str, entry: Any, where: str) -> int:
+    """One input entry of a link manifest (tokens, manifest, party, key check); its rows."""
+    ds = _dataset(agreement, ds_id, "inputs")
+    entry = _obj(entry, where, {"party", "tokens", "manifest", "key_check"})
+    _str(entry["party"], f"{where}.party", ds.controller)
+    _file_entry(entry["tokens"], f"{where}.tokens", f"{ds_id}.tokens.parquet")
+    _file_entry(entry["manifest"], f"{where}.manifest", f"{ds_id}.manifest.json", rows=False)
+    _str(entry["key_check"], f"{where}.key_check", _match(_HEX32))
+    return int(entry["tokens"]["rows"])
+
+
+def _index_block(value: Any) -> None:
+    index = _obj(value, "index", set(_INDEX_KEYS))
+    if _int(index["delivery"], "index.delivery") < 1:
+        raise _Refused("'index.delivery' is not a delivery number (1 or more)")
+    _str(index["mode"], "index.mode", _INDEX_MODES)
+    _str(index["as_at"], "index.as_at", _match(_TIME))
+    if not isinstance(index["deliveries"], list):
+        raise _Refused("'index.deliveries' is not a list")
+    for i, d in enumerate(index["deliveries"]):
+        _int(d, f"index.deliveries[{i}]")
+    if index["model_trained_delivery"] is not None:
+        _int(index["model_trained_delivery"], "index.model_trained_delivery")
+
+
+def _index_counts(value: Any, outputs: dict[str, Any], id_changes_rows: int) -> None:
+    counts = _obj(value, "counts", set(_INDEX_COUNTS), exact=False)
+    for key in ("records", "persons", "map_rows", "id_changes"):
+        if key not in counts:
+            raise _Refused(f"'counts' lacks {key}")
+    for key, v in counts.items():
+        _int(v, f"counts.{key}")
+    if counts["persons"] > counts["records"]:
+        raise _Refused("rule 'manifest counts': counts.persons exceeds counts.records")
+    if counts["map_rows"] != sum(e["rows"] for e in outputs.values()):
+        raise _Refused("rule 'manifest counts': counts.map_rows is not the sum of the maps' rows")
+    if counts["id_changes"] != id_changes_rows:
+        raise _Refused("rule 'manifest counts': counts.id_changes is not id_changes.rows")
+
+
+def _check_index_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
+    """A person-index run's link manifest (``link --index``; docs/person-index.md).
+
+    Its maps hold this delivery's records and every record of a person an id change names, so
+    the plain run's counts rules (one map row per token row) do not apply; its own do: the
+    map rows are the outputs' rows, the id changes the listed file's rows, persons at most
+    records.
+    """
+    _obj(data, "(top level)", LINK_MANIFEST_KEYS | INDEX_LINK_MANIFEST_KEYS)
+    _str(data["kind"], "kind", LINK_MANIFEST_KIND)
+    _str(data["tool_version"], "tool_version", _match(_VERSION))
+    _agreement_block(agreement, data["agreement"])
+    _str(data["backend"], "backend", _BACKENDS)
+    _int(data["seed"], "seed")
+    _str(data["model"], "model", _MODELS)
+    inputs = data["inputs"]
+    if not isinstance(inputs, dict):
+        raise _Refused("'inputs' is not an object")
+    for ds_id, entry in inputs.items():
+        where = f"inputs.{ds_id}"
+        also = entry.get("also", []) if isinstance(entry, dict) else []
+        if not isinstance(also, list):
+            raise _Refused(f"'{where}.also' is not a list")
+        first = (
+            {k: v for k, v in entry.items() if k != "also"} if isinstance(entry, dict) else entry
+        )
+        _link_input(agreement, ds_id, first, where)
+        for i, more in enumerate(also):
+            _link_input(agreement, ds_id, more, f"{where}.also[{i}]")
+    outputs = data["outputs"]
+    if not isinstance(outputs, dict):
+        raise _Refused("'outputs' is not an object")
+    for ds_id, entry in outputs.items():
+        _dataset(agreement, ds_id, "outputs")
+        _file_entry(entry, f"outputs.{ds_id}", f"{ds_id}.map.parquet")
+    _file_entry(data["id_changes"], "id_changes", "id-changes.parquet")
+    _index_block(data["index"])
+    threshold = _obj(
+        data["threshold"],
+        "threshold",
+        {"match_weight", "match_probability", "method", "household_rule"},
+    )
+    _num(threshold["match_weight"], "threshold.match_weight")
+    _num(threshold["match_probability"], "threshold.match_probability")
+    _str(threshold["method"], "threshold.method", _THRESHOLD_METHODS)
+    _str(threshold["household_rule"], "threshold.household_rule", _HOUSEHOLD_RULE)
+    _index_counts(data["counts"], outputs, data["id_changes"]["rows"])
+    timings = _obj(
+        data["timings_seconds"], "timings_seconds", set(_TIMINGS | _INDEX_TIMINGS), exact=False
+    )
     for key, value in timings.items():
         _num(value, f"timings_seconds.{key}")
 

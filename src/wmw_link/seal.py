@@ -78,6 +78,7 @@ class FileKind(StrEnum):
     LINK_MANIFEST = "link-manifest"
     WITHDRAWALS = "withdrawals"
     WITHDRAWALS_MANIFEST = "withdrawals-manifest"
+    ID_CHANGES = "id-changes"
 
 
 # kind -> (sender role, recipient roles). A controller's tokens go to the TTP and its payload
@@ -89,6 +90,8 @@ FLOWS: dict[FileKind, tuple[Role, frozenset[Role]]] = {
     FileKind.TOKENS_MANIFEST: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
     FileKind.MAP: (Role.TTP, frozenset({Role.ANALYST})),
     FileKind.LINK_MANIFEST: (Role.TTP, frozenset({Role.ANALYST})),
+    # A person-index run's id changes (old -> new person id): the analysts apply them.
+    FileKind.ID_CHANGES: (Role.TTP, frozenset({Role.ANALYST})),
     FileKind.WITHDRAWALS: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
     FileKind.WITHDRAWALS_MANIFEST: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
 }
@@ -103,6 +106,11 @@ _SUFFIX_KINDS = (
     (".map.parquet", FileKind.MAP),
     (".manifest.json", FileKind.TOKENS_MANIFEST),
 )
+#: A person-index link run's id changes (wmw_link.linkage.index), listed in its link manifest.
+ID_CHANGES_NAME = "id-changes.parquet"
+#: The columns a map or an id-changes file may hold (person-index maps carry their delivery).
+MAP_COLUMNS = ("row_ref", "person_id", "delivery")
+ID_CHANGES_COLUMNS = ("old_person_id", "new_person_id", "reason", "delivery")
 _LOCAL_ONLY = (".rejects.parquet", ".crosswalk.parquet", ".secret", ".key")
 
 
@@ -114,6 +122,8 @@ def classify(name: str) -> tuple[FileKind, str | None]:
     """
     if name == "link-manifest.json":
         return FileKind.LINK_MANIFEST, None
+    if name == ID_CHANGES_NAME:
+        return FileKind.ID_CHANGES, None
     for suffix in _LOCAL_ONLY:
         if name.endswith(suffix):
             raise PolicyError(
@@ -125,8 +135,8 @@ def classify(name: str) -> tuple[FileKind, str | None]:
     raise PolicyError(
         f"rule 'flows': '{name}' is not a file the agreement lets anyone send; sealable files are "
         "<dataset>.tokens.parquet, <dataset>.payload.parquet, <dataset>.manifest.json, "
-        "<dataset>.map.parquet, link-manifest.json and <dataset>.withdrawals.parquet with "
-        "its <dataset>.withdrawals.manifest.json"
+        "<dataset>.map.parquet, link-manifest.json, id-changes.parquet and "
+        "<dataset>.withdrawals.parquet with its <dataset>.withdrawals.manifest.json"
     )
 
 
@@ -167,7 +177,8 @@ def check_fields(
     """Positive field minimisation at the boundary: only the columns the agreement names pass.
 
     Payload files may hold ``row_ref`` and the dataset's analyst payload names; maps hold
-    ``row_ref`` and ``person_id``; tokens files ``row_ref`` and the token columns
+    ``row_ref``, ``person_id`` and (a person-index run's) ``delivery``; a person-index run's
+    ``id-changes.parquet`` the old and new person id, the reason and the delivery; tokens files ``row_ref`` and the token columns
     (:mod:`wmw_link.token_schema`) of the identifier types the agreement lists for the dataset.
     Manifests must be exactly what the tokenise or link writer produces
     (:func:`wmw_link.manifest_check.check_manifest`): otherwise any file renamed
@@ -190,7 +201,9 @@ def check_fields(
     except Exception as e:  # noqa: BLE001 - any unreadable Parquet is a refusal, not a crash
         raise InputDataError(f"{label}: not a readable Parquet file ({type(e).__name__})") from None
     if kind == FileKind.MAP:
-        allowed = {"row_ref", "person_id"}
+        allowed = set(MAP_COLUMNS)
+    elif kind == FileKind.ID_CHANGES:
+        allowed = set(ID_CHANGES_COLUMNS)
     elif kind == FileKind.WITHDRAWALS:
         allowed = {token_schema.ROW_REF}
     elif kind == FileKind.PAYLOAD:
@@ -491,7 +504,7 @@ def _series(kind: FileKind, dataset: str | None) -> str:
     if kind in _WITHDRAWAL_KINDS:
         assert dataset is not None
         return withdrawals.series(dataset)
-    if kind in (FileKind.MAP, FileKind.LINK_MANIFEST):
+    if kind in (FileKind.MAP, FileKind.LINK_MANIFEST, FileKind.ID_CHANGES):
         return freshness.LINK_SERIES
     assert dataset is not None
     return dataset
@@ -1005,7 +1018,7 @@ def manifest_name(name: str) -> str | None:
     if kind in (FileKind.TOKENS, FileKind.PAYLOAD, FileKind.WITHDRAWALS):
         assert dataset is not None
         return _manifest_beside(kind, dataset)
-    if kind == FileKind.MAP:
+    if kind in (FileKind.MAP, FileKind.ID_CHANGES):
         return "link-manifest.json"
     return None
 
