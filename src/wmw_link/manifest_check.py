@@ -135,7 +135,9 @@ _INDEX_COUNTS = frozenset(
         "id_changes",
     }
 )
-_INDEX_TIMINGS = frozenset({"prepare", "score", "persons", "write_outputs", "write_index", "total"})
+_INDEX_TIMINGS = frozenset(
+    {"prepare", "plan", "score", "persons", "write_outputs", "write_index", "report", "total"}
+)
 
 # The fixed strings of the link manifest (wmw_link.linkage.run and .threshold).
 _BACKENDS = frozenset({"duckdb", "spark"})
