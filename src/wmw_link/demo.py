@@ -36,6 +36,7 @@ from pathlib import Path
 
 import click
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from wmw_link import freshness
@@ -191,6 +192,7 @@ class _Demo:
         self.linkage_key = out / "controllers" / "agreement-linkage.key"
         self.secrets: dict[str, Path] = {}
         self.index = out / "ttp" / "index"
+        self.withdrawals: list[tuple[str, str]] = []  # (delivery, dataset) of each list
         self.outcomes = out / "analysis" / "outcomes"
         self.journeys = out / "analysis" / "journeys"
         self.scores = out / "evaluation" / "linkage.json"
@@ -213,8 +215,35 @@ class _Demo:
     def delivery(self, d: int) -> None:
         """One month: every party's steps for delivery ``d``."""
         self.controllers(d)
+        if d == self.deliveries and d > 1:
+            self.withdraw(d)
         self.linkage(d)
         self.analysts(d)
+
+    def withdraw(self, d: int) -> None:
+        """A hub client opts out: the hub withdraws a record it sent in delivery 01."""
+        nn = f"{d:02d}"
+        ds = self.a.dataset("hub_birmingham")
+        home = self.out / "controllers" / ds.controller
+        extract = _extract(self.world / "deliveries" / "01", ds.id)
+        if extract is None:
+            return
+        first = pq.read_table(extract, columns=[ds.record_id]) if extract.suffix == ".parquet" \
+            else pa_csv.read_csv(extract).select([ds.record_id])  # fmt: skip
+        records = home / "withdrawals" / f"opt-out-{nn}.csv"
+        records.parent.mkdir(parents=True, exist_ok=True)
+        records.write_text(f"{ds.record_id}\n{first.column(0)[0].as_py()}\n", encoding="utf-8")
+        lists = home / "withdrawals" / nn
+        self.run("withdraw", "--agreement", self.agreement_path, "--dataset", ds.id,
+                 "--records", records, "--key", home / "keys" / "row-ref.key", "--out", lists,
+                 "--sign-with", self.secrets[ds.controller], "--seal-to", self.ttp,
+                 "--seal-to", self.analyst, "--keyring", self.keyring)  # fmt: skip
+        for to in (self.ttp, self.analyst):
+            dest = self.out / "transfer" / to / "withdrawals" / nn
+            dest.mkdir(parents=True, exist_ok=True)
+            for sealed in sorted((lists / "sealed" / to).glob("*.sealed")):
+                shutil.copy2(sealed, dest / sealed.name)
+        self.withdrawals.append((nn, ds.id))
 
     def keys(self) -> None:
         self.run("keys", "new", "--out", self.linkage_key, "--agreement", self.agreement_path)
@@ -268,10 +297,17 @@ class _Demo:
         state = self._state(self.ttp)
         number = freshness.next_delivery(state, freshness.LINK_SERIES, None, freshness.STATE_KIND)
         maps = self.out / "ttp" / "link" / nn
+        lists: list[str | Path] = []
+        for w_nn, ds_id in self.withdrawals:
+            if w_nn == nn:  # a list arrived this month: the TTP applies it in this run
+                got = self.out / "ttp" / "withdrawals" / w_nn
+                self._unseal(self.ttp, self.out / "transfer" / self.ttp / "withdrawals" / w_nn, got)
+                lists += ["--withdrawals", got / f"{ds_id}.withdrawals.parquet",
+                          "--withdrawals-keyring", self.keyring]  # fmt: skip
         self.run("link", "--agreement", self.agreement_path, "--index", self.index,
                  "--inputs", inbox, "--out", maps, "--backend", self.backend,
                  "--seed", self.seed, "--state", state, "--delivery", number,
-                 *([] if d == 1 else ["--no-report"]))  # fmt: skip
+                 *([] if d == 1 else ["--no-report"]), *lists)  # fmt: skip
         outputs = [*sorted(maps.glob("*.map.parquet")), maps / "id-changes.parquet",
                    maps / "link-manifest.json"]  # fmt: skip
         for path in outputs:
@@ -293,8 +329,15 @@ class _Demo:
         for k in range(1, d + 1):
             got = self.out / "analysis" / "inbox" / f"{k:02d}"
             folders += ["--payloads", got / "payloads", "--maps", got / "maps"]
-        self.run("journeys", "--agreement", self.agreement_path, *folders, "--out", journeys,
-                 "--state", self._state(self.analyst))  # fmt: skip
+        for w_nn, ds_id in self.withdrawals:  # every list so far, in every later refresh
+            got = self.out / "analysis" / "withdrawals" / w_nn
+            if not got.exists():
+                src = self.out / "transfer" / self.analyst / "withdrawals" / w_nn
+                self._unseal(self.analyst, src, got)
+            folders += ["--withdrawals", got / f"{ds_id}.withdrawals.parquet"]
+        more = ["--keyring", self.keyring] if self.withdrawals else []
+        self.run("journeys", "--agreement", self.agreement_path, *folders, *more,
+                 "--out", journeys, "--state", self._state(self.analyst))  # fmt: skip
         outcomes = self.outcomes if last else self.out / "analysis" / f"outcomes-{nn}"
         previous: list[str | Path] = []
         for k in range(1, d):

@@ -470,7 +470,11 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     if isinstance(data, dict) and "index" in data:
         _check_index_link_manifest(agreement, data)
         return
-    _obj(data, "(top level)", LINK_MANIFEST_KEYS)
+    # The memory limit a run was given (wmw_link.linkage.run, --memory-limit): bytes or null.
+    memory = {"memory_limit_bytes"} if "memory_limit_bytes" in data else set()
+    _obj(data, "(top level)", LINK_MANIFEST_KEYS | memory)
+    if memory and data["memory_limit_bytes"] is not None:
+        _int(data["memory_limit_bytes"], "memory_limit_bytes")
     _str(data["kind"], "kind", LINK_MANIFEST_KIND)
     _str(data["tool_version"], "tool_version", _match(_VERSION))
     _agreement_block(agreement, data["agreement"])
