@@ -6,7 +6,9 @@ log. The partners deliver monthly (``synth --deliveries K``, three by default: t
 load, then two months); for each delivery the controllers tokenise and seal, the TTP links it
 against its person index (``link --index``) and seals the maps and id changes, and the
 analysts refresh journeys over every delivery so far and measure outcomes, with the headline
-measures across refreshes. The output folder is laid out by trust boundary (``NN`` = delivery)::
+measures across refreshes. In the last month a hub client opts out: the hub withdraws the
+record (``withdraw``, sealed to the TTP and the analysts), the TTP's index run removes it and
+the analysts' journeys drop it. The output folder is laid out by trust boundary (``NN`` = delivery)::
 
     OUT/world/                 the synthetic region: extracts, deliveries/NN (each at its
                                controller) and truth

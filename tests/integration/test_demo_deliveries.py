@@ -25,6 +25,11 @@ def test_demo_runs_monthly_deliveries(tmp_path) -> None:
     man = json.loads((out / "analysis" / "journeys" / "journeys-manifest.json").read_text())
     assert [r["delivery"] for r in man["refreshes"]] == [1, 2]
     assert man["counts"]["payload_rows_replaced_by_later_deliveries"] > 0
+    # The last month's opt-out: listed, signed, checked, and gone from the index's records.
+    assert man["withdrawals"][0]["dataset"] == "hub_birmingham"
+    assert man["withdrawals"][0]["signature_checked"] is True
+    link = json.loads((out / "ttp" / "link" / "02" / "link-manifest.json").read_text())
+    assert link["counts"]["withdrawn"] == 1
     across = pd.read_csv(out / "analysis" / "outcomes" / "public" / "across_refreshes.csv",
                          dtype=str, keep_default_na=False)  # fmt: skip
     assert list(dict.fromkeys(across["delivery"])) == ["1", "2"]
