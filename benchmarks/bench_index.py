@@ -65,9 +65,20 @@ def _tokenise(work: Path, deliveries: int) -> dict[int, int]:
                 continue
             ctl = work / "ctl" / f"{n:02d}" / ds
             res = tokenise(a, ds, found[0], key, refs[ds], ctl, workers=2, delivery=n)
-            rows[n] += int(getattr(res, "rows_out", 0) or 0)
+            rows[n] += res.rows_tokens
             for suf in (".tokens.parquet", ".manifest.json"):
                 shutil.copy(ctl / f"{ds}{suf}", inbox)
+    return rows
+
+
+def _rows_from_manifests(work: Path, deliveries: int) -> dict[int, int]:
+    """Records per delivery, from the tokens manifests an earlier run left in the inboxes."""
+    rows = {}
+    for n in range(1, deliveries + 1):
+        rows[n] = sum(
+            int(json.loads(f.read_text())["rows"]["tokens"])
+            for f in (work / "inbox" / f"{n:02d}").glob("*.manifest.json")
+        )
     return rows
 
 
@@ -155,15 +166,23 @@ def _link(bench: Bench, label: str, work: Path, args: list[str], rows: int) -> f
     return bench.run(label, argv, rows=rows).seconds
 
 
-def run(people: int, deliveries: int, work: Path, name: str) -> Path:
+def run(people: int, deliveries: int, work: Path, name: str, reuse: bool = False) -> Path:
     bench = Bench(name, params={"people": people, "deliveries": deliveries, "seed": SEED})
-    with bench.measure("synth (deliveries)") as m:
-        info = _synth(work, people, deliveries)
-        m.extra["deliveries"] = info.get("deliveries")
-    with bench.measure("tokenise every delivery (2 workers)") as m:
-        rows = _tokenise(work, deliveries)
-        m.rows = sum(rows.values())
-        m.extra["records_by_delivery"] = rows
+    if reuse and (work / "inbox" / f"{deliveries:02d}").is_dir():
+        # The same synthetic region and tokens as an earlier run: only the links run again.
+        rows = _rows_from_manifests(work, deliveries)
+        for sub in ("index", "out", "full", "retrain"):
+            shutil.rmtree(work / sub, ignore_errors=True)
+        for f in work.glob("ttp-state*.json"):
+            f.unlink()
+    else:
+        with bench.measure("synth (deliveries)") as m:
+            info = _synth(work, people, deliveries)
+            m.extra["deliveries"] = info.get("deliveries")
+        with bench.measure("tokenise every delivery (2 workers)") as m:
+            rows = _tokenise(work, deliveries)
+            m.rows = sum(rows.values())
+            m.extra["records_by_delivery"] = rows
     total = 0
     state: pd.DataFrame | None = None
     refresh: list[dict[str, Any]] = []
@@ -225,7 +244,6 @@ def run(people: int, deliveries: int, work: Path, name: str) -> Path:
     details = {"refreshes": refresh, "incremental_vs_truth": inc_vs_truth,
                "full_vs_truth": full_vs_truth, "incremental_vs_full": inc_vs_full,
                "retrain": {**retrain_stats, **kept}, "summary": summary}  # fmt: skip
-    bench.params["summary"] = summary
     lines = [
         f"Each refresh against the full re-link of all {deliveries} deliveries "
         f"({total:,} records, {full_secs:.1f} s, peak {full_peak:,.0f} MiB):",
@@ -246,6 +264,11 @@ def run(people: int, deliveries: int, work: Path, name: str) -> Path:
         f"(gap {summary['f1_gap_points']:+.3f} points). Every id change listed: "
         f"{'yes' if summary['every_change_listed'] else 'NO'}. After --retrain "
         f"({retrain_secs:.1f} s) {kept['share_persons_keeping_id']:.4f} of persons keep their id.",
+        "",
+        "| summary | value |",
+        "|---|---|",
+        *(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
+          for k, v in summary.items()),
     ]
     bench.write(notes="\n".join(lines))
     path = bench.results_dir / f"{name}-details.json"
@@ -261,12 +284,14 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=None, help="work folder (default: a temp dir)")
     p.add_argument("--name", default=None, help="results name [default: index-<people>]")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse the synthetic region and tokens already in --work; link again")
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix=f"bench-index-{args.people}-"))
     work.mkdir(parents=True, exist_ok=True)
     name = args.name or f"index-{args.people // 1000}k"
     try:
-        run(args.people, args.deliveries, work, name)
+        run(args.people, args.deliveries, work, name, reuse=args.reuse)
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -295,11 +295,15 @@ def _sweep(
     # Join the truth once; each threshold then only relabels the same rows.
     base = nodes.merge(truth, on=["dataset", "record_id"], how="inner", validate="one_to_one")
     keys = pd.Index((base["dataset"] + "|" + base["uid"]).to_numpy())
+    # Integer codes once (household: NaN when unknown), so each threshold's scoring groups
+    # numbers only.
+    house = pd.factorize(base["person_id"].map(household))[0].astype(float)
+    house[house < 0] = np.nan
     frame = pd.DataFrame(
         {
-            "dataset": base["dataset"].to_numpy(),
-            "true": base["person_id"].to_numpy(),
-            "household": base["person_id"].map(household).to_numpy(),
+            "dataset": pd.factorize(base["dataset"])[0],
+            "true": pd.factorize(base["person_id"])[0],
+            "household": house,
         }
     )
     link = pairs[pairs["linkable"]]
@@ -356,10 +360,13 @@ def _candidate_recall(
     """Share of true pairs (among scored records) that blocking produced: overall, by the
     blocking rule that first produced them (Splink's match_key), and by source pair."""
     t = nodes.merge(truth, on=["dataset", "record_id"])
-    person = dict(zip(t["dataset"] + "|" + t["uid"], t["person_id"], strict=True))
-    lp = (pairs["source_dataset_l"] + "|" + pairs["unique_id_l"]).map(person)
-    rp = (pairs["source_dataset_r"] + "|" + pairs["unique_id_r"]).map(person)
-    hit = pairs[(lp == rp).to_numpy()]
+    # Each pair's two persons as integer codes (-1: a record not in the truth), by one index
+    # lookup per side instead of a Python dict of every record.
+    keys = pd.Index((t["dataset"] + "|" + t["uid"]).to_numpy())
+    person = np.append(pd.factorize(t["person_id"])[0], -1)
+    lp = person[keys.get_indexer((pairs["source_dataset_l"] + "|" + pairs["unique_id_l"]).to_numpy())]
+    rp = person[keys.get_indexer((pairs["source_dataset_r"] + "|" + pairs["unique_id_r"]).to_numpy())]
+    hit = pairs[(lp == rp) & (lp >= 0)]
     # True pairs by source pair, from each person's record counts per dataset.
     per = t.groupby(["person_id", "dataset"]).size().rename("n").reset_index()
     both = per.merge(per, on="person_id", suffixes=("_l", "_r"))

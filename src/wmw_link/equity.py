@@ -78,8 +78,8 @@ def by_group(frame: pd.DataFrame, column: str, con: Any = None) -> list[GroupFig
     """Figures for each value of ``column`` (records whose value is null are left out).
 
     Args:
-        frame: one row per record with ``dataset``, ``pred``, ``true`` and ``column`` (a
-            person-level attribute, so every record of a true person has the same value).
+        frame: one row per record with ``pred``, ``true`` and ``column`` (a person-level
+            attribute, so every record of a true person has the same value).
         con: a DuckDB connection to count in (default: a new one, see
             :func:`wmw_link.resources.open_duckdb`).
     """
@@ -89,6 +89,8 @@ def by_group(frame: pd.DataFrame, column: str, con: Any = None) -> list[GroupFig
     own = None
     if con is None:
         con, own = open_duckdb()
+    if "dataset" not in frame.columns:  # the source does not matter here
+        frame = frame.assign(dataset="")
     try:
         cells = Cells(con, frame, [column])
         try:
@@ -125,7 +127,7 @@ def group_figures(cells: Any, column: str) -> list[GroupFigures]:
     values = cells.values[column]
     out = [
         GroupFigures(
-            group=str(values[code]),
+            group=str(code if values is None else values[code]),
             records=int(records),
             true_positive=int(tp),
             predicted_touching=int(touching),

@@ -37,23 +37,27 @@ def column_names(frame: pd.DataFrame | pa.Table) -> list[str]:
     return list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
 
 
-def _codes(values: Any) -> tuple[pa.Array, np.ndarray]:
-    """Dense integer codes of a column (null where the value is null) and the distinct values.
+def _codes(values: Any) -> tuple[pa.Array, np.ndarray | None]:
+    """Dense integer codes of a column (null where the value is null) and the distinct values;
+    a numeric column as it is (NaN as null), with None for the values.
 
-    DuckDB then groups 4- or 8-byte integers instead of text or Python objects: several times
+    DuckDB then groups 4- or 8-byte numbers instead of text or Python objects: several times
     faster, and the same groups, since equal values get equal codes.
     """
     if isinstance(values, pa.ChunkedArray | pa.Array):
         values = values.to_pandas()
-    codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=True)
+    series = pd.Series(values)
+    if pd.api.types.is_integer_dtype(series) or pd.api.types.is_float_dtype(series):
+        return pa.array(series, from_pandas=True), None
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
     return pa.array(codes, mask=codes < 0), np.asarray(uniques, dtype=object)
 
 
 class Cells:
     """A temporary table of cells (``ds``, ``p``, ``t``, optional columns, ``n``) in ``con``.
 
-    Every column is held as integer codes; :attr:`values` turns an extra column's codes back
-    into its values.
+    Every column is held as numbers: a numeric column as it is, any other as integer codes that
+    :attr:`values` turns back into its values (None for a numeric column).
 
     Args:
         con: a DuckDB connection (see :func:`wmw_link.resources.open_duckdb`).
@@ -70,7 +74,7 @@ class Cells:
         if missing:
             raise InputDataError(f"score(): missing column(s) {', '.join(sorted(missing))}")
         self.con = con
-        self.values: dict[str, np.ndarray] = {}
+        self.values: dict[str, np.ndarray | None] = {}
         names = {"dataset": "ds", "pred": "p", "true": "t"} | {c: c for c in extra}
         arrays = {}
         for col, short in names.items():

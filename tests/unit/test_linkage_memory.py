@@ -22,6 +22,7 @@ from wmw_link.resources import (
     machine_memory,
     open_duckdb,
     parse_size,
+    spark_memory,
 )
 
 AGREEMENT = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
@@ -174,3 +175,54 @@ def test_cli_refuses_a_malformed_memory_limit(tmp_path: Path) -> None:
     assert "--memory-limit: 'eight gigs' is not a size" in res.output
     assert "Traceback" not in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_spark_driver_memory_from_the_limit(tmp_path: Path) -> None:
+    assert spark_memory(parse_size("8GiB")) == "8192m"
+    assert spark_memory(parse_size("1.5GB")) == "1430m"
+    # A malformed limit is refused before any JVM starts.
+    with pytest.raises(ConfigError, match="--memory-limit"):
+        open_backend("spark", tmp_path / "run", memory_limit="8 gigs")
+
+
+def test_cli_link_passes_memory_limit_and_temp_dir(agreement: Agreement, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    write_fixture(agreement, inbox, n_households=15)
+    res = CliRunner().invoke(
+        main,
+        [
+            "link",
+            "--agreement",
+            str(AGREEMENT),
+            "--inputs",
+            str(inbox),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-report",
+            "--memory-limit",
+            "300MiB",
+            "--temp-dir",
+            str(tmp_path / "spill"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "o" / "link-manifest.json").read_text())
+    assert manifest["memory_limit_bytes"] == 300 * 1024**2
+    assert (tmp_path / "spill").is_dir() and not list((tmp_path / "spill").iterdir())
+
+
+def test_a_query_larger_than_the_limit_spills_and_completes(tmp_path: Path) -> None:
+    be = open_backend(
+        "duckdb", tmp_path / "run", threads=1, memory_limit="100MB", temp_dir=tmp_path / "sp"
+    )
+    try:
+        be.con.execute("SET enable_progress_bar = false")
+        # About 100 MB of table and a 6-million-group hash table: more than the limit.
+        be.con.execute("CREATE TABLE big AS SELECT range AS i, hash(range) AS h FROM range(6000000)")
+        got = be.rows("SELECT count(*), sum(i) FROM (SELECT h, max(i) AS i FROM big GROUP BY h)")
+        spill = Path(be.scalar("SELECT current_setting('temp_directory')"))
+        spilled = sum(f.stat().st_size for f in spill.iterdir())
+    finally:
+        be.close()
+    assert got == [(6_000_000, 6_000_000 * 5_999_999 // 2)]
+    assert spilled > 50e6  # DuckDB wrote to the spill folder instead of failing

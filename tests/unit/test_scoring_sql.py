@@ -165,3 +165,20 @@ def test_score_pairs_gives_the_sweeps_figures_of_score() -> None:
     assert total == full.pairwise
     assert house == full.household_false_merge
     assert score_pairs(frame.drop(columns="household"))[1] is None
+
+
+def test_numeric_group_column_scores_as_its_text_twin() -> None:
+    frame = _random_frame(8)
+    as_number = frame.assign(ethnic_group=frame["ethnic_group"].map({"A": 1, "B": 2, "W": 3}))
+    assert as_number["ethnic_group"].dtype == float  # nulls make it float with NaN
+    text = score(frame).by_group["ethnic_group"]
+    number = score(as_number).by_group["ethnic_group"]
+    assert [g["group"] for g in number] == ["1.0", "2.0", "3.0"]
+    strip = [{k: v for k, v in g.items() if k != "group"} for g in text]
+    assert [{k: v for k, v in g.items() if k != "group"} for g in number] == strip
+
+
+def test_by_group_needs_no_dataset_column() -> None:
+    frame = _random_frame(9)
+    with_ds = equity.by_group(frame, "sex")
+    assert equity.by_group(frame.drop(columns="dataset"), "sex") == with_ds
