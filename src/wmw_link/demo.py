@@ -230,8 +230,13 @@ class _Demo:
         extract = _extract(self.world / "deliveries" / "01", ds.id)
         if extract is None:
             return
-        first = pq.read_table(extract, columns=[ds.record_id]) if extract.suffix == ".parquet" \
-            else pa_csv.read_csv(extract).select([ds.record_id])  # fmt: skip
+        if extract.suffix == ".parquet":
+            first = pq.read_table(extract, columns=[ds.record_id])
+        else:
+            only = pa_csv.ConvertOptions(
+                include_columns=[ds.record_id], column_types={ds.record_id: pa.string()}
+            )
+            first = pa_csv.read_csv(extract, convert_options=only)
         records = home / "withdrawals" / f"opt-out-{nn}.csv"
         records.parent.mkdir(parents=True, exist_ok=True)
         records.write_text(f"{ds.record_id}\n{first.column(0)[0].as_py()}\n", encoding="utf-8")
