@@ -1,16 +1,26 @@
-"""The whole pipeline on synthetic data, run as each party would run it.
+"""The whole pipeline on synthetic data, run as each party would run it, month by month.
 
 Every step is the real ``wmw-link`` command, invoked in-process and echoed as the shell
 command a user would type, so the demo doubles as a walk-through and leaves a real audit
-log. The output folder is laid out by trust boundary::
+log. The partners deliver monthly (``synth --deliveries K``, three by default: the initial
+load, then two months); for each delivery the controllers tokenise and seal, the TTP links it
+against its person index (``link --index``) and seals the maps and id changes, and the
+analysts refresh journeys over every delivery so far and measure outcomes, with the headline
+measures across refreshes. In the last month a hub client opts out: the hub withdraws the
+record (``withdraw``, sealed to the TTP and the analysts), the TTP's index run removes it and
+the analysts' journeys drop it. The output folder is laid out by trust boundary (``NN`` = delivery)::
 
-    OUT/world/                 the synthetic region: extracts (each at its controller) and truth
-    OUT/controllers/<party>/   keys and tokenise outputs; rejects and crosswalk stay here
+    OUT/world/                 the synthetic region: extracts, deliveries/NN (each at its
+                               controller) and truth
+    OUT/controllers/<party>/   keys and tokenise outputs (outbox/NN); rejects and crosswalks
+                               stay here
     OUT/keyring/               every party's public keys
-    OUT/transfer/<to-party>/   sealed files in transit
-    OUT/ttp/                   the linkage unit: unsealed tokens, maps, quality report
-    OUT/analysis/              the insight team: unsealed payloads and maps, journeys, outcomes
-    OUT/evaluation/            god's-eye scoring against the synthetic truth
+    OUT/transfer/<to-party>/   sealed files in transit (NN/)
+    OUT/ttp/                   the linkage unit: inbox/NN, the person index, link/NN (maps, id
+                               changes; link/01/report: the quality report of the full first run)
+    OUT/analysis/              the insight team: inbox/NN, journeys and outcomes of each
+                               refresh (journeys/, outcomes/: the latest)
+    OUT/evaluation/            god's-eye scoring of the latest refresh against the truth
     OUT/audit.jsonl            the hash-chained audit log of every command above
 """
 
@@ -27,6 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from wmw_link import freshness
 from wmw_link.agreement import Agreement, Role, load_agreement
@@ -43,6 +56,7 @@ class DemoResult:
     public_dashboard: Path
     evaluation: dict[str, object]
     timings: dict[str, float] = field(default_factory=dict)
+    deliveries: int = 1
 
 
 class _Runner:
@@ -82,12 +96,13 @@ def _find_agreement(agreement: str | Path | None) -> Path:
     raise ConfigError("cannot find agreements/wmw-outcomes.yaml: pass --agreement")
 
 
-def _extract(world: Path, dataset: str) -> Path:
+def _extract(folder: Path, dataset: str) -> Path | None:
+    """A dataset's extract in a delivery's ``extracts/`` (None: nothing sent that month)."""
     for suffix in (".parquet", ".csv"):
-        path = world / "extracts" / f"{dataset}{suffix}"
+        path = folder / "extracts" / f"{dataset}{suffix}"
         if path.exists():
             return path
-    raise ConfigError(f"{world / 'extracts'}: no extract for dataset '{dataset}'")
+    return None
 
 
 def run_demo(
@@ -97,8 +112,9 @@ def run_demo(
     backend: str = "duckdb",
     agreement: str | Path | None = None,
     echo: Callable[[str], None] = click.echo,
+    deliveries: int = 3,
 ) -> DemoResult:
-    """Generate a synthetic region and run every party's commands on it, end to end.
+    """Generate a synthetic region and run every party's commands on it, month by month.
 
     Args:
         out: output folder (replaced if it holds an earlier demo).
@@ -107,6 +123,7 @@ def run_demo(
         backend: linkage backend, ``duckdb`` or ``spark``.
         agreement: agreement file (default: the shipped West Midlands Works agreement).
         echo: where progress lines go.
+        deliveries: monthly deliveries (1 to 33; 1 is the whole history in one delivery).
 
     Returns:
         Paths of the dashboards and audit log, linkage accuracy against the truth, timings.
@@ -118,6 +135,8 @@ def run_demo(
     out = Path(out)
     if people < 1:
         raise ConfigError("--people must be at least 1")
+    if not 1 <= deliveries <= 33:
+        raise ConfigError("--deliveries must be from 1 to 33 (one a month, up to 2026-09)")
     if out.exists():
         if not (out / "audit.jsonl").exists() and any(out.iterdir()):
             raise ConfigError(
@@ -125,19 +144,18 @@ def run_demo(
             )
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    demo = _Demo(out, _find_agreement(agreement), seed, backend, echo)
-    demo.stage("1. the synthetic region", demo.synth, people)
+    demo = _Demo(out, _find_agreement(agreement), seed, backend, echo, deliveries)
+    demo.stage("1. the synthetic region, in monthly deliveries", demo.synth, people)
     demo.stage("2. keys: a linkage key for the agreement, a keypair per party", demo.keys)
-    demo.stage(
-        "3. controllers: tokenise, seal tokens to the TTP, payloads to the analysts",
-        demo.controllers,
-    )
-    demo.stage(
-        "4. trusted third party: unseal, verify, link with Splink, seal the maps", demo.linkage
-    )
-    demo.stage("5. analysts: unseal, build journeys, measure outcomes", demo.analysts)
-    demo.stage("6. evaluation against the synthetic truth (synthetic data only)", demo.evaluate)
-    demo.stage("7. the audit trail: a signed checkpoint, then verify", demo.audit_trail)
+    for d in range(1, deliveries + 1):
+        demo.stage(
+            f"3.{d} delivery {d:02d} ({demo.month(d)}): controllers tokenise and seal, the TTP "
+            "links it against the person index, the analysts refresh journeys and outcomes",
+            demo.delivery,
+            d,
+        )
+    demo.stage("4. evaluation against the synthetic truth (synthetic data only)", demo.evaluate)
+    demo.stage("5. the audit trail: a signed checkpoint, then verify", demo.audit_trail)
     result = DemoResult(
         out=out,
         audit_log=demo.audit_log,
@@ -145,6 +163,7 @@ def run_demo(
         public_dashboard=demo.outcomes / "dashboard-public.html",
         evaluation=json.loads(demo.scores.read_text()),
         timings=demo.timings,
+        deliveries=deliveries,
     )
     _summary(result, echo)
     return result
@@ -154,9 +173,16 @@ class _Demo:
     """The demo's folders, and the steps each party takes."""
 
     def __init__(
-        self, out: Path, agreement: Path, seed: int, backend: str, echo: Callable[[str], None]
+        self,
+        out: Path,
+        agreement: Path,
+        seed: int,
+        backend: str,
+        echo: Callable[[str], None],
+        deliveries: int = 1,
     ) -> None:
         self.out, self.agreement_path, self.seed, self.backend = out, agreement, seed, backend
+        self.deliveries = deliveries
         self.echo = echo
         self.a = load_agreement(agreement)
         self.audit_log = out / "audit.jsonl"
@@ -167,8 +193,10 @@ class _Demo:
         self.world, self.keyring = out / "world", out / "keyring"
         self.linkage_key = out / "controllers" / "agreement-linkage.key"
         self.secrets: dict[str, Path] = {}
-        self.maps = out / "ttp" / "link"
+        self.index = out / "ttp" / "index"
+        self.withdrawals: list[tuple[str, str]] = []  # (delivery, dataset) of each list
         self.outcomes = out / "analysis" / "outcomes"
+        self.journeys = out / "analysis" / "journeys"
         self.scores = out / "evaluation" / "linkage.json"
 
     def stage(self, name: str, step: Callable[..., None], *args: object) -> None:
@@ -178,7 +206,51 @@ class _Demo:
         self.timings[name] = round(time.perf_counter() - t0, 2)
 
     def synth(self, people: int) -> None:
-        self.run("synth", "--people", people, "--seed", self.seed, "--out", self.world)
+        self.run("synth", "--people", people, "--seed", self.seed, "--out", self.world,
+                 "--deliveries", self.deliveries)  # fmt: skip
+
+    def month(self, d: int) -> str:
+        from wmw_link.synth.deliveries import delivery_months
+
+        return delivery_months(self.deliveries)[d - 1]
+
+    def delivery(self, d: int) -> None:
+        """One month: every party's steps for delivery ``d``."""
+        self.controllers(d)
+        if d == self.deliveries and d > 1:
+            self.withdraw(d)
+        self.linkage(d)
+        self.analysts(d)
+
+    def withdraw(self, d: int) -> None:
+        """A hub client opts out: the hub withdraws a record it sent in delivery 01."""
+        nn = f"{d:02d}"
+        ds = self.a.dataset("hub_birmingham")
+        home = self.out / "controllers" / ds.controller
+        extract = _extract(self.world / "deliveries" / "01", ds.id)
+        if extract is None:
+            return
+        if extract.suffix == ".parquet":
+            first = pq.read_table(extract, columns=[ds.record_id])
+        else:
+            only = pa_csv.ConvertOptions(
+                include_columns=[ds.record_id], column_types={ds.record_id: pa.string()}
+            )
+            first = pa_csv.read_csv(extract, convert_options=only)
+        records = home / "withdrawals" / f"opt-out-{nn}.csv"
+        records.parent.mkdir(parents=True, exist_ok=True)
+        records.write_text(f"{ds.record_id}\n{first.column(0)[0].as_py()}\n", encoding="utf-8")
+        lists = home / "withdrawals" / nn
+        self.run("withdraw", "--agreement", self.agreement_path, "--dataset", ds.id,
+                 "--records", records, "--key", home / "keys" / "row-ref.key", "--out", lists,
+                 "--sign-with", self.secrets[ds.controller], "--seal-to", self.ttp,
+                 "--seal-to", self.analyst, "--keyring", self.keyring)  # fmt: skip
+        for to in (self.ttp, self.analyst):
+            dest = self.out / "transfer" / to / "withdrawals" / nn
+            dest.mkdir(parents=True, exist_ok=True)
+            for sealed in sorted((lists / "sealed" / to).glob("*.sealed")):
+                shutil.copy2(sealed, dest / sealed.name)
+        self.withdrawals.append((nn, ds.id))
 
     def keys(self) -> None:
         self.run("keys", "new", "--out", self.linkage_key, "--agreement", self.agreement_path)
@@ -193,60 +265,119 @@ class _Demo:
             f"(keys new-party for all {len(self.a.parties)} parties; public keys in keyring/)"
         )
 
-    def controllers(self) -> None:
+    def controllers(self, d: int) -> None:
+        nn = f"{d:02d}"
+        sent = 0
         for ds in self.a.datasets:
+            extract = _extract(self.world / "deliveries" / nn, ds.id)
+            if extract is None:  # nothing to send this month
+                continue
             home = self.out / "controllers" / ds.controller
             ref_key = home / "keys" / "row-ref.key"
             if not ref_key.exists():
                 self.run("keys", "new", "--out", ref_key, quiet=True)
-            outbox = home / "outbox"
+            outbox = home / "outbox" / nn
+            # The first delivery is shown in full; later months are the same commands.
             self.run(
                 "tokenise", "--agreement", self.agreement_path, "--dataset", ds.id,
-                "--input", _extract(self.world, ds.id), "--key", self.linkage_key,
-                "--ref-key", ref_key, "--out", outbox,
+                "--input", extract, "--key", self.linkage_key,
+                "--ref-key", ref_key, "--out", outbox, quiet=d > 1,
             )  # fmt: skip
+            sent += 1
             for name, recipients in (
                 (f"{ds.id}.tokens.parquet", [self.ttp]),
                 (f"{ds.id}.manifest.json", [self.ttp, self.analyst]),
                 (f"{ds.id}.payload.parquet", [self.analyst]),
             ):
                 for to in recipients:
-                    sealed = self.out / "transfer" / to / f"{name}.sealed"
+                    sealed = self.out / "transfer" / to / nn / f"{name}.sealed"
                     self._seal(ds.controller, outbox / name, sealed, to)
-            self.echo(f"(seal: tokens -> {self.ttp}, payload -> {self.analyst}, manifest -> both)")
+        if d > 1:
+            self.echo(f"(tokenise: {sent} datasets of delivery {nn}, as for delivery 01)")
+        self.echo(f"(seal: tokens -> {self.ttp}, payload -> {self.analyst}, manifest -> both)")
 
-    def linkage(self) -> None:
-        inbox = self.out / "ttp" / "inbox"
-        self._unseal(self.ttp, self.out / "transfer" / self.ttp, inbox)
-        # The link run's delivery number (series 'link'), for the envelopes of its maps.
+    def linkage(self, d: int) -> None:
+        nn = f"{d:02d}"
+        inbox = self.out / "ttp" / "inbox" / nn
+        self._unseal(self.ttp, self.out / "transfer" / self.ttp / nn, inbox)
+        # The link run's delivery number (series 'link'), for the envelopes of its outputs.
         state = self._state(self.ttp)
         number = freshness.next_delivery(state, freshness.LINK_SERIES, None, freshness.STATE_KIND)
-        self.run("link", "--agreement", self.agreement_path, "--inputs", inbox, "--out", self.maps,
-                 "--backend", self.backend, "--seed", self.seed, "--state", state,
-                 "--delivery", number)  # fmt: skip
-        outputs = [*sorted(self.maps.glob("*.map.parquet")), self.maps / "link-manifest.json"]
+        maps = self.out / "ttp" / "link" / nn
+        lists: list[str | Path] = []
+        for w_nn, ds_id in self.withdrawals:
+            if w_nn == nn:  # a list arrived this month: the TTP applies it in this run
+                got = self.out / "ttp" / "withdrawals" / w_nn
+                self._unseal(self.ttp, self.out / "transfer" / self.ttp / "withdrawals" / w_nn, got)
+                lists += ["--withdrawals", got / f"{ds_id}.withdrawals.parquet",
+                          "--withdrawals-keyring", self.keyring]  # fmt: skip
+        self.run("link", "--agreement", self.agreement_path, "--index", self.index,
+                 "--inputs", inbox, "--out", maps, "--backend", self.backend,
+                 "--seed", self.seed, "--state", state, "--delivery", number,
+                 *([] if d == 1 else ["--no-report"]), *lists)  # fmt: skip
+        outputs = [*sorted(maps.glob("*.map.parquet")), maps / "id-changes.parquet",
+                   maps / "link-manifest.json"]  # fmt: skip
         for path in outputs:
-            sealed = self.out / "transfer" / self.analyst / "maps" / f"{path.name}.sealed"
+            sealed = self.out / "transfer" / self.analyst / "maps" / nn / f"{path.name}.sealed"
             self._seal(self.ttp, path, sealed, self.analyst, number)
-        self.echo(f"(seal: each map and the link manifest -> {self.analyst})")
+        self.echo(f"(seal: each map, the id changes and the link manifest -> {self.analyst})")
 
-    def analysts(self) -> None:
-        inbox = self.out / "analysis" / "inbox"
-        self._unseal(self.analyst, self.out / "transfer" / self.analyst, inbox / "payloads")
-        self._unseal(self.analyst, self.out / "transfer" / self.analyst / "maps", inbox / "maps")
-        journeys = self.out / "analysis" / "journeys"
-        self.run("journeys", "--agreement", self.agreement_path, "--payloads", inbox / "payloads",
-                 "--maps", inbox / "maps", "--out", journeys,
-                 "--state", self._state(self.analyst))  # fmt: skip
+    def analysts(self, d: int) -> None:
+        nn = f"{d:02d}"
+        inbox = self.out / "analysis" / "inbox" / nn
+        self._unseal(self.analyst, self.out / "transfer" / self.analyst / nn, inbox / "payloads")
+        self._unseal(
+            self.analyst, self.out / "transfer" / self.analyst / "maps" / nn, inbox / "maps"
+        )
+        # Every delivery so far: the latest refresh goes to journeys/ and outcomes/.
+        last = d == self.deliveries
+        journeys = self.journeys if last else self.out / "analysis" / f"journeys-{nn}"
+        folders: list[str | Path] = []
+        for k in range(1, d + 1):
+            got = self.out / "analysis" / "inbox" / f"{k:02d}"
+            folders += ["--payloads", got / "payloads", "--maps", got / "maps"]
+        for w_nn, ds_id in self.withdrawals:  # every list so far, in every later refresh
+            got = self.out / "analysis" / "withdrawals" / w_nn
+            if not got.exists():
+                src = self.out / "transfer" / self.analyst / "withdrawals" / w_nn
+                self._unseal(self.analyst, src, got)
+            folders += ["--withdrawals", got / f"{ds_id}.withdrawals.parquet"]
+        more = ["--keyring", self.keyring] if self.withdrawals else []
+        self.run("journeys", "--agreement", self.agreement_path, *folders, *more,
+                 "--out", journeys, "--state", self._state(self.analyst))  # fmt: skip
+        outcomes = self.outcomes if last else self.out / "analysis" / f"outcomes-{nn}"
+        previous: list[str | Path] = []
+        for k in range(1, d):
+            previous += ["--previous", self.out / "analysis" / f"outcomes-{k:02d}"]
         self.run("outcomes", "--agreement", self.agreement_path, "--journeys", journeys,
-                 "--out", self.outcomes)  # fmt: skip
+                 "--out", outcomes, *previous)  # fmt: skip
 
     def evaluate(self) -> None:
-        crosswalks = self.out / "evaluation" / "crosswalks"
+        """Score the latest refresh: the analysts' maps after every link run (id changes
+        applied), joined to the truth through the controllers' crosswalks of every delivery."""
+        from wmw_link.journeys.refresh import accumulate_maps
+
+        ev = self.out / "evaluation"
+        maps_dir, crosswalks = ev / "maps", ev / "crosswalks"
+        maps_dir.mkdir(parents=True)
         crosswalks.mkdir(parents=True)
-        for cw in (self.out / "controllers").glob("*/outbox/*.crosswalk.parquet"):
-            shutil.copy2(cw, crosswalks / cw.name)
-        self.run("evaluate", "--maps", self.maps, "--truth", self.world / "truth" / "truth.parquet",
+        inbox = self.out / "analysis" / "inbox"
+        maps = accumulate_maps(self.a, sorted(inbox.glob("*/maps")))
+        for ds, table in maps.items():
+            pq.write_table(table, maps_dir / f"{ds}.map.parquet")
+        by_dataset: dict[str, list[pa.Table]] = {}
+        for cw in sorted((self.out / "controllers").glob("*/outbox/*/*.crosswalk.parquet")):
+            t = pq.read_table(cw, columns=["record_id", "row_ref"])
+            t = t.cast(pa.schema([("record_id", pa.string()), ("row_ref", pa.string())]))
+            by_dataset.setdefault(cw.name, []).append(t)
+        for name, parts in by_dataset.items():  # a re-sent record: one row ref, listed once
+            whole = pa.concat_tables(parts).group_by(["record_id", "row_ref"]).aggregate([])
+            pq.write_table(whole, crosswalks / name)
+        self.echo(
+            f"(evaluation maps: the analysts' maps after {self.deliveries} link run(s); "
+            "crosswalks of every delivery)"
+        )
+        self.run("evaluate", "--maps", maps_dir, "--truth", self.world / "truth" / "truth.parquet",
                  "--crosswalks", crosswalks, "--json", self.scores)  # fmt: skip
 
     def audit_trail(self) -> None:
@@ -298,11 +429,15 @@ def _summary(result: DemoResult, echo: Callable[[str], None]) -> None:
         )
     echo(
         "stage timings (s): "
-        + ", ".join(f"{k.split('.')[0]}={v}" for k, v in result.timings.items())
+        + ", ".join(f"{k.split(' ')[0].rstrip('.')}={v}" for k, v in result.timings.items())
     )
     echo(f"dashboard:          {result.dashboard}")
     echo(f"public dashboard:   {result.public_dashboard}")
-    echo(f"linkage report:     {result.out / 'ttp' / 'link' / 'report'}")
+    echo(f"linkage report:     {result.out / 'ttp' / 'link' / '01' / 'report'}")
+    echo(
+        f"refreshes:          {result.deliveries} monthly deliveries linked through the person "
+        f"index {result.out / 'ttp' / 'index'}"
+    )
     echo(f"audit log:          {result.audit_log} (verified)")
 
 

@@ -118,6 +118,27 @@ REASONS = frozenset(
     }
 )
 
+#: A person-index run's link manifest (wmw_link.linkage.index.run) adds these keys.
+INDEX_LINK_MANIFEST_KEYS = frozenset({"index", "id_changes"})
+_INDEX_KEYS = frozenset({"delivery", "mode", "as_at", "deliveries", "model_trained_delivery"})
+_INDEX_MODES = frozenset({"full", "incremental", "retrain", "rekey"})
+_INDEX_COUNTS = frozenset(
+    {
+        "records",
+        "new_records",
+        "corrected",
+        "withdrawn",
+        "withdrawals_unmatched",
+        "persons",
+        "comparisons_scored",
+        "map_rows",
+        "id_changes",
+    }
+)
+_INDEX_TIMINGS = frozenset(
+    {"prepare", "plan", "score", "persons", "write_outputs", "write_index", "report", "total"}
+)
+
 # The fixed strings of the link manifest (wmw_link.linkage.run and .threshold).
 _BACKENDS = frozenset({"duckdb", "spark"})
 _MODELS = frozenset({"full", "exact-only"})
@@ -346,9 +367,7 @@ def _check_tokens_manifest(agreement: Agreement, data: dict[str, Any], dataset: 
     for key in ("version", "token_bytes", "bloom"):
         if schema[key] != fixed[key]:
             raise _Refused(f"'token_schema.{key}' is not this token schema's")
-    allowed = {
-        c.name: c for c in ts.columns_for_dataset(ds)
-    }
+    allowed = {c.name: c for c in ts.columns_for_dataset(ds)}
     columns = _obj(schema["columns"], "token_schema.columns", set(allowed), exact=False)
     for col, entry in columns.items():
         if entry != allowed[col].to_manifest():
@@ -447,48 +466,15 @@ def _check_token_counts(data: dict[str, Any]) -> None:
 # -- link manifest -----------------------------------------------------------------------------
 
 
-#: A person-index run's link manifest (wmw_link.linkage.index, docs/person-index.md).
-INDEX_LINK_MANIFEST_KEYS = LINK_MANIFEST_KEYS | {"index", "id_changes"}
-_INDEX_MODES = frozenset({"full", "incremental", "retrain", "rekey"})
-_INDEX_COUNTS = frozenset(
-    {
-        "records",
-        "new_records",
-        "corrected",
-        "withdrawn",
-        "withdrawals_unmatched",
-        "persons",
-        "comparisons_scored",
-        "map_rows",
-        "id_changes",
-    }
-)
-_INDEX_TIMINGS = frozenset(
-    {
-        "prepare",
-        "plan",
-        "prior",
-        "u_sampling",
-        "em",
-        "linker",
-        "block",
-        "predict",
-        "threshold_and_cluster",
-        "score",
-        "persons",
-        "write_outputs",
-        "report",
-        "write_index",
-        "total",
-    }
-)
-
-
 def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     if isinstance(data, dict) and "index" in data:
         _check_index_link_manifest(agreement, data)
         return
-    _obj(data, "(top level)", LINK_MANIFEST_KEYS)
+    # The memory limit a run was given (wmw_link.linkage.run, --memory-limit): bytes or null.
+    memory = {"memory_limit_bytes"} if "memory_limit_bytes" in data else set()
+    _obj(data, "(top level)", LINK_MANIFEST_KEYS | memory)
+    if memory and data["memory_limit_bytes"] is not None:
+        _int(data["memory_limit_bytes"], "memory_limit_bytes")
     _str(data["kind"], "kind", LINK_MANIFEST_KIND)
     _str(data["tool_version"], "tool_version", _match(_VERSION))
     _agreement_block(agreement, data["agreement"])
@@ -550,28 +536,55 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
         _num(value, f"timings_seconds.{key}")
 
 
-def _input_entry(agreement: Agreement, ds_id: str, entry: Any, where: str) -> None:
+def _link_input(agreement: Agreement, ds_id: str, entry: Any, where: str) -> int:
+    """One input entry of a link manifest (tokens, manifest, party, key check); its rows."""
     ds = _dataset(agreement, ds_id, "inputs")
-    keys = {"party", "tokens", "manifest", "key_check"}
-    entry = _obj(entry, where, keys | {"also"}, exact=False)
-    if missing := sorted(keys - entry.keys()):
-        raise _Refused(f"'{where}' lacks {', '.join(missing)}")
+    entry = _obj(entry, where, {"party", "tokens", "manifest", "key_check"})
     _str(entry["party"], f"{where}.party", ds.controller)
     _file_entry(entry["tokens"], f"{where}.tokens", f"{ds_id}.tokens.parquet")
     _file_entry(entry["manifest"], f"{where}.manifest", f"{ds_id}.manifest.json", rows=False)
     _str(entry["key_check"], f"{where}.key_check", _match(_HEX32))
-    also = entry.get("also", [])
-    if not isinstance(also, list):
-        raise _Refused(f"'{where}.also' is not a list")
-    for i, more in enumerate(also):
-        _obj(more, f"{where}.also[{i}]", keys)
-        _input_entry(agreement, ds_id, more, f"{where}.also[{i}]")
+    return int(entry["tokens"]["rows"])
+
+
+def _index_block(value: Any) -> None:
+    index = _obj(value, "index", set(_INDEX_KEYS))
+    if _int(index["delivery"], "index.delivery") < 1:
+        raise _Refused("'index.delivery' is not a delivery number (1 or more)")
+    _str(index["mode"], "index.mode", _INDEX_MODES)
+    _str(index["as_at"], "index.as_at", _match(_TIME))
+    if not isinstance(index["deliveries"], list):
+        raise _Refused("'index.deliveries' is not a list")
+    for i, d in enumerate(index["deliveries"]):
+        _int(d, f"index.deliveries[{i}]")
+    if index["model_trained_delivery"] is not None:
+        _int(index["model_trained_delivery"], "index.model_trained_delivery")
+
+
+def _index_counts(value: Any, outputs: dict[str, Any], id_changes_rows: int) -> None:
+    counts = _obj(value, "counts", set(_INDEX_COUNTS), exact=False)
+    for key in ("records", "persons", "map_rows", "id_changes"):
+        if key not in counts:
+            raise _Refused(f"'counts' lacks {key}")
+    for key, v in counts.items():
+        _int(v, f"counts.{key}")
+    if counts["persons"] > counts["records"]:
+        raise _Refused("rule 'manifest counts': counts.persons exceeds counts.records")
+    if counts["map_rows"] != sum(e["rows"] for e in outputs.values()):
+        raise _Refused("rule 'manifest counts': counts.map_rows is not the sum of the maps' rows")
+    if counts["id_changes"] != id_changes_rows:
+        raise _Refused("rule 'manifest counts': counts.id_changes is not id_changes.rows")
 
 
 def _check_index_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
-    """A person-index run's link manifest: maps hold this delivery's rows and the rows of
-    persons whose ids changed, so their counts are checked against ``counts.map_rows``."""
-    _obj(data, "(top level)", INDEX_LINK_MANIFEST_KEYS)
+    """A person-index run's link manifest (``link --index``; docs/person-index.md).
+
+    Its maps hold this delivery's records and every record of a person an id change names, so
+    the plain run's counts rules (one map row per token row) do not apply; its own do: the
+    map rows are the outputs' rows, the id changes the listed file's rows, persons at most
+    records.
+    """
+    _obj(data, "(top level)", LINK_MANIFEST_KEYS | INDEX_LINK_MANIFEST_KEYS)
     _str(data["kind"], "kind", LINK_MANIFEST_KIND)
     _str(data["tool_version"], "tool_version", _match(_VERSION))
     _agreement_block(agreement, data["agreement"])
@@ -582,7 +595,16 @@ def _check_index_link_manifest(agreement: Agreement, data: dict[str, Any]) -> No
     if not isinstance(inputs, dict):
         raise _Refused("'inputs' is not an object")
     for ds_id, entry in inputs.items():
-        _input_entry(agreement, ds_id, entry, f"inputs.{ds_id}")
+        where = f"inputs.{ds_id}"
+        also = entry.get("also", []) if isinstance(entry, dict) else []
+        if not isinstance(also, list):
+            raise _Refused(f"'{where}.also' is not a list")
+        first = (
+            {k: v for k, v in entry.items() if k != "also"} if isinstance(entry, dict) else entry
+        )
+        _link_input(agreement, ds_id, first, where)
+        for i, more in enumerate(also):
+            _link_input(agreement, ds_id, more, f"{where}.also[{i}]")
     outputs = data["outputs"]
     if not isinstance(outputs, dict):
         raise _Refused("'outputs' is not an object")
@@ -590,18 +612,7 @@ def _check_index_link_manifest(agreement: Agreement, data: dict[str, Any]) -> No
         _dataset(agreement, ds_id, "outputs")
         _file_entry(entry, f"outputs.{ds_id}", f"{ds_id}.map.parquet")
     _file_entry(data["id_changes"], "id_changes", "id-changes.parquet")
-    index = _obj(data["index"], "index",
-                 {"delivery", "mode", "as_at", "deliveries", "model_trained_delivery"})  # fmt: skip
-    number = _int(index["delivery"], "index.delivery")
-    _str(index["mode"], "index.mode", _INDEX_MODES)
-    _str(index["as_at"], "index.as_at", _match(_TIME))
-    done = index["deliveries"]
-    if not isinstance(done, list) or not done or done[-1] != number:
-        raise _Refused("'index.deliveries' does not end with 'index.delivery'")
-    for i, d in enumerate(done):
-        _int(d, f"index.deliveries[{i}]")
-    if index["model_trained_delivery"] is not None:
-        _int(index["model_trained_delivery"], "index.model_trained_delivery")
+    _index_block(data["index"])
     threshold = _obj(
         data["threshold"],
         "threshold",
@@ -611,21 +622,10 @@ def _check_index_link_manifest(agreement: Agreement, data: dict[str, Any]) -> No
     _num(threshold["match_probability"], "threshold.match_probability")
     _str(threshold["method"], "threshold.method", _THRESHOLD_METHODS)
     _str(threshold["household_rule"], "threshold.household_rule", _HOUSEHOLD_RULE)
-    counts = _obj(data["counts"], "counts", _INDEX_COUNTS)
-    for key, value in counts.items():
-        _int(value, f"counts.{key}")
-    # rule 'manifest counts': the maps hold the map rows, id-changes its rows, and this
-    # delivery's new records are among the map rows.
-    if not set(inputs) <= set(outputs):
-        raise _Refused("rule 'manifest counts': an input dataset has no map in 'outputs'")
-    if sum(e["rows"] for e in outputs.values()) != counts["map_rows"]:
-        raise _Refused("rule 'manifest counts': the maps' rows are not counts.map_rows")
-    if data["id_changes"]["rows"] != counts["id_changes"]:
-        raise _Refused("rule 'manifest counts': id_changes.rows is not counts.id_changes")
-    if counts["new_records"] > counts["map_rows"] or counts["persons"] > counts["records"]:
-        raise _Refused("rule 'manifest counts': counts.new_records exceeds counts.map_rows, "
-                       "or counts.persons exceeds counts.records")  # fmt: skip
-    timings = _obj(data["timings_seconds"], "timings_seconds", set(_INDEX_TIMINGS), exact=False)
+    _index_counts(data["counts"], outputs, data["id_changes"]["rows"])
+    timings = _obj(
+        data["timings_seconds"], "timings_seconds", set(_TIMINGS | _INDEX_TIMINGS), exact=False
+    )
     for key, value in timings.items():
         _num(value, f"timings_seconds.{key}")
 

@@ -76,9 +76,9 @@ class FileKind(StrEnum):
     TOKENS_MANIFEST = "tokens-manifest"
     MAP = "map"
     LINK_MANIFEST = "link-manifest"
-    ID_CHANGES = "id-changes"
     WITHDRAWALS = "withdrawals"
     WITHDRAWALS_MANIFEST = "withdrawals-manifest"
+    ID_CHANGES = "id-changes"
 
 
 # kind -> (sender role, recipient roles). A controller's tokens go to the TTP and its payload
@@ -90,6 +90,7 @@ FLOWS: dict[FileKind, tuple[Role, frozenset[Role]]] = {
     FileKind.TOKENS_MANIFEST: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
     FileKind.MAP: (Role.TTP, frozenset({Role.ANALYST})),
     FileKind.LINK_MANIFEST: (Role.TTP, frozenset({Role.ANALYST})),
+    # A person-index run's id changes (old -> new person id): the analysts apply them.
     FileKind.ID_CHANGES: (Role.TTP, frozenset({Role.ANALYST})),
     FileKind.WITHDRAWALS: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
     FileKind.WITHDRAWALS_MANIFEST: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
@@ -105,6 +106,11 @@ _SUFFIX_KINDS = (
     (".map.parquet", FileKind.MAP),
     (".manifest.json", FileKind.TOKENS_MANIFEST),
 )
+#: A person-index link run's id changes (wmw_link.linkage.index), listed in its link manifest.
+ID_CHANGES_NAME = "id-changes.parquet"
+#: The columns a map or an id-changes file may hold (person-index maps carry their delivery).
+MAP_COLUMNS = ("row_ref", "person_id", "delivery")
+ID_CHANGES_COLUMNS = ("old_person_id", "new_person_id", "reason", "delivery")
 _LOCAL_ONLY = (".rejects.parquet", ".crosswalk.parquet", ".secret", ".key")
 
 
@@ -116,7 +122,7 @@ def classify(name: str) -> tuple[FileKind, str | None]:
     """
     if name == "link-manifest.json":
         return FileKind.LINK_MANIFEST, None
-    if name == "id-changes.parquet":  # a person-index run's id changes (docs/person-index.md)
+    if name == ID_CHANGES_NAME:
         return FileKind.ID_CHANGES, None
     for suffix in _LOCAL_ONLY:
         if name.endswith(suffix):
@@ -130,8 +136,7 @@ def classify(name: str) -> tuple[FileKind, str | None]:
         f"rule 'flows': '{name}' is not a file the agreement lets anyone send; sealable files are "
         "<dataset>.tokens.parquet, <dataset>.payload.parquet, <dataset>.manifest.json, "
         "<dataset>.map.parquet, link-manifest.json, id-changes.parquet and "
-        "<dataset>.withdrawals.parquet with "
-        "its <dataset>.withdrawals.manifest.json"
+        "<dataset>.withdrawals.parquet with its <dataset>.withdrawals.manifest.json"
     )
 
 
@@ -172,7 +177,8 @@ def check_fields(
     """Positive field minimisation at the boundary: only the columns the agreement names pass.
 
     Payload files may hold ``row_ref`` and the dataset's analyst payload names; maps hold
-    ``row_ref`` and ``person_id``; tokens files ``row_ref`` and the token columns
+    ``row_ref``, ``person_id`` and (a person-index run's) ``delivery``; a person-index run's
+    ``id-changes.parquet`` the old and new person id, the reason and the delivery; tokens files ``row_ref`` and the token columns
     (:mod:`wmw_link.token_schema`) of the identifier types the agreement lists for the dataset.
     Manifests must be exactly what the tokenise or link writer produces
     (:func:`wmw_link.manifest_check.check_manifest`): otherwise any file renamed
@@ -195,9 +201,9 @@ def check_fields(
     except Exception as e:  # noqa: BLE001 - any unreadable Parquet is a refusal, not a crash
         raise InputDataError(f"{label}: not a readable Parquet file ({type(e).__name__})") from None
     if kind == FileKind.MAP:
-        allowed = {"row_ref", "person_id", "delivery"}  # delivery: person-index maps
+        allowed = set(MAP_COLUMNS)
     elif kind == FileKind.ID_CHANGES:
-        allowed = {"old_person_id", "new_person_id", "reason", "delivery"}
+        allowed = set(ID_CHANGES_COLUMNS)
     elif kind == FileKind.WITHDRAWALS:
         allowed = {token_schema.ROW_REF}
     elif kind == FileKind.PAYLOAD:

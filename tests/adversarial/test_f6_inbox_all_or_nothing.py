@@ -39,7 +39,7 @@ def _link_outputs(parties, run: Path) -> list[Path]:
         rows=rows, manifest_path=manifest, manifest={"key_check": "0f" * 16},
     )]  # fmt: skip
     data = _link_manifest(
-        parties.agreement, verified, SimpleNamespace(name="duckdb"), 42, False,
+        parties.agreement, verified, SimpleNamespace(name="duckdb", memory_limit=None), 42, False,
         {"dwp_claims": pd.DataFrame({"person_id": ["p"] * rows})}, {"dwp_claims": map_path},
         SimpleNamespace(weight=4.5, method="maximum expected F1 (label-free)", comparisons=10),
         {"total": 1.0}, rows, rows,

@@ -141,3 +141,39 @@ def test_chromium_dump_dom_without_playwright(dashboards, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-500:]
     assert proc.stdout.count('class="main-svg"') >= 6
+
+
+def test_across_refreshes_section_renders(tmp_path):
+    """Two refreshes (an earlier outcomes output given as --previous): the section's table and
+    chart render offline beside the usual six charts."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
+    first = build_journeys(agreement(), *_region(people=1200).tables(), as_of=D(2025, 3, 1))
+    measure_outcomes(agreement(), (first.events, first.persons), tmp_path / "o1",
+                     as_of=D(2025, 3, 1))  # fmt: skip
+    now = build_journeys(agreement(), *_region().tables(), as_of=D(2025, 6, 1))
+    measure_outcomes(agreement(), (now.events, now.persons), tmp_path / "o2",
+                     as_of=D(2025, 6, 1), previous=[tmp_path / "o1"])  # fmt: skip
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )  # fmt: skip
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((tmp_path / "o2" / "dashboard.html").as_uri(), wait_until="load")
+            page.wait_for_selector("#chart-across .main-svg", timeout=30_000)
+            charts = page.locator(".js-plotly-plot").count()
+            rows = page.locator("#across-refreshes table tr").count()
+            lines = page.locator("#chart-across .scatterlayer path").count()
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.locator("#across-refreshes").screenshot(path=str(ARTIFACTS / "across.png"))
+        finally:
+            browser.close()
+    assert charts == 7 and rows == 3  # header + two refreshes
+    assert lines > 0 and errors == []

@@ -20,11 +20,20 @@ from wmw_link.demo import run_demo
 )
 @click.option("--agreement", type=click.Path(path_type=Path), default=None,
               help="Agreement file (default: agreements/wmw-outcomes.yaml).")  # fmt: skip
-def demo(people: int, seed: int, out: Path, backend: str, agreement: Path | None) -> None:
+@click.option("--deliveries", type=click.IntRange(min=1, max=33), default=3, show_default=True,
+              help="Monthly deliveries: the initial load, then one a month, each linked "
+                   "against the person index and refreshing journeys and outcomes.")  # fmt: skip
+def demo(
+    people: int, seed: int, out: Path, backend: str, agreement: Path | None, deliveries: int
+) -> None:
     """Run every party's commands on a synthetic West Midlands, end to end.
 
-    Generates the region, makes keys, tokenises and seals each partner's extract, links at the
-    trusted third party, builds journeys and outcomes with disclosure control, scores the
-    linkage against the synthetic truth and verifies the audit log.
+    Generates the region in monthly deliveries and makes keys; for each delivery the
+    controllers tokenise and seal their extracts, the trusted third party links it against its
+    person index, and the analysts refresh journeys and outcomes (with disclosure control and
+    the headline measures across refreshes); then scores the linkage against the synthetic
+    truth and verifies the audit log.
     """
-    run_demo(out, people=people, seed=seed, backend=backend, agreement=agreement)
+    run_demo(
+        out, people=people, seed=seed, backend=backend, agreement=agreement, deliveries=deliveries
+    )

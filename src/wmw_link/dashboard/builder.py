@@ -392,8 +392,9 @@ def _across_section(across: pd.DataFrame, rule: str) -> str:
             v = x["n"] if x["kind"] == "count" else x["rate_pct"]
             shown = v if x["kind"] == "count" or v in ("c", "") else f"{v}%"
             cells.append(f"<td class='num'>{html.escape(shown or 'c')}</td>")
+        label = _refresh_text(r) if r["delivery"] else "-"  # no index: the date says it
         body.append(
-            f"<tr><td>{html.escape(_refresh_text(r))}</td>"
+            f"<tr><td>{html.escape(label)}</td>"
             f"<td>{html.escape(str(r['data_to']))}</td>{''.join(cells)}</tr>"
         )
     labels = [_refresh_text(r) for _, r in refreshes.iterrows()]

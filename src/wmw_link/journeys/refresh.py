@@ -352,6 +352,13 @@ def _accumulate_payloads(
     return payloads
 
 
+def accumulate_maps(agreement: Agreement, map_dirs: Sequence[str | Path]) -> dict[str, pa.Table]:
+    """Each dataset's map (row_ref, person_id) after every link run, applied in delivery order
+    with their id changes: the person of every record as of the last refresh."""
+    acc = Accumulated(_Inputs({}), _Inputs({}))
+    return _accumulate_maps(_order_runs([_load_run(agreement, Path(d)) for d in map_dirs]), acc)
+
+
 def accumulate(
     agreement: Agreement,
     payload_dirs: Sequence[str | Path],
