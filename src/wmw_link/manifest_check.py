@@ -72,6 +72,7 @@ LINK_MANIFEST_KEYS = frozenset(
         "tool_version",
         "agreement",
         "backend",
+        "memory_limit_bytes",
         "seed",
         "model",
         "inputs",
@@ -448,7 +449,7 @@ def _check_token_counts(data: dict[str, Any]) -> None:
 
 
 #: A person-index run's link manifest (wmw_link.linkage.index, docs/person-index.md).
-INDEX_LINK_MANIFEST_KEYS = LINK_MANIFEST_KEYS | {"index", "id_changes"}
+INDEX_LINK_MANIFEST_KEYS = (LINK_MANIFEST_KEYS - {"memory_limit_bytes"}) | {"index", "id_changes"}
 _INDEX_MODES = frozenset({"full", "incremental", "retrain", "rekey"})
 _INDEX_COUNTS = frozenset(
     {
@@ -493,6 +494,8 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     _str(data["tool_version"], "tool_version", _match(_VERSION))
     _agreement_block(agreement, data["agreement"])
     _str(data["backend"], "backend", _BACKENDS)
+    if data["memory_limit_bytes"] is not None:
+        _int(data["memory_limit_bytes"], "memory_limit_bytes")
     _int(data["seed"], "seed")
     _str(data["model"], "model", _MODELS)
 
