@@ -349,3 +349,22 @@ def test_timestamps_do_not_spell_dates_but_dates_are_still_found() -> None:
     m = Matcher({"date of birth": {"25/07/00"}}, set())
     assert m.find('"created_at": "2026-11-27T07:25:07+00:00"') == set()
     assert m.find('{"dob": "25/07/00", "at": "07:25:07Z"}') == {("date of birth", "25 07 00")}
+
+
+def test_the_person_index_holds_no_identifier(run: Run, tmp_path: Path) -> None:
+    """The TTP's persistent person index (tokens, edges, model, ids kept across months) and an
+    index run's outputs: no identifier value in any byte (docs/person-index.md)."""
+    from wmw_link.agreement import load_agreement
+    from wmw_link.linkage.index import link_index
+
+    inboxes = sorted(
+        {p.parent for p in run.root.rglob("*.tokens.parquet")
+         if not any(p.is_relative_to(a) for a in run.allowed)}
+    )  # fmt: skip
+    assert inboxes, "no TTP inbox of tokens in the pipeline run"
+    agreement = load_agreement(REPO / "agreements" / "wmw-outcomes.yaml")
+    r = link_index(agreement, [inboxes[0]], tmp_path / "index", tmp_path / "out", seed=1)
+    assert r.records > 1000
+    found, scanned = scan_tree(tmp_path, [], [], identifier_terms(run.extracts))
+    assert scanned >= 2 * len(r.maps) + 4, scanned
+    assert found == {}, {f: hits[:5] for f, hits in found.items()}
