@@ -397,22 +397,40 @@ def link_index(
             )
         timings["prepare"] = time.perf_counter() - t_start
         produces = link_output_names(agreement) | {ID_CHANGES_NAME}
-        with staged_dir(out, produces, "link") as stage:
-            tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=stage))
-            be = open_backend(
-                backend, tmp, threads, memory_limit=memory_limit,
-                temp_dir=Path(temp_dir) if temp_dir is not None else None,
-            )  # fmt: skip
-            try:
-                result = _link(
-                    agreement, state, cur, verified, be, stage, index_dir,
-                    mode=mode, number=number, key_check=key_check, seed=seed,
-                    threshold=threshold, exact_only=exact_only, report=report,
-                    timings=timings, t_start=t_start,
+        # The index is committed only once the outputs (maps, id changes, link manifest) are
+        # complete, and put back if they cannot be swapped into place: a delivery whose id
+        # changes were lost could never be replayed by the analysts.
+        pending: store.PendingGeneration | None = None
+        previous = (
+            (index_dir / store.MANIFEST_NAME).read_bytes() if state is not None else None
+        )
+        committed = False
+        try:
+            with staged_dir(out, produces, "link") as stage:
+                tmp = Path(tempfile.mkdtemp(prefix=".wmw-link-", dir=stage))
+                be = open_backend(
+                    backend, tmp, threads, memory_limit=memory_limit,
+                    temp_dir=Path(temp_dir) if temp_dir is not None else None,
                 )  # fmt: skip
-            finally:
-                be.close()
-                shutil.rmtree(tmp, ignore_errors=True)
+                try:
+                    result, pending = _link(
+                        agreement, state, cur, verified, be, stage, index_dir,
+                        mode=mode, number=number, key_check=key_check, seed=seed,
+                        threshold=threshold, exact_only=exact_only, report=report,
+                        timings=timings, t_start=t_start,
+                    )  # fmt: skip
+                finally:
+                    be.close()
+                    shutil.rmtree(tmp, ignore_errors=True)
+                store.commit_generation(index_dir, pending, remove_previous=False)
+                committed = True
+        except BaseException:
+            if committed:
+                store.uncommit(index_dir, previous)
+            if pending is not None:
+                store.discard_generation(index_dir, pending)
+            raise
+        store.remove_stale(index_dir, keep=pending.name)  # the previous generation goes
     restrict_tree(out)
     return _relocate(result, out)
 
@@ -444,7 +462,7 @@ def _link(
     report: bool,
     timings: dict[str, float],
     t_start: float,
-) -> IndexResult:
+) -> tuple[IndexResult, store.PendingGeneration]:
     t0 = time.perf_counter()
     n = len(cur.row_ref)
     if mode == "incremental":
@@ -510,7 +528,8 @@ def _link(
     t0 = time.perf_counter()
     deliveries = [*(state.deliveries if state else []), number]
     n_persons = len(pd.unique(pids)) if n else 0
-    index_manifest = store.write_generation(
+    index_manifest = index_dir / store.MANIFEST_NAME
+    pending = store.stage_generation(  # committed by link_index once the outputs are written
         index_dir,
         agreement,
         key_check=key_check,
@@ -520,62 +539,66 @@ def _link(
         edges=_edges_table(cur, left, right, weight),
         extra={"counts": {"records": n, "persons": n_persons, "edges": int(len(left))}},
     )
-    timings["write_index"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_start
-    weight_t = float(model["threshold_match_weight"])
-    manifest_path = stage / LINK_MANIFEST_NAME
-    write_json_atomic(
-        manifest_path,
-        {
-            "kind": "wmw-link/link-manifest",
-            "tool_version": __version__,
-            "agreement": {
-                "id": agreement.id,
-                "version": agreement.version,
-                "hash": agreement.hash,
-            },  # fmt: skip
-            "backend": be.name,
-            "seed": model.get("seed", seed),
-            "model": model.get("model", "full"),
-            "inputs": _inputs_entry(verified),
-            "outputs": {
-                d: {"name": p.name, "sha256": sha256_file(p), "rows": maps[d].num_rows}
-                for d, p in map_paths.items()
+    try:
+        timings["write_index"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t_start
+        weight_t = float(model["threshold_match_weight"])
+        manifest_path = stage / LINK_MANIFEST_NAME
+        write_json_atomic(
+            manifest_path,
+            {
+                "kind": "wmw-link/link-manifest",
+                "tool_version": __version__,
+                "agreement": {
+                    "id": agreement.id,
+                    "version": agreement.version,
+                    "hash": agreement.hash,
+                },  # fmt: skip
+                "backend": be.name,
+                "seed": model.get("seed", seed),
+                "model": model.get("model", "full"),
+                "inputs": _inputs_entry(verified),
+                "outputs": {
+                    d: {"name": p.name, "sha256": sha256_file(p), "rows": maps[d].num_rows}
+                    for d, p in map_paths.items()
+                },
+                "id_changes": {
+                    "name": ID_CHANGES_NAME,
+                    "sha256": sha256_file(changes_path),
+                    "rows": changes.num_rows,
+                },  # fmt: skip
+                "index": {
+                    "delivery": number,
+                    "mode": mode,
+                    "as_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "deliveries": deliveries,
+                    "model_trained_delivery": model.get("trained_delivery"),
+                },
+                "threshold": {
+                    "match_weight": weight_t,
+                    "match_probability": thr.weight_to_probability(weight_t),
+                    "method": model.get("threshold_method"),
+                    "household_rule": "a link needs forename, date-of-birth, NINo or NHS-number "
+                    "evidence; surname and address alone never link",
+                },
+                "counts": {
+                    "records": n,
+                    "new_records": int(n - cur.new_from),
+                    "corrected": cur.n_corrected,
+                    "withdrawn": cur.n_withdrawn,
+                    "withdrawals_unmatched": cur.n_unmatched,
+                    "persons": n_persons,
+                    "comparisons_scored": comparisons,
+                    "map_rows": sum(t.num_rows for t in maps.values()),
+                    "id_changes": changes.num_rows,
+                },
+                "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
             },
-            "id_changes": {
-                "name": ID_CHANGES_NAME,
-                "sha256": sha256_file(changes_path),
-                "rows": changes.num_rows,
-            },  # fmt: skip
-            "index": {
-                "delivery": number,
-                "mode": mode,
-                "as_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "deliveries": deliveries,
-                "model_trained_delivery": model.get("trained_delivery"),
-            },
-            "threshold": {
-                "match_weight": weight_t,
-                "match_probability": thr.weight_to_probability(weight_t),
-                "method": model.get("threshold_method"),
-                "household_rule": "a link needs forename, date-of-birth, NINo or NHS-number "
-                "evidence; surname and address alone never link",
-            },
-            "counts": {
-                "records": n,
-                "new_records": int(n - cur.new_from),
-                "corrected": cur.n_corrected,
-                "withdrawn": cur.n_withdrawn,
-                "withdrawals_unmatched": cur.n_unmatched,
-                "persons": n_persons,
-                "comparisons_scored": comparisons,
-                "map_rows": sum(t.num_rows for t in maps.values()),
-                "id_changes": changes.num_rows,
-            },
-            "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        },
-    )
-    return IndexResult(
+        )
+    except BaseException:
+        store.discard_generation(index_dir, pending)  # not left behind uncommitted
+        raise
+    result = IndexResult(
         out_dir=stage, maps=map_paths, id_changes=changes_path, manifest=manifest_path,
         index_manifest=index_manifest, mode=mode, delivery=number, records=n,
         new_records=int(n - cur.new_from), corrected=cur.n_corrected,
@@ -583,6 +606,7 @@ def _link(
         map_rows=sum(t.num_rows for t in maps.values()), changes=changes.num_rows,
         comparisons=comparisons, threshold_match_weight=weight_t, timings=timings,
     )  # fmt: skip
+    return result, pending
 
 
 def _kinds(verified: list[VerifiedInput], state: store.IndexState | None) -> dict[str, str]:

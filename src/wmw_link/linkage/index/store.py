@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from wmw_link._version import __version__
 from wmw_link.agreement import Agreement
 from wmw_link.errors import ConfigError, VerificationError
-from wmw_link.files import restrict_tree, sha256_file, write_json_atomic
+from wmw_link.files import restrict_tree, sha256_file, write_bytes_atomic, write_json_atomic
 
 KIND = "wmw-link/person-index"
 FORMAT_VERSION = 1
@@ -221,6 +221,38 @@ def write_generation(
     Returns:
         The manifest path.
     """
+    pending = stage_generation(
+        index_dir, agreement, key_check=key_check, deliveries=deliveries, model=model,
+        records=records, edges=edges, extra=extra,
+    )  # fmt: skip
+    return commit_generation(index_dir, pending)
+
+
+@dataclass
+class PendingGeneration:
+    """A generation folder written in full but not yet the index's (no manifest names it)."""
+
+    name: str
+    manifest: dict[str, Any]
+
+
+def stage_generation(
+    index_dir: Path,
+    agreement: Agreement,
+    *,
+    key_check: str,
+    deliveries: list[int],
+    model: dict[str, Any],
+    records: dict[str, pa.Table],
+    edges: pa.Table,
+    extra: dict[str, Any],
+) -> PendingGeneration:
+    """Write a new generation folder; :func:`commit_generation` makes it the index's.
+
+    Until the commit the previous manifest still names the previous generation, so a run can
+    write everything else it owes (its outputs) first and commit last; an uncommitted folder
+    is removed by :func:`discard_generation` or by the next run (:func:`remove_stale`).
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(index_dir, 0o700)
     name = f"gen-{max(deliveries):04d}-{secrets.token_hex(4)}"
@@ -255,15 +287,45 @@ def write_generation(
         "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **extra,
     }
+    return PendingGeneration(name, manifest)
+
+
+def commit_generation(
+    index_dir: Path, pending: PendingGeneration, *, remove_previous: bool = True
+) -> Path:
+    """Make a staged generation the index's (replace the manifest); delete the previous one.
+
+    With ``remove_previous=False`` the previous generation stays until :func:`remove_stale`,
+    so :func:`uncommit` can still restore it if what follows the commit fails.
+
+    Returns:
+        The manifest path.
+    """
     path = index_dir / MANIFEST_NAME
     try:
-        write_json_atomic(path, manifest)  # the commit
+        write_json_atomic(path, pending.manifest)  # the commit
     except BaseException:
-        shutil.rmtree(index_dir / name, ignore_errors=True)
+        discard_generation(index_dir, pending)
         raise
     os.chmod(path, 0o600)
-    remove_stale(index_dir, keep=name)
+    if remove_previous:
+        remove_stale(index_dir, keep=pending.name)
     return path
+
+
+def uncommit(index_dir: Path, previous: bytes | None) -> None:
+    """Put back the manifest replaced by :func:`commit_generation` (None: there was none)."""
+    path = index_dir / MANIFEST_NAME
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_bytes_atomic(path, previous)
+        os.chmod(path, 0o600)
+
+
+def discard_generation(index_dir: Path, pending: PendingGeneration) -> None:
+    """Delete a staged generation that will not be committed."""
+    shutil.rmtree(index_dir / pending.name, ignore_errors=True)
 
 
 def remove_stale(index_dir: Path, keep: str | None) -> None:
@@ -312,11 +374,16 @@ __all__ = [
     "KIND",
     "MANIFEST_NAME",
     "IndexState",
+    "PendingGeneration",
     "check_usable",
+    "commit_generation",
+    "discard_generation",
     "exists",
     "locked",
     "read_index",
     "read_manifest",
     "remove_stale",
+    "stage_generation",
+    "uncommit",
     "write_generation",
 ]
