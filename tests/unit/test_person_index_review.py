@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from index_fixtures import split
 from linkage_fixtures import write_fixture
@@ -82,3 +83,68 @@ def test_index_put_back_when_the_outputs_cannot_be_swapped_in(
     assert (idx / store.MANIFEST_NAME).read_bytes() == before
     assert sorted(p.name for p in idx.glob("gen-*")) == gens  # the new one discarded
     store.read_index(agreement, idx)  # verifies
+
+
+def _index_view(agreement: Agreement, idx: Path) -> dict[tuple[str, str], str]:
+    state = store.read_index(agreement, idx)
+    return {
+        (ds, r): p
+        for ds, t in state.records.items()
+        for r, p in zip(t["row_ref"].to_pylist(), t["person_id"].to_pylist(), strict=True)
+    }
+
+
+def test_journeys_replay_of_real_index_runs_gives_the_index(
+    small: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """The analysts' own code (journeys.refresh) over the TTP's real outputs: incremental,
+    correction + withdrawals, retrain; after every refresh the persons are the index's."""
+    import pyarrow.compute as pc
+    from index_fixtures import resend, withdrawal
+
+    from wmw_link.journeys import refresh
+
+    idx = _clone(small["snap"], tmp_path)
+    outs = [small["base"] / "out1"]
+    withdrawn: dict[str, set[str]] = {}
+    r2 = link_index(agreement, [small["folders"][1]], idx, tmp_path / "o2", seed=1)
+    outs.append(r2.out_dir)
+    view = _index_view(agreement, idx)
+    views = [{}, view]
+    by_person: dict[str, list[tuple[str, str]]] = {}
+    for k, p in view.items():
+        by_person.setdefault(p, []).append(k)
+    big = sorted((v for v in by_person.values() if len(v) >= 3), key=len)[-1]
+    pair = next(v for v in by_person.values() if len(v) == 2)
+    other = next(v for v in by_person.values() if len(v) >= 2 and v not in (big, pair))
+    # Run 3: one record of the biggest person re-sent with another person's tokens, one more
+    # of it withdrawn, and a two-record person withdrawn whole.
+    moved_ds, moved_ref = big[0]
+    donor_ds, donor_ref = next(k for k in other if k[0] == moved_ds) if any(
+        k[0] == moved_ds for k in other) else (moved_ds, None)  # fmt: skip
+    lists = [withdrawal(big[1][0], [big[1][1]])]
+    lists += [withdrawal(ds, [r]) for ds, r in pair]
+    for w in lists:
+        withdrawn.setdefault(w.dataset, set()).update(w.row_refs.to_pylist())
+    inputs = []
+    if donor_ref is not None:
+        resend(small["base"] / "all", tmp_path / "d3", moved_ds, [moved_ref], [donor_ref])
+        inputs = [tmp_path / "d3"]
+    r3 = link_index(agreement, inputs, idx, tmp_path / "o3", withdrawals=lists, seed=1)
+    assert r3.withdrawn == 3
+    outs.append(r3.out_dir)
+    views.append(_index_view(agreement, idx))
+    r4 = link_index(agreement, [], idx, tmp_path / "o4", retrain=True, seed=3, report=False)
+    outs.append(r4.out_dir)
+    views.append(_index_view(agreement, idx))
+    for n in range(2, len(outs) + 1):
+        runs = refresh._order_runs([refresh._load_run(agreement, d) for d in outs[:n]])
+        acc = refresh.Accumulated(refresh._Inputs({}), refresh._Inputs({}))
+        maps = refresh._accumulate_maps(runs, acc)
+        got = {}
+        for ds, t in maps.items():
+            wd = pa.array(sorted(withdrawn.get(ds, set())) if n >= 3 else [], pa.string())
+            t = t.filter(pc.invert(pc.is_in(t["row_ref"], value_set=wd)))
+            got.update(zip([(ds, r) for r in t["row_ref"].to_pylist()],
+                           t["person_id"].to_pylist(), strict=True))  # fmt: skip
+        assert got == views[n - 1], f"after refresh {n}"
