@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
+import pyarrow.parquet  # noqa: F401 - pa.parquet
 import pytest
 from index_fixtures import split
 from linkage_fixtures import write_fixture
@@ -148,3 +150,115 @@ def test_journeys_replay_of_real_index_runs_gives_the_index(
             got.update(zip([(ds, r) for r in t["row_ref"].to_pylist()],
                            t["person_id"].to_pylist(), strict=True))  # fmt: skip
         assert got == views[n - 1], f"after refresh {n}"
+
+
+def test_generation_is_on_disk_before_the_manifest_names_it(
+    agreement: Agreement, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut after the commit must not leave a manifest naming files whose data never
+    reached the disk (the previous generation is deleted right after): every file of the new
+    generation is fsynced before the manifest is replaced, the manifest before the previous
+    generation is deleted."""
+    import os
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    events: list[tuple[str, set[str]]] = []
+    real_write, real_stale = store.write_json_atomic, store.remove_stale
+
+    def write(path: Path, obj: object) -> None:
+        events.append(("commit", set(synced)))
+        real_write(path, obj)
+
+    def stale(index_dir: Path, keep: str | None) -> None:
+        events.append(("remove_stale", set(synced)))
+        real_stale(index_dir, keep)
+
+    monkeypatch.setattr(store.os, "fsync", spy)
+    monkeypatch.setattr(store, "write_json_atomic", write)
+    monkeypatch.setattr(store, "remove_stale", stale)
+    edges = pa.Table.from_pylist([], schema=store.EDGE_SCHEMA)
+    recs = {"hmrc_rti": pa.table({"row_ref": ["a" * 32], "person_id": ["p1"],
+                                  "delivery": pa.array([1], pa.int32())})}  # fmt: skip
+    idx = tmp_path / "idx"
+    store.write_generation(idx, agreement, key_check="kc", deliveries=[1], model={"m": 1},
+                           records=recs, edges=edges, extra={})  # fmt: skip
+    gen = idx / store.read_manifest(agreement, idx)["generation"]
+    files = {str(p.relative_to(gen)) for p in gen.rglob("*") if p.is_file()}
+    (kind, at_commit), (kind2, at_removal) = events
+    assert kind == "commit" and kind2 == "remove_stale"
+
+    def in_gen(paths: set[str]) -> set[str]:  # written in the staging folder, then renamed
+        names = (gen.name, f".{gen.name}.tmp")
+        return {"/".join(Path(x).parts[Path(x).parts.index(n) + 1 :])
+                for x in paths for n in names if n in Path(x).parts}  # fmt: skip
+
+    assert files <= in_gen(at_commit), "generation files not fsynced before the commit"
+    assert str(idx.resolve()) in at_commit  # the renamed folder's entry
+    assert str((idx / store.MANIFEST_NAME).resolve()) in at_removal
+
+
+def test_a_correction_wins_over_the_earlier_delivery_whatever_the_order_of_inputs(
+    agreement: Agreement, tmp_path: Path
+) -> None:
+    """`--inputs inbox-*` lists inbox-10 before inbox-2: the merge must follow the deliveries'
+    numbers (their manifests), not the command line, or a correction is silently undone."""
+    import pyarrow.parquet as pq
+    from index_fixtures import write_tokens
+
+    from wmw_link.linkage.verify import verify_deliveries
+
+    write_fixture(agreement, tmp_path / "all", n_households=4, seed=5)
+    m = json.loads((tmp_path / "all" / "hmrc_rti.manifest.json").read_text())
+    t = pq.read_table(tmp_path / "all" / "hmrc_rti.tokens.parquet")
+    first = t.slice(0, 2)
+    fixed = t.slice(2, 1).set_column(0, "row_ref", first.slice(0, 1)["row_ref"])  # re-sent
+    write_tokens(tmp_path / "inbox-2", {**m, "delivery": 2}, first)
+    write_tokens(tmp_path / "inbox-10", {**m, "delivery": 10}, fixed)
+    order = [tmp_path / "inbox-10", tmp_path / "inbox-2"]  # as a shell glob sorts them
+    ref0 = first["row_ref"][0].as_py()
+    want = fixed.slice(0, 1).drop_columns(["row_ref"]).to_pylist()
+
+    _, tables = run.read_inputs(agreement, order)  # link --index
+    got = tables["hmrc_rti"]
+    row = got.filter(pa.compute.equal(got["row_ref"], ref0)).drop_columns(["row_ref"])
+    assert got.num_rows == 2 and row.to_pylist() == want
+
+    (plain,) = [v for v in verify_deliveries(agreement, order, tmp_path / "tmp")
+                if v.dataset == "hmrc_rti"]  # fmt: skip  # plain link
+    got = pq.read_table(plain.tokens_path)
+    row = got.filter(pa.compute.equal(got["row_ref"], ref0)).drop_columns(["row_ref"])
+    assert got.num_rows == 2 and row.to_pylist() == want
+    assert plain.manifest["delivery"] == 10  # the merged input stands for the latest delivery
+
+
+def test_link_over_every_delivery_passes_the_freshness_check(
+    agreement: Agreement, tmp_path: Path
+) -> None:
+    """docs/person-index.md: one plain `link` re-links every delivery (--inputs repeated). The
+    TTP's state has accepted the latest delivery; the earlier ones given with it are history,
+    not a replay. An earlier delivery given alone is still refused."""
+    from index_fixtures import write_tokens
+
+    from wmw_link import freshness
+    from wmw_link.errors import VerificationError
+    from wmw_link.files import sha256_file
+
+    write_fixture(agreement, tmp_path / "all", n_households=4, seed=5)
+    m = json.loads((tmp_path / "all" / "hmrc_rti.manifest.json").read_text())
+    t = pa.parquet.read_table(tmp_path / "all" / "hmrc_rti.tokens.parquet")
+    write_tokens(tmp_path / "inbox-2", {**m, "delivery": 2}, t.slice(0, 2))
+    write_tokens(tmp_path / "inbox-10", {**m, "delivery": 10}, t.slice(2, 2))
+    state = tmp_path / "state.json"
+    latest = tmp_path / "inbox-10" / "hmrc_rti.manifest.json"
+    freshness.commit(state, [freshness.Acceptance(freshness.Delivery("hmrc_rti", 10),
+                                                  latest.name, sha256_file(latest), False)])  # fmt: skip
+    old = tmp_path / "inbox-2" / "hmrc_rti.manifest.json"
+    freshness.check_inputs(state, [old, latest])  # every delivery, the latest included
+    with pytest.raises(VerificationError, match="rule 'freshness'"):
+        freshness.check_inputs(state, [old])

@@ -271,7 +271,13 @@ def stage_generation(
             pq.write_table(table, stage / rel, compression="zstd")
             files[rel] = {"sha256": sha256_file(stage / rel), "rows": table.num_rows}
         restrict_tree(stage)
+        for f in sorted(stage.rglob("*")):  # on disk before any manifest names them
+            if f.is_file():
+                _fsync(f)
+        _fsync(stage / RECORDS_DIR)
+        _fsync(stage)
         os.rename(stage, index_dir / name)
+        _fsync(index_dir)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -308,9 +314,20 @@ def commit_generation(
         discard_generation(index_dir, pending)
         raise
     os.chmod(path, 0o600)
+    _fsync(path)  # the commit is durable before the previous generation can be deleted
+    _fsync(index_dir)
     if remove_previous:
         remove_stale(index_dir, keep=pending.name)
     return path
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk (a power cut loses neither)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def uncommit(index_dir: Path, previous: bytes | None) -> None:
