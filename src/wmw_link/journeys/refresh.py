@@ -10,7 +10,8 @@ link run. :func:`accumulate` turns them into the one payload table and one map p
   refused, and so is every check a single folder gets (manifests, hashes, agreement, tokens);
 * **order**: maps folders are applied in delivery order (``index.delivery`` of the link
   manifest; two folders for one delivery are refused). A link output without an index is a
-  full re-link with its own person ids: it must come alone;
+  full re-link with its own person ids: it must come alone; so must a ``full`` index run come
+  first (a new index, e.g. after a key rotation, gives everyone new ids);
 * **maps**: a later map row for a row ref replaces earlier ones; the ``id-changes.parquet`` of a
   later run (listed, with its SHA-256, in its link manifest) moves earlier rows from
   ``old_person_id`` to ``new_person_id``, and a null new id drops the person's rows. A change
@@ -172,7 +173,17 @@ def _order_runs(runs: list[_Run]) -> list[_Run]:
             )
         if d is not None:
             seen[d] = r.directory
-    return sorted(runs, key=lambda r: r.delivery or 0)
+    ordered = sorted(runs, key=lambda r: r.delivery or 0)
+    for r in ordered[1:]:
+        if (r.index or {}).get("mode") == "full":
+            # A full run is a new index's first: its person ids are new for everyone, and the
+            # earlier runs' ids mean nothing in it (rows left under them would count twice).
+            raise InputDataError(
+                f"{r.directory}: the link run of delivery {r.delivery} is a full run (a new "
+                "person index, with new ids for everyone) but comes after other link runs; "
+                "give it and the later runs of its index only"
+            )
+    return ordered
 
 
 def _applicable(run: _Run) -> tuple[dict[str, str], set[str], int]:
