@@ -262,3 +262,22 @@ def test_link_over_every_delivery_passes_the_freshness_check(
     freshness.check_inputs(state, [old, latest])  # every delivery, the latest included
     with pytest.raises(VerificationError, match="rule 'freshness'"):
         freshness.check_inputs(state, [old])
+
+
+def test_lock_of_a_folder_made_meanwhile_by_another_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two first runs on an absent index: the second sees no folder, the first makes it; the
+    second must then get the lock question (held or free), not a FileExistsError traceback."""
+    idx = tmp_path / "idx"
+    real = Path.is_dir
+
+    def racing(self: Path) -> bool:
+        if self == idx and not real(self):
+            idx.mkdir(mode=0o700)  # the other run makes it just after this check
+            return False
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_dir", racing)
+    with store.locked(idx):
+        assert (idx / store.LOCK_NAME).is_file()

@@ -362,7 +362,7 @@ def locked(index_dir: Path) -> Iterator[None]:
         ConfigError: another run holds the lock (its pid, host and start time are named).
     """
     if not index_dir.is_dir():
-        index_dir.mkdir(parents=True, mode=0o700)
+        index_dir.mkdir(parents=True, mode=0o700, exist_ok=True)  # another run may race us
     path = index_dir / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
