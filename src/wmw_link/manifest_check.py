@@ -141,6 +141,15 @@ _TIMINGS = frozenset(
     }
 )
 
+#: What a person-index run (wmw_link.linkage.index) adds to the link manifest.
+_INDEX_KEYS = frozenset({"id_changes", "index"})
+_INDEX_MODES = frozenset({"full", "incremental", "retrain"})
+_INDEX_COUNTS = frozenset(
+    {"records", "new_records", "corrected", "withdrawn", "withdrawals_unmatched", "persons",
+     "comparisons_scored", "map_rows", "id_changes"}
+)  # fmt: skip
+_INDEX_TIMINGS = _TIMINGS | {"prepare", "plan", "score", "persons", "write_outputs", "write_index"}
+
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"[0-9A-Za-z.+!_-]{1,40}")
@@ -447,8 +456,38 @@ def _check_token_counts(data: dict[str, Any]) -> None:
 # -- link manifest -----------------------------------------------------------------------------
 
 
+def _check_link_inputs(agreement: Agreement, inputs: Any, indexed: bool) -> None:
+    """``inputs``: per dataset the tokens and manifest linked (an index run that merged several
+    deliveries of a dataset lists the others under ``also``)."""
+    if not isinstance(inputs, dict):
+        raise _Refused("'inputs' is not an object")
+    for ds_id, entry in inputs.items():
+        ds = _dataset(agreement, ds_id, "inputs")
+        where = f"inputs.{ds_id}"
+        also = isinstance(entry, dict) and "also" in entry and indexed  # several deliveries
+        keys = {"party", "tokens", "manifest", "key_check"}
+        entry = _obj(entry, where, keys | ({"also"} if also else set()))
+        more = entry.get("also") if also else []
+        if not isinstance(more, list):
+            raise _Refused(f"'{where}.also' is not a list")
+        for i, e in enumerate([entry, *more]):
+            w = where if i == 0 else f"{where}.also[{i - 1}]"
+            if i:  # the first is checked above (with its 'also')
+                e = _obj(e, w, keys)
+            _str(e["party"], f"{w}.party", ds.controller)
+            _file_entry(e["tokens"], f"{w}.tokens", f"{ds_id}.tokens.parquet")
+            _file_entry(e["manifest"], f"{w}.manifest", f"{ds_id}.manifest.json", rows=False)
+            _str(e["key_check"], f"{w}.key_check", _match(_HEX32))
+
+
 def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
-    _obj(data, "(top level)", LINK_MANIFEST_KEYS)
+    indexed = isinstance(data, dict) and bool(_INDEX_KEYS & data.keys())
+    # memory_limit_bytes: what a plain link run gave DuckDB (linkage.run; an index run has none).
+    limit = isinstance(data, dict) and "memory_limit_bytes" in data
+    _obj(data, "(top level)", LINK_MANIFEST_KEYS | (_INDEX_KEYS if indexed else set())
+         | ({"memory_limit_bytes"} if limit else set()))  # fmt: skip
+    if limit and data["memory_limit_bytes"] is not None:
+        _int(data["memory_limit_bytes"], "memory_limit_bytes")
     _str(data["kind"], "kind", LINK_MANIFEST_KIND)
     _str(data["tool_version"], "tool_version", _match(_VERSION))
     _agreement_block(agreement, data["agreement"])
@@ -457,16 +496,7 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     _str(data["model"], "model", _MODELS)
 
     inputs = data["inputs"]
-    if not isinstance(inputs, dict):
-        raise _Refused("'inputs' is not an object")
-    for ds_id, entry in inputs.items():
-        ds = _dataset(agreement, ds_id, "inputs")
-        where = f"inputs.{ds_id}"
-        entry = _obj(entry, where, {"party", "tokens", "manifest", "key_check"})
-        _str(entry["party"], f"{where}.party", ds.controller)
-        _file_entry(entry["tokens"], f"{where}.tokens", f"{ds_id}.tokens.parquet")
-        _file_entry(entry["manifest"], f"{where}.manifest", f"{ds_id}.manifest.json", rows=False)
-        _str(entry["key_check"], f"{where}.key_check", _match(_HEX32))
+    _check_link_inputs(agreement, inputs, indexed)
 
     outputs = data["outputs"]
     if not isinstance(outputs, dict):
@@ -485,6 +515,9 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     _str(threshold["method"], "threshold.method", _THRESHOLD_METHODS)
     _str(threshold["household_rule"], "threshold.household_rule", _HOUSEHOLD_RULE)
 
+    if indexed:
+        _check_index_sections(data, outputs)
+        return
     counts = _obj(data["counts"], "counts", {"records", "persons", "comparisons_scored"})
     for key, value in counts.items():
         _int(value, f"counts.{key}")
@@ -506,6 +539,41 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     if counts["persons"] > counts["records"]:
         raise _Refused("rule 'manifest counts': counts.persons exceeds counts.records")
     timings = _obj(data["timings_seconds"], "timings_seconds", set(_TIMINGS), exact=False)
+    for key, value in timings.items():
+        _num(value, f"timings_seconds.{key}")
+
+
+def _check_index_sections(data: dict[str, Any], outputs: dict[str, Any]) -> None:
+    """A person-index run's link manifest: id changes, index, its counts and timings.
+
+    Its maps hold this delivery's records and those of changed persons, not one row per input
+    token row, so the counts rule is: the maps' rows are ``counts.map_rows``, the id changes'
+    rows ``counts.id_changes``.
+    """
+    _file_entry(data["id_changes"], "id_changes", "id-changes.parquet")
+    index = _obj(
+        data["index"], "index",
+        {"delivery", "mode", "as_at", "deliveries", "model_trained_delivery"},
+    )  # fmt: skip
+    _int(index["delivery"], "index.delivery")
+    _str(index["mode"], "index.mode", _INDEX_MODES)
+    _str(index["as_at"], "index.as_at", _match(_TIME))
+    if not isinstance(index["deliveries"], list):
+        raise _Refused("'index.deliveries' is not a list")
+    for i, d in enumerate(index["deliveries"]):
+        _int(d, f"index.deliveries[{i}]")
+    if index["model_trained_delivery"] is not None:
+        _int(index["model_trained_delivery"], "index.model_trained_delivery")
+    counts = _obj(data["counts"], "counts", _INDEX_COUNTS)
+    for key, value in counts.items():
+        _int(value, f"counts.{key}")
+    if sum(e["rows"] for e in outputs.values()) != counts["map_rows"]:
+        raise _Refused("rule 'manifest counts': the maps' rows are not counts.map_rows")
+    if data["id_changes"]["rows"] != counts["id_changes"]:
+        raise _Refused("rule 'manifest counts': id_changes.rows is not counts.id_changes")
+    if counts["persons"] > counts["records"]:
+        raise _Refused("rule 'manifest counts': counts.persons exceeds counts.records")
+    timings = _obj(data["timings_seconds"], "timings_seconds", set(_INDEX_TIMINGS), exact=False)
     for key, value in timings.items():
         _num(value, f"timings_seconds.{key}")
 

@@ -76,6 +76,7 @@ class FileKind(StrEnum):
     TOKENS_MANIFEST = "tokens-manifest"
     MAP = "map"
     LINK_MANIFEST = "link-manifest"
+    ID_CHANGES = "id-changes"  # a person-index run's id changes (linkage.index)
     WITHDRAWALS = "withdrawals"
     WITHDRAWALS_MANIFEST = "withdrawals-manifest"
 
@@ -89,6 +90,7 @@ FLOWS: dict[FileKind, tuple[Role, frozenset[Role]]] = {
     FileKind.TOKENS_MANIFEST: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
     FileKind.MAP: (Role.TTP, frozenset({Role.ANALYST})),
     FileKind.LINK_MANIFEST: (Role.TTP, frozenset({Role.ANALYST})),
+    FileKind.ID_CHANGES: (Role.TTP, frozenset({Role.ANALYST})),
     FileKind.WITHDRAWALS: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
     FileKind.WITHDRAWALS_MANIFEST: (Role.CONTROLLER, frozenset({Role.TTP, Role.ANALYST})),
 }
@@ -114,6 +116,8 @@ def classify(name: str) -> tuple[FileKind, str | None]:
     """
     if name == "link-manifest.json":
         return FileKind.LINK_MANIFEST, None
+    if name == "id-changes.parquet":
+        return FileKind.ID_CHANGES, None
     for suffix in _LOCAL_ONLY:
         if name.endswith(suffix):
             raise PolicyError(
@@ -125,7 +129,8 @@ def classify(name: str) -> tuple[FileKind, str | None]:
     raise PolicyError(
         f"rule 'flows': '{name}' is not a file the agreement lets anyone send; sealable files are "
         "<dataset>.tokens.parquet, <dataset>.payload.parquet, <dataset>.manifest.json, "
-        "<dataset>.map.parquet, link-manifest.json and <dataset>.withdrawals.parquet with "
+        "<dataset>.map.parquet, link-manifest.json, id-changes.parquet and "
+        "<dataset>.withdrawals.parquet with "
         "its <dataset>.withdrawals.manifest.json"
     )
 
@@ -190,7 +195,9 @@ def check_fields(
     except Exception as e:  # noqa: BLE001 - any unreadable Parquet is a refusal, not a crash
         raise InputDataError(f"{label}: not a readable Parquet file ({type(e).__name__})") from None
     if kind == FileKind.MAP:
-        allowed = {"row_ref", "person_id"}
+        allowed = {"row_ref", "person_id", "delivery"}  # delivery: a person-index run's
+    elif kind == FileKind.ID_CHANGES:
+        allowed = {"old_person_id", "new_person_id", "reason", "delivery"}
     elif kind == FileKind.WITHDRAWALS:
         allowed = {token_schema.ROW_REF}
     elif kind == FileKind.PAYLOAD:
@@ -491,7 +498,7 @@ def _series(kind: FileKind, dataset: str | None) -> str:
     if kind in _WITHDRAWAL_KINDS:
         assert dataset is not None
         return withdrawals.series(dataset)
-    if kind in (FileKind.MAP, FileKind.LINK_MANIFEST):
+    if kind in (FileKind.MAP, FileKind.LINK_MANIFEST, FileKind.ID_CHANGES):
         return freshness.LINK_SERIES
     assert dataset is not None
     return dataset

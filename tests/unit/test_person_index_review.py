@@ -281,3 +281,34 @@ def test_lock_of_a_folder_made_meanwhile_by_another_run(
     monkeypatch.setattr(Path, "is_dir", racing)
     with store.locked(idx):
         assert (idx / store.LOCK_NAME).is_file()
+
+
+def test_index_outputs_can_be_sealed_to_the_analysts(
+    small: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """`link --index --seal-to insight-team`: the analysts need the maps, the link manifest and
+    id-changes.parquet (journeys refuse a run whose listed id changes are missing)."""
+    from wmw_link.journeys import refresh
+    from wmw_link.party_keys import new_keyring
+    from wmw_link.seal import seal_outputs, unseal_all
+
+    secrets = new_keyring(["linkage-unit", "insight-team"], tmp_path / "s", tmp_path / "ring")
+    # A key check value as tokenise writes it (32 hex characters).
+    write_fixture(agreement, tmp_path / "all", n_households=12, seed=5, key_check="ab" * 16)
+    d1, d2 = split(tmp_path / "all", tmp_path / "d", 2)
+    for i, folder in enumerate([d1, d2], start=1):
+        r = link_index(agreement, [folder], tmp_path / "idx", tmp_path / f"o{i}", seed=1,
+                       report=False)  # fmt: skip
+        outputs = [*r.maps.values(), r.id_changes, r.manifest]
+        sealed = seal_outputs(outputs, agreement=agreement, secret=secrets["linkage-unit"],
+                              recipients=["insight-team"], keyring=tmp_path / "ring",
+                              out_dir=tmp_path / f"sealed{i}", delivery=i)  # fmt: skip
+        names = {Path(s.path).name for s in sealed}
+        assert {"id-changes.parquet.sealed", "link-manifest.json.sealed",
+                "hmrc_rti.map.parquet.sealed"} <= names  # fmt: skip
+        # The analysts unseal them and journeys read the run, id changes included.
+        unseal_all(tmp_path / f"sealed{i}" / "insight-team", agreement=agreement,
+                   secret=secrets["insight-team"], keyring=tmp_path / "ring",
+                   out_dir=tmp_path / f"in{i}")  # fmt: skip
+        run_ = refresh._load_run(agreement, tmp_path / f"in{i}")
+        assert run_.delivery == i and run_.changes is not None
