@@ -1058,7 +1058,7 @@ def _link_manifest_file(tmp_path: Path, agreement: Agreement) -> Path:
         )
     ]  # fmt: skip
     manifest = _link_manifest(
-        agreement, verified, SimpleNamespace(name="duckdb"), 42, False,
+        agreement, verified, SimpleNamespace(name="duckdb", memory_limit=8 << 30), 42, False,
         {"dwp_claims": pd.DataFrame({"person_id": ["p1"] * 3})}, {"dwp_claims": maps_path},
         SimpleNamespace(weight=4.5, method="maximum expected F1 (label-free)", comparisons=10),
         {"verify": 0.12345, "total": 1.0}, 3, 1,
