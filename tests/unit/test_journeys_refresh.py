@@ -280,3 +280,13 @@ def test_a_full_run_after_other_refreshes_is_refused(three, tmp_path: Path) -> N
         build_journeys(agreement(), pays, maps)
     # Alone, the new index's first run is fine.
     build_journeys(agreement(), [d4[0]], [d4[1]])
+
+
+def test_a_skipped_link_run_is_refused(three, tmp_path: Path) -> None:
+    """Leaving out one refresh loses its id changes (P2 merged into P1 in run 2): the persons
+    would silently differ from the TTP's. The later run's index.deliveries says which runs
+    came before it."""
+    pays = [three[0][0], three[2][0]]
+    maps = [three[0][1], three[2][1]]
+    with pytest.raises(InputDataError, match="delivery 2"):
+        build_journeys(agreement(), pays, maps)
