@@ -270,10 +270,15 @@ def check_inputs(state: Path, files: list[Path]) -> None:
     ``link`` reads its inputs from a folder anyone with access can copy files into; this
     stops an old pair put there by hand (the manifest's hash is recorded at unseal).
 
+    Several deliveries of one dataset (``link --inputs`` repeated: a re-link over every
+    delivery) are judged by the newest: the earlier ones given with it are its history, not a
+    replay in its place.
+
     Raises:
         VerificationError: rule 'freshness', naming the manifest and both deliveries.
     """
     accepted = read_json(state, STATE_KIND).get("accepted") or {}
+    newest: dict[str, tuple[Path, Any]] = {}
     for path in files:
         if not path.name.endswith(".manifest.json"):
             continue
@@ -282,6 +287,14 @@ def check_inputs(state: Path, files: list[Path]) -> None:
             series, number = data["dataset"], data.get("delivery")
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a manifest: the input checks refuse it, naming their rule
+        if not isinstance(series, str):
+            continue
+        seen = newest.get(series)
+        if seen is not None and not is_count(seen[1]):
+            continue  # a manifest without a number is refused below, whatever else is given
+        if seen is None or not is_count(number) or number > seen[1]:
+            newest[series] = (path, number)
+    for series, (path, number) in sorted(newest.items()):
         latest = accepted.get(series)
         if not isinstance(latest, dict):
             continue

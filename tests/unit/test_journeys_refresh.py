@@ -262,3 +262,31 @@ def test_cli_accumulates_deliveries(three, tmp_path: Path) -> None:
     assert "as at delivery 3 (2026-09-02T09:00:00+00:00), 3 link run(s) applied" in res.output
     res = CliRunner().invoke(main, args[:-2])  # no maps folder for delivery 3
     assert res.exit_code != 0 and "no --maps folder linked" in res.output
+
+
+def test_a_full_run_after_other_refreshes_is_refused(three, tmp_path: Path) -> None:
+    """A `full` index run starts new person ids (a new index, e.g. after a key rotation: docs/
+    person-index.md); applied after earlier runs it would leave their rows under ids that mean
+    nothing any more, beside the new ones (one person counted twice)."""
+    d4 = write_inputs(
+        tmp_path / "d4",
+        {"hmrc_rti": jobs([("g", D(2026, 9, 3), None)])},
+        {"hmrc_rti": idmap([("a", "Q1"), ("e", "Q1"), ("g", "Q2")], 4)},
+        run="d4", index=index(4, "full"), id_changes=changes([], 4), delivery=4,
+    )  # fmt: skip
+    pays = [p for p, _ in three] + [d4[0]]
+    maps = [m for _, m in three] + [d4[1]]
+    with pytest.raises(InputDataError, match="full"):
+        build_journeys(agreement(), pays, maps)
+    # Alone, the new index's first run is fine.
+    build_journeys(agreement(), [d4[0]], [d4[1]])
+
+
+def test_a_skipped_link_run_is_refused(three, tmp_path: Path) -> None:
+    """Leaving out one refresh loses its id changes (P2 merged into P1 in run 2): the persons
+    would silently differ from the TTP's. The later run's index.deliveries says which runs
+    came before it."""
+    pays = [three[0][0], three[2][0]]
+    maps = [three[0][1], three[2][1]]
+    with pytest.raises(InputDataError, match="delivery 2"):
+        build_journeys(agreement(), pays, maps)

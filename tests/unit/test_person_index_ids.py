@@ -79,3 +79,12 @@ def test_changes_table_schema() -> None:
     assert t["delivery"].to_pylist() == [7]
     empty = changes_table(assign(np.array([0]), _obj([None])).changes, 2)
     assert empty.num_rows == 0 and empty.schema.field("delivery").type == pa.int32()
+
+
+def test_withdrawn_person_is_a_withdrawal_also_in_a_retrain_run() -> None:
+    # docs/person-index.md: a person with no record left gets a null id, reason 'withdrawal',
+    # whatever else the run does (here --retrain with --withdrawals).
+    got = assign(np.array([0]), _obj(["pA"]), gone={"pB": 1}, reason="retrain")
+    assert got.changes.to_dict("records") == [
+        {"old_person_id": "pB", "new_person_id": None, "reason": "withdrawal"}
+    ]

@@ -10,7 +10,9 @@ link run. :func:`accumulate` turns them into the one payload table and one map p
   refused, and so is every check a single folder gets (manifests, hashes, agreement, tokens);
 * **order**: maps folders are applied in delivery order (``index.delivery`` of the link
   manifest; two folders for one delivery are refused). A link output without an index is a
-  full re-link with its own person ids: it must come alone;
+  full re-link with its own person ids: it must come alone; so must a ``full`` index run come
+  first (a new index, e.g. after a key rotation, gives everyone new ids), and no run of the
+  index may be missing between the first and the last (``index.deliveries``);
 * **maps**: a later map row for a row ref replaces earlier ones; the ``id-changes.parquet`` of a
   later run (listed, with its SHA-256, in its link manifest) moves earlier rows from
   ``old_person_id`` to ``new_person_id``, and a null new id drops the person's rows. A change
@@ -172,7 +174,37 @@ def _order_runs(runs: list[_Run]) -> list[_Run]:
             )
         if d is not None:
             seen[d] = r.directory
-    return sorted(runs, key=lambda r: r.delivery or 0)
+    ordered = sorted(runs, key=lambda r: r.delivery or 0)
+    for r in ordered[1:]:
+        if (r.index or {}).get("mode") == "full":
+            # A full run is a new index's first: its person ids are new for everyone, and the
+            # earlier runs' ids mean nothing in it (rows left under them would count twice).
+            raise InputDataError(
+                f"{r.directory}: the link run of delivery {r.delivery} is a full run (a new "
+                "person index, with new ids for everyone) but comes after other link runs; "
+                "give it and the later runs of its index only"
+            )
+    _require_every_run(ordered)
+    return ordered
+
+
+def _require_every_run(ordered: list[_Run]) -> None:
+    """Refuse a gap: the last run's ``index.deliveries`` names every run of its index, and each
+    one from the first given on must be here (a missing run's id changes would be lost)."""
+    if len(ordered) < 2 or ordered[-1].index is None:
+        return
+    listed = ordered[-1].index.get("deliveries")
+    if not isinstance(listed, list) or not all(isinstance(d, int) for d in listed):
+        return  # an older link manifest: nothing to check against
+    first = ordered[0].delivery or 0
+    given = {r.delivery for r in ordered}
+    missing = [d for d in listed if d >= first and d not in given]
+    if missing:
+        raise InputDataError(
+            f"{ordered[-1].directory}: the person index linked delivery {missing[0]} between "
+            f"these link runs, but no --maps folder of delivery {missing[0]} is given; its id "
+            "changes would be lost (give the maps of every link run, in any order)"
+        )
 
 
 def _applicable(run: _Run) -> tuple[dict[str, str], set[str], int]:

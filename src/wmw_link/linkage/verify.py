@@ -426,6 +426,19 @@ def verify_inputs(
     return verified
 
 
+def in_delivery_order(items: Sequence[VerifiedInput]) -> list[VerifiedInput]:
+    """One dataset's inputs from several folders, earliest delivery first.
+
+    Ordered by the manifests' ``delivery`` numbers when every one has one (a re-sent row of a
+    later delivery must replace the earlier row whatever the order of ``--inputs``: a shell
+    glob lists ``inbox-10`` before ``inbox-2``); otherwise in the order given.
+    """
+    numbers = [v.manifest.get("delivery") for v in items]
+    if all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+        return [v for _, v in sorted(zip(numbers, items, strict=True), key=lambda nv: nv[0])]
+    return list(items)
+
+
 def verify_deliveries(
     agreement: Agreement, inputs: str | Path | Sequence[str | Path], tmp_dir: Path
 ) -> list[VerifiedInput]:
@@ -449,6 +462,7 @@ def verify_deliveries(
             out.append(vs[0])
             continue
         table = None
+        vs = in_delivery_order(vs)
         for v in vs:
             t = pq.read_table(v.tokens_path)
             if table is not None:
@@ -476,6 +490,7 @@ __all__ = [
     "VerifiedInput",
     "allowed_token_columns",
     "collect_inputs",
+    "in_delivery_order",
     "verify_deliveries",
     "verify_inputs",
 ]

@@ -96,7 +96,7 @@ def assign(
         rows.append((old, new, why))
     present = set(old_ids[known])
     for old in sorted(set(gone) - present):
-        rows.append((old, None, reason or "withdrawal"))
+        rows.append((old, None, "withdrawal"))  # the person ended, whatever the run
     changes = pd.DataFrame(rows, columns=["old_person_id", "new_person_id", "reason"])
     return Assignment(person_ids, changes)
 

@@ -253,7 +253,13 @@ def write_generation(
             pq.write_table(table, stage / rel, compression="none", use_dictionary=False)
             files[rel] = {"sha256": sha256_file(stage / rel), "rows": table.num_rows}
         restrict_tree(stage)
+        for f in sorted(stage.rglob("*")):  # on disk before any manifest names them
+            if f.is_file():
+                _fsync(f)
+        _fsync(stage / RECORDS_DIR)
+        _fsync(stage)
         os.rename(stage, index_dir / name)
+        _fsync(index_dir)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -287,8 +293,19 @@ def commit(gen: Generation) -> Path:
         discard(gen)
         raise
     os.chmod(path, 0o600)
+    _fsync(path)  # the commit is durable before the previous generation can be deleted
+    _fsync(gen.index_dir)
     remove_stale(gen.index_dir, keep=gen.name)
     return path
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk (a power cut loses neither)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def discard(gen: Generation) -> None:
@@ -312,8 +329,8 @@ def locked(index_dir: Path) -> Iterator[None]:
     Raises:
         ConfigError: another run holds the lock (its pid, host and start time are named).
     """
-    if not index_dir.is_dir():
-        index_dir.mkdir(parents=True, mode=0o700)
+    # exist_ok: a racing first run may make the folder between the test and the mkdir.
+    index_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
     path = index_dir / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
