@@ -136,7 +136,18 @@ _INDEX_COUNTS = frozenset(
     }
 )
 _INDEX_TIMINGS = frozenset(
-    {"prepare", "plan", "score", "persons", "write_outputs", "write_index", "report", "total"}
+    {
+        "prepare",
+        "plan",
+        "linker",  # incremental scoring (wmw_link.linkage.index.incremental.score_new)
+        "block",
+        "score",
+        "persons",
+        "write_outputs",
+        "write_index",
+        "report",
+        "total",
+    }
 )
 
 # The fixed strings of the link manifest (wmw_link.linkage.run and .threshold).
