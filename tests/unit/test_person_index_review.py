@@ -186,8 +186,9 @@ def test_generation_is_on_disk_before_the_manifest_names_it(
     recs = {"hmrc_rti": pa.table({"row_ref": ["a" * 32], "person_id": ["p1"],
                                   "delivery": pa.array([1], pa.int32())})}  # fmt: skip
     idx = tmp_path / "idx"
-    store.write_generation(idx, agreement, key_check="kc", deliveries=[1], model={"m": 1},
-                           records=recs, edges=edges, extra={})  # fmt: skip
+    written = store.write_generation(idx, agreement, key_check="kc", deliveries=[1],
+                                     model={"m": 1}, records=recs, edges=edges, extra={})  # fmt: skip
+    store.commit(written)
     gen = idx / store.read_manifest(agreement, idx)["generation"]
     files = {str(p.relative_to(gen)) for p in gen.rglob("*") if p.is_file()}
     (kind, at_commit), (kind2, at_removal) = events

@@ -35,7 +35,7 @@ from wmw_link.linkage.backends import open_backend
 from wmw_link.linkage.index import incremental, persons, store
 from wmw_link.linkage.maps import write_maps
 from wmw_link.linkage.run import LINK_MANIFEST_NAME, link_output_names
-from wmw_link.linkage.verify import VerifiedInput, verify_inputs
+from wmw_link.linkage.verify import VerifiedInput, in_delivery_order, verify_inputs
 from wmw_link.outdir import staged_dir
 from wmw_link.resources import parse_size
 
@@ -108,16 +108,20 @@ def read_inputs(
         VerificationError: a failed check, or inputs made with different linkage keys.
     """
     verified: list[VerifiedInput] = []
-    tables: dict[str, pa.Table] = {}
+    groups: dict[str, list[VerifiedInput]] = {}
     for item in inputs:
         for v in verify_inputs(agreement, item):
             verified.append(v)
+            groups.setdefault(v.dataset, []).append(v)
+    tables: dict[str, pa.Table] = {}
+    for ds, vs in groups.items():
+        for v in in_delivery_order(vs):  # by delivery number, not by the order of --inputs
             t = pq.read_table(v.tokens_path)
-            if v.dataset in tables:
-                prev = tables[v.dataset]
+            if ds in tables:
+                prev = tables[ds]
                 resent = pc.is_in(prev["row_ref"], value_set=t["row_ref"].combine_chunks())
                 t = pa.concat_tables([prev.filter(pc.invert(resent)), t], promote_options="default")
-            tables[v.dataset] = t
+            tables[ds] = t
     checks = sorted({v.manifest["key_check"] for v in verified})
     if len(checks) > 1:
         raise VerificationError(
