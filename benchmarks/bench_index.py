@@ -43,20 +43,32 @@ def _synth(work: Path, people: int, deliveries: int) -> dict[str, Any]:
     return json.loads((work / "synth" / "deliveries" / "deliveries.json").read_text())
 
 
-def _tokenise(work: Path, deliveries: int) -> dict[int, int]:
-    """Tokenise every delivery of every controller; inbox/NN holds delivery NN's tokens."""
+def _tokenise(
+    work: Path, deliveries: int, key_name: str = "link.key", inbox_name: str = "inbox",
+    first_delivery: int = 1,
+) -> dict[int, int]:
+    """Tokenise every delivery of every controller; inbox/NN holds delivery NN's tokens.
+
+    With another ``key_name`` (a linkage-key rotation) the controllers keep their row-reference
+    keys, so every record keeps its row ref; ``first_delivery`` numbers the re-sent deliveries
+    after the ones already sent (the controllers' delivery counters only go up).
+    """
     from wmw_link.agreement import load_agreement
     from wmw_link.keys import new_key
     from wmw_link.tokenise import tokenise
 
     a = load_agreement(AGREEMENT)
     keys = work / "keys"
-    key = new_key(keys / "link.key", force=True)
-    refs = {d.id: new_key(keys / f"{d.id}.ref.key", force=True) for d in a.datasets}
+    key = new_key(keys / key_name, force=True)
+    refs = {
+        d.id: (keys / f"{d.id}.ref.key") if (keys / f"{d.id}.ref.key").exists() and
+        key_name != "link.key" else new_key(keys / f"{d.id}.ref.key", force=True)
+        for d in a.datasets
+    }  # fmt: skip
     rows: dict[int, int] = {}
     for n in range(1, deliveries + 1):
         src = work / "synth" / "deliveries" / f"{n:02d}" / "extracts"
-        inbox = work / "inbox" / f"{n:02d}"
+        inbox = work / inbox_name / f"{n:02d}"
         inbox.mkdir(parents=True, exist_ok=True)
         rows[n] = 0
         for ds in (d.id for d in a.datasets):
@@ -64,7 +76,10 @@ def _tokenise(work: Path, deliveries: int) -> dict[int, int]:
             if not found:
                 continue
             ctl = work / "ctl" / f"{n:02d}" / ds
-            res = tokenise(a, ds, found[0], key, refs[ds], ctl, workers=2, delivery=n)
+            if inbox_name != "inbox":
+                ctl = work / f"ctl-{inbox_name}" / f"{n:02d}" / ds
+            number = first_delivery + n - 1
+            res = tokenise(a, ds, found[0], key, refs[ds], ctl, workers=2, delivery=number)
             rows[n] += int(res.rows_tokens)
             for suf in (".tokens.parquet", ".manifest.json"):
                 shutil.copy(ctl / f"{ds}{suf}", inbox)
@@ -158,6 +173,42 @@ def _persons_kept(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, float]:
         "share_persons_keeping_id": float((by_person >= 0.5).mean()),
         "share_records_keeping_id": float(same.mean()),
     }
+
+
+def rekey(bench: Bench, work: Path, deliveries: int) -> dict[str, Any]:
+    """Rotate the linkage key: every controller re-tokenises its whole history under a new key
+    (same row-reference keys, so the same row refs), and the TTP re-keys the index
+    (``link --index --rekey``). Returns the share of persons keeping their id."""
+    from wmw_link.linkage.index import store
+
+    index = work / "index"
+    manifest = json.loads((index / store.MANIFEST_NAME).read_text())
+    last = max(manifest["deliveries"])
+    with bench.measure("re-tokenise every delivery under a new linkage key") as m:
+        rows = _tokenise(work, deliveries, "link-rotated.key", "inbox-rekey", first_delivery=last + 1)
+        m.rows = sum(rows.values())
+    before = _index_persons(index)
+    inputs = [a for n in range(1, deliveries + 1)
+              for a in ("--inputs", str(work / "inbox-rekey" / f"{n:02d}"))]  # fmt: skip
+    secs = _link(bench, "re-key the index (--rekey)", work,
+                 ["--index", str(index), "--rekey", *inputs, "--out", str(work / "rekey"),
+                  "--delivery", str(last + 1)], sum(rows.values()))  # fmt: skip
+    kept = _persons_kept(before, _index_persons(index))
+    return {"seconds": secs, **kept}
+
+
+def _index_persons(index: Path) -> pd.DataFrame:
+    """(dataset, row_ref, person_id) of every record in the person index."""
+    from wmw_link.linkage.index import store
+
+    manifest = json.loads((index / store.MANIFEST_NAME).read_text())
+    gen = index / manifest["generation"]
+    parts = []
+    for f in sorted((gen / store.RECORDS_DIR).glob("*.parquet")):
+        t = pd.read_parquet(f, columns=["row_ref", "person_id"])
+        t["dataset"] = f.stem
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _link(bench: Bench, label: str, work: Path, args: list[str], rows: int) -> float:
@@ -284,6 +335,9 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=None, help="work folder (default: a temp dir)")
     p.add_argument("--name", default=None, help="results name [default: index-<people>]")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--rekey-only", action="store_true",
+                   help="with --work of an earlier run: rotate the linkage key and re-key its "
+                   "index (results <name>-rekey)")
     p.add_argument("--reuse", action="store_true",
                    help="reuse the synthetic region and tokens already in --work; link again")
     args = p.parse_args()
@@ -291,7 +345,18 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     name = args.name or f"index-{args.people // 1000}k"
     try:
-        run(args.people, args.deliveries, work, name, reuse=args.reuse)
+        if args.rekey_only:
+            bench = Bench(f"{name}-rekey", params={"people": args.people,
+                                                   "deliveries": args.deliveries})  # fmt: skip
+            r = rekey(bench, work, args.deliveries)
+            lines = [f"After a linkage-key rotation (every delivery re-tokenised, `link --index "
+                     f"--rekey`, {r['seconds']:.1f} s) {r['share_persons_keeping_id']:.4f} of "
+                     f"{r['persons']:,} persons keep their id "
+                     f"({r['share_records_keeping_id']:.5f} of records)."]  # fmt: skip
+            bench.write(notes="\n".join(lines))
+            print(lines[0])
+        else:
+            run(args.people, args.deliveries, work, name, reuse=args.reuse)
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)
