@@ -477,6 +477,16 @@ def _check_token_counts(data: dict[str, Any]) -> None:
 # -- link manifest -----------------------------------------------------------------------------
 
 
+def _link_manifest_head(agreement: Agreement, data: dict[str, Any]) -> None:
+    """The fields a plain and a person-index link manifest share: kind, tool, agreement, run."""
+    _str(data["kind"], "kind", LINK_MANIFEST_KIND)
+    _str(data["tool_version"], "tool_version", _match(_VERSION))
+    _agreement_block(agreement, data["agreement"])
+    _str(data["backend"], "backend", _BACKENDS)
+    _int(data["seed"], "seed")
+    _str(data["model"], "model", _MODELS)
+
+
 def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     if isinstance(data, dict) and "index" in data:
         _check_index_link_manifest(agreement, data)
@@ -486,12 +496,7 @@ def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     _obj(data, "(top level)", LINK_MANIFEST_KEYS | memory)
     if memory and data["memory_limit_bytes"] is not None:
         _int(data["memory_limit_bytes"], "memory_limit_bytes")
-    _str(data["kind"], "kind", LINK_MANIFEST_KIND)
-    _str(data["tool_version"], "tool_version", _match(_VERSION))
-    _agreement_block(agreement, data["agreement"])
-    _str(data["backend"], "backend", _BACKENDS)
-    _int(data["seed"], "seed")
-    _str(data["model"], "model", _MODELS)
+    _link_manifest_head(agreement, data)
 
     inputs = data["inputs"]
     if not isinstance(inputs, dict):
@@ -596,12 +601,7 @@ def _check_index_link_manifest(agreement: Agreement, data: dict[str, Any]) -> No
     records.
     """
     _obj(data, "(top level)", LINK_MANIFEST_KEYS | INDEX_LINK_MANIFEST_KEYS)
-    _str(data["kind"], "kind", LINK_MANIFEST_KIND)
-    _str(data["tool_version"], "tool_version", _match(_VERSION))
-    _agreement_block(agreement, data["agreement"])
-    _str(data["backend"], "backend", _BACKENDS)
-    _int(data["seed"], "seed")
-    _str(data["model"], "model", _MODELS)
+    _link_manifest_head(agreement, data)
     inputs = data["inputs"]
     if not isinstance(inputs, dict):
         raise _Refused("'inputs' is not an object")

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from nacl.exceptions import BadSignatureError
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import Field, StrictInt, StrictStr, ValidationError
 
 from wmw_link import token_schema as ts
 from wmw_link._version import __version__
@@ -51,6 +51,7 @@ from wmw_link.errors import (
 )
 from wmw_link.files import atomic_path, sha256_file
 from wmw_link.keys import SecretKey, load_key
+from wmw_link.manifest_models import AgreementRef, FileEntry, Strict
 from wmw_link.party_keys import Keyring, PartySecret, load_secret
 
 KIND = "wmw-link/withdrawals"
@@ -442,38 +443,22 @@ def records_digest(
 # -- TTP and analysts: read and verify -----------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+class _Files(Strict):
+    withdrawals: FileEntry
 
 
-class _AgreementRef(_Strict):
-    id: StrictStr
-    version: StrictInt
-    hash: StrictStr
-
-
-class _FileEntry(_Strict):
-    name: StrictStr
-    sha256: StrictStr
-    rows: StrictInt = Field(ge=0)
-
-
-class _Files(_Strict):
-    withdrawals: _FileEntry
-
-
-class _Signature(_Strict):
+class _Signature(Strict):
     algorithm: StrictStr
     party: StrictStr
     value: StrictStr
 
 
-class WithdrawalsManifest(_Strict):
+class WithdrawalsManifest(Strict):
     """The fields of a withdrawals manifest a reader relies on (docs/withdrawals.md)."""
 
     kind: StrictStr
     format_version: StrictInt
-    agreement: _AgreementRef
+    agreement: AgreementRef
     dataset: StrictStr
     party: StrictStr
     delivery: StrictInt = Field(ge=1)

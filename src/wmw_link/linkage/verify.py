@@ -20,13 +20,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import StrictStr, ValidationError
 
 from wmw_link import token_schema as ts
 from wmw_link.agreement import Agreement, Dataset
 from wmw_link.errors import InputDataError, VerificationError
 from wmw_link.files import sha256_file
 from wmw_link.manifest_check import verify_tokens_manifest_counts
+from wmw_link.manifest_models import AgreementRef, FileEntry, Strict
 
 MANIFEST_KIND = "wmw-link/tokens-manifest"
 TOKENS_SUFFIX = ".tokens.parquet"
@@ -104,44 +105,26 @@ def collect_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     return files
 
 
-class _Strict(BaseModel):
-    # Unknown keys are ignored (the writers add counts the TTP does not need); the keys read
-    # here must have exactly these JSON types.
-    model_config = ConfigDict(extra="ignore", strict=True)
+class _Files(Strict):
+    tokens: FileEntry
 
 
-class _AgreementRef(_Strict):
-    id: StrictStr
-    version: StrictInt
-    hash: StrictStr
-
-
-class _FileEntry(_Strict):
-    name: StrictStr
-    sha256: StrictStr
-    rows: StrictInt = Field(ge=0)
-
-
-class _Files(_Strict):
-    tokens: _FileEntry
-
-
-class _ColumnSpec(_Strict):
+class _ColumnSpec(Strict):
     name: StrictStr
     kind: StrictStr
     domain: StrictStr
     parts: list[list[StrictStr]]
 
 
-class _TokenSchema(_Strict):
+class _TokenSchema(Strict):
     columns: dict[StrictStr, _ColumnSpec]
 
 
-class TokensManifest(_Strict):
+class TokensManifest(Strict):
     """The parts of a tokens manifest (docs/contracts.md) the trusted third party relies on."""
 
     kind: StrictStr
-    agreement: _AgreementRef
+    agreement: AgreementRef
     dataset: StrictStr
     party: StrictStr
     key_check: StrictStr
