@@ -199,15 +199,15 @@ def rekey(bench: Bench, work: Path, deliveries: int) -> dict[str, Any]:
 
 def _index_persons(index: Path) -> pd.DataFrame:
     """(dataset, row_ref, person_id) of every record in the person index."""
+    from wmw_link.agreement import load_agreement
     from wmw_link.linkage.index import store
 
-    manifest = json.loads((index / store.MANIFEST_NAME).read_text())
-    gen = index / manifest["generation"]
+    state = store.read_index(load_agreement(AGREEMENT), index)
     parts = []
-    for f in sorted((gen / store.RECORDS_DIR).glob("*.parquet")):
-        t = pd.read_parquet(f, columns=["row_ref", "person_id"])
-        t["dataset"] = f.stem
-        parts.append(t)
+    for ds, t in state.records.items():
+        frame = t.select(["row_ref", "person_id"]).to_pandas()
+        frame["dataset"] = ds
+        parts.append(frame)
     return pd.concat(parts, ignore_index=True)
 
 

@@ -99,3 +99,11 @@ def rekeyed(src: Path, dst: Path, key_check: str, salt: int = 0x5A5A5A5A5A5A5A5)
                 i, table.schema.field(name), col.cast(table.schema.field(name).type)
             )
         write_tokens(dst, manifest, table)
+
+
+def only_listed_files(idx: Path) -> bool:
+    """Whether a person index folder holds exactly the files its manifest lists (and the lock):
+    earlier generations leave only the record segments the manifest still lists."""
+    listed = set(json.loads((idx / "index-manifest.json").read_text())["files"])
+    on_disk = {f.relative_to(idx).as_posix() for f in idx.rglob("*") if f.is_file()}
+    return on_disk - {"index-manifest.json", "index.lock"} == listed

@@ -5,12 +5,52 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from wmw_link.linkage.index.persons import ID_CHANGES_SCHEMA, assign, changes_table, components
+from wmw_link.linkage.index.persons import (
+    ID_CHANGES_SCHEMA,
+    Assignment,
+    changes_table,
+    components,
+)
+from wmw_link.linkage.index.persons import assign as assign_codes
 from wmw_link.linkage.index.reconcile import carry_over
 
 
-def _obj(values: list[str | None]) -> np.ndarray:
-    return np.array(values, dtype=object)
+def _obj(values: list[str | None]) -> list[str | None]:
+    return values
+
+
+class _Got:
+    """An assignment with each record's person id (``person_ids``) for easy checks."""
+
+    def __init__(self, a: Assignment) -> None:
+        self.person_ids = a.ids()
+        self.changes = a.changes
+        self.changed = a.changed
+
+
+def assign(
+    labels: np.ndarray,
+    old: list[str | None],
+    *,
+    gone: dict[str, int] | None = None,
+    corrected_persons: set[str] | None = None,
+    reason: str | None = None,
+) -> _Got:
+    """:func:`assign_codes` over person id strings (codes in order of first appearance)."""
+    names: list[str] = []
+    for x in [*old, *(gone or {}), *sorted(corrected_persons or ())]:
+        if x is not None and x not in names:
+            names.append(x)
+    code = {n: i for i, n in enumerate(names)}
+    got = assign_codes(
+        labels,
+        np.array([code[x] if x is not None else -1 for x in old], dtype=np.int64),
+        np.array(names, dtype=object),
+        gone={code[k]: v for k, v in (gone or {}).items()},
+        corrected={code[c] for c in corrected_persons or ()},
+        reason=reason,
+    )
+    return _Got(got)
 
 
 def test_components_over_edges() -> None:
@@ -63,13 +103,20 @@ def test_retrain_reason_and_each_old_id_used_once() -> None:
     # pB keeps the second cluster (4 shared), pA the first (3 shared).
     labels = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
     old = _obj(["pA", "pA", "pA", "pA", "pA", "pB", "pB", "pB", "pB"])
-    kept = carry_over(labels, old)
-    assert kept == {1: "pB", 0: "pA"}
+    codes = np.array([0 if x == "pA" else 1 for x in old])
+    assert carry_over(labels, codes, 2, 2).tolist() == [0, 1]  # cluster 0: pA, 1: pB
     got = assign(labels, old, reason="retrain")
     assert list(got.person_ids) == ["pA"] * 3 + ["pB"] * 6
     assert got.changes.to_dict("records") == [
         {"old_person_id": "pA", "new_person_id": "pB", "reason": "retrain"}
     ]
+
+
+def test_changed_codes_name_every_old_person_in_the_changes() -> None:
+    got = assign(np.array([0, 0, 1, 2]), _obj(["pA", "pA", "pA", "pC"]), gone={"pB": 1})
+    # pA split (a change), pB withdrawn (a change), pC untouched.
+    assert sorted(got.changes["old_person_id"]) == ["pA", "pB"]
+    assert got.changed.tolist() == [0, 2]  # codes of pA and pB in first-appearance order
 
 
 def test_changes_table_schema() -> None:

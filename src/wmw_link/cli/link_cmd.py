@@ -87,7 +87,9 @@ from wmw_link.resources import parse_size
     default=freshness.DEFAULT_STATE,
     show_default=True,
     help="The TTP's delivery state (as for unseal): inputs older than the latest accepted "
-    "delivery are refused; it also numbers the link runs.",
+    "delivery are refused; it also numbers the link runs, and with --index remembers the "
+    "last delivery committed to each index, so an index rolled back to an older copy is "
+    "refused.",
 )
 @click.option(
     "--delivery",
@@ -195,7 +197,7 @@ def link(
             agreement, inputs, index_dir, out_dir, delivery=delivery, retrain=retrain, rekey=rekey,
             withdrawals=withdrawals, keyring=withdrawals_keyring, backend=backend,
             threshold=threshold, party=party, seed=seed, exact_only=exact_only, threads=threads,
-            report=not no_report, memory_limit=memory_limit, temp_dir=temp_dir,
+            report=not no_report, memory_limit=memory_limit, temp_dir=temp_dir, state=state,
         )  # fmt: skip
     else:
         outputs = _link_full(

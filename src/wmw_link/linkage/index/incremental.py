@@ -50,7 +50,8 @@ class Scored:
 def load(
     be: Backend, tables: dict[str, pa.Table], kinds: dict[str, str], copy: bool = True
 ) -> list[Any]:
-    """Load each dataset's records (column ``gid`` + tokens) as a Splink input.
+    """Load each dataset's records (column ``gid`` + tokens; rows with ``gid`` -1 are left
+    out) as a Splink input.
 
     Columns of ``kinds`` a dataset lacks are typed NULLs, as :meth:`Backend.load_tokens` does.
     With ``copy=False`` the inputs are views over the Arrow tables (no copy: an incremental
@@ -68,8 +69,10 @@ def load(
         arrow = f"wmw_arrow_{ds}"
         be.con.register(arrow, table)
         kind = "TABLE" if copy else "VIEW"
+        # Rows with gid -1 are stored rows out of this run (withdrawn, or re-sent and
+        # replaced).
         be.con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT gid AS unique_id, {cols} "
-                       f"FROM {arrow}")  # fmt: skip
+                       f"FROM {arrow} WHERE gid >= 0")  # fmt: skip
         if copy:
             be.con.unregister(arrow)
         inputs.append(be.db_api.register(name, dataset_display_name=ds))

@@ -10,40 +10,39 @@ re-train, clusters that mostly re-form an old person keep that person's id.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
-def carry_over(labels: np.ndarray, old_ids: np.ndarray) -> dict[int, str]:
-    """Old id chosen for each new cluster that keeps one.
+def carry_over(labels: np.ndarray, old_code: np.ndarray, n_clusters: int, m: int) -> np.ndarray:
+    """The old person (code) each new cluster keeps.
 
     Args:
-        labels: each record's new cluster (integers).
-        old_ids: each record's person id before this run (object array; None for a record
-            new to the index).
+        labels: each record's new cluster, in ``0 .. n_clusters - 1``.
+        old_code: each record's old person, in ``0 .. m - 1`` (-1: new to the index).
+        n_clusters: the number of new clusters.
+        m: the number of old persons.
 
     Returns:
-        cluster label -> the old person id it keeps (clusters absent take new ids).
+        Per cluster, the old person code whose id it keeps (-1: it takes a new id).
     """
-    known = pd.notna(old_ids)
+    kept = np.full(n_clusters, -1, dtype=np.int64)
+    known = old_code >= 0
     if not known.any():
-        return {}
-    old_codes, uniques = pd.factorize(old_ids[known])
-    m = len(uniques)
-    counts = pd.Series(labels[known].astype(np.int64) * m + old_codes).value_counts(sort=False)
-    key, n = counts.index.to_numpy(), counts.to_numpy()
+        return kept
+    key, n = np.unique(labels[known].astype(np.int64) * m + old_code[known], return_counts=True)
     lab, old = key // m, key % m
     # Most pairs are one cluster and one old person that share no other: settled at once.
-    lone = (np.bincount(lab)[lab] == 1) & (np.bincount(old, minlength=m)[old] == 1)
-    kept = dict(zip(lab[lone].tolist(), uniques[old[lone]].tolist(), strict=True))
-    # The rest by shared records, most first; ties by old id (order of first appearance)
-    # and cluster, so reruns agree.
+    lone = (np.bincount(lab, minlength=n_clusters)[lab] == 1) & (
+        np.bincount(old, minlength=m)[old] == 1
+    )
+    kept[lab[lone]] = old[lone]
+    # The rest by shared records, most first; ties by old person and cluster, so reruns agree.
     rest = np.flatnonzero(~lone)
     rest = rest[np.lexsort((lab[rest], old[rest], -n[rest]))]
     used: set[int] = set()
     for label, code in zip(lab[rest].tolist(), old[rest].tolist(), strict=True):
-        if label in kept or code in used:
+        if kept[label] >= 0 or code in used:
             continue
-        kept[label] = uniques[code]
+        kept[label] = code
         used.add(code)
     return kept
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from wmw_link import freshness
 from wmw_link import token_schema as ts
 from wmw_link._version import __version__
 from wmw_link.agreement import Agreement, Role
@@ -78,24 +78,33 @@ class IndexResult:
 
 @dataclass
 class _Current:
-    """Every record of this run, old (kept) first, then new; position = Splink unique_id."""
+    """Every record of this run, numbered: the index's records that stay (by record id) from
+    position 0, then this run's new and re-sent records from ``new_from``. Positions are the
+    Splink ``unique_id`` of the run."""
 
     ds_names: list[str]  # datasets, sorted
-    ds_code: np.ndarray  # int32: each record's dataset, an index into ds_names
-    row_ref: pa.Array  # string
-    old_pid: np.ndarray  # object, None for records new to the index
-    delivery: np.ndarray  # int32
-    tokens: dict[str, pa.Table]  # dataset -> gid + token columns (of that dataset)
+    #: dataset -> gid (position; -1: a stored row not in this run), rid, row_ref, delivery,
+    #: tokens: the dataset's stored segments, then this run's records
+    tables: dict[str, pa.Table]
     new_from: int
-    corrected_persons: set[str]
-    gone: dict[str, int]  # withdrawn records' old person id -> count
+    pos_rid: np.ndarray  # int64: each position's record id (increasing)
+    old_code: np.ndarray  # int64: each position's person before the run (-1: new)
+    old_ids: np.ndarray  # object: the persons' ids before the run
+    delivery: np.ndarray  # int32: each position's delivery
+    kept: list[store.Segment]  # stored segments the next generation lists again
+    #: dataset -> records for the next generation's new segment (rid, row_ref, delivery,
+    #: tokens): this run's, and those of stored segments compacted by this run
+    to_store: dict[str, list[pa.Table]]
+    next_rid: int
+    corrected: set[int]  # old person codes that held a re-sent record
+    gone: dict[int, int]  # withdrawn records' old person code -> count
     n_corrected: int
     n_withdrawn: int  # index records removed
     n_unmatched: int  # withdrawn row refs that matched no record (index or this delivery)
 
-    def datasets(self, positions: np.ndarray) -> pa.Array:
-        """The dataset names of the records at ``positions``."""
-        return pa.array(self.ds_names, pa.string()).take(pa.array(self.ds_code[positions]))
+    @property
+    def n(self) -> int:
+        return len(self.pos_rid)
 
 
 def read_inputs(
@@ -158,6 +167,77 @@ def _without(table: pa.Table, mask: pa.Array | pa.ChunkedArray) -> pa.Table:
     return table.filter(pc.invert(mask)) if pc.any(mask).as_py() else table
 
 
+#: A stored segment is rewritten (compacted) once fewer than this share of its rows are still
+#: in the index (earlier versions of re-sent records make up the rest).
+COMPACT_BELOW = 0.5
+
+
+@dataclass
+class _Tally:
+    """What :func:`_current` learns from the stored records, dataset by dataset."""
+
+    stored: list[tuple[store.Segment, np.ndarray]] = field(default_factory=list)  # stays
+    kept: list[store.Segment] = field(default_factory=list)
+    to_store: dict[str, list[pa.Table]] = field(default_factory=dict)
+    corrected: set[int] = field(default_factory=set)
+    gone: dict[int, int] = field(default_factory=dict)
+    n_corrected: int = 0
+    n_withdrawn: int = 0
+
+
+def _stored(
+    state: store.IndexState,
+    segments: list[store.Segment],
+    wd: pa.Array,
+    new_refs: pa.Array | None,
+    tally: _Tally,
+    matched: set[str],
+) -> tuple[dict[str, tuple[int, int]], int]:
+    """Sort one dataset's stored rows into those that stay and those this run withdraws or
+    replaces (re-sent); choose the segments to keep or compact.
+
+    Returns:
+        re-sent row ref -> (old person code, delivery); the dataset's records in the index.
+    """
+    before: dict[str, tuple[int, int]] = {}
+    live_rows = 0
+    for seg in segments:
+        pos = state.live(seg)
+        live = pos >= 0
+        live_rows += int(live.sum())
+        refs = seg.table["row_ref"]
+        leaving = np.zeros(len(pos), dtype=bool)
+        w = _mask(pc.is_in(refs, value_set=wd)) & live if len(wd) else leaving
+        if w.any():
+            for code in state.person[pos[w]].tolist():
+                tally.gone[code] = tally.gone.get(code, 0) + 1
+            matched.update(refs.filter(pa.array(w)).to_pylist())
+            tally.n_withdrawn += int(w.sum())
+            leaving = leaving | w
+        if new_refs is not None and len(new_refs):
+            r = _mask(pc.is_in(refs, value_set=new_refs)) & live
+            if r.any():
+                codes = state.person[pos[r]]
+                dels = seg.table["delivery"].filter(pa.array(r)).to_numpy()
+                before.update(zip(refs.filter(pa.array(r)).to_pylist(),
+                                  zip(codes.tolist(), dels.tolist(), strict=True),
+                                  strict=True))  # fmt: skip
+                tally.corrected.update(codes.tolist())
+                tally.n_corrected += int(r.sum())
+                leaving = leaving | r
+        stays = live & ~leaving
+        tally.stored.append((seg, stays))
+        # A withdrawn record must leave no trace: its segment is rewritten without it.
+        if seg.rel is None or w.any() or stays.sum() < COMPACT_BELOW * len(stays):
+            if stays.any():
+                tally.to_store.setdefault(seg.dataset, []).append(
+                    seg.table.filter(pa.array(stays))
+                )
+        else:
+            tally.kept.append(seg)
+    return before, live_rows
+
+
 def _current(
     state: store.IndexState | None,
     new: dict[str, pa.Table],
@@ -172,113 +252,109 @@ def _current(
     Raises:
         VerificationError: a re-key whose inputs leave index records out.
     """
-    old = state.records if state else {}
-    parts_old, parts_new = [], []
-    corrected_persons: set[str] = set()
-    gone: dict[str, int] = {}
-    n_corr = n_wd = unmatched = 0
-    for ds in sorted(set(old) | set(new)):
+    segments: dict[str, list[store.Segment]] = {}
+    for seg in state.segments if state else []:
+        segments.setdefault(seg.dataset, []).append(seg)
+    names = sorted(set(segments) | set(new))
+    tally = _Tally()
+    fresh: dict[str, tuple[pa.Table, np.ndarray, np.ndarray]] = {}  # rows, old code, delivery
+    unmatched = 0
+    for ds in names:
         wd = pa.array(sorted(withdrawn.get(ds, ())), pa.string())
-        o = old.get(ds)
         n = new.get(ds)
         matched: set[str] = set()
         if n is not None and len(wd):
             drop = pc.is_in(n["row_ref"], value_set=wd)
             matched.update(n.filter(drop)["row_ref"].to_pylist())
             n = _without(n, drop)
-        if o is not None:
-            if len(wd):
-                out = pc.is_in(o["row_ref"], value_set=wd)
-                for pid in o.filter(out)["person_id"].to_pylist():
-                    gone[pid] = gone.get(pid, 0) + 1
-                matched.update(o.filter(out)["row_ref"].to_pylist())
-                n_wd += int(pc.sum(out).as_py() or 0)
-                o = _without(o, out)
-            resent = (
-                pc.is_in(o["row_ref"], value_set=n["row_ref"].combine_chunks())
-                if n is not None
-                else pa.array(np.zeros(o.num_rows, dtype=bool))
+        before, live_rows = ({}, 0) if state is None else _stored(
+            state, segments.get(ds, []), wd,
+            n["row_ref"].combine_chunks() if n is not None else None, tally, matched,
+        )  # fmt: skip
+        if rekey and len(before) < live_rows:
+            raise VerificationError(
+                f"dataset '{ds}': {live_rows - len(before)} index record(s) were not "
+                "re-sent under the new linkage key; a re-key needs every controller's whole "
+                "history re-tokenised (tokens under the old key cannot be compared)"
             )
-            corr = o.filter(resent)
-            corrected_persons.update(corr["person_id"].to_pylist())
-            n_corr += corr.num_rows
-            n_del = np.full(n.num_rows if n is not None else 0, delivery, dtype=np.int32)
-            if n is not None and corr.num_rows:
-                # The re-sent row takes its former person id into the reconciliation.
-                refs = n["row_ref"].to_pylist()
-                before = dict(zip(corr["row_ref"].to_pylist(), corr["person_id"].to_pylist(),
-                                  strict=True))  # fmt: skip
-                n_old = np.array([before.get(r) for r in refs], dtype=object)
-                if rekey:  # the same records under a new key: they keep their delivery
-                    when = dict(zip(corr["row_ref"].to_pylist(), corr["delivery"].to_pylist(),
-                                    strict=True))  # fmt: skip
-                    n_del = np.array([when.get(r, delivery) for r in refs], dtype=np.int32)
-            else:
-                n_old = np.full(n.num_rows if n is not None else 0, None, dtype=object)
-            if rekey and corr.num_rows < o.num_rows:
-                raise VerificationError(
-                    f"dataset '{ds}': {o.num_rows - corr.num_rows} index record(s) were not "
-                    "re-sent under the new linkage key; a re-key needs every controller's whole "
-                    "history re-tokenised (tokens under the old key cannot be compared)"
-                )
-            o = _without(o, resent)
-            parts_old.append((ds, o, o["person_id"].to_numpy(zero_copy_only=False).astype(object),
-                              o["delivery"].to_numpy()))  # fmt: skip
-        else:
-            n_old = np.full(n.num_rows if n is not None else 0, None, dtype=object)
-            n_del = np.full(n.num_rows if n is not None else 0, delivery, dtype=np.int32)
         if n is not None:
-            parts_new.append((ds, n, n_old, n_del))
+            refs = n["row_ref"].to_pylist() if before else []
+            old = [before[r][0] if r in before else -1 for r in refs]
+            n_old = np.array(old, dtype=np.int64) if before else np.full(n.num_rows, -1)
+            n_del = np.full(n.num_rows, delivery, dtype=np.int32)
+            if rekey and before:  # the same records under a new key: they keep their delivery
+                n_del = np.array([before[r][1] if r in before else delivery for r in refs],
+                                 dtype=np.int32)  # fmt: skip
+            fresh[ds] = (n, n_old, n_del)
         unmatched += len(withdrawn.get(ds, ())) - len(matched)
-    new_from = sum(p[1].num_rows for p in parts_old)
-    tables: dict[str, list[pa.Table]] = {}
-    names = sorted(set(old) | set(new))
-    ds_col, ref_col, pid_col, del_col = [], [], [], []
-    pos = 0
-    for ds, t, pids, dels in [*parts_old, *parts_new]:
-        tok = t.drop_columns([c for c in store.RECORD_KEYS if c in t.column_names and
-                              c != "row_ref"])  # fmt: skip
-        tok = tok.drop_columns(["row_ref"]).append_column(
-            "gid", pa.array(np.arange(pos, pos + t.num_rows, dtype=np.int64))
-        )
-        tables.setdefault(ds, []).append(tok)
-        ds_col.append(np.full(t.num_rows, names.index(ds), dtype=np.int32))
-        ref_col.extend(t["row_ref"].cast(pa.string()).chunks)
-        pid_col.append(pids)
-        del_col.append(np.asarray(dels, dtype=np.int32))
-        pos += t.num_rows
-    if pos == 0:
+    unmatched += sum(len(v) for k, v in withdrawn.items() if k not in names)
+    return _number(state, names, tally, fresh, unmatched)
+
+
+def _number(
+    state: store.IndexState | None,
+    names: list[str],
+    tally: _Tally,
+    fresh: dict[str, tuple[pa.Table, np.ndarray, np.ndarray]],
+    unmatched: int,
+) -> _Current:
+    """Positions: the stored records that stay, by record id, then the new ones by dataset;
+    new records take new record ids."""
+    stay_rids = [seg.table["rid"].filter(pa.array(st)).to_numpy() for seg, st in tally.stored]
+    kept_rids = np.sort(np.concatenate(stay_rids)) if stay_rids else np.zeros(0, np.int64)
+    new_from = len(kept_rids)
+    n_new = sum(t.num_rows for t, _, _ in fresh.values())
+    if new_from + n_new == 0:
         raise InputDataError("no records to link: the index is empty and no tokens were given")
-
-    def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-
+    next_rid = state.next_rid if state else 0
+    pos_rid = np.concatenate([kept_rids, np.arange(next_rid, next_rid + n_new, dtype=np.int64)])
+    old_code = np.full(len(pos_rid), -1, dtype=np.int64)
+    dels = np.zeros(len(pos_rid), dtype=np.int32)
+    if state is not None and new_from:
+        old_code[:new_from] = state.person[store.rid_positions(state.rid, kept_rids)]
+    parts: dict[str, list[pa.Table]] = {}
+    for seg, st in tally.stored:
+        gid = np.where(st, store.rid_positions(kept_rids, seg.table["rid"].to_numpy()), -1)
+        dels[gid[st]] = seg.table["delivery"].to_numpy()[st]
+        parts.setdefault(seg.dataset, []).append(seg.table.add_column(0, "gid", pa.array(gid)))
+    pos = new_from
+    for ds in sorted(fresh):
+        t, n_old, n_del = fresh[ds]
+        k = t.num_rows
+        rec = t.drop_columns([c for c in (*store.SEGMENT_KEYS, "gid") if c in t.column_names
+                              and c != "row_ref"])  # fmt: skip
+        rec = rec.select(["row_ref", *[c for c in rec.column_names if c != "row_ref"]])
+        rec = rec.add_column(0, "rid", pa.array(pos_rid[pos : pos + k]))
+        rec = rec.add_column(2, "delivery", pa.array(n_del, pa.int32()))
+        tally.to_store.setdefault(ds, []).insert(0, rec)
+        old_code[pos : pos + k] = n_old
+        dels[pos : pos + k] = n_del
+        parts.setdefault(ds, []).append(
+            rec.add_column(0, "gid", pa.array(np.arange(pos, pos + k, dtype=np.int64)))
+        )
+        pos += k
     return _Current(
         ds_names=names,
-        ds_code=cat(ds_col, np.int32),
-        row_ref=pa.chunked_array(ref_col, pa.string()).combine_chunks(),
-        old_pid=cat(pid_col, object),
-        delivery=cat(del_col, np.int32),
-        tokens={ds: pa.concat_tables(ts_, promote_options="default") for ds, ts_ in tables.items()},
+        tables={ds: pa.concat_tables(ps, promote_options="default") for ds, ps in parts.items()},
         new_from=new_from,
-        corrected_persons=corrected_persons,
-        gone=gone,
-        n_corrected=n_corr,
-        n_withdrawn=n_wd,
-        n_unmatched=unmatched
-        + sum(len(v) for k, v in withdrawn.items() if k not in old and k not in new),  # fmt: skip
+        pos_rid=pos_rid,
+        old_code=old_code,
+        old_ids=state.person_ids if state else np.zeros(0, dtype=object),
+        delivery=dels,
+        kept=tally.kept,
+        to_store=tally.to_store,
+        next_rid=next_rid + n_new,
+        corrected=tally.corrected,
+        gone=tally.gone,
+        n_corrected=tally.n_corrected,
+        n_withdrawn=tally.n_withdrawn,
+        n_unmatched=unmatched,
     )
 
 
-def _keys(ds: Any, refs: Any) -> pa.Array:
-    """``dataset <US> row_ref`` keys, for hash lookups of (dataset, row_ref) pairs."""
-
-    def arr(v: Any) -> pa.Array:
-        if isinstance(v, pa.ChunkedArray):
-            return v.combine_chunks()
-        return v if isinstance(v, pa.Array) else pa.array(v, pa.string())
-
-    return pc.binary_join_element_wise(arr(ds), arr(refs), "\x1f")
+def _mask(a: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array (no nulls) as numpy."""
+    return np.asarray(a.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _stored_edges(state: store.IndexState, cur: _Current) -> tuple[np.ndarray, ...]:
@@ -286,54 +362,25 @@ def _stored_edges(state: store.IndexState, cur: _Current) -> tuple[np.ndarray, .
     e = state.edges
     if e.num_rows == 0 or cur.new_from == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    kept = _keys(cur.datasets(np.arange(cur.new_from)), cur.row_ref.slice(0, cur.new_from))
-    li = pc.index_in(_keys(e["dataset_l"], e["row_ref_l"]), value_set=kept)
-    ri = pc.index_in(_keys(e["dataset_r"], e["row_ref_r"]), value_set=kept)
-    ok = pc.and_(pc.is_valid(li), pc.is_valid(ri))
-    return (
-        pc.filter(li, ok).to_numpy().astype(np.int64),
-        pc.filter(ri, ok).to_numpy().astype(np.int64),
-        pc.filter(e["match_weight"], ok).to_numpy(),
-    )
+    kept = cur.pos_rid[: cur.new_from]
+    li = store.rid_positions(kept, e["rid_l"].to_numpy())
+    ri = store.rid_positions(kept, e["rid_r"].to_numpy())
+    ok = (li >= 0) & (ri >= 0)
+    return li[ok], ri[ok], e["match_weight"].to_numpy()[ok]
 
 
 def _edges_table(cur: _Current, left: np.ndarray, right: np.ndarray, w: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays(
-        [
-            cur.datasets(left),
-            cur.row_ref.take(pa.array(left)),
-            cur.datasets(right),
-            cur.row_ref.take(pa.array(right)),
-            pa.array(w, pa.float64()),
-        ],
+        [pa.array(cur.pos_rid[left]), pa.array(cur.pos_rid[right]), pa.array(w, pa.float64())],
         schema=store.EDGE_SCHEMA,
     )
 
 
-def _records_tables(cur: _Current, person_ids: np.ndarray) -> dict[str, pa.Table]:
-    """Per dataset: row_ref, person_id, delivery, then the dataset's token columns."""
-    out = {}
-    for ds, tok in cur.tokens.items():
-        gid = tok["gid"].to_numpy()
-        cols = [c for c in tok.column_names if c != "gid"]
-        out[ds] = pa.Table.from_arrays(
-            [
-                cur.row_ref.take(pa.array(gid)),
-                pa.array(person_ids[gid], pa.string()),
-                pa.array(cur.delivery[gid], pa.int32()),
-                *[tok[c] for c in cols],
-            ],
-            names=[*store.RECORD_KEYS, *cols],
-        )
-    return out
-
-
 def _maps(
     cur: _Current,
-    person_ids: np.ndarray,
+    assigned: persons.Assignment,
     delivery: int,
     datasets: Sequence[str],
-    changed_ids: set[str],
 ) -> dict[str, pa.Table]:
     """This delivery's records, and every record of a person an id change names as old.
 
@@ -341,16 +388,22 @@ def _maps(
     kept its id: analysts apply ``old -> new`` to all earlier rows, then this run's map rows,
     so the rows of every record of a changed person must be here to come out right.
     """
-    touched = pd.Series(cur.old_pid, dtype=object).isin(changed_ids).to_numpy()
-    rows = (cur.delivery == delivery) | touched
+    want = (cur.delivery == delivery) | np.isin(cur.old_code, assigned.changed)
     out = {}
     for ds in datasets:
-        code = cur.ds_names.index(ds) if ds in cur.ds_names else -1
-        sel = np.flatnonzero(rows & (cur.ds_code == code))
+        t = cur.tables.get(ds)
+        if t is None:
+            sel, refs = np.zeros(0, np.int64), pa.array([], pa.string())
+        else:
+            gid = t["gid"].to_numpy()
+            rows = np.flatnonzero((gid >= 0) & want[np.maximum(gid, 0)])
+            rows = rows[np.argsort(gid[rows], kind="stable")]
+            sel = gid[rows]
+            refs = t["row_ref"].take(pa.array(rows, pa.int64()))
         out[ds] = pa.Table.from_arrays(
             [
-                cur.row_ref.take(pa.array(sel, pa.int64())),
-                pa.array(person_ids[sel], pa.string()),
+                refs,
+                pa.array(assigned.person_ids[assigned.person[sel]], pa.string()),
                 pa.array(np.full(len(sel), delivery, dtype=np.int32), pa.int32()),
             ],
             schema=INDEX_MAP_SCHEMA,
@@ -378,6 +431,7 @@ def link_index(
     report: bool = True,
     memory_limit: str | int | None = None,
     temp_dir: str | Path | None = None,
+    state: str | Path | None = None,
 ) -> IndexResult:
     """Link one delivery against the person index in ``index_dir`` and update it.
 
@@ -399,10 +453,13 @@ def link_index(
         threshold: match probability for a full or re-trained model (default: label-free).
         party, seed, exact_only, threads, report, memory_limit, temp_dir: as for
             :func:`wmw_link.linkage.link`.
+        state: the TTP's state file (``link --state``): it remembers the last delivery this
+            TTP committed to each index, so an index rolled back to an older copy is refused.
 
     Raises:
         VerificationError: an input, withdrawal list or the index failed verification
-            (corrupted, foreign, newer format, another linkage key).
+            (corrupted, foreign, newer format, another linkage key, older than the last
+            delivery ``state`` says was committed to it).
         ConfigError: the index is locked by another run, a delivery number is not new, or the
             output folder cannot be replaced.
     """
@@ -419,24 +476,25 @@ def link_index(
     verified, new = read_inputs(agreement, inputs) if inputs else ([], {})
     store.check_usable(index_dir)
     with store.locked(index_dir):
-        state = store.read_index(agreement, index_dir) if store.exists(index_dir) else None
-        store.remove_stale(index_dir, keep=state.manifest["generation"] if state else None)
+        idx = store.read_index(agreement, index_dir) if store.exists(index_dir) else None
+        _check_not_rolled_back(index_dir, idx, state)
+        store.remove_stale(index_dir, keep=idx.manifest["generation"] if idx else None)
         key_check = verified[0].manifest["key_check"] if verified else None
-        if rekey and (state is None or key_check is None or key_check == state.key_check):
+        if rekey and (idx is None or key_check is None or key_check == idx.key_check):
             raise ConfigError(
                 "--rekey needs an existing index and inputs re-tokenised under a new linkage "
                 "key (their key check must differ from the index's)"
             )
-        if not rekey and state is not None and key_check not in (None, state.key_check):
+        if not rekey and idx is not None and key_check not in (None, idx.key_check):
             raise VerificationError(
                 f"{index_dir / store.MANIFEST_NAME}: refused: a foreign index for these "
                 "inputs: its key check differs from the inputs' (another linkage key; after a "
                 "key rotation, re-key the index with --rekey and every controller's history)"
             )
-        key_check = state.key_check if state and not rekey else key_check
+        key_check = idx.key_check if idx and not rekey else key_check
         if key_check is None:
             raise InputDataError("no tokens given and no index to apply withdrawals to")
-        last = max(state.deliveries) if state else 0
+        last = max(idx.deliveries) if idx else 0
         number = delivery if delivery is not None else last + 1
         if number <= last:
             raise ConfigError(
@@ -448,9 +506,9 @@ def link_index(
         if unknown:
             raise VerificationError(f"withdrawals for dataset '{unknown[0]}', not in agreement "
                                     f"{agreement.id}")  # fmt: skip
-        cur = _current(state, new, withdrawn, number, rekey=rekey)
+        cur = _current(idx, new, withdrawn, number, rekey=rekey)
         mode = (
-            "full" if state is None else "rekey" if rekey else "retrain" if retrain
+            "full" if idx is None else "rekey" if rekey else "retrain" if retrain
             else "incremental"
         )  # fmt: skip
         if mode == "incremental" and (threshold is not None or exact_only):
@@ -470,7 +528,7 @@ def link_index(
                 )  # fmt: skip
                 try:
                     result = _link(
-                        agreement, state, cur, verified, be, stage, index_dir,
+                        agreement, idx, cur, verified, be, stage, index_dir,
                         mode=mode, number=number, key_check=key_check, seed=seed,
                         threshold=threshold, exact_only=exact_only, report=report,
                         timings=timings, t_start=t_start,
@@ -491,8 +549,39 @@ def link_index(
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
+        if state is not None:
+            freshness.record_issued(Path(state), _series(result.generation.manifest),
+                                    number, freshness.STATE_KIND)  # fmt: skip
     restrict_tree(out)
     return _relocate(result, out)
+
+
+def _series(manifest: dict[str, Any]) -> str:
+    """The index's entry in the TTP's state file."""
+    return f"person-index {manifest['index_id']}"
+
+
+def _check_not_rolled_back(
+    index_dir: Path, idx: store.IndexState | None, state: str | Path | None
+) -> None:
+    """Refuse an index older than the last delivery this TTP committed to it.
+
+    A restored backup or a copied-back folder verifies (its files match its manifest) but has
+    lost the deliveries since: linking on would re-issue their person ids and lose their id
+    changes for the analysts.
+    """
+    if state is None or idx is None or "index_id" not in idx.manifest:
+        return
+    issued = freshness.read_json(Path(state), freshness.STATE_KIND).get("issued") or {}
+    last = int(issued.get(_series(idx.manifest), 0))
+    have = max(idx.deliveries)
+    if have < last:
+        raise VerificationError(
+            f"{index_dir / store.MANIFEST_NAME}: refused: the index holds deliveries up to "
+            f"{have}, but delivery {last} was committed to it (state {state}): it was rolled "
+            "back to an older copy. Restore the latest backup, or re-link every delivery "
+            "into a new index"
+        )
 
 
 def _relocate(result: IndexResult, out: Path) -> IndexResult:
@@ -524,14 +613,14 @@ def _link(
     t_start: float,
 ) -> IndexResult:
     t0 = time.perf_counter()
-    n = len(cur.row_ref)  # records
+    n = cur.n  # records
     if mode == "incremental":
         assert state is not None
         kinds = dict(state.model["token_kinds"])
         model = state.model
         sl, sr, sw = _stored_edges(state, cur)
         if cur.new_from < n:
-            inputs = incremental.load(be, cur.tokens, kinds, copy=False)
+            inputs = incremental.load(be, cur.tables, kinds, copy=False)
             scored = incremental.score_new(be, inputs, model, cur.new_from)
             left = np.concatenate([sl, scored.left])
             right = np.concatenate([sr, scored.right])
@@ -543,7 +632,7 @@ def _link(
         scored_full = None
     else:
         kinds = _kinds(verified, None if mode == "rekey" else state)
-        inputs = incremental.load(be, cur.tokens, kinds)
+        inputs = incremental.load(be, cur.tables, kinds)
         scored_full = incremental.fit(
             be, inputs, kinds, seed=seed, n_records=n, threshold=threshold, exact_only=exact_only
         )
@@ -557,18 +646,17 @@ def _link(
     labels = persons.components(n, left, right)
     assigned = persons.assign(
         labels,
-        cur.old_pid,
+        cur.old_code,
+        cur.old_ids,
         gone=cur.gone,
-        corrected_persons=cur.corrected_persons,
+        corrected=cur.corrected,
         reason=mode if mode in ("retrain", "rekey") else None,
     )
-    pids = assigned.person_ids
     timings["persons"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    datasets = sorted(set(cur.tokens) | (set(state.records) if state else set()))
-    old_named = set(assigned.changes["old_person_id"].dropna())
-    maps = _maps(cur, pids, number, datasets, old_named)
+    datasets = sorted(set(cur.tables) | (set(state.datasets) if state else set()))
+    maps = _maps(cur, assigned, number, datasets)
     map_paths = write_maps(maps, stage)
     changes = persons.changes_table(assigned.changes, number)
     changes_path = stage / ID_CHANGES_NAME
@@ -587,15 +675,22 @@ def _link(
 
     t0 = time.perf_counter()
     deliveries = [*(state.deliveries if state else []), number]
-    n_persons = len(pd.unique(pids)) if n else 0
+    n_persons = len(assigned.person_ids)
     generation = store.write_generation(
         index_dir,
         agreement,
         key_check=key_check,
         deliveries=deliveries,
         model=model,
-        records=_records_tables(cur, pids),
+        kept=cur.kept,
+        new_segments={ds: pa.concat_tables(ts_, promote_options="default")
+                      for ds, ts_ in cur.to_store.items()},
+        persons=pa.Table.from_arrays([pa.array(cur.pos_rid), pa.array(assigned.person,
+                                      pa.int32())], schema=store.PERSONS_SCHEMA),
+        person_ids=pa.array(assigned.person_ids, pa.string()),
         edges=_edges_table(cur, left, right, weight),
+        next_rid=cur.next_rid,
+        index_id=state.manifest.get("index_id") if state else None,
         extra={"counts": {"records": n, "persons": n_persons, "edges": int(len(left))}},
     )
     index_manifest = index_dir / store.MANIFEST_NAME  # once committed
@@ -672,9 +767,9 @@ def _kinds(verified: list[VerifiedInput], state: store.IndexState | None) -> dic
         for col, spec in v.token_columns.items():
             kinds[col] = spec["kind"]
     if state:  # token columns of datasets only in the index
-        for t in state.records.values():
-            for c in t.column_names:
-                if c not in store.RECORD_KEYS and c not in kinds:
+        for seg in state.segments:
+            for c in seg.table.column_names:
+                if c not in store.SEGMENT_KEYS and c not in kinds:
                     spec = ts.BY_NAME.get(c)
                     if spec is not None:
                         kinds[c] = spec.kind

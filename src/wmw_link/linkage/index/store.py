@@ -1,18 +1,31 @@
 """The person index on disk: layout, manifest, versioning, verification, generations, lock.
 
-Layout of an index folder ``DIR`` (every file owner-only)::
+Layout of an index folder ``DIR`` (format 2; every file owner-only)::
 
-    DIR/index-manifest.json       kind, format_version, agreement, key_check, deliveries,
-                                  generation, files (relative path -> sha256, rows)
+    DIR/index-manifest.json       kind, format_version, index_id, agreement, key_check,
+                                  deliveries, generation, next_rid, files (DIR-relative path -> sha256,
+                                  rows; a record segment also its dataset)
     DIR/index.lock                held (flock) by the run that is updating the index
     DIR/<generation>/model.json   the trained Splink model, threshold, household-rule SQL
-    DIR/<generation>/edges.parquet            accepted links between records
-    DIR/<generation>/records/<dataset>.parquet  tokens + person_id + delivery per record
+    DIR/<generation>/edges.parquet      accepted links: rid_l, rid_r, match_weight
+    DIR/<generation>/persons.parquet    every record in the index: rid, person (code)
+    DIR/<generation>/person-ids.parquet the person ids, in code order
+    DIR/<gen>/records/<dataset>.parquet a record segment: rid, row_ref, delivery, tokens of
+                                        the records first stored by run <gen>
 
-A run writes a whole new generation folder, then replaces ``index-manifest.json`` atomically
-(the commit), then deletes the previous generation. An interrupted run leaves the previous
-manifest pointing at the previous, intact generation; its half-written folder is removed by the
-next run.
+Records are stored once: a segment, written by the run whose delivery brought its records, is
+never rewritten, and later generations list it again (so a refresh neither re-writes nor
+re-parses a new copy of the history). A record is *in the index* when ``persons.parquet``
+lists its record id (``rid``, a serial number never reused); a re-sent (corrected) record's
+earlier row stays in its segment, out of the index, until the segment is compacted. A segment
+holding a withdrawn record is always rewritten without it (a withdrawal leaves no trace), and
+one whose records are mostly out of the index is compacted.
+
+A run writes a new generation folder (model, edges, persons and new segments), then replaces
+``index-manifest.json`` atomically (the commit), then deletes every generation folder and file
+the new manifest does not list. An interrupted run leaves the previous manifest pointing at
+intact files; its half-written folder is removed by the next run. Format 1 (each generation a
+full copy of every record) is read and rewritten as format 2 by the next run.
 """
 
 from __future__ import annotations
@@ -28,11 +41,14 @@ import secrets
 import shutil
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from wmw_link._version import __version__
@@ -41,26 +57,45 @@ from wmw_link.errors import ConfigError, VerificationError
 from wmw_link.files import restrict_tree, sha256_file, write_json_atomic
 
 KIND = "wmw-link/person-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "index-manifest.json"
 LOCK_NAME = "index.lock"
 MODEL_NAME = "model.json"
 EDGES_NAME = "edges.parquet"
+PERSONS_NAME = "persons.parquet"
+PERSON_IDS_NAME = "person-ids.parquet"
 RECORDS_DIR = "records"
 _GEN = re.compile(r"^gen-\d{4,}-[0-9a-f]{8}$")
 _STAGING = re.compile(r"^\.gen-.*\.tmp$")
 
 EDGE_SCHEMA = pa.schema(
     [
-        pa.field("dataset_l", pa.string(), nullable=False),
-        pa.field("row_ref_l", pa.string(), nullable=False),
-        pa.field("dataset_r", pa.string(), nullable=False),
-        pa.field("row_ref_r", pa.string(), nullable=False),
+        pa.field("rid_l", pa.int64(), nullable=False),
+        pa.field("rid_r", pa.int64(), nullable=False),
         pa.field("match_weight", pa.float64(), nullable=False),
     ]
 )
-#: Columns of a records file besides its token columns.
+PERSONS_SCHEMA = pa.schema(
+    [pa.field("rid", pa.int64(), nullable=False), pa.field("person", pa.int32(), nullable=False)]
+)
+PERSON_IDS_SCHEMA = pa.schema([pa.field("person_id", pa.string(), nullable=False)])
+#: Columns of a record segment besides its token columns.
+SEGMENT_KEYS = ("rid", "row_ref", "delivery")
+#: Columns of :attr:`IndexState.records` tables besides their token columns.
 RECORD_KEYS = ("row_ref", "person_id", "delivery")
+_V1_EDGE_COLUMNS = ["dataset_l", "row_ref_l", "dataset_r", "row_ref_r", "match_weight"]
+
+
+@dataclass
+class Segment:
+    """Records of one dataset stored together: ``rid``, ``row_ref``, ``delivery``, tokens."""
+
+    dataset: str
+    table: pa.Table
+    #: The file's path relative to the index folder and its verified SHA-256; None: not on
+    #: disk in format 2 yet (read from a format-1 index), so the next generation writes it.
+    rel: str | None = None
+    sha256: str | None = None
 
 
 @dataclass
@@ -70,9 +105,14 @@ class IndexState:
     path: Path
     manifest: dict[str, Any]
     model: dict[str, Any]
-    #: dataset -> row_ref, person_id, delivery (int32) and the dataset's token columns.
-    records: dict[str, pa.Table]
+    segments: list[Segment]
+    #: The records in the index: their rids (sorted) and person codes into ``person_ids``.
+    rid: np.ndarray
+    person: np.ndarray
+    person_ids: np.ndarray
     edges: pa.Table
+    next_rid: int
+    _records: dict[str, pa.Table] | None = field(default=None, repr=False)
 
     @property
     def deliveries(self) -> list[int]:
@@ -81,6 +121,42 @@ class IndexState:
     @property
     def key_check(self) -> str:
         return str(self.manifest["key_check"])
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({s.dataset for s in self.segments})
+
+    def live(self, segment: Segment) -> np.ndarray:
+        """Positions into :attr:`rid` of ``segment``'s rows (-1: the row is not in the index)."""
+        return rid_positions(self.rid, segment.table["rid"].to_numpy())
+
+    @property
+    def records(self) -> dict[str, pa.Table]:
+        """Per dataset, every record in the index: ``row_ref``, ``person_id``, ``delivery``,
+        then the dataset's token columns (for tools and tests; a run works on segments)."""
+        if self._records is None:
+            parts: dict[str, list[pa.Table]] = {}
+            for seg in self.segments:
+                pos = self.live(seg)
+                keep = pos >= 0
+                t = seg.table.filter(pa.array(keep)).drop_columns(["rid"])
+                pid = self.person_ids[self.person[pos[keep]]]
+                t = t.add_column(1, "person_id", pa.array(pid, pa.string()))
+                parts.setdefault(seg.dataset, []).append(t)
+            self._records = {
+                ds: pa.concat_tables(ts_, promote_options="default")
+                for ds, ts_ in sorted(parts.items())
+            }
+        return self._records
+
+
+def rid_positions(sorted_rids: np.ndarray, rids: np.ndarray) -> np.ndarray:
+    """Each of ``rids``' position in ``sorted_rids`` (-1 where it is absent)."""
+    if len(sorted_rids) == 0:
+        return np.full(len(rids), -1, dtype=np.int64)
+    pos = np.searchsorted(sorted_rids, rids)
+    pos = np.minimum(pos, len(sorted_rids) - 1)
+    return np.where(sorted_rids[pos] == rids, pos, -1).astype(np.int64)
 
 
 def exists(index_dir: Path) -> bool:
@@ -154,12 +230,52 @@ def read_manifest(agreement: Agreement, index_dir: Path) -> dict[str, Any]:
             index_dir,
             f"made under another text of agreement {agreement.id} v{ver} (agreement hash differs)",
         )
-    for key in ("key_check", "generation", "files", "deliveries"):
+    for key in ("key_check", "generation", "files", "deliveries", *(("next_rid", "index_id")
+                if version >= 2 else ())):  # fmt: skip
         if key not in m:
             raise _refuse(index_dir, f"the manifest has no '{key}'")
     if not isinstance(m["generation"], str) or not _GEN.match(m["generation"]):
         raise _refuse(index_dir, "the manifest names no valid generation folder")
     return m
+
+
+def _read_files(index_dir: Path, m: dict[str, Any], base: Path) -> dict[str, bytes]:
+    """Every file the manifest lists (paths relative to ``base``), each checked against its
+    SHA-256; read once, so they are parsed from the bytes that were hashed."""
+    files = m["files"]
+    if not isinstance(files, dict):
+        raise _refuse(index_dir, "the manifest's files are not a mapping")
+    shown = base.relative_to(index_dir)
+    data: dict[str, bytes] = {}
+    for rel, entry in sorted(files.items()):
+        parts = Path(rel).parts
+        if not isinstance(entry, dict) or Path(rel).is_absolute() or ".." in parts:
+            raise _refuse(index_dir, "the manifest lists a file outside the index")
+        name = (shown / rel).as_posix() if parts else rel
+        p = base / rel
+        if not p.is_file():
+            raise _refuse(index_dir, f"{name} is missing (a corrupted index)")
+        try:
+            data[rel] = p.read_bytes()
+        except OSError as e:
+            raise _refuse(index_dir, f"{name}: unreadable ({e.strerror})") from None
+        if hashlib.sha256(data[rel]).hexdigest() != entry.get("sha256"):
+            raise _refuse(
+                index_dir,
+                f"{name}: SHA-256 differs from the manifest (a corrupted or altered index); "
+                "restore it from a backup",
+            )
+    return data
+
+
+def _parquet(index_dir: Path, m: dict[str, Any], rel: str, raw: bytes) -> pa.Table:
+    try:
+        t = pq.read_table(pa.py_buffer(raw))
+    except pa.ArrowInvalid:
+        raise _refuse(index_dir, f"{rel}: unreadable index file (ArrowInvalid)") from None
+    if t.num_rows != m["files"][rel].get("rows"):
+        raise _refuse(index_dir, f"{rel}: row count differs from the manifest")
+    return t
 
 
 def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
@@ -169,48 +285,105 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
         VerificationError: see :func:`read_manifest`; a missing or altered file (corrupted).
     """
     m = read_manifest(agreement, index_dir)
+    if m["format_version"] == 1:
+        return _read_v1(agreement, index_dir, m)
+    gen = m["generation"]
+    need = [f"{gen}/{n}" for n in (MODEL_NAME, EDGES_NAME, PERSONS_NAME, PERSON_IDS_NAME)]
+    files = m["files"]
+    if not isinstance(files, dict) or any(n not in files for n in need):
+        raise _refuse(index_dir, "the manifest lists no model, edges or persons file")
+    seg_rels = sorted(set(files) - set(need))
+    for rel in seg_rels:
+        parts = Path(rel).parts
+        if len(parts) != 3 or not _GEN.match(parts[0]) or parts[1] != RECORDS_DIR:
+            raise _refuse(index_dir, f"the manifest lists {rel}, not a record segment")
+    listed = set(seg_rels)
+    for folder in sorted({Path(r).parts[0] for r in seg_rels} | {gen}):
+        for p in sorted((index_dir / folder / RECORDS_DIR).glob("*.parquet")):
+            rel = f"{folder}/{RECORDS_DIR}/{p.name}"
+            if rel not in listed:
+                raise _refuse(index_dir, f"{rel} is not in the manifest")
+    data = _read_files(index_dir, m, index_dir)
+    try:
+        model = json.loads(data.pop(need[0]).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _refuse(index_dir, f"unreadable index file ({type(e).__name__})") from None
+    edges = _parquet(index_dir, m, need[1], data.pop(need[1]))
+    persons = _parquet(index_dir, m, need[2], data.pop(need[2]))
+    ids = _parquet(index_dir, m, need[3], data.pop(need[3]))
+    if edges.schema != EDGE_SCHEMA or persons.schema != PERSONS_SCHEMA or \
+            ids.schema != PERSON_IDS_SCHEMA:  # fmt: skip
+        raise _refuse(index_dir, "an edges or persons file has columns other than the format's")
+    segments = []
+    for rel in seg_rels:
+        t = _parquet(index_dir, m, rel, data.pop(rel))
+        if t.column_names[:3] != list(SEGMENT_KEYS):
+            raise _refuse(index_dir, f"{rel} has columns other than the format's")
+        ds = str(files[rel].get("dataset") or Path(rel).stem)
+        segments.append(Segment(ds, t, rel, str(files[rel]["sha256"])))
+    rid = persons["rid"].to_numpy()
+    if len(rid) > 1 and not bool(np.all(rid[1:] > rid[:-1])):
+        raise _refuse(index_dir, f"{need[2]}: record ids are not strictly increasing")
+    person = persons["person"].to_numpy().astype(np.int64)
+    person_ids = ids["person_id"].to_numpy(zero_copy_only=False)
+    if len(person) and (person.min() < 0 or person.max() >= len(person_ids)):
+        raise _refuse(index_dir, f"{need[2]}: a person code outside {need[3]}")
+    return IndexState(index_dir, m, model, segments, rid, person, person_ids, edges,
+                      int(m["next_rid"]))  # fmt: skip
+
+
+def _read_v1(agreement: Agreement, index_dir: Path, m: dict[str, Any]) -> IndexState:
+    """A format-1 index (every generation a full copy): records get rids in file order."""
     gen = index_dir / m["generation"]
     files = m["files"]
     if not isinstance(files, dict) or MODEL_NAME not in files or EDGES_NAME not in files:
         raise _refuse(index_dir, "the manifest lists no model or edges file")
-    # Each file is read once: hashed, then parsed from the same bytes.
-    data: dict[str, bytes] = {}
-    for rel, entry in sorted(files.items()):
-        if not isinstance(entry, dict) or Path(rel).is_absolute() or ".." in Path(rel).parts:
-            raise _refuse(index_dir, "the manifest lists a file outside its generation")
-        p = gen / rel
-        if not p.is_file():
-            raise _refuse(index_dir, f"{m['generation']}/{rel} is missing (a corrupted index)")
-        try:
-            data[rel] = p.read_bytes()
-        except OSError as e:
-            raise _refuse(index_dir, f"{m['generation']}/{rel}: unreadable ({e.strerror})") from None
-        if hashlib.sha256(data[rel]).hexdigest() != entry.get("sha256"):
-            raise _refuse(
-                index_dir,
-                f"{m['generation']}/{rel}: SHA-256 differs from the manifest (a corrupted or "
-                "altered index); restore it from a backup",
-            )
     unlisted = sorted(
         f"{RECORDS_DIR}/{p.name}" for p in (gen / RECORDS_DIR).glob("*.parquet")
         if f"{RECORDS_DIR}/{p.name}" not in files
     )  # fmt: skip
     if unlisted:
         raise _refuse(index_dir, f"{m['generation']}/{unlisted[0]} is not in the manifest")
+    data = _read_files(index_dir, m, gen)
     try:
         model = json.loads(data.pop(MODEL_NAME).decode("utf-8"))
-        tables = {rel: pq.read_table(pa.py_buffer(data.pop(rel))) for rel in list(data)}
-    except (UnicodeDecodeError, pa.ArrowInvalid, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _refuse(index_dir, f"unreadable index file ({type(e).__name__})") from None
-    for rel, t in tables.items():
-        if t.num_rows != files[rel].get("rows"):
-            raise _refuse(index_dir, f"{rel}: row count differs from the manifest")
-    edges = tables.pop(EDGES_NAME)
-    records = {Path(rel).name[: -len(".parquet")]: t for rel, t in tables.items()
-               if rel.startswith(f"{RECORDS_DIR}/")}  # fmt: skip
-    if edges.schema != EDGE_SCHEMA:
+    edges = _parquet(index_dir, m, EDGES_NAME, data.pop(EDGES_NAME))
+    if edges.column_names != _V1_EDGE_COLUMNS:
         raise _refuse(index_dir, f"{EDGES_NAME} has columns other than the format's")
-    return IndexState(index_dir, m, model, records, edges)
+    segments, pids, keys = [], [], []
+    start = 0
+    for rel in sorted(data):
+        t = _parquet(index_dir, m, rel, data[rel])
+        ds = Path(rel).name[: -len(".parquet")]
+        rid = pa.array(np.arange(start, start + t.num_rows, dtype=np.int64))
+        pids.append(t["person_id"].to_numpy(zero_copy_only=False))
+        keys.append(_keys(pa.array([ds] * t.num_rows, pa.string()), t["row_ref"]))
+        t = t.drop_columns(["person_id"])
+        segments.append(Segment(ds, t.add_column(0, "rid", rid)))
+        start += t.num_rows
+    codes, uniq = pd.factorize(np.concatenate(pids) if pids else np.zeros(0, dtype=object))
+    all_keys = pa.concat_arrays(keys) if keys else pa.array([], pa.string())
+    li = pc.index_in(_keys(edges["dataset_l"], edges["row_ref_l"]), value_set=all_keys)
+    ri = pc.index_in(_keys(edges["dataset_r"], edges["row_ref_r"]), value_set=all_keys)
+    ok = pc.and_(pc.is_valid(li), pc.is_valid(ri))
+    v2_edges = pa.Table.from_arrays(
+        [pc.filter(li, ok).cast(pa.int64()), pc.filter(ri, ok).cast(pa.int64()),
+         pc.filter(edges["match_weight"], ok)],
+        schema=EDGE_SCHEMA,
+    )  # fmt: skip
+    return IndexState(index_dir, m, model, segments, np.arange(start, dtype=np.int64),
+                      codes.astype(np.int64), np.asarray(uniq, dtype=object), v2_edges, start)  # fmt: skip
+
+
+def _keys(ds: Any, refs: Any) -> pa.Array:
+    """``dataset <US> row_ref`` keys, for hash lookups of (dataset, row_ref) pairs."""
+
+    def arr(v: Any) -> pa.Array:
+        return v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v
+
+    return pc.binary_join_element_wise(arr(ds), arr(refs), "\x1f")
 
 
 @dataclass
@@ -222,6 +395,12 @@ class Generation:
     manifest: dict[str, Any]
 
 
+def _write(path: Path, table: pa.Table) -> dict[str, Any]:
+    # Hashes and random ids do not compress: neither compression nor dictionaries pay.
+    pq.write_table(table, path, compression="none", use_dictionary=False)
+    return {"sha256": sha256_file(path), "rows": table.num_rows}
+
+
 def write_generation(
     index_dir: Path,
     agreement: Agreement,
@@ -229,11 +408,26 @@ def write_generation(
     key_check: str,
     deliveries: list[int],
     model: dict[str, Any],
-    records: dict[str, pa.Table],
+    kept: list[Segment],
+    new_segments: dict[str, pa.Table],
+    persons: pa.Table,
+    person_ids: pa.Array,
     edges: pa.Table,
+    next_rid: int,
+    index_id: str | None = None,
     extra: dict[str, Any],
 ) -> Generation:
-    """Write a new generation folder (owner-only); :func:`commit` makes it the index."""
+    """Write a new generation folder (owner-only); :func:`commit` makes it the index.
+
+    Args:
+        kept: segments already on disk that the new generation lists again (a segment with
+            ``rel`` None is written into the new generation).
+        new_segments: dataset -> records to store in a new segment (``rid``, ``row_ref``,
+            ``delivery``, tokens).
+        persons: ``rid`` (increasing) and ``person`` (code into ``person_ids``) of every record
+            in the index.
+        index_id: the index's identity, kept for its life (None: a new index gets one).
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(index_dir, 0o700)
     name = f"gen-{max(deliveries):04d}-{secrets.token_hex(4)}"
@@ -244,14 +438,28 @@ def write_generation(
         files: dict[str, dict[str, Any]] = {}
         model_path = stage / MODEL_NAME
         model_path.write_text(json.dumps(model, indent=1, sort_keys=True), encoding="utf-8")
-        files[MODEL_NAME] = {"sha256": sha256_file(model_path)}
-        # Hashes and random ids do not compress: neither compression nor dictionaries pay.
-        pq.write_table(edges, stage / EDGES_NAME, compression="none", use_dictionary=False)
-        files[EDGES_NAME] = {"sha256": sha256_file(stage / EDGES_NAME), "rows": edges.num_rows}
-        for ds, table in sorted(records.items()):
+        files[f"{name}/{MODEL_NAME}"] = {"sha256": sha256_file(model_path)}
+        files[f"{name}/{EDGES_NAME}"] = _write(stage / EDGES_NAME, edges.cast(EDGE_SCHEMA))
+        files[f"{name}/{PERSONS_NAME}"] = _write(stage / PERSONS_NAME,
+                                                 persons.cast(PERSONS_SCHEMA))  # fmt: skip
+        files[f"{name}/{PERSON_IDS_NAME}"] = _write(
+            stage / PERSON_IDS_NAME, pa.Table.from_arrays([person_ids], schema=PERSON_IDS_SCHEMA)
+        )
+        fresh: dict[str, list[pa.Table]] = {}
+        for seg in kept:
+            if seg.rel is None:
+                fresh.setdefault(seg.dataset, []).append(seg.table)
+            else:  # verified when the index was read: not hashed again
+                files[seg.rel] = {"sha256": seg.sha256, "rows": seg.table.num_rows,
+                                  "dataset": seg.dataset}  # fmt: skip
+        for ds, t in new_segments.items():
+            fresh.setdefault(ds, []).append(t)
+        for ds, tables in sorted(fresh.items()):
+            table = pa.concat_tables(tables, promote_options="default")
+            if table.num_rows == 0:
+                continue
             rel = f"{RECORDS_DIR}/{ds}.parquet"
-            pq.write_table(table, stage / rel, compression="none", use_dictionary=False)
-            files[rel] = {"sha256": sha256_file(stage / rel), "rows": table.num_rows}
+            files[f"{name}/{rel}"] = {**_write(stage / rel, table), "dataset": ds}
         restrict_tree(stage)
         for f in sorted(stage.rglob("*")):  # on disk before any manifest names them
             if f.is_file():
@@ -271,7 +479,9 @@ def write_generation(
         "key_check": key_check,
         "deliveries": deliveries,
         "generation": name,
-        "files": files,
+        "next_rid": int(next_rid),
+        "index_id": index_id or secrets.token_hex(8),
+        "files": dict(sorted(files.items())),
         "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **extra,
     }
@@ -314,12 +524,29 @@ def discard(gen: Generation) -> None:
 
 
 def remove_stale(index_dir: Path, keep: str | None) -> None:
-    """Delete generation folders other than ``keep`` (old or half-written ones)."""
+    """Delete what the manifest in force does not list: generation folders other than
+    ``keep`` and those holding its listed segments (old or half-written ones), and, in those,
+    every file not listed (an old generation's model, edges, persons, compacted segments)."""
     if not index_dir.is_dir():
         return
+    listed: set[str] = set()
+    if keep is not None and exists(index_dir):
+        try:
+            m = json.loads((index_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            m = {}
+        if m.get("generation") == keep and m.get("format_version", 1) >= 2:
+            listed = set(m.get("files") or {})
+    folders = {keep} | {Path(r).parts[0] for r in listed}
     for n in os.listdir(index_dir):
-        if n != keep and (_GEN.match(n) or _STAGING.match(n)):
+        if (_GEN.match(n) or _STAGING.match(n)) and n not in folders:
             shutil.rmtree(index_dir / n, ignore_errors=True)
+    if not listed:
+        return
+    for n in sorted(folders - {keep}):
+        for f in sorted((index_dir / n).rglob("*")):
+            if f.is_file() and f.relative_to(index_dir).as_posix() not in listed:
+                f.unlink()
 
 
 @contextlib.contextmanager
@@ -355,6 +582,12 @@ def locked(index_dir: Path) -> Iterator[None]:
 
 __all__ = [
     "EDGE_SCHEMA",
+    "PERSONS_SCHEMA",
+    "PERSON_IDS_SCHEMA",
+    "RECORD_KEYS",
+    "SEGMENT_KEYS",
+    "Segment",
+    "rid_positions",
     "FORMAT_VERSION",
     "KIND",
     "MANIFEST_NAME",
