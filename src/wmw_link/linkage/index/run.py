@@ -207,7 +207,10 @@ def _stored(
         live_rows += int(live.sum())
         refs = seg.table["row_ref"]
         leaving = np.zeros(len(pos), dtype=bool)
-        w = _mask(pc.is_in(refs, value_set=wd)) & live if len(wd) else leaving
+        # Every row of a withdrawn ref, also an earlier version a correction superseded: the
+        # segment is rewritten without any of them.
+        w_any = _mask(pc.is_in(refs, value_set=wd)) if len(wd) else leaving
+        w = w_any & live
         if w.any():
             for code in state.person[pos[w]].tolist():
                 tally.gone[code] = tally.gone.get(code, 0) + 1
@@ -228,7 +231,7 @@ def _stored(
         stays = live & ~leaving
         tally.stored.append((seg, stays))
         # A withdrawn record must leave no trace: its segment is rewritten without it.
-        if seg.rel is None or w.any() or stays.sum() < COMPACT_BELOW * len(stays):
+        if seg.rel is None or w_any.any() or stays.sum() < COMPACT_BELOW * len(stays):
             if stays.any():
                 tally.to_store.setdefault(seg.dataset, []).append(
                     seg.table.filter(pa.array(stays))
