@@ -3,6 +3,7 @@ generations, compaction, withdrawals, crash recovery, verification and rollback 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -76,3 +77,57 @@ def test_a_withdrawn_record_corrected_earlier_leaves_no_trace(
     assert _traces(idx, ref) == []
     assert only_listed_files(idx)
 
+
+def _generation(idx: Path) -> str:
+    return str(json.loads((idx / store.MANIFEST_NAME).read_text())["generation"])
+
+
+def test_a_crash_between_commit_and_clean_up_does_not_brick_the_index(
+    two: dict, agreement: Agreement, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A withdrawal rewrites delivery 1's segment of one dataset into the new generation; the
+    first generation's folder stays (its other segments are listed). If the process dies after
+    the manifest is replaced but before the clean-up, the old segment file is left, unlisted,
+    in a folder the manifest uses: the next run must clean it up, not refuse the index."""
+    idx = _clone(two["snap1"], tmp_path)
+    ds = "hmrc_rti"
+    ref = _live(idx, agreement, ds)[0]
+    gen1 = _generation(idx)
+    monkeypatch.setattr(store, "remove_stale", lambda *a, **k: None)  # the power cut
+    link_index(agreement, [], idx, tmp_path / "o2", withdrawals=[withdrawal(ds, [ref])],
+               seed=1, report=False)  # fmt: skip
+    monkeypatch.undo()
+    assert _generation(idx) != gen1
+    assert (idx / gen1 / store.RECORDS_DIR / f"{ds}.parquet").exists()  # left behind
+    r = link_index(agreement, [two["folders"][1]], idx, tmp_path / "o3", seed=1, report=False)
+    assert r.mode == "incremental" and r.delivery == 3
+    assert _traces(idx, ref) == []
+    assert only_listed_files(idx)
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), KeyboardInterrupt()])
+def test_a_clean_up_failure_after_the_commit_keeps_the_committed_delivery_outputs(
+    two: dict, agreement: Agreement, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    error: BaseException,
+) -> None:
+    """Once the manifest names the new generation the delivery is in the index (a rerun is
+    refused as not new): its maps and id changes must not be deleted because deleting an old
+    generation's file failed."""
+    idx = _clone(two["snap1"], tmp_path)
+    real = store.remove_stale
+    gen1 = _generation(idx)
+
+    def failing(index_dir: Path, keep: str | None) -> None:
+        if keep != gen1:  # the clean-up after the commit
+            raise error
+        real(index_dir, keep)
+
+    monkeypatch.setattr(store, "remove_stale", failing)
+    try:
+        link_index(agreement, [two["folders"][1]], idx, tmp_path / "o2", seed=1, report=False)
+    except type(error):
+        pass
+    monkeypatch.undo()
+    assert store.read_manifest(agreement, idx)["deliveries"] == [1, 2]
+    assert (tmp_path / "o2" / "link-manifest.json").is_file()
+    assert (tmp_path / "o2" / "id-changes.parquet").is_file()

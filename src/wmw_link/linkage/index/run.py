@@ -550,7 +550,8 @@ def link_index(
         try:
             store.commit(result.generation)
         except BaseException:
-            shutil.rmtree(out, ignore_errors=True)
+            if not store.in_force(result.generation):  # once committed, the outputs stay
+                shutil.rmtree(out, ignore_errors=True)
             raise
         if state is not None:
             freshness.record_issued(Path(state), _series(result.generation.manifest),

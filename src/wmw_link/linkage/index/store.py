@@ -35,6 +35,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -67,6 +68,7 @@ PERSON_IDS_NAME = "person-ids.parquet"
 RECORDS_DIR = "records"
 _GEN = re.compile(r"^gen-\d{4,}-[0-9a-f]{8}$")
 _STAGING = re.compile(r"^\.gen-.*\.tmp$")
+log = logging.getLogger("wmw_link.linkage.index")
 
 EDGE_SCHEMA = pa.schema(
     [
@@ -298,7 +300,11 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
         if len(parts) != 3 or not _GEN.match(parts[0]) or parts[1] != RECORDS_DIR:
             raise _refuse(index_dir, f"the manifest lists {rel}, not a record segment")
     listed = set(seg_rels)
-    for folder in sorted({Path(r).parts[0] for r in seg_rels} | {gen}):
+    # Only the generation in force is checked: it was renamed into place whole. An older
+    # folder may still hold a segment this manifest no longer lists (compacted or rewritten
+    # without a withdrawn record) when the clean-up after the commit did not finish; it is
+    # never read, and remove_stale deletes it once the index is verified.
+    for folder in [gen]:
         for p in sorted((index_dir / folder / RECORDS_DIR).glob("*.parquet")):
             rel = f"{folder}/{RECORDS_DIR}/{p.name}"
             if rel not in listed:
@@ -505,8 +511,21 @@ def commit(gen: Generation) -> Path:
     os.chmod(path, 0o600)
     _fsync(path)  # the commit is durable before the previous generation can be deleted
     _fsync(gen.index_dir)
-    remove_stale(gen.index_dir, keep=gen.name)
+    try:
+        remove_stale(gen.index_dir, keep=gen.name)
+    except OSError as e:  # committed: the next run deletes what is left
+        log.warning("%s: old index files not all deleted (%s); the next run deletes them",
+                    gen.index_dir, e.strerror)  # fmt: skip
     return path
+
+
+def in_force(gen: Generation) -> bool:
+    """Whether the manifest in force names ``gen`` (its commit happened)."""
+    try:
+        m = json.loads((gen.index_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and m.get("generation") == gen.name
 
 
 def _fsync(path: Path) -> None:
@@ -597,6 +616,7 @@ __all__ = [
     "commit",
     "discard",
     "exists",
+    "in_force",
     "locked",
     "read_index",
     "read_manifest",
