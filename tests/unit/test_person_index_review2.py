@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from index_fixtures import only_listed_files, resend, split, withdrawal
+from index_fixtures import only_listed_files, rekeyed, resend, split, withdrawal
 from linkage_fixtures import write_fixture
 
 from wmw_link.agreement import Agreement, load_agreement
@@ -131,3 +131,19 @@ def test_a_clean_up_failure_after_the_commit_keeps_the_committed_delivery_output
     assert store.read_manifest(agreement, idx)["deliveries"] == [1, 2]
     assert (tmp_path / "o2" / "link-manifest.json").is_file()
     assert (tmp_path / "o2" / "id-changes.parquet").is_file()
+
+
+def test_a_re_key_may_come_with_a_withdrawal(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """A withdrawn record need not be re-sent under the new key (format 1 allowed this): the
+    re-key's "every index record re-sent" rule is about the records that stay."""
+    idx = _clone(two["snap1"], tmp_path)
+    ds = "hmrc_rti"
+    ref = _live(idx, agreement, ds)[0]
+    rekeyed(two["folders"][0], tmp_path / "rk", "kc-rotated")
+    r = link_index(agreement, [tmp_path / "rk"], idx, tmp_path / "o2", rekey=True,
+                   withdrawals=[withdrawal(ds, [ref])], seed=1, report=False)  # fmt: skip
+    assert (r.mode, r.withdrawn) == ("rekey", 1)
+    assert ref not in _live(idx, agreement, ds)
+    assert _traces(idx, ref) == []

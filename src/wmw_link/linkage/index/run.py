@@ -197,20 +197,21 @@ def _stored(
     replaces (re-sent); choose the segments to keep or compact.
 
     Returns:
-        re-sent row ref -> (old person code, delivery); the dataset's records in the index.
+        re-sent row ref -> (old person code, delivery); the dataset's records in the index
+        that this run does not withdraw.
     """
     before: dict[str, tuple[int, int]] = {}
     live_rows = 0
     for seg in segments:
         pos = state.live(seg)
         live = pos >= 0
-        live_rows += int(live.sum())
         refs = seg.table["row_ref"]
         leaving = np.zeros(len(pos), dtype=bool)
         # Every row of a withdrawn ref, also an earlier version a correction superseded: the
         # segment is rewritten without any of them.
         w_any = _mask(pc.is_in(refs, value_set=wd)) if len(wd) else leaving
         w = w_any & live
+        live_rows += int((live & ~w).sum())  # withdrawn records need not be re-sent
         if w.any():
             for code in state.person[pos[w]].tolist():
                 tally.gone[code] = tally.gone.get(code, 0) + 1
