@@ -3,16 +3,19 @@ generations, compaction, withdrawals, crash recovery, verification and rollback 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from index_fixtures import only_listed_files, rekeyed, resend, split, withdrawal
 from linkage_fixtures import write_fixture
 
 from wmw_link.agreement import Agreement, load_agreement
+from wmw_link.errors import VerificationError
 from wmw_link.linkage.index import link_index, store
 
 AGREEMENT = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
@@ -147,3 +150,69 @@ def test_a_re_key_may_come_with_a_withdrawal(
     assert (r.mode, r.withdrawn) == ("rekey", 1)
     assert ref not in _live(idx, agreement, ds)
     assert _traces(idx, ref) == []
+
+
+def _relist(idx: Path, rel: str, table: pa.Table | None = None, **entry: object) -> None:
+    """Write ``table`` to ``rel`` (if given) and list it in the manifest with a fresh hash."""
+    m = json.loads((idx / store.MANIFEST_NAME).read_text())
+    if table is not None:
+        (idx / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, idx / rel)
+    data = (idx / rel).read_bytes()
+    m["files"][rel] = {**m["files"].get(rel, {}), **entry,
+                       "sha256": hashlib.sha256(data).hexdigest(),
+                       "rows": pq.read_metadata(idx / rel).num_rows}  # fmt: skip
+    (idx / store.MANIFEST_NAME).write_text(json.dumps(m))
+
+
+def _segment_rels(idx: Path) -> list[str]:
+    m = json.loads((idx / store.MANIFEST_NAME).read_text())
+    return sorted(r for r in m["files"] if f"/{store.RECORDS_DIR}/" in r)
+
+
+def test_a_record_id_stored_twice_is_refused(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """Two listed segments holding the same record ids (one copied under another dataset's
+    name): every file matches its hash, but the records would be linked twice."""
+    idx = _clone(two["snap1"], tmp_path)
+    rel = _segment_rels(idx)[0]
+    gen = _generation(idx)
+    other = next(d.id for d in agreement.datasets if d.id not in {Path(r).stem for r in
+                                                                  _segment_rels(idx)})  # fmt: skip
+    copy = f"{gen}/{store.RECORDS_DIR}/{other}.parquet"
+    shutil.copy(idx / rel, idx / copy)
+    _relist(idx, copy, dataset=other)
+    with pytest.raises(VerificationError, match="record id"):
+        store.read_index(agreement, idx)
+
+
+def test_a_next_record_id_below_the_stored_ones_is_refused(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """New records would take record ids already stored: persons and edges mixed up."""
+    idx = _clone(two["snap1"], tmp_path)
+    m = json.loads((idx / store.MANIFEST_NAME).read_text())
+    m["next_rid"] = 3
+    (idx / store.MANIFEST_NAME).write_text(json.dumps(m))
+    with pytest.raises(VerificationError, match="next_rid"):
+        store.read_index(agreement, idx)
+
+
+def test_a_person_row_without_a_stored_record_is_refused(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """persons.parquet lists a record id no segment holds: that record (and its person) would
+    silently drop out of the next run with no id change."""
+    idx = _clone(two["snap1"], tmp_path)
+    gen = _generation(idx)
+    rel = f"{gen}/{store.PERSONS_NAME}"
+    t = pq.read_table(idx / rel)
+    rid = t["rid"].to_numpy().copy()
+    rid[-1] = rid[-1] + 1_000  # still increasing, in no segment
+    m = json.loads((idx / store.MANIFEST_NAME).read_text())
+    m["next_rid"] = int(rid[-1]) + 1
+    (idx / store.MANIFEST_NAME).write_text(json.dumps(m))
+    _relist(idx, rel, t.set_column(0, store.PERSONS_SCHEMA.field("rid"), pa.array(rid)))
+    with pytest.raises(VerificationError, match="record id"):
+        store.read_index(agreement, idx)

@@ -323,19 +323,43 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
     segments = []
     for rel in seg_rels:
         t = _parquet(index_dir, m, rel, data.pop(rel))
-        if t.column_names[:3] != list(SEGMENT_KEYS):
+        if t.column_names[:3] != list(SEGMENT_KEYS) or t.schema.field("rid").type != pa.int64() \
+                or t["rid"].null_count:  # fmt: skip
             raise _refuse(index_dir, f"{rel} has columns other than the format's")
         ds = str(files[rel].get("dataset") or Path(rel).stem)
         segments.append(Segment(ds, t, rel, str(files[rel]["sha256"])))
     rid = persons["rid"].to_numpy()
     if len(rid) > 1 and not bool(np.all(rid[1:] > rid[:-1])):
         raise _refuse(index_dir, f"{need[2]}: record ids are not strictly increasing")
+    _check_rids(index_dir, m, segments, rid, edges, need[2])
     person = persons["person"].to_numpy().astype(np.int64)
     person_ids = ids["person_id"].to_numpy(zero_copy_only=False)
     if len(person) and (person.min() < 0 or person.max() >= len(person_ids)):
         raise _refuse(index_dir, f"{need[2]}: a person code outside {need[3]}")
     return IndexState(index_dir, m, model, segments, rid, person, person_ids, edges,
                       int(m["next_rid"]))  # fmt: skip
+
+
+def _check_rids(
+    index_dir: Path, m: dict[str, Any], segments: list[Segment], rid: np.ndarray,
+    edges: pa.Table, persons_rel: str,
+) -> None:
+    """Each record id stored once, below ``next_rid``; every record in the index (persons)
+    and every edge end stored in a segment."""
+    nxt = m["next_rid"]
+    if not isinstance(nxt, int) or isinstance(nxt, bool):
+        raise _refuse(index_dir, "next_rid is not an integer")
+    parts = [s.table["rid"].to_numpy() for s in segments]
+    stored = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    if len(stored) > 1 and not bool(np.all(stored[1:] > stored[:-1])):
+        raise _refuse(index_dir, "a record id is stored twice (in the segments)")
+    if len(stored) and (stored[0] < 0 or stored[-1] >= nxt):
+        raise _refuse(index_dir, f"a stored record id is not in 0 .. next_rid ({nxt}) - 1")
+    if len(rid) and bool((rid_positions(stored, rid) < 0).any()):
+        raise _refuse(index_dir, f"{persons_rel}: a record id no segment holds")
+    for col in ("rid_l", "rid_r"):
+        if edges.num_rows and bool((rid_positions(rid, edges[col].to_numpy()) < 0).any()):
+            raise _refuse(index_dir, f"{EDGES_NAME}: a record id not in the index")
 
 
 def _read_v1(agreement: Agreement, index_dir: Path, m: dict[str, Any]) -> IndexState:
