@@ -216,3 +216,49 @@ def test_a_person_row_without_a_stored_record_is_refused(
     _relist(idx, rel, t.set_column(0, store.PERSONS_SCHEMA.field("rid"), pa.array(rid)))
     with pytest.raises(VerificationError, match="record id"):
         store.read_index(agreement, idx)
+
+
+def _partition(idx: Path, agreement: Agreement) -> tuple[list[tuple], list[int]]:
+    """The index's records (dataset, row_ref, delivery), sorted, and their persons as codes
+    in order of first appearance (ids differ between indexes: new ids are random)."""
+    recs = []
+    for ds, t in store.read_index(agreement, idx).records.items():
+        for ref, pid, d in zip(t["row_ref"].to_pylist(), t["person_id"].to_pylist(),
+                               t["delivery"].to_pylist(), strict=True):  # fmt: skip
+            recs.append((ds, ref, d, pid))
+    recs.sort()
+    codes: dict[str, int] = {}
+    return [r[:3] for r in recs], [codes.setdefault(r[3], len(codes)) for r in recs]
+
+
+def test_compaction_never_changes_persons_over_corrections_withdrawals_and_retrain(
+    two: dict, agreement: Agreement, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same sequence on two copies, one compacting every segment every run, one never:
+    the records, their deliveries, persons and id changes must be the same after each run."""
+    from wmw_link.linkage.index import run
+
+    ds = "hmrc_rti"
+    refs = _live(two["snap1"], agreement, ds)
+    resend(two["folders"][0], tmp_path / "corr", ds, refs[:4], refs[4:8])  # new identifiers
+    steps = [
+        ({"inputs": [two["folders"][1], tmp_path / "corr"]}),
+        ({"inputs": [], "withdrawals": [withdrawal(ds, [refs[0], refs[9]])]}),
+        ({"inputs": [], "retrain": True}),
+    ]
+    results: dict[float, list] = {}
+    for below in (0.0, 1.01):
+        idx = _clone(two["snap1"], tmp_path, f"index-{below}")
+        monkeypatch.setattr(run, "COMPACT_BELOW", below)
+        seen = []
+        for i, step in enumerate(steps):
+            kw = dict(step)
+            r = link_index(agreement, kw.pop("inputs"), idx, tmp_path / f"o-{below}-{i}",
+                           seed=1, report=False, **kw)  # fmt: skip
+            changes = pq.read_table(r.id_changes)["reason"].to_pylist()
+            seen.append((r.records, r.persons, r.corrected, r.withdrawn, sorted(changes),
+                         _partition(idx, agreement)))  # fmt: skip
+            assert only_listed_files(idx)
+        results[below] = seen
+        assert _traces(idx, refs[0]) == [] and _traces(idx, refs[9]) == []
+    assert results[0.0] == results[1.01]
