@@ -262,3 +262,17 @@ def test_compaction_never_changes_persons_over_corrections_withdrawals_and_retra
         results[below] = seen
         assert _traces(idx, refs[0]) == [] and _traces(idx, refs[9]) == []
     assert results[0.0] == results[1.01]
+
+
+def test_a_first_run_killed_while_writing_its_manifest_can_be_run_again(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """A kill during the commit's manifest write leaves its temporary file (never renamed) in
+    a folder with no manifest yet: the docs promise the delivery can always be run again."""
+    idx = tmp_path / "index"
+    idx.mkdir()
+    (idx / ".gen-0001-0badcafe.tmp").mkdir()  # the staging folder, also left behind
+    (idx / ".index-manifest.json.k2j4h5.tmp").write_text('{"kind": "wmw-link/pers')
+    r = link_index(agreement, [two["folders"][0]], idx, tmp_path / "o1", seed=1, report=False)
+    assert r.mode == "full"
+    assert only_listed_files(idx)

@@ -68,6 +68,8 @@ PERSON_IDS_NAME = "person-ids.parquet"
 RECORDS_DIR = "records"
 _GEN = re.compile(r"^gen-\d{4,}-[0-9a-f]{8}$")
 _STAGING = re.compile(r"^\.gen-.*\.tmp$")
+#: A manifest write cut short (``files.atomic_path``'s temporary file, never renamed).
+_MANIFEST_TMP = re.compile(r"^\.index-manifest\.json\..*\.tmp$")
 log = logging.getLogger("wmw_link.linkage.index")
 
 EDGE_SCHEMA = pa.schema(
@@ -175,6 +177,7 @@ def check_usable(index_dir: Path) -> None:
     foreign = [
         n for n in sorted(os.listdir(index_dir))
         if n != LOCK_NAME and not _GEN.match(n) and not _STAGING.match(n)
+        and not _MANIFEST_TMP.match(n)
     ]  # fmt: skip
     if foreign:
         raise ConfigError(
@@ -584,6 +587,8 @@ def remove_stale(index_dir: Path, keep: str | None) -> None:
     for n in os.listdir(index_dir):
         if (_GEN.match(n) or _STAGING.match(n)) and n not in folders:
             shutil.rmtree(index_dir / n, ignore_errors=True)
+        elif _MANIFEST_TMP.match(n):
+            (index_dir / n).unlink(missing_ok=True)
     if not listed:
         return
     for n in sorted(folders - {keep}):
