@@ -276,3 +276,23 @@ def test_a_first_run_killed_while_writing_its_manifest_can_be_run_again(
     r = link_index(agreement, [two["folders"][0]], idx, tmp_path / "o1", seed=1, report=False)
     assert r.mode == "full"
     assert only_listed_files(idx)
+
+
+def test_a_format_1_backup_put_back_after_the_upgrade_is_refused(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """A format-1 index has no index_id: restoring the pre-upgrade backup must still be seen
+    as a roll-back (the upgrading run committed a delivery it does not hold)."""
+    from test_person_index_storage import _as_format_1
+
+    idx, state = tmp_path / "index", tmp_path / "ttp-state.json"
+    _as_format_1(two["snap1"], tmp_path / "backup", agreement)
+    shutil.copytree(tmp_path / "backup", idx)
+    r = link_index(agreement, [two["folders"][1]], idx, tmp_path / "o2", seed=1, report=False,
+                   state=state)  # fmt: skip
+    assert r.delivery == 2 and store.read_manifest(agreement, idx)["format_version"] == 2
+    shutil.rmtree(idx)
+    shutil.copytree(tmp_path / "backup", idx)
+    with pytest.raises(VerificationError, match="rolled back"):
+        link_index(agreement, [two["folders"][1]], idx, tmp_path / "o3", seed=1, report=False,
+                   state=state)  # fmt: skip

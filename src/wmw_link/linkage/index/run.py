@@ -554,9 +554,7 @@ def link_index(
             if not store.in_force(result.generation):  # once committed, the outputs stay
                 shutil.rmtree(out, ignore_errors=True)
             raise
-        if state is not None:
-            freshness.record_issued(Path(state), _series(result.generation.manifest),
-                                    number, freshness.STATE_KIND)  # fmt: skip
+        _record_committed(state, result.generation.manifest, index_dir, number)
     restrict_tree(out)
     return _relocate(result, out)
 
@@ -566,6 +564,20 @@ def _series(manifest: dict[str, Any]) -> str:
     return f"person-index {manifest['index_id']}"
 
 
+def _record_committed(
+    state: str | Path | None, manifest: dict[str, Any], index_dir: Path, number: int
+) -> None:
+    """Remember in the TTP's state that ``number`` was committed to this index (and folder)."""
+    if state is not None:
+        for series in (_series(manifest), _folder_series(index_dir)):
+            freshness.record_issued(Path(state), series, number, freshness.STATE_KIND)
+
+
+def _folder_series(index_dir: Path) -> str:
+    """The index folder's entry in the TTP's state file: a format-1 index has no index_id."""
+    return f"person-index-folder {index_dir.resolve()}"
+
+
 def _check_not_rolled_back(
     index_dir: Path, idx: store.IndexState | None, state: str | Path | None
 ) -> None:
@@ -573,12 +585,14 @@ def _check_not_rolled_back(
 
     A restored backup or a copied-back folder verifies (its files match its manifest) but has
     lost the deliveries since: linking on would re-issue their person ids and lose their id
-    changes for the analysts.
+    changes for the analysts. A format-1 index (no index_id: a backup from before the upgrade)
+    is compared with the last delivery committed to its folder.
     """
-    if state is None or idx is None or "index_id" not in idx.manifest:
+    if state is None or idx is None:
         return
     issued = freshness.read_json(Path(state), freshness.STATE_KIND).get("issued") or {}
-    last = int(issued.get(_series(idx.manifest), 0))
+    series = _series(idx.manifest) if "index_id" in idx.manifest else _folder_series(index_dir)
+    last = int(issued.get(series, 0))
     have = max(idx.deliveries)
     if have < last:
         raise VerificationError(
