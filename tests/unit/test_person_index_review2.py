@@ -296,3 +296,21 @@ def test_a_format_1_backup_put_back_after_the_upgrade_is_refused(
     with pytest.raises(VerificationError, match="rolled back"):
         link_index(agreement, [two["folders"][1]], idx, tmp_path / "o3", seed=1, report=False,
                    state=state)  # fmt: skip
+
+
+def test_clean_up_deletes_nothing_when_it_cannot_read_the_manifest_in_force(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """remove_stale re-reads the manifest to learn which older folders still hold listed
+    segments; if that read fails it must not fall back to deleting every other folder."""
+    idx = _clone(two["snap1"], tmp_path)
+    link_index(agreement, [two["folders"][1]], idx, tmp_path / "o2", seed=1, report=False)
+    gen = _generation(idx)
+    older = sorted({Path(r).parts[0] for r in _segment_rels(idx)} - {gen})
+    assert older  # delivery 1's segments are listed again from their own folder
+    good = (idx / store.MANIFEST_NAME).read_bytes()
+    (idx / store.MANIFEST_NAME).write_bytes(good[: len(good) // 2])  # a failed read
+    store.remove_stale(idx, keep=gen)
+    (idx / store.MANIFEST_NAME).write_bytes(good)
+    assert all((idx / f).is_dir() for f in older)
+    store.read_index(agreement, idx)

@@ -576,12 +576,17 @@ def remove_stale(index_dir: Path, keep: str | None) -> None:
     if not index_dir.is_dir():
         return
     listed: set[str] = set()
-    if keep is not None and exists(index_dir):
+    if keep is not None:
         try:
             m = json.loads((index_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            m = {}
-        if m.get("generation") == keep and m.get("format_version", 1) >= 2:
+            m = None
+        if not isinstance(m, dict) or m.get("generation") != keep:
+            # What the manifest in force lists is unknown: deleting other folders could
+            # delete segments it lists. Leave everything to the next run.
+            log.warning("%s: the manifest could not be read back; nothing deleted", index_dir)
+            return
+        if m.get("format_version", 1) >= 2:
             listed = set(m.get("files") or {})
     folders = {keep} | {Path(r).parts[0] for r in listed}
     for n in os.listdir(index_dir):
