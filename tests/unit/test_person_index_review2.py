@@ -187,6 +187,19 @@ def test_a_record_id_stored_twice_is_refused(
         store.read_index(agreement, idx)
 
 
+def test_a_segment_listed_twice_under_two_spellings_is_refused(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    """``gen/./records/x.parquet`` names the same file as ``gen/records/x.parquet``: read
+    twice, its records would be linked twice."""
+    idx = _clone(two["snap1"], tmp_path)
+    rel = _segment_rels(idx)[0]
+    folder, _, name = rel.split("/")
+    _relist(idx, f"{folder}/./{store.RECORDS_DIR}/{name}", dataset=Path(name).stem)
+    with pytest.raises(VerificationError, match="record id"):
+        store.read_index(agreement, idx)
+
+
 def test_a_next_record_id_below_the_stored_ones_is_refused(
     two: dict, agreement: Agreement, tmp_path: Path
 ) -> None:
