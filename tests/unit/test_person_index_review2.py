@@ -110,7 +110,10 @@ def test_a_crash_between_commit_and_clean_up_does_not_brick_the_index(
 
 @pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), KeyboardInterrupt()])
 def test_a_clean_up_failure_after_the_commit_keeps_the_committed_delivery_outputs(
-    two: dict, agreement: Agreement, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    two: dict,
+    agreement: Agreement,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     error: BaseException,
 ) -> None:
     """Once the manifest names the new generation the delivery is in the index (a rerun is

@@ -344,8 +344,12 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
 
 
 def _check_rids(
-    index_dir: Path, m: dict[str, Any], segments: list[Segment], rid: np.ndarray,
-    edges: pa.Table, persons_rel: str,
+    index_dir: Path,
+    m: dict[str, Any],
+    segments: list[Segment],
+    rid: np.ndarray,
+    edges: pa.Table,
+    persons_rel: str,
 ) -> None:
     """Each record id stored once, below ``next_rid``; every record in the index (persons)
     and every edge end stored in a segment."""
