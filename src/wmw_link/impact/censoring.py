@@ -5,9 +5,9 @@ March who stays out of work keeps being referred, and if referred by September t
 pool; someone who found work in April rarely is. So the pool keeps the ones who found work:
 its outcomes are too good and the effect comes out too small. The fix is inverse probability
 of censoring weighting: a discrete-time model of the monthly chance of a first start, given the
-record at the start of the month (in work, months since work, age band, area, sex), fitted by
-scikit-learn logistic regression on person-months; each matched comparison person then
-counts ``1 / P(no start from the month after the pseudo-start to the end of the window)``,
+record at the start of the month (in work, months since work, age band, area, sex as on record
+by then), fitted by scikit-learn logistic regression on person-months; each matched comparison
+person then counts ``1 / P(no start from the month after the pseudo-start to the end of the window)``,
 standing in for the similar people the window took out of the pool.
 """
 
