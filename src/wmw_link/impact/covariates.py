@@ -10,7 +10,7 @@ Covariates describe the person on the day before their (pseudo-)start:
   record is a PAYE spell that begins after the pseudo-start has a known gender *because* they
   later found work, while a participant's is known through the hub whatever happens next.
   Matching on it picked comparison people who went on to find work (on the synthetic region,
-  1.5-3 points of the 12-month effect); ``gender`` itself is kept for the breakdowns;
+  1.3-2.3 points of the 12-month effects); ``gender`` itself is kept for the breakdowns;
 * ``pip_before``: a PIP claim began before the start (the disability indicator every person can
   have; the hubs' self-reported disability exists for participants only, so matching on it
   would compare unlike records);
