@@ -3,12 +3,14 @@ matching, disclosure control of the published tables, the command."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from journey_fixtures import AGREEMENT_PATH, Builder, D, agreement, write_inputs
@@ -349,3 +351,67 @@ def test_written_tables_mark_suppressed_cells_and_keep_counts_whole(tmp_path):
     assert est.str.fullmatch(r"-?\d+(\.0)?").all()
     counts = pd.read_csv(tmp_path / "o" / "tables" / "counts.csv", dtype=str)
     assert set(counts["count"]) >= {"treated", "comparison_pool", "treated_matched"}
+
+
+# -- gender as known before the start ------------------------------------------------------------
+
+
+def _with_recorded_sex(b: Builder, sex: str = "F") -> tuple[dict, dict]:
+    """The builder's tables, HMRC rows carrying ``recorded_sex`` as the shipped agreement's do."""
+    payloads, maps = b.tables()
+    hm = payloads["hmrc_rti"]
+    payloads["hmrc_rti"] = hm.append_column("recorded_sex", pa.array([sex] * hm.num_rows))
+    return payloads, maps
+
+
+def _enrolment(b: Builder, person: str, start) -> None:
+    """A record that carries no sex (skills), so someone is on record before the start."""
+    b.add("skills_enrolments", person, course_level="Level 2", start_date=start,
+          end_date=start + dt.timedelta(days=90), achieved=True, birth_year=1990,
+          postcode_district="B1")  # fmt: skip
+
+
+def test_gender_is_a_covariate_only_if_on_record_before_the_start():
+    b = Builder()
+    for p in ("before", "after", "hub_only"):
+        _enrolment(b, p, D(2024, 6, 1))
+    b.job("before", D(2024, 8, 1), D(2024, 12, 31))
+    b.job("after", D(2025, 6, 1), None)  # sex on record only from a job after the start
+    b.hub("hub_only", start=D(2025, 3, 3), gender="Male")
+    res = build_journeys(agreement(), *_with_recorded_sex(b), as_of=AS_OF)
+    con = duckdb.connect()
+    outcomes_cohort.register(con, res.events, res.persons)
+    units = pd.DataFrame({"person_id": ["before", "after", "hub_only"], "treated": [False, False, True],
+                          "start": [D(2025, 3, 3)] * 3, "support_type": [None] * 3})  # fmt: skip
+    f = cov.features(con, units, AS_OF, cov.sex_sources(agreement())).set_index("person_id")
+    assert f.loc["before", "gender_on_record"] == "Female"
+    assert f.loc["after", "gender_on_record"] == "Unknown"  # known only because they found work
+    assert f.loc["hub_only", "gender_on_record"] == "Unknown"  # the hub records it at the start
+    assert f.loc["hub_only", "gender"] == "Male"  # breakdowns keep the participant's answer
+    assert {"hmrc_rti", "dwp_claims", "hub_birmingham"} <= set(cov.sex_sources(agreement()))
+    assert "skills_enrolments" not in cov.sex_sources(agreement())
+
+
+def test_comparison_people_are_not_picked_for_having_found_work_later():
+    """Everyone is on record before the start only through a skills enrolment (no sex).
+    Exactly half of each group find work three months on; support does nothing. A
+    non-participant's gender is known only if they found work (HMRC records sex), a
+    participant's always (the hub asks). Matching on the journeys' gender compared
+    participants with the non-participants who found work and said about -50 points."""
+    rnd = random.Random(11)
+    b = Builder()
+    for i in range(600):
+        p = f"p{i}"
+        _enrolment(b, p, D(2024, 6, 1))
+        if i < 80:
+            b.hub(p, start=D(2025, 3, rnd.randint(1, 28)), gender="Female")
+        if i % 2 == 0:
+            b.job(p, D(2025, 6, 15), None)
+    b.claim("p1", AS_OF, None)  # the data run to AS_OF
+    res = build_journeys(agreement(), *_with_recorded_sex(b), as_of=AS_OF)
+    r = estimate_impact(agreement(), (res.events, res.persons), None,
+                        settings=Settings(bootstrap=20), dashboards=False)  # fmt: skip
+    est = r.raw.outcomes.set_index("outcome")
+    assert r.raw.counts["treated_matched"] >= 70
+    for name in ("employed_6m", "employed_12m"):
+        assert abs(est.loc[name, "estimate"]) < 15, (name, est.loc[name, "estimate"])

@@ -5,9 +5,9 @@ March who stays out of work keeps being referred, and if referred by September t
 pool; someone who found work in April rarely is. So the pool keeps the ones who found work:
 its outcomes are too good and the effect comes out too small. The fix is inverse probability
 of censoring weighting: a discrete-time model of the monthly chance of a first start, given the
-record at the start of the month (in work, months since work, age band, area, sex), fitted by
-scikit-learn logistic regression on person-months; each matched comparison person then
-counts ``1 / P(no start from the month after the pseudo-start to the end of the window)``,
+record at the start of the month (in work, months since work, age band, area, sex as on record
+by then), fitted by scikit-learn logistic regression on person-months; each matched comparison
+person then counts ``1 / P(no start from the month after the pseudo-start to the end of the window)``,
 standing in for the similar people the window took out of the pool.
 """
 
@@ -47,8 +47,10 @@ def _person_months(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
                             THEN s.benefit || ':' || coalesce(s.regime, '') END), 'none') AS claim,
           any_value({age_band_sql("year(pm.month) - p.birth_year")}) AS age_band,
           any_value(coalesce(p.local_authority, 'Unknown')) AS la,
-          any_value(coalesce(p.gender, 'Unknown')) AS gender
+          any_value(CASE WHEN sr.first_sex_record < pm.month THEN coalesce(p.gender, 'Unknown')
+                         ELSE 'Unknown' END) AS gender
         FROM {table} pm JOIN persons p USING (person_id)
+        LEFT JOIN sex_record sr ON sr.person_id = pm.person_id
         LEFT JOIN spells s ON s.person_id = pm.person_id
           AND s.start < pm.month AND s.stop >= CAST(pm.month - INTERVAL 24 MONTH AS DATE)
         GROUP BY pm.person_id, pm.month, pm.event
@@ -88,7 +90,8 @@ def censoring_weights(
     """``1 / P(no hub start after the pseudo-start month to the window's end)`` per control.
 
     Args:
-        con: connection with the journeys views and the ``spells`` table registered.
+        con: connection with the journeys views and the ``spells`` and ``sex_record``
+            tables registered (:func:`wmw_link.impact.covariates.features`).
         window: the treated's window (the pool excludes starts in it).
         controls: the matched comparison people (``person_id``, ``start``).
         seed: sampling seed for the hazard model's person-months.

@@ -129,7 +129,7 @@ def estimate_impact(
         window = window or default_window(con, as_of, max(covariates.HORIZONS))
         units = build_units(con, window, lookback_months, settings.seed)
         excluded = dict(units.attrs)
-        frame = covariates.features(con, units, as_of)
+        frame = covariates.features(con, units, as_of, covariates.sex_sources(agreement))
         followed = frame[f"followed_{max(covariates.HORIZONS)}m"]
         frame = frame[followed].reset_index(drop=True)
         if not frame["treated"].any() or frame["treated"].all():
