@@ -47,19 +47,28 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def write_bytes_atomic(
-    target: str | os.PathLike[str], data: bytes, mode: int | None = None
+    target: str | os.PathLike[str], data: bytes, mode: int | None = None, durable: bool = False
 ) -> None:
-    """Write ``data`` to ``target`` atomically, optionally with a file mode (e.g. 0o600)."""
+    """Write ``data`` to ``target`` atomically, optionally with a file mode (e.g. 0o600).
+
+    With ``durable`` the bytes are flushed to the disk before the rename, so a power cut
+    leaves the old file or the whole new one, never an empty one (a commit record).
+    """
     with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
 
 
-def write_json_atomic(target: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as stable, indented JSON atomically."""
+def write_json_atomic(target: str | os.PathLike[str], obj: Any, durable: bool = False) -> None:
+    """Write ``obj`` as stable, indented JSON atomically (``durable``: see
+    :func:`write_bytes_atomic`)."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
-    write_bytes_atomic(target, text.encode("utf-8"))
+    write_bytes_atomic(target, text.encode("utf-8"), durable=durable)
 
 
 def write_parquet_atomic(target: str | os.PathLike[str], table: pa.Table) -> None:

@@ -171,9 +171,9 @@ def test_generation_is_on_disk_before_the_manifest_names_it(
     events: list[tuple[str, set[str]]] = []
     real_write, real_stale = store.write_json_atomic, store.remove_stale
 
-    def write(path: Path, obj: object) -> None:
+    def write(path: Path, obj: object, durable: bool = False) -> None:
         events.append(("commit", set(synced)))
-        real_write(path, obj)
+        real_write(path, obj, durable=durable)
 
     def stale(index_dir: Path, keep: str | None) -> None:
         events.append(("remove_stale", set(synced)))
@@ -206,6 +206,10 @@ def test_generation_is_on_disk_before_the_manifest_names_it(
     assert files <= in_gen(at_commit), "generation files not fsynced before the commit"
     assert str(idx.resolve()) in at_commit  # the renamed folder's entry
     assert str((idx / store.MANIFEST_NAME).resolve()) in at_removal
+    # The new manifest's bytes reached the disk before the rename made it the manifest (a
+    # power cut must not leave an empty one).
+    tmp_name = f".{store.MANIFEST_NAME}."
+    assert any(Path(x).name.startswith(tmp_name) and x.endswith(".tmp") for x in at_removal)
 
 
 def test_a_correction_wins_over_the_earlier_delivery_whatever_the_order_of_inputs(

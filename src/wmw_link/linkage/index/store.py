@@ -535,7 +535,7 @@ def commit(gen: Generation) -> Path:
     """
     path = gen.index_dir / MANIFEST_NAME
     try:
-        write_json_atomic(path, gen.manifest)  # the commit
+        write_json_atomic(path, gen.manifest, durable=True)  # the commit
     except BaseException:
         discard(gen)
         raise
