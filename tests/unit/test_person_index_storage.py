@@ -204,3 +204,39 @@ def test_an_index_rolled_back_to_an_older_copy_is_refused(
     r = link_index(agreement, [], idx, tmp_path / "o4", retrain=True,
                    state=tmp_path / "other-state.json")  # fmt: skip
     assert r.delivery == 2
+
+
+def _rewrite(idx: Path, rel: str, table: pa.Table) -> None:
+    """Replace an index file and its manifest entry (a well-formed but wrong index)."""
+    pq.write_table(table, idx / rel)
+    m = json.loads((idx / store.MANIFEST_NAME).read_text())
+    m["files"][rel] = {**m["files"][rel], "rows": table.num_rows,
+                       "sha256": hashlib.sha256((idx / rel).read_bytes()).hexdigest()}  # fmt: skip
+    (idx / store.MANIFEST_NAME).write_text(json.dumps(m))
+
+
+def test_a_person_id_listed_twice_is_refused(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    idx = tmp_path / "index"
+    shutil.copytree(two["base"] / "snap2", idx)
+    gen = json.loads((idx / store.MANIFEST_NAME).read_text())["generation"]
+    rel = f"{gen}/{store.PERSON_IDS_NAME}"
+    ids = pq.read_table(idx / rel)["person_id"].to_pylist()
+    ids[1] = ids[0]  # two persons would share an id
+    _rewrite(idx, rel, pa.Table.from_arrays([pa.array(ids)], schema=store.PERSON_IDS_SCHEMA))
+    with pytest.raises(VerificationError, match="a person id is listed twice"):
+        store.read_index(agreement, idx)
+
+
+def test_a_segment_named_for_another_dataset_is_refused(
+    two: dict, agreement: Agreement, tmp_path: Path
+) -> None:
+    idx = tmp_path / "index"
+    shutil.copytree(two["base"] / "snap2", idx)
+    m = json.loads((idx / store.MANIFEST_NAME).read_text())
+    rel = next(r for r in _segments(idx) if r.endswith("/hmrc_rti.parquet"))
+    m["files"][rel]["dataset"] = "dwp_claims"
+    (idx / store.MANIFEST_NAME).write_text(json.dumps(m))
+    with pytest.raises(VerificationError, match="a segment of another dataset"):
+        store.read_index(agreement, idx)

@@ -483,43 +483,16 @@ def link_index(
         idx = store.read_index(agreement, index_dir) if store.exists(index_dir) else None
         _check_not_rolled_back(index_dir, idx, state)
         store.remove_stale(index_dir, keep=idx.manifest["generation"] if idx else None)
-        key_check = verified[0].manifest["key_check"] if verified else None
-        if rekey and (idx is None or key_check is None or key_check == idx.key_check):
-            raise ConfigError(
-                "--rekey needs an existing index and inputs re-tokenised under a new linkage "
-                "key (their key check must differ from the index's)"
-            )
-        if not rekey and idx is not None and key_check not in (None, idx.key_check):
-            raise VerificationError(
-                f"{index_dir / store.MANIFEST_NAME}: refused: a foreign index for these "
-                "inputs: its key check differs from the inputs' (another linkage key; after a "
-                "key rotation, re-key the index with --rekey and every controller's history)"
-            )
-        key_check = idx.key_check if idx and not rekey else key_check
-        if key_check is None:
-            raise InputDataError("no tokens given and no index to apply withdrawals to")
-        last = max(idx.deliveries) if idx else 0
-        number = delivery if delivery is not None else last + 1
-        if number <= last:
-            raise ConfigError(
-                f"--delivery {number}: the index already holds deliveries up to {last}; a "
-                "delivery number must be new and increasing"
-            )
+        key_check = _key_check(index_dir, idx, verified, rekey)
+        number = _delivery_number(idx, delivery)
         withdrawn = _read_withdrawals(agreement, withdrawals, keyring)
         unknown = sorted(set(withdrawn) - {d.id for d in agreement.datasets})
         if unknown:
             raise VerificationError(f"withdrawals for dataset '{unknown[0]}', not in agreement "
                                     f"{agreement.id}")  # fmt: skip
         cur = _current(idx, new, withdrawn, number, rekey=rekey)
-        mode = (
-            "full" if idx is None else "rekey" if rekey else "retrain" if retrain
-            else "incremental"
-        )  # fmt: skip
-        if mode == "incremental" and (threshold is not None or exact_only):
-            raise ConfigError(
-                "--threshold and --exact-only choose a new model: an incremental run scores "
-                "with the stored model and threshold; add --retrain to train a new one"
-            )
+        mode = _mode(idx, rekey=rekey, retrain=retrain, threshold=threshold,
+                     exact_only=exact_only)  # fmt: skip
         timings["prepare"] = time.perf_counter() - t_start
         produces = link_output_names(agreement) | {ID_CHANGES_NAME}
         result: IndexResult | None = None
@@ -557,6 +530,74 @@ def link_index(
         _record_committed(state, result.generation.manifest, index_dir, number)
     restrict_tree(out)
     return _relocate(result, out)
+
+
+def _key_check(
+    index_dir: Path, idx: store.IndexState | None, verified: list[VerifiedInput], rekey: bool
+) -> str:
+    """The linkage key check of the run: the index's, or (re-key, first run) the inputs'.
+
+    Raises:
+        ConfigError: a re-key without an index or without inputs under a new key.
+        VerificationError: inputs under another linkage key than the index's.
+        InputDataError: nothing to link and no index.
+    """
+    key_check = verified[0].manifest["key_check"] if verified else None
+    if rekey and (idx is None or key_check is None or key_check == idx.key_check):
+        raise ConfigError(
+            "--rekey needs an existing index and inputs re-tokenised under a new linkage "
+            "key (their key check must differ from the index's)"
+        )
+    if not rekey and idx is not None and key_check not in (None, idx.key_check):
+        raise VerificationError(
+            f"{index_dir / store.MANIFEST_NAME}: refused: a foreign index for these "
+            "inputs: its key check differs from the inputs' (another linkage key; after a "
+            "key rotation, re-key the index with --rekey and every controller's history)"
+        )
+    key_check = idx.key_check if idx and not rekey else key_check
+    if key_check is None:
+        raise InputDataError("no tokens given and no index to apply withdrawals to")
+    return str(key_check)
+
+
+def _delivery_number(idx: store.IndexState | None, delivery: int | None) -> int:
+    """This run's delivery number: ``delivery``, or one more than the index's last.
+
+    Raises:
+        ConfigError: a number the index already holds or has passed.
+    """
+    last = max(idx.deliveries) if idx else 0
+    number = delivery if delivery is not None else last + 1
+    if number <= last:
+        raise ConfigError(
+            f"--delivery {number}: the index already holds deliveries up to {last}; a "
+            "delivery number must be new and increasing"
+        )
+    return number
+
+
+def _mode(
+    idx: store.IndexState | None,
+    *,
+    rekey: bool,
+    retrain: bool,
+    threshold: float | None,
+    exact_only: bool,
+) -> str:
+    """``full``, ``rekey``, ``retrain`` or ``incremental``.
+
+    Raises:
+        ConfigError: a new model asked of an incremental run.
+    """
+    mode = (
+        "full" if idx is None else "rekey" if rekey else "retrain" if retrain else "incremental"
+    )
+    if mode == "incremental" and (threshold is not None or exact_only):
+        raise ConfigError(
+            "--threshold and --exact-only choose a new model: an incremental run scores "
+            "with the stored model and threshold; add --retrain to train a new one"
+        )
+    return mode
 
 
 def _series(manifest: dict[str, Any]) -> str:

@@ -323,14 +323,7 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
     if edges.schema != EDGE_SCHEMA or persons.schema != PERSONS_SCHEMA or \
             ids.schema != PERSON_IDS_SCHEMA:  # fmt: skip
         raise _refuse(index_dir, "an edges or persons file has columns other than the format's")
-    segments = []
-    for rel in seg_rels:
-        t = _parquet(index_dir, m, rel, data.pop(rel))
-        if t.column_names[:3] != list(SEGMENT_KEYS) or t.schema.field("rid").type != pa.int64() \
-                or t["rid"].null_count:  # fmt: skip
-            raise _refuse(index_dir, f"{rel} has columns other than the format's")
-        ds = str(files[rel].get("dataset") or Path(rel).stem)
-        segments.append(Segment(ds, t, rel, str(files[rel]["sha256"])))
+    segments = [_segment(index_dir, m, rel, data.pop(rel)) for rel in seg_rels]
     rid = persons["rid"].to_numpy()
     if len(rid) > 1 and not bool(np.all(rid[1:] > rid[:-1])):
         raise _refuse(index_dir, f"{need[2]}: record ids are not strictly increasing")
@@ -339,8 +332,22 @@ def read_index(agreement: Agreement, index_dir: Path) -> IndexState:
     person_ids = ids["person_id"].to_numpy(zero_copy_only=False)
     if len(person) and (person.min() < 0 or person.max() >= len(person_ids)):
         raise _refuse(index_dir, f"{need[2]}: a person code outside {need[3]}")
+    if pc.count_distinct(ids["person_id"]).as_py() != ids.num_rows:
+        raise _refuse(index_dir, f"{need[3]}: a person id is listed twice")
     return IndexState(index_dir, m, model, segments, rid, person, person_ids, edges,
                       int(m["next_rid"]))  # fmt: skip
+
+
+def _segment(index_dir: Path, m: dict[str, Any], rel: str, raw: bytes) -> Segment:
+    """A record segment read from its verified bytes; its columns and dataset checked."""
+    t = _parquet(index_dir, m, rel, raw)
+    if t.column_names[:3] != list(SEGMENT_KEYS) or t.schema.field("rid").type != pa.int64() \
+            or t["rid"].null_count:  # fmt: skip
+        raise _refuse(index_dir, f"{rel} has columns other than the format's")
+    ds = Path(rel).stem
+    if m["files"][rel].get("dataset", ds) != ds:
+        raise _refuse(index_dir, f"{rel}: the manifest names it a segment of another dataset")
+    return Segment(ds, t, rel, str(m["files"][rel]["sha256"]))
 
 
 def _check_rids(
