@@ -138,6 +138,13 @@ def counter_path(ref_key_source: str) -> Path | None:
     return Path(ref_key_source + ".deliveries.json")
 
 
+def last_issued(counter: Path | None, series: str, kind: str = COUNTER_KIND) -> int:
+    """The last delivery number recorded as issued for ``series`` (0: none)."""
+    if counter is None:
+        return 0
+    return int((read_json(counter, kind).get("issued") or {}).get(series, 0))
+
+
 def next_delivery(
     counter: Path | None, series: str, explicit: int | None, kind: str = COUNTER_KIND
 ) -> int:
@@ -149,9 +156,7 @@ def next_delivery(
     """
     if explicit is not None and explicit < 1:
         raise ConfigError(f"--delivery must be 1 or more, not {explicit}")
-    last = 0
-    if counter is not None:
-        last = int((read_json(counter, kind).get("issued") or {}).get(series, 0))
+    last = last_issued(counter, series, kind)
     if explicit is None:
         return last + 1
     if explicit <= last:

@@ -631,9 +631,8 @@ def _check_not_rolled_back(
     """
     if state is None or idx is None:
         return
-    issued = freshness.read_json(Path(state), freshness.STATE_KIND).get("issued") or {}
     series = _series(idx.manifest) if "index_id" in idx.manifest else _folder_series(index_dir)
-    last = int(issued.get(series, 0))
+    last = freshness.last_issued(Path(state), series, freshness.STATE_KIND)
     have = max(idx.deliveries)
     if have < last:
         raise VerificationError(
