@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from wmw_link.agreement import Agreement
+from wmw_link.journeys.sql import GENDER_FIELDS
 from wmw_link.outcomes.cohort import OUT_OF_WORK_SQL, age_band_sql
 
 HORIZONS = (6, 12)
@@ -101,7 +102,7 @@ def _months_in(cond: str, months: int) -> str:
 
 
 #: Payload fields from which journeys take a person's gender (docs/outcomes.md).
-SEX_FIELDS = ("gender", "recorded_sex")
+SEX_FIELDS = GENDER_FIELDS
 
 
 def sex_sources(agreement: Agreement) -> list[str]:

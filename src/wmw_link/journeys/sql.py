@@ -39,6 +39,8 @@ PERSON_FIELDS = (
     "postcode_district",
     "recorded_sex",
 )
+#: Payload fields a person's gender is taken from: the hub's self-report, a source's record.
+GENDER_FIELDS = ("gender", "recorded_sex")
 #: Payload fields that give an event's start date, in order of preference, and its end.
 START_FIELDS = ("start_date", "support_start", "referral_date")
 END_FIELDS = ("end_date",)
