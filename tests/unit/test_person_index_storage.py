@@ -131,8 +131,9 @@ def test_compaction_rewrites_segments_and_keeps_every_person(
     assert (pa_ == pb).all()
 
 
-def _as_format_1(src: Path, dst: Path, agreement: Agreement) -> None:
-    """``src`` (format 2) rewritten as format 1: one generation holding every record."""
+def _as_format_1(src: Path, dst: Path, agreement: Agreement, stale_edges: int = 0) -> None:
+    """``src`` (format 2) rewritten as format 1: one generation holding every record, plus
+    ``stale_edges`` edges to a record it no longer holds."""
     state = store.read_index(agreement, src)
     gen_name = "gen-0001-0000abcd"
     gen = dst / gen_name
@@ -149,9 +150,12 @@ def _as_format_1(src: Path, dst: Path, agreement: Agreement) -> None:
     e = state.edges
     left = [where[x] for x in e["rid_l"].to_pylist()]
     right = [where[x] for x in e["rid_r"].to_pylist()]
+    left += [left[0]] * stale_edges
+    right += [(right[0][0], "withdrawn-ref")] * stale_edges
+    weights = e["match_weight"].to_pylist() + [9.0] * stale_edges
     edges = pa.table({"dataset_l": [x[0] for x in left], "row_ref_l": [x[1] for x in left],
                       "dataset_r": [x[0] for x in right], "row_ref_r": [x[1] for x in right],
-                      "match_weight": e["match_weight"]})  # fmt: skip
+                      "match_weight": pa.array(weights, pa.float64())})  # fmt: skip
     for rel, table in [(store.EDGES_NAME, edges), *[(f"{store.RECORDS_DIR}/{ds}.parquet", t)
                                                      for ds, t in state.records.items()]]:  # fmt: skip
         pq.write_table(table, gen / rel)
@@ -184,6 +188,19 @@ def test_a_format_1_index_is_read_and_upgraded(
     assert (a["person_id"].to_numpy()[old] == b["person_id"].to_numpy()[old]).all()
     assert (pd.factorize(a["person_id"])[0] == pd.factorize(b["person_id"])[0]).all()
     assert np.array_equal(a["delivery"].to_numpy(), b["delivery"].to_numpy())
+
+
+def test_format_1_edges_to_records_no_longer_held_are_dropped_and_counted(
+    two: dict, agreement: Agreement, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    v1 = tmp_path / "v1"
+    _as_format_1(two["base"] / "snap1", v1, agreement, stale_edges=3)
+    clean = store.read_index(agreement, two["base"] / "snap1")
+    with caplog.at_level("WARNING", logger="wmw_link.linkage.index"):
+        state = store.read_index(agreement, v1)
+    assert state.edges.num_rows == clean.edges.num_rows
+    assert "3 edges to records the index no longer holds dropped" in caplog.text
+    assert "withdrawn-ref" not in caplog.text
 
 
 def test_an_index_rolled_back_to_an_older_copy_is_refused(

@@ -412,6 +412,10 @@ def _read_v1(agreement: Agreement, index_dir: Path, m: dict[str, Any]) -> IndexS
     li = pc.index_in(_keys(edges["dataset_l"], edges["row_ref_l"]), value_set=all_keys)
     ri = pc.index_in(_keys(edges["dataset_r"], edges["row_ref_r"]), value_set=all_keys)
     ok = pc.and_(pc.is_valid(li), pc.is_valid(ri))
+    dropped = edges.num_rows - pc.sum(pc.cast(ok, pa.int64())).as_py() if edges.num_rows else 0
+    if dropped:  # an edge to a record no segment holds links nothing: said, not silent
+        log.warning("format-1 index: %d edges to records the index no longer holds dropped "
+                    "in the upgrade", dropped)  # fmt: skip
     v2_edges = pa.Table.from_arrays(
         [pc.filter(li, ok).cast(pa.int64()), pc.filter(ri, ok).cast(pa.int64()),
          pc.filter(edges["match_weight"], ok)],
