@@ -30,7 +30,7 @@ from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
-from wmw_link.linkage.id_u import generic_id_near_u, generic_id_u
+from wmw_link.linkage.id_u import generic_id_near_u, generic_id_u, placeholder_values
 from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
@@ -87,17 +87,24 @@ def _token_kinds(verified: Sequence[VerifiedInput]) -> dict[str, str]:
 
 
 def near_unique_u(backend: Backend, tables: Sequence[str], column: str) -> float | None:
-    """u for exact agreement on a near-unique token, from token frequencies.
+    """u for exact agreement on a NINo or NHS number: half a pair's worth.
 
-    Random sampling rarely sees two records of different people sharing a NINo, so its estimate
-    is noisy or missing. Instead: if tokens are spread over the ``D`` distinct values seen, a
-    record of another person carries the same token with probability ``1 / D``.
+    Both are issued one per person and checked by the tokeniser (format, prefix, check
+    digit). Records of different people share one only through a placeholder (nulled first,
+    :func:`wmw_link.linkage.id_u.placeholder_values`) or a typo that lands on another
+    resident's number (for a region's million people among the NINo's hundreds of millions
+    of values, a fraction of a pair in a run). Counting ``1 / distinct values`` (values dealt
+    at random) made an agreeing NINo weigh no more than the prior against a pair: one
+    person's records sharing the NINo and no name or date token (a placeholder 1 January
+    date with swapped, transliterated names) fell below the threshold. The count of pairs
+    sharing it and nothing else (:func:`wmw_link.linkage.id_u.generic_id_u`, for generic ids,
+    whose nature the agreement does not say) is nearly all such records of one person.
     """
     union = " UNION ALL ".join(f"SELECT {column} AS v FROM {t}" for t in tables)
-    distinct = backend.scalar(f"SELECT COUNT(DISTINCT v) FROM ({union}) WHERE v IS NOT NULL")
-    if not distinct or distinct < 2:
+    n = backend.scalar(f"SELECT COUNT(v) FROM ({union})")
+    if not n or n < 2:
         return None
-    return 1.0 / float(distinct)
+    return 0.5 / (float(n) * (float(n) - 1) / 2)
 
 
 def _agreement_gammas(comp: Any) -> dict[str, int]:
@@ -453,6 +460,12 @@ def prepare_plan(
     hashed = sorted(c for c, k in kinds.items() if k == "hmac")
     for col in unique_id_columns(set(kinds)):
         if col in kinds:
+            # A placeholder id shared by many people is no id: null it before anything counts.
+            values = placeholder_values(be, phys, col, hashed)
+            if values:
+                log.info("%s: %d placeholder value(s) nulled", col, len(values))
+                for t in phys:
+                    be.null_tokens(t, col, values)
             generic = col.startswith("id_")  # unique per person: see linkage/id_u.py
             u = generic_id_u(be, phys, col, hashed) if generic else near_unique_u(be, phys, col)
             if u is not None:
