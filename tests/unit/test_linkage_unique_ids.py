@@ -25,24 +25,25 @@ def _table(be, name: str, rows: list[tuple]) -> None:
 
 def test_a_value_many_people_share_is_a_placeholder(be) -> None:
     rows = [
-        # 7: six records of six people (every fn_dob differs), across two tables below
-        *[(i, 7, 100 + i) for i in range(6)],
-        # 8: one person's five records, four sharing a name and date, one sharing nothing
-        *[(10 + i, 8, 50 if i < 4 else 51) for i in range(5)],
-        # 9: three records sharing nothing: too few to tell a placeholder from one person
-        *[(20 + i, 9, 200 + i) for i in range(3)],
-        (30, None, 1),
-        (31, None, 1),
+        # 7: twelve records of twelve people (every fn_dob differs), in two tables
+        *[(i, 7, 100 + i) for i in range(12)],
+        # 8: one person's twelve records, ten sharing a name and date, two sharing nothing
+        *[(20 + i, 8, 50 if i < 10 else 51 + i) for i in range(12)],
+        # 9: nine records sharing nothing: too few to tell a placeholder from one person
+        *[(40 + i, 9, 200 + i) for i in range(9)],
+        # 6: twelve records without a date of birth (no composite): missing, not different
+        *[(60 + i, 6, None) for i in range(12)],
+        (80, None, 1),
     ]
-    _table(be, "a", rows[:3] + rows[6:])
-    _table(be, "b", rows[3:6])
+    _table(be, "a", rows[:6] + rows[12:])
+    _table(be, "b", rows[6:12])
+    assert PLACEHOLDER_MIN_RECORDS == 10
     assert placeholder_values(be, ["a", "b"], "nino", ["nino", "fn_dob"]) == [7]
-    assert PLACEHOLDER_MIN_RECORDS == 4  # value 9's three records stay an id
     be.null_tokens("a", "nino", [7])
     be.null_tokens("b", "nino", [7])
     left = be.rows("SELECT nino, COUNT(*) FROM (SELECT nino FROM a UNION ALL SELECT nino FROM b) "
                    "GROUP BY 1 ORDER BY 1 NULLS LAST")  # fmt: skip
-    assert left == [(8, 5), (9, 3), (None, 8)]
+    assert left == [(6, 12), (8, 12), (9, 9), (None, 13)]
 
 
 def test_an_agreeing_nino_outweighs_a_prior_of_one_pair_in_many(be) -> None:

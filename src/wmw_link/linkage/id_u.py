@@ -79,7 +79,7 @@ def generic_id_near_u(
 
 
 #: A value held by at least this many records ...
-PLACEHOLDER_MIN_RECORDS = 4
+PLACEHOLDER_MIN_RECORDS = 10
 #: ... of whose pairs more than this share agree on no other exact token is a placeholder.
 PLACEHOLDER_BARE_SHARE = 0.9
 
@@ -93,10 +93,13 @@ def placeholder_values(
     whose pairs then agree on nothing else; one person's records mostly share a name and date,
     an address or another id. So a value held by at least :data:`PLACEHOLDER_MIN_RECORDS`
     records, more than :data:`PLACEHOLDER_BARE_SHARE` of whose pairs hold other exact tokens
-    and share none of them, is taken for a placeholder: on the hard synthetic profile (100k people) one
-    person's values never exceed 0.83 at four records and 0.43 from seven, the two
-    placeholders (119 and 126 records) are at 1.0. The values are returned to be nulled, as
-    the tokeniser nulls the placeholders it knows (an NHS number of one repeated digit).
+    and share none of them, is taken for a placeholder. On the hard synthetic profile (100k
+    people) one person's NINo is held by at most 11 records, whose share is at most 0.43 from
+    seven records on (0.83 at four); the two placeholders (119 and 126 records) are at 1.0.
+    With fewer records a person's heavily corrupted records can look like strangers (FEBRL 3:
+    six records of one person, five without a date of birth, 14 of 15 pairs sharing no exact
+    token). The values are returned to be nulled, as the tokeniser nulls the placeholders it
+    knows (an NHS number of one repeated digit).
     """
     cols = [column, *[c for c in others if c != column]]
     union = " UNION ALL ".join(

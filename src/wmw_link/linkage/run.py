@@ -36,6 +36,7 @@ from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
     ALIKE_TWINS_LEVELS,
     ID_NEAR_LEVEL,
+    IDENTITY_LEVELS,
     NO_EVIDENCE_LEVELS,
     SAME_PLACE_LEVELS,
     TWINS_LEVELS,
@@ -116,7 +117,80 @@ def _agreement_gammas(comp: Any) -> dict[str, int]:
     }
 
 
-def _evidence_condition(linker: Any) -> str:
+#: A refused pattern of the household rule is lifted when at least this share of its pairs is
+#: estimated to be one person, from the pairs whose reference id is on both records ...
+ONE_PERSON_SHARE = 0.99
+#: ... and there are at least this many of them.
+MIN_REFERENCE_PAIRS = 20
+
+
+def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
+    """Identity levels the household rule refuses that the data say are one person.
+
+    The rule refuses patterns that are as often two people of one household as one person:
+    twin-like levels at a shared postcode, "same (fore)name at the same postcode, date
+    differs". Whether they are is a fact of the data, measured on the scored pairs whose
+    reference id (the NINo, else the NHS number, else a generic id) is on both records: a
+    pattern's pairs with equal ids are one person, and of those whose ids differ, one person's
+    records account for ``equal * odds``, the odds that one person's two records differ in the
+    id, measured on the strongest level (whole names and exact date: one person). When the
+    share of one person, ``equal * (1 + odds) / (equal + differ)``, is at least
+    :data:`ONE_PERSON_SHARE` (with :data:`MIN_REFERENCE_PAIRS` pairs), the pattern is no
+    household pattern in these data and the rule leaves it to the model. On the hard synthetic
+    profile, where twins and juniors share an address, every refused level stays refused (the
+    highest share is 0.98); FEBRL, which has no households and replaces a duplicate's forename
+    and id independently (ids differ in one person's records at odds 0.1), lifts them.
+    """
+    comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
+    refs = unique_id_columns(set(comps))
+    if "identity" not in comps or not refs:
+        return frozenset()
+    ref = refs[0]
+    ids = _agreement_gammas(comps[ref])
+    exact = ids["exact"]
+    # Ids equal or plainly different: a near id (one character apart) is neither.
+    near = f" AND gamma_{ref} <> {ids[ID_NEAR_LEVEL]}" if ID_NEAR_LEVEL in ids else ""
+    levels = _agreement_gammas(comps["identity"])
+    place = _agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
+    same_place = [g for label, g in place.items() if label in SAME_PLACE_LEVELS]
+    at_place = f"gamma_postcode IN ({', '.join(map(str, same_place))})" if same_place else "FALSE"
+    rows = linker.misc.query_sql(
+        f"SELECT gamma_identity AS i, {at_place} AS place, gamma_{ref} = {exact} AS eq, "
+        f"COUNT(*) AS n FROM {predictions.physical_name} WHERE gamma_{ref} >= 0{near} "
+        "GROUP BY 1, 2, 3",
+        output_type="pandas",
+    )
+    counts: dict[tuple[int, bool, bool], int] = {
+        (int(i), bool(pl), bool(eq)): int(n) for i, pl, eq, n in rows.itertuples(index=False)
+    }
+
+    def tally(gamma: int, places: tuple[bool, ...]) -> tuple[int, int]:
+        eq = sum(counts.get((gamma, pl, True), 0) for pl in places)
+        return eq, sum(counts.get((gamma, pl, False), 0) for pl in places)
+
+    strongest = levels.get(IDENTITY_LEVELS[0][0])
+    if strongest is None:
+        return frozenset()
+    eq0, differ0 = tally(strongest, (False, True))
+    if not eq0:
+        return frozenset()
+    odds = differ0 / eq0
+    lifted = set()
+    for label, gamma in levels.items():
+        if label in NO_EVIDENCE_LEVELS:  # refused anywhere
+            eq, differ = tally(gamma, (False, True))
+        elif label in TWINS_LEVELS | ALIKE_TWINS_LEVELS:  # refused at a shared place
+            eq, differ = tally(gamma, (True,))
+        else:
+            continue
+        if eq + differ >= MIN_REFERENCE_PAIRS and eq * (1 + odds) >= ONE_PERSON_SHARE * (
+            eq + differ
+        ):
+            lifted.add(label)
+    return frozenset(lifted)
+
+
+def _evidence_condition(linker: Any, lifted: frozenset[str] = frozenset()) -> str:
     """SQL: the household rule a scored pair must pass before it may link.
 
     A NINo, NHS-number or generic-id agreement always passes; a generic id within one character
@@ -125,7 +199,7 @@ def _evidence_condition(linker: Any) -> str:
     birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
     alike, forenames differ) must not also share a postcode unit or sector; a pair whose
     forenames are only alike with the same date and address links unless its NINos or NHS
-    numbers differ.
+    numbers differ. Levels in ``lifted`` (:func:`one_person_levels`) are not refused.
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
     unique = []
@@ -141,18 +215,18 @@ def _evidence_condition(linker: Any) -> str:
     if "identity" not in comps:
         return " OR ".join(unique) if unique else "TRUE"
     levels = _agreement_gammas(comps["identity"])
-    ok = sorted(g for label, g in levels.items() if label not in NO_EVIDENCE_LEVELS)
+    ok = sorted(g for label, g in levels.items() if label not in NO_EVIDENCE_LEVELS - lifted)
     rule = f"gamma_identity IN ({', '.join(map(str, ok))})" if ok else "FALSE"
     place = _agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
     same_place = sorted(g for label, g in place.items() if label in SAME_PLACE_LEVELS)
-    twins = sorted(g for label, g in levels.items() if label in TWINS_LEVELS)
+    twins = sorted(g for label, g in levels.items() if label in TWINS_LEVELS - lifted)
     place = ", ".join(map(str, same_place))
     if twins and same_place:
         rule += (
             f" AND NOT (gamma_identity IN ({', '.join(map(str, twins))}) AND gamma_postcode IN "
             f"({place}))"
         )
-    alike = sorted(g for label, g in levels.items() if label in ALIKE_TWINS_LEVELS)
+    alike = sorted(g for label, g in levels.items() if label in ALIKE_TWINS_LEVELS - lifted)
     differ = [f"gamma_{n} = 0" for n in ("nino", "nhs") if n in comps]
     if alike and same_place and differ:
         rule += (
@@ -408,8 +482,14 @@ def fit_and_cluster(
     )
     log.info("scored %d candidate pairs", comparisons)
     t0 = time.perf_counter()
-    rule = evidence or _evidence_condition
-    evidence_sql = rule(linker) if household_rule else "TRUE"
+    lifted: frozenset[str] = frozenset()
+    if evidence is None and household_rule:
+        lifted = one_person_levels(linker, predictions)
+        if lifted:
+            log.info("household rule: lifted for %s (one person in these data)", sorted(lifted))
+        evidence_sql = _evidence_condition(linker, lifted)
+    else:
+        evidence_sql = evidence(linker) if evidence is not None and household_rule else "TRUE"
     # Only what clustering and the sweep need: a narrow table is cheap to write.
     linkable = linker.misc.query_sql(
         f"SELECT {src['_l']}, unique_id_l, {src['_r']}, unique_id_r, match_key, "
