@@ -1,16 +1,20 @@
-"""u of a generic identifier (``id_<name>``): pairs that share the id and nothing else.
+"""u of a generic identifier (``id_<name>``): pairs that share the id and nothing else; and
+placeholder values of any person-unique id.
 
-The NINo and NHS number take u from token frequencies (``run.near_unique_u``: 1 / distinct
-values), the chance that a record of another person carries a value *if values were dealt at
-random*. An id meant to be unique per person is not dealt at random: nearly every pair sharing
-it is one person, so 1 / distinct values makes an agreeing id weigh little more than the prior
-against it (a pair with only its id agreeing stays near probability one half).
+The NINo and NHS number, issued one per person and checked by the tokeniser, take half a
+pair's worth (``run.near_unique_u``). Counting ``1 / distinct values``, the chance that a record
+of another person carries a value *if values were dealt at random*, would be wrong for any id
+meant to be unique per person: nearly every pair sharing it is one person, so an agreeing id
+would weigh little more than the prior against it (a pair with only its id agreeing stays near
+probability one half).
 
-Here, as in :mod:`wmw_link.linkage.level_u`, u is counted on pairs that may be two people:
-pairs sharing the id on which no other exact token agrees (no name, date, postcode or text
-composite). Different people sharing an id (a typo onto another person's id, a placeholder)
-are among these; so are a few records of one person whose every other field was changed, which
-makes the estimate an upper bound. Divided by all pairs, at least half a pair's worth.
+Here, as in :mod:`wmw_link.linkage.level_u`, a generic id's u is counted on pairs that may be
+two people: pairs sharing the id on which no other exact token agrees (no name, date, postcode
+or text composite). Different people sharing an id (a typo onto another person's id) are among
+these; so are a few records of one person whose every other field was changed, which makes
+the estimate an upper bound (a generic id's nature, unlike the NINo's, is not known). Divided by
+all pairs, at least half a pair's worth. Placeholders (:func:`placeholder_values`) are nulled
+before either is counted.
 """
 
 from __future__ import annotations
