@@ -117,29 +117,35 @@ def _agreement_gammas(comp: Any) -> dict[str, int]:
     }
 
 
-#: A refused pattern of the household rule is lifted when at least this share of its pairs is
-#: estimated to be one person, from the pairs whose reference id is on both records ...
-ONE_PERSON_SHARE = 0.99
-#: ... and there are at least this many of them.
+#: A refused pattern of the household rule is lifted for pairs whose reference id is on both
+#: records when at least this share of its pairs whose ids differ is estimated to be one person
+#: (one person's records whose ids differ) ...
+ONE_PERSON_SHARE = 0.85
+#: ... and it has at least this many pairs with the id on both records.
 MIN_REFERENCE_PAIRS = 20
 
 
 def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
-    """Identity levels the household rule refuses that the data say are one person.
+    """Identity levels the household rule refuses whose pairs with *different* reference ids
+    the data say are one person.
 
     The rule refuses patterns that are as often two people of one household as one person:
     twin-like levels at a shared postcode, "same (fore)name at the same postcode, date
-    differs". Whether they are is a fact of the data, measured on the scored pairs whose
-    reference id (the NINo, else the NHS number, else a generic id) is on both records: a
-    pattern's pairs with equal ids are one person, and of those whose ids differ, one person's
-    records account for ``equal * odds``, the odds that one person's two records differ in the
-    id, measured on the strongest level (whole names and exact date: one person). When the
-    share of one person, ``equal * (1 + odds) / (equal + differ)``, is at least
-    :data:`ONE_PERSON_SHARE` (with :data:`MIN_REFERENCE_PAIRS` pairs), the pattern is no
-    household pattern in these data and the rule leaves it to the model. On the hard synthetic
-    profile, where twins and juniors share an address, every refused level stays refused (the
-    highest share is 0.98); FEBRL, which has no households and replaces a duplicate's forename
-    and id independently (ids differ in one person's records at odds 0.1), lifts them.
+    differs". A pair of such a pattern whose reference ids (the NINo, else the NHS number,
+    else a generic id) are equal passes anyway; one whose ids differ is two people, unless the
+    data make ids differ within one person often. That is measured on the scored pairs: of a
+    pattern's pairs with equal ids (one person), ``equal * odds`` have a twin record with
+    another id, ``odds`` being the odds that one person's two records differ in the id,
+    measured on the strongest level (whole names and exact date: one person); a near id (one
+    character apart) counts as neither. When these account for at least
+    :data:`ONE_PERSON_SHARE` of the pattern's pairs whose ids differ, its pairs with the id on
+    both records are left to the model (pairs without it stay refused: nothing says what they
+    are, and in the standard synthetic profile twins are exactly the pairs without a NINo).
+    On the hard synthetic profile, where twins and juniors share an address, nothing is lifted
+    (the highest share is 0.69: "surname and date, forename starts alike"); FEBRL, which
+    replaces a duplicate's forename and its id independently (ids differ in one person's
+    records at odds 0.10), lifts the twin-like levels (1.6 for "surname and date, forename
+    differs") and "same name at the same postcode, date differs" (1.3).
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
     refs = unique_id_columns(set(comps))
@@ -183,9 +189,7 @@ def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
             eq, differ = tally(gamma, (True,))
         else:
             continue
-        if eq + differ >= MIN_REFERENCE_PAIRS and eq * (1 + odds) >= ONE_PERSON_SHARE * (
-            eq + differ
-        ):
+        if eq + differ >= MIN_REFERENCE_PAIRS and differ and eq * odds >= ONE_PERSON_SHARE * differ:
             lifted.add(label)
     return frozenset(lifted)
 
@@ -215,22 +219,32 @@ def _evidence_condition(linker: Any, lifted: frozenset[str] = frozenset()) -> st
     if "identity" not in comps:
         return " OR ".join(unique) if unique else "TRUE"
     levels = _agreement_gammas(comps["identity"])
-    ok = sorted(g for label, g in levels.items() if label not in NO_EVIDENCE_LEVELS - lifted)
+
+    def listed(labels: frozenset[str]) -> str:
+        return ", ".join(str(g) for label, g in sorted(levels.items()) if label in labels)
+
+    # A lifted level passes when the reference id is on both records (equal or not).
+    refs = unique_id_columns(set(comps))
+    present = f"gamma_{refs[0]} >= 0" if refs else "FALSE"
+    ok = sorted(g for label, g in levels.items() if label not in NO_EVIDENCE_LEVELS)
     rule = f"gamma_identity IN ({', '.join(map(str, ok))})" if ok else "FALSE"
+    if freed := listed(NO_EVIDENCE_LEVELS & lifted):
+        rule = f"({rule} OR (gamma_identity IN ({freed}) AND {present}))"
     place = _agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
     same_place = sorted(g for label, g in place.items() if label in SAME_PLACE_LEVELS)
-    twins = sorted(g for label, g in levels.items() if label in TWINS_LEVELS - lifted)
     place = ", ".join(map(str, same_place))
-    if twins and same_place:
+    if same_place and (twins := listed(TWINS_LEVELS - lifted)):
+        rule += f" AND NOT (gamma_identity IN ({twins}) AND gamma_postcode IN ({place}))"
+    if same_place and (freed := listed(TWINS_LEVELS & lifted)):
         rule += (
-            f" AND NOT (gamma_identity IN ({', '.join(map(str, twins))}) AND gamma_postcode IN "
-            f"({place}))"
+            f" AND NOT (gamma_identity IN ({freed}) AND gamma_postcode IN ({place}) "
+            f"AND NOT ({present}))"
         )
-    alike = sorted(g for label, g in levels.items() if label in ALIKE_TWINS_LEVELS - lifted)
+    alike = listed(ALIKE_TWINS_LEVELS - lifted)
     differ = [f"gamma_{n} = 0" for n in ("nino", "nhs") if n in comps]
     if alike and same_place and differ:
         rule += (
-            f" AND NOT (gamma_identity IN ({', '.join(map(str, alike))}) AND gamma_postcode IN "
+            f" AND NOT (gamma_identity IN ({alike}) AND gamma_postcode IN "
             f"({place}) AND ({' OR '.join(differ)}))"
         )
     return " OR ".join([*unique, f"({rule})"])
