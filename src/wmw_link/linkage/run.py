@@ -134,8 +134,8 @@ def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
     differs". A pair of such a pattern whose reference ids (the NINo, else the NHS number,
     else a generic id) are equal passes anyway; one whose ids differ is two people, unless the
     data make ids differ within one person often. That is measured on the scored pairs: of a
-    pattern's pairs with equal ids (one person), ``equal * odds`` have a twin record with
-    another id, ``odds`` being the odds that one person's two records differ in the id,
+    pattern's pairs with equal ids (one person), ``equal * odds`` more of one person's pairs
+    have ids that differ, ``odds`` being the odds that one person's two records differ in the id,
     measured on the strongest level (whole names and exact date: one person); a near id (one
     character apart) counts as neither. When these account for at least
     :data:`ONE_PERSON_SHARE` of the pattern's pairs whose ids differ, its pairs with the id on
@@ -203,7 +203,8 @@ def _evidence_condition(linker: Any, lifted: frozenset[str] = frozenset()) -> st
     birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
     alike, forenames differ) must not also share a postcode unit or sector; a pair whose
     forenames are only alike with the same date and address links unless its NINos or NHS
-    numbers differ. Levels in ``lifted`` (:func:`one_person_levels`) are not refused.
+    numbers differ. Levels in ``lifted`` (:func:`one_person_levels`) are refused only when the
+    reference id is missing on either record.
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
     unique = []
