@@ -74,3 +74,28 @@ def test_duckdb_and_spark_give_the_same_persons(
     assert any(len({ds for ds, _ in g}) > 1 for g in duck_groups)
     assert duck_groups == _partition(tmp_path / "spark")
     assert duck.persons == spark.persons
+
+
+def test_placeholder_ids_are_found_and_nulled_on_spark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pyspark")
+    from wmw_link.linkage.backends import open_backend
+    from wmw_link.linkage.id_u import placeholder_values
+
+    monkeypatch.setenv("WMW_SPARK_PARTITIONS", "2")
+    if "PYSPARK_SUBMIT_ARGS" not in os.environ:
+        monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", SPARK_SUBMIT_ARGS)
+    be = open_backend("spark", tmp_path / "spark")
+    try:
+        # 7: twelve people's records (no name and date shared); 8: one person's twelve records.
+        rows = [(i, 7, 100 + i) for i in range(12)] + [(20 + i, 8, 50) for i in range(12)]
+        df = be.spark.createDataFrame(rows, "unique_id long, nino long, fn_dob long")
+        name = be.db_api.register(df, dataset_display_name="t").physical_name
+        values = placeholder_values(be, [name], "nino", ["nino", "fn_dob"])
+        assert values == [7]
+        be.null_tokens(name, "nino", values)
+        assert sorted(be.rows(f"SELECT nino, COUNT(*) FROM {name} GROUP BY nino"),
+                      key=str) == [(8, 12), (None, 12)]  # fmt: skip
+    finally:
+        be.close()

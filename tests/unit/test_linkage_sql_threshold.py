@@ -57,6 +57,17 @@ def test_sweep_expected_counts_by_hand() -> None:
     assert choose_threshold(list(pts.values())).threshold_match_weight == 0.0
 
 
+def test_threshold_below_every_pair_is_a_probability_of_one_half() -> None:
+    # Every pair confident (the maximum at the lowest pair): where to cut is not in the data.
+    rows = [(19, 11, 11.0), (12, 1, 1.0)]
+    best = choose_threshold(sweep(rows, bin_width=1.0))
+    assert (best.threshold_match_weight, best.threshold_probability) == (0.0, 0.5)
+    assert best.pairs_above == 12
+    # A lowest pair below weight 0 stays the threshold; an interior maximum is unchanged.
+    assert choose_threshold(sweep([(5, 3, 3.0), (-3, 1, 0.9)], 1.0)).threshold_match_weight == -3
+    assert choose_threshold(sweep([(5, 3, 3.0), (2, 1, 0.01)], 1.0)).threshold_match_weight == 5
+
+
 def test_choose_threshold_needs_pairs() -> None:
     with pytest.raises(ValueError):
         choose_threshold([])

@@ -96,6 +96,29 @@ class Backend:
         df = self.spark.read.parquet(str(path)).selectExpr(*select.split(", "))
         return self.db_api.register(df, dataset_display_name=dataset)
 
+    def null_tokens(self, table: str, column: str, values: list[int]) -> None:
+        """Set ``column`` to null where it holds one of ``values`` (detected placeholders).
+
+        The values stay in memory: bound as a parameter (DuckDB) or a literal list in the
+        DataFrame plan (Spark), never written to a log or the report.
+        """
+        if not values:
+            return
+        if self.name == "duckdb":
+            self.con.execute(
+                f"UPDATE {table} SET {column} = NULL WHERE list_contains(?::BIGINT[], {column})",
+                [values],
+            )
+            return
+        from pyspark.sql import functions as F
+
+        df = self.spark.table(table)
+        col = F.col(column)
+        df = df.withColumn(
+            column, F.when(col.isin(values), F.lit(None).cast("bigint")).otherwise(col)
+        )
+        df.createOrReplaceTempView(table)
+
     def scalar(self, sql: str) -> Any:
         """Run a query returning one value."""
         if self.name == "duckdb":

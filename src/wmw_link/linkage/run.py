@@ -30,12 +30,13 @@ from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
-from wmw_link.linkage.id_u import generic_id_near_u, generic_id_u
+from wmw_link.linkage.id_u import generic_id_near_u, generic_id_u, placeholder_values
 from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.settings import (
     ALIKE_TWINS_LEVELS,
     ID_NEAR_LEVEL,
+    IDENTITY_LEVELS,
     NO_EVIDENCE_LEVELS,
     SAME_PLACE_LEVELS,
     TWINS_LEVELS,
@@ -87,17 +88,24 @@ def _token_kinds(verified: Sequence[VerifiedInput]) -> dict[str, str]:
 
 
 def near_unique_u(backend: Backend, tables: Sequence[str], column: str) -> float | None:
-    """u for exact agreement on a near-unique token, from token frequencies.
+    """u for exact agreement on a NINo or NHS number: half a pair's worth.
 
-    Random sampling rarely sees two records of different people sharing a NINo, so its estimate
-    is noisy or missing. Instead: if tokens are spread over the ``D`` distinct values seen, a
-    record of another person carries the same token with probability ``1 / D``.
+    Both are issued one per person and checked by the tokeniser (format, prefix, check
+    digit). Records of different people share one only through a placeholder (nulled first,
+    :func:`wmw_link.linkage.id_u.placeholder_values`) or a typo that lands on another
+    resident's number (for a region's million people among the NINo's hundreds of millions
+    of values, a fraction of a pair in a run). Counting ``1 / distinct values`` (values dealt
+    at random) made an agreeing NINo weigh no more than the prior against a pair: one
+    person's records sharing the NINo and no name or date token (a placeholder 1 January
+    date with swapped, transliterated names) fell below the threshold. The count of pairs
+    sharing it and nothing else (:func:`wmw_link.linkage.id_u.generic_id_u`, for generic ids,
+    whose nature the agreement does not say) is nearly all such records of one person.
     """
     union = " UNION ALL ".join(f"SELECT {column} AS v FROM {t}" for t in tables)
-    distinct = backend.scalar(f"SELECT COUNT(DISTINCT v) FROM ({union}) WHERE v IS NOT NULL")
-    if not distinct or distinct < 2:
+    n = backend.scalar(f"SELECT COUNT(v) FROM ({union})")
+    if not n or n < 2:
         return None
-    return 1.0 / float(distinct)
+    return 0.5 / (float(n) * (float(n) - 1) / 2)
 
 
 def _agreement_gammas(comp: Any) -> dict[str, int]:
@@ -109,7 +117,84 @@ def _agreement_gammas(comp: Any) -> dict[str, int]:
     }
 
 
-def _evidence_condition(linker: Any) -> str:
+#: A refused pattern of the household rule is lifted for pairs whose reference id is on both
+#: records when at least this share of its pairs whose ids differ is estimated to be one person
+#: (one person's records whose ids differ) ...
+ONE_PERSON_SHARE = 0.85
+#: ... and it has at least this many pairs with the id on both records.
+MIN_REFERENCE_PAIRS = 20
+
+
+def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
+    """Identity levels the household rule refuses whose pairs with *different* reference ids
+    the data say are one person.
+
+    The rule refuses patterns that are as often two people of one household as one person:
+    twin-like levels at a shared postcode, "same (fore)name at the same postcode, date
+    differs". A pair of such a pattern whose reference ids (the NINo, else the NHS number,
+    else a generic id) are equal passes anyway; one whose ids differ is two people, unless the
+    data make ids differ within one person often. That is measured on the scored pairs: of a
+    pattern's pairs with equal ids (one person), ``equal * odds`` more of one person's pairs
+    have ids that differ, ``odds`` being the odds that one person's two records differ in the id,
+    measured on the strongest level (whole names and exact date: one person); a near id (one
+    character apart) counts as neither. When these account for at least
+    :data:`ONE_PERSON_SHARE` of the pattern's pairs whose ids differ, its pairs with the id on
+    both records are left to the model (pairs without it stay refused: nothing says what they
+    are, and in the standard synthetic profile twins are exactly the pairs without a NINo).
+    On the hard synthetic profile, where twins and juniors share an address, nothing is lifted
+    (the highest share is 0.69: "surname and date, forename starts alike"); FEBRL, which
+    replaces a duplicate's forename and its id independently (ids differ in one person's
+    records at odds 0.10), lifts the twin-like levels (1.6 for "surname and date, forename
+    differs") and "same name at the same postcode, date differs" (1.3).
+    """
+    comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
+    refs = unique_id_columns(set(comps))
+    if "identity" not in comps or not refs:
+        return frozenset()
+    ref = refs[0]
+    ids = _agreement_gammas(comps[ref])
+    exact = ids["exact"]
+    # Ids equal or plainly different: a near id (one character apart) is neither.
+    near = f" AND gamma_{ref} <> {ids[ID_NEAR_LEVEL]}" if ID_NEAR_LEVEL in ids else ""
+    levels = _agreement_gammas(comps["identity"])
+    place = _agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
+    same_place = [g for label, g in place.items() if label in SAME_PLACE_LEVELS]
+    at_place = f"gamma_postcode IN ({', '.join(map(str, same_place))})" if same_place else "FALSE"
+    rows = linker.misc.query_sql(
+        f"SELECT gamma_identity AS i, {at_place} AS place, gamma_{ref} = {exact} AS eq, "
+        f"COUNT(*) AS n FROM {predictions.physical_name} WHERE gamma_{ref} >= 0{near} "
+        "GROUP BY 1, 2, 3",
+        output_type="pandas",
+    )
+    counts: dict[tuple[int, bool, bool], int] = {
+        (int(i), bool(pl), bool(eq)): int(n) for i, pl, eq, n in rows.itertuples(index=False)
+    }
+
+    def tally(gamma: int, places: tuple[bool, ...]) -> tuple[int, int]:
+        eq = sum(counts.get((gamma, pl, True), 0) for pl in places)
+        return eq, sum(counts.get((gamma, pl, False), 0) for pl in places)
+
+    strongest = levels.get(IDENTITY_LEVELS[0][0])
+    if strongest is None:
+        return frozenset()
+    eq0, differ0 = tally(strongest, (False, True))
+    if not eq0:
+        return frozenset()
+    odds = differ0 / eq0
+    lifted = set()
+    for label, gamma in levels.items():
+        if label in NO_EVIDENCE_LEVELS:  # refused anywhere
+            eq, differ = tally(gamma, (False, True))
+        elif label in TWINS_LEVELS | ALIKE_TWINS_LEVELS:  # refused at a shared place
+            eq, differ = tally(gamma, (True,))
+        else:
+            continue
+        if eq + differ >= MIN_REFERENCE_PAIRS and differ and eq * odds >= ONE_PERSON_SHARE * differ:
+            lifted.add(label)
+    return frozenset(lifted)
+
+
+def _evidence_condition(linker: Any, lifted: frozenset[str] = frozenset()) -> str:
     """SQL: the household rule a scored pair must pass before it may link.
 
     A NINo, NHS-number or generic-id agreement always passes; a generic id within one character
@@ -118,7 +203,8 @@ def _evidence_condition(linker: Any) -> str:
     birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
     alike, forenames differ) must not also share a postcode unit or sector; a pair whose
     forenames are only alike with the same date and address links unless its NINos or NHS
-    numbers differ.
+    numbers differ. Levels in ``lifted`` (:func:`one_person_levels`) are refused only when the
+    reference id is missing on either record.
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
     unique = []
@@ -134,22 +220,32 @@ def _evidence_condition(linker: Any) -> str:
     if "identity" not in comps:
         return " OR ".join(unique) if unique else "TRUE"
     levels = _agreement_gammas(comps["identity"])
+
+    def listed(labels: frozenset[str]) -> str:
+        return ", ".join(str(g) for label, g in sorted(levels.items()) if label in labels)
+
+    # A lifted level passes when the reference id is on both records (equal or not).
+    refs = unique_id_columns(set(comps))
+    present = f"gamma_{refs[0]} >= 0" if refs else "FALSE"
     ok = sorted(g for label, g in levels.items() if label not in NO_EVIDENCE_LEVELS)
     rule = f"gamma_identity IN ({', '.join(map(str, ok))})" if ok else "FALSE"
+    if freed := listed(NO_EVIDENCE_LEVELS & lifted):
+        rule = f"({rule} OR (gamma_identity IN ({freed}) AND {present}))"
     place = _agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
     same_place = sorted(g for label, g in place.items() if label in SAME_PLACE_LEVELS)
-    twins = sorted(g for label, g in levels.items() if label in TWINS_LEVELS)
     place = ", ".join(map(str, same_place))
-    if twins and same_place:
+    if same_place and (twins := listed(TWINS_LEVELS - lifted)):
+        rule += f" AND NOT (gamma_identity IN ({twins}) AND gamma_postcode IN ({place}))"
+    if same_place and (freed := listed(TWINS_LEVELS & lifted)):
         rule += (
-            f" AND NOT (gamma_identity IN ({', '.join(map(str, twins))}) AND gamma_postcode IN "
-            f"({place}))"
+            f" AND NOT (gamma_identity IN ({freed}) AND gamma_postcode IN ({place}) "
+            f"AND NOT ({present}))"
         )
-    alike = sorted(g for label, g in levels.items() if label in ALIKE_TWINS_LEVELS)
+    alike = listed(ALIKE_TWINS_LEVELS - lifted)
     differ = [f"gamma_{n} = 0" for n in ("nino", "nhs") if n in comps]
     if alike and same_place and differ:
         rule += (
-            f" AND NOT (gamma_identity IN ({', '.join(map(str, alike))}) AND gamma_postcode IN "
+            f" AND NOT (gamma_identity IN ({alike}) AND gamma_postcode IN "
             f"({place}) AND ({' OR '.join(differ)}))"
         )
     return " OR ".join([*unique, f"({rule})"])
@@ -401,8 +497,14 @@ def fit_and_cluster(
     )
     log.info("scored %d candidate pairs", comparisons)
     t0 = time.perf_counter()
-    rule = evidence or _evidence_condition
-    evidence_sql = rule(linker) if household_rule else "TRUE"
+    lifted: frozenset[str] = frozenset()
+    if evidence is None and household_rule:
+        lifted = one_person_levels(linker, predictions)
+        if lifted:
+            log.info("household rule: lifted for %s (one person in these data)", sorted(lifted))
+        evidence_sql = _evidence_condition(linker, lifted)
+    else:
+        evidence_sql = evidence(linker) if evidence is not None and household_rule else "TRUE"
     # Only what clustering and the sweep need: a narrow table is cheap to write.
     linkable = linker.misc.query_sql(
         f"SELECT {src['_l']}, unique_id_l, {src['_r']}, unique_id_r, match_key, "
@@ -453,6 +555,12 @@ def prepare_plan(
     hashed = sorted(c for c, k in kinds.items() if k == "hmac")
     for col in unique_id_columns(set(kinds)):
         if col in kinds:
+            # A placeholder id shared by many people is no id: null it before anything counts.
+            values = placeholder_values(be, phys, col, hashed)
+            if values:
+                log.info("%s: %d placeholder value(s) nulled", col, len(values))
+                for t in phys:
+                    be.null_tokens(t, col, values)
             generic = col.startswith("id_")  # unique per person: see linkage/id_u.py
             u = generic_id_u(be, phys, col, hashed) if generic else near_unique_u(be, phys, col)
             if u is not None:

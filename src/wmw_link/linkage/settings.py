@@ -286,8 +286,8 @@ def _exact_comparison(
         levels.append(close)
     other = cll.ElseLevel()
     if u is not None and (close is None or u_near is not None):
-        # Near-unique identifier: u from token frequencies or counted pairs, fixed (see
-        # run.near_unique_u, linkage.id_u).
+        # Near-unique identifier: u of half a pair (NINo, NHS number) or counted pairs
+        # (generic ids), fixed (see run.near_unique_u, linkage.id_u).
         exact = exact.configure(u_probability=u, fix_u_probability=True)
         rest = 1.0 - u
         if close is not None and u_near is not None:

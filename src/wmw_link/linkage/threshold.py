@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -115,10 +115,21 @@ def sweep(bins: Iterable[tuple[int, int, float]], bin_width: float = 0.25) -> li
 
 
 def choose_threshold(points: list[SweepPoint]) -> SweepPoint:
-    """The sweep point with the highest expected F1 (the highest weight among ties)."""
+    """The sweep point with the highest expected F1 (the highest weight among ties).
+
+    Below the lowest scored pair every threshold keeps the same pairs. When the maximum is
+    there (every pair is confidently one person: a small register whose duplicates share a
+    NINo), the data do not place the cut, and the lowest pair's weight would be an accident
+    that a model reused on later deliveries (the person index) carries as its threshold. The
+    threshold is then weight 0, a match probability of one half, if that lies below.
+    """
     if not points:
         raise ValueError("no scored pairs to choose a threshold from")
-    return max(points, key=lambda p: (round(p.expected_f1, 12), p.threshold_match_weight))
+    best = max(points, key=lambda p: (round(p.expected_f1, 12), p.threshold_match_weight))
+    lowest = min(points, key=lambda p: p.threshold_match_weight)
+    if best is lowest and best.threshold_match_weight > 0:
+        return replace(best, threshold_match_weight=0.0, threshold_probability=0.5)
+    return best
 
 
 __all__ = [
