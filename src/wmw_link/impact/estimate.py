@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import Ridge
 
 from wmw_link.errors import InputDataError
 from wmw_link.impact import covariates as cov
@@ -91,6 +92,16 @@ def _nn_diffs(
     return d
 
 
+def _control_regression(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Every unit's predicted outcomes from a weighted least-squares fit on the matched
+    controls (weights ``w``; ridge-stabilised: dummies of sparse categories are collinear)."""
+    used = w > 0
+    if used.sum() < 2:
+        return np.zeros_like(y)
+    model = Ridge(alpha=1.0).fit(x[used], y[used], sample_weight=w[used])
+    return np.asarray(model.predict(x)).reshape(y.shape)
+
+
 def _wmean(d: np.ndarray, wt: np.ndarray) -> np.ndarray:
     ok = ~np.isnan(d)
     w = wt[:, None] * ok
@@ -171,6 +182,11 @@ def estimate(
     if control_weighter is not None and len(used):
         w_ipc[used] = control_weighter(frame.iloc[used][["person_id", "start", "draw_key"]])
     d_nn = _nn_diffs(m, y, w_ipc)
+    # Diagnostic (raw only, not published): Abadie-Imbens bias correction - the matched
+    # difference less what a linear model of the controls' outcomes says the covariate gap
+    # between a participant and their matches is worth.
+    mu0 = _control_regression(x, y, m.control_weights(len(frame), w_ipc))
+    d_bc = _nn_diffs(m, y - mu0, w_ipc)
     # Kernel: the same weights for every control in a window (all of them, not only matched
     # ones, could be in one; those never matched count 1, a small approximation).
     # Only rows some kernel window reaches: the bootstrap then never sums over the others.
@@ -195,6 +211,7 @@ def estimate(
 
     boot_nn = np.empty((settings.bootstrap, len(names)))
     boot_k = np.empty((settings.bootstrap, len(names)))
+    boot_bc = np.empty((settings.bootstrap, len(names)))
     boot_groups = {b: np.empty((settings.bootstrap, len(lv), len(names)))
                    for b, (lv, _) in groups.items()}  # fmt: skip
     for r in range(settings.bootstrap):
@@ -206,6 +223,7 @@ def estimate(
         wt = wr[m.treated]
         wc = wr * w_ipc
         db = _nn_diffs(m, y, wc, fallback=w_ipc)
+        boot_bc[r] = _wmean(_nn_diffs(m, y - mu0, wc, fallback=w_ipc), wt)
         boot_nn[r] = _wmean(db, wt)
         km, _ = matching.kernel_control_means(k_cell, k_logit, k_treated, k_y, caliper, wc[ks])
         boot_k[r] = _wmean(y[m.treated] - km, wt)
@@ -223,6 +241,8 @@ def estimate(
 
     lo, hi = ci(att_nn, boot_nn)
     klo, khi = ci(att_k, boot_k)
+    att_bc = _wmean(d_bc, ones_t)
+    bclo, bchi = ci(att_bc, boot_bc)
     scale = np.array([1.0 if n in MONEY_OUTCOMES else 100.0 for n in names])
     on = m.on_support
     matched_controls = np.unique(m.control[m.idx[m.ok]])
@@ -236,6 +256,9 @@ def estimate(
             "kernel_estimate": att_k * scale,
             "kernel_ci_low": klo * scale,
             "kernel_ci_high": khi * scale,
+            "bc_estimate": att_bc * scale,
+            "bc_ci_low": bclo * scale,
+            "bc_ci_high": bchi * scale,
             "naive": naive * scale,
             "treated_mean": np.nanmean(y[m.treated][on], axis=0) * scale,
             "n_treated": int(on.sum()),
