@@ -3,7 +3,7 @@ linked and true-person journeys: spread of the estimate over the method's own dr
 bias-corrected (Abadie-Imbens) estimate, with or without censoring weights.
 
 Run: ``python -m benchmarks.diag_impact_draws SEED PEOPLE SETTINGS_SEEDS BOOTSTRAP [nocens]``,
-e.g. ``2 200000 2025,11 50``; the region, linked and true-person journeys are kept in
+e.g. ``2 200000 2025,11 50``; ``DIAG_MAX_WEIGHT=1e9`` lifts the censoring weights' cap; the region, linked and true-person journeys are kept in
 ``/tmp/diag_impact_s<SEED>_<PEOPLE>`` (synthetic data only) and reused. One JSON line per
 (settings seed, outcome).
 """
@@ -23,6 +23,12 @@ from wmw_link.synth.effects import effect_of_subset
 
 
 def main():
+    import os
+
+    if os.environ.get("DIAG_MAX_WEIGHT"):  # e.g. 1e9: censoring weights uncapped
+        from wmw_link.impact import censoring
+
+        censoring.MAX_WEIGHT = float(os.environ["DIAG_MAX_WEIGHT"])
     seed = int(sys.argv[1])
     people = int(sys.argv[2])
     sseeds = [int(x) for x in sys.argv[3].split(",")]
