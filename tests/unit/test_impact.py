@@ -527,3 +527,20 @@ def test_tied_controls_are_shared_out_at_random():
     assert all(len(set(r)) == 5 for r in m.idx)  # five different controls each
     plain = nearest(cell, logit, treated, k=5, caliper=0.1)
     assert len(np.unique(plain.control[plain.idx])) == 5
+
+
+def test_bias_correction_removes_what_a_covariate_gap_is_worth():
+    """Abadie-Imbens: matches that differ from the participant in x, with y0 = 3x, make the
+    plain matched difference wrong by 3 * the gap; the regression-adjusted one is exact."""
+    from wmw_link.impact.estimate import _control_regression, _nn_diffs
+
+    x_c = np.linspace(0.0, 0.8, 9)  # controls; the participants have x = 1
+    x = np.concatenate([[1.0, 1.0], x_c])[:, None]
+    treated = np.arange(len(x)) < 2
+    y = (3 * x[:, 0] + 5 * treated)[:, None]  # effect 5
+    cell = np.zeros(len(x), dtype=int)
+    m = nearest(cell, x[:, 0], treated, k=2, caliper=1.0)
+    plain = _nn_diffs(m, y)[:, 0]
+    assert plain == pytest.approx([5 + 3 * 0.25] * 2)  # matched to x = 0.8 and 0.7
+    mu0 = _control_regression(x, y, m.control_weights(len(x)) + (~treated) * 1.0)
+    assert _nn_diffs(m, y - mu0)[:, 0] == pytest.approx([5.0, 5.0])

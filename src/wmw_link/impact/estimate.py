@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LinearRegression
 
 from wmw_link.errors import InputDataError
 from wmw_link.impact import covariates as cov
@@ -94,11 +94,13 @@ def _nn_diffs(
 
 def _control_regression(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Every unit's predicted outcomes from a weighted least-squares fit on the matched
-    controls (weights ``w``; ridge-stabilised: dummies of sparse categories are collinear)."""
+    controls (weights ``w``). The dummies of each categorical covariate are collinear with the
+    intercept; least squares (lstsq) then picks one of the equivalent solutions, and every
+    row obeys the same constraint, so the predictions do not depend on which."""
     used = w > 0
     if used.sum() < 2:
         return np.zeros_like(y)
-    model = Ridge(alpha=1.0).fit(x[used], y[used], sample_weight=w[used])
+    model = LinearRegression().fit(x[used], y[used], sample_weight=w[used])
     return np.asarray(model.predict(x)).reshape(y.shape)
 
 
