@@ -54,14 +54,16 @@ RATE_HEADLINES = [
 
 
 def _pipeline_inputs(
-    work: Path, people: int, seed: int, agreement_path: Path = AGREEMENT
+    work: Path, people: int, seed: int, agreement_path: Path = AGREEMENT, confounding: float = 0.0
 ) -> tuple[Path, Path, Path, dict]:
-    """Synth -> tokenise -> link. Returns (analyst payload dir, linked maps dir, truth maps dir, synth summary)."""
+    """Synth -> tokenise -> link. Returns (analyst payload dir, linked maps dir, truth maps dir, synth summary).
+
+    ``confounding``: the generator's unobserved confounder (0: none, the default region)."""
     from wmw_link.linkage import link
     from wmw_link.tokenise import tokenise
 
     agreement = load_agreement(agreement_path)
-    synth = generate(people=people, seed=seed, out=work / "synth")
+    synth = generate(people=people, seed=seed, out=work / "synth", confounding=confounding)
     keys = work / "keys"
     keys.mkdir()
     new_key(keys / "linkage.key")

@@ -19,7 +19,7 @@ from wmw_link.agreement import DisclosureTier
 from wmw_link.cli import main
 from wmw_link.disclosure import INTERNAL_PRECISION, PUBLIC_PRECISION
 from wmw_link.errors import ConfigError, InputDataError, PolicyError
-from wmw_link.impact import Settings, Window, estimate_impact
+from wmw_link.impact import Settings, Window, draws, estimate_impact
 from wmw_link.impact import covariates as cov
 from wmw_link.impact.cohort import build_units
 from wmw_link.impact.estimate import Estimates
@@ -55,8 +55,9 @@ def test_treated_pool_lookback_and_prior_record():
     assert got == {"on_record": True, "pool": False, "later": False}
     assert units.attrs["treated_no_prior_record"] == 1
     assert units.attrs["pool_no_prior_record"] == 1  # future_only
-    # Pseudo-starts are drawn from the treated's start dates (one treated: all the same).
-    assert set(units.loc[~units["treated"], "start"]) == {D(2025, 3, 10)}
+    # Pseudo-starts are drawn from the treated's start dates (the one left out too: whether
+    # someone is on record is judged after the draw, the same way for both groups).
+    assert set(units.loc[~units["treated"], "start"]) <= {D(2025, 3, 10), D(2025, 4, 2)}
     assert units.loc[units["treated"], "support_type"].tolist() == ["employment_support"]
 
 
@@ -415,3 +416,131 @@ def test_comparison_people_are_not_picked_for_having_found_work_later():
     assert r.raw.counts["treated_matched"] >= 70
     for name in ("employed_6m", "employed_12m"):
         assert abs(est.loc[name, "estimate"]) < 15, (name, est.loc[name, "estimate"])
+
+
+# -- common random numbers: draws follow the records, not the person ids ----------------------------
+
+
+def _relabelled(maps: dict[str, pa.Table], label: dict[str, str]) -> dict[str, pa.Table]:
+    return {ds: t.set_column(1, "person_id", pa.array([label.get(p, p) for p in
+                                                       t.column("person_id").to_pylist()]))
+            for ds, t in maps.items()}  # fmt: skip
+
+
+def test_relabelled_person_ids_give_identical_estimates():
+    """A person-index refresh that only renames people (here: shuffled ids, so the id order
+    differs) must not move the estimate: every draw and tie-break follows the records."""
+    payloads, maps = _region(people=700, seed=7).tables()
+    ids = sorted({p for t in maps.values() for p in t.column("person_id").to_pylist()})
+    shuffled = ids[:]
+    random.Random(3).shuffle(shuffled)
+    label = {a: f"x{b}" for a, b in zip(ids, shuffled, strict=True)}
+    settings = Settings(bootstrap=25)
+    got = []
+    for m in (maps, _relabelled(maps, label)):
+        res = build_journeys(agreement(), payloads, m, as_of=AS_OF)
+        r = estimate_impact(agreement(), (res.events, res.persons), None, settings=settings,
+                            dashboards=False)  # fmt: skip
+        assert r.internal["method"]["random_draws"].startswith("keyed per person by their records")
+        got.append(r.raw)
+    a, b = got
+    cols = ["estimate", "ci_low", "ci_high", "kernel_estimate", "naive"]
+    np.testing.assert_allclose(a.outcomes[cols].to_numpy(), b.outcomes[cols].to_numpy(),
+                               rtol=0, atol=1e-9)  # fmt: skip
+    assert a.counts == b.counts
+    assert sorted(label[i] for i in a.treated_ids) == sorted(b.treated_ids)
+    # Without record keys (ids hashed instead), the same relabelling draws afresh.
+    seen = []
+    for m in (maps, _relabelled(maps, label)):
+        res = build_journeys(agreement(), payloads, m, as_of=AS_OF)
+        persons = res.persons.drop_columns(["record_key"])
+        r = estimate_impact(agreement(), (res.events, persons), None, settings=settings,
+                            dashboards=False)  # fmt: skip
+        assert "person id" in r.internal["method"]["random_draws"]
+        seen.append(r.raw.outcomes["ci_high"].to_numpy())
+    assert not np.allclose(seen[0], seen[1])
+
+
+def test_a_moved_record_changes_only_the_draws_of_the_people_it_moved_between():
+    b = Builder()
+    rnd = random.Random(8)
+    for i in range(30):
+        b.job(f"t{i}", D(2023, 1, 1), D(2024, 6, 1)).hub(f"t{i}", start=D(2025, 1 + i % 5, 10))
+    for i in range(300):
+        b.job(f"c{i}", D(2023, 1, 1), None if rnd.random() < 0.5 else D(2024, 6, 1))
+        b.claim(f"c{i}", D(2024, 7, 1 + i % 20))
+    payloads, maps = b.tables()
+    # A linkage error: c1's claim is put with c2.
+    claims = maps["dwp_claims"].column("person_id").to_pylist()
+    moved = dict(maps)
+    moved["dwp_claims"] = maps["dwp_claims"].set_column(
+        1, "person_id", pa.array(["c2" if p == "c1" else p for p in claims]))
+    units = []
+    for m in (maps, moved):
+        res = build_journeys(agreement(), payloads, m, as_of=AS_OF)
+        con = duckdb.connect()
+        outcomes_cohort.register(con, res.events, res.persons)
+        units.append(build_units(con, Window("2025-01", "2025-06"), 12, seed=3)
+                     .set_index("person_id"))  # fmt: skip
+    a, b2 = units
+    others = a.index.difference(["c1", "c2"])
+    assert b2.loc[others, "draw_key"].equals(a.loc[others, "draw_key"])
+    assert b2.loc[others, "start"].equals(a.loc[others, "start"])
+    # Key order, not id order (t0 < t1 < ... would be the id order).
+    assert (np.diff(a["draw_key"].to_numpy(np.uint64).astype(float)) >= 0).all()
+    assert list(a.index) != sorted(a.index)
+    # Keys are minima over records: c1 lost a record, c2 gained it, the two hold the same
+    # records between them (c1 keeps its key unless the moved claim was its smallest).
+    k1, k2 = int(a.loc["c1", "draw_key"]), int(a.loc["c2", "draw_key"])
+    n1, n2 = int(b2.loc["c1", "draw_key"]), int(b2.loc["c2", "draw_key"])
+    assert n1 >= k1 and n2 <= k2 and min(n1, n2) == min(k1, k2)
+
+
+def test_keyed_draws_are_uniform_independent_and_poisson():
+    keys = np.arange(200_000, dtype=np.uint64) * np.uint64(7919)  # structured keys on purpose
+    u = draws.uniform(keys, 1, "a")
+    v = draws.uniform(keys, 1, "b")
+    w = draws.uniform(keys, 2, "a")
+    assert ((u >= 0) & (u < 1)).all()
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002
+    assert abs(np.corrcoef(u, v)[0, 1]) < 0.01 and abs(np.corrcoef(u, w)[0, 1]) < 0.01
+    assert np.histogram(u, bins=10, range=(0, 1))[0].min() > 19_000
+    np.testing.assert_array_equal(u, draws.uniform(keys, 1, "a"))  # a function of its inputs
+    p = draws.poisson1(keys, 1, "boot", 4)
+    assert abs(p.mean() - 1) < 0.01 and abs(p.var() - 1) < 0.02
+    assert abs((p == 0).mean() - np.exp(-1)) < 0.005
+    assert draws.smallest(u, 5).tolist() == sorted(np.argsort(u)[:5].tolist())
+
+
+def test_tied_controls_are_shared_out_at_random():
+    """Forty treated and 400 controls with the same score: without a tie-break every
+    treated person took the same first five controls."""
+    n_t, n_c = 40, 400
+    cell = np.zeros(n_t + n_c, dtype=int)
+    logit = np.zeros(n_t + n_c)
+    treated = np.arange(n_t + n_c) < n_t
+    u = draws.uniform(np.arange(n_t + n_c, dtype=np.uint64), 1, "match_ties")
+    m = nearest(cell, logit, treated, k=5, caliper=0.1, tie_break=u)
+    assert m.ok.all()
+    used = np.unique(m.control[m.idx])
+    assert len(used) > 100  # 40 x 5 matches spread over the tied controls
+    assert all(len(set(r)) == 5 for r in m.idx)  # five different controls each
+    plain = nearest(cell, logit, treated, k=5, caliper=0.1)
+    assert len(np.unique(plain.control[plain.idx])) == 5
+
+
+def test_bias_correction_removes_what_a_covariate_gap_is_worth():
+    """Abadie-Imbens: matches that differ from the participant in x, with y0 = 3x, make the
+    plain matched difference wrong by 3 * the gap; the regression-adjusted one is exact."""
+    from wmw_link.impact.estimate import _control_regression, _nn_diffs
+
+    x_c = np.linspace(0.0, 0.8, 9)  # controls; the participants have x = 1
+    x = np.concatenate([[1.0, 1.0], x_c])[:, None]
+    treated = np.arange(len(x)) < 2
+    y = (3 * x[:, 0] + 5 * treated)[:, None]  # effect 5
+    cell = np.zeros(len(x), dtype=int)
+    m = nearest(cell, x[:, 0], treated, k=2, caliper=1.0)
+    plain = _nn_diffs(m, y)[:, 0]
+    assert plain == pytest.approx([5 + 3 * 0.25] * 2)  # matched to x = 0.8 and 0.7
+    mu0 = _control_regression(x, y, m.control_weights(len(x)) + (~treated) * 1.0)
+    assert _nn_diffs(m, y - mu0)[:, 0] == pytest.approx([5.0, 5.0])

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from wmw_link.impact import draws
 from wmw_link.impact.cohort import Window
 from wmw_link.outcomes.cohort import age_band_sql
 
@@ -93,16 +94,20 @@ def censoring_weights(
         con: connection with the journeys views and the ``spells`` and ``sex_record``
             tables registered (:func:`wmw_link.impact.covariates.features`).
         window: the treated's window (the pool excludes starts in it).
-        controls: the matched comparison people (``person_id``, ``start``).
-        seed: sampling seed for the hazard model's person-months.
+        controls: the matched comparison people (``person_id``, ``start``); the connection
+            has ``unit_key`` (:func:`wmw_link.impact.draws.register_keys`).
+        seed: seed of the keyed sample of people for the hazard model's person-months.
         sample_people: people sampled (besides every starter) to fit the hazard model.
     """
     months = _months(window)
     lo, hi = window.bounds()
-    rng = np.random.default_rng(seed)
     # At-risk person-months: before (and in) the month of a first start in the window.
+    # In key order, sampled by keyed uniforms (draws.py): the same people, in the same order,
+    # however the linkage labelled them.
     people = con.execute(
-        "SELECT p.person_id, h.first_start FROM persons p LEFT JOIN hub_first h USING (person_id)"
+        "SELECT p.person_id, h.first_start, k.draw_key FROM persons p "
+        "LEFT JOIN hub_first h USING (person_id) JOIN unit_key k USING (person_id) "
+        "ORDER BY k.draw_key, p.person_id"
     ).df()
     starters = (
         people["first_start"].notna()
@@ -110,7 +115,8 @@ def censoring_weights(
         & (pd.to_datetime(people["first_start"]) < pd.Timestamp(hi))
     )
     others = np.flatnonzero(~starters.to_numpy())
-    take = rng.choice(others, min(sample_people, len(others)), replace=False)
+    u = draws.uniform(people["draw_key"].to_numpy(np.uint64)[others], seed, "censoring_sample")
+    take = others[draws.smallest(u, min(sample_people, len(others)))]
     frac = len(take) / max(len(others), 1)
     chosen = pd.concat([people[starters], people.iloc[take]])
     first = pd.to_datetime(chosen["first_start"])
@@ -126,6 +132,9 @@ def censoring_weights(
     pm_fit = pd.concat(rows, ignore_index=True)
     con.register("pm_fit_in", pm_fit)
     feats = _person_months(con, "pm_fit_in")
+    # DuckDB's GROUP BY returns rows in no set order; the fit should not depend on it.
+    key = feats["person_id"].map(people.set_index("person_id")["draw_key"]).to_numpy(np.uint64)
+    feats = feats.assign(_key=key).sort_values(["_key", "month"], kind="stable", ignore_index=True)
     x, cols = _design(feats)
     y = feats["event"].to_numpy(bool)
     is_starter = feats["person_id"].isin(set(people.loc[starters, "person_id"]))

@@ -6,6 +6,9 @@
   ``lookback_months`` before it. Each gets a **pseudo-start**: the start date of a treated
   person drawn at random, so pseudo-starts fall in the same months, in the same proportions,
   as real ones (matching is then exact on the month).
+* Pseudo-starts, and every other random draw of the stage, come from the unit's key
+  (:mod:`wmw_link.impact.draws`), and units are ordered by that key, not by person id: the
+  same records give the same draws however the linkage labelled them.
 * Both must be **on record before the start**: some event other than a hub start (a PAYE
   spell, a claim, a referral, an enrolment) beginning before the (pseudo-)start. Eligibility
   may use nothing from after the start: a person whom the data hold only because they later
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from wmw_link.errors import ConfigError, InputDataError
+from wmw_link.impact import draws
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ def build_units(
     """One row per treated person and per eligible comparison person, with their (pseudo-)start.
 
     Columns: ``person_id``, ``treated`` (bool), ``start`` (date), ``support_type`` (the first
-    start's, treated only).
+    start's, treated only), ``draw_key`` (uint64, :mod:`wmw_link.impact.draws`); ordered by
+    ``draw_key``. A comparison person's pseudo-start is the treated start dates' quantile at
+    their keyed uniform, so it moves only if the treated's dates do.
 
     Raises:
         InputDataError: no treated person in the window, or an empty comparison pool.
@@ -86,6 +92,7 @@ def build_units(
     if lookback_months < 0:
         raise ConfigError("lookback_months must be 0 or more")
     lo, hi = window.bounds()
+    draws.register_keys(con)
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE hub_first AS
@@ -99,9 +106,10 @@ def build_units(
         "FROM events WHERE event_type <> 'hub_support' AND start IS NOT NULL GROUP BY person_id"
     )
     treated = con.execute(
-        "SELECT h.person_id, h.first_start AS start, h.support_type, r.first_record "
+        "SELECT h.person_id, h.first_start AS start, h.support_type, r.first_record, k.draw_key "
         "FROM hub_first h LEFT JOIN first_record r USING (person_id) "
-        "WHERE h.first_start >= ? AND h.first_start < ? ORDER BY h.person_id",
+        "JOIN unit_key k USING (person_id) "
+        "WHERE h.first_start >= ? AND h.first_start < ? ORDER BY k.draw_key, h.person_id",
         [lo, hi],
     ).df()
     if treated.empty:
@@ -110,28 +118,32 @@ def build_units(
         )
     pool = con.execute(
         f"""
-        SELECT p.person_id, r.first_record FROM persons p LEFT JOIN first_record r USING (person_id)
+        SELECT p.person_id, r.first_record, k.draw_key FROM persons p
+        LEFT JOIN first_record r USING (person_id) JOIN unit_key k USING (person_id)
         WHERE NOT EXISTS (
           SELECT 1 FROM events e WHERE e.person_id = p.person_id AND e.event_type = 'hub_support'
             AND e.start >= CAST(? AS DATE) - INTERVAL {int(lookback_months)} MONTH AND e.start < ?)
-        ORDER BY p.person_id
+        ORDER BY k.draw_key, p.person_id
         """,
         [lo, hi],
     ).df()
     if pool.empty:
         raise InputDataError("journeys: no one without a hub start to compare with")
-    rng = np.random.default_rng(seed)
     # Pseudo-starts drawn from the treated's own start dates: same months, same mix of days.
-    starts = pd.to_datetime(treated["start"]).to_numpy()
-    pool["start"] = starts[rng.integers(0, len(starts), len(pool))]
+    # Sorted dates and a keyed uniform: a quantile, not an index into an id-ordered list.
+    starts = np.sort(pd.to_datetime(treated["start"]).to_numpy())
+    u = draws.uniform(pool["draw_key"].to_numpy(np.uint64), seed, "pseudo_start")
+    pool["start"] = starts[np.minimum((u * len(starts)).astype(np.int64), len(starts) - 1)]
     pool["treated"] = False
     pool["support_type"] = None
     treated["treated"] = True
     out = pd.concat([treated, pool], ignore_index=True)
+    out = out.sort_values(["draw_key", "person_id"], kind="stable", ignore_index=True)
     out["start"] = pd.to_datetime(out["start"])
     on_record = pd.to_datetime(out["first_record"]) < out["start"]
     out.attrs["treated_no_prior_record"] = int((out["treated"] & ~on_record).sum())
     out.attrs["pool_no_prior_record"] = int((~out["treated"] & ~on_record).sum())
     out = out[on_record].reset_index(drop=True)
     out["start"] = out["start"].dt.date
-    return out[["person_id", "treated", "start", "support_type"]]
+    out["draw_key"] = out["draw_key"].astype(np.uint64)
+    return out[["person_id", "treated", "start", "support_type", "draw_key"]]

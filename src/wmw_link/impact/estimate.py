@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LinearRegression
 
 from wmw_link.errors import InputDataError
 from wmw_link.impact import covariates as cov
-from wmw_link.impact import matching
+from wmw_link.impact import draws, matching
 from wmw_link.outcomes.presets import PRESETS, SustainedRule
 
 #: Rate outcomes (percentage points) and money outcomes (pounds a month).
@@ -91,6 +92,18 @@ def _nn_diffs(
     return d
 
 
+def _control_regression(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Every unit's predicted outcomes from a weighted least-squares fit on the matched
+    controls (weights ``w``). The dummies of each categorical covariate are collinear with the
+    intercept; least squares (lstsq) then picks one of the equivalent solutions, and every
+    row obeys the same constraint, so the predictions do not depend on which."""
+    used = w > 0
+    if used.sum() < 2:
+        return np.zeros_like(y)
+    model = LinearRegression().fit(x[used], y[used], sample_weight=w[used])
+    return np.asarray(model.predict(x)).reshape(y.shape)
+
+
 def _wmean(d: np.ndarray, wt: np.ndarray) -> np.ndarray:
     ok = ~np.isnan(d)
     w = wt[:, None] * ok
@@ -117,13 +130,17 @@ def estimate(
     """Propensity-score matching estimates from the unit frame of :func:`covariates.features`.
 
     Args:
-        frame: one row per unit (treated and comparison people) with covariates and outcomes.
+        frame: one row per unit (treated and comparison people) with covariates, outcomes
+            and ``draw_key`` (:func:`wmw_link.impact.cohort.build_units`).
         settings: method parameters.
-        control_weighter: given the matched comparison people (``person_id``, ``start``),
+        control_weighter: given the matched comparison people (``person_id``, ``start``,
+            ``draw_key``),
             their weights within a matched set (:mod:`wmw_link.impact.censoring`); 1 if None.
     """
     rules = list(PRESETS.values())
-    frame = frame.reset_index(drop=True)
+    # Key order (draws.py): ties in matching and every draw follow the records, not the ids.
+    frame = frame.sort_values(["draw_key", "person_id"], kind="stable", ignore_index=True)
+    keys = frame["draw_key"].to_numpy(np.uint64)
     treated = frame["treated"].to_numpy(bool)
     ymat = outcome_columns(frame, rules)
     names = list(ymat.columns)
@@ -147,10 +164,16 @@ def estimate(
     # within a cell) - as dummies of LA and month.
     xe, _ = matching.design_matrix(frame, [], exact_cols[:2])
     logit = matching.propensity_logit(
-        np.hstack([x, xe]), treated, settings.seed, settings.max_controls_per_treated
+        np.hstack([x, xe]),
+        treated,
+        draws.uniform(keys, settings.seed, "propensity_sample"),
+        settings.max_controls_per_treated,
     )
     caliper = settings.caliper_sd * float(np.std(logit))
-    m = matching.nearest(cell, logit, treated, settings.neighbours, caliper)
+    m = matching.nearest(
+        cell, logit, treated, settings.neighbours, caliper,
+        tie_break=draws.uniform(keys, settings.seed, "match_ties"),
+    )  # fmt: skip
     if not m.on_support.any():
         raise InputDataError(
             "impact: no participant has a comparison person with the same start month, area "
@@ -159,8 +182,13 @@ def estimate(
     w_ipc = np.ones(len(frame))
     used = np.unique(m.control[m.idx[m.ok]])
     if control_weighter is not None and len(used):
-        w_ipc[used] = control_weighter(frame.iloc[used][["person_id", "start"]])
+        w_ipc[used] = control_weighter(frame.iloc[used][["person_id", "start", "draw_key"]])
     d_nn = _nn_diffs(m, y, w_ipc)
+    # Diagnostic (raw only, not published): Abadie-Imbens bias correction - the matched
+    # difference less what a linear model of the controls' outcomes says the covariate gap
+    # between a participant and their matches is worth.
+    mu0 = _control_regression(x, y, m.control_weights(len(frame), w_ipc))
+    d_bc = _nn_diffs(m, y - mu0, w_ipc)
     # Kernel: the same weights for every control in a window (all of them, not only matched
     # ones, could be in one; those never matched count 1, a small approximation).
     # Only rows some kernel window reaches: the bootstrap then never sums over the others.
@@ -183,18 +211,21 @@ def estimate(
         levels, codes = np.unique(vals, return_inverse=True)
         groups[b] = (levels, codes)
 
-    rng = np.random.default_rng(settings.seed + 1)
     boot_nn = np.empty((settings.bootstrap, len(names)))
     boot_k = np.empty((settings.bootstrap, len(names)))
+    boot_bc = np.empty((settings.bootstrap, len(names)))
     boot_groups = {b: np.empty((settings.bootstrap, len(lv), len(names)))
                    for b, (lv, _) in groups.items()}  # fmt: skip
     for r in range(settings.bootstrap):
         # Poisson(1) weights: a resample of treated and controls without copying rows. The
         # propensity model and the matched sets stay fixed; a control drawn twice counts
-        # twice in its sets, one not drawn drops out of them.
-        wt = rng.poisson(1.0, len(m.treated)).astype(float)
-        wc = rng.poisson(1.0, len(frame)).astype(float) * w_ipc
+        # twice in its sets, one not drawn drops out of them. Keyed per unit and replicate
+        # (draws.py): a person has the same weight in replicate r however they are labelled.
+        wr = draws.poisson1(keys, settings.seed, "bootstrap", r)
+        wt = wr[m.treated]
+        wc = wr * w_ipc
         db = _nn_diffs(m, y, wc, fallback=w_ipc)
+        boot_bc[r] = _wmean(_nn_diffs(m, y - mu0, wc, fallback=w_ipc), wt)
         boot_nn[r] = _wmean(db, wt)
         km, _ = matching.kernel_control_means(k_cell, k_logit, k_treated, k_y, caliper, wc[ks])
         boot_k[r] = _wmean(y[m.treated] - km, wt)
@@ -212,6 +243,8 @@ def estimate(
 
     lo, hi = ci(att_nn, boot_nn)
     klo, khi = ci(att_k, boot_k)
+    att_bc = _wmean(d_bc, ones_t)
+    bclo, bchi = ci(att_bc, boot_bc)
     scale = np.array([1.0 if n in MONEY_OUTCOMES else 100.0 for n in names])
     on = m.on_support
     matched_controls = np.unique(m.control[m.idx[m.ok]])
@@ -225,6 +258,9 @@ def estimate(
             "kernel_estimate": att_k * scale,
             "kernel_ci_low": klo * scale,
             "kernel_ci_high": khi * scale,
+            "bc_estimate": att_bc * scale,
+            "bc_ci_low": bclo * scale,
+            "bc_ci_high": bchi * scale,
             "naive": naive * scale,
             "treated_mean": np.nanmean(y[m.treated][on], axis=0) * scale,
             "n_treated": int(on.sum()),

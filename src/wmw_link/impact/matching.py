@@ -15,6 +15,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from wmw_link.impact import draws
+
 _CELL_GAP = 1000.0
 _LOGIT_CLIP = 40.0
 
@@ -31,20 +33,21 @@ def design_matrix(
 
 
 def propensity_logit(
-    x: np.ndarray, treated: np.ndarray, seed: int, max_controls_per_treated: int = 20
+    x: np.ndarray, treated: np.ndarray, draw: np.ndarray, max_controls_per_treated: int = 20
 ) -> np.ndarray:
     """Logit of P(treated | x) from a scikit-learn logistic regression.
 
     Controls beyond ``max_controls_per_treated`` per treated person are sampled for the fit:
     sampling controls shifts every logit by the same constant, which changes nothing within a
-    cell, and keeps the fit fast at a million people.
+    cell, and keeps the fit fast at a million people. The sample is the controls with the
+    smallest ``draw`` (each unit's keyed uniform, :mod:`wmw_link.impact.draws`), so a person
+    is in it or not whatever the linkage called them.
     """
-    rng = np.random.default_rng(seed)
     t_idx = np.flatnonzero(treated)
     c_idx = np.flatnonzero(~treated)
     cap = max_controls_per_treated * max(len(t_idx), 1)
     if len(c_idx) > cap:
-        c_idx = np.sort(rng.choice(c_idx, cap, replace=False))
+        c_idx = c_idx[draws.smallest(draw[c_idx], cap)]
     fit_idx = np.concatenate([t_idx, c_idx])
     scaler = StandardScaler().fit(x[fit_idx])
     model = LogisticRegression(C=1.0, max_iter=2000)
@@ -86,29 +89,46 @@ def nearest(
     k: int,
     caliper: float,
     control_weight: np.ndarray | None = None,
+    tie_break: np.ndarray | None = None,
 ) -> Matches:
     """The ``k`` nearest controls (with replacement) in the same cell within ``caliper``.
 
     ``control_weight``: controls with weight 0 are skipped (bootstrap replicates).
+    ``tie_break``: a uniform per unit (:mod:`wmw_link.impact.draws`). Controls with the same
+    key as a treated person (the same covariates: common with banded histories) are equally
+    near; each treated person then takes the ones nearest to their own uniform, so tied
+    matches spread over the tied controls at random instead of every such treated person
+    sharing the same first ``k`` (which made the estimate rest on a handful of people).
+    Without it, ties go to the controls first in input order.
     """
     key = _keys(cell, logit)
     t = np.flatnonzero(treated)
     c = np.flatnonzero(~treated)
     if control_weight is not None:
         c = c[control_weight[c] > 0]
-    c = c[np.argsort(key[c], kind="stable")]
+    u = np.zeros(len(key)) if tie_break is None else np.asarray(tie_break, dtype=float)
+    c = c[np.lexsort((u[c], key[c]))]  # by key, ties by uniform (stable: input order)
     ck = key[c]
     tk = key[t]
     pos = np.searchsorted(ck, tk)
-    # Candidates: a window either side wide enough to hold k valid controls.
+    if tie_break is not None and len(ck):
+        # Within an exact tie, start where the treated person's uniform falls among the tied
+        # controls' (sorted): ``first + u`` is increasing along the array, run after run.
+        first = np.searchsorted(ck, ck)
+        at = np.searchsorted(first + u[c], pos + u[t])
+        tied = (pos < len(ck)) & (ck[np.minimum(pos, len(ck) - 1)] == tk)
+        pos = np.where(tied, at, pos)
+    # Candidates: a window either side wide enough to hold k valid controls, nearest in
+    # position first ([0, -1, 1, -2, 2, ...]): among equal distances the stable sort below
+    # keeps the ones next to ``pos``.
     width = k + 2 if control_weight is None else 3 * k + 6
-    offs = np.arange(-width, width)
+    offs = np.stack([np.arange(0, width), -np.arange(1, width + 1)], axis=1).ravel()
     cand = pos[:, None] + offs[None, :]
     valid = (cand >= 0) & (cand < len(ck))
     cand = np.clip(cand, 0, max(len(ck) - 1, 0))
     dist = np.where(valid, np.abs(ck[cand] - tk[:, None]) if len(ck) else np.inf, np.inf)
     kk = min(k, dist.shape[1])
-    part = np.argpartition(dist, kk - 1, axis=1)[:, :kk]
+    part = np.argsort(dist, axis=1, kind="stable")[:, :kk]
     rows = np.arange(len(t))[:, None]
     idx = cand[rows, part]
     ok = dist[rows, part] <= caliper

@@ -30,7 +30,7 @@ from wmw_link.agreement import Agreement, Role
 from wmw_link.disclosure import INTERNAL_PRECISION, PUBLIC_PRECISION
 from wmw_link.errors import InputDataError
 from wmw_link.files import sha256_file, write_bytes_atomic
-from wmw_link.impact import covariates
+from wmw_link.impact import covariates, draws
 from wmw_link.impact.censoring import censoring_weights
 from wmw_link.impact.cohort import Window, build_units, default_window
 from wmw_link.impact.estimate import SMD_TARGET, Estimates, Settings, estimate
@@ -128,6 +128,7 @@ def estimate_impact(
         assert as_of is not None
         window = window or default_window(con, as_of, max(covariates.HORIZONS))
         units = build_units(con, window, lookback_months, settings.seed)
+        key_source = draws.key_source(con)
         excluded = dict(units.attrs)
         frame = covariates.features(con, units, as_of, covariates.sex_sources(agreement))
         followed = frame[f"followed_{max(covariates.HORIZONS)}m"]
@@ -146,7 +147,7 @@ def estimate_impact(
     finally:
         con.close()
     raw.counts.update(excluded)
-    meta = _meta(agreement, party, as_of, window, lookback_months, settings, raw)
+    meta = _meta(agreement, party, as_of, window, lookback_months, settings, raw, key_source)
     internal = {
         **meta,
         **protect_estimates(raw, agreement.disclosure.internal, INTERNAL_PRECISION, means=True),
@@ -238,6 +239,7 @@ def _meta(
     lookback_months: int,
     settings: Settings,
     raw: Estimates,
+    key_source: str,
 ) -> dict[str, Any]:
     return {
         "kind": "wmw-link/impact",
@@ -257,6 +259,10 @@ def _meta(
             "interval": f"normal bootstrap 95% (estimate +- 1.96 SD), {settings.bootstrap} "
             "replicates (Poisson weights; propensity model, censoring weights and matches held "
             "fixed)",
+            "random_draws": "keyed per person by their records (journeys record_key): "
+            "pseudo-starts, fit samples and bootstrap weights do not depend on person ids"
+            if key_source == "records"
+            else "keyed per person by person id (journeys without record_key)",
             "smd_target": SMD_TARGET,
             **asdict(settings),
         },

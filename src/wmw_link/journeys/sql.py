@@ -24,6 +24,11 @@ Person characteristics when sources disagree (the rules, in order; see docs/outc
   ``none_recorded``.
 
 Ties on date are broken by source name, then row order, so the result is deterministic.
+
+``record_key`` (unsigned 64-bit) depends on the person's records, not on their person id: the
+first 64 bits of the smallest md5 of (dataset id, row_ref) over their records. A person whose
+records are the same under two linkages (or a person-index refresh) keeps it, so the impact
+stage's random draws follow the person (docs/impact.md). Row refs are already keyed tokens.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ PERSON_COLUMNS = (
     "health_condition",
     "n_sources",
     "sources",
+    "record_key",
 )
 
 
@@ -163,7 +169,12 @@ hub_la AS (SELECT person_id, value AS hub_la FROM best WHERE attribute = 'hub_la
 pip AS (SELECT DISTINCT person_id FROM attrs WHERE attribute = 'benefit' AND value = 'PIP'),
 ppl AS (
   SELECT person_id, count(DISTINCT source) AS n_sources,
-         string_agg(DISTINCT source, ',' ORDER BY source) AS sources
+         string_agg(DISTINCT source, ',' ORDER BY source) AS sources,
+         -- A key that follows the person's records, not the id the linkage gave them
+         -- (docs/impact.md: common random numbers): the first 64 bits of the smallest
+         -- md5 of (dataset, row_ref) over their records. Row refs are keyed tokens.
+         CAST('0x' || substr(min(md5(source || chr(31) || row_ref)), 1, 16) AS UBIGINT)
+           AS record_key
   FROM events GROUP BY person_id
 )
 SELECT
@@ -189,7 +200,7 @@ SELECT
     WHEN pip.person_id IS NOT NULL THEN 'PIP claim'
     ELSE 'no indicator' END AS disability_source,
   coalesce(hc.value, 'none_recorded') AS health_condition,
-  ppl.n_sources, ppl.sources
+  ppl.n_sources, ppl.sources, ppl.record_key
 FROM ppl
 LEFT JOIN district d USING (person_id)
 LEFT JOIN districts dm ON upper(d.district) = dm.district
