@@ -204,6 +204,8 @@ def _run_stage(
         raise RuntimeError(f"stage {stage} failed:\n{proc.stderr[-4000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_seconds"] = time.perf_counter() - t0
+    # The box may be shared: the 1-minute load average as the stage ended, to read times by.
+    out["load_average_end"] = os.getloadavg()[0]
     # Kept beside the stage's outputs, for a later run with --reuse.
     (work / f"{stage}.json").write_text(json.dumps(out, default=float) + "\n")
     return out
@@ -639,6 +641,17 @@ def _write(results: list[dict[str, Any]], name: str, meta: dict[str, Any]) -> No
         f"{meta['machine']}; seed {SEED}; synthetic profile {meta['profile']}; DuckDB backend; "
         f"generated {meta['when']}.",
         "Each stage ran in its own process. Times in seconds, memory as peak RSS in MiB.",
+        "1-minute load average as each stage ended (2 cores: above 2, stages shared the CPU): "
+        + "; ".join(
+            f"{r['people']:,} people: "
+            + ", ".join(
+                f"{st} {r[st]['load_average_end']:.1f}"
+                for st in ("link", "plain")
+                if r.get(st, {}).get("load_average_end") is not None
+            )
+            for r in results
+        )
+        + ".",
         "",
     ]
     lines.append("| measure | " + " | ".join(f"{r['people']:,} people" for r in rows) + " |")
