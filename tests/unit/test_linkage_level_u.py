@@ -127,28 +127,3 @@ def test_sample_condition_keeps_about_the_share_asked(tmp_path: Path) -> None:
         assert n == be.scalar(f"SELECT COUNT(*) FROM range(100000) t(i) WHERE {cond}")
     finally:
         be.close()
-
-
-def test_a_sample_takes_the_nino_error_odds_from_every_record(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import wmw_link.linkage.level_u as lu
-
-    seen: list[dict[str, dict[str, tuple[float, float]]]] = []
-    real = lu._ref_error_odds
-
-    def spy(counts: dict[str, dict[str, tuple[float, float]]]) -> float:
-        seen.append(counts)
-        return real(counts)
-
-    monkeypatch.setattr(lu, "_ref_error_odds", spy)
-    # 4,000 people, two records each; every 20th person's second record has another NINo.
-    frame = _table(4_000, typo_every=20)
-    u = _u_sampled(tmp_path, frame, sample_records=2_000)
-    # Counted once, on all 8,000 records: 200 pairs of one person with two NINos, 3,800 with
-    # one (the twins' records differ in forename); a sample of a quarter would hold ~1/16.
-    assert seen == [{"identity": {"names and date": (200.0, 3_800.0)}}]
-    # The sample's typo pairs are taken off at those odds: names and date stays near its
-    # floor (half a sampled pair's worth), not at the ~12 typo pairs the sample holds.
-    n = frame.shape[0] * 2_000 / 8_000
-    assert u["names and date"] < 4 / (n * n / 2)

@@ -24,11 +24,7 @@ agreeing at a level is estimated without bias, and the count behind a level is a
 exact count over ``SAMPLE_RECORDS`` records gives: a count of ``c`` pairs has a relative
 standard error of about ``1 / sqrt(c)`` (nearly Poisson: such pairs are rare), ``1.44 /
 sqrt(c)`` bits of match weight, the precision a register of that size gets counted in full.
-The rarest counted level's count is logged. The odds of a NINo error (:func:`_ref_error_odds`)
-are still counted on every record (one grouping of the strongest level): at the strong levels
-they take thousands of same-person pairs off nearly as many, and the sample's error in the odds,
-multiplied by those counts, would otherwise swamp what is left (on the hard profile it moved
-strong levels' u by up to 9 bits at a 60% sample of 100,000 people). Cost then stops growing with the records (one
+The rarest counted level's count is logged. Cost then stops growing with the records (one
 pass selects the sample), where an exact count grows with them, and with their square for the
 Bloom-filter joins.
 """
@@ -154,49 +150,12 @@ def level_u(
     n_ref = float(backend.scalar(f"SELECT COUNT(*) FROM ({union})") or 0)
     fraction = min(1.0, sample_records / n_ref) if n_ref else 1.0
     keep = f" WHERE {backend.sample_condition('rid', fraction, seed)}" if fraction < 1.0 else ""
-    odds = None
-    if fraction < 1.0:
-        # The odds of a NINo error are taken off large counts at the strong levels (on the hard
-        # profile, thousands of pairs less nearly as many): sampled, their noise would swamp
-        # what is left. Counted on every record instead: one grouping of the strongest level.
-        odds = _ref_error_odds(_first_level_counts(backend, f"SELECT * FROM ({union})", ref,
-                                                   comparisons))  # fmt: skip
     # One table read by every count below: the records (or the sample) are selected once.
     table = backend.materialise("wmw_level_u_records", f"SELECT * FROM ({union}){keep}")
     try:
-        return _counted_u(backend, table, ref, comparisons, fraction, odds)
+        return _counted_u(backend, table, ref, comparisons, fraction)
     finally:
         backend.drop(table)
-
-
-def _generator(backend: Backend) -> str:
-    return "explode" if backend.name == "spark" else "unnest"
-
-
-def _count_level(backend: Backend, dnf: Dnf, ref: str, source: str) -> tuple[float, float] | None:
-    """(pairs of different ``ref``, pairs of the same ``ref``) meeting the level, summed over
-    its conjunctions; None when no conjunction can be counted."""
-    diff = same = 0.0
-    counted = False
-    for conj in dnf:
-        sql = _conjunction_sql(conj, ref, source, _generator(backend))
-        if sql is not None:
-            d, s = backend.rows(sql)[0]
-            diff, same = diff + float(d or 0), same + float(s or 0)
-            counted = True
-    return (diff, same) if counted else None
-
-
-def _first_level_counts(
-    backend: Backend, source: str, ref: str, comparisons: dict[str, list[tuple[str, Dnf]]]
-) -> dict[str, dict[str, tuple[float, float]]]:
-    """The counts of the first countable level only (what :func:`_ref_error_odds` reads)."""
-    for name, levels in comparisons.items():
-        for label, dnf in levels:
-            c = _count_level(backend, dnf, ref, source)
-            if c is not None:
-                return {name: {label: c}}
-    return {}
 
 
 def _record_id(backend: Backend, table: int) -> str:
@@ -213,10 +172,8 @@ def _counted_u(
     ref: str,
     comparisons: dict[str, list[tuple[str, Dnf]]],
     fraction: float,
-    odds: float | None = None,
 ) -> dict[str, dict[str, float]]:
-    """:func:`level_u` on the selected records in ``table`` (``fraction``: the sampled share;
-    ``odds``: of one person's records differing in ``ref``, if counted on every record)."""
+    """:func:`level_u` on the selected records in ``table`` (``fraction``: the sampled share)."""
     source = f"SELECT * FROM {table}"
     n_ref, sq = backend.rows(
         f"SELECT SUM(n), SUM(n * n) FROM (SELECT COUNT(*) AS n FROM {table} GROUP BY {ref})"
@@ -224,15 +181,22 @@ def _counted_u(
     pairs = (float(n_ref or 0) ** 2 - float(sq or 0)) / 2.0
     if pairs < 1e4:
         return {}
+    generator = "explode" if backend.name == "spark" else "unnest"
     counts: dict[str, dict[str, tuple[float, float]]] = {}
     for name, levels in comparisons.items():
         counts[name] = {}
         for label, dnf in levels:
-            c = _count_level(backend, dnf, ref, source)
-            if c is not None:
-                counts[name][label] = c
-    if odds is None:
-        odds = _ref_error_odds(counts)
+            diff = same = 0.0
+            counted = False
+            for conj in dnf:
+                sql = _conjunction_sql(conj, ref, source, generator)
+                if sql is not None:
+                    d, s = backend.rows(sql)[0]
+                    diff, same = diff + float(d or 0), same + float(s or 0)
+                    counted = True
+            if counted:
+                counts[name][label] = (diff, same)
+    odds = _ref_error_odds(counts)
     fewest = min((d for lv in counts.values() for d, _ in lv.values() if d > 0), default=0.0)
     log.info(
         "level u counted on %.3g pairs of different %s in %.3g of the records (one person's "
