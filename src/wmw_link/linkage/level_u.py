@@ -24,9 +24,12 @@ agreeing at a level is estimated without bias, and the count behind a level is a
 exact count over ``SAMPLE_RECORDS`` records gives: a count of ``c`` pairs has a relative
 standard error of about ``1 / sqrt(c)`` (nearly Poisson: such pairs are rare), ``1.44 /
 sqrt(c)`` bits of match weight, the precision a register of that size gets counted in full.
-The rarest counted level's count is logged. Cost then stops growing with the records (one
-pass selects the sample), where an exact count grows with them, and with their square for the
-Bloom-filter joins.
+The rarest counted level's count is logged. Where the NINo-error correction below takes off
+most of a level's count, what is left carries the error of both counts (measured in
+docs/linkage.md). Cost then stops growing with the records (one
+pass selects the sample), where an exact count grows with them, and faster for the
+Bloom-filter joins (the records sharing a surname and date grow with the register, their pairs
+with its square).
 """
 
 from __future__ import annotations
