@@ -19,6 +19,12 @@ sweep of the true F1 over thresholds (to check the label-free default against th
 
     .venv/bin/python benchmarks/bench_linkage.py --people 10000 100000 [--keep] [--profile hard]
 
+To make the records and tokens once and link them again (after a change to linkage)::
+
+    bench_linkage.py --stage synth --people 1000000 --work W [--profile hard]
+    bench_linkage.py --stage tokenise --people 1000000 --work W
+    bench_linkage.py --people 1000000 --work W --reuse --skip-exact --name linkage_1m
+
 Time ratios: ``time_ratio`` is the whole job from raw extracts to persons (tokenise + link
 against normalise + Splink); ``link_vs_splink_ratio`` compares the linkage stages alone and
 ``tokenise_vs_normalise_ratio`` the data preparation alone.
@@ -198,6 +204,23 @@ def _run_stage(
         raise RuntimeError(f"stage {stage} failed:\n{proc.stderr[-4000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_seconds"] = time.perf_counter() - t0
+    # The box may be shared: the 1-minute load average as the stage ended, to read times by.
+    out["load_average_end"] = os.getloadavg()[0]
+    # Kept beside the stage's outputs, for a later run with --reuse.
+    (work / f"{stage}.json").write_text(json.dumps(out, default=float) + "\n")
+    return out
+
+
+def _reused_stage(work: Path, stage: str) -> dict[str, Any]:
+    """A stage run earlier in ``work`` (--reuse): its figures if recorded, else none."""
+    if not (work / "synth" / "truth").is_dir() or not (work / "inbox").is_dir():
+        raise SystemExit(
+            f"--reuse: {work} holds no synth/ and inbox/ (run --stage synth, tokenise)"
+        )
+    f = work / f"{stage}.json"
+    out = json.loads(f.read_text()) if f.is_file() else {}
+    out.setdefault("wall_seconds", None)
+    out.setdefault("peak_mib", None)
     return out
 
 
@@ -407,11 +430,16 @@ def evaluate_size(
     skip_exact: bool = False,
     spark: bool = False,
     profile: str = "standard",
+    reuse: bool = False,
 ) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     res: dict[str, Any] = {"people": people, "profile": profile}
-    res["synth"] = _run_stage("synth", work, people, profile=profile)
-    res["tokenise"] = _run_stage("tokenise", work, people)
+    if reuse:
+        res["synth"] = _reused_stage(work, "synth")
+        res["tokenise"] = _reused_stage(work, "tokenise")
+    else:
+        res["synth"] = _run_stage("synth", work, people, profile=profile)
+        res["tokenise"] = _run_stage("tokenise", work, people)
     res["link"] = _run_stage("link", work, people, report=report)
     if not skip_exact:
         res["link_exact"] = _run_stage("link_exact", work, people)
@@ -482,7 +510,9 @@ def evaluate_size(
 
 
 def _summarise(r: dict[str, Any]) -> dict[str, Any]:
-    tok = r["tokenise"]["wall_seconds"] + r["link"]["wall_seconds"]
+    # With --reuse the tokenise stage ran earlier: its figures may be unknown (None).
+    tok_s = r["tokenise"]["wall_seconds"]
+    tok = None if tok_s is None else tok_s + r["link"]["wall_seconds"]
     plain = r["plain"]["wall_seconds"]
     # The plaintext stage's own clock for normalising the raw extracts; the rest of its wall
     # time is Splink (and process start, like every stage).
@@ -523,15 +553,15 @@ def _summarise(r: dict[str, Any]) -> dict[str, Any]:
         "plaintext_normalise_s": norm,
         "plaintext_splink_s": plain - norm,
         "plaintext_total_s": plain,
-        "time_ratio": tok / plain,
+        "time_ratio": None if tok is None else tok / plain,
         "link_vs_splink_ratio": r["link"]["wall_seconds"] / (plain - norm),
-        "tokenise_vs_normalise_ratio": r["tokenise"]["wall_seconds"] / norm,
+        "tokenise_vs_normalise_ratio": None if tok_s is None else tok_s / norm,
         "peak_mib_tokenise": r["tokenise"]["peak_mib"],
         "peak_mib_link": r["link"]["peak_mib"],
         "peak_mib_plaintext": r["plain"]["peak_mib"],
         "link_spark_s": r["link_spark"]["wall_seconds"] if "link_spark" in r else None,
         "peak_mib_link_spark": r["link_spark"]["peak_mib"] if "link_spark" in r else None,
-        "peak_memory_ratio": max(r["tokenise"]["peak_mib"], r["link"]["peak_mib"])
+        "peak_memory_ratio": max(r["tokenise"]["peak_mib"] or 0, r["link"]["peak_mib"])
         / r["plain"]["peak_mib"],
     }
     return row
@@ -611,6 +641,17 @@ def _write(results: list[dict[str, Any]], name: str, meta: dict[str, Any]) -> No
         f"{meta['machine']}; seed {SEED}; synthetic profile {meta['profile']}; DuckDB backend; "
         f"generated {meta['when']}.",
         "Each stage ran in its own process. Times in seconds, memory as peak RSS in MiB.",
+        "1-minute load average as each stage ended (2 cores: above 2, stages shared the CPU): "
+        + "; ".join(
+            f"{r['people']:,} people: "
+            + ", ".join(
+                f"{st} {r[st]['load_average_end']:.1f}"
+                for st in ("link", "plain")
+                if r.get(st, {}).get("load_average_end") is not None
+            )
+            for r in results
+        )
+        + ".",
         "",
     ]
     lines.append("| measure | " + " | ".join(f"{r['people']:,} people" for r in rows) + " |")
@@ -660,6 +701,12 @@ def main() -> None:
     )
     ap.add_argument("--skip-exact", action="store_true", help="skip the exact-only contrast")
     ap.add_argument("--spark", action="store_true", help="also link on Spark (local mode)")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="link the synth and tokens already in --work (made with --stage synth and "
+        "--stage tokenise) instead of making them; one --people; --work is kept",
+    )
     args = ap.parse_args()
     name = results_name(args.profile, args.name)
     if args.stage:
@@ -667,9 +714,11 @@ def main() -> None:
         out["peak_mib"] = _peak_mib()
         print(json.dumps(out, default=float))
         return
+    if args.reuse and (args.work is None or len(args.people) != 1):
+        ap.error("--reuse needs --work and one --people")
     results = []
     for n in args.people:
-        work = Path(tempfile.mkdtemp(prefix=f"bench-linkage-{n}-"))
+        work = args.work if args.reuse else Path(tempfile.mkdtemp(prefix=f"bench-linkage-{n}-"))
         t0 = time.perf_counter()
         results.append(
             evaluate_size(
@@ -680,10 +729,11 @@ def main() -> None:
                 skip_exact=args.skip_exact,
                 spark=args.spark,
                 profile=args.profile,
+                reuse=args.reuse,
             )
         )
         print(f"{n:,} people done in {time.perf_counter() - t0:.0f}s ({work})", file=sys.stderr)
-        if not args.keep:
+        if not args.keep and not args.reuse:
             shutil.rmtree(work, ignore_errors=True)
         meta = {
             "machine": f"{platform.machine()}, {platform.python_version()}, "

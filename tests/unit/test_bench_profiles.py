@@ -45,3 +45,24 @@ def test_synth_bench_writes_hard_results_beside_standard(
     doc = json.loads((tmp_path / "synth-hard.json").read_text())
     assert doc["params"]["profile"] == "hard"
     assert (tmp_path / "synth-hard.md").is_file() and not (tmp_path / "synth.json").exists()
+
+
+def test_linkage_reuse_needs_a_work_folder_with_records_and_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench_linkage.py", "--reuse", "--people", "100"])
+    with pytest.raises(SystemExit) as e:
+        bench_linkage.main()
+    assert e.value.code == 2  # no --work
+    with pytest.raises(SystemExit, match="no synth/ and inbox/"):
+        bench_linkage._reused_stage(tmp_path, "tokenise")
+    (tmp_path / "synth" / "truth").mkdir(parents=True)
+    (tmp_path / "inbox").mkdir()
+    # A stage run by hand (its JSON without a wall time) or not recorded: figures unknown.
+    (tmp_path / "tokenise.json").write_text('{"rows": {}, "peak_mib": 800.0}\n')
+    assert bench_linkage._reused_stage(tmp_path, "tokenise")["wall_seconds"] is None
+    assert bench_linkage._reused_stage(tmp_path, "tokenise")["peak_mib"] == 800.0
+    assert bench_linkage._reused_stage(tmp_path, "synth") == {
+        "wall_seconds": None,
+        "peak_mib": None,
+    }

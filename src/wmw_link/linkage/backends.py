@@ -131,6 +131,31 @@ class Backend:
             return self.con.execute(sql).fetchall()
         return [tuple(r) for r in self.spark.sql(sql).collect()]
 
+    def materialise(self, name: str, sql: str) -> str:
+        """Hold a query's result as the temporary table ``name`` (Spark: a cached view) for
+        several queries to read; returns ``name``. :meth:`drop` frees it."""
+        if self.name == "duckdb":
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        else:
+            self.spark.sql(sql).cache().createOrReplaceTempView(name)
+        return name
+
+    def drop(self, name: str) -> None:
+        """Free a table made by :meth:`materialise`."""
+        if self.name == "duckdb":
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        else:
+            self.spark.catalog.dropTempView(name)
+
+    def sample_condition(self, key: str, fraction: float, seed: int) -> str:
+        """SQL true for a reproducible share ``fraction`` of rows, chosen by a hash of the SQL
+        expression ``key`` and ``seed`` (the same rows in every run; no random generator)."""
+        scale = 1_000_000
+        k = round(fraction * scale)
+        if self.name == "duckdb":
+            return f"(hash({key}, {int(seed)}) % {scale}) < {k}"
+        return f"pmod(xxhash64({key}, {int(seed)}), {scale}) < {k}"
+
     def close(self) -> None:
         if self.con is not None:
             self.con.close()

@@ -16,6 +16,20 @@ the filters on those pairs (a handful per record: the other atoms are composites
 conjunction of Bloom atoms alone has nothing to join on and is not counted. The conjunctions of
 a level are summed. A level never seen gets half a pair's worth, the smallest u the count can
 support.
+
+Above :data:`SAMPLE_RECORDS` records holding the reference id, the counts run on a uniform
+sample of the records (a reproducible hash of the record id) of about that many. Each pair is
+in the sample with the same probability ``f^2``, so the share of different-person pairs
+agreeing at a level is estimated without bias, and the count behind a level is about what an
+exact count over ``SAMPLE_RECORDS`` records gives: a count of ``c`` pairs has a relative
+standard error of about ``1 / sqrt(c)`` (nearly Poisson: such pairs are rare), ``1.44 /
+sqrt(c)`` bits of match weight, the precision a register of that size gets counted in full.
+The rarest counted level's count is logged. Where the NINo-error correction below takes off
+most of a level's count, what is left carries the error of both counts (measured in
+docs/linkage.md). Cost then stops growing with the records (one
+pass selects the sample), where an exact count grows with them, and faster for the
+Bloom-filter joins (the records sharing a surname and date grow with the register, their pairs
+with its square).
 """
 
 from __future__ import annotations
@@ -27,6 +41,10 @@ from wmw_link.linkage.backends import Backend
 from wmw_link.token_schema import BLOOM_SET_BITS, bloom_columns
 
 log = logging.getLogger(__name__)
+
+#: Records holding the reference id up to which every one is counted; above, a uniform sample
+#: of about this many (a 100,000-person register is counted in full).
+SAMPLE_RECORDS = 250_000
 
 Atom = tuple[object, ...]
 Dnf = list[list[Atom]]
@@ -105,6 +123,8 @@ def level_u(
     tables: Sequence[str],
     present: set[str],
     comparisons: dict[str, list[tuple[str, Dnf]]],
+    seed: int = 42,
+    sample_records: int = SAMPLE_RECORDS,
 ) -> dict[str, dict[str, float]]:
     """u of every level of the given comparisons, counted on pairs known to be two people.
 
@@ -113,6 +133,9 @@ def level_u(
         tables: the physical input tables (every token column present in each).
         present: the token columns present.
         comparisons: comparison name -> its (label, condition) levels, strongest first.
+        seed: seed of the record sample (used only above ``sample_records``).
+        sample_records: count on every record holding the reference id up to this many; above
+            it, on a uniform sample of about this many (see the module docstring).
 
     Returns:
         Comparison name -> level label -> u; empty when no NINo or NHS number is present or
@@ -122,16 +145,42 @@ def level_u(
     if ref is None:
         return {}
     cols = sorted(present)
-    # rid: a record's id across tables (unique_id is a row number or row ref within a table).
     union = " UNION ALL ".join(
-        f"SELECT {', '.join(cols)}, CONCAT('{i}:', CAST(unique_id AS STRING)) AS rid FROM {t}"
+        f"SELECT {', '.join(cols)}, {_record_id(backend, i)} AS rid FROM {t} "
+        f"WHERE {ref} IS NOT NULL"
         for i, t in enumerate(tables)
     )
-    n_ref = backend.scalar(f"SELECT COUNT(*) FROM ({union}) WHERE {ref} IS NOT NULL")
-    sq = backend.scalar(
-        f"SELECT SUM(n * n) FROM (SELECT COUNT(*) AS n FROM ({union}) WHERE {ref} IS NOT NULL "
-        f"GROUP BY {ref})"
-    )
+    n_ref = float(backend.scalar(f"SELECT COUNT(*) FROM ({union})") or 0)
+    fraction = min(1.0, sample_records / n_ref) if n_ref else 1.0
+    keep = f" WHERE {backend.sample_condition('rid', fraction, seed)}" if fraction < 1.0 else ""
+    # One table read by every count below: the records (or the sample) are selected once.
+    table = backend.materialise("wmw_level_u_records", f"SELECT * FROM ({union}){keep}")
+    try:
+        return _counted_u(backend, table, ref, comparisons, fraction)
+    finally:
+        backend.drop(table)
+
+
+def _record_id(backend: Backend, table: int) -> str:
+    """SQL for a record's id across tables: the table's number and the record's ``unique_id``
+    (an integer when that is a row number, as on DuckDB: joins on it are cheaper)."""
+    if backend.row_number_ids:
+        return f"CAST({table} AS BIGINT) * 4294967296 + unique_id"
+    return f"CONCAT('{table}:', CAST(unique_id AS STRING))"
+
+
+def _counted_u(
+    backend: Backend,
+    table: str,
+    ref: str,
+    comparisons: dict[str, list[tuple[str, Dnf]]],
+    fraction: float,
+) -> dict[str, dict[str, float]]:
+    """:func:`level_u` on the selected records in ``table`` (``fraction``: the sampled share)."""
+    source = f"SELECT * FROM {table}"
+    n_ref, sq = backend.rows(
+        f"SELECT SUM(n), SUM(n * n) FROM (SELECT COUNT(*) AS n FROM {table} GROUP BY {ref})"
+    )[0]
     pairs = (float(n_ref or 0) ** 2 - float(sq or 0)) / 2.0
     if pairs < 1e4:
         return {}
@@ -143,7 +192,7 @@ def level_u(
             diff = same = 0.0
             counted = False
             for conj in dnf:
-                sql = _conjunction_sql(conj, ref, union, generator)
+                sql = _conjunction_sql(conj, ref, source, generator)
                 if sql is not None:
                     d, s = backend.rows(sql)[0]
                     diff, same = diff + float(d or 0), same + float(s or 0)
@@ -151,9 +200,15 @@ def level_u(
             if counted:
                 counts[name][label] = (diff, same)
     odds = _ref_error_odds(counts)
+    fewest = min((d for lv in counts.values() for d, _ in lv.values() if d > 0), default=0.0)
     log.info(
-        "level u counted on %.3g pairs of different %s (one person's records differ in it at "
-        "odds %.4f)", pairs, ref, odds,
+        "level u counted on %.3g pairs of different %s in %.3g of the records (one person's "
+        "records differ in it at odds %.4f; the rarest counted level has %d pairs)",
+        pairs,
+        ref,
+        fraction,
+        odds,
+        fewest,
     )
     return {
         name: {

@@ -572,7 +572,7 @@ def prepare_plan(
                     u_fixed[near] = u_near
     present = set(kinds)
     levels = {n: usable_levels(lv, present) for n, lv in model_levels(exact_only).items()}
-    counted = level_u(be, phys, present, levels) | text_u(be, phys, present, seed)
+    counted = level_u(be, phys, present, levels, seed) | text_u(be, phys, present, seed)
     return plan_model(present, u_fixed, exact_only=exact_only, level_u=counted)
 
 
