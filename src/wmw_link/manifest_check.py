@@ -153,14 +153,7 @@ _INDEX_TIMINGS = frozenset(
 # The fixed strings of the link manifest (wmw_link.linkage.run and .threshold).
 _BACKENDS = frozenset({"duckdb", "spark"})
 _MODELS = frozenset({"full", "exact-only"})
-_THRESHOLD_METHODS = frozenset(
-    {
-        "given",
-        "no candidate pairs",
-        "maximum expected F1 of clustered record pairs (label-free)",
-        "maximum expected F1 (label-free)",  # manifests of runs before the clustered sweep
-    }
-)
+_THRESHOLD_METHODS = frozenset({"given", "no candidate pairs", "maximum expected F1 (label-free)"})
 _HOUSEHOLD_RULE = (
     "a link needs forename, date-of-birth, NINo or NHS-number evidence; surname and address "
     "alone never link"

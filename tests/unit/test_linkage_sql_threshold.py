@@ -10,7 +10,6 @@ import sqlglot
 
 from wmw_link.linkage.threshold import (
     choose_threshold,
-    cluster_sweep,
     probability_to_weight,
     sweep,
     weight_to_probability,
@@ -72,60 +71,3 @@ def test_threshold_below_every_pair_is_a_probability_of_one_half() -> None:
 def test_choose_threshold_needs_pairs() -> None:
     with pytest.raises(ValueError):
         choose_threshold([])
-
-
-def _edges(rows: list[tuple[int, int, float]]) -> tuple[list[int], list[int], list[float], list[float]]:
-    rows = sorted(rows, key=lambda r: -r[2])
-    return (
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [weight_to_probability(r[2]) for r in rows],
-    )
-
-
-def test_cluster_sweep_counts_record_pairs_joined_by_hand() -> None:
-    # Three people of two records (weight 10); at weight 2 one pair already connected and one
-    # joining two components of two records; at weight -1 one joining four and two records.
-    strong = weight_to_probability(10.0)
-    mid, low = weight_to_probability(2.0), weight_to_probability(-1.0)
-    pts = {
-        p.threshold_match_weight: p
-        for p in cluster_sweep(
-            *_edges([(0, 1, 10.0), (2, 3, 10.0), (4, 5, 10.0), (0, 1, 2.0), (1, 2, 2.0),
-                     (3, 4, -1.0)]),  # fmt: skip
-            n_nodes=6,
-            bin_width=1.0,
-        )
-    }
-    assert list(pts) == [-1.0, 2.0, 10.0]
-    p_join = (mid - 0.5) / 0.5  # half the bin's pairs already connected: taken as true
-    assert pts[10.0].expected_tp == pytest.approx(3 * strong)
-    assert pts[2.0].expected_tp == pytest.approx(3 * strong + 4 * p_join)
-    assert pts[2.0].expected_fp == pytest.approx(3 * (1 - strong) + 4 * (1 - p_join))
-    assert pts[-1.0].expected_tp == pytest.approx(3 * strong + 4 * p_join + 8 * low)
-    assert pts[10.0].expected_fn == pytest.approx(4 * p_join + 8 * low)
-    assert pts[-1.0].expected_fn == 0.0
-    assert [pts[w].pairs_above for w in (10.0, 2.0, -1.0)] == [3, 5, 6]
-
-
-def test_cluster_sweep_leaves_out_weak_pairs_that_mostly_repeat_links() -> None:
-    """Weak pairs of probability 0.6, half of them between records already linked: the pair
-    sweep takes them (0.6 > F1 / 2); joining pairs are then matches with probability 0.2, and
-    each joins four record pairs, so the clustered sweep stops above them."""
-    w6 = probability_to_weight(0.6)
-    rows = [(0, 1, 10.0), (2, 3, 10.0), (4, 5, 10.0), (0, 1, w6), (1, 2, w6)]
-    clustered = choose_threshold(cluster_sweep(*_edges(rows), n_nodes=6, bin_width=0.25))
-    assert clustered.threshold_match_weight == 10.0
-    hist: dict[int, list[float]] = {}
-    for _, _, w in rows:
-        b = hist.setdefault(int(w // 0.25), [0, 0.0])
-        b[0] += 1
-        b[1] += weight_to_probability(w)
-    pairwise = choose_threshold(sweep([(b, n, s) for b, (n, s) in hist.items()], 0.25))
-    assert pairwise.threshold_match_weight < 1.0
-
-
-def test_cluster_sweep_needs_descending_weights() -> None:
-    with pytest.raises(ValueError, match="descending"):
-        cluster_sweep([0, 1], [1, 2], [1.0, 2.0], [0.6, 0.8], 3)

@@ -316,26 +316,14 @@ def _train(linker: Any, plan: ModelPlan, seed: int, n_records: int) -> dict[str,
 def _choose(
     linker: Any, filtered: Any, threshold: float | None
 ) -> tuple[float, str, list[thr.SweepPoint]]:
-    """The threshold (given, or the maximum expected F1 of the clustered record pairs:
-    :func:`wmw_link.linkage.threshold.cluster_sweep`) and the sweep behind it."""
-    t = filtered.physical_name
-    # Records numbered once, to integers for the union-find.
-    edges = linker.misc.query_sql(
-        f"WITH n AS (SELECT source_dataset_l AS s, unique_id_l AS u FROM {t} UNION "
-        f"SELECT source_dataset_r, unique_id_r FROM {t}), "
-        "ids AS (SELECT s, u, ROW_NUMBER() OVER (ORDER BY s, u) - 1 AS k FROM n) "
-        f"SELECT a.k AS a, b.k AS b, e.match_weight AS w, e.match_probability AS p FROM {t} e "
-        "JOIN ids a ON a.s = e.source_dataset_l AND a.u = e.unique_id_l "
-        "JOIN ids b ON b.s = e.source_dataset_r AND b.u = e.unique_id_r",
-        output_type="pandas",
+    rows = linker.misc.query_sql(
+        thr.histogram_sql(filtered.physical_name, BIN_WIDTH), output_type="pandas"
     )
-    # Sorted here: Splink materialises a query's result, which need not keep its order.
-    edges = edges.sort_values("w", ascending=False, kind="stable")
-    n_nodes = int(max(edges["a"].max(), edges["b"].max()) + 1) if len(edges) else 0
-    points = thr.cluster_sweep(
-        edges["a"].tolist(), edges["b"].tolist(), edges["w"].tolist(), edges["p"].tolist(),
-        n_nodes, BIN_WIDTH,
-    )  # fmt: skip
+    bins = [
+        (int(b), int(n), float(s))
+        for b, n, s in rows[["bin", "n", "sum_p"]].itertuples(index=False)
+    ]
+    points = thr.sweep(bins, BIN_WIDTH)
     if threshold is not None:
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"--threshold must be a probability between 0 and 1, got {threshold}")
@@ -343,11 +331,7 @@ def _choose(
     if not points:
         return 0.0, "no candidate pairs", points
     best = thr.choose_threshold(points)
-    return best.threshold_match_weight, CLUSTER_F1_METHOD, points
-
-
-#: The default threshold's method in the link manifest.
-CLUSTER_F1_METHOD = "maximum expected F1 of clustered record pairs (label-free)"
+    return best.threshold_match_weight, "maximum expected F1 (label-free)", points
 
 
 def link(

@@ -9,24 +9,12 @@ checks it against the best threshold on the synthetic truth.
 
 Probabilities are summarised as a histogram over match weight (``log2`` Bayes factor), so the
 sums are computed in the database and only a few hundred numbers reach Python.
-
-The run's default uses :func:`cluster_sweep` instead: what is scored is not pairs but the record
-pairs inside the connected components the threshold makes, and weak pairs add record pairs
-very differently when true and when false. A true weak pair usually joins records that
-stronger pairs already connect (one person's records are linked several ways) and adds
-nothing; a false one joins two people. :func:`cluster_sweep` takes pairs from the strongest
-down, as lowering the threshold adds them, and counts per weight bin the pairs that were
-already connected (``R`` of ``E``) and the record pairs the others join (``a * b`` for
-components of ``a`` and ``b`` records). Taking the connected pairs as true (two people are
-almost never already joined), the joining pairs of a bin whose mean probability is ``p`` are
-matches with probability ``(p - R/E) / (1 - R/E)``; the expected record-pair TP and FP follow.
-The default maximises the expected F1 of those record pairs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 
@@ -126,88 +114,6 @@ def sweep(bins: Iterable[tuple[int, int, float]], bin_width: float = 0.25) -> li
     return points
 
 
-def cluster_sweep(
-    left: Sequence[int],
-    right: Sequence[int],
-    weights: Sequence[float],
-    probabilities: Sequence[float],
-    n_nodes: int,
-    bin_width: float = 0.25,
-) -> list[SweepPoint]:
-    """Expected TP/FP/FN among the record pairs of the connected components, at each bin edge.
-
-    Args:
-        left, right: the two records of each scored pair, as integers in ``[0, n_nodes)``.
-        weights: each pair's match weight, in descending order.
-        probabilities: each pair's match probability.
-        n_nodes: the number of distinct records.
-        bin_width: width of a bin in match-weight units (thresholds at multiples of it).
-
-    Returns:
-        One point per bin that holds a pair, ascending by threshold; ``pairs_above`` counts
-        scored pairs at or above it.
-
-    Raises:
-        ValueError: the pairs are not in descending order of weight.
-    """
-    parent = list(range(n_nodes))
-    size = [1] * n_nodes
-
-    def root(x: int) -> int:
-        r = x
-        while parent[r] != r:
-            r = parent[r]
-        while parent[x] != r:  # path compression
-            parent[x], x = r, parent[x]
-        return r
-
-    # Per bin, strongest first: [bin, pairs, already connected, sum of p, record pairs joined]
-    bins: list[list[float]] = []
-    prev = math.inf
-    for a, b, w, p in zip(left, right, weights, probabilities, strict=True):
-        if w > prev:
-            raise ValueError("cluster_sweep needs pairs in descending order of match weight")
-        prev = w
-        k = int(math.floor(w / bin_width))
-        if not bins or bins[-1][0] != k:
-            bins.append([k, 0, 0, 0.0, 0])
-        cur = bins[-1]
-        cur[1] += 1
-        cur[3] += p
-        ra, rb = root(int(a)), root(int(b))
-        if ra == rb:
-            cur[2] += 1
-            continue
-        if size[ra] < size[rb]:
-            ra, rb = rb, ra
-        cur[4] += size[ra] * size[rb]
-        parent[rb] = ra
-        size[ra] += size[rb]
-    tp = fp = 0.0
-    n_above = 0
-    acc: list[tuple[int, float, float, int]] = []
-    for k, n, connected, sum_p, joined in bins:
-        share = connected / n
-        p_join = max(sum_p / n - share, 0.0) / (1.0 - share) if share < 1.0 else 0.0
-        tp += p_join * joined
-        fp += (1.0 - p_join) * joined
-        n_above += int(n)
-        acc.append((int(k), tp, fp, n_above))
-    points = [
-        SweepPoint(
-            threshold_match_weight=k * bin_width,
-            threshold_probability=weight_to_probability(k * bin_width),
-            expected_tp=t,
-            expected_fp=f,
-            expected_fn=max(tp - t, 0.0),
-            pairs_above=n,
-        )
-        for k, t, f, n in acc
-    ]
-    points.reverse()
-    return points
-
-
 def choose_threshold(points: list[SweepPoint]) -> SweepPoint:
     """The sweep point with the highest expected F1 (the highest weight among ties).
 
@@ -229,7 +135,6 @@ def choose_threshold(points: list[SweepPoint]) -> SweepPoint:
 __all__ = [
     "SweepPoint",
     "choose_threshold",
-    "cluster_sweep",
     "histogram_sql",
     "probability_to_weight",
     "sweep",
