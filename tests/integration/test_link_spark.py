@@ -90,7 +90,10 @@ def test_placeholder_ids_are_found_and_nulled_on_spark(
     try:
         # 7: twelve people's records (no name and date shared); 8: one person's twelve records.
         rows = [(i, 7, 100 + i) for i in range(12)] + [(20 + i, 8, 50) for i in range(12)]
-        df = be.spark.createDataFrame(rows, "unique_id long, nino long, fn_dob long")
+        # Built in SQL, not createDataFrame: a session an earlier link in this process left
+        # running keeps that run's (removed) local folder for the files parallelize writes.
+        values_sql = ", ".join(f"({a}L, {b}L, {c}L)" for a, b, c in rows)
+        df = be.spark.sql(f"SELECT * FROM VALUES {values_sql} AS t(unique_id, nino, fn_dob)")
         name = be.db_api.register(df, dataset_display_name="t").physical_name
         values = placeholder_values(be, [name], "nino", ["nino", "fn_dob"])
         assert values == [7]
