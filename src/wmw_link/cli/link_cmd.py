@@ -70,7 +70,7 @@ from wmw_link.resources import parse_size
     default=None,
     metavar="SIZE",
     help="DuckDB's memory limit, e.g. 8GB or 16GiB; beyond it DuckDB spills to --temp-dir "
-    "(default: $WMW_DUCKDB_MEMORY_LIMIT, else 60% of the machine's memory). Spark: the "
+    "(default: $WMW_DUCKDB_MEMORY_LIMIT, else 25% of the machine's memory). Spark: the "
     "driver memory.",
 )
 @click.option(

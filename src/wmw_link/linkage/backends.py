@@ -184,7 +184,7 @@ def open_backend(
         tmp_dir: the run's private temporary folder (removed by the caller).
         threads: cores to use (default: all).
         memory_limit: DuckDB's memory limit, e.g. ``"8GB"`` (default: the environment's
-            ``WMW_DUCKDB_MEMORY_LIMIT``, else 60% of the machine's memory, see
+            ``WMW_DUCKDB_MEMORY_LIMIT``, else 25% of the machine's memory, see
             :mod:`wmw_link.resources`). On Spark an explicit limit sets the driver memory (all
             of Spark's memory in local mode) and the default is ignored.
         temp_dir: a folder to spill to (DuckDB's ``temp_directory``, Spark's

@@ -366,7 +366,7 @@ def link(
         report: write the quality report (charts, rates, sweep, model).
         keep_pairs: also write the scored pairs here (Parquet; for benchmarks measuring
             blocking recall; holds row refs and weights, no tokens).
-        memory_limit: DuckDB's memory limit, e.g. ``"8GB"`` or bytes (default: 60% of the
+        memory_limit: DuckDB's memory limit, e.g. ``"8GB"`` or bytes (default: 25% of the
             machine's memory; Spark: sets the driver memory if given). See docs/linkage.md.
         temp_dir: a folder DuckDB (Spark) spills to; a private folder is made inside it and
             removed afterwards (default: inside the run's temporary folder in ``out_dir``).
