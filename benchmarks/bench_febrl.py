@@ -243,7 +243,8 @@ def run_plaintext_splink(
         inputs = register_plain_tables(be, tables)
         n = sum(len(df) for df in tables.values())
         clus = fit_and_cluster(
-            inputs, plaintext_plan(), seed=SEED, n_records=n, evidence=lambda _: "TRUE"
+            inputs, plaintext_plan(), seed=SEED, n_records=n, evidence=lambda _: "TRUE",
+            splink_clustering=True,  # plaintext Splink as its users run it
         )
         src = _source_columns(inputs)
         pairs = clus.linker.misc.query_sql(

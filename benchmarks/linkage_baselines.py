@@ -567,6 +567,9 @@ def run_splink_plaintext(
         clus = fit_and_cluster(
             inputs, plan, seed=seed, n_records=n, threshold=threshold,
             evidence=field_evidence_condition,
+            # Plaintext Splink as its users run it: Splink's own clustering (the same persons
+            # as wmw-link's in-memory components, in Splink's time).
+            splink_clustering=True,
         )
         pairs = clus.linker.misc.query_sql(
             "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "

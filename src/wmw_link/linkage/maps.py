@@ -67,7 +67,7 @@ def build_maps(clusters: pd.DataFrame, expected: dict[str, pa.Array]) -> dict[st
     # A row Splink did not return (never expected, but a map must be complete) becomes a
     # person of its own: its id is drawn after the clusters' ids.
     next_lone = len(uniques)
-    by_dataset = {ds: g for ds, g in clusters.groupby("source_dataset", sort=False)}
+    by_dataset = {ds: g for ds, g in clusters.groupby("source_dataset", sort=False, observed=True)}
     picked: dict[str, tuple[pa.Array, np.ndarray]] = {}
     for dataset, refs in expected.items():
         g = by_dataset.pop(dataset, clusters.iloc[:0])

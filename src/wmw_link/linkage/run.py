@@ -30,6 +30,7 @@ from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
+from wmw_link.linkage.components import cluster_in_memory
 from wmw_link.linkage.id_u import generic_id_near_u, generic_id_u, placeholder_values
 from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
@@ -461,6 +462,7 @@ def fit_and_cluster(
     threshold: float | None = None,
     household_rule: bool = True,
     evidence: Callable[[Any], str] | None = None,
+    splink_clustering: bool = False,
 ) -> Clustering:
     """Train the model, score the blocked pairs, choose a threshold and cluster.
 
@@ -475,6 +477,10 @@ def fit_and_cluster(
         household_rule: drop pairs without identity evidence (:func:`_evidence_condition`).
         evidence: the household rule's SQL from the linker, for models whose comparisons are
             not the token model's (the plaintext baselines).
+        splink_clustering: cluster with Splink's SQL connected components, as plaintext Splink
+            does (the benchmarks' baseline); by default DuckDB runs cluster in memory
+            (:mod:`wmw_link.linkage.components`: the same persons, faster). Spark always
+            uses Splink's.
 
     Returns:
         A :class:`Clustering`.
@@ -512,13 +518,21 @@ def fit_and_cluster(
         output_type="splink_df",
     )
     weight, method, points = _choose(linker, linkable, threshold)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        linkable, threshold_match_weight=weight
-    )
-    frame = linker.misc.query_sql(
-        f"SELECT {src['']}, unique_id, cluster_id FROM {clusters.physical_name}",
-        output_type="pandas",
-    )
+    if splink_clustering or linker._db_api.sql_dialect.sql_dialect_str != "duckdb":
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+            linkable, threshold_match_weight=weight
+        )
+        frame = linker.misc.query_sql(
+            f"SELECT {src['']}, unique_id, cluster_id FROM {clusters.physical_name}",
+            output_type="pandas",
+        )
+    else:
+        from splink.internals.misc import threshold_args_to_match_prob
+
+        # Splink's own cut, to the last bit: probability at least that of the weight.
+        p = threshold_args_to_match_prob(None, weight)
+        above = f"(SELECT * FROM {linkable.physical_name} WHERE match_probability >= {p})"
+        frame = cluster_in_memory(linker, inputs, above, src)
     timings["threshold_and_cluster"] = time.perf_counter() - t0
     log.info("clustered at match weight %.2f (%s)", weight, method)
     return Clustering(

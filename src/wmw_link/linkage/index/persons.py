@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
+from wmw_link.linkage.components import components
 from wmw_link.linkage.index.reconcile import carry_over
 from wmw_link.linkage.maps import new_person_ids
 
@@ -22,18 +21,6 @@ ID_CHANGES_SCHEMA = pa.schema(
     ]
 )
 REASONS = ("merge", "split", "retrain", "rekey", "withdrawal", "correction")
-
-
-def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Each of ``n`` records' connected component over the edges ``left[i] -- right[i]``."""
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    graph = coo_matrix(
-        (np.ones(len(left), dtype=np.int8), (left.astype(np.int64), right.astype(np.int64))),
-        shape=(n, n),
-    )
-    _, labels = connected_components(graph, directed=False)
-    return labels.astype(np.int64)
 
 
 @dataclass
