@@ -236,7 +236,7 @@ def run_plaintext_splink(
     from benchmarks.linkage_baselines import register_plain_tables
 
     from wmw_link.linkage.backends import open_backend
-    from wmw_link.linkage.run import _source_columns, fit_and_cluster
+    from wmw_link.linkage.run import fit_and_cluster
 
     be = open_backend("duckdb", tmp)
     try:
@@ -246,10 +246,9 @@ def run_plaintext_splink(
             inputs, plaintext_plan(), seed=SEED, n_records=n, evidence=lambda _: "TRUE",
             splink_clustering=True,  # plaintext Splink as its users run it
         )
-        src = _source_columns(inputs)
         pairs = clus.linker.misc.query_sql(
-            f"SELECT {src['_l']}, unique_id_l, {src['_r']}, unique_id_r, match_weight "
-            f"FROM {clus.predictions.physical_name}",
+            "SELECT source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, match_weight "
+            f"FROM {clus.pairs_sql}",
             output_type="pandas",
         )
         return clus.frame, pairs, clus.weight

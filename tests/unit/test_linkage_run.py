@@ -381,3 +381,58 @@ def test_components_label_connected_records_alike() -> None:
     assert labels[0] == labels[1] == labels[2]
     assert len({labels[0], labels[3], labels[4], labels[5]}) == 4
     assert components(0, np.array([]), np.array([])).size == 0
+
+
+def test_union_input_gives_the_persons_of_separate_inputs(
+    agreement: Agreement, fixture_dir, tmp_path: Path
+) -> None:
+    """DuckDB links every dataset as one deduplicated input with integer ids
+    (linkage/union.py): the same scored pairs, threshold and persons as Splink linking the
+    datasets as separate inputs, each record read back as its dataset and row number."""
+    from wmw_link.linkage.backends import open_backend
+    from wmw_link.linkage.run import _token_kinds, fit_and_cluster, prepare_plan
+    from wmw_link.linkage.verify import verify_inputs
+
+    verified = verify_inputs(agreement, fixture_dir[0])
+    kinds = _token_kinds(verified)
+    n = sum(v.rows for v in verified)
+
+    def run(union: bool) -> tuple[set[frozenset[tuple[str, int]]], float, int, pd.DataFrame]:
+        be = open_backend("duckdb", tmp_path / f"scratch{union}")
+        try:
+            files = [(v.dataset, v.tokens_path, set(v.token_columns) & set(kinds)) for v in verified]
+            if union:
+                sdf, ids = be.load_union(files, kinds)
+                inputs = [sdf]
+            else:
+                inputs = [be.load_tokens(d, p, kinds, c) for d, p, c in files]
+                ids = None
+            plan = prepare_plan(be, [i.physical_name for i in inputs], kinds, 1, False)
+            cl = fit_and_cluster(inputs, plan, seed=1, n_records=n, union=ids,
+                                 splink_clustering=not union)  # fmt: skip
+            f = cl.frame
+            persons = {
+                frozenset(zip(g["source_dataset"].astype(str), g["unique_id"], strict=True))
+                for _, g in f.groupby("cluster_id", observed=True)
+            }
+            pairs = cl.linker.misc.query_sql(
+                "SELECT source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, "
+                f"round(match_weight, 6) AS w FROM {cl.pairs_sql}",
+                output_type="pandas",
+            )
+            # Each pair once, in either order (Splink orders the two records of a pair by id).
+            a = pairs["source_dataset_l"] + ":" + pairs["unique_id_l"].astype(str)
+            b = pairs["source_dataset_r"] + ":" + pairs["unique_id_r"].astype(str)
+            pairs = pd.DataFrame({"a": a.where(a < b, b), "b": b.where(a < b, a), "w": pairs["w"]})
+            return persons, cl.weight, len(f), pairs.sort_values(["a", "b"], ignore_index=True)
+        finally:
+            be.close()
+
+    ours, weight, records, pairs = run(True)
+    theirs, weight0, records0, pairs0 = run(False)
+    assert records == records0 == n
+    assert weight == weight0
+    assert ours == theirs
+    assert sum(len(p) > 1 for p in ours) > 0
+    assert {d for p in ours for d, _ in p} == {v.dataset for v in verified}
+    pd.testing.assert_frame_equal(pairs, pairs0, check_exact=False, atol=1e-4)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wmw_link.errors import ConfigError
+from wmw_link.linkage.union import ROW_BITS, UNION_TABLE, UnionIds
 from wmw_link.resources import (
     configure_duckdb,
     private_spill_dir,
@@ -95,6 +96,35 @@ class Backend:
             return self.db_api.register(table, dataset_display_name=dataset)
         df = self.spark.read.parquet(str(path)).selectExpr(*select.split(", "))
         return self.db_api.register(df, dataset_display_name=dataset)
+
+    def load_union(
+        self, files: Sequence[tuple[str, Path, set[str]]], columns: dict[str, str]
+    ) -> tuple[Any, UnionIds]:
+        """Load every tokens file into one Splink input (DuckDB; :mod:`linkage.union`).
+
+        Args:
+            files: (dataset id, verified tokens parquet, the columns it holds), in order.
+            columns: the union of token columns over all inputs -> token kind.
+
+        Returns:
+            The registered SplinkDataFrame, and how to read its ids.
+        """
+        if self.name != "duckdb":
+            raise ValueError("one union input is for DuckDB; Spark keeps one input per dataset")
+        parts = []
+        for i, (_, _, present) in enumerate(files):
+            select = self._select_list(columns, present).replace(
+                "file_row_number AS unique_id",
+                f"(CAST({i} AS BIGINT) << {ROW_BITS}) | file_row_number AS unique_id",
+                1,
+            )
+            parts.append(f"SELECT {select} FROM read_parquet(?, file_row_number = true)")
+        self.con.execute(
+            f"CREATE OR REPLACE TABLE {UNION_TABLE} AS {' UNION ALL '.join(parts)}",
+            [str(path) for _, path, _ in files],
+        )
+        ids = UnionIds(tuple(ds for ds, _, _ in files))
+        return self.db_api.register(UNION_TABLE, dataset_display_name=UNION_TABLE), ids
 
     def null_tokens(self, table: str, column: str, values: list[int]) -> None:
         """Set ``column`` to null where it holds one of ``values`` (detected placeholders).

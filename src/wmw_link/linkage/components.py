@@ -8,7 +8,6 @@ second or two. Spark keeps Splink's clustering: there the records need not fit o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,42 +28,33 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def cluster_in_memory(
-    linker: Any, inputs: Sequence[Any], edges: str, source: dict[str, str]
-) -> pd.DataFrame:
-    """Every input record's cluster over the pairs of ``edges`` (DuckDB).
+def cluster_in_memory(linker: Any, records: str, edges: str) -> pd.DataFrame:
+    """Every record's cluster over the pairs of ``edges`` (DuckDB).
 
     Records are numbered in the database (a dataset and a ``unique_id``, integer or text,
     become one integer), the edges are fetched as two integer arrays, and
     :func:`components` labels them.
 
     Args:
-        linker: the Splink linker holding the inputs.
-        inputs: the registered SplinkDataFrames, one per dataset.
-        edges: a table or subquery of the pairs to join (``unique_id_l``, ``unique_id_r`` and
-            the ``source`` columns).
-        source: SQL of ``source_dataset`` for suffix ``''``, ``_l``, ``_r``
-            (:func:`wmw_link.linkage.run._source_columns`).
+        linker: the Splink linker holding the records.
+        records: SQL selecting every record's ``source_dataset`` and ``unique_id``.
+        edges: a table or subquery of the linked pairs (``source_dataset_l``,
+            ``unique_id_l``, ``source_dataset_r``, ``unique_id_r``).
 
     Returns:
         Columns ``source_dataset`` (categorical), ``unique_id`` and ``cluster_id`` (int64),
-        one row per input record.
+        one row per record.
     """
-    nodes = " UNION ALL ".join(
-        f"SELECT {_dataset_name(sdf)} AS source_dataset, unique_id FROM {sdf.physical_name}"
-        for sdf in inputs
-    )
     q = linker.misc.query_sql
     numbered = q(
         f"SELECT source_dataset, unique_id, CAST(ROW_NUMBER() OVER () - 1 AS BIGINT) AS node "
-        f"FROM ({nodes})",
+        f"FROM ({records})",
         output_type="splink_df",
     )
     try:
         name = numbered.physical_name
         pairs = q(
-            "SELECT l.node AS a, r.node AS b FROM "
-            f"(SELECT {source['_l']}, unique_id_l, {source['_r']}, unique_id_r FROM {edges}) e "
+            f"SELECT l.node AS a, r.node AS b FROM {edges} e "
             f"JOIN {name} l ON l.source_dataset = e.source_dataset_l "
             "AND l.unique_id = e.unique_id_l "
             f"JOIN {name} r ON r.source_dataset = e.source_dataset_r "
@@ -82,12 +72,6 @@ def cluster_in_memory(
             "cluster_id": labels[frame["node"].to_numpy()],
         }
     )
-
-
-def _dataset_name(sdf: Any) -> str:
-    """SQL literal of the ``source_dataset`` value Splink gives an input's records."""
-    name = str(getattr(sdf, "dataset_display_name", None) or sdf.templated_name)
-    return "'" + name.replace("'", "''") + "'"
 
 
 __all__ = ["cluster_in_memory", "components"]

@@ -138,7 +138,12 @@ def write_report(
     charts["match-weight histogram"] = _save_chart(
         v.match_weights_histogram(predictions), report_dir / "match_weights_histogram.html"
     )
-    linker.misc.save_model_to_json(str(report_dir / "model.json"), overwrite=True)
+    model = linker.misc.save_model_to_json()
+    if len(maps) > 1:
+        # Linked as one union input (linkage/union.py), which Splink calls dedupe_only: the
+        # same model for the datasets as separate inputs, which is how a user reloads it.
+        model["link_type"] = "link_and_dedupe"
+    write_json_atomic(report_dir / "model.json", model)
     # Waterfall of the linkable pairs closest to the threshold: the instructive calls. Token
     # values are removed by Splink's sensitive-data option.
     sample = linker.misc.query_sql(

@@ -50,6 +50,7 @@ from wmw_link.linkage.settings import (
     usable_levels,
 )
 from wmw_link.linkage.text_u import text_u
+from wmw_link.linkage.union import UnionIds
 from wmw_link.linkage.verify import VerifiedInput, verify_deliveries
 from wmw_link.outdir import staged_dir
 from wmw_link.resources import parse_size
@@ -451,6 +452,9 @@ class Clustering:
     comparisons: int
     evidence_sql: str
     timings: dict[str, float]
+    #: SQL (a table or subquery) of every scored pair with ``source_dataset_l``/``_r`` and
+    #: ``unique_id_l``/``_r`` as the inputs name them (a union's ids read back).
+    pairs_sql: str = ""
 
 
 def fit_and_cluster(
@@ -463,6 +467,7 @@ def fit_and_cluster(
     household_rule: bool = True,
     evidence: Callable[[Any], str] | None = None,
     splink_clustering: bool = False,
+    union: UnionIds | None = None,
 ) -> Clustering:
     """Train the model, score the blocked pairs, choose a threshold and cluster.
 
@@ -481,15 +486,20 @@ def fit_and_cluster(
             does (the benchmarks' baseline); by default DuckDB runs cluster in memory
             (:mod:`wmw_link.linkage.components`: the same persons, faster). Spark always
             uses Splink's.
+        union: how to read the ids when ``inputs`` is one union of every dataset
+            (:meth:`Backend.load_union`; DuckDB).
 
     Returns:
         A :class:`Clustering`.
     """
     from splink import Linker
 
+    in_memory = not splink_clustering and _dialect(inputs) == "duckdb"
+    if union is not None and not in_memory:
+        raise ValueError("a union input (linkage/union.py) is clustered in memory, on DuckDB")
     linker = Linker(list(inputs), settings_creator(plan, len(inputs)), log_level=logging.ERROR)
-    # Deduplicating one dataset, Splink has no source_dataset columns: name the one dataset.
-    src = _source_columns(inputs)
+    # Each record as (source_dataset, unique_id) in Splink's outputs, whatever the inputs.
+    src = union.source_columns() if union is not None else _source_columns(inputs)
     timings = _train(linker, plan, seed, n_records)
     log.info("model trained")
     keep_levels_in_predictions(linker)
@@ -513,17 +523,17 @@ def fit_and_cluster(
         evidence_sql = evidence(linker) if evidence is not None and household_rule else "TRUE"
     # Only what clustering and the sweep need: a narrow table is cheap to write.
     linkable = linker.misc.query_sql(
-        f"SELECT {src['_l']}, unique_id_l, {src['_r']}, unique_id_r, match_key, "
+        f"SELECT {src['_l']}, {src['_r']}, match_key, "
         f"match_weight, match_probability FROM {predictions.physical_name} WHERE {evidence_sql}",
         output_type="splink_df",
     )
     weight, method, points = _choose(linker, linkable, threshold)
-    if splink_clustering or linker._db_api.sql_dialect.sql_dialect_str != "duckdb":
+    if not in_memory:
         clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
             linkable, threshold_match_weight=weight
         )
         frame = linker.misc.query_sql(
-            f"SELECT {src['']}, unique_id, cluster_id FROM {clusters.physical_name}",
+            f"SELECT {src['']}, cluster_id FROM {clusters.physical_name}",
             output_type="pandas",
         )
     else:
@@ -532,25 +542,53 @@ def fit_and_cluster(
         # Splink's own cut, to the last bit: probability at least that of the weight.
         p = threshold_args_to_match_prob(None, weight)
         above = f"(SELECT * FROM {linkable.physical_name} WHERE match_probability >= {p})"
-        frame = cluster_in_memory(linker, inputs, above, src)
+        named = src[""] if union is not None or len(inputs) == 1 else None
+        records = " UNION ALL ".join(
+            f"SELECT {named or _dataset_literal(i) + ' AS source_dataset, unique_id'} "
+            f"FROM {i.physical_name}"
+            for i in inputs
+        )
+        frame = cluster_in_memory(linker, records, above)
     timings["threshold_and_cluster"] = time.perf_counter() - t0
     log.info("clustered at match weight %.2f (%s)", weight, method)
+    pairs_sql = predictions.physical_name
+    if union is not None:
+        pairs_sql = (
+            f"(SELECT * EXCLUDE (unique_id_l, unique_id_r), {src['_l']}, {src['_r']} "
+            f"FROM {pairs_sql})"
+        )
+    elif len(inputs) == 1:  # dedupe_only: Splink's predictions have no source_dataset columns
+        name = _dataset_literal(inputs[0])
+        pairs_sql = (
+            f"(SELECT *, {name} AS source_dataset_l, {name} AS source_dataset_r "
+            f"FROM {pairs_sql})"
+        )
     return Clustering(
         linker, predictions, linkable, frame, weight, method, points, comparisons, evidence_sql,
-        timings,
+        timings, pairs_sql,
     )
 
 
+def _dataset_literal(sdf: Any) -> str:
+    """SQL literal of the ``source_dataset`` value Splink gives an input's records."""
+    name = str(getattr(sdf, "dataset_display_name", None) or sdf.templated_name)
+    return "'" + name.replace("'", "''") + "'"
+
+
+def _dialect(inputs: Sequence[Any]) -> str:
+    """The SQL dialect of the inputs' database (``duckdb`` or ``spark``)."""
+    return str(inputs[0].db_api.sql_dialect.sql_dialect_str)
+
+
 def _source_columns(inputs: Sequence[Any]) -> dict[str, str]:
-    """SQL for ``source_dataset`` (suffix ``''``, ``_l``, ``_r``) in Splink's outputs: the
-    column when linking several inputs, the one dataset's name as a constant when deduplicating
-    one (``dedupe_only`` outputs have no such column)."""
+    """A select list naming each record by ``source_dataset`` and ``unique_id`` (suffix ``''``,
+    ``_l``, ``_r``) in Splink's outputs: the columns when linking several inputs, the one
+    dataset's name as a constant when deduplicating one (``dedupe_only`` outputs have no such
+    column). A union input reads them from its ids (:meth:`UnionIds.source_columns`)."""
     if len(inputs) > 1:
-        return {s: f"source_dataset{s}" for s in ("", "_l", "_r")}
-    first = inputs[0]
-    name = str(getattr(first, "dataset_display_name", None) or first.templated_name)
-    name = name.replace("'", "''")
-    return {s: f"'{name}' AS source_dataset{s}" for s in ("", "_l", "_r")}
+        return {s: f"source_dataset{s}, unique_id{s}" for s in ("", "_l", "_r")}
+    name = _dataset_literal(inputs[0])
+    return {s: f"{name} AS source_dataset{s}, unique_id{s}" for s in ("", "_l", "_r")}
 
 
 def prepare_plan(
@@ -605,16 +643,27 @@ def _run(
 ) -> LinkResult:
     t0 = time.perf_counter()
     kinds = _token_kinds(verified)
-    inputs = [
-        be.load_tokens(v.dataset, v.tokens_path, kinds, set(v.token_columns) & set(kinds))
-        for v in verified
-    ]
+    union = None
+    if be.row_number_ids and len(verified) > 1:
+        # DuckDB: one input of every dataset, integer ids (linkage/union.py).
+        union_input, union = be.load_union(
+            [(v.dataset, v.tokens_path, set(v.token_columns) & set(kinds)) for v in verified],
+            kinds,
+        )
+        inputs = [union_input]
+    else:
+        inputs = [
+            be.load_tokens(v.dataset, v.tokens_path, kinds, set(v.token_columns) & set(kinds))
+            for v in verified
+        ]
     n_records = sum(v.rows for v in verified)
     plan = prepare_plan(be, [sdf.physical_name for sdf in inputs], kinds, seed, exact_only)
     timings["load"] = time.perf_counter() - t0
     log.info("loaded %d records; %d comparisons in the model", n_records, len(plan.comparisons))
 
-    cl = fit_and_cluster(inputs, plan, seed=seed, n_records=n_records, threshold=threshold)
+    cl = fit_and_cluster(
+        inputs, plan, seed=seed, n_records=n_records, threshold=threshold, union=union
+    )
     timings.update(cl.timings)
     t0 = time.perf_counter()
     expected = {v.dataset: v.row_refs for v in verified}
@@ -688,11 +737,7 @@ def save_pairs(cl: Clustering, path: Path, refs: dict[str, pa.Array], be: Backen
     number (DuckDB); the pairs are joined to them inside the database.
     """
     evidence = cl.evidence_sql.replace("gamma_", "p.gamma_")
-    pred = cl.predictions.physical_name
-    if len(refs) == 1:  # dedupe_only: Splink's predictions have no source_dataset columns
-        name = next(iter(refs)).replace("'", "''")
-        pred = (f"(SELECT *, '{name}' AS source_dataset_l, '{name}' AS source_dataset_r "
-                f"FROM {pred})")  # fmt: skip
+    pred = cl.pairs_sql
     # Each comparison's level too (levels, never token values): benchmarks break misses down.
     gammas = "".join(
         f", p.gamma_{c.output_column_name}" for c in cl.linker._settings_obj.comparisons
