@@ -431,6 +431,7 @@ def evaluate_size(
     spark: bool = False,
     profile: str = "standard",
     reuse: bool = False,
+    reuse_plain: bool = False,
 ) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     res: dict[str, Any] = {"people": people, "profile": profile}
@@ -445,7 +446,12 @@ def evaluate_size(
         res["link_exact"] = _run_stage("link_exact", work, people)
     if spark:
         res["link_spark"] = _run_stage("link_spark", work, people)
-    res["plain"] = _run_stage("plain", work, people)
+    if reuse_plain:
+        if not (work / "plain.clusters.parquet").is_file():
+            raise SystemExit(f"--reuse-plain: {work} holds no plain.clusters.parquet")
+        res["plain"] = _reused_stage(work, "plain")
+    else:
+        res["plain"] = _run_stage("plain", work, people)
     if with_ecm:
         res["ecm"] = _run_stage("ecm", work, people)
 
@@ -707,7 +713,15 @@ def main() -> None:
         help="link the synth and tokens already in --work (made with --stage synth and "
         "--stage tokenise) instead of making them; one --people; --work is kept",
     )
+    ap.add_argument(
+        "--reuse-plain",
+        action="store_true",
+        help="with --reuse, also keep the plaintext Splink stage already run in --work (its "
+        "figures from plain.json): re-link only, after a change to the token side",
+    )
     args = ap.parse_args()
+    if args.reuse_plain and not args.reuse:
+        ap.error("--reuse-plain needs --reuse")
     name = results_name(args.profile, args.name)
     if args.stage:
         out = STAGES[args.stage](args.work, args)
@@ -730,6 +744,7 @@ def main() -> None:
                 spark=args.spark,
                 profile=args.profile,
                 reuse=args.reuse,
+                reuse_plain=args.reuse_plain,
             )
         )
         print(f"{n:,} people done in {time.perf_counter() - t0:.0f}s ({work})", file=sys.stderr)
