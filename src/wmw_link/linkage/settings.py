@@ -54,6 +54,10 @@ SURNAME_DAY_OUT_LEVEL = "surname, date swapped or a day out"
 #: The date and any word of either name alike, in any place (swapped and misspelt names): weak,
 #: and twins pass it too.
 NAME_WORD_ALIKE_LEVEL = "date, a name word alike in either place"
+#: The date and at least two Double Metaphone codes of the name words in common, in any place:
+#: both names alike but swapped (Yusef Maryam, Miriam Yusuf), or a name and a middle name. Twins
+#: share one name (the surname); one person's swapped and misspelt names share two.
+NAME_WORDS_ALIKE_LEVEL = "date, two name words alike in either place"
 #: Twins' names are often alike (Hasan and Hussain, Jayden and Jaden) or start alike.
 FORENAME_ALIKE_LEVEL = "date, forename alike"
 FORENAME_STARTS_LEVEL = "surname and date, forename starts alike"
@@ -69,11 +73,19 @@ TWINS_LEVELS = frozenset(
 #: Twin-like too, but as often one person with a transliterated forename and another surname
 #: (Begum for the family name): with a shared address such a pair links unless its NINos or NHS
 #: numbers are both present and differ.
-ALIKE_TWINS_LEVELS = frozenset({FORENAME_ALIKE_LEVEL})
+ALIKE_TWINS_LEVELS = frozenset({FORENAME_ALIKE_LEVEL, NAME_WORDS_ALIKE_LEVEL})
+#: The same first forename at the same postcode unit, with a date that agrees in part (swapped,
+#: a day out, or two of year, month and day): where the date and the surname both vary, no
+#: other postcode token can agree, and "postcode differs" would count against one person who
+#: did not move.
+SAME_UNIT_FORENAME_LEVEL = "same unit and forename, date close"
 #: Postcode levels that say "same household" (with a shared surname).
-SAME_PLACE_LEVELS = frozenset({"same unit and date", "same unit and surname", "same sector and date"})
+SAME_PLACE_LEVELS = frozenset(
+    {"same unit and date", "same unit and surname", "same sector and date", SAME_UNIT_FORENAME_LEVEL}
+)
 
-# An atom: ("eq", col) equal tokens; ("ov", col) token lists overlap; ("bf", part, k) the
+# An atom: ("eq", col) equal tokens; ("ov", col) token lists overlap (("ov", col, n): in at least
+# n tokens); ("bf", part, k) the
 # part's Bloom filters differ in at most k raw positions; ("null", col) either side is null.
 Atom = tuple[Any, ...]
 #: A condition in disjunctive normal form: OR over AND-lists of atoms.
@@ -100,6 +112,10 @@ def _atom_sql(atom: Atom, dialect: str) -> str:
     kind, col = atom[0], atom[1]
     if kind == "eq":
         return f"{col}_l = {col}_r"
+    if kind == "ov" and len(atom) > 2 and int(atom[2]) > 1:
+        # Token lists hold distinct values, so the intersection's length counts shared tokens.
+        size, meet = ("size", "array_intersect") if dialect == "spark" else ("len", "list_intersect")
+        return f"{size}({meet}({col}_l, {col}_r)) >= {int(atom[2])}"
     if kind == "ov":
         fn = "arrays_overlap" if dialect == "spark" else "list_has_any"
         return f"{fn}({col}_l, {col}_r)"
@@ -188,8 +204,8 @@ def _eq(c: str) -> Atom:
     return ("eq", c)
 
 
-def _ov(c: str) -> Atom:
-    return ("ov", c)
+def _ov(c: str, n: int = 1) -> Atom:
+    return ("ov", c) if n == 1 else ("ov", c, n)
 
 
 def _bf(part: str, k: int) -> Atom:
@@ -249,6 +265,7 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ("same forename at the same postcode, date differs", [[_eq("fn_pc")]]),
     (FORENAME_ALIKE_LEVEL, [[_ov("fndm_dob")], [_bf(_FN, BLOOM_ALIKE)]]),
     (SURNAME_ALIKE_LEVEL, [[_ov("sndm_dob")], [_bf(_SN, BLOOM_ALIKE)]]),
+    (NAME_WORDS_ALIKE_LEVEL, [[_ov("namesdm_dob", 2)]]),
     (NAME_WORD_ALIKE_LEVEL, [[_ov("namesdm_dob")]]),
 ]
 IDENTITY_NULL_COLUMNS = ("fn1_dob", "sn_dob", "name_pc", "dobym_nph")
@@ -257,6 +274,16 @@ POSTCODE_LEVELS: list[tuple[str, Dnf]] = [
     ("same unit and date", [[_eq("pc_dob")]]),
     ("same unit and surname", [[_eq("pc_sn")]]),
     ("same sector and date", [[_eq("pcs_dob")]]),
+    (
+        SAME_UNIT_FORENAME_LEVEL,
+        [
+            [_eq("fn_pc"), _eq(c)]
+            for c in (
+                *(f"dob{e}_fn" for e in ("sw", "b0", "b1")),
+                *(f"dob{e}_nph" for e in ("sw", "b0", "b1", "ym", "yd", "md")),
+            )
+        ],
+    ),
 ]
 
 
