@@ -58,6 +58,15 @@ NAME_WORD_ALIKE_LEVEL = "date, a name word alike in either place"
 #: both names alike but swapped (Yusef Maryam, Miriam Yusuf), or a name and a middle name. Twins
 #: share one name (the surname); one person's swapped and misspelt names share two.
 NAME_WORDS_ALIKE_LEVEL = "date, two name words alike in either place"
+#: Levels split off another for the strength of their evidence, by the level they were split
+#: from: the household rule asks of them together whether ids differ within one person
+#: (:func:`wmw_link.linkage.run.one_person_levels`), as it did before the split.
+SPLIT_FROM = {NAME_WORDS_ALIKE_LEVEL: NAME_WORD_ALIKE_LEVEL}
+#: A forename word in common (a middle name used as the forename) and the surname alike, with
+#: the date: Saleh Marwan Mehmood and Marwan Mahmud. Twins share no forename. Alike by Double
+#: Metaphone only: the Bloom filters of short surnames are alike within 8 positions too often
+#: (Lee and Lewis, Cox and Lee).
+FORENAME_WORD_SURNAME_ALIKE_LEVEL = "a forename word, surname alike, date"
 #: Twins' names are often alike (Hasan and Hussain, Jayden and Jaden) or start alike.
 FORENAME_ALIKE_LEVEL = "date, forename alike"
 FORENAME_STARTS_LEVEL = "surname and date, forename starts alike"
@@ -246,6 +255,10 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     (
         "a forename word and surname, date",
         [[_ov("fnw_dob"), _eq("sn_dob")], [_ov("fnw_dob"), _ov("snw_dob")]],
+    ),
+    (
+        FORENAME_WORD_SURNAME_ALIKE_LEVEL,
+        [[_ov("fnw_dob"), _ov("sndm_dob")]],
     ),
     (TWINS_LEVEL, [[_eq("sn_dob")], [_ov("snw_dob")]]),
     (
