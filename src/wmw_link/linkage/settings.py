@@ -50,7 +50,10 @@ NO_EVIDENCE_LEVELS = frozenset(
 #: midnight) and the surname (or a surname alike) agree, the forenames do not. With a shared postcode such a pair links only on a NINo or NHS number.
 TWINS_LEVEL = "surname and date, forename differs"
 SURNAME_ALIKE_LEVEL = "date, surname alike"
-SURNAME_DAY_OUT_LEVEL = "surname, date swapped or a day out"
+SURNAME_DAY_OUT_LEVEL = "surname, date a day out"
+#: Twins' dates are equal or a day apart, never day and month swapped: a swapped date with the
+#: same surname is one person's record, or a twin's with a swapped date (then the NINos differ).
+SURNAME_SWAPPED_LEVEL = "surname, date swapped"
 #: The date and any word of either name alike, in any place (swapped and misspelt names): weak,
 #: and twins pass it too.
 NAME_WORD_ALIKE_LEVEL = "date, a name word alike in either place"
@@ -58,10 +61,19 @@ NAME_WORD_ALIKE_LEVEL = "date, a name word alike in either place"
 #: both names alike but swapped (Yusef Maryam, Miriam Yusuf), or a name and a middle name. Twins
 #: share one name (the surname); one person's swapped and misspelt names share two.
 NAME_WORDS_ALIKE_LEVEL = "date, two name words alike in either place"
+#: The names, and the year of birth with the month or the day.
+NAMES_DATE_PARTLY_LEVEL = "names, date partly (year-month or year-day)"
+#: The names, the day and the month, the year differs: one person's year typo, or a father and
+#: his junior, who share names and address and may share a birthday (then the NINos differ).
+NAMES_DAY_MONTH_LEVEL = "names, day and month, year differs"
 #: Levels split off another for the strength of their evidence, by the level they were split
 #: from: the household rule asks of them together whether ids differ within one person
 #: (:func:`wmw_link.linkage.run.one_person_levels`), as it did before the split.
-SPLIT_FROM = {NAME_WORDS_ALIKE_LEVEL: NAME_WORD_ALIKE_LEVEL}
+SPLIT_FROM = {
+    NAME_WORDS_ALIKE_LEVEL: NAME_WORD_ALIKE_LEVEL,
+    NAMES_DAY_MONTH_LEVEL: NAMES_DATE_PARTLY_LEVEL,
+    SURNAME_SWAPPED_LEVEL: SURNAME_DAY_OUT_LEVEL,
+}
 #: A forename word in common (a middle name used as the forename) and the surname alike, with
 #: the date: Saleh Marwan Mehmood and Marwan Mahmud. Twins share no forename. Alike by Double
 #: Metaphone only: the Bloom filters of short surnames are alike within 8 positions too often
@@ -82,7 +94,9 @@ TWINS_LEVELS = frozenset(
 #: Twin-like too, but as often one person with a transliterated forename and another surname
 #: (Begum for the family name): with a shared address such a pair links unless its NINos or NHS
 #: numbers are both present and differ.
-ALIKE_TWINS_LEVELS = frozenset({FORENAME_ALIKE_LEVEL, NAME_WORDS_ALIKE_LEVEL})
+ALIKE_TWINS_LEVELS = frozenset(
+    {FORENAME_ALIKE_LEVEL, NAME_WORDS_ALIKE_LEVEL, SURNAME_SWAPPED_LEVEL, NAMES_DAY_MONTH_LEVEL}
+)
 #: The same first forename at the same postcode unit, with a date that agrees in part (swapped,
 #: a day out, or two of year, month and day): where the date and the surname both vary, no
 #: other postcode token can agree, and "postcode differs" would count against one person who
@@ -265,11 +279,10 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
         "names, date swapped or a day out",
         [[_eq("dobsw_nph")], [_eq("dobb0_nph")], [_eq("dobb1_nph")]],
     ),
-    (
-        "names, date partly (year-month, year-day or month-day)",
-        [[_eq("dobym_nph")], [_eq("dobyd_nph")], [_eq("dobmd_nph")]],
-    ),
-    (SURNAME_DAY_OUT_LEVEL, [[_eq("dobsw_sn")], [_eq("dobb0_sn")], [_eq("dobb1_sn")]]),
+    (NAMES_DATE_PARTLY_LEVEL, [[_eq("dobym_nph")], [_eq("dobyd_nph")]]),
+    (NAMES_DAY_MONTH_LEVEL, [[_eq("dobmd_nph")]]),
+    (SURNAME_SWAPPED_LEVEL, [[_eq("dobsw_sn")]]),
+    (SURNAME_DAY_OUT_LEVEL, [[_eq("dobb0_sn")], [_eq("dobb1_sn")]]),
     (
         "forename, date swapped or a day out",
         [[_eq("dobsw_fn")], [_eq("dobb0_fn")], [_eq("dobb1_fn")]],
