@@ -239,7 +239,8 @@ _FN, _SN = "forename", "surname"
 _FN_SAME = [[_eq("fn1_dob")], [_ov("fnnick_dob")]]  # first forename or nickname, same date
 
 #: Identity levels, strongest first: (label, condition). Every name token carries the date of
-#: birth, so levels 1-9 and 13 imply the same date; levels 10-12 are for a date that differs.
+#: birth, so the levels on name tokens imply the same date; the levels on date tokens (swapped,
+#: a day out, partly) and on the postcode are for a date that differs.
 IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ("names and date", [[_eq("fn_dob"), _eq("sn_dob")]]),
     ("first forename, surname, date", [[_eq("fn1_dob"), _eq("sn_dob")]]),
