@@ -61,10 +61,18 @@ def test_two_name_words_alike_in_either_place() -> None:
     assert _level("identity", {**_L, "namesdm_dob": [10, 11]}, {**_R, "namesdm_dob": [11, 10]}) == (
         NAME_WORDS_ALIKE_LEVEL
     )
+    # With a middle name more on one record.
+    assert _level("identity", {**_L, "namesdm_dob": [10, 11]}, {**_R, "namesdm_dob": [9, 11, 10]}) == (
+        NAME_WORDS_ALIKE_LEVEL
+    )
     # One code in common (a twin's surname): the weaker level, as before.
     assert _level("identity", {**_L, "namesdm_dob": [10, 11]}, {**_R, "namesdm_dob": [10, 12]}) == (
         NAME_WORD_ALIKE_LEVEL
     )
+    # Two codes of one name (Smith: SM0, XMT), a twin's other name not among them: the weaker.
+    assert _level(
+        "identity", {**_L, "namesdm_dob": [10, 11, 12]}, {**_R, "namesdm_dob": [10, 11, 13]}
+    ) == NAME_WORD_ALIKE_LEVEL
 
 
 def test_two_name_words_sql_in_both_dialects() -> None:
@@ -76,8 +84,14 @@ def test_two_name_words_sql_in_both_dialects() -> None:
             if lvl.get("label_for_charts") == NAME_WORDS_ALIKE_LEVEL
         )
 
-    assert sql("duckdb") == "(len(list_intersect(namesdm_dob_l, namesdm_dob_r)) >= 2)"
-    assert sql("spark") == "(size(array_intersect(namesdm_dob_l, namesdm_dob_r)) >= 2)"
+    meet = "len(list_intersect(namesdm_dob_l, namesdm_dob_r))"
+    assert sql("duckdb") == (
+        f"({meet} >= 2 AND {meet} = least(len(namesdm_dob_l), len(namesdm_dob_r)))"
+    )
+    meet = "size(array_intersect(namesdm_dob_l, namesdm_dob_r))"
+    assert sql("spark") == (
+        f"({meet} >= 2 AND {meet} = least(size(namesdm_dob_l), size(namesdm_dob_r)))"
+    )
 
 
 def test_a_forename_word_and_surname_alike() -> None:

@@ -57,9 +57,11 @@ SURNAME_SWAPPED_LEVEL = "surname, date swapped"
 #: The date and any word of either name alike, in any place (swapped and misspelt names): weak,
 #: and twins pass it too.
 NAME_WORD_ALIKE_LEVEL = "date, a name word alike in either place"
-#: The date and at least two Double Metaphone codes of the name words in common, in any place:
-#: both names alike but swapped (Yusef Maryam, Miriam Yusuf), or a name and a middle name. Twins
-#: share one name (the surname); one person's swapped and misspelt names share two.
+#: The date and at least two Double Metaphone codes of the name words in common, in any place,
+#: and every code of one record's names among the other's: both names alike but swapped (Yusef
+#: Maryam, Miriam Yusuf), or the same names with a middle name more. Twins share one name (the
+#: surname), which may have two codes (Smith: SM0, XMT), so two shared codes alone do not tell
+#: them apart; a twin's other name is not among the other twin's codes.
 NAME_WORDS_ALIKE_LEVEL = "date, two name words alike in either place"
 #: The names, and the year of birth with the month or the day.
 NAMES_DATE_PARTLY_LEVEL = "names, date partly (year-month or year-day)"
@@ -108,7 +110,7 @@ SAME_PLACE_LEVELS = frozenset(
 )
 
 # An atom: ("eq", col) equal tokens; ("ov", col) token lists overlap (("ov", col, n): in at least
-# n tokens); ("bf", part, k) the
+# n tokens, and every token of one list is in the other); ("bf", part, k) the
 # part's Bloom filters differ in at most k raw positions; ("null", col) either side is null.
 Atom = tuple[Any, ...]
 #: A condition in disjunctive normal form: OR over AND-lists of atoms.
@@ -136,9 +138,13 @@ def _atom_sql(atom: Atom, dialect: str) -> str:
     if kind == "eq":
         return f"{col}_l = {col}_r"
     if kind == "ov" and len(atom) > 2 and int(atom[2]) > 1:
-        # Token lists hold distinct values, so the intersection's length counts shared tokens.
+        # Token lists hold distinct values, so the intersection's length counts shared tokens;
+        # every token of the shorter list is shared when it equals that list's length.
         size, meet = ("size", "array_intersect") if dialect == "spark" else ("len", "list_intersect")
-        return f"{size}({meet}({col}_l, {col}_r)) >= {int(atom[2])}"
+        shared = f"{size}({meet}({col}_l, {col}_r))"
+        return (
+            f"{shared} >= {int(atom[2])} AND {shared} = least({size}({col}_l), {size}({col}_r))"
+        )
     if kind == "ov":
         fn = "arrays_overlap" if dialect == "spark" else "list_has_any"
         return f"{fn}({col}_l, {col}_r)"
