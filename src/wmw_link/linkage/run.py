@@ -40,6 +40,7 @@ from wmw_link.linkage.settings import (
     IDENTITY_LEVELS,
     NO_EVIDENCE_LEVELS,
     SAME_PLACE_LEVELS,
+    SPLIT_FROM,
     TWINS_LEVELS,
     ModelPlan,
     model_levels,
@@ -183,7 +184,11 @@ def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
     if not eq0:
         return frozenset()
     odds = differ0 / eq0
-    lifted = set()
+    # A level split off another is judged with it (the family's pairs pooled): the split is
+    # about the strength of the name evidence, not about whether ids differ within one person.
+    family = {label: SPLIT_FROM.get(label, label) for label in levels}
+    pooled: dict[str, tuple[int, int]] = {}
+    judged = []
     for label, gamma in levels.items():
         if label in NO_EVIDENCE_LEVELS:  # refused anywhere
             eq, differ = tally(gamma, (False, True))
@@ -191,6 +196,12 @@ def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
             eq, differ = tally(gamma, (True,))
         else:
             continue
+        judged.append(label)
+        before = pooled.get(family[label], (0, 0))
+        pooled[family[label]] = (before[0] + eq, before[1] + differ)
+    lifted = set()
+    for label in judged:
+        eq, differ = pooled[family[label]]
         if eq + differ >= MIN_REFERENCE_PAIRS and differ and eq * odds >= ONE_PERSON_SHARE * differ:
             lifted.add(label)
     return frozenset(lifted)

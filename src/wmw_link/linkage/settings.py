@@ -50,10 +50,37 @@ NO_EVIDENCE_LEVELS = frozenset(
 #: midnight) and the surname (or a surname alike) agree, the forenames do not. With a shared postcode such a pair links only on a NINo or NHS number.
 TWINS_LEVEL = "surname and date, forename differs"
 SURNAME_ALIKE_LEVEL = "date, surname alike"
-SURNAME_DAY_OUT_LEVEL = "surname, date swapped or a day out"
+SURNAME_DAY_OUT_LEVEL = "surname, date a day out"
+#: Twins' dates are equal or a day apart, never day and month swapped: a swapped date with the
+#: same surname is one person's record, or a twin's with a swapped date (then the NINos differ).
+SURNAME_SWAPPED_LEVEL = "surname, date swapped"
 #: The date and any word of either name alike, in any place (swapped and misspelt names): weak,
 #: and twins pass it too.
 NAME_WORD_ALIKE_LEVEL = "date, a name word alike in either place"
+#: The date and at least two Double Metaphone codes of the name words in common, in any place,
+#: and every code of one record's names among the other's: both names alike but swapped (Yusef
+#: Maryam, Miriam Yusuf), or the same names with a middle name more. Twins share one name (the
+#: surname), which may have two codes (Smith: SM0, XMT), so two shared codes alone do not tell
+#: them apart; a twin's other name is not among the other twin's codes.
+NAME_WORDS_ALIKE_LEVEL = "date, two name words alike in either place"
+#: The names, and the year of birth with the month or the day.
+NAMES_DATE_PARTLY_LEVEL = "names, date partly (year-month or year-day)"
+#: The names, the day and the month, the year differs: one person's year typo, or a father and
+#: his junior, who share names and address and may share a birthday (then the NINos differ).
+NAMES_DAY_MONTH_LEVEL = "names, day and month, year differs"
+#: Levels split off another for the strength of their evidence, by the level they were split
+#: from: the household rule asks of them together whether ids differ within one person
+#: (:func:`wmw_link.linkage.run.one_person_levels`), as it did before the split.
+SPLIT_FROM = {
+    NAME_WORDS_ALIKE_LEVEL: NAME_WORD_ALIKE_LEVEL,
+    NAMES_DAY_MONTH_LEVEL: NAMES_DATE_PARTLY_LEVEL,
+    SURNAME_SWAPPED_LEVEL: SURNAME_DAY_OUT_LEVEL,
+}
+#: A forename word in common (a middle name used as the forename) and the surname alike, with
+#: the date: Saleh Marwan Mehmood and Marwan Mahmud. Twins share no forename. Alike by Double
+#: Metaphone only: the Bloom filters of short surnames are alike within 8 positions too often
+#: (Lee and Lewis, Cox and Lee).
+FORENAME_WORD_SURNAME_ALIKE_LEVEL = "a forename word, surname alike, date"
 #: Twins' names are often alike (Hasan and Hussain, Jayden and Jaden) or start alike.
 FORENAME_ALIKE_LEVEL = "date, forename alike"
 FORENAME_STARTS_LEVEL = "surname and date, forename starts alike"
@@ -69,11 +96,21 @@ TWINS_LEVELS = frozenset(
 #: Twin-like too, but as often one person with a transliterated forename and another surname
 #: (Begum for the family name): with a shared address such a pair links unless its NINos or NHS
 #: numbers are both present and differ.
-ALIKE_TWINS_LEVELS = frozenset({FORENAME_ALIKE_LEVEL})
+ALIKE_TWINS_LEVELS = frozenset(
+    {FORENAME_ALIKE_LEVEL, NAME_WORDS_ALIKE_LEVEL, SURNAME_SWAPPED_LEVEL, NAMES_DAY_MONTH_LEVEL}
+)
+#: The same first forename at the same postcode unit, with a date that agrees in part (swapped,
+#: a day out, or two of year, month and day): where the date and the surname both vary, no
+#: other postcode token can agree, and "postcode differs" would count against one person who
+#: did not move.
+SAME_UNIT_FORENAME_LEVEL = "same unit and forename, date close"
 #: Postcode levels that say "same household" (with a shared surname).
-SAME_PLACE_LEVELS = frozenset({"same unit and date", "same unit and surname", "same sector and date"})
+SAME_PLACE_LEVELS = frozenset(
+    {"same unit and date", "same unit and surname", "same sector and date", SAME_UNIT_FORENAME_LEVEL}
+)
 
-# An atom: ("eq", col) equal tokens; ("ov", col) token lists overlap; ("bf", part, k) the
+# An atom: ("eq", col) equal tokens; ("ov", col) token lists overlap (("ov", col, n): in at least
+# n tokens, and every token of one list is in the other); ("bf", part, k) the
 # part's Bloom filters differ in at most k raw positions; ("null", col) either side is null.
 Atom = tuple[Any, ...]
 #: A condition in disjunctive normal form: OR over AND-lists of atoms.
@@ -100,6 +137,14 @@ def _atom_sql(atom: Atom, dialect: str) -> str:
     kind, col = atom[0], atom[1]
     if kind == "eq":
         return f"{col}_l = {col}_r"
+    if kind == "ov" and len(atom) > 2 and int(atom[2]) > 1:
+        # Token lists hold distinct values, so the intersection's length counts shared tokens;
+        # every token of the shorter list is shared when it equals that list's length.
+        size, meet = ("size", "array_intersect") if dialect == "spark" else ("len", "list_intersect")
+        shared = f"{size}({meet}({col}_l, {col}_r))"
+        return (
+            f"{shared} >= {int(atom[2])} AND {shared} = least({size}({col}_l), {size}({col}_r))"
+        )
     if kind == "ov":
         fn = "arrays_overlap" if dialect == "spark" else "list_has_any"
         return f"{fn}({col}_l, {col}_r)"
@@ -188,8 +233,8 @@ def _eq(c: str) -> Atom:
     return ("eq", c)
 
 
-def _ov(c: str) -> Atom:
-    return ("ov", c)
+def _ov(c: str, n: int = 1) -> Atom:
+    return ("ov", c) if n == 1 else ("ov", c, n)
 
 
 def _bf(part: str, k: int) -> Atom:
@@ -200,7 +245,8 @@ _FN, _SN = "forename", "surname"
 _FN_SAME = [[_eq("fn1_dob")], [_ov("fnnick_dob")]]  # first forename or nickname, same date
 
 #: Identity levels, strongest first: (label, condition). Every name token carries the date of
-#: birth, so levels 1-9 and 13 imply the same date; levels 10-12 are for a date that differs.
+#: birth, so the levels on name tokens imply the same date; the levels on date tokens (swapped,
+#: a day out, partly) and on the postcode are for a date that differs.
 IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ("names and date", [[_eq("fn_dob"), _eq("sn_dob")]]),
     ("first forename, surname, date", [[_eq("fn1_dob"), _eq("sn_dob")]]),
@@ -231,16 +277,19 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
         "a forename word and surname, date",
         [[_ov("fnw_dob"), _eq("sn_dob")], [_ov("fnw_dob"), _ov("snw_dob")]],
     ),
+    (
+        FORENAME_WORD_SURNAME_ALIKE_LEVEL,
+        [[_ov("fnw_dob"), _ov("sndm_dob")]],
+    ),
     (TWINS_LEVEL, [[_eq("sn_dob")], [_ov("snw_dob")]]),
     (
         "names, date swapped or a day out",
         [[_eq("dobsw_nph")], [_eq("dobb0_nph")], [_eq("dobb1_nph")]],
     ),
-    (
-        "names, date partly (year-month, year-day or month-day)",
-        [[_eq("dobym_nph")], [_eq("dobyd_nph")], [_eq("dobmd_nph")]],
-    ),
-    (SURNAME_DAY_OUT_LEVEL, [[_eq("dobsw_sn")], [_eq("dobb0_sn")], [_eq("dobb1_sn")]]),
+    (NAMES_DATE_PARTLY_LEVEL, [[_eq("dobym_nph")], [_eq("dobyd_nph")]]),
+    (NAMES_DAY_MONTH_LEVEL, [[_eq("dobmd_nph")]]),
+    (SURNAME_SWAPPED_LEVEL, [[_eq("dobsw_sn")]]),
+    (SURNAME_DAY_OUT_LEVEL, [[_eq("dobb0_sn")], [_eq("dobb1_sn")]]),
     (
         "forename, date swapped or a day out",
         [[_eq("dobsw_fn")], [_eq("dobb0_fn")], [_eq("dobb1_fn")]],
@@ -249,6 +298,7 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ("same forename at the same postcode, date differs", [[_eq("fn_pc")]]),
     (FORENAME_ALIKE_LEVEL, [[_ov("fndm_dob")], [_bf(_FN, BLOOM_ALIKE)]]),
     (SURNAME_ALIKE_LEVEL, [[_ov("sndm_dob")], [_bf(_SN, BLOOM_ALIKE)]]),
+    (NAME_WORDS_ALIKE_LEVEL, [[_ov("namesdm_dob", 2)]]),
     (NAME_WORD_ALIKE_LEVEL, [[_ov("namesdm_dob")]]),
 ]
 IDENTITY_NULL_COLUMNS = ("fn1_dob", "sn_dob", "name_pc", "dobym_nph")
@@ -257,6 +307,16 @@ POSTCODE_LEVELS: list[tuple[str, Dnf]] = [
     ("same unit and date", [[_eq("pc_dob")]]),
     ("same unit and surname", [[_eq("pc_sn")]]),
     ("same sector and date", [[_eq("pcs_dob")]]),
+    (
+        SAME_UNIT_FORENAME_LEVEL,
+        [
+            [_eq("fn_pc"), _eq(c)]
+            for c in (
+                *(f"dob{e}_fn" for e in ("sw", "b0", "b1")),
+                *(f"dob{e}_nph" for e in ("sw", "b0", "b1", "ym", "yd", "md")),
+            )
+        ],
+    ),
 ]
 
 
