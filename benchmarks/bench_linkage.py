@@ -432,6 +432,7 @@ def evaluate_size(
     profile: str = "standard",
     reuse: bool = False,
     reuse_plain: bool = False,
+    reuse_link: bool = False,
 ) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     res: dict[str, Any] = {"people": people, "profile": profile}
@@ -441,7 +442,12 @@ def evaluate_size(
     else:
         res["synth"] = _run_stage("synth", work, people, profile=profile)
         res["tokenise"] = _run_stage("tokenise", work, people)
-    res["link"] = _run_stage("link", work, people, report=report)
+    if reuse_link:
+        if not (work / "link.json").is_file():
+            raise SystemExit(f"--reuse-link: {work} holds no link.json")
+        res["link"] = _reused_stage(work, "link")
+    else:
+        res["link"] = _run_stage("link", work, people, report=report)
     if not skip_exact:
         res["link_exact"] = _run_stage("link_exact", work, people)
     if spark:
@@ -723,9 +729,15 @@ def main() -> None:
         help="with --reuse, also keep the plaintext Splink stage already run in --work (its "
         "figures from plain.json): re-link only, after a change to the token side",
     )
+    ap.add_argument(
+        "--reuse-link",
+        action="store_true",
+        help="with --reuse, also keep the token link already run in --work (link/, link.json): "
+        "score only, e.g. after the stages were run one by one",
+    )
     args = ap.parse_args()
-    if args.reuse_plain and not args.reuse:
-        ap.error("--reuse-plain needs --reuse")
+    if (args.reuse_plain or args.reuse_link) and not args.reuse:
+        ap.error("--reuse-plain and --reuse-link need --reuse")
     name = results_name(args.profile, args.name)
     if args.stage:
         out = STAGES[args.stage](args.work, args)
@@ -749,6 +761,7 @@ def main() -> None:
                 profile=args.profile,
                 reuse=args.reuse,
                 reuse_plain=args.reuse_plain,
+                reuse_link=args.reuse_link,
             )
         )
         print(f"{n:,} people done in {time.perf_counter() - t0:.0f}s ({work})", file=sys.stderr)
