@@ -86,13 +86,25 @@ def _features(
     return employed, earnings, at
 
 
-def effect_counts(lab: Labour, rng: np.random.Generator) -> dict[str, float]:
+#: Prefix of the tally keys for all participants, and for those on record before their start.
+ALL, ON_RECORD = "eff", "eff_on_record"
+
+
+def effect_counts(
+    lab: Labour, rng: np.random.Generator, on_record: np.ndarray | None = None
+) -> dict[str, float]:
     """Sums for the true effect per outcome over a chunk's supported people (for the tally).
 
     Keys ``eff.<outcome>.n``, ``.y1`` (as it happened) and ``.y0`` (had they not been
     supported); outcomes ``employed_<h>m`` and ``sustained_<preset>_<h>m`` for h = 6, 12.
+    ``on_record`` (bool per person of the chunk): also the same sums, under
+    ``eff_on_record.``, over the supported people it marks (the same day draws: a subset, not
+    a new sample).
     """
     sel = np.flatnonzero(lab.hub_month >= 0)
+    subsets = {ALL: np.ones(len(sel), dtype=bool)}
+    if on_record is not None:
+        subsets[ON_RECORD] = np.asarray(on_record, dtype=bool)[sel]
     start = lab.hub_day[sel].astype(np.int64)
     u_start = rng.random((len(sel), N_MONTHS))
     u_end = rng.random((len(sel), N_MONTHS))
@@ -103,26 +115,31 @@ def effect_counts(lab: Labour, rng: np.random.Generator) -> dict[str, float]:
         cs, ce = _coverage(path, u_start, u_end)
         employed, earnings, at = _features(path, cs, ce, start, pay)
         for h in HORIZONS:
-            out[f"eff.employed_{h}m.{tag}"] = float(at[h].sum())
+            hits = {f"employed_{h}m": at[h]}
             for name, rule in PRESETS.items():
                 hit = rule.evaluate(employed, earnings, starts, h) if len(sel) else np.zeros(0)
-                out[f"eff.sustained_{name}_{h}m.{tag}"] = float(np.sum(hit))
-    for h in HORIZONS:
-        out[f"eff.employed_{h}m.n"] = float(len(sel))
-        for name in PRESETS:
-            out[f"eff.sustained_{name}_{h}m.n"] = float(len(sel))
+                hits[f"sustained_{name}_{h}m"] = np.asarray(hit, dtype=bool)
+            for prefix, sub in subsets.items():
+                for outcome, hit in hits.items():
+                    out[f"{prefix}.{outcome}.{tag}"] = float(np.sum(hit[sub]))
+    for prefix, sub in subsets.items():
+        for h in HORIZONS:
+            out[f"{prefix}.employed_{h}m.n"] = float(sub.sum())
+            for name in PRESETS:
+                out[f"{prefix}.sustained_{name}_{h}m.n"] = float(sub.sum())
     return out
 
 
-def effect_summary(counts: dict[str, float]) -> dict[str, dict[str, float]]:
-    """Per outcome: supported, counterfactual (shares) and the effect in points."""
+def effect_summary(counts: dict[str, float], prefix: str = ALL) -> dict[str, dict[str, float]]:
+    """Per outcome: supported, counterfactual (shares) and the effect in points, from the
+    ``prefix`` sums of :func:`effect_counts` (all participants, or those on record)."""
     out: dict[str, dict[str, float]] = {}
-    names = sorted({k.split(".")[1] for k in counts if k.startswith("eff.")})
+    names = sorted({k.split(".")[1] for k in counts if k.startswith(f"{prefix}.")})
     for name in names:
-        n = counts.get(f"eff.{name}.n", 0.0)
+        n = counts.get(f"{prefix}.{name}.n", 0.0)
         if not n:
             continue
-        y1, y0 = counts[f"eff.{name}.y1"] / n, counts[f"eff.{name}.y0"] / n
+        y1, y0 = counts[f"{prefix}.{name}.y1"] / n, counts[f"{prefix}.{name}.y0"] / n
         out[name] = {
             "supported": round(y1, 4),
             "counterfactual": round(y0, 4),

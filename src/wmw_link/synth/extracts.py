@@ -300,10 +300,13 @@ def build_chunk(
     counts: dict[str, Counts],
     tally: Tally | None = None,
     profile: Profile | None = None,
+    first_record: np.ndarray | None = None,
 ) -> dict[str, Extract]:
     """All extracts for one chunk, without their record-id column (see :func:`record_ids`).
 
     ``profile`` supplies factors that multiply error rates by ethnic group and age band.
+    ``first_record`` (int64, one per person, filled in place): the earliest day a record other
+    than a hub start begins (the journeys' ``start``), left as it was for people with none.
     """
     out: dict[str, Extract] = {}
 
@@ -333,6 +336,10 @@ def build_chunk(
         ("skills_enrolments", skills_events, {"fold_middle": True, **no_nhs}, skills),
     ]
     for name, events, kw, build in plan:
+        if first_record is not None:
+            day = events.cols["referral_date" if name == "nhs_referrals" else "start_date"]
+            dated = day != ev.NO_DATE
+            np.minimum.at(first_record, events.person[dated], day[dated])
         events, ids = prep(name, events, **kw)
         table = build(people, events, ids, rng) if build is skills else build(people, events, ids)
         out[name] = Extract(table, people.person_id[events.person])

@@ -208,11 +208,15 @@ def _run_chunk(job: _ChunkJob) -> _ChunkOut:
     tally = Tally()
     tally.add(pop, lab)
     counts: dict[str, dict[str, dict[str, int]]] = {}
+    first_record = np.full(job.n, np.iinfo(np.int64).max, dtype=np.int64)
     extracts = build_chunk(
-        pop, lab, rng, job.rates, load_pools(), job.employers, counts, tally, job.profile
-    )
+        pop, lab, rng, job.rates, load_pools(), job.employers, counts, tally, job.profile,
+        first_record=first_record,
+    )  # fmt: skip
+    # Participants a records-based evaluation can see: on record before their first start.
+    on_record = (lab.hub_month >= 0) & (first_record < lab.hub_day)
     # Drawn last, from its own stream: the extracts above do not depend on it.
-    tally.merge(effects.effect_counts(lab, np.random.default_rng(rng.integers(2**63))))
+    tally.merge(effects.effect_counts(lab, np.random.default_rng(rng.integers(2**63)), on_record))
     return _ChunkOut(extracts, _people_table(pop, lab), dict(tally.c), counts)
 
 

@@ -98,10 +98,17 @@ class Tally:
                 out[f"employed_{k}m_supported"] = round(y1, 4)
                 out[f"employed_{k}m_counterfactual"] = round(y0, 4)
                 out[f"att_{k}m_points"] = round(100 * (y1 - y0), 2)
-        from wmw_link.synth.effects import effect_summary
+        from wmw_link.synth.effects import ON_RECORD, effect_summary
 
         # Per outcome in the measures' day-level definitions (employed_<h>m, sustained_*).
         out["by_outcome"] = effect_summary(self.c)  # type: ignore[assignment]
+        # The same for the participants some partner's record shows before their first start
+        # (a PAYE spell, claim, referral or enrolment beginning earlier): the only ones a
+        # records-based evaluation can compare with non-participants (docs/impact.md).
+        on_record = effect_summary(self.c, ON_RECORD)
+        if on_record:
+            out["supported_on_record"] = self.c.get(f"{ON_RECORD}.employed_6m.n", 0.0)
+            out["by_outcome_on_record"] = on_record  # type: ignore[assignment]
         return out
 
     def realised(self) -> dict[str, object]:
