@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -231,3 +232,37 @@ def write_fixture(
 def households(n_households: int = 60, seed: int = 7) -> dict[int, int]:
     """person id -> household id of the fixture population."""
     return {p.pid: p.household for p in population(n_households, seed)}
+
+
+class FakeLinker:
+    """What the household rule reads of a Splink linker: its settings (the token model over
+    every token column) and queries on the scored pairs, registered as ``scored``."""
+
+    def __init__(self, pairs: pd.DataFrame | None = None) -> None:
+        import duckdb
+
+        from wmw_link.linkage.settings import plan_model, settings_creator
+        from wmw_link.token_schema import TOKEN_COLUMNS
+
+        plan = plan_model({c.name for c in TOKEN_COLUMNS}, {"nino": 1e-9, "nhs": 1e-9})
+        self._settings_obj = settings_creator(plan).get_settings("duckdb")
+        self.con = duckdb.connect()
+        if pairs is not None:
+            self.con.register("scored", pairs)
+        self.misc = self
+
+    def query_sql(self, sql: str, output_type: str) -> pd.DataFrame:
+        return self.con.execute(sql).df()
+
+    def gammas(self, name: str) -> dict[str, int]:
+        """A comparison's level label -> gamma value."""
+        from wmw_link.linkage.run import _agreement_gammas
+
+        comps = {c.output_column_name: c for c in self._settings_obj.comparisons}
+        return _agreement_gammas(comps[name])
+
+
+class ScoredPairs:
+    """Stands for Splink's predictions table: the pairs :class:`FakeLinker` registered."""
+
+    physical_name = "scored"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
+from linkage_fixtures import FakeLinker, ScoredPairs
 
 from wmw_link.linkage.run import _agreement_gammas, _evidence_condition, one_person_levels
 from wmw_link.linkage.settings import (
     NO_EVIDENCE_LEVELS,
     TWINS_LEVEL,
-    plan_model,
-    settings_creator,
 )
 from wmw_link.token_schema import TOKEN_COLUMNS
 
@@ -18,23 +16,8 @@ ALL = {c.name for c in TOKEN_COLUMNS}
 SAME_NAME_PC = "same name at the same postcode, date differs"
 
 
-class _Linker:
-    """What the rule reads of a Splink linker: its settings and a query on the scored pairs."""
-
-    def __init__(self, pairs: pd.DataFrame | None = None) -> None:
-        self._settings_obj = settings_creator(plan_model(ALL, {"nino": 1e-9, "nhs": 1e-9})
-                                              ).get_settings("duckdb")  # fmt: skip
-        self.con = duckdb.connect()
-        if pairs is not None:
-            self.con.register("scored", pairs)
-        self.misc = self
-
-    def query_sql(self, sql: str, output_type: str) -> pd.DataFrame:
-        return self.con.execute(sql).df()
-
-
-class _Pred:
-    physical_name = "scored"
+_Linker = FakeLinker
+_Pred = ScoredPairs
 
 
 def _pairs(twins_equal: int, twins_differ: int, same_pc_equal: int, same_pc_differ: int):

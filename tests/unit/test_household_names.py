@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+from linkage_fixtures import FakeLinker, ScoredPairs
 
-from wmw_link.linkage.run import _agreement_gammas, _evidence_condition, one_person_levels
+from wmw_link.linkage.run import _evidence_condition, one_person_levels
 from wmw_link.linkage.settings import (
     FORENAME_WORD_SURNAME_ALIKE_LEVEL,
     NAME_WORD_ALIKE_LEVEL,
@@ -123,27 +124,8 @@ def test_same_unit_and_forename_with_a_date_close() -> None:
     assert _level("postcode", left, right) == "All other comparisons"
 
 
-class _Linker:
-    """What the household rule reads of a Splink linker: its settings and the scored pairs."""
-
-    def __init__(self, pairs: pd.DataFrame | None = None) -> None:
-        plan = plan_model(ALL, {"nino": 1e-9, "nhs": 1e-9})
-        self._settings_obj = settings_creator(plan).get_settings("duckdb")
-        self.con = duckdb.connect()
-        if pairs is not None:
-            self.con.register("scored", pairs)
-        self.misc = self
-
-    def query_sql(self, sql: str, output_type: str) -> pd.DataFrame:
-        return self.con.execute(sql).df()
-
-    def gammas(self, name: str) -> dict[str, int]:
-        comps = {c.output_column_name: c for c in self._settings_obj.comparisons}
-        return _agreement_gammas(comps[name])
-
-
-class _Pred:
-    physical_name = "scored"
+_Linker = FakeLinker
+_Pred = ScoredPairs
 
 
 def _passes(lk: _Linker, sql: str, level: str, place: str | None, nino: int) -> bool:

@@ -64,9 +64,11 @@ class Backend:
         """
         return self.name == "duckdb"
 
-    def _select_list(self, columns: dict[str, str], present: set[str]) -> str:
+    def _select_list(
+        self, columns: dict[str, str], present: set[str], row_id: str = "file_row_number"
+    ) -> str:
         types = _SPARK_TYPES if self.name == "spark" else _DUCK_TYPES
-        parts = ["file_row_number AS unique_id" if self.row_number_ids else "row_ref AS unique_id"]
+        parts = [f"{row_id} AS unique_id" if self.row_number_ids else "row_ref AS unique_id"]
         for col, kind in sorted(columns.items()):
             parts.append(col if col in present else f"CAST(NULL AS {types[kind]}) AS {col}")
         return ", ".join(parts)
@@ -113,11 +115,8 @@ class Backend:
             raise ValueError("one union input is for DuckDB; Spark keeps one input per dataset")
         parts = []
         for i, (_, _, present) in enumerate(files):
-            select = self._select_list(columns, present).replace(
-                "file_row_number AS unique_id",
-                f"(CAST({i} AS BIGINT) << {ROW_BITS}) | file_row_number AS unique_id",
-                1,
-            )
+            row_id = f"(CAST({i} AS BIGINT) << {ROW_BITS}) | file_row_number"
+            select = self._select_list(columns, present, row_id)
             parts.append(f"SELECT {select} FROM read_parquet(?, file_row_number = true)")
         self.con.execute(
             f"CREATE OR REPLACE TABLE {UNION_TABLE} AS {' UNION ALL '.join(parts)}",
