@@ -277,6 +277,45 @@ def test_text_u_is_counted_on_same_date_pairs_of_two_people(tmp_path: Path) -> N
     assert u["text_address_1"]["same text and date"] < 0.02
 
 
+def test_text_u_takes_off_one_persons_records_whose_ids_differ(tmp_path: Path) -> None:
+    """In a small register most same-date pairs are one person: those whose ids differ (a
+    typo) would make an agreeing address look common among two people."""
+    from wmw_link.keys import new_key
+    from wmw_link.linkage.text_u import text_u
+    from wmw_link.tokenise import tokenise
+
+    rows = []
+    for i in range(150):  # three records each, one date per person, one address each
+        dob = dt.date(1950, 1, 1) + dt.timedelta(days=7 * i)
+        for k in range(3):
+            # Every third person has a record whose id was mistyped (onto a new value).
+            sid = 5_000_000 + i if not (i % 3 == 0 and k == 2) else 7_000_000 + i
+            rows.append({"rec_id": f"P{i}-{k}", "given_name": _FORENAMES[i % 10],
+                         "surname": _SURNAMES[i % 8], "dob": dob, "Soc Sec ID": str(sid),
+                         "passport": None, "address_1": f"{i + 1} {_STREETS[i % 5]}",
+                         "suburb": _SUBURBS[i % 6], "postcode": "2000"})  # fmt: skip
+        # Another person born the same day, living elsewhere.
+        rows.append({"rec_id": f"Q{i}", "given_name": "zebedee", "surname": "quartermaine",
+                     "dob": dob, "Soc Sec ID": str(9_000_000 + i), "passport": None,
+                     "address_1": f"{i + 1} far away lane", "suburb": "outback",
+                     "postcode": "9999"})  # fmt: skip
+    a = parse_agreement(_AGREEMENT)
+    key, ref = new_key(tmp_path / "k"), new_key(tmp_path / "r")
+    res = tokenise(a, "register", pa.Table.from_pylist(rows), key, ref, tmp_path / "out", workers=1)
+    present = set(pq.read_schema(res.tokens).names) - {"row_ref"}
+    be = _backend(tmp_path)
+    try:
+        kinds = {c.name: c.kind for c in ts.columns_for_dataset(a.datasets[0])}
+        table = be.load_tokens("register", res.tokens, kinds, present)
+        u = text_u(be, [table.physical_name], present)
+    finally:
+        be.close()
+    # Of the same-date pairs with different ids, 100 are one person (same address) and 450
+    # two people (never the same address): counted as they come, u would be 100 / 550.
+    assert u["text_address_1"]["same text and date"] < 0.01
+    assert u["text_suburb"]["same text and date"] < 0.01
+
+
 def test_postcode_of_any_country_is_not_compared_when_dates_differ() -> None:
     def null_sql(present: set[str]) -> str:
         comps = {c.get_comparison("duckdb").output_column_name: c.get_comparison("duckdb")

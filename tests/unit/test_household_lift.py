@@ -78,3 +78,34 @@ def test_patterns_that_are_one_person_are_left_to_the_model() -> None:
     assert one_person_levels(lk, _Pred()) == frozenset()
     lk, _ = _pairs(twins_equal=10, twins_differ=1, same_pc_equal=10, same_pc_differ=1)
     assert one_person_levels(lk, _Pred()) == frozenset()
+
+
+def _no_identity_pairs(equal: int, differ: int) -> FakeLinker:
+    """Pairs without an identity level at a shared place (same unit and date): ``equal`` with
+    the same NINo, ``differ`` with different NINos; one person's NINos differ at odds 0.02."""
+    lk = _Linker()
+    ident = lk.gammas("identity")
+    unit = lk.gammas("postcode")["same unit and date"]
+    nino = lk.gammas("nino")["exact"]
+    rows = [(ident["names and date"], 0, nino)] * 1000 + [(ident["names and date"], 0, 0)] * 20
+    rows += [(0, unit, nino)] * equal + [(0, unit, 0)] * differ
+    rows += [(0, 0, 0)] * 300  # not at a shared place: not what is judged
+    return _Linker(pd.DataFrame(rows, columns=["gamma_identity", "gamma_postcode", "gamma_nino"]))
+
+
+def test_no_identity_level_at_a_shared_place_is_lifted_only_when_one_person() -> None:
+    from wmw_link.linkage.settings import NO_IDENTITY_AT_PLACE
+
+    # 500 such pairs share the NINo, 5 do not: at odds 0.02, 10 of one person's are expected.
+    lk = _no_identity_pairs(equal=500, differ=5)
+    lifted = one_person_levels(lk, _Pred())
+    assert NO_IDENTITY_AT_PLACE in lifted
+    unit = lk.gammas("postcode")["same unit and date"]
+    kept, freed = _evidence_condition(lk), _evidence_condition(lk, lifted)
+    assert not _passes(lk, kept, 0, unit, 0) and _passes(lk, freed, 0, unit, 0)
+    assert not _passes(lk, freed, -1, unit, -1)  # no NINo: nothing says what the pair is
+    assert not _passes(lk, freed, 0, 0, 0)  # not at a shared place: still no evidence
+    # A household's members (same address and date, other names, other NINos): kept.
+    assert NO_IDENTITY_AT_PLACE not in one_person_levels(
+        _no_identity_pairs(equal=50, differ=300), _Pred()
+    )

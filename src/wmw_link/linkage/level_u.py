@@ -218,6 +218,25 @@ def _counted_u(
     }
 
 
+def ref_error_odds(backend: Backend, tables: Sequence[str], present: set[str]) -> float:
+    """Odds that one person's two records carry different reference ids, measured as
+    :func:`level_u` does (on the pairs sharing whole names and the exact date: one person),
+    over every record holding the reference id; 0 without those tokens or such pairs."""
+    ref = reference_column(present, backend, tables)
+    strongest = [("eq", "fn_dob"), ("eq", "sn_dob")]
+    if ref is None or not {"fn_dob", "sn_dob"} <= present:
+        return 0.0
+    cols = sorted({ref, "fn_dob", "sn_dob"})
+    union = " UNION ALL ".join(
+        f"SELECT {', '.join(cols)}, {_record_id(backend, i)} AS rid FROM {t} "
+        f"WHERE {ref} IS NOT NULL"
+        for i, t in enumerate(tables)
+    )
+    sql = _conjunction_sql(strongest, ref, union, "explode" if backend.name == "spark" else "unnest")
+    diff, same = backend.rows(str(sql))[0]
+    return _ref_error_odds({"identity": {"names and date": (float(diff or 0), float(same or 0))}})
+
+
 def _ref_error_odds(counts: dict[str, dict[str, tuple[float, float]]]) -> float:
     """Odds that one person's two records carry different NINos (a typo, a placeholder).
 
@@ -235,4 +254,4 @@ def _ref_error_odds(counts: dict[str, dict[str, tuple[float, float]]]) -> float:
     return diff / same if same > 0 and diff < same else 0.0
 
 
-__all__ = ["level_u", "reference_column"]
+__all__ = ["level_u", "ref_error_odds", "reference_column"]

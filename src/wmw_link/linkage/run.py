@@ -39,11 +39,13 @@ from wmw_link.linkage.settings import (
     ID_NEAR_LEVEL,
     IDENTITY_LEVELS,
     NO_EVIDENCE_LEVELS,
+    NO_IDENTITY_AT_PLACE,
     SAME_PLACE_LEVELS,
     SPLIT_FROM,
     TWINS_LEVELS,
     ModelPlan,
     model_levels,
+    near_id_alone,
     near_id_column,
     plan_model,
     settings_creator,
@@ -126,6 +128,10 @@ def _agreement_gammas(comp: Any) -> dict[str, int]:
 ONE_PERSON_SHARE = 0.85
 #: ... and it has at least this many pairs with the id on both records.
 MIN_REFERENCE_PAIRS = 20
+#: A near id without an identity level leaves the model nothing else to weigh (no name or
+#: date agrees, and texts and a ``country: any`` postcode are not compared across dates): a
+#: lift links every such pair, so one person must account for all of them, not a share.
+NEAR_ALONE_SHARE = 1.0
 
 
 def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
@@ -149,11 +155,17 @@ def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
     replaces a duplicate's forename and its id independently (ids differ in one person's
     records at odds 0.10), lifts the twin-like levels (1.6 for "surname and date, forename
     differs") and "same name at the same postcode, date differs" (1.3).
+
+    Two patterns without an identity level are judged too: a pair at a shared place (same
+    address and date, names that differ: :data:`NO_IDENTITY_AT_PLACE`), the same way; and a
+    generic id within one character at the same postcode (:func:`near_id_alone`), by
+    :func:`_near_id_patterns`.
     """
     comps = {c.output_column_name: c for c in linker._settings_obj.comparisons}
     refs = unique_id_columns(set(comps))
     if "identity" not in comps or not refs:
         return frozenset()
+    near_lifted = _near_id_patterns(linker, predictions, comps)
     ref = refs[0]
     ids = _agreement_gammas(comps[ref])
     exact = ids["exact"]
@@ -179,10 +191,10 @@ def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
 
     strongest = levels.get(IDENTITY_LEVELS[0][0])
     if strongest is None:
-        return frozenset()
+        return frozenset(near_lifted)
     eq0, differ0 = tally(strongest, (False, True))
     if not eq0:
-        return frozenset()
+        return frozenset(near_lifted)
     odds = differ0 / eq0
     # A level split off another is judged with it (the family's pairs pooled): the split is
     # about the strength of the name evidence, not about whether ids differ within one person.
@@ -199,12 +211,74 @@ def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
         judged.append(label)
         before = pooled.get(family[label], (0, 0))
         pooled[family[label]] = (before[0] + eq, before[1] + differ)
-    lifted = set()
+    if same_place:  # no identity level (null or else) at a shared place
+        pooled[NO_IDENTITY_AT_PLACE] = (
+            sum(tally(g, (True,))[0] for g in (-1, 0)),
+            sum(tally(g, (True,))[1] for g in (-1, 0)),
+        )
+        family[NO_IDENTITY_AT_PLACE] = NO_IDENTITY_AT_PLACE
+        judged.append(NO_IDENTITY_AT_PLACE)
+    lifted = set(near_lifted)
     for label in judged:
         eq, differ = pooled[family[label]]
         if eq + differ >= MIN_REFERENCE_PAIRS and differ and eq * odds >= ONE_PERSON_SHARE * differ:
             lifted.add(label)
     return frozenset(lifted)
+
+
+def _strong_identity(levels: dict[str, int]) -> list[int]:
+    """Gammas of the identity levels that are one person's evidence wherever the pair is: not
+    the refused levels, nor those refused at a shared place (twin-like)."""
+    refused = NO_EVIDENCE_LEVELS | TWINS_LEVELS | ALIKE_TWINS_LEVELS
+    return sorted(g for label, g in levels.items() if label not in refused)
+
+
+def _near_id_patterns(linker: Any, predictions: Any, comps: dict[str, Any]) -> set[str]:
+    """Generic ids whose near level (ids one character apart at the same postcode) may pass the
+    household rule without an identity level (:func:`near_id_alone` labels).
+
+    The rule takes a near id only beside an identity level: ids of two people at one address
+    may be one character apart (issued in sequence, to twins or siblings). Whether they are is
+    measured on the scored pairs: among pairs sharing the id exactly (one person), those
+    without an identity level (no date of birth, or names and date both corrupted) come at
+    odds ``weak / strong`` to those with a strong identity level (neither refused anywhere nor
+    twin-like). If an id's typos strike records independently of their other errors, one
+    person's near-id pairs without an identity level number ``strong_near * weak / strong``;
+    when these account for all the near-id pairs without an identity level found
+    (:data:`NEAR_ALONE_SHARE`), those pairs are left to the model. Siblings with ids in sequence
+    have unrelated names and dates: they add near-id pairs without an identity level beyond
+    what one person explains, and the rule stays.
+    """
+    levels = _agreement_gammas(comps["identity"])
+    strong = ", ".join(map(str, _strong_identity(levels)))
+    if not strong:
+        return set()
+    out = set()
+    for col in unique_id_columns(set(comps)):
+        gammas = _agreement_gammas(comps[col])
+        near = gammas.get(ID_NEAR_LEVEL)
+        if near is None:
+            continue
+        rows = linker.misc.query_sql(
+            f"SELECT gamma_{col} = {gammas['exact']} AS eq, gamma_identity IN ({strong}) AS "
+            f"strong, COUNT(*) AS n FROM {predictions.physical_name} WHERE gamma_{col} IN "
+            f"({gammas['exact']}, {near}) AND (gamma_identity <= 0 OR gamma_identity IN "
+            f"({strong})) GROUP BY 1, 2",
+            output_type="pandas",
+        )
+        n = {(bool(e), bool(s)): int(c) for e, s, c in rows.itertuples(index=False)}
+        strong_eq, weak_eq = n.get((True, True), 0), n.get((True, False), 0)
+        strong_near, weak_near = n.get((False, True), 0), n.get((False, False), 0)
+        if not strong_eq or not weak_near or strong_near + weak_near < MIN_REFERENCE_PAIRS:
+            continue
+        expected = strong_near * weak_eq / strong_eq
+        log.info(
+            "household rule: %s: %d near-id pairs without an identity level, %.1f expected of "
+            "one person", col, weak_near, expected,
+        )  # fmt: skip
+        if expected >= NEAR_ALONE_SHARE * weak_near:
+            out.add(near_id_alone(col))
+    return out
 
 
 def _evidence_condition(linker: Any, lifted: frozenset[str] = frozenset()) -> str:
@@ -227,9 +301,10 @@ def _evidence_condition(linker: Any, lifted: frozenset[str] = frozenset()) -> st
         unique.append(f"gamma_{n} >= {min(gammas.values())}")
         if near is not None:
             # An id within one character (a typo) is identity evidence beside some name and
-            # date agreement, not alone: ids of different people at one postcode may be close.
-            both = " AND gamma_identity > 0" if "identity" in comps else ""
-            unique.append(f"(gamma_{n} = {near}{both})")
+            # date agreement, not alone: ids of different people at one postcode may be close
+            # (unless the data say they are not: _near_id_patterns).
+            alone = "identity" not in comps or near_id_alone(n) in lifted
+            unique.append(f"(gamma_{n} = {near}{'' if alone else ' AND gamma_identity > 0'})")
     if "identity" not in comps:
         return " OR ".join(unique) if unique else "TRUE"
     levels = _agreement_gammas(comps["identity"])
@@ -247,6 +322,8 @@ def _evidence_condition(linker: Any, lifted: frozenset[str] = frozenset()) -> st
     place = _agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
     same_place = sorted(g for label, g in place.items() if label in SAME_PLACE_LEVELS)
     place = ", ".join(map(str, same_place))
+    if same_place and NO_IDENTITY_AT_PLACE in lifted:
+        rule = f"({rule} OR (gamma_identity <= 0 AND gamma_postcode IN ({place}) AND {present}))"
     if same_place and (twins := listed(TWINS_LEVELS - lifted)):
         rule += f" AND NOT (gamma_identity IN ({twins}) AND gamma_postcode IN ({place}))"
     if same_place and (freed := listed(TWINS_LEVELS & lifted)):

@@ -325,6 +325,18 @@ POSTCODE_LEVELS: list[tuple[str, Dnf]] = [
 ID_NEAR_LEVEL = "within one character, same postcode"
 
 
+#: Household-rule patterns without an identity level (``gamma_identity`` null or else), judged
+#: like the refused levels (:func:`wmw_link.linkage.run.one_person_levels`): such a pair at a
+#: shared place (the same date and address, names that differ) ...
+NO_IDENTITY_AT_PLACE = "no identity level, at a shared place"
+
+
+def near_id_alone(col: str) -> str:
+    """... and a generic id within one character at the same postcode with no identity level
+    (a date of birth missing, or names and date both corrupted): the pattern's label."""
+    return f"{col}: {ID_NEAR_LEVEL}, no identity level"
+
+
 def near_id_column(col: str) -> str:
     """The near-id column (``idpc_<name>``) of a generic id column ``id_<name>``."""
     return f"idpc_{col[3:]}"
@@ -653,6 +665,7 @@ __all__ = [
     "IDENTITY_LEVELS",
     "ID_NEAR_LEVEL",
     "NO_EVIDENCE_LEVELS",
+    "NO_IDENTITY_AT_PLACE",
     "POSTCODE_LEVELS",
     "SAME_PLACE_LEVELS",
     "TWINS_LEVEL",
@@ -662,6 +675,7 @@ __all__ = [
     "generic_blocks",
     "generic_comparisons",
     "model_levels",
+    "near_id_alone",
     "near_id_column",
     "plan_model",
     "present_columns",

@@ -9,6 +9,13 @@ people with near certainty (their NINos, NHS numbers or generic ids are both pre
 differ) and, among those, on the pairs whose filters share a bit space (one date of birth):
 a random sample of such pairs, because a date of birth cannot be grouped on (it is never a
 token of its own).
+
+Ids are not perfect: one person's records carry different ids after a typo, and in a small
+register most same-date pairs are one person, so those few records would make an agreeing text
+look common among two people (FEBRL 3, whose duplicates' ids differ at odds 0.10: u of the same
+address line 0.36, an address worth half a bit). As :mod:`wmw_link.linkage.level_u` does, the
+sample's pairs of *equal* ids are counted too, and at every level that many pairs times the odds
+that one person's ids differ (:func:`wmw_link.linkage.level_u.ref_error_odds`) are taken off.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import logging
 from collections.abc import Sequence
 
 from wmw_link.linkage.backends import Backend
-from wmw_link.linkage.level_u import reference_column
+from wmw_link.linkage.level_u import ref_error_odds, reference_column
 from wmw_link.linkage.settings import SAME_SALT_MIN_BITS, text_levels, text_names
 from wmw_link.token_schema import BLOOM_SET_BITS, bloom_columns, text_filter
 
@@ -52,6 +59,7 @@ def text_u(
         side = f"(SELECT * FROM ({union}) ORDER BY rand({{s}}) LIMIT {SAMPLE_SIDE})"
     else:
         side = f"(SELECT * FROM ({union}) USING SAMPLE {SAMPLE_SIDE} ROWS (reservoir, {{s}}))"
+    odds = ref_error_odds(backend, tables, present)
     out: dict[str, dict[str, float]] = {}
     for n in names:
         words = bloom_columns(text_filter(n))
@@ -65,20 +73,27 @@ def text_u(
             for i, (_, dnf) in enumerate(levels)
         )
         sql = (
-            f"SELECT lvl, COUNT(*) FROM (SELECT CASE {cases} ELSE -1 END AS lvl FROM "
-            f"{side.format(s=seed)} a, {side.format(s=seed + 1)} b WHERE a.{ref} <> b.{ref} "
-            f"AND a.rid <> b.rid AND a.tx_{n}_dob IS NOT NULL AND b.tx_{n}_dob IS NOT NULL "
-            f"AND ({shared}) >= {SAME_SALT_MIN_BITS}) GROUP BY lvl"
+            f"SELECT lvl, same, COUNT(*) FROM (SELECT CASE {cases} ELSE -1 END AS lvl, "
+            f"a.{ref} = b.{ref} AS same FROM {side.format(s=seed)} a, "
+            f"{side.format(s=seed + 1)} b WHERE a.rid <> b.rid AND a.tx_{n}_dob IS NOT NULL "
+            f"AND b.tx_{n}_dob IS NOT NULL AND ({shared}) >= {SAME_SALT_MIN_BITS}) "
+            "GROUP BY lvl, same"
         )
-        counts = {int(lvl): int(k) for lvl, k in backend.rows(sql)}
-        total = sum(counts.values())
+        diff: dict[int, float] = {}
+        for lvl, same, k in backend.rows(sql):
+            # Pairs of different ids, less those expected of one person whose ids differ.
+            diff[int(lvl)] = diff.get(int(lvl), 0.0) + (-odds * int(k) if same else int(k))
+        total = sum(max(v, 0.0) for v in diff.values())
         if total < MIN_SAME_DATE_PAIRS:
             log.info("text %s: %d same-date pairs of two people sampled; u left to Splink", n, total)
             continue
         out[f"text_{n}"] = {
-            label: max(counts.get(i, 0), 0.5) / total for i, (label, _) in enumerate(levels)
+            label: max(diff.get(i, 0.0), 0.5) / total for i, (label, _) in enumerate(levels)
         }
-        log.info("text %s: u counted on %d sampled same-date pairs of two people", n, total)
+        log.info(
+            "text %s: u counted on %d sampled same-date pairs of two people (ids differ within "
+            "one person at odds %.3f)", n, total, odds,
+        )  # fmt: skip
     return out
 
 
