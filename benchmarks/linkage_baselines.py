@@ -377,9 +377,9 @@ def _min_gamma(
     return min(found) if found else None
 
 
-def field_evidence_condition(linker: Any) -> str:
+def fieldevidence_condition(linker: Any) -> str:
     """SQL: the household rule for a model with separate name, date and postcode comparisons
-    (the plaintext baselines; the token model's rule is ``run._evidence_condition``).
+    (the plaintext baselines; the token model's rule is ``household.evidence_condition``).
 
     A NINo or NHS-number agreement always passes. Otherwise a pair needs forename or
     date-of-birth evidence; and a pair that looks like one household (surname agrees, postcode
@@ -566,7 +566,7 @@ def run_splink_plaintext(
         load = time.perf_counter() - t0
         clus = fit_and_cluster(
             inputs, plan, seed=seed, n_records=n, threshold=threshold,
-            evidence=field_evidence_condition,
+            evidence=fieldevidence_condition,
             # Plaintext Splink as its users run it: Splink's own clustering (the same persons
             # as wmw-link's in-memory components, in Splink's time).
             splink_clustering=True,

@@ -256,10 +256,10 @@ class FakeLinker:
 
     def gammas(self, name: str) -> dict[str, int]:
         """A comparison's level label -> gamma value."""
-        from wmw_link.linkage.run import _agreement_gammas
+        from wmw_link.linkage.household import agreement_gammas
 
         comps = {c.output_column_name: c for c in self._settings_obj.comparisons}
-        return _agreement_gammas(comps[name])
+        return agreement_gammas(comps[name])
 
 
 class ScoredPairs:

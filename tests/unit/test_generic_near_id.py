@@ -86,13 +86,13 @@ def test_id_comparison_has_a_near_level_and_the_near_id_is_blocked_on() -> None:
 
 
 def test_household_rule_takes_a_near_id_only_beside_an_identity_level() -> None:
-    from wmw_link.linkage.run import _evidence_condition
+    from wmw_link.linkage.household import evidence_condition
 
     class _Linker:
         def __init__(self, plan):
             self._settings_obj = settings_creator(plan, 1).get_settings("duckdb")
 
-    sql = _evidence_condition(_Linker(plan_model(_present())))
+    sql = evidence_condition(_Linker(plan_model(_present())))
     assert "gamma_id_soc_sec_id >= 2" in sql  # exact: always
     assert "(gamma_id_soc_sec_id = 1 AND gamma_identity > 0)" in sql  # near: not alone
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from linkage_fixtures import FakeLinker, ScoredPairs
 
-from wmw_link.linkage.run import _agreement_gammas, _evidence_condition, one_person_levels
+from wmw_link.linkage.household import agreement_gammas, evidence_condition, one_person_levels
 from wmw_link.linkage.settings import (
     NO_EVIDENCE_LEVELS,
     TWINS_LEVEL,
@@ -23,9 +23,9 @@ _Pred = ScoredPairs
 def _pairs(twins_equal: int, twins_differ: int, same_pc_equal: int, same_pc_differ: int):
     lk = _Linker()
     comps = {c.output_column_name: c for c in lk._settings_obj.comparisons}
-    ident = _agreement_gammas(comps["identity"])
-    unit = _agreement_gammas(comps["postcode"])["same unit and date"]
-    nino = _agreement_gammas(comps["nino"])["exact"]
+    ident = agreement_gammas(comps["identity"])
+    unit = agreement_gammas(comps["postcode"])["same unit and date"]
+    nino = agreement_gammas(comps["nino"])["exact"]
     rows = []
 
     def add(level: str, n: int, pc: int, same_nino: bool) -> None:
@@ -62,9 +62,9 @@ def test_patterns_that_are_one_person_are_left_to_the_model() -> None:
     lifted = one_person_levels(lk, _Pred())
     assert lifted == {TWINS_LEVEL, SAME_NAME_PC}
     assert SAME_NAME_PC in NO_EVIDENCE_LEVELS
-    kept, freed = _evidence_condition(lk), _evidence_condition(lk, lifted)
+    kept, freed = evidence_condition(lk), evidence_condition(lk, lifted)
     comps = {c.output_column_name: c for c in lk._settings_obj.comparisons}
-    unit = _agreement_gammas(comps["postcode"])["same unit and date"]
+    unit = agreement_gammas(comps["postcode"])["same unit and date"]
     twin, same_pc = ident[TWINS_LEVEL], ident[SAME_NAME_PC]
     # NINos on both records and different: refused by the rule, left to the model once lifted.
     assert not _passes(lk, kept, twin, unit, 0) and _passes(lk, freed, twin, unit, 0)
@@ -101,7 +101,7 @@ def test_no_identity_level_at_a_shared_place_is_lifted_only_when_one_person() ->
     lifted = one_person_levels(lk, _Pred())
     assert NO_IDENTITY_AT_PLACE in lifted
     unit = lk.gammas("postcode")["same unit and date"]
-    kept, freed = _evidence_condition(lk), _evidence_condition(lk, lifted)
+    kept, freed = evidence_condition(lk), evidence_condition(lk, lifted)
     assert not _passes(lk, kept, 0, unit, 0) and _passes(lk, freed, 0, unit, 0)
     assert not _passes(lk, freed, -1, unit, -1)  # no NINo: nothing says what the pair is
     assert not _passes(lk, freed, 0, 0, 0)  # not at a shared place: still no evidence

@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 from linkage_fixtures import FakeLinker, ScoredPairs
 
-from wmw_link.linkage.run import _evidence_condition, one_person_levels
+from wmw_link.linkage.household import evidence_condition, one_person_levels
 from wmw_link.linkage.settings import (
     FORENAME_WORD_SURNAME_ALIKE_LEVEL,
     NAME_WORD_ALIKE_LEVEL,
@@ -140,7 +140,7 @@ def _passes(lk: _Linker, sql: str, level: str, place: str | None, nino: int) -> 
 
 def test_household_rule_on_the_new_levels() -> None:
     lk = _Linker()
-    rule = _evidence_condition(lk)
+    rule = evidence_condition(lk)
     unit = "same unit and date"
     # Two name words alike at one address: one person (twins share one name), unless the
     # NINos on both records differ.

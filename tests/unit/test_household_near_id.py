@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 from test_generic_near_id import _present
 
-from wmw_link.linkage.run import _agreement_gammas, _evidence_condition, one_person_levels
+from wmw_link.linkage.household import agreement_gammas, evidence_condition, one_person_levels
 from wmw_link.linkage.settings import ID_NEAR_LEVEL, near_id_alone, plan_model, settings_creator
 
 ID = "id_soc_sec_id"
@@ -29,7 +29,7 @@ class _Linker:
 
     def gammas(self, name: str) -> dict[str, int]:
         comps = {c.output_column_name: c for c in self._settings_obj.comparisons}
-        return _agreement_gammas(comps[name])
+        return agreement_gammas(comps[name])
 
 
 class _Pred:
@@ -64,7 +64,7 @@ def test_near_id_alone_is_left_to_the_model_when_one_person_explains_it() -> Non
     lifted = one_person_levels(lk, _Pred())
     assert near_id_alone(ID) in lifted
     near = lk.gammas(ID)[ID_NEAR_LEVEL]
-    kept, freed = _evidence_condition(lk), _evidence_condition(lk, lifted)
+    kept, freed = evidence_condition(lk), evidence_condition(lk, lifted)
     assert not _passes(lk, kept, 0, near) and _passes(lk, freed, 0, near)
     assert _passes(lk, kept, lk.gammas("identity")["names and date"], near)  # as before
     assert not _passes(lk, freed, 0, 0)  # ids that differ are no evidence

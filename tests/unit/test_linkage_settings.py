@@ -64,13 +64,13 @@ def test_blocks_are_composites_or_unique_identifiers() -> None:
 
 
 def test_household_rule_reads_the_identity_level() -> None:
-    from wmw_link.linkage.run import _evidence_condition
+    from wmw_link.linkage.household import evidence_condition
 
     class _Linker:
         def __init__(self, plan):
             self._settings_obj = settings_creator(plan).get_settings("duckdb")
 
-    sql = _evidence_condition(_Linker(plan_model(ALL, {"nino": 1e-6, "nhs": 1e-6})))
+    sql = evidence_condition(_Linker(plan_model(ALL, {"nino": 1e-6, "nhs": 1e-6})))
     assert "gamma_nino >= 1" in sql and "gamma_identity IN (" in sql
     assert "AND NOT (gamma_identity IN (" in sql and "gamma_postcode IN (" in sql
 

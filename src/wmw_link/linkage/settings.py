@@ -70,7 +70,7 @@ NAMES_DATE_PARTLY_LEVEL = "names, date partly (year-month or year-day)"
 NAMES_DAY_MONTH_LEVEL = "names, day and month, year differs"
 #: Levels split off another for the strength of their evidence, by the level they were split
 #: from: the household rule asks of them together whether ids differ within one person
-#: (:func:`wmw_link.linkage.run.one_person_levels`), as it did before the split.
+#: (:func:`wmw_link.linkage.household.one_person_levels`), as it did before the split.
 SPLIT_FROM = {
     NAME_WORDS_ALIKE_LEVEL: NAME_WORD_ALIKE_LEVEL,
     NAMES_DAY_MONTH_LEVEL: NAMES_DATE_PARTLY_LEVEL,
@@ -326,7 +326,7 @@ ID_NEAR_LEVEL = "within one character, same postcode"
 
 
 #: Household-rule patterns without an identity level (``gamma_identity`` null or else), judged
-#: like the refused levels (:func:`wmw_link.linkage.run.one_person_levels`): such a pair at a
+#: like the refused levels (:func:`wmw_link.linkage.household.one_person_levels`): such a pair at a
 #: shared place (the same date and address, names that differ) ...
 NO_IDENTITY_AT_PLACE = "no identity level, at a shared place"
 

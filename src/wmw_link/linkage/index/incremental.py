@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 
 from wmw_link.linkage.backends import Backend
+from wmw_link.linkage.household import evidence_condition
 from wmw_link.linkage.run import (
     PREDICT_FLOOR_WEIGHT,
-    _evidence_condition,
     fit_and_cluster,
     keep_levels_in_predictions,
     prepare_plan,
@@ -188,7 +188,7 @@ def score_new(be: Backend, inputs: list[Any], model: dict[str, Any], new_from: i
     linker = Linker(list(inputs), settings, log_level=logging.ERROR, validate_settings=False)
     keep_levels_in_predictions(linker)
     # The loaded model's household rule must be the stored one: the same comparisons and levels.
-    if _evidence_condition(linker) != model["household_rule_sql"]:
+    if evidence_condition(linker) != model["household_rule_sql"]:
         log.warning("the stored household rule differs from the model's; using the stored one")
     timings = {"linker": time.perf_counter() - t0}
     be.con.execute(
