@@ -65,7 +65,7 @@ def test_settings_reach_the_duckdb_connection(tmp_path: Path) -> None:
         assert be.memory_limit == 300_000_000
         spill = Path(be.scalar("SELECT current_setting('temp_directory')"))
         # A private folder inside --temp-dir, not the folder itself.
-        assert spill.parent == tmp_path / "sp" and spill.is_dir()
+        assert spill.parent.parent == tmp_path / "sp" and spill.is_dir()
         assert be.scalar("SELECT current_setting('preserve_insertion_order')") is False
     finally:
         be.close()
@@ -84,7 +84,23 @@ def test_default_limit_is_a_share_of_the_machine(tmp_path: Path, monkeypatch) ->
     finally:
         be.close()
     assert abs(got - DEFAULT_MEMORY_SHARE * total) < 0.01 * total
-    assert spill == tmp_path / "run" / "duckdb"  # default: inside the run's temporary folder
+    assert spill == tmp_path / "run" / "duckdb" / "spill"  # default: in the run's temp folder
+
+
+def test_the_working_database_is_a_scratch_file_removed_on_close(tmp_path: Path) -> None:
+    """Tokens live in a database file DuckDB can page (not ``:memory:``), in the private
+    folder inside ``--temp-dir``, and go with it."""
+    be = open_backend("duckdb", tmp_path / "run", memory_limit="300MB", temp_dir=tmp_path / "sp")
+    try:
+        be.con.execute("CREATE TABLE t AS SELECT range AS i FROM range(1000)")
+        path = Path(be.scalar("SELECT path FROM duckdb_databases() WHERE NOT internal"))
+        spill = Path(be.scalar("SELECT current_setting('temp_directory')"))
+        assert path.is_file() and path.parent == spill.parent
+        assert path.parent.parent == tmp_path / "sp"
+    finally:
+        be.close()
+    assert not path.exists() and not path.parent.exists()
+    assert list((tmp_path / "sp").iterdir()) == []
 
 
 def test_environment_limit_is_used_and_checked(tmp_path: Path, monkeypatch) -> None:
@@ -212,17 +228,21 @@ def test_cli_link_passes_memory_limit_and_temp_dir(agreement: Agreement, tmp_pat
 
 
 def test_a_query_larger_than_the_limit_spills_and_completes(tmp_path: Path) -> None:
+    n = 10_000_000
     be = open_backend(
         "duckdb", tmp_path / "run", threads=1, memory_limit="100MB", temp_dir=tmp_path / "sp"
     )
     try:
         be.con.execute("SET enable_progress_bar = false")
-        # About 100 MB of table and a 6-million-group hash table: more than the limit.
-        be.con.execute("CREATE TABLE big AS SELECT range AS i, hash(range) AS h FROM range(6000000)")
-        got = be.rows("SELECT count(*), sum(i) FROM (SELECT h, max(i) AS i FROM big GROUP BY h)")
+        # A 10-million-group hash table and a 160 MB in-memory (temporary) result: more than
+        # the limit (the source table itself is in the database file). The result stays
+        # spilled, to be measured.
+        be.con.execute(f"CREATE TABLE big AS SELECT range AS i, hash(range) AS h FROM range({n})")
+        be.con.execute("CREATE TEMP TABLE agg AS SELECT h, max(i) AS i FROM big GROUP BY h")
+        got = be.rows("SELECT count(*), sum(i) FROM agg")
         spill = Path(be.scalar("SELECT current_setting('temp_directory')"))
         spilled = sum(f.stat().st_size for f in spill.iterdir())
     finally:
         be.close()
-    assert got == [(6_000_000, 6_000_000 * 5_999_999 // 2)]
+    assert got == [(n, n * (n - 1) // 2)]
     assert spilled > 50e6  # DuckDB wrote to the spill folder instead of failing

@@ -39,6 +39,10 @@ _SPARK_TYPES = {
 }
 
 
+#: The link's working database (tokens, pairs), in its private scratch folder.
+DUCKDB_FILE = "link.duckdb"
+
+
 @dataclass
 class Backend:
     """An open database session with its Splink API."""
@@ -243,11 +247,25 @@ def open_backend(
 
     limit = resolve_memory_limit(memory_limit)
     own = private_spill_dir(temp_dir) if temp_dir is not None else None
-    spill = own if own is not None else tmp_dir / "duckdb"
-    spill.mkdir(exist_ok=True)
-    con = duckdb.connect(":memory:")
+    base = own if own is not None else tmp_dir / "duckdb"
+    spill = base / "spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    try:
+        # A database file, not ":memory:": the tokens (the largest table, read by every
+        # blocking rule and both sides of the comparison join) then live in the buffer pool
+        # as pages DuckDB can drop and re-read, where an in-memory table's pages must first be
+        # written to the spill folder. At 1,000,000 people under a 2 GB limit predict took
+        # 81 s this way against 119 s in memory (and 85 s in memory under 6 GB); the file
+        # sits beside the spill folder and goes with it.
+        con = duckdb.connect(str(base / DUCKDB_FILE))
+    except BaseException:
+        if own is not None:
+            shutil.rmtree(own, ignore_errors=True)
+        raise
     try:
         configure_duckdb(con, limit, spill, threads)
+        # The file is scratch, deleted after the run: no final checkpoint to write it out.
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
     except BaseException:
         con.close()
         if own is not None:
