@@ -37,6 +37,11 @@ def column_names(frame: pd.DataFrame | pa.Table) -> list[str]:
     return list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
 
 
+def relation_columns(con: Any, relation: str) -> list[str]:
+    """The column names of a table, view or query in a DuckDB connection."""
+    return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+
+
 def _codes(values: Any) -> tuple[pa.Array, np.ndarray | None]:
     """Dense integer codes of a column (null where the value is null) and the distinct values;
     a numeric column as it is (NaN as null), with None for the values.
@@ -62,19 +67,25 @@ class Cells:
     Args:
         con: a DuckDB connection (see :func:`wmw_link.resources.open_duckdb`).
         frame: one row per record; ``dataset``, ``pred`` and ``true`` (non-null), plus
-            ``extra`` columns kept under their own names.
+            ``extra`` columns kept under their own names. Or the name of a table or view in
+            ``con`` with those columns: the cells are then made in the database.
         extra: further columns to keep (household, person-level groups).
 
     Raises:
         InputDataError: a column is missing, or a predicted or true label is empty.
     """
 
-    def __init__(self, con: Any, frame: pd.DataFrame | pa.Table, extra: list[str]) -> None:
+    def __init__(self, con: Any, frame: pd.DataFrame | pa.Table | str, extra: list[str]) -> None:
+        self.con = con
+        self.values: dict[str, np.ndarray | None] = {}
+        tag = uuid.uuid4().hex[:12]
+        self.table = f"wmw_cells_{tag}"
+        if isinstance(frame, str):
+            self._from_relation(frame, extra)
+            return
         missing = {"dataset", "pred", "true"} - set(column_names(frame))
         if missing:
             raise InputDataError(f"score(): missing column(s) {', '.join(sorted(missing))}")
-        self.con = con
-        self.values: dict[str, np.ndarray | None] = {}
         names = {"dataset": "ds", "pred": "p", "true": "t"} | {c: c for c in extra}
         arrays = {}
         for col, short in names.items():
@@ -86,8 +97,6 @@ class Cells:
                 )
             arrays[short] = codes
             self.values[short] = uniques
-        tag = uuid.uuid4().hex[:12]
-        self.table = f"wmw_cells_{tag}"
         rows = f"wmw_rows_{tag}"
         con.register(rows, pa.table(arrays))
         try:
@@ -98,6 +107,43 @@ class Cells:
             )
         finally:
             con.unregister(rows)
+
+    def _from_relation(self, relation: str, extra: list[str]) -> None:
+        """The cells of a table or view already in the connection, built there: millions of
+        records never pass through Python. Labels of any type are numbered in the database
+        (equal values, equal numbers), so the many counts after group 8-byte integers; the
+        extra columns keep their values (:attr:`values` None)."""
+        missing = {"dataset", "pred", "true"} - set(relation_columns(self.con, relation))
+        if missing:
+            raise InputDataError(
+                f"score(): {relation}: missing column(s) {', '.join(sorted(missing))}"
+            )
+        empty = self.con.execute(
+            f'SELECT count(*) FILTER (pred IS NULL), count(*) FILTER ("true" IS NULL) '
+            f"FROM {relation}"
+        ).fetchall()[0]
+        for col, k in zip(("pred", "true"), empty, strict=True):
+            if k:
+                raise InputDataError(
+                    f"score(): column {col} is empty in {k:,} row(s); every "
+                    "scored record needs a predicted and a true label"
+                )
+        keep = "".join(f", {quote(c)}" for c in extra)
+        self.values = {"ds": None, "p": None, "t": None} | {c: None for c in extra}
+        # Records to cells first (fewer rows), then each label to a dense number.
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {self.table} AS
+            WITH c AS (
+                SELECT dataset AS ds, pred AS p, "true" AS t{keep}, count(*)::BIGINT AS n
+                FROM {relation} GROUP BY ALL),
+            pc AS (SELECT p, row_number() OVER () AS pn FROM (SELECT DISTINCT p FROM c)),
+            tc AS (SELECT t, row_number() OVER () AS tn FROM (SELECT DISTINCT t FROM c)),
+            dc AS (SELECT ds, row_number() OVER () AS dn FROM (SELECT DISTINCT ds FROM c))
+            SELECT dn AS ds, pn AS p, tn AS t{keep}, n
+            FROM c JOIN pc USING (p) JOIN tc USING (t) JOIN dc USING (ds)
+            """
+        )
 
     def pairs(self, keys: str, where: str = "TRUE") -> int:
         """Pairs of records that agree on ``keys`` (SQL column list), among ``where``."""
@@ -119,4 +165,4 @@ class Cells:
         self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
 
 
-__all__ = ["Cells", "column_names", "pairs", "quote"]
+__all__ = ["Cells", "column_names", "pairs", "quote", "relation_columns"]
