@@ -261,11 +261,23 @@ def _load_truth(con: Any, work: Path) -> None:
         "CREATE OR REPLACE TEMP TABLE truth AS SELECT dataset, CAST(record_id AS VARCHAR) "
         f"AS record_id, person_id FROM {_parquet(truth / 'truth.parquet')}"
     )
+    # Groups as ENUMs: the scoring groups and copies one small number per record, not text.
+    people = _parquet(truth / "people.parquet")
+    groups = {
+        "ethnic_group": "ethnicity",
+        "ethnicity_detailed": "ethnicity_detailed",
+        "sex": "sex",
+        "age_band": _age_band_sql("age_at_2024_01_01"),
+    }
+    for name, expr in groups.items():
+        con.execute(
+            f"CREATE TYPE wmw_{name} AS ENUM "
+            f"(SELECT DISTINCT {expr} FROM {people} WHERE {expr} IS NOT NULL ORDER BY ALL)"
+        )
+    cols = ", ".join(f"CAST({expr} AS wmw_{name}) AS {name}" for name, expr in groups.items())
     con.execute(
         "CREATE OR REPLACE TEMP TABLE people AS SELECT person_id, household_id AS household, "
-        "ethnicity AS ethnic_group, ethnicity_detailed, sex, "
-        f"{_age_band_sql('age_at_2024_01_01')} AS age_band "
-        f"FROM {_parquet(truth / 'people.parquet')}"
+        f"{cols} FROM {people}"
     )
     parts = [
         f"SELECT {_sql_text(f.name.removesuffix('.crosswalk.parquet'))} AS dataset, row_ref, "
@@ -292,12 +304,16 @@ def _frame(con: Any, nodes: str, table: str) -> str:
     """Table ``table``: the records of ``nodes`` (SQL: dataset, record_id, uid, pred) found in
     the truth, numbered 0..n-1, with their true person, household and groups."""
     groups = ", ".join(f"p.{c}" for c in ("ethnic_group", "ethnicity_detailed", "sex", "age_band"))
+    # The predicted persons numbered once here (equal ids, equal numbers), so that every count
+    # after groups integers.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
-        SELECT CAST(row_number() OVER () - 1 AS BIGINT) AS node, n.dataset, n.uid, n.pred,
-            t.person_id AS "true", p.household, {groups}
-        FROM ({nodes}) n JOIN truth t USING (dataset, record_id)
+        WITH n AS MATERIALIZED ({nodes}),
+        pc AS (SELECT pred, row_number() OVER () AS code FROM (SELECT DISTINCT pred FROM n))
+        SELECT CAST(row_number() OVER () - 1 AS BIGINT) AS node, n.dataset, n.uid,
+            pc.code AS pred, t.person_id AS "true", p.household, {groups}
+        FROM n JOIN pc USING (pred) JOIN truth t USING (dataset, record_id)
         LEFT JOIN people p ON p.person_id = t.person_id
         """
     )
@@ -395,24 +411,28 @@ def _candidate_recall(
         FROM per x JOIN per y ON x.t = y.t AND x.d <= y.d GROUP BY ALL ORDER BY ALL
         """
     ).fetchall()
-    found = dict(
-        ((a, b), n)
-        for a, b, n in con.execute(
-            f"SELECT least(dl, dr), greatest(dl, dr), count(*) FROM {pairs} WHERE same GROUP BY ALL"
-        ).fetchall()
-    )
+    # True pairs found, by source pair and first rule, in one pass over the pairs.
+    found: dict[tuple[str, str], int] = {}
+    rule_hits: dict[int, int] = {}
+    hits = 0
+    for lo, hi, k, n in con.execute(
+        f"SELECT least(dl, dr), greatest(dl, dr), CAST(match_key AS INTEGER), count(*) "
+        f"FROM {pairs} WHERE same GROUP BY ALL"
+    ).fetchall():
+        found[(lo, hi)] = found.get((lo, hi), 0) + n
+        if k is not None:
+            rule_hits[k] = rule_hits.get(k, 0) + n
+        hits += n
     by_pair = {
         f"{a}~{b}": {"true_pairs": int(n), "recall": float(found.get((a, b), 0)) / n}
         for a, b, n in actual
         if n
     }
     total = int(sum(n for _, _, n in actual))
-    keys = con.execute(
-        f"SELECT CAST(match_key AS INTEGER) AS k, count(*) FROM {pairs} "
-        "WHERE same AND match_key IS NOT NULL GROUP BY ALL ORDER BY k"
-    ).fetchall()
-    by_rule = {(rules[k] if k < len(rules) else str(k)): float(v) / total for k, v in keys}
-    hits = int(con.execute(f"SELECT count(*) FROM {pairs} WHERE same").fetchall()[0][0])
+    by_rule = {
+        (rules[k] if k < len(rules) else str(k)): float(v) / total
+        for k, v in sorted(rule_hits.items())
+    }
     records = int(con.execute(f"SELECT count(*) FROM {frame}").fetchall()[0][0])
     return {
         "recall": hits / total if total else 1.0,
@@ -445,6 +465,8 @@ def score_all(res: dict[str, Any], work: Path, linked: list[str], with_ecm: bool
     from wmw_link.resources import close_duckdb, open_duckdb
 
     con, spill = open_duckdb()
+    if os.environ.get("TMP_THREADS"):
+        con.execute(f"SET threads = {int(os.environ['TMP_THREADS'])}")
     try:
         _load_truth(con, work)
         for name in linked:

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from wmw_link import equity
 from wmw_link.errors import InputDataError
-from wmw_link.pair_sql import Cells, column_names, quote, relation_columns
+from wmw_link.pair_sql import INTEGER_TYPES, Cells, column_names, quote, relation_columns
 from wmw_link.resources import close_duckdb, open_duckdb
 
 _MAP_SUFFIX = ".map.parquet"
@@ -204,18 +204,25 @@ def _within(cells: Cells) -> PairCounts:
 def _cluster_figures(cells: Cells) -> dict[str, float | int]:
     # A person is exactly recovered when their records form one predicted cluster holding
     # nothing else: one predicted label for the person, one person for that label.
-    n_true, n_pred, exact, split, merging, singletons = cells.scalar_row(
+    # Rows alone in their cluster (prow 1) or person (trow 1) have one person or one
+    # cluster; only the others are grouped.
+    persons = cells.persons()
+    n_true, n_pred, exact, split, merging, singletons = cells.con.execute(
+        f"""
+        WITH pk AS (SELECT p, count(DISTINCT t) AS k FROM {persons} WHERE prow > 1
+                    GROUP BY p),
+        tk AS (SELECT t, count(DISTINCT p) AS k FROM {persons} WHERE trow > 1 GROUP BY t),
+        r AS (SELECT t, prow, trow, size, coalesce(pk.k, 1) AS pk, coalesce(tk.k, 1) AS tk
+              FROM {persons} LEFT JOIN pk USING (p) LEFT JOIN tk USING (t))
+        SELECT
+            (SELECT count(*) FROM r WHERE trow = 1) + (SELECT count(*) FROM tk),
+            (SELECT count(*) FROM r WHERE prow = 1) + (SELECT count(*) FROM pk),
+            (SELECT count(*) FROM r WHERE pk = 1 AND tk = 1 AND trow = 1)
+                + (SELECT count(DISTINCT t) FROM r WHERE pk = 1 AND tk = 1 AND trow > 1),
+            (SELECT count(*) FROM tk WHERE k > 1), (SELECT count(*) FROM pk WHERE k > 1),
+            (SELECT count(*) FROM r WHERE prow = 1 AND size = 1)
         """
-        WITH pt AS (SELECT p, t, sum(n) AS n FROM {cells} GROUP BY p, t),
-        pn AS (SELECT p, count(*) AS k, sum(n) AS size FROM pt GROUP BY p),
-        tn AS (SELECT t, count(*) AS k FROM pt GROUP BY t)
-        SELECT (SELECT count(*) FROM tn), (SELECT count(*) FROM pn),
-            (SELECT count(*) FROM pt JOIN pn USING (p) JOIN tn USING (t)
-             WHERE pn.k = 1 AND tn.k = 1),
-            (SELECT count(*) FROM tn WHERE k > 1), (SELECT count(*) FROM pn WHERE k > 1),
-            (SELECT count(*) FROM pn WHERE size = 1)
-        """
-    )
+    ).fetchall()[0]
     return {
         "true_persons": int(n_true),
         "predicted_clusters": int(n_pred),
@@ -473,15 +480,12 @@ def threshold_sweep(con: Any, records: str, edges: str, thresholds: Any) -> list
     return [out[i] for i in range(len(ts))]
 
 
-_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
-
-
 def _integer_codes(relation: str, column: str, sql_type: str) -> tuple[str, str]:
     """SQL giving a column of ``relation`` (aliased r) as integers, equal where the values
     are equal (null stays null): the column itself if it is an integer type, else a number
     for each distinct value, by a join (returned second, to append to ``FROM relation r``)."""
     col = quote(column)
-    if sql_type.upper() in _INTEGER_TYPES:
+    if sql_type.upper() in INTEGER_TYPES:
         return f"CAST(r.{col} AS BIGINT)", ""
     alias = f"codes_{column}"
     return (
@@ -495,12 +499,24 @@ def _pairs_agreeing(ids: np.ndarray, keys: list[np.ndarray]) -> tuple[np.ndarray
     """Every unordered pair of ``ids`` whose ``keys`` (arrays beside ids) all agree."""
     if len(ids) == 0:
         return ids[:0], ids[:0]
-    order = np.lexsort(keys[::-1])
-    first = np.zeros(len(ids), dtype=bool)
-    first[0] = True
-    for k in keys:
-        ks = k[order]
-        first[1:] |= ks[1:] != ks[:-1]
+    # One int64 key when the ranges allow (a sort of one array is several times faster than
+    # lexsort of two), else lexsort.
+    spans = [int(k.max()) - int(k.min()) + 1 for k in keys]
+    if np.prod([float(x) for x in spans]) < 2.0**62:
+        key = np.zeros(len(ids), dtype=np.int64)
+        for k, span in zip(keys, spans, strict=True):
+            key = key * span + (k - k.min())
+        order = np.argsort(key)
+        ks = key[order]
+        first = np.ones(len(ids), dtype=bool)
+        first[1:] = ks[1:] != ks[:-1]
+    else:
+        order = np.lexsort(keys[::-1])
+        first = np.zeros(len(ids), dtype=bool)
+        first[0] = True
+        for k in keys:
+            ks = k[order]
+            first[1:] |= ks[1:] != ks[:-1]
     starts = np.flatnonzero(first)
     start = starts[np.cumsum(first) - 1]  # each sorted position's run start
     behind = np.arange(len(ids)) - start  # earlier members of its run: its partners

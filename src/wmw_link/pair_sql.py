@@ -13,6 +13,7 @@ scoring at 3M people).
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -35,6 +36,10 @@ def quote(name: str) -> str:
 
 def column_names(frame: pd.DataFrame | pa.Table) -> list[str]:
     return list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
+
+
+#: DuckDB types grouped as they are (others are numbered first).
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
 
 
 def relation_columns(con: Any, relation: str) -> list[str]:
@@ -78,8 +83,10 @@ class Cells:
     def __init__(self, con: Any, frame: pd.DataFrame | pa.Table | str, extra: list[str]) -> None:
         self.con = con
         self.values: dict[str, np.ndarray | None] = {}
+        self.extra = list(extra)
         tag = uuid.uuid4().hex[:12]
         self.table = f"wmw_cells_{tag}"
+        self._persons: str | None = None
         if isinstance(frame, str):
             self._from_relation(frame, extra)
             return
@@ -110,10 +117,13 @@ class Cells:
 
     def _from_relation(self, relation: str, extra: list[str]) -> None:
         """The cells of a table or view already in the connection, built there: millions of
-        records never pass through Python. Labels of any type are numbered in the database
-        (equal values, equal numbers), so the many counts after group 8-byte integers; the
-        extra columns keep their values (:attr:`values` None)."""
-        missing = {"dataset", "pred", "true"} - set(relation_columns(self.con, relation))
+        records never pass through Python. Labels that are not integers are numbered in the
+        database (equal values, equal numbers), so the many counts after group 8-byte
+        integers; the extra columns keep their values (:attr:`values` None)."""
+        types = {
+            r[0]: r[1] for r in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+        }
+        missing = {"dataset", "pred", "true"} - set(types)
         if missing:
             raise InputDataError(
                 f"score(): {relation}: missing column(s) {', '.join(sorted(missing))}"
@@ -130,27 +140,55 @@ class Cells:
                 )
         keep = "".join(f", {quote(c)}" for c in extra)
         self.values = {"ds": None, "p": None, "t": None} | {c: None for c in extra}
-        # Records to cells first (fewer rows), then each label to a dense number.
+        # Records to cells first (fewer rows), then each label that is not an integer to a
+        # dense number.
+        codes, joins, cols = [], [], []
+        for col, short in (("dataset", "ds"), ("pred", "p"), ("true", "t")):
+            if types[col].upper() in INTEGER_TYPES:
+                cols.append(short)
+                continue
+            codes.append(
+                f"{short}_codes AS (SELECT {short}, row_number() OVER () AS {short}_code "
+                f"FROM (SELECT DISTINCT {short} FROM c))"
+            )
+            joins.append(f" JOIN {short}_codes USING ({short})")
+            cols.append(f"{short}_code AS {short}")
         self.con.execute(
             f"""
             CREATE TEMP TABLE {self.table} AS
             WITH c AS (
                 SELECT dataset AS ds, pred AS p, "true" AS t{keep}, count(*)::BIGINT AS n
-                FROM {relation} GROUP BY ALL),
-            pc AS (SELECT p, row_number() OVER () AS pn FROM (SELECT DISTINCT p FROM c)),
-            tc AS (SELECT t, row_number() OVER () AS tn FROM (SELECT DISTINCT t FROM c)),
-            dc AS (SELECT ds, row_number() OVER () AS dn FROM (SELECT DISTINCT ds FROM c))
-            SELECT dn AS ds, pn AS p, tn AS t{keep}, n
-            FROM c JOIN pc USING (p) JOIN tc USING (t) JOIN dc USING (ds)
+                FROM {relation} GROUP BY ALL){"".join(", " + c for c in codes)}
+            SELECT {", ".join(cols)}{keep}, n FROM c{"".join(joins)}
             """
         )
 
     def pairs(self, keys: str, where: str = "TRUE") -> int:
-        """Pairs of records that agree on ``keys`` (SQL column list), among ``where``."""
+        """Pairs of records that agree on ``keys`` (SQL column list), among ``where``.
+
+        Counts that do not involve ``ds`` run on :meth:`persons`: fewer rows, and with ``p``
+        or ``t`` among the keys, rows alone in their cluster or person are whole groups and
+        are not grouped again.
+        """
+        names = {k.strip() for k in keys.split(",")}
+        if "ds" in names or re.search(r"\bds\b", where):
+            got = self.con.execute(
+                f"SELECT coalesce(sum({pairs('m')}), 0) FROM "
+                f"(SELECT sum(n) AS m FROM {self.table} WHERE {where} GROUP BY {keys})"
+            ).fetchall()[0][0]
+            return int(got)
+        alone = (
+            " OR ".join(f"{c} = 1" for k, c in (("p", "prow"), ("t", "trow")) if k in names)
+            or "FALSE"
+        )
         got = self.con.execute(
-            f"SELECT coalesce(sum({pairs('m')}), 0) FROM "
-            f"(SELECT sum(n) AS m FROM {self.table} WHERE {where} GROUP BY {keys})"
-        ).fetchone()[0]
+            f"""
+            WITH f AS (SELECT * FROM {self.persons()} WHERE {where})
+            SELECT coalesce((SELECT sum({pairs("n")}) FROM f WHERE {alone}), 0)
+                + coalesce((SELECT sum({pairs("m")}) FROM
+                    (SELECT sum(n) AS m FROM f WHERE NOT ({alone}) GROUP BY {keys})), 0)
+            """
+        ).fetchall()[0][0]
         return int(got)
 
     def scalar_row(self, sql: str) -> tuple[Any, ...]:
@@ -161,8 +199,34 @@ class Cells:
         """The rows of a query in which ``{cells}`` names the cells table."""
         return [tuple(r) for r in self.con.execute(sql.format(cells=self.table)).fetchall()]
 
+    def persons(self) -> str:
+        """A temporary table of the cells without ``ds`` (``p``, ``t``, the extra columns,
+        ``n``), each row with ``size`` (records of its predicted cluster), ``prow`` (rows of
+        its cluster) and ``trow`` (rows of its true person); made on first use.
+
+        A row alone in its cluster (prow 1) or person (trow 1) is a whole group of any
+        grouping by (p, ...) or (t, ...), so the counts by group can take it as it is and
+        group only the few clusters and persons that are split or merged.
+        """
+        if self._persons is None:
+            name = f"{self.table}_pt"
+            keep = "".join(f", {quote(c)}" for c in self.extra)
+            self.con.execute(
+                f"""
+                CREATE TEMP TABLE {name} AS
+                WITH x AS (SELECT p, t{keep}, sum(n) AS n FROM {self.table} GROUP BY ALL)
+                SELECT x.*, ps.size, ps.prow, ts.trow FROM x
+                JOIN (SELECT p, sum(n) AS size, count(*) AS prow FROM x GROUP BY p) ps USING (p)
+                JOIN (SELECT t, count(*) AS trow FROM x GROUP BY t) ts USING (t)
+                """
+            )
+            self._persons = name
+        return self._persons
+
     def drop(self) -> None:
         self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
+        if self._persons is not None:
+            self.con.execute(f"DROP TABLE IF EXISTS {self._persons}")
 
 
 __all__ = ["Cells", "column_names", "pairs", "quote", "relation_columns"]

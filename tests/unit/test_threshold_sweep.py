@@ -125,3 +125,23 @@ def test_score_of_a_duckdb_table_equals_score_of_the_frame() -> None:
         close_duckdb(con, spill)
     assert in_db == score(frame).to_dict()
     assert in_db["pairwise"]["false_positive"] > 0
+
+
+@pytest.mark.parametrize("scale", [1, 2**40])  # one combined key, or lexsort (too wide)
+def test_pairs_agreeing_lists_every_pair_that_agrees_once(scale: int) -> None:
+    from itertools import combinations
+
+    from wmw_link.evaluate import _pairs_agreeing
+
+    rng = np.random.default_rng(scale % 97)
+    ids = rng.permutation(60) + 1000
+    k1 = rng.integers(0, 5, 60) * scale
+    k2 = rng.integers(-3, 3, 60) * scale
+    a, b = _pairs_agreeing(ids, [k1, k2])
+    got = sorted(tuple(sorted(p)) for p in zip(a.tolist(), b.tolist(), strict=True))
+    want = sorted(
+        tuple(sorted((int(ids[i]), int(ids[j]))))
+        for i, j in combinations(range(60), 2)
+        if k1[i] == k1[j] and k2[i] == k2[j]
+    )
+    assert got == want and len(want) > 20
