@@ -242,6 +242,11 @@ def _parquet(path: Path) -> str:
     return f"read_parquet({_sql_text(path.as_posix())})"
 
 
+def _dataset(sql: str) -> str:
+    """SQL: a dataset name as the ``wmw_dataset`` ENUM of :func:`_load_truth`."""
+    return f"TRY_CAST({sql} AS wmw_dataset)"
+
+
 def _age_band_sql(col: str) -> str:
     """SQL of :func:`wmw_link.equity.age_band`: the band label, null outside the bands."""
     from wmw_link.equity import AGE_BANDS
@@ -257,9 +262,17 @@ def _load_truth(con: Any, work: Path) -> None:
     """Tables ``truth`` (dataset, record_id, person_id), ``people`` (person_id, household and
     the equity report's groups) and ``xw`` (the crosswalks: dataset, row_ref, record_id)."""
     truth = work / "synth" / "truth"
+    # Dataset names as an ENUM (in name order, so that comparisons order them as text): the
+    # joins on (dataset, id) and the counts by dataset then compare one byte, not text.
+    # Names outside the truth (TRY_CAST null) join nothing, as they would find no truth.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE truth AS SELECT dataset, CAST(record_id AS VARCHAR) "
-        f"AS record_id, person_id FROM {_parquet(truth / 'truth.parquet')}"
+        "CREATE TYPE wmw_dataset AS ENUM (SELECT DISTINCT dataset FROM "
+        f"{_parquet(truth / 'truth.parquet')} ORDER BY ALL)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE truth AS SELECT CAST(dataset AS wmw_dataset) AS dataset, "
+        f"CAST(record_id AS VARCHAR) AS record_id, person_id "
+        f"FROM {_parquet(truth / 'truth.parquet')}"
     )
     # Groups as ENUMs: the scoring groups and copies one small number per record, not text.
     people = _parquet(truth / "people.parquet")
@@ -280,7 +293,8 @@ def _load_truth(con: Any, work: Path) -> None:
         f"{cols} FROM {people}"
     )
     parts = [
-        f"SELECT {_sql_text(f.name.removesuffix('.crosswalk.parquet'))} AS dataset, row_ref, "
+        f"SELECT {_dataset(_sql_text(f.name.removesuffix('.crosswalk.parquet')))} AS dataset, "
+        "row_ref, "
         f"CAST(record_id AS VARCHAR) AS record_id FROM {_parquet(f)}"
         for f in sorted((work / "crosswalks").glob("*.crosswalk.parquet"))
     ]
@@ -290,7 +304,7 @@ def _load_truth(con: Any, work: Path) -> None:
 def _token_nodes(work: Path, name: str) -> str:
     """SQL: the records of a token link (dataset, record_id, uid = row_ref, pred)."""
     maps = [
-        f"SELECT {_sql_text(f.name.removesuffix('.map.parquet'))} AS dataset, row_ref, "
+        f"SELECT {_dataset(_sql_text(f.name.removesuffix('.map.parquet')))} AS dataset, row_ref, "
         f"person_id FROM {_parquet(f)}"
         for f in sorted((work / name).glob("*.map.parquet"))
     ]
@@ -332,11 +346,11 @@ def _pairs(con: Any, frame: str, path: Path, table: str) -> tuple[str, int]:
         f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         SELECT l.node AS a, r.node AS b, l."true" = r."true" AS same,
-            e.source_dataset_l AS dl, e.source_dataset_r AS dr, {key} AS match_key,
+            l.dataset AS dl, r.dataset AS dr, {key} AS match_key,
             e.match_weight AS weight, e.linkable
         FROM {src} e
-        JOIN {frame} l ON l.dataset = e.source_dataset_l AND l.uid = e.unique_id_l
-        JOIN {frame} r ON r.dataset = e.source_dataset_r AND r.uid = e.unique_id_r
+        JOIN {frame} l ON l.dataset = {_dataset("e.source_dataset_l")} AND l.uid = e.unique_id_l
+        JOIN {frame} r ON r.dataset = {_dataset("e.source_dataset_r")} AND r.uid = e.unique_id_r
         """
     )
     return table, int(con.execute(f"SELECT count(*) FROM {src}").fetchall()[0][0])
@@ -479,7 +493,8 @@ def score_all(res: dict[str, Any], work: Path, linked: list[str], with_ecm: bool
                 sweep=name == "link",
             )
         plain = (
-            "SELECT source_dataset AS dataset, unique_id AS record_id, unique_id AS uid, "
+            f"SELECT {_dataset('source_dataset')} AS dataset, unique_id AS record_id, "
+            "unique_id AS uid, "
             f"cluster_id AS pred FROM {_parquet(work / 'plain.clusters.parquet')}"
         )
         _score_run(
@@ -487,8 +502,9 @@ def score_all(res: dict[str, Any], work: Path, linked: list[str], with_ecm: bool
         )
         if with_ecm:
             # node is "<dataset>|<record id>".
+            ecm_dataset = "split_part(node, '|', 1)"
             ecm = (
-                "SELECT split_part(node, '|', 1) AS dataset, "
+                f"SELECT {_dataset(ecm_dataset)} AS dataset, "
                 "substr(node, strpos(node, '|') + 1) AS record_id, "
                 "substr(node, strpos(node, '|') + 1) AS uid, cluster AS pred "
                 f"FROM {_parquet(work / 'ecm.clusters.parquet')}"

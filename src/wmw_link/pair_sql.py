@@ -144,7 +144,7 @@ class Cells:
         # dense number.
         codes, joins, cols = [], [], []
         for col, short in (("dataset", "ds"), ("pred", "p"), ("true", "t")):
-            if types[col].upper() in INTEGER_TYPES:
+            if types[col].upper() in INTEGER_TYPES or types[col].upper().startswith("ENUM("):
                 cols.append(short)
                 continue
             codes.append(
