@@ -229,9 +229,9 @@ def _reused_stage(work: Path, stage: str) -> dict[str, Any]:
 #
 # Everything is joined and counted in one DuckDB connection (memory limit, spill folder):
 # the maps, crosswalks, truth and pairs are read from Parquet there and millions of records
-# never pass through pandas. Each linked result becomes a table of its records (``node`` 0..n-1,
-# dataset, uid, pred, true, household, groups) that score(), the candidate recall and the
-# threshold sweep all read.
+# never pass through pandas. Each linked result becomes a table of its records (dataset, uid,
+# pred, true, household, groups; rowid numbers them) that score(), the candidate recall and
+# the threshold sweep all read.
 
 
 def _sql_text(value: str) -> str:
@@ -259,8 +259,8 @@ def _age_band_sql(col: str) -> str:
 
 
 def _load_truth(con: Any, work: Path) -> None:
-    """Tables ``truth`` (dataset, record_id, person_id), ``people`` (person_id, household and
-    the equity report's groups) and ``xw`` (the crosswalks: dataset, row_ref, record_id)."""
+    """Tables ``truth`` (dataset, record_id, person_id) and ``people`` (person_id, household
+    and the equity report's groups)."""
     truth = work / "synth" / "truth"
     # Dataset names as an ENUM (in name order, so that comparisons order them as text): the
     # joins on (dataset, id) and the counts by dataset then compare one byte, not text.
@@ -292,42 +292,57 @@ def _load_truth(con: Any, work: Path) -> None:
         "CREATE OR REPLACE TEMP TABLE people AS SELECT person_id, household_id AS household, "
         f"{cols} FROM {people}"
     )
-    parts = [
-        f"SELECT {_dataset(_sql_text(f.name.removesuffix('.crosswalk.parquet')))} AS dataset, "
-        "row_ref, "
-        f"CAST(record_id AS VARCHAR) AS record_id FROM {_parquet(f)}"
-        for f in sorted((work / "crosswalks").glob("*.crosswalk.parquet"))
-    ]
-    con.execute("CREATE OR REPLACE TEMP TABLE xw AS " + " UNION ALL ".join(parts))
 
 
-def _token_nodes(work: Path, name: str) -> str:
-    """SQL: the records of a token link (dataset, record_id, uid = row_ref, pred)."""
-    maps = [
-        f"SELECT {_dataset(_sql_text(f.name.removesuffix('.map.parquet')))} AS dataset, row_ref, "
-        f"person_id FROM {_parquet(f)}"
-        for f in sorted((work / name).glob("*.map.parquet"))
-    ]
-    return (
-        "SELECT dataset, x.record_id, row_ref AS uid, person_id AS pred "
-        f"FROM ({' UNION ALL '.join(maps)}) JOIN xw x USING (dataset, row_ref)"
-    )
+def _nodes(con: Any, sql: str) -> str:
+    """Table ``nodes`` of a linked result's records (SQL: dataset, record_id, uid, pred)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE nodes AS {sql}")
+    return "nodes"
+
+
+def _token_nodes(con: Any, work: Path, name: str) -> str:
+    """Table ``nodes``: the records of a token link (dataset, record_id, uid = row_ref, pred),
+    each map joined to its dataset's crosswalk.
+
+    A map lists its rows in the order of the tokens file, as the crosswalk does: each pair of
+    files is first joined by position, and only if some row_ref then differs (files from
+    different runs) by row_ref.
+    """
+    by_position, by_ref = [], []
+    for f in sorted((work / name).glob("*.map.parquet")):
+        ds = f.name.removesuffix(".map.parquet")
+        xw = _parquet(work / "crosswalks" / f"{ds}.crosswalk.parquet")
+        head = f"SELECT {_dataset(_sql_text(ds))} AS dataset, CAST(x.record_id AS VARCHAR) AS "
+        by_position.append(
+            f"{head}record_id, m.row_ref AS uid, m.person_id AS pred, "
+            f"m.row_ref IS NOT DISTINCT FROM x.row_ref AS aligned "
+            f"FROM {_parquet(f)} m POSITIONAL JOIN {xw} x"
+        )
+        by_ref.append(
+            f"{head}record_id, m.row_ref AS uid, m.person_id AS pred "
+            f"FROM {_parquet(f)} m JOIN {xw} x USING (row_ref)"
+        )
+    _nodes(con, " UNION ALL ".join(by_position))
+    if con.execute("SELECT count(*) FILTER (NOT aligned) FROM nodes").fetchall()[0][0]:
+        return _nodes(con, " UNION ALL ".join(by_ref))
+    con.execute("ALTER TABLE nodes DROP COLUMN aligned")
+    return "nodes"
 
 
 def _frame(con: Any, nodes: str, table: str) -> str:
-    """Table ``table``: the records of ``nodes`` (SQL: dataset, record_id, uid, pred) found in
-    the truth, numbered 0..n-1, with their true person, household and groups."""
+    """Table ``table``: the records of ``nodes`` (dataset, record_id, uid, pred) found in the
+    truth, with their true person, household and groups; ``rowid`` numbers them 0..n-1 (the
+    sweep checks it)."""
     groups = ", ".join(f"p.{c}" for c in ("ethnic_group", "ethnicity_detailed", "sex", "age_band"))
     # The predicted persons numbered once here (equal ids, equal numbers), so that every count
     # after groups integers.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
-        WITH n AS MATERIALIZED ({nodes}),
-        pc AS (SELECT pred, row_number() OVER () AS code FROM (SELECT DISTINCT pred FROM n))
-        SELECT CAST(row_number() OVER () - 1 AS BIGINT) AS node, n.dataset, n.uid,
-            pc.code AS pred, t.person_id AS "true", p.household, {groups}
-        FROM n JOIN pc USING (pred) JOIN truth t USING (dataset, record_id)
+        WITH pc AS (SELECT pred, row_number() OVER () AS code
+                    FROM (SELECT DISTINCT pred FROM {nodes}))
+        SELECT n.dataset, n.uid, pc.code AS pred, t.person_id AS "true", p.household, {groups}
+        FROM {nodes} n JOIN pc USING (pred) JOIN truth t USING (dataset, record_id)
         LEFT JOIN people p ON p.person_id = t.person_id
         """
     )
@@ -345,7 +360,7 @@ def _pairs(con: Any, frame: str, path: Path, table: str) -> tuple[str, int]:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
-        SELECT l.node AS a, r.node AS b, l."true" = r."true" AS same,
+        SELECT l.rowid AS a, r.rowid AS b, l."true" = r."true" AS same,
             l.dataset AS dl, r.dataset AS dr, {key} AS match_key,
             e.match_weight AS weight, e.linkable
         FROM {src} e
@@ -384,7 +399,7 @@ def _sweep(con: Any, frame: str, pairs: str, weights: np.ndarray) -> list[dict[s
 
     points = threshold_sweep(
         con,
-        f'(SELECT node, "true", household FROM {frame})',
+        f'(SELECT rowid AS node, "true", household FROM {frame})',
         f"(SELECT a, b, weight FROM {pairs} WHERE linkable)",
         weights,
     )
@@ -417,14 +432,23 @@ def _candidate_recall(
 ) -> dict[str, Any]:
     """Share of true pairs (among scored records) that blocking produced: overall, by the
     blocking rule that first produced them (Splink's match_key), and by source pair."""
-    # True pairs by source pair, from each person's record counts per dataset.
-    actual = con.execute(
-        f"""
-        WITH per AS (SELECT "true" AS t, dataset AS d, count(*) AS n FROM {frame} GROUP BY ALL)
-        SELECT x.d, y.d, sum(CASE WHEN x.d = y.d THEN x.n * (x.n - 1) // 2 ELSE x.n * y.n END)
-        FROM per x JOIN per y ON x.t = y.t AND x.d <= y.d GROUP BY ALL ORDER BY ALL
-        """
-    ).fetchall()
+    # True pairs by source pair, from each person's record counts per dataset (one column
+    # per dataset, so no self-join of millions of persons).
+    names = [r[0] for r in con.execute(f"SELECT DISTINCT dataset FROM {frame}").fetchall()]
+    names = sorted(names)
+    counts = ", ".join(
+        f"count(*) FILTER (dataset = {_sql_text(d)}) AS c{i}" for i, d in enumerate(names)
+    )
+    sums = ", ".join(
+        f"sum(c{i} * (c{i} - 1) // 2)" if i == j else f"sum(c{i} * c{j})"
+        for i in range(len(names))
+        for j in range(i, len(names))
+    )
+    got = con.execute(
+        f'SELECT {sums} FROM (SELECT {counts} FROM {frame} GROUP BY "true")'
+    ).fetchall()[0]
+    pairs_ij = [(names[i], names[j]) for i in range(len(names)) for j in range(i, len(names))]
+    actual = [(a, b, int(n or 0)) for (a, b), n in zip(pairs_ij, got, strict=True)]
     # True pairs found, by source pair and first rule, in one pass over the pairs.
     found: dict[tuple[str, str], int] = {}
     rule_hits: dict[int, int] = {}
@@ -459,10 +483,11 @@ def _candidate_recall(
 def _score_run(
     con: Any, out: dict[str, Any], nodes: str, pairs: Path, rules: list[str], sweep: bool
 ) -> None:
-    """Score one linked result (``nodes``: SQL of its records; ``pairs``: its scored pairs)
-    into ``out``."""
+    """Score one linked result (``nodes``: the table of its records, dropped after;
+    ``pairs``: its scored pairs) into ``out``."""
     weights = np.arange(-4.0, 16.01, 1.0)
     frame = _frame(con, nodes, "scored")
+    con.execute(f"DROP TABLE {nodes}")
     out["scores"], out["equity"] = _scores(con, frame)
     table, n_pairs = _pairs(con, frame, pairs, "scored_pairs")
     out["candidates"] = _candidate_recall(con, frame, table, n_pairs, rules)
@@ -487,7 +512,7 @@ def score_all(res: dict[str, Any], work: Path, linked: list[str], with_ecm: bool
             _score_run(
                 con,
                 res[name],
-                _token_nodes(work, name),
+                _token_nodes(con, work, name),
                 work / f"{name}.pairs.parquet",
                 _token_rules(work),
                 sweep=name == "link",
@@ -498,7 +523,12 @@ def score_all(res: dict[str, Any], work: Path, linked: list[str], with_ecm: bool
             f"cluster_id AS pred FROM {_parquet(work / 'plain.clusters.parquet')}"
         )
         _score_run(
-            con, res["plain"], plain, work / "plain.pairs.parquet", token_block_rules(), True
+            con,
+            res["plain"],
+            _nodes(con, plain),
+            work / "plain.pairs.parquet",
+            token_block_rules(),
+            True,
         )
         if with_ecm:
             # node is "<dataset>|<record id>".
@@ -509,7 +539,7 @@ def score_all(res: dict[str, Any], work: Path, linked: list[str], with_ecm: bool
                 "substr(node, strpos(node, '|') + 1) AS uid, cluster AS pred "
                 f"FROM {_parquet(work / 'ecm.clusters.parquet')}"
             )
-            res["ecm"]["scores"] = _scores(con, _frame(con, ecm, "scored"))[0]
+            res["ecm"]["scores"] = _scores(con, _frame(con, _nodes(con, ecm), "scored"))[0]
     finally:
         close_duckdb(con, spill)
 

@@ -431,13 +431,18 @@ def threshold_sweep(con: Any, records: str, edges: str, thresholds: Any) -> list
     # Pairs joined at the lowest threshold: true pairs, and pairs of two people of one
     # household (the only ones that can become household false pairs).
     lowest = components(n, a, b)
-    linked = np.flatnonzero(np.bincount(lowest, minlength=n)[lowest] > 1)
+    comp_size = np.bincount(lowest, minlength=n)
+    linked = np.flatnonzero(comp_size[lowest] > 1)
     true_a, true_b = _pairs_agreeing(linked, [lowest[linked], true[linked]])
-    in_house = linked[known[linked]]
+    # A component holds two people unless all its pairs are true pairs; only those can
+    # join two people of one household.
+    true_in = np.bincount(lowest[true_a], minlength=n)
+    mixed = true_in != comp_size * (comp_size - 1) // 2
+    in_house = linked[known[linked] & mixed[lowest[linked]]]
     house_a, house_b = _pairs_agreeing(in_house, [lowest[in_house], hh[in_house]])
     other = true[house_a] != true[house_b]
     house_a, house_b = house_a[other], house_b[other]
-    del lowest, linked, in_house, other
+    del lowest, linked, in_house, other, comp_size, true_in, mixed
 
     label = np.arange(n, dtype=np.int64)  # each node's component, named by one of its nodes
     size = np.ones(n, dtype=np.int64)  # a component's size, at its name
