@@ -504,8 +504,6 @@ def score_all(res: dict[str, Any], work: Path, linked: list[str], with_ecm: bool
     from wmw_link.resources import close_duckdb, open_duckdb
 
     con, spill = open_duckdb()
-    if os.environ.get("TMP_THREADS"):
-        con.execute(f"SET threads = {int(os.environ['TMP_THREADS'])}")
     try:
         _load_truth(con, work)
         for name in linked:

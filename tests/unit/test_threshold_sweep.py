@@ -145,3 +145,20 @@ def test_pairs_agreeing_lists_every_pair_that_agrees_once(scale: int) -> None:
         if k1[i] == k1[j] and k2[i] == k2[j]
     )
     assert got == want and len(want) > 20
+
+
+def test_sweep_of_no_records_or_no_edges() -> None:
+    records, edges = _graph(5, n=30, m=40)
+    con, spill = open_duckdb("200MB")
+    try:
+        con.register("recs", records)
+        con.register("edges", edges)
+        empty = threshold_sweep(
+            con, "(SELECT * FROM recs WHERE false)", "(SELECT * FROM edges WHERE false)", [1.0]
+        )
+        none_linked = threshold_sweep(con, "recs", "(SELECT * FROM edges WHERE false)", [1.0, 2.0])
+    finally:
+        close_duckdb(con, spill)
+    assert empty[0].pairwise.predicted == 0 and empty[0].pairwise.actual == 0
+    assert [p.pairwise.predicted for p in none_linked] == [0, 0]
+    assert none_linked[0].pairwise.actual > 0 and none_linked[0].pairwise.recall == 0.0
