@@ -334,15 +334,13 @@ def _frame(con: Any, nodes: str, table: str) -> str:
     truth, with their true person, household and groups; ``rowid`` numbers them 0..n-1 (the
     sweep checks it)."""
     groups = ", ".join(f"p.{c}" for c in ("ethnic_group", "ethnicity_detailed", "sex", "age_band"))
-    # The predicted persons numbered once here (equal ids, equal numbers), so that every count
-    # after groups integers.
+    # Predicted persons stay text here: score() numbers them after reducing records to cells,
+    # which costs less than numbering every record.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
-        WITH pc AS (SELECT pred, row_number() OVER () AS code
-                    FROM (SELECT DISTINCT pred FROM {nodes}))
-        SELECT n.dataset, n.uid, pc.code AS pred, t.person_id AS "true", p.household, {groups}
-        FROM {nodes} n JOIN pc USING (pred) JOIN truth t USING (dataset, record_id)
+        SELECT n.dataset, n.uid, n.pred, t.person_id AS "true", p.household, {groups}
+        FROM {nodes} n JOIN truth t USING (dataset, record_id)
         LEFT JOIN people p ON p.person_id = t.person_id
         """
     )
