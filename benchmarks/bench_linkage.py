@@ -311,6 +311,8 @@ def _token_nodes(con: Any, work: Path, name: str) -> str:
     by_position, by_ref = [], []
     for f in sorted((work / name).glob("*.map.parquet")):
         ds = f.name.removesuffix(".map.parquet")
+        if not (work / "crosswalks" / f"{ds}.crosswalk.parquet").is_file():
+            continue  # no crosswalk: its records cannot be scored
         xw = _parquet(work / "crosswalks" / f"{ds}.crosswalk.parquet")
         head = f"SELECT {_dataset(_sql_text(ds))} AS dataset, CAST(x.record_id AS VARCHAR) AS "
         by_position.append(
@@ -322,6 +324,8 @@ def _token_nodes(con: Any, work: Path, name: str) -> str:
             f"{head}record_id, m.row_ref AS uid, m.person_id AS pred "
             f"FROM {_parquet(f)} m JOIN {xw} x USING (row_ref)"
         )
+    if not by_position:
+        raise SystemExit(f"{work / name}: no maps with a crosswalk in {work / 'crosswalks'}")
     _nodes(con, " UNION ALL ".join(by_position))
     if con.execute("SELECT count(*) FILTER (NOT aligned) FROM nodes").fetchall()[0][0]:
         return _nodes(con, " UNION ALL ".join(by_ref))
