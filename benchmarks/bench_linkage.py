@@ -226,65 +226,161 @@ def _reused_stage(work: Path, stage: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # scoring
+#
+# Everything is joined and counted in one DuckDB connection (memory limit, spill folder):
+# the maps, crosswalks, truth and pairs are read from Parquet there and millions of records
+# never pass through pandas. Each linked result becomes a table of its records (dataset, uid,
+# pred, true, household, groups; rowid numbers them) that score(), the candidate recall and
+# the threshold sweep all read.
 
 
-def _truth(work: Path) -> tuple[pd.DataFrame, pd.Series]:
-    truth = pd.read_parquet(work / "synth" / "truth" / "truth.parquet")
-    truth["record_id"] = truth["record_id"].astype(str)
-    people = pd.read_parquet(
-        work / "synth" / "truth" / "people.parquet", columns=["person_id", "household_id"]
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _parquet(path: Path) -> str:
+    return f"read_parquet({_sql_text(path.as_posix())})"
+
+
+def _dataset(sql: str) -> str:
+    """SQL: a dataset name as the ``wmw_dataset`` ENUM of :func:`_load_truth`."""
+    return f"TRY_CAST({sql} AS wmw_dataset)"
+
+
+def _age_band_sql(col: str) -> str:
+    """SQL of :func:`wmw_link.equity.age_band`: the band label, null outside the bands."""
+    from wmw_link.equity import AGE_BANDS
+
+    cases = " ".join(
+        f"WHEN {col} BETWEEN {lo} AND {hi} THEN {_sql_text(f'{lo}+' if hi >= 200 else f'{lo}-{hi}')}"
+        for lo, hi in AGE_BANDS
     )
-    return truth, people.set_index("person_id")["household_id"]
+    return f"CASE {cases} END"
 
 
-def _groups(work: Path) -> pd.DataFrame:
-    """Person-level groups of the equity report, by person id."""
-    from wmw_link.equity import age_band
-
-    people = pd.read_parquet(
-        work / "synth" / "truth" / "people.parquet",
-        columns=["person_id", "ethnicity", "ethnicity_detailed", "sex", "age_at_2024_01_01"],
-    ).set_index("person_id")
-    return pd.DataFrame(
-        {
-            "ethnic_group": people["ethnicity"],
-            "ethnicity_detailed": people["ethnicity_detailed"],
-            "sex": people["sex"],
-            "age_band": age_band(people["age_at_2024_01_01"]),
-        }
+def _load_truth(con: Any, work: Path) -> None:
+    """Tables ``truth`` (dataset, record_id, person_id) and ``people`` (person_id, household
+    and the equity report's groups)."""
+    truth = work / "synth" / "truth"
+    # Dataset names as an ENUM (in name order, so that comparisons order them as text): the
+    # joins on (dataset, id) and the counts by dataset then compare one byte, not text.
+    # Names outside the truth (TRY_CAST null) join nothing, as they would find no truth.
+    con.execute(
+        "CREATE TYPE wmw_dataset AS ENUM (SELECT DISTINCT dataset FROM "
+        f"{_parquet(truth / 'truth.parquet')} ORDER BY ALL)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE truth AS SELECT CAST(dataset AS wmw_dataset) AS dataset, "
+        f"CAST(record_id AS VARCHAR) AS record_id, person_id "
+        f"FROM {_parquet(truth / 'truth.parquet')}"
+    )
+    # Groups as ENUMs: the scoring groups and copies one small number per record, not text.
+    people = _parquet(truth / "people.parquet")
+    groups = {
+        "ethnic_group": "ethnicity",
+        "ethnicity_detailed": "ethnicity_detailed",
+        "sex": "sex",
+        "age_band": _age_band_sql("age_at_2024_01_01"),
+    }
+    for name, expr in groups.items():
+        con.execute(
+            f"CREATE TYPE wmw_{name} AS ENUM "
+            f"(SELECT DISTINCT {expr} FROM {people} WHERE {expr} IS NOT NULL ORDER BY ALL)"
+        )
+    cols = ", ".join(f"CAST({expr} AS wmw_{name}) AS {name}" for name, expr in groups.items())
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE people AS SELECT person_id, household_id AS household, "
+        f"{cols} FROM {people}"
     )
 
 
-def _crosswalk(work: Path) -> pd.DataFrame:
-    parts = []
-    for f in sorted((work / "crosswalks").glob("*.crosswalk.parquet")):
-        x = pd.read_parquet(f)
-        x["dataset"] = f.name.removesuffix(".crosswalk.parquet")
-        parts.append(x)
-    x = pd.concat(parts, ignore_index=True)
-    x["record_id"] = x["record_id"].astype(str)
-    return x
+def _nodes(con: Any, sql: str) -> str:
+    """Table ``nodes`` of a linked result's records (SQL: dataset, record_id, uid, pred)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE nodes AS {sql}")
+    return "nodes"
 
 
-def _frame(nodes: pd.DataFrame, truth: pd.DataFrame, household: pd.Series) -> pd.DataFrame:
-    """nodes: dataset, record_id, pred -> scoring frame with truth and household."""
-    f = nodes.merge(truth, on=["dataset", "record_id"], how="inner", validate="one_to_one")
-    return pd.DataFrame(
-        {
-            "dataset": f["dataset"].to_numpy(),
-            "pred": f["pred"].to_numpy(),
-            "true": f["person_id"].to_numpy(),
-            "household": f["person_id"].map(household).to_numpy(),
-        }
+def _token_nodes(con: Any, work: Path, name: str) -> str:
+    """Table ``nodes``: the records of a token link (dataset, record_id, uid = row_ref, pred),
+    each map joined to its dataset's crosswalk.
+
+    A map lists its rows in the order of the tokens file, as the crosswalk does: each pair of
+    files is first joined by position, and only if some row_ref then differs (files from
+    different runs) by row_ref.
+    """
+    by_position, by_ref = [], []
+    for f in sorted((work / name).glob("*.map.parquet")):
+        ds = f.name.removesuffix(".map.parquet")
+        if not (work / "crosswalks" / f"{ds}.crosswalk.parquet").is_file():
+            continue  # no crosswalk: its records cannot be scored
+        xw = _parquet(work / "crosswalks" / f"{ds}.crosswalk.parquet")
+        head = f"SELECT {_dataset(_sql_text(ds))} AS dataset, CAST(x.record_id AS VARCHAR) AS "
+        by_position.append(
+            f"{head}record_id, m.row_ref AS uid, m.person_id AS pred, "
+            f"m.row_ref IS NOT DISTINCT FROM x.row_ref AS aligned "
+            f"FROM {_parquet(f)} m POSITIONAL JOIN {xw} x"
+        )
+        by_ref.append(
+            f"{head}record_id, m.row_ref AS uid, m.person_id AS pred "
+            f"FROM {_parquet(f)} m JOIN {xw} x USING (row_ref)"
+        )
+    if not by_position:
+        raise SystemExit(f"{work / name}: no maps with a crosswalk in {work / 'crosswalks'}")
+    _nodes(con, " UNION ALL ".join(by_position))
+    if con.execute("SELECT count(*) FILTER (NOT aligned) FROM nodes").fetchall()[0][0]:
+        return _nodes(con, " UNION ALL ".join(by_ref))
+    con.execute("ALTER TABLE nodes DROP COLUMN aligned")
+    return "nodes"
+
+
+def _frame(con: Any, nodes: str, table: str) -> str:
+    """Table ``table``: the records of ``nodes`` (dataset, record_id, uid, pred) found in the
+    truth, with their true person, household and groups; ``rowid`` numbers them 0..n-1 (the
+    sweep checks it)."""
+    groups = ", ".join(f"p.{c}" for c in ("ethnic_group", "ethnicity_detailed", "sex", "age_band"))
+    # Predicted persons stay text here: score() numbers them after reducing records to cells,
+    # which costs less than numbering every record.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT n.dataset, n.uid, n.pred, t.person_id AS "true", p.household, {groups}
+        FROM {nodes} n JOIN truth t USING (dataset, record_id)
+        LEFT JOIN people p ON p.person_id = t.person_id
+        """
     )
+    return table
 
 
-def _scores(frame: pd.DataFrame) -> dict[str, Any]:
+def _pairs(con: Any, frame: str, path: Path, table: str) -> tuple[str, int]:
+    """Table ``table``: the scored pairs of ``path`` between two records of ``frame`` (their
+    nodes, whether they are one true person, datasets, rule, weight, linkable); and the
+    number of pairs in the file."""
+    from wmw_link.pair_sql import relation_columns
+
+    src = _parquet(path)
+    key = "match_key" if "match_key" in relation_columns(con, src) else "NULL"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT l.rowid AS a, r.rowid AS b, l."true" = r."true" AS same,
+            l.dataset AS dl, r.dataset AS dr, {key} AS match_key,
+            e.match_weight AS weight, e.linkable
+        FROM {src} e
+        JOIN {frame} l ON l.dataset = {_dataset("e.source_dataset_l")} AND l.uid = e.unique_id_l
+        JOIN {frame} r ON r.dataset = {_dataset("e.source_dataset_r")} AND r.uid = e.unique_id_r
+        """
+    )
+    return table, int(con.execute(f"SELECT count(*) FROM {src}").fetchall()[0][0])
+
+
+def _scores(con: Any, frame: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The headline figures and the equity report of ``wmw-link evaluate`` (figures by group,
+    and the flagged groups), from one scoring."""
     from wmw_link.evaluate import score
 
-    ev = score(frame)
+    ev = score(frame, con)
     d = ev.to_dict()
-    return {
+    scores = {
         "precision": ev.pairwise.precision,
         "recall": ev.pairwise.recall,
         "f1": ev.pairwise.f1,
@@ -295,66 +391,30 @@ def _scores(frame: pd.DataFrame) -> dict[str, Any]:
         "false_pairs": d["household_false_merge"]["false_pairs"],
         "exact_person_rate": ev.clusters["exact_person_rate"],
     }
+    return scores, {"groups": ev.by_group, "flags": ev.equity_flags}
 
 
-def _sweep(
-    nodes: pd.DataFrame,
-    pairs: pd.DataFrame,
-    truth: pd.DataFrame,
-    household: pd.Series,
-    weights: np.ndarray,
-) -> list[dict[str, float]]:
-    """True F1 of connected components of linkable pairs at each match-weight threshold.
+def _sweep(con: Any, frame: str, pairs: str, weights: np.ndarray) -> list[dict[str, float]]:
+    """True F1 of connected components of linkable pairs at each match-weight threshold
+    (:func:`wmw_link.evaluate.threshold_sweep`: every threshold in one pass)."""
+    from wmw_link.evaluate import threshold_sweep
 
-    Records are numbered once; each threshold then finds components on integer edges and
-    counts pairs in DuckDB (``score_pairs``: pairwise and household figures only).
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    from wmw_link.evaluate import score_pairs
-    from wmw_link.resources import close_duckdb, open_duckdb
-
-    # Join the truth once; each threshold then only relabels the same rows.
-    base = nodes.merge(truth, on=["dataset", "record_id"], how="inner", validate="one_to_one")
-    keys = pd.Index((base["dataset"] + "|" + base["uid"]).to_numpy())
-    # Integer codes once (household: NaN when unknown), so each threshold's scoring groups
-    # numbers only.
-    house = pd.factorize(base["person_id"].map(household))[0].astype(float)
-    house[house < 0] = np.nan
-    frame = pd.DataFrame(
-        {
-            "dataset": pd.factorize(base["dataset"])[0],
-            "true": pd.factorize(base["person_id"])[0],
-            "household": house,
-        }
+    points = threshold_sweep(
+        con,
+        f'(SELECT rowid AS node, "true", household FROM {frame})',
+        f"(SELECT a, b, weight FROM {pairs} WHERE linkable)",
+        weights,
     )
-    link = pairs[pairs["linkable"]]
-    li = keys.get_indexer((link["source_dataset_l"] + "|" + link["unique_id_l"]).to_numpy())
-    ri = keys.get_indexer((link["source_dataset_r"] + "|" + link["unique_id_r"]).to_numpy())
-    keep = (li >= 0) & (ri >= 0)
-    li, ri, w = li[keep], ri[keep], link["match_weight"].to_numpy()[keep]
-    n = len(keys)
-    out = []
-    con, spill = open_duckdb()
-    try:
-        for t in weights:
-            sel = w >= t
-            graph = coo_matrix((np.ones(int(sel.sum())), (li[sel], ri[sel])), shape=(n, n))
-            _, labels = connected_components(graph, directed=False)
-            total, house = score_pairs(frame.assign(pred=labels), con)
-            out.append(
-                {
-                    "threshold_weight": float(t),
-                    "f1": total.f1,
-                    "precision": total.precision,
-                    "recall": total.recall,
-                    "household_false_pairs": house["false_pairs_same_household"] if house else 0,
-                }
-            )
-    finally:
-        close_duckdb(con, spill)
-    return out
+    return [
+        {
+            "threshold_weight": p.threshold,
+            "f1": p.pairwise.f1,
+            "precision": p.pairwise.precision,
+            "recall": p.pairwise.recall,
+            "household_false_pairs": p.household_false_pairs or 0,
+        }
+        for p in points
+    ]
 
 
 def _token_rules(work: Path) -> list[str]:
@@ -369,57 +429,119 @@ def _token_rules(work: Path) -> list[str]:
     return predict_blocks(present)
 
 
-def _by_group(frame: pd.DataFrame, groups: pd.DataFrame) -> dict[str, Any]:
-    """The equity report of ``wmw-link evaluate``: figures by group, and the flagged groups."""
-    from wmw_link.evaluate import score
-
-    ev = score(frame.assign(**{c: frame["true"].map(groups[c]) for c in groups.columns}))
-    return {"groups": ev.by_group, "flags": ev.equity_flags}
-
-
 def _candidate_recall(
-    nodes: pd.DataFrame, pairs: pd.DataFrame, truth: pd.DataFrame, rules: list[str]
+    con: Any, frame: str, pairs: str, n_pairs: int, rules: list[str]
 ) -> dict[str, Any]:
     """Share of true pairs (among scored records) that blocking produced: overall, by the
     blocking rule that first produced them (Splink's match_key), and by source pair."""
-    t = nodes.merge(truth, on=["dataset", "record_id"])
-    # Each pair's two persons as integer codes (-1: a record not in the truth), by one index
-    # lookup per side instead of a Python dict of every record.
-    keys = pd.Index((t["dataset"] + "|" + t["uid"]).to_numpy())
-    person = np.append(pd.factorize(t["person_id"])[0], -1)
-    lp = person[keys.get_indexer((pairs["source_dataset_l"] + "|" + pairs["unique_id_l"]).to_numpy())]
-    rp = person[keys.get_indexer((pairs["source_dataset_r"] + "|" + pairs["unique_id_r"]).to_numpy())]
-    hit = pairs[(lp == rp) & (lp >= 0)]
-    # True pairs by source pair, from each person's record counts per dataset.
-    per = t.groupby(["person_id", "dataset"]).size().rename("n").reset_index()
-    both = per.merge(per, on="person_id", suffixes=("_l", "_r"))
-    both = both[both["dataset_l"] <= both["dataset_r"]]
-    same = both["dataset_l"] == both["dataset_r"]
-    both["pairs"] = np.where(same, both["n_l"] * (both["n_l"] - 1) // 2, both["n_l"] * both["n_r"])
-    actual = both.groupby(["dataset_l", "dataset_r"])["pairs"].sum()
-    lo = np.minimum(hit["source_dataset_l"], hit["source_dataset_r"])
-    hi = np.maximum(hit["source_dataset_l"], hit["source_dataset_r"])
-    found = hit.groupby([lo.to_numpy(), hi.to_numpy()]).size()
+    # True pairs by source pair, from each person's record counts per dataset (one column
+    # per dataset, so no self-join of millions of persons).
+    names = [r[0] for r in con.execute(f"SELECT DISTINCT dataset FROM {frame}").fetchall()]
+    names = sorted(names)
+    counts = ", ".join(
+        f"count(*) FILTER (dataset = {_sql_text(d)}) AS c{i}" for i, d in enumerate(names)
+    )
+    sums = ", ".join(
+        f"sum(c{i} * (c{i} - 1) // 2)" if i == j else f"sum(c{i} * c{j})"
+        for i in range(len(names))
+        for j in range(i, len(names))
+    )
+    got = con.execute(
+        f'SELECT {sums} FROM (SELECT {counts} FROM {frame} GROUP BY "true")'
+    ).fetchall()[0]
+    pairs_ij = [(names[i], names[j]) for i in range(len(names)) for j in range(i, len(names))]
+    actual = [(a, b, int(n or 0)) for (a, b), n in zip(pairs_ij, got, strict=True)]
+    # True pairs found, by source pair and first rule, in one pass over the pairs.
+    found: dict[tuple[str, str], int] = {}
+    rule_hits: dict[int, int] = {}
+    hits = 0
+    for lo, hi, k, n in con.execute(
+        f"SELECT least(dl, dr), greatest(dl, dr), CAST(match_key AS INTEGER), count(*) "
+        f"FROM {pairs} WHERE same GROUP BY ALL"
+    ).fetchall():
+        found[(lo, hi)] = found.get((lo, hi), 0) + n
+        if k is not None:
+            rule_hits[k] = rule_hits.get(k, 0) + n
+        hits += n
     by_pair = {
         f"{a}~{b}": {"true_pairs": int(n), "recall": float(found.get((a, b), 0)) / n}
-        for (a, b), n in actual.items()
+        for a, b, n in actual
         if n
     }
-    total = int(actual.sum())
-    by_rule: dict[str, float] = {}
-    if "match_key" in hit.columns:
-        keys = hit["match_key"].astype(int).value_counts()
-        by_rule = {
-            (rules[k] if k < len(rules) else str(k)): float(v) / total
-            for k, v in sorted(keys.items())
-        }
-    records = len(t)
+    total = int(sum(n for _, _, n in actual))
+    by_rule = {
+        (rules[k] if k < len(rules) else str(k)): float(v) / total
+        for k, v in sorted(rule_hits.items())
+    }
+    records = int(con.execute(f"SELECT count(*) FROM {frame}").fetchall()[0][0])
     return {
-        "recall": len(hit) / total if total else 1.0,
-        "pairs_per_record": len(pairs) / records if records else 0.0,
+        "recall": hits / total if total else 1.0,
+        "pairs_per_record": n_pairs / records if records else 0.0,
         "by_rule_first": by_rule,
         "by_source_pair": by_pair,
     }
+
+
+def _score_run(
+    con: Any, out: dict[str, Any], nodes: str, pairs: Path, rules: list[str], sweep: bool
+) -> None:
+    """Score one linked result (``nodes``: the table of its records, dropped after;
+    ``pairs``: its scored pairs) into ``out``."""
+    weights = np.arange(-4.0, 16.01, 1.0)
+    frame = _frame(con, nodes, "scored")
+    con.execute(f"DROP TABLE {nodes}")
+    out["scores"], out["equity"] = _scores(con, frame)
+    table, n_pairs = _pairs(con, frame, pairs, "scored_pairs")
+    out["candidates"] = _candidate_recall(con, frame, table, n_pairs, rules)
+    out["candidate_pair_recall"] = out["candidates"]["recall"]
+    if sweep:
+        out["sweep"] = _sweep(con, frame, table, weights)
+    con.execute(f"DROP TABLE {table}")
+    con.execute(f"DROP TABLE {frame}")
+
+
+def score_all(res: dict[str, Any], work: Path, linked: list[str], with_ecm: bool) -> None:
+    """Score every linked result in ``work`` against the truth, into ``res``."""
+    from linkage_baselines import token_block_rules
+    from wmw_link.resources import close_duckdb, open_duckdb
+
+    con, spill = open_duckdb()
+    try:
+        _load_truth(con, work)
+        for name in linked:
+            _score_run(
+                con,
+                res[name],
+                _token_nodes(con, work, name),
+                work / f"{name}.pairs.parquet",
+                _token_rules(work),
+                sweep=name == "link",
+            )
+        plain = (
+            f"SELECT {_dataset('source_dataset')} AS dataset, unique_id AS record_id, "
+            "unique_id AS uid, "
+            f"cluster_id AS pred FROM {_parquet(work / 'plain.clusters.parquet')}"
+        )
+        _score_run(
+            con,
+            res["plain"],
+            _nodes(con, plain),
+            work / "plain.pairs.parquet",
+            token_block_rules(),
+            True,
+        )
+        if with_ecm:
+            # node is "<dataset>|<record id>".
+            ecm_dataset = "split_part(node, '|', 1)"
+            ecm = (
+                f"SELECT {_dataset(ecm_dataset)} AS dataset, "
+                "substr(node, strpos(node, '|') + 1) AS record_id, "
+                "substr(node, strpos(node, '|') + 1) AS uid, cluster AS pred "
+                f"FROM {_parquet(work / 'ecm.clusters.parquet')}"
+            )
+            res["ecm"]["scores"] = _scores(con, _frame(con, _nodes(con, ecm), "scored"))[0]
+    finally:
+        close_duckdb(con, spill)
 
 
 def evaluate_size(
@@ -462,59 +584,8 @@ def evaluate_size(
         res["ecm"] = _run_stage("ecm", work, people)
 
     t_score = time.perf_counter()
-    truth, household = _truth(work)
-    groups = _groups(work)
-    xw = _crosswalk(work)
-    weights = np.arange(-4.0, 16.01, 1.0)
     linked = ["link"] + ([] if skip_exact else ["link_exact"]) + (["link_spark"] if spark else [])
-    for name in linked:
-        maps = []
-        for f in sorted((work / name).glob("*.map.parquet")):
-            m = pd.read_parquet(f)
-            m["dataset"] = f.name.removesuffix(".map.parquet")
-            maps.append(m)
-        m = pd.concat(maps).merge(xw, on=["dataset", "row_ref"])
-        nodes = pd.DataFrame(
-            {
-                "dataset": m["dataset"],
-                "record_id": m["record_id"],
-                "uid": m["row_ref"],
-                "pred": m["person_id"],
-            }
-        )
-        frame = _frame(nodes, truth, household)
-        res[name]["scores"] = _scores(frame)
-        res[name]["equity"] = _by_group(frame, groups)
-        pairs = pd.read_parquet(work / f"{name}.pairs.parquet")
-        res[name]["candidates"] = _candidate_recall(nodes, pairs, truth, _token_rules(work))
-        res[name]["candidate_pair_recall"] = res[name]["candidates"]["recall"]
-        if name == "link":
-            res[name]["sweep"] = _sweep(nodes, pairs, truth, household, weights)
-    plain = pd.read_parquet(work / "plain.clusters.parquet")
-    nodes = pd.DataFrame(
-        {
-            "dataset": plain["source_dataset"],
-            "record_id": plain["unique_id"],
-            "uid": plain["unique_id"],
-            "pred": plain["cluster_id"],
-        }
-    )
-    pframe = _frame(nodes, truth, household)
-    res["plain"]["scores"] = _scores(pframe)
-    res["plain"]["equity"] = _by_group(pframe, groups)
-    ppairs = pd.read_parquet(work / "plain.pairs.parquet")
-    from linkage_baselines import token_block_rules
-
-    res["plain"]["candidates"] = _candidate_recall(nodes, ppairs, truth, token_block_rules())
-    res["plain"]["candidate_pair_recall"] = res["plain"]["candidates"]["recall"]
-    res["plain"]["sweep"] = _sweep(nodes, ppairs, truth, household, weights)
-    if with_ecm:
-        ecm = pd.read_parquet(work / "ecm.clusters.parquet")
-        ds_rid = ecm["node"].str.split("|", n=1, expand=True)
-        enodes = pd.DataFrame(
-            {"dataset": ds_rid[0], "record_id": ds_rid[1], "uid": ds_rid[1], "pred": ecm["cluster"]}
-        )
-        res["ecm"]["scores"] = _scores(_frame(enodes, truth, household))
+    score_all(res, work, linked, with_ecm)
     # The benchmark's own scoring (every linked result against the truth), in this process.
     res["scoring_s"] = time.perf_counter() - t_score
     return res

@@ -108,20 +108,28 @@ def group_figures(cells: Any, column: str) -> list[GroupFigures]:
 
     g = quote(column)
     # Pairs touching the group in a cluster of n holding k of its records: all pairs minus
-    # those among the n - k others.
+    # those among the n - k others. A row alone in its cluster (prow 1: one person, one
+    # value) is its own (p, g) and (p, t, g) group, with k = n = size; alone in its person
+    # (trow 1), its own (t, g) group. Only the other rows are grouped.
     sql = f"""
-    WITH f AS (SELECT * FROM {{cells}} WHERE {g} IS NOT NULL),
-    size AS (SELECT p, sum(n) AS size FROM {{cells}} GROUP BY p),
+    WITH f AS (SELECT p, t, {g} AS g, n, size, prow, trow FROM {cells.persons()}
+               WHERE {g} IS NOT NULL),
     touch AS (
         SELECT g, sum({pairs("size")} - {pairs("size - k")}) AS touching
-        FROM (SELECT p, {g} AS g, sum(n) AS k FROM f GROUP BY ALL) JOIN size USING (p)
+        FROM (SELECT p, g, any_value(size) AS size, sum(n) AS k FROM f WHERE prow > 1
+              GROUP BY ALL)
         GROUP BY g),
     tp AS (SELECT g, sum({pairs("m")}) AS tp
-           FROM (SELECT p, t, {g} AS g, sum(n) AS m FROM f GROUP BY ALL) GROUP BY g),
+           FROM (SELECT p, t, g, sum(n) AS m FROM f WHERE prow > 1 GROUP BY ALL) GROUP BY g),
     tr AS (SELECT g, sum({pairs("m")}) AS true_pairs
-           FROM (SELECT t, {g} AS g, sum(n) AS m FROM f GROUP BY ALL) GROUP BY g),
-    rec AS (SELECT {g} AS g, sum(n) AS records FROM f GROUP BY ALL)
-    SELECT rec.g, records, coalesce(tp, 0), coalesce(touching, 0), coalesce(true_pairs, 0)
+           FROM (SELECT t, g, sum(n) AS m FROM f WHERE trow > 1 GROUP BY ALL) GROUP BY g),
+    rec AS (SELECT g, sum(n) AS records,
+                sum({pairs("n")}) FILTER (prow = 1) AS alone_p,
+                sum({pairs("n")}) FILTER (trow = 1) AS alone_t
+            FROM f GROUP BY g)
+    SELECT rec.g, records, coalesce(tp, 0) + coalesce(alone_p, 0),
+        coalesce(touching, 0) + coalesce(alone_p, 0),
+        coalesce(true_pairs, 0) + coalesce(alone_t, 0)
     FROM rec LEFT JOIN tp USING (g) LEFT JOIN touch USING (g) LEFT JOIN tr USING (g)
     """
     values = cells.values[column]

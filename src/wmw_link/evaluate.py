@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wmw_link import equity
 from wmw_link.errors import InputDataError
-from wmw_link.pair_sql import Cells, column_names
+from wmw_link.pair_sql import INTEGER_TYPES, Cells, column_names, quote, relation_columns
 from wmw_link.resources import close_duckdb, open_duckdb
 
 _MAP_SUFFIX = ".map.parquet"
@@ -203,18 +204,25 @@ def _within(cells: Cells) -> PairCounts:
 def _cluster_figures(cells: Cells) -> dict[str, float | int]:
     # A person is exactly recovered when their records form one predicted cluster holding
     # nothing else: one predicted label for the person, one person for that label.
-    n_true, n_pred, exact, split, merging, singletons = cells.scalar_row(
+    # Rows alone in their cluster (prow 1) or person (trow 1) have one person or one
+    # cluster; only the others are grouped.
+    persons = cells.persons()
+    n_true, n_pred, exact, split, merging, singletons = cells.con.execute(
+        f"""
+        WITH pk AS (SELECT p, count(DISTINCT t) AS k FROM {persons} WHERE prow > 1
+                    GROUP BY p),
+        tk AS (SELECT t, count(DISTINCT p) AS k FROM {persons} WHERE trow > 1 GROUP BY t),
+        r AS (SELECT t, prow, trow, size, coalesce(pk.k, 1) AS pk, coalesce(tk.k, 1) AS tk
+              FROM {persons} LEFT JOIN pk USING (p) LEFT JOIN tk USING (t))
+        SELECT
+            (SELECT count(*) FROM r WHERE trow = 1) + (SELECT count(*) FROM tk),
+            (SELECT count(*) FROM r WHERE prow = 1) + (SELECT count(*) FROM pk),
+            (SELECT count(*) FROM r WHERE pk = 1 AND tk = 1 AND trow = 1)
+                + (SELECT count(DISTINCT t) FROM r WHERE pk = 1 AND tk = 1 AND trow > 1),
+            (SELECT count(*) FROM tk WHERE k > 1), (SELECT count(*) FROM pk WHERE k > 1),
+            (SELECT count(*) FROM r WHERE prow = 1 AND size = 1)
         """
-        WITH pt AS (SELECT p, t, sum(n) AS n FROM {cells} GROUP BY p, t),
-        pn AS (SELECT p, count(*) AS k, sum(n) AS size FROM pt GROUP BY p),
-        tn AS (SELECT t, count(*) AS k FROM pt GROUP BY t)
-        SELECT (SELECT count(*) FROM tn), (SELECT count(*) FROM pn),
-            (SELECT count(*) FROM pt JOIN pn USING (p) JOIN tn USING (t)
-             WHERE pn.k = 1 AND tn.k = 1),
-            (SELECT count(*) FROM tn WHERE k > 1), (SELECT count(*) FROM pn WHERE k > 1),
-            (SELECT count(*) FROM pn WHERE size = 1)
-        """
-    )
+    ).fetchall()[0]
     return {
         "true_persons": int(n_true),
         "predicted_clusters": int(n_pred),
@@ -246,7 +254,15 @@ def _household_figures(cells: Cells, all_false: int) -> dict[str, float | int]:
 GROUP_COLUMNS = ("ethnic_group", "ethnicity_detailed", "sex", "age_band")
 
 
-def score(frame: pd.DataFrame | pa.Table, con: Any = None) -> Evaluation:
+def _names(frame: pd.DataFrame | pa.Table | str, con: Any) -> list[str]:
+    if not isinstance(frame, str):
+        return column_names(frame)
+    if con is None:
+        raise TypeError("a table or view to score needs the DuckDB connection that holds it")
+    return relation_columns(con, frame)
+
+
+def score(frame: pd.DataFrame | pa.Table | str, con: Any = None) -> Evaluation:
     """Score one table of records with predicted and true labels.
 
     The pairs are counted in DuckDB (:mod:`wmw_link.pair_sql`), under a memory limit with a
@@ -256,8 +272,10 @@ def score(frame: pd.DataFrame | pa.Table, con: Any = None) -> Evaluation:
         frame: columns ``dataset``, ``pred`` (predicted person), ``true`` (true person) and,
             optionally, ``household`` (true household id, null when unknown) and the
             :data:`GROUP_COLUMNS` for the equity report. Labels may be text or integers.
+            Or the name of a table or view in ``con`` with those columns (the records then
+            stay in the database).
         con: a DuckDB connection to count in (default: a new one, see
-            :func:`wmw_link.resources.open_duckdb`).
+            :func:`wmw_link.resources.open_duckdb`); needed with a table name.
 
     Returns:
         The evaluation.
@@ -265,7 +283,7 @@ def score(frame: pd.DataFrame | pa.Table, con: Any = None) -> Evaluation:
     Raises:
         InputDataError: a column is missing, or a predicted or true label is empty.
     """
-    names = column_names(frame)
+    names = _names(frame, con)
     has_household = "household" in names
     group_cols = [c for c in GROUP_COLUMNS if c in names]
     with _connection(con) as c:
@@ -301,16 +319,16 @@ def score(frame: pd.DataFrame | pa.Table, con: Any = None) -> Evaluation:
 
 
 def score_pairs(
-    frame: pd.DataFrame | pa.Table, con: Any = None
+    frame: pd.DataFrame | pa.Table | str, con: Any = None
 ) -> tuple[PairCounts, dict[str, float | int] | None]:
     """Only the pairwise counts and, with a ``household`` column, the household figures of
-    :func:`score`: what a threshold sweep needs, in five queries instead of twenty.
+    :func:`score`, in five queries instead of twenty.
 
     Args:
         frame: as for :func:`score` (group columns are ignored).
         con: a DuckDB connection to count in (default: a new one).
     """
-    has_household = "household" in column_names(frame)
+    has_household = "household" in _names(frame, con)
     with _connection(con) as c:
         cells = Cells(c, frame, ["household"] if has_household else [])
         try:
@@ -319,6 +337,199 @@ def score_pairs(
         finally:
             cells.drop()
     return total, household
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The pairwise figures of one threshold of :func:`threshold_sweep`."""
+
+    threshold: float
+    pairwise: PairCounts
+    #: False pairs joining two members of one household (None without a household column).
+    household_false_pairs: int | None
+
+
+def threshold_sweep(con: Any, records: str, edges: str, thresholds: Any) -> list[SweepPoint]:
+    """Pairwise figures of the connected components of the edges at or above each threshold.
+
+    The same figures as clustering the edges with weight >= t and calling :func:`score_pairs`
+    for each threshold t, in one pass: thresholds are taken from high to low, each adding its
+    band of edges to the components of the last (a union of components is again a
+    component), so every edge is joined once. Pairs only ever join as the threshold falls, so
+    the true pairs and same-household pairs to watch are those joined at the lowest
+    threshold; each threshold checks only those not yet joined. Predicted pairs follow from
+    component sizes, updated where components merge. The records and edges are read from
+    DuckDB as integer arrays; nothing is listed per record in Python.
+
+    Args:
+        con: the DuckDB connection holding ``records`` and ``edges``.
+        records: table or view, one row per record: ``node`` (integers 0 to n-1), ``true``
+            (true person, never null) and optionally ``household`` (null when unknown).
+        edges: table or view of ``a``, ``b`` (nodes) and ``weight``.
+        thresholds: the weights to score at, in the order wanted.
+
+    Returns:
+        One point per threshold, in the order given.
+
+    Raises:
+        InputDataError: a column is missing, the nodes are not 0 to n-1 each once, a true
+            person is empty, or an edge names no record.
+    """
+    from wmw_link.linkage.components import components
+
+    ts = np.asarray(thresholds, dtype=float)
+    if ts.size == 0:
+        return []
+    types = dict((r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {records}").fetchall())
+    lacking = [c for c in ("node", "true") if c not in types]
+    if lacking:
+        raise InputDataError(
+            f"threshold_sweep(): {records}: missing column(s) {', '.join(lacking)}"
+        )
+    house = "household" in types
+    t_sql, t_from = _integer_codes(records, "true", types["true"])
+    h_sql, h_from = _integer_codes(records, "household", types["household"]) if house else ("0", "")
+    got = con.execute(
+        f'SELECT node, {t_sql} AS t, {h_sql} AS h, "true" IS NULL AS no_t'
+        f"{', household IS NOT NULL' if house else ', FALSE'} AS hk "
+        f"FROM {records} r{t_from}{h_from}"
+    ).fetchnumpy()
+    node = np.asarray(got["node"], dtype=np.int64)
+    n = len(node)
+    seen = np.zeros(n, dtype=bool)
+    if n and (node.min() < 0 or node.max() >= n):
+        raise InputDataError(f"threshold_sweep(): {records}: node must number the records 0 to n-1")
+    seen[node] = True
+    if not seen.all():
+        raise InputDataError(f"threshold_sweep(): {records}: node must number the records 0 to n-1")
+    no_t = int(np.asarray(got["no_t"]).sum())
+    if no_t:
+        raise InputDataError(
+            f"threshold_sweep(): {records}: column true is empty in {no_t:,} row(s)"
+        )
+    # Per node, in node order.
+    true = np.empty(n, dtype=np.int64)
+    true[node] = np.asarray(got["t"], dtype=np.int64)
+    hh = np.empty(n, dtype=np.int64)
+    hh[node] = np.asarray(np.ma.filled(got["h"], 0), dtype=np.int64)
+    known = np.zeros(n, dtype=bool)
+    known[node] = np.asarray(got["hk"], dtype=bool)
+    del got, node, seen
+
+    e = con.execute(f"SELECT a, b, weight FROM {edges} WHERE weight >= ?", [float(ts.min())])
+    e = e.fetchnumpy()
+    by_weight = np.argsort(-np.asarray(e["weight"], dtype=float), kind="stable")
+    a = np.asarray(e["a"], dtype=np.int64)[by_weight]
+    b = np.asarray(e["b"], dtype=np.int64)[by_weight]
+    neg_w = -np.asarray(e["weight"], dtype=float)[by_weight]  # ascending, for searchsorted
+    del e, by_weight
+    if len(a) and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= n):
+        raise InputDataError(f"threshold_sweep(): {edges}: an edge names a node not in {records}")
+    _, per_person = np.unique(true, return_counts=True)
+    actual = int((per_person * (per_person - 1) // 2).sum())
+
+    # Pairs joined at the lowest threshold: true pairs, and pairs of two people of one
+    # household (the only ones that can become household false pairs).
+    lowest = components(n, a, b)
+    comp_size = np.bincount(lowest, minlength=n)
+    linked = np.flatnonzero(comp_size[lowest] > 1)
+    true_a, true_b = _pairs_agreeing(linked, [lowest[linked], true[linked]])
+    # A component holds two people unless all its pairs are true pairs; only those can
+    # join two people of one household.
+    true_in = np.bincount(lowest[true_a], minlength=n)
+    mixed = true_in != comp_size * (comp_size - 1) // 2
+    in_house = linked[known[linked] & mixed[lowest[linked]]]
+    house_a, house_b = _pairs_agreeing(in_house, [lowest[in_house], hh[in_house]])
+    other = true[house_a] != true[house_b]
+    house_a, house_b = house_a[other], house_b[other]
+    del lowest, linked, in_house, other, comp_size, true_in, mixed
+
+    label = np.arange(n, dtype=np.int64)  # each node's component, named by one of its nodes
+    size = np.ones(n, dtype=np.int64)  # a component's size, at its name
+    slot = np.zeros(n, dtype=np.int64)  # scratch: a touched component's place among them
+    predicted = tp = house_false = 0
+    done = 0  # edges (sorted by weight, highest first) already joined
+    out: dict[int, SweepPoint] = {}
+    for i in np.argsort(-ts, kind="stable"):
+        end = int(np.searchsorted(neg_w, -ts[i], side="right"))
+        la, lb = label[a[done:end]], label[b[done:end]]
+        done = end
+        join = la != lb
+        if join.any():
+            la, lb = la[join], lb[join]
+            # The components these edges touch, numbered 0..k-1, and joined among themselves.
+            mark = np.zeros(n, dtype=bool)
+            mark[la] = True
+            mark[lb] = True
+            touched = np.flatnonzero(mark)
+            slot[touched] = np.arange(len(touched))
+            merged = components(len(touched), slot[la], slot[lb])
+            # Each merged component is named by one of its parts.
+            name = np.empty(int(merged.max()) + 1, dtype=np.int64)
+            name[merged] = touched
+            old = size[touched]
+            new = np.bincount(merged, weights=old).astype(np.int64)
+            predicted += int((new * (new - 1) // 2).sum() - (old * (old - 1) // 2).sum())
+            size[name] = new
+            moved = mark[label]
+            label[moved] = name[merged[slot[label[moved]]]]
+        joined = label[true_a] == label[true_b]
+        tp += int(joined.sum())
+        true_a, true_b = true_a[~joined], true_b[~joined]
+        joined = label[house_a] == label[house_b]
+        house_false += int(joined.sum())
+        house_a, house_b = house_a[~joined], house_b[~joined]
+        out[int(i)] = SweepPoint(
+            float(ts[i]), PairCounts(tp, predicted, actual), house_false if house else None
+        )
+    return [out[i] for i in range(len(ts))]
+
+
+def _integer_codes(relation: str, column: str, sql_type: str) -> tuple[str, str]:
+    """SQL giving a column of ``relation`` (aliased r) as integers, equal where the values
+    are equal (null stays null): the column itself if it is an integer type, else a number
+    for each distinct value, by a join (returned second, to append to ``FROM relation r``)."""
+    col = quote(column)
+    if sql_type.upper() in INTEGER_TYPES:
+        return f"CAST(r.{col} AS BIGINT)", ""
+    alias = f"codes_{column}"
+    return (
+        f"{alias}.code",
+        f" LEFT JOIN (SELECT v, row_number() OVER () AS code FROM (SELECT DISTINCT {col} AS v "
+        f"FROM {relation} WHERE {col} IS NOT NULL)) {alias} ON {alias}.v = r.{col}",
+    )
+
+
+def _pairs_agreeing(ids: np.ndarray, keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every unordered pair of ``ids`` whose ``keys`` (arrays beside ids) all agree."""
+    if len(ids) == 0:
+        return ids[:0], ids[:0]
+    # One int64 key when the ranges allow (a sort of one array is several times faster than
+    # lexsort of two), else lexsort.
+    spans = [int(k.max()) - int(k.min()) + 1 for k in keys]
+    if np.prod([float(x) for x in spans]) < 2.0**62:
+        key = np.zeros(len(ids), dtype=np.int64)
+        for k, span in zip(keys, spans, strict=True):
+            key = key * span + (k - k.min())
+        order = np.argsort(key)
+        ks = key[order]
+        first = np.ones(len(ids), dtype=bool)
+        first[1:] = ks[1:] != ks[:-1]
+    else:
+        order = np.lexsort(keys[::-1])
+        first = np.zeros(len(ids), dtype=bool)
+        first[0] = True
+        for k in keys:
+            ks = k[order]
+            first[1:] |= ks[1:] != ks[:-1]
+    starts = np.flatnonzero(first)
+    start = starts[np.cumsum(first) - 1]  # each sorted position's run start
+    behind = np.arange(len(ids)) - start  # earlier members of its run: its partners
+    right = np.repeat(np.arange(len(ids)), behind)
+    left = np.repeat(start, behind) + (
+        np.arange(len(right)) - np.repeat(np.cumsum(behind) - behind, behind)
+    )
+    return ids[order[left]], ids[order[right]]
 
 
 def _read_dir(
@@ -552,9 +763,11 @@ __all__ = [
     "MIN_JOIN",
     "Evaluation",
     "PairCounts",
+    "SweepPoint",
     "evaluate",
     "load_scoring_frame",
     "pair_counts",
     "score",
     "score_pairs",
+    "threshold_sweep",
 ]

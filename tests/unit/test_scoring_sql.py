@@ -182,3 +182,36 @@ def test_by_group_needs_no_dataset_column() -> None:
     frame = _random_frame(9)
     with_ds = equity.by_group(frame, "sex")
     assert equity.by_group(frame.drop(columns="dataset"), "sex") == with_ds
+
+
+def test_columns_that_vary_within_a_person_score_as_listing_pairs() -> None:
+    """Household and groups are person-level in practice; counting must not rely on it (a
+    person's records then fall in several rows of the cells without ``ds``)."""
+    frame = _random_frame(10, n=200)
+    rng = random.Random(10)
+    frame["household"] = [rng.choice([None, 1, 2, 3]) for _ in range(len(frame))]
+    frame["sex"] = [rng.choice(GROUPS["sex"]) for _ in range(len(frame))]
+    want = _brute(frame)
+    ev = score(frame)
+    # The household figures' own formulas (pairs by household minus pairs by person), as
+    # grouped counts over the records.
+    fam = frame[frame["household"].notna()]
+
+    def pairs(by: list[str]) -> int:
+        return int(sum(k * (k - 1) // 2 for k in fam.groupby(by).size()))
+
+    h, cl = ev.household_false_merge, ev.clusters
+    assert (h["household_pairs"], h["false_pairs_same_household"]) == (
+        pairs(["household"]) - pairs(["true"]),
+        pairs(["pred", "household"]) - pairs(["pred", "true"]),
+    )
+    assert (cl["exactly_recovered_persons"], cl["persons_split"], cl["clusters_merging_persons"],
+            cl["singleton_clusters"], cl["predicted_clusters"], cl["true_persons"]) == (
+        want["exact"], want["split"], want["merging"], want["singletons"], want["n_pred"],
+        want["n_true"])  # fmt: skip
+    assert want["exact"] > 0
+    got = {g["group"]: g for g in ev.by_group["sex"]}
+    for v in GROUPS["sex"]:
+        assert got[v]["predicted_pairs_touching"] == want[("sex", v, "touch")]
+        assert got[v]["true_positive"] == want[("sex", v, "tp")]
+        assert got[v]["true_pairs"] == want[("sex", v, "true")]
