@@ -555,6 +555,7 @@ def evaluate_size(
     reuse: bool = False,
     reuse_plain: bool = False,
     reuse_link: bool = False,
+    reuse_spark: bool = False,
 ) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     res: dict[str, Any] = {"people": people, "profile": profile}
@@ -572,7 +573,11 @@ def evaluate_size(
         res["link"] = _run_stage("link", work, people, report=report)
     if not skip_exact:
         res["link_exact"] = _run_stage("link_exact", work, people)
-    if spark:
+    if spark and reuse_spark:
+        if not (work / "link_spark.json").is_file():
+            raise SystemExit(f"--reuse-spark: {work} holds no link_spark.json")
+        res["link_spark"] = _reused_stage(work, "link_spark")
+    elif spark:
         res["link_spark"] = _run_stage("link_spark", work, people)
     if reuse_plain:
         if not (work / "plain.clusters.parquet").is_file():
@@ -586,6 +591,11 @@ def evaluate_size(
     t_score = time.perf_counter()
     linked = ["link"] + ([] if skip_exact else ["link_exact"]) + (["link_spark"] if spark else [])
     score_all(res, work, linked, with_ecm)
+    if spark:
+        from same_persons import compare_links
+
+        # Spark against DuckDB: the same persons? (pairs of records, whole persons)
+        res["spark_vs_duckdb"] = compare_links(work / "link", work / "link_spark")
     # The benchmark's own scoring (every linked result against the truth), in this process.
     res["scoring_s"] = time.perf_counter() - t_score
     return res
@@ -647,6 +657,12 @@ def _summarise(r: dict[str, Any]) -> dict[str, Any]:
         "peak_mib_plaintext": r["plain"]["peak_mib"],
         "link_spark_s": r["link_spark"]["wall_seconds"] if "link_spark" in r else None,
         "peak_mib_link_spark": r["link_spark"]["peak_mib"] if "link_spark" in r else None,
+        "spark_same_person_records": (
+            r["spark_vs_duckdb"]["identical_record_share"] if "spark_vs_duckdb" in r else None
+        ),
+        "spark_pair_f1_vs_duckdb": (
+            r["spark_vs_duckdb"]["pair_f1"] if "spark_vs_duckdb" in r else None
+        ),
         "peak_memory_ratio": max(r["tokenise"]["peak_mib"] or 0, r["link"]["peak_mib"])
         / r["plain"]["peak_mib"],
         "scoring_s": r.get("scoring_s"),
@@ -806,9 +822,17 @@ def main() -> None:
         help="with --reuse, also keep the token link already run in --work (link/, link.json): "
         "score only, e.g. after the stages were run one by one",
     )
+    ap.add_argument(
+        "--reuse-spark",
+        action="store_true",
+        help="with --reuse and --spark, keep the Spark link already run in --work "
+        "(link_spark/, link_spark.json, e.g. from --stage link_spark)",
+    )
     args = ap.parse_args()
-    if (args.reuse_plain or args.reuse_link) and not args.reuse:
-        ap.error("--reuse-plain and --reuse-link need --reuse")
+    if (args.reuse_plain or args.reuse_link or args.reuse_spark) and not args.reuse:
+        ap.error("--reuse-plain, --reuse-link and --reuse-spark need --reuse")
+    if args.reuse_spark and not args.spark:
+        ap.error("--reuse-spark needs --spark")
     name = results_name(args.profile, args.name)
     if args.stage:
         out = STAGES[args.stage](args.work, args)
@@ -833,6 +857,7 @@ def main() -> None:
                 reuse=args.reuse,
                 reuse_plain=args.reuse_plain,
                 reuse_link=args.reuse_link,
+                reuse_spark=args.reuse_spark,
             )
         )
         print(f"{n:,} people done in {time.perf_counter() - t0:.0f}s ({work})", file=sys.stderr)
