@@ -20,13 +20,13 @@ so ``d`` is about 4); filters of different salts share about half their bits.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from wmw_link import token_schema as ts
@@ -37,6 +37,8 @@ _NONCE = bytes(16)
 _MAX_POSITIONS = 100_000
 _MAX_PERMUTATIONS = 50_000
 _POS_BITS = (ts.BLOOM_BITS - 1).bit_length()
+_POS_MASK = ts.BLOOM_BITS - 1
+_ZEROS = bytes(4 * ts.BLOOM_BITS)  # ChaCha20 keystream: 32 random bits per position
 _POSITIONS = np.arange(ts.BLOOM_BITS, dtype=np.uint64)
 _POSITIONS16 = np.broadcast_to(np.arange(ts.BLOOM_BITS, dtype=np.int16), (1, ts.BLOOM_BITS))
 #: Rows per slice of a batch's filters (bounds the temporary bit matrix: 512 bytes a row).
@@ -52,7 +54,7 @@ class Permutations:
     """
 
     def __init__(self, key: bytes) -> None:
-        self._perm = hmac.new(key, digestmod=hashlib.sha256)
+        self._perm = crypto_hmac.HMAC(key, hashes.SHA256())
         # salt -> (inverse permutation, the permuted filter of an empty name)
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -94,25 +96,43 @@ class Permutations:
     def _permutations(self, salts: list[str]) -> np.ndarray:
         """The permutation of each salt: the order that sorts ChaCha20 keystream numbers under
         ``HMAC(perm subkey, salt)`` (a stable sort: ties keep position order)."""
+        copy, zeros = self._perm.copy, _ZEROS
         stream = bytearray()
         for salt in salts:
-            h = self._perm.copy()
+            h = copy()
             h.update(salt.encode("utf-8"))
-            enc = Cipher(algorithms.ChaCha20(h.digest(), _NONCE), mode=None).encryptor()
-            stream += enc.update(bytes(4 * ts.BLOOM_BITS))
+            stream += Cipher(algorithms.ChaCha20(h.finalize(), _NONCE), None).encryptor().update(
+                zeros
+            )
         rand = np.frombuffer(bytes(stream), dtype="<u4").reshape(len(salts), ts.BLOOM_BITS)
-        # The stable argsort, as a plain sort of (number, position) packed into one uint64:
-        # ties go to the lower position as in a stable sort, and it is faster.
-        keys = (rand.astype(np.uint64) << np.uint64(_POS_BITS)) | _POSITIONS
-        keys.sort(axis=1)
-        return (keys & np.uint64(ts.BLOOM_BITS - 1)).astype(np.int16)
+        return stable_order(rand)
+
+
+def stable_order(rand: np.ndarray) -> np.ndarray:
+    """``np.argsort(rand, axis=1, kind="stable")`` of uint32 rows of ``BLOOM_BITS``, as int16.
+
+    A stable argsort is a plain sort of (number, position) pairs. Packed into uint32 with the
+    number's top 23 bits, rows sort twice as fast as packed into uint64; the few rows where two
+    numbers share their top bits (about 1.5%) are sorted again on the whole number.
+    """
+    pos = _POSITIONS.astype(np.uint32)
+    keys = (rand & np.uint32(~_POS_MASK & 0xFFFFFFFF)) | pos
+    keys.sort(axis=1)
+    top = keys >> np.uint32(_POS_BITS)
+    tied = np.flatnonzero((top[:, 1:] == top[:, :-1]).any(axis=1))
+    order = (keys & np.uint32(_POS_MASK)).astype(np.int16)
+    if len(tied):
+        wide = (rand[tied].astype(np.uint64) << np.uint64(_POS_BITS)) | _POSITIONS
+        wide.sort(axis=1)
+        order[tied] = (wide & np.uint64(_POS_MASK)).astype(np.int16)
+    return order
 
 
 class SaltedBloom:
     """Builds one name part's filters; bigram positions are cached per process."""
 
     def __init__(self, position_key: bytes, permutations: Permutations) -> None:
-        self._pos = hmac.new(position_key, digestmod=hashlib.sha256)
+        self._pos = crypto_hmac.HMAC(position_key, hashes.SHA256())
         self._positions: dict[str, int] = {}
         self.permutation = permutations
 
@@ -123,7 +143,7 @@ class SaltedBloom:
                 self._positions.clear()
             h = self._pos.copy()
             h.update(gram.encode("utf-8"))
-            p = self._positions[gram] = int.from_bytes(h.digest()[:8], "big") % ts.BLOOM_RAW_BITS
+            p = self._positions[gram] = int.from_bytes(h.finalize()[:8], "big") % ts.BLOOM_RAW_BITS
         return p
 
     def positions(self, name: str) -> list[int]:
