@@ -101,9 +101,8 @@ class Permutations:
         for salt in salts:
             h = copy()
             h.update(salt.encode("utf-8"))
-            stream += Cipher(algorithms.ChaCha20(h.finalize(), _NONCE), None).encryptor().update(
-                zeros
-            )
+            cipher = Cipher(algorithms.ChaCha20(h.finalize(), _NONCE), None)
+            stream += cipher.encryptor().update(zeros)
         rand = np.frombuffer(bytes(stream), dtype="<u4").reshape(len(salts), ts.BLOOM_BITS)
         return stable_order(rand)
 
