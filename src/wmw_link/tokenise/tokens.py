@@ -34,7 +34,9 @@ def _as_bytes(values: pa.Array | Sequence[str]) -> Sequence[bytes]:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
-        return pc.cast(values, pa.binary()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+        large = pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type)
+        as_bytes = pc.cast(values, pa.large_binary() if large else pa.binary())
+        return as_bytes.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
     return [v.encode("utf-8") for v in values]
 
 
