@@ -157,6 +157,41 @@ def test_dates(raw, fmt, expected, reason):
     assert n.reasons.to_pylist() == [reason]
 
 
+def _strptime(text: str, fmt: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(text, fmt).date()
+    except ValueError:
+        return None
+
+
+_FORMATS = ["%Y-%m-%d", "%d/%m/%Y", "%Y%m%d", "%m.%d.%Y", "%d-%b-%Y", "%Y/%j"]
+
+
+@pytest.mark.parametrize("fmt", _FORMATS[:4])
+def test_parse_date_equals_strptime_on_every_fixed_width_month_and_day(fmt):
+    """The fixed-width fast path must give strptime's date or refusal for every input: months
+    and days 00-39 and 99 (31 April, 29 February, month 13, day 0), years 0000 to 9999."""
+    from wmw_link.normalise.dates import parse_date
+
+    for year in (0, 1900, 2023, 2024, 9999):
+        for month in [*range(40), 99]:
+            for day in [*range(40), 99]:
+                text = fmt.replace("%Y", f"{year:04d}").replace("%m", f"{month:02d}")
+                text = text.replace("%d", f"{day:02d}")
+                assert parse_date(text, fmt) == _strptime(text, fmt), (text, fmt)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="0123456789-/. \u0663AbJanx", max_size=12),
+    st.sampled_from(_FORMATS),
+)
+def test_parse_date_equals_strptime_on_any_text(text, fmt):
+    from wmw_link.normalise.dates import parse_date
+
+    assert parse_date(text, fmt) == _strptime(text, fmt)
+
+
 @pytest.mark.parametrize(
     ("raw", "expected", "reason"),
     [

@@ -317,3 +317,27 @@ def test_swapped_and_misspelt_names_share_a_name_word_code_and_middle_names_a_wo
          "date_of_birth": pa.array([dt.date(1979, 12, 1)])}
     )
     assert not set(other_day["namesdm_dob"].to_pylist()[0]) & dm[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="ab \n\r\t-", max_size=8)), max_size=6))
+def test_first_word_is_what_the_regex_leaves(values) -> None:
+    """The split that replaced the regex ``" .*$"`` must keep its meaning on any text."""
+    import pyarrow.compute as pc
+
+    from wmw_link.tokenise.composites import _first_word
+
+    arr = pa.array(values, pa.string())
+    assert _first_word(arr).to_pylist() == pc.replace_substring_regex(arr, r" .*$", "").to_pylist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="abcdhjkostwxz \x1f", max_size=20))
+def test_word_codes_are_the_double_metaphone_codes_of_every_word(s) -> None:
+    from doublemetaphone import doublemetaphone
+
+    from wmw_link.tokenise.composites import _dm_codes, _words_dm
+
+    words = s.replace(SEP, " ").split()
+    assert _words_dm(s) == (sorted({c for w in words for c in doublemetaphone(w) if c}) or None)
+    assert _dm_codes(s) == (sorted({c for c in doublemetaphone(s) if c}) or None)

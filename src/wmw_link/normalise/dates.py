@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,6 +18,54 @@ AGE_OUT_OF_RANGE = "age_out_of_range"
 
 #: Oldest plausible age in years; older birth dates are typing errors (1899 for 1989).
 MAX_AGE_YEARS = 120
+
+
+@lru_cache(maxsize=64)
+def _fixed_width(fmt: str) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
+    """A pattern for the fixed-width ASCII spelling of a format made only of ``%Y``, ``%m``,
+    ``%d`` and literal punctuation (``%Y-%m-%d`` matches ``1985-04-03``), or None.
+
+    On a string it matches, ``datetime.date(Y, m, d)`` gives exactly what strptime gives: both
+    accept the same months 01-12 and days 01-31 and refuse the same impossible dates (31 April,
+    29 February of a common year, year 0). Anything else (a one-digit day, a month name, other
+    digits than ASCII) goes to strptime.
+    """
+    out, fields, i = "", [], 0
+    while i < len(fmt):
+        c = fmt[i]
+        if c == "%":
+            d = fmt[i + 1 : i + 2]
+            if d not in ("Y", "m", "d") or d in fields:
+                return None
+            fields.append(d)
+            out += "([0-9]{4})" if d == "Y" else "([0-9]{2})"
+            i += 2
+        elif c.isalnum() or c.isspace():
+            return None
+        else:
+            out += re.escape(c)
+            i += 1
+    if sorted(fields) != ["Y", "d", "m"]:
+        return None
+    return re.compile(out), tuple(fields)
+
+
+def parse_date(text: str, fmt: str) -> dt.date | None:
+    """``datetime.strptime(text, fmt).date()``, or None where strptime refuses the text; the
+    common fixed-width spellings are read without strptime (a tenth of the time)."""
+    fixed = _fixed_width(fmt)
+    if fixed is not None:
+        m = fixed[0].fullmatch(text)
+        if m is not None:
+            parts = dict(zip(fixed[1], map(int, m.groups()), strict=True))
+            try:
+                return dt.date(parts["Y"], parts["m"], parts["d"])
+            except ValueError:
+                return None
+    try:
+        return dt.datetime.strptime(text, fmt).date()
+    except ValueError:
+        return None
 
 
 _CACHE_MAX = 500_000
@@ -51,11 +101,8 @@ class Dates:
         hit = self._cache.get(text)
         if hit is not None:
             return hit
-        try:
-            d: dt.date | None = dt.datetime.strptime(text, self.fmt).date()
-            why: str | None = None
-        except ValueError:
-            d, why = None, INVALID_DATE
+        d = parse_date(text, self.fmt)
+        why: str | None = None if d is not None else INVALID_DATE
         if d is not None and d > self.today:
             d, why = None, FUTURE_DATE
         elif d is not None and d < self._oldest:

@@ -42,8 +42,15 @@ def nickname_group(first_word: str) -> tuple[str, ...]:
     return tuple(sorted({first_word, *canon}))
 
 
+@lru_cache(maxsize=131_072)
+def _word_codes(word: str) -> tuple[str, ...]:
+    """A word's non-empty Double Metaphone codes, remembered per process: name words repeat
+    across rows and batches, and a lookup costs a sixteenth of the encoding."""
+    return tuple(c for c in doublemetaphone(word) if c)
+
+
 def _dm_codes(key: str) -> list[str] | None:
-    return sorted({c for c in doublemetaphone(key) if c}) or None
+    return sorted(set(_word_codes(key))) or None
 
 
 def _words(s: str) -> list[str] | None:
@@ -52,7 +59,10 @@ def _words(s: str) -> list[str] | None:
 
 def _words_dm(s: str) -> list[str] | None:
     """Double Metaphone codes of every word of a name (or of both names, joined by SEP)."""
-    return sorted({c for w in s.replace(SEP, " ").split() for c in doublemetaphone(w) if c}) or None
+    codes: set[str] = set()
+    for w in s.replace(SEP, " ").split():
+        codes.update(_word_codes(w))
+    return sorted(codes) or None
 
 
 def bigrams(name: str) -> list[str]:
@@ -77,7 +87,13 @@ def _on_distinct(values: pa.Array, fn: Callable[[str], object], typ: pa.DataType
 
 
 def _first_word(names: pa.Array) -> pa.Array:
-    return pc.replace_substring_regex(names, r" .*$", "")
+    """Everything before the first space (what the regex ``" .*$"`` leaves)."""
+    if pc.any(pc.match_substring(names, "\n")).as_py():
+        # RE2's '.' stops at a newline, so the regex keeps such a value whole. Normalised
+        # names hold none; other text keeps the regex's meaning.
+        return pc.replace_substring_regex(names, r" .*$", "")
+    # Splitting once is several times faster than the regex and gives the same words.
+    return pc.list_element(pc.split_pattern(names, " ", max_splits=1), 0)
 
 
 def _two(values: pa.Array) -> pa.Array:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from wmw_link.agreement import PayloadField, PayloadType
 from wmw_link.normalise import Dates, blank_to_null, count_reasons, normalise_postcodes
-from wmw_link.normalise.dates import INVALID_DATE
+from wmw_link.normalise.dates import INVALID_DATE, parse_date
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -49,10 +49,7 @@ class PayloadParser:
         for v in enc.dictionary.to_pylist():
             key = (fmt, v)
             if key not in self._date_cache:
-                try:
-                    self._date_cache[key] = dt.datetime.strptime(v, fmt).date()
-                except ValueError:
-                    self._date_cache[key] = None
+                self._date_cache[key] = parse_date(v, fmt)
             out.append(self._date_cache[key])
         return pc.take(pa.array(out, pa.date32()), enc.indices)
 
