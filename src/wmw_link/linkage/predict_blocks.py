@@ -74,6 +74,7 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
     if blocks <= 1:
         return linker.inference.predict(threshold_match_weight=threshold_match_weight)
     from splink.internals.chunking import _blocked_pairs_cache_key
+    from splink.internals.pipeline import CTEPipeline
 
     t0 = time.perf_counter()
     pairs = linker.inference.compute_blocked_pairs_for_predict()
@@ -99,8 +100,13 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
                 finally:
                     block.drop_table_from_database_and_remove_from_cache()
                 log.info("scored block %d of %d", i * blocks + j + 1, blocks * blocks)
-        union = " UNION ALL ".join(f"SELECT * FROM {p.physical_name}" for p in parts)
-        return linker.misc.query_sql(union, output_type="splink_df")
+        # Named as Splink names a predict's output: its charts read the table by that name.
+        pipeline = CTEPipeline()
+        pipeline.enqueue_sql(
+            " UNION ALL ".join(f"SELECT * FROM {p.physical_name}" for p in parts),
+            "__splink__df_predict",
+        )
+        return linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
     finally:
         # Later predicts block again rather than score a dropped block.
         linker._intermediate_table_cache.pop(_blocked_pairs_cache_key(), None)
