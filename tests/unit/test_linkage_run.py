@@ -436,3 +436,49 @@ def test_union_input_gives_the_persons_of_separate_inputs(
     assert sum(len(p) > 1 for p in ours) > 0
     assert {d for p in ours for d, _ in p} == {v.dataset for v in verified}
     pd.testing.assert_frame_equal(pairs, pairs0, check_exact=False, atol=1e-4)
+
+
+def test_pairs_scored_in_blocks_give_the_same_pairs_and_persons(
+    agreement: Agreement, fixture_dir, result: LinkResult, tmp_path: Path, monkeypatch
+) -> None:
+    """Blocked pairs scored in 3 x 3 blocks (linkage/predict_blocks.py, chosen when a block of
+    records must fit the memory limit) are the pairs, weights and persons of one predict."""
+    monkeypatch.setenv("WMW_PREDICT_BLOCKS", "3")
+    out = tmp_path / "blocks"
+    got = link(agreement, fixture_dir[0], out, seed=1, keep_pairs=tmp_path / "pairs.parquet")
+    assert json.loads(got.manifest.read_text())["predict_blocks"] == 3
+    assert json.loads(result.manifest.read_text())["predict_blocks"] == 1
+
+    def persons(r: LinkResult) -> set[frozenset[tuple[str, str]]]:
+        rows = []
+        for d, p in r.maps.items():
+            t = pq.read_table(p, columns=["row_ref", "person_id"]).to_pydict()
+            rows += [(d, ref, pid) for ref, pid in zip(t["row_ref"], t["person_id"], strict=True)]
+        frame = pd.DataFrame(rows, columns=["d", "ref", "pid"])
+        return {frozenset(zip(g["d"], g["ref"], strict=True)) for _, g in frame.groupby("pid")}
+
+    assert persons(got) == persons(result)
+    assert sum(len(p) > 1 for p in persons(got)) > 0
+
+    def pairs(path: Path) -> pd.DataFrame:
+        f = pd.read_parquet(path)
+        keys = [c for c in f.columns if c != "match_weight"]
+        return f.sort_values(keys, ignore_index=True)
+
+    mine, theirs = pairs(tmp_path / "pairs.parquet"), pairs(result.out_dir.parent / "pairs.parquet")
+    assert len(mine) == got.comparisons == result.comparisons > 0
+    pd.testing.assert_frame_equal(mine, theirs, check_exact=False, atol=1e-9)
+
+
+def test_blocks_follow_the_records_and_the_limit() -> None:
+    from wmw_link.errors import ConfigError
+    from wmw_link.linkage.predict_blocks import blocks_for
+
+    # 1M people (2.07M records, 53 columns) scored in one block under 6 GB; 3M needs more.
+    assert blocks_for(2_070_000, 53, 6 * 10**9, env={}) == 1
+    assert blocks_for(6_200_000, 53, 6 * 10**9, env={}) == 3
+    assert blocks_for(2_070_000, 53, 2 * 10**9, env={}) == 3
+    assert blocks_for(10**9, 53, None, env={}) == 1
+    assert blocks_for(10, 53, 10**8, env={"WMW_PREDICT_BLOCKS": "4"}) == 4
+    with pytest.raises(ConfigError, match="WMW_PREDICT_BLOCKS"):
+        blocks_for(10, 53, 10**8, env={"WMW_PREDICT_BLOCKS": "0"})

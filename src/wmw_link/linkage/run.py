@@ -35,6 +35,7 @@ from wmw_link.linkage.household import evidence_condition, one_person_levels
 from wmw_link.linkage.id_u import generic_id_near_u, generic_id_u, placeholder_values
 from wmw_link.linkage.level_u import level_u
 from wmw_link.linkage.maps import build_maps, write_maps
+from wmw_link.linkage.predict_blocks import blocks_for, predict_in_blocks
 from wmw_link.linkage.settings import (
     ModelPlan,
     model_levels,
@@ -307,6 +308,8 @@ class Clustering:
     #: SQL (a table or subquery) of every scored pair with ``source_dataset_l``/``_r`` and
     #: ``unique_id_l``/``_r`` as the inputs name them (a union's ids read back).
     pairs_sql: str = ""
+    #: Blocks per side the pairs were scored in (:mod:`wmw_link.linkage.predict_blocks`).
+    predict_blocks: int = 1
 
 
 def fit_and_cluster(
@@ -320,6 +323,7 @@ def fit_and_cluster(
     evidence: Callable[[Any], str] | None = None,
     splink_clustering: bool = False,
     union: UnionIds | None = None,
+    predict_blocks: int = 1,
 ) -> Clustering:
     """Train the model, score the blocked pairs, choose a threshold and cluster.
 
@@ -340,6 +344,9 @@ def fit_and_cluster(
             uses Splink's.
         union: how to read the ids when ``inputs`` is one union of every dataset
             (:meth:`Backend.load_union`; DuckDB).
+        predict_blocks: score the blocked pairs in this many blocks per side
+            (:mod:`wmw_link.linkage.predict_blocks`; DuckDB), so that a block's records fit
+            the memory limit.
 
     Returns:
         A :class:`Clustering`.
@@ -356,7 +363,7 @@ def fit_and_cluster(
     log.info("model trained")
     keep_levels_in_predictions(linker)
     t0 = time.perf_counter()
-    predictions = linker.inference.predict(threshold_match_weight=PREDICT_FLOOR_WEIGHT)
+    predictions = predict_in_blocks(linker, predict_blocks, PREDICT_FLOOR_WEIGHT)
     timings["predict"] = time.perf_counter() - t0
     comparisons = int(
         linker.misc.query_sql(
@@ -417,7 +424,7 @@ def fit_and_cluster(
         )
     return Clustering(
         linker, predictions, linkable, frame, weight, method, points, comparisons, evidence_sql,
-        timings, pairs_sql,
+        timings, pairs_sql, predict_blocks,
     )
 
 
@@ -513,8 +520,18 @@ def _run(
     timings["load"] = time.perf_counter() - t0
     log.info("loaded %d records; %d comparisons in the model", n_records, len(plan.comparisons))
 
+    blocks = 1
+    if be.name == "duckdb":
+        blocks = blocks_for(n_records, len(kinds), be.memory_limit)
+        log.info("scoring in %d x %d block(s) of pairs under the memory limit", blocks, blocks)
     cl = fit_and_cluster(
-        inputs, plan, seed=seed, n_records=n_records, threshold=threshold, union=union
+        inputs,
+        plan,
+        seed=seed,
+        n_records=n_records,
+        threshold=threshold,
+        union=union,
+        predict_blocks=blocks,
     )
     timings.update(cl.timings)
     t0 = time.perf_counter()
@@ -646,6 +663,7 @@ def _link_manifest(
         "agreement": {"id": agreement.id, "version": agreement.version, "hash": agreement.hash},
         "backend": be.name,
         "memory_limit_bytes": be.memory_limit,
+        "predict_blocks": cl.predict_blocks,
         "seed": seed,
         "model": "exact-only" if exact_only else "full",
         "inputs": {
