@@ -487,15 +487,23 @@ def _link_manifest_head(agreement: Agreement, data: dict[str, Any]) -> None:
     _str(data["model"], "model", _MODELS)
 
 
+def _link_run_options(data: dict[str, Any]) -> None:
+    """The top level's keys, with the optional ones later writers add: the memory limit a run
+    was given (wmw_link.linkage.run, --memory-limit: bytes or null) and the blocks its pairs
+    were scored in (wmw_link.linkage.predict_blocks: a count)."""
+    optional = {"memory_limit_bytes", "predict_blocks"} & set(data if isinstance(data, dict) else ())
+    _obj(data, "(top level)", LINK_MANIFEST_KEYS | optional)
+    if "memory_limit_bytes" in optional and data["memory_limit_bytes"] is not None:
+        _int(data["memory_limit_bytes"], "memory_limit_bytes")
+    if "predict_blocks" in optional and _int(data["predict_blocks"], "predict_blocks") < 1:
+        raise _Refused("'predict_blocks' is not a positive integer")
+
+
 def _check_link_manifest(agreement: Agreement, data: dict[str, Any]) -> None:
     if isinstance(data, dict) and "index" in data:
         _check_index_link_manifest(agreement, data)
         return
-    # The memory limit a run was given (wmw_link.linkage.run, --memory-limit): bytes or null.
-    memory = {"memory_limit_bytes"} if "memory_limit_bytes" in data else set()
-    _obj(data, "(top level)", LINK_MANIFEST_KEYS | memory)
-    if memory and data["memory_limit_bytes"] is not None:
-        _int(data["memory_limit_bytes"], "memory_limit_bytes")
+    _link_run_options(data)
     _link_manifest_head(agreement, data)
 
     inputs = data["inputs"]

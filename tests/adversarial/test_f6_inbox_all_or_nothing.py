@@ -41,7 +41,8 @@ def _link_outputs(parties, run: Path) -> list[Path]:
     data = _link_manifest(
         parties.agreement, verified, SimpleNamespace(name="duckdb", memory_limit=None), 42, False,
         {"dwp_claims": pd.DataFrame({"person_id": ["p"] * rows})}, {"dwp_claims": map_path},
-        SimpleNamespace(weight=4.5, method="maximum expected F1 (label-free)", comparisons=10),
+        SimpleNamespace(weight=4.5, method="maximum expected F1 (label-free)", comparisons=10,
+                        predict_blocks=1),
         {"total": 1.0}, rows, rows,
     )  # fmt: skip
     write_json_atomic(out / "link-manifest.json", data)

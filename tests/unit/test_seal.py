@@ -1060,7 +1060,8 @@ def _link_manifest_file(tmp_path: Path, agreement: Agreement) -> Path:
     manifest = _link_manifest(
         agreement, verified, SimpleNamespace(name="duckdb", memory_limit=None), 42, False,
         {"dwp_claims": pd.DataFrame({"person_id": ["p1"] * 3})}, {"dwp_claims": maps_path},
-        SimpleNamespace(weight=4.5, method="maximum expected F1 (label-free)", comparisons=10),
+        SimpleNamespace(weight=4.5, method="maximum expected F1 (label-free)", comparisons=10,
+                        predict_blocks=1),
         {"verify": 0.12345, "total": 1.0}, 3, 1,
     )  # fmt: skip
     path = tmp_path / "link-manifest.json"
@@ -1082,6 +1083,8 @@ def test_link_manifest_holds_only_what_the_writer_writes(tmp_path: Path, keys, a
         (lambda m: m["timings_seconds"].update({SECRET: 1.0}), "'timings_seconds' has 1 key(s)"),
         (lambda m: m["counts"].update(persons=SECRET), "'counts.persons'"),
         (lambda m: m.update(backend=SECRET), "'backend'"),
+        (lambda m: m.update(predict_blocks=SECRET), "'predict_blocks'"),
+        (lambda m: m.update(predict_blocks=0), "'predict_blocks' is not a positive integer"),
     ]
     original = path.read_text()
     for change, why in cases:
