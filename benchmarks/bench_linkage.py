@@ -826,7 +826,7 @@ def main() -> None:
         "--reuse-spark",
         action="store_true",
         help="with --reuse and --spark, keep the Spark link already run in --work "
-        "(link_spark/, link_spark.json, e.g. from --stage link_spark)",
+        "(link_spark/ and link_spark.json: --stage link_spark's output line saved there)",
     )
     args = ap.parse_args()
     if (args.reuse_plain or args.reuse_link or args.reuse_spark) and not args.reuse:

@@ -50,8 +50,8 @@ def compare_links(first: Path, second: Path) -> dict[str, Any]:
     cells = joined.group_by(["person_id_a", "person_id_b"]).aggregate([("row_ref", "count")])
     size_a = joined.group_by("person_id_a").aggregate([("row_ref", "count")])
     size_b = joined.group_by("person_id_b").aggregate([("row_ref", "count")])
-    cells = cells.join(size_a.rename_columns(["person_id_a", "n_a"]), "person_id_a")
-    cells = cells.join(size_b.rename_columns(["person_id_b", "n_b"]), "person_id_b")
+    cells = cells.join(size_a.rename_columns({"row_ref_count": "n_a"}), "person_id_a")
+    cells = cells.join(size_b.rename_columns({"row_ref_count": "n_b"}), "person_id_b")
     n = cells["row_ref_count"]
     same = pc.and_(pc.equal(n, cells["n_a"]), pc.equal(n, cells["n_b"]))
     identical_records = pc.sum(pc.if_else(same, n, 0)).as_py() or 0

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from benchmarks.same_persons import compare_links
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.same_persons import compare_links  # noqa: E402
 
 
 def _maps(folder: Path, persons: dict[str, list[str]]) -> Path:

@@ -197,6 +197,22 @@ def main(audit_log: Path) -> None:
 
     Controllers tokenise, the trusted third party links, analysts measure outcomes.
     """
+    exit_on_sigterm()
+
+
+def exit_on_sigterm() -> None:
+    """A SIGTERM (``kill``, a scheduler's timeout, ``docker stop``) exits through Python, so
+    every ``finally`` runs: a run's scratch database and spill files hold tokens and pairs and
+    must not outlive it. Python's default for SIGTERM ends the process at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 __all__ = ["main"]

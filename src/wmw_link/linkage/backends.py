@@ -190,17 +190,21 @@ class Backend:
         return f"pmod(xxhash64({key}, {int(seed)}), {scale}) < {k}"
 
     def close(self) -> None:
-        if self.con is not None:
-            self.con.close()
-        if self.spark is not None:
-            self.spark.catalog.clearCache()
-            if not under_spark_submit(os.environ):
-                # A local session wmw-link launched keeps its scratch folders (spark.local.dir)
-                # under this run's temporary folder, which the caller removes: a later run in
-                # the same process must get a new session, not one whose folders are gone.
-                self.spark.stop()
-        if self.own_spill is not None:
-            shutil.rmtree(self.own_spill, ignore_errors=True)
+        try:
+            if self.con is not None:
+                self.con.close()
+            if self.spark is not None:
+                self.spark.catalog.clearCache()
+                if not under_spark_submit(os.environ):
+                    # A local session wmw-link launched keeps its scratch folders
+                    # (spark.local.dir) under this run's temporary folder, which the caller
+                    # removes: a later run in the same process must get a new session, not
+                    # one whose folders are gone.
+                    self.spark.stop()
+        finally:
+            # The scratch database and spill files hold tokens: gone even if closing failed.
+            if self.own_spill is not None:
+                shutil.rmtree(self.own_spill, ignore_errors=True)
 
 
 def open_backend(

@@ -56,7 +56,7 @@ def blocks_for(
         except ValueError:
             forced = 0
         if not 1 <= forced <= 64:
-            raise ConfigError(f"{ENV} must be a whole number from 1 to 64")
+            raise ConfigError(f"{ENV}={env[ENV]!r}: must be a whole number from 1 to 64")
         return forced
     if not memory_limit or records <= 0:
         return 1
@@ -73,6 +73,9 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
     """
     if blocks <= 1:
         return linker.inference.predict(threshold_match_weight=threshold_match_weight)
+    if linker._sql_dialect_str != "duckdb":
+        # Splink prunes a block's records on DuckDB only (and Spark's hash() is signed).
+        raise ValueError("pairs are scored in blocks on DuckDB only")
     from splink.internals.chunking import _blocked_pairs_cache_key
     from splink.internals.pipeline import CTEPipeline
 

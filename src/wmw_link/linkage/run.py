@@ -237,6 +237,7 @@ def link(
     """
     if memory_limit is not None:
         parse_size(memory_limit)  # refuse a malformed size before verifying anything
+    blocks_for(0, 0, None)  # and a malformed WMW_PREDICT_BLOCKS
     agreement.require_in_force()
     party = party or agreement.default_party(Role.TTP)
     agreement.require_role(party, Role.TTP, "run linkage")
