@@ -14,6 +14,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -238,14 +239,18 @@ class FakeLinker:
     """What the household rule reads of a Splink linker: its settings (the token model over
     every token column) and queries on the scored pairs, registered as ``scored``."""
 
-    def __init__(self, pairs: pd.DataFrame | None = None) -> None:
+    def __init__(
+        self, pairs: pd.DataFrame | None = None, plan: Any = None, n_inputs: int = 2
+    ) -> None:
+        """``plan``: another model's plan (default: the token model, every token column)."""
         import duckdb
 
         from wmw_link.linkage.settings import plan_model, settings_creator
         from wmw_link.token_schema import TOKEN_COLUMNS
 
-        plan = plan_model({c.name for c in TOKEN_COLUMNS}, {"nino": 1e-9, "nhs": 1e-9})
-        self._settings_obj = settings_creator(plan).get_settings("duckdb")
+        if plan is None:
+            plan = plan_model({c.name for c in TOKEN_COLUMNS}, {"nino": 1e-9, "nhs": 1e-9})
+        self._settings_obj = settings_creator(plan, n_inputs).get_settings("duckdb")
         self.con = duckdb.connect()
         if pairs is not None:
             self.con.register("scored", pairs)

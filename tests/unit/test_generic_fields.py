@@ -239,11 +239,27 @@ def test_generic_id_u_counts_pairs_sharing_the_id_and_nothing_else(tmp_path: Pat
         be.close()
 
 
-def test_text_u_is_counted_on_same_date_pairs_of_two_people(tmp_path: Path) -> None:
+def _text_u_of(rows: list[dict], tmp_path: Path) -> dict:
+    """Text levels' u counted from the tokens of ``rows`` (one register, tokenised for real)."""
     from wmw_link.keys import new_key
     from wmw_link.linkage.text_u import text_u
     from wmw_link.tokenise import tokenise
 
+    a = parse_agreement(_AGREEMENT)
+    key, ref = new_key(tmp_path / "k"), new_key(tmp_path / "r")
+    res = tokenise(a, "register", pa.Table.from_pylist(rows), key, ref, tmp_path / "out", workers=1)
+    present = set(pq.read_schema(res.tokens).names) - {"row_ref"}
+    be = _backend(tmp_path)
+    try:
+        kinds = {c.name: c.kind for c in ts.columns_for_dataset(a.datasets[0])}
+        table = be.load_tokens("register", res.tokens, kinds, present)
+        u = text_u(be, [table.physical_name], present)
+    finally:
+        be.close()
+    return u
+
+
+def test_text_u_is_counted_on_same_date_pairs_of_two_people(tmp_path: Path) -> None:
     rng = random.Random(5)
     rows = [
         {
@@ -260,17 +276,7 @@ def test_text_u_is_counted_on_same_date_pairs_of_two_people(tmp_path: Path) -> N
         }
         for i in range(300)
     ]
-    a = parse_agreement(_AGREEMENT)
-    key, ref = new_key(tmp_path / "k"), new_key(tmp_path / "r")
-    res = tokenise(a, "register", pa.Table.from_pylist(rows), key, ref, tmp_path / "out", workers=1)
-    present = set(pq.read_schema(res.tokens).names) - {"row_ref"}
-    be = _backend(tmp_path)
-    try:
-        kinds = {c.name: c.kind for c in ts.columns_for_dataset(a.datasets[0])}
-        table = be.load_tokens("register", res.tokens, kinds, present)
-        u = text_u(be, [table.physical_name], present)
-    finally:
-        be.close()
+    u = _text_u_of(rows, tmp_path)
     # Six suburbs: about one same-date pair of two people in six has the same suburb.
     assert 0.08 < u["text_suburb"]["same text and date"] < 0.3
     # Street addresses almost never agree between two people.
@@ -280,10 +286,6 @@ def test_text_u_is_counted_on_same_date_pairs_of_two_people(tmp_path: Path) -> N
 def test_text_u_takes_off_one_persons_records_whose_ids_differ(tmp_path: Path) -> None:
     """In a small register most same-date pairs are one person: those whose ids differ (a
     typo) would make an agreeing address look common among two people."""
-    from wmw_link.keys import new_key
-    from wmw_link.linkage.text_u import text_u
-    from wmw_link.tokenise import tokenise
-
     rows = []
     for i in range(150):  # three records each, one date per person, one address each
         dob = dt.date(1950, 1, 1) + dt.timedelta(days=7 * i)
@@ -299,17 +301,7 @@ def test_text_u_takes_off_one_persons_records_whose_ids_differ(tmp_path: Path) -
                      "dob": dob, "Soc Sec ID": str(9_000_000 + i), "passport": None,
                      "address_1": f"{i + 1} far away lane", "suburb": "outback",
                      "postcode": "9999"})  # fmt: skip
-    a = parse_agreement(_AGREEMENT)
-    key, ref = new_key(tmp_path / "k"), new_key(tmp_path / "r")
-    res = tokenise(a, "register", pa.Table.from_pylist(rows), key, ref, tmp_path / "out", workers=1)
-    present = set(pq.read_schema(res.tokens).names) - {"row_ref"}
-    be = _backend(tmp_path)
-    try:
-        kinds = {c.name: c.kind for c in ts.columns_for_dataset(a.datasets[0])}
-        table = be.load_tokens("register", res.tokens, kinds, present)
-        u = text_u(be, [table.physical_name], present)
-    finally:
-        be.close()
+    u = _text_u_of(rows, tmp_path)
     # Of the same-date pairs with different ids, 100 are one person (same address) and 450
     # two people (never the same address): counted as they come, u would be 100 / 550.
     assert u["text_address_1"]["same text and date"] < 0.01

@@ -4,39 +4,26 @@ are one person's records with a typo in the id."""
 
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
+from linkage_fixtures import FakeLinker, ScoredPairs
 from test_generic_near_id import _present
 
-from wmw_link.linkage.household import agreement_gammas, evidence_condition, one_person_levels
-from wmw_link.linkage.settings import ID_NEAR_LEVEL, near_id_alone, plan_model, settings_creator
+from wmw_link.linkage.household import evidence_condition, one_person_levels
+from wmw_link.linkage.settings import ID_NEAR_LEVEL, near_id_alone, plan_model
 
 ID = "id_soc_sec_id"
 
 
-class _Linker:
+def _Linker(pairs: pd.DataFrame) -> FakeLinker:  # noqa: N802 (stands for a class)
     """The generic-field model's settings and queries on scored pairs (``scored``)."""
-
-    def __init__(self, pairs: pd.DataFrame) -> None:
-        plan = plan_model(_present(), {ID: 1e-6, "idpc_soc_sec_id": 1e-7})
-        self._settings_obj = settings_creator(plan, 1).get_settings("duckdb")
-        self.con = duckdb.connect()
-        self.con.register("scored", pairs)
-        self.misc = self
-
-    def query_sql(self, sql: str, output_type: str) -> pd.DataFrame:
-        return self.con.execute(sql).df()
-
-    def gammas(self, name: str) -> dict[str, int]:
-        comps = {c.output_column_name: c for c in self._settings_obj.comparisons}
-        return agreement_gammas(comps[name])
+    plan = plan_model(_present(), {ID: 1e-6, "idpc_soc_sec_id": 1e-7})
+    return FakeLinker(pairs, plan, n_inputs=1)
 
 
-class _Pred:
-    physical_name = "scored"
+_Pred = ScoredPairs
 
 
-def _linker(weak_near: int) -> _Linker:
+def _linker(weak_near: int) -> FakeLinker:
     """Pairs sharing the id: 1,000 with names and date, 200 with no identity level (odds 0.2).
     Pairs of ids one character apart: 100 with names and date (20 expected without an
     identity level if the id's typos are independent of other errors), ``weak_near`` without."""
@@ -51,7 +38,7 @@ def _linker(weak_near: int) -> _Linker:
     return _Linker(df)
 
 
-def _passes(lk: _Linker, sql: str, identity: int, id_level: int) -> bool:
+def _passes(lk: FakeLinker, sql: str, identity: int, id_level: int) -> bool:
     row = (
         f"SELECT {identity} AS gamma_identity, -1 AS gamma_postcode, -1 AS gamma_id_pp, "
         f"{id_level} AS gamma_{ID}"
