@@ -25,6 +25,9 @@ To make the records and tokens once and link them again (after a change to linka
     bench_linkage.py --stage tokenise --people 1000000 --work W
     bench_linkage.py --people 1000000 --work W --reuse --skip-exact --name linkage_1m
 
+At 10M people plaintext Splink does not fit in memory: ``--skip-plain`` links and scores the
+tokens alone (the plaintext figures are left blank).
+
 Time ratios: ``time_ratio`` is the whole job from raw extracts to persons (tokenise + link
 against normalise + Splink); ``link_vs_splink_ratio`` compares the linkage stages alone and
 ``tokenise_vs_normalise_ratio`` the data preparation alone.
@@ -77,6 +80,16 @@ def stage_synth(work: Path, people: int, profile: str = "standard") -> dict[str,
     return {"rows": r.rows, "records": sum(r.rows.values()), "profile": profile}
 
 
+def _place(src: Path, folder: Path) -> None:
+    """Put ``src`` in ``folder`` as a hard link (tokens at 10M people are gigabytes), else a copy."""
+    dest = folder / src.name
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy(src, dest)
+
+
 def stage_tokenise(work: Path) -> dict[str, Any]:
     from wmw_link.agreement import load_agreement
     from wmw_link.keys import new_key
@@ -97,8 +110,8 @@ def stage_tokenise(work: Path) -> dict[str, Any]:
         )
         rows[ds] = res.rows_out if hasattr(res, "rows_out") else None
         for suf in (".tokens.parquet", ".manifest.json"):
-            shutil.copy(work / "ctl" / ds / f"{ds}{suf}", inbox)
-        shutil.copy(work / "ctl" / ds / f"{ds}.crosswalk.parquet", xw)
+            _place(work / "ctl" / ds / f"{ds}{suf}", inbox)
+        _place(work / "ctl" / ds / f"{ds}.crosswalk.parquet", xw)
     return {"rows": rows}
 
 
@@ -517,19 +530,20 @@ def score_all(res: dict[str, Any], work: Path, linked: list[str], with_ecm: bool
                 _token_rules(work),
                 sweep=name == "link",
             )
-        plain = (
-            f"SELECT {_dataset('source_dataset')} AS dataset, unique_id AS record_id, "
-            "unique_id AS uid, "
-            f"cluster_id AS pred FROM {_parquet(work / 'plain.clusters.parquet')}"
-        )
-        _score_run(
-            con,
-            res["plain"],
-            _nodes(con, plain),
-            work / "plain.pairs.parquet",
-            token_block_rules(),
-            True,
-        )
+        if "plain" in res:
+            plain = (
+                f"SELECT {_dataset('source_dataset')} AS dataset, unique_id AS record_id, "
+                "unique_id AS uid, "
+                f"cluster_id AS pred FROM {_parquet(work / 'plain.clusters.parquet')}"
+            )
+            _score_run(
+                con,
+                res["plain"],
+                _nodes(con, plain),
+                work / "plain.pairs.parquet",
+                token_block_rules(),
+                True,
+            )
         if with_ecm:
             # node is "<dataset>|<record id>".
             ecm_dataset = "split_part(node, '|', 1)"
@@ -556,6 +570,7 @@ def evaluate_size(
     reuse_plain: bool = False,
     reuse_link: bool = False,
     reuse_spark: bool = False,
+    skip_plain: bool = False,
 ) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     res: dict[str, Any] = {"people": people, "profile": profile}
@@ -579,18 +594,20 @@ def evaluate_size(
         res["link_spark"] = _reused_stage(work, "link_spark")
     elif spark:
         res["link_spark"] = _run_stage("link_spark", work, people)
-    if reuse_plain:
+    if skip_plain:
+        pass  # beyond what plaintext Splink fits in memory (10M people): tokens only
+    elif reuse_plain:
         if not (work / "plain.clusters.parquet").is_file():
             raise SystemExit(f"--reuse-plain: {work} holds no plain.clusters.parquet")
         res["plain"] = _reused_stage(work, "plain")
     else:
         res["plain"] = _run_stage("plain", work, people)
-    if with_ecm:
+    if with_ecm and not skip_plain:  # ECM reads the plaintext stage's records
         res["ecm"] = _run_stage("ecm", work, people)
 
     t_score = time.perf_counter()
     linked = ["link"] + ([] if skip_exact else ["link_exact"]) + (["link_spark"] if spark else [])
-    score_all(res, work, linked, with_ecm)
+    score_all(res, work, linked, "ecm" in res)
     if spark:
         from same_persons import compare_links
 
@@ -609,18 +626,11 @@ def _summarise(r: dict[str, Any]) -> dict[str, Any]:
     # With --reuse the tokenise stage ran earlier: its figures may be unknown (None).
     tok_s = r["tokenise"]["wall_seconds"]
     tok = None if tok_s is None else tok_s + r["link"]["wall_seconds"]
-    plain = r["plain"]["wall_seconds"]
-    # The plaintext stage's own clock for normalising the raw extracts; the rest of its wall
-    # time is Splink (and process start, like every stage).
-    norm = r["plain"]["timings"]["normalise"]
     best = max(r["link"]["sweep"], key=lambda p: p["f1"])
-    pbest = max(r["plain"]["sweep"], key=lambda p: p["f1"])
     row = {
         "people": r["people"],
         "records": r["link"]["records"],
         "f1_tokens": r["link"]["scores"]["f1"],
-        "f1_plaintext": r["plain"]["scores"]["f1"],
-        "f1_ratio": r["link"]["scores"]["f1"] / r["plain"]["scores"]["f1"],
         "f1_tokens_exact_only": r["link_exact"]["scores"]["f1"] if "link_exact" in r else None,
         "f1_ecm": r["ecm"]["scores"]["f1"] if "ecm" in r else None,
         "f1_tokens_spark": r["link_spark"]["scores"]["f1"] if "link_spark" in r else None,
@@ -632,29 +642,17 @@ def _summarise(r: dict[str, Any]) -> dict[str, Any]:
         "best_sweep_weight": best["threshold_weight"],
         "best_sweep_f1": best["f1"],
         "f1_gap_to_best_points": 100 * (best["f1"] - r["link"]["scores"]["f1"]),
-        "best_sweep_f1_plaintext": pbest["f1"],
         "household_false_pairs_tokens": r["link"]["scores"]["household_false_pairs"],
         "household_false_merge_rate_tokens": r["link"]["scores"]["household_false_merge_rate"],
-        "household_false_pairs_plaintext": r["plain"]["scores"]["household_false_pairs"],
         "candidate_recall_tokens": r["link"]["candidate_pair_recall"],
-        "candidate_recall_plaintext": r["plain"]["candidate_pair_recall"],
         "pairs_per_record_tokens": r["link"]["candidates"]["pairs_per_record"],
         "equity_groups_flagged_tokens": len(r["link"]["equity"]["flags"]),
-        "equity_groups_flagged_plaintext": len(r["plain"]["equity"]["flags"]),
         "pairs_scored_tokens": r["link"]["comparisons"],
-        "pairs_scored_plaintext": r["plain"]["comparisons"],
         "tokenise_s": r["tokenise"]["wall_seconds"],
         "link_s": r["link"]["wall_seconds"],
         "tokens_total_s": tok,
-        "plaintext_normalise_s": norm,
-        "plaintext_splink_s": plain - norm,
-        "plaintext_total_s": plain,
-        "time_ratio": None if tok is None else tok / plain,
-        "link_vs_splink_ratio": r["link"]["wall_seconds"] / (plain - norm),
-        "tokenise_vs_normalise_ratio": None if tok_s is None else tok_s / norm,
         "peak_mib_tokenise": r["tokenise"]["peak_mib"],
         "peak_mib_link": r["link"]["peak_mib"],
-        "peak_mib_plaintext": r["plain"]["peak_mib"],
         "link_spark_s": r["link_spark"]["wall_seconds"] if "link_spark" in r else None,
         "peak_mib_link_spark": r["link_spark"]["peak_mib"] if "link_spark" in r else None,
         "spark_same_person_records": (
@@ -663,11 +661,81 @@ def _summarise(r: dict[str, Any]) -> dict[str, Any]:
         "spark_pair_f1_vs_duckdb": (
             r["spark_vs_duckdb"]["pair_f1"] if "spark_vs_duckdb" in r else None
         ),
-        "peak_memory_ratio": max(r["tokenise"]["peak_mib"] or 0, r["link"]["peak_mib"])
-        / r["plain"]["peak_mib"],
         "scoring_s": r.get("scoring_s"),
     }
-    return row
+    return _with_plaintext(row, r, tok)
+
+
+# The summary's plaintext Splink figures, in the order of the table (None without a plaintext
+# run: --skip-plain).
+_PLAIN_FIELDS = (
+    "f1_plaintext",
+    "f1_ratio",
+    "best_sweep_f1_plaintext",
+    "household_false_pairs_plaintext",
+    "candidate_recall_plaintext",
+    "equity_groups_flagged_plaintext",
+    "pairs_scored_plaintext",
+    "plaintext_normalise_s",
+    "plaintext_splink_s",
+    "plaintext_total_s",
+    "time_ratio",
+    "link_vs_splink_ratio",
+    "tokenise_vs_normalise_ratio",
+    "peak_mib_plaintext",
+    "peak_memory_ratio",
+)
+
+
+def _with_plaintext(row: dict[str, Any], r: dict[str, Any], tok: float | None) -> dict[str, Any]:
+    """``row`` with the plaintext Splink figures (and the ratios to them) added."""
+    p = r.get("plain")
+    vals: dict[str, Any] = dict.fromkeys(_PLAIN_FIELDS)
+    if p is not None:
+        tok_s = r["tokenise"]["wall_seconds"]
+        plain = p["wall_seconds"]
+        # The plaintext stage's own clock for normalising the raw extracts; the rest of its
+        # wall time is Splink (and process start, like every stage).
+        norm = p["timings"]["normalise"]
+        vals.update(
+            f1_plaintext=p["scores"]["f1"],
+            f1_ratio=r["link"]["scores"]["f1"] / p["scores"]["f1"],
+            best_sweep_f1_plaintext=max(p["sweep"], key=lambda x: x["f1"])["f1"],
+            household_false_pairs_plaintext=p["scores"]["household_false_pairs"],
+            candidate_recall_plaintext=p["candidate_pair_recall"],
+            equity_groups_flagged_plaintext=len(p["equity"]["flags"]),
+            pairs_scored_plaintext=p["comparisons"],
+            plaintext_normalise_s=norm,
+            plaintext_splink_s=plain - norm,
+            plaintext_total_s=plain,
+            time_ratio=None if tok is None else tok / plain,
+            link_vs_splink_ratio=r["link"]["wall_seconds"] / (plain - norm),
+            tokenise_vs_normalise_ratio=None if tok_s is None else tok_s / norm,
+            peak_mib_plaintext=p["peak_mib"],
+            peak_memory_ratio=max(r["tokenise"]["peak_mib"] or 0, r["link"]["peak_mib"])
+            / p["peak_mib"],
+        )
+    # Keep the table's row order: each plaintext figure beside its token counterpart.
+    order = [
+        ("f1_tokens", ["f1_plaintext", "f1_ratio"]),
+        ("best_sweep_f1", []),
+        ("f1_gap_to_best_points", ["best_sweep_f1_plaintext"]),
+        ("household_false_pairs_tokens", []),
+        ("household_false_merge_rate_tokens", ["household_false_pairs_plaintext"]),
+        ("candidate_recall_tokens", ["candidate_recall_plaintext"]),
+        ("equity_groups_flagged_tokens", ["equity_groups_flagged_plaintext"]),
+        ("pairs_scored_tokens", ["pairs_scored_plaintext"]),
+        ("tokens_total_s", _PLAIN_FIELDS[7:13]),
+        ("peak_mib_link", ["peak_mib_plaintext"]),
+        ("spark_pair_f1_vs_duckdb", ["peak_memory_ratio"]),
+    ]
+    after = dict(order)
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        out[k] = v
+        for extra in after.get(k, []):
+            out[extra] = vals[extra]
+    return out
 
 
 def _equity_lines(results: list[dict[str, Any]]) -> list[str]:
@@ -679,7 +747,8 @@ def _equity_lines(results: list[dict[str, Any]]) -> list[str]:
         "",
     ]
     for r in results:
-        eq, peq = r["link"]["equity"], r["plain"]["equity"]
+        eq = r["link"]["equity"]
+        peq = r["plain"]["equity"] if "plain" in r else {"groups": {}, "flags": ["not run"]}
         lines += [f"{r['people']:,} people:", ""]
         lines.append("| by | group | records | precision | recall | F1 | F1 plaintext |")
         lines.append("|---|---|---|---|---|---|---|")
@@ -701,11 +770,16 @@ def _candidate_lines(results: list[dict[str, Any]]) -> list[str]:
     """Blocking recall by the rule that first found each true pair, and by source pair."""
     lines = ["## Blocking: true pairs found, by first rule and by source pair", ""]
     for r in results:
-        c, pc = r["link"]["candidates"], r["plain"]["candidates"]
+        c = r["link"]["candidates"]
+        pc = r["plain"]["candidates"] if "plain" in r else {"by_source_pair": {}}
+        plain_note = (
+            f"plaintext Splink {pc['recall']:.4f} at {pc['pairs_per_record']:.2f}"
+            if "recall" in pc
+            else "plaintext Splink not run"
+        )
         lines += [
             f"{r['people']:,} people: recall {c['recall']:.4f} at {c['pairs_per_record']:.2f} "
-            f"scored pairs per record (plaintext Splink {pc['recall']:.4f} at "
-            f"{pc['pairs_per_record']:.2f}).",
+            f"scored pairs per record ({plain_note}).",
             "",
             "| first rule | share of true pairs |",
             "|---|---|",
@@ -803,6 +877,11 @@ def main() -> None:
         help="synthetic profile of the extracts (docs/synthetic-data.md)",
     )
     ap.add_argument("--skip-exact", action="store_true", help="skip the exact-only contrast")
+    ap.add_argument(
+        "--skip-plain",
+        action="store_true",
+        help="skip plaintext Splink (sizes it cannot hold in memory): token figures only",
+    )
     ap.add_argument("--spark", action="store_true", help="also link on Spark (local mode)")
     ap.add_argument(
         "--reuse",
@@ -829,6 +908,8 @@ def main() -> None:
         "(link_spark/ and link_spark.json: --stage link_spark's output line saved there)",
     )
     args = ap.parse_args()
+    if args.skip_plain and args.reuse_plain:
+        ap.error("--skip-plain and --reuse-plain contradict each other")
     if (args.reuse_plain or args.reuse_link or args.reuse_spark) and not args.reuse:
         ap.error("--reuse-plain, --reuse-link and --reuse-spark need --reuse")
     if args.reuse_spark and not args.spark:
@@ -858,6 +939,7 @@ def main() -> None:
                 reuse_plain=args.reuse_plain,
                 reuse_link=args.reuse_link,
                 reuse_spark=args.reuse_spark,
+                skip_plain=args.skip_plain,
             )
         )
         print(f"{n:,} people done in {time.perf_counter() - t0:.0f}s ({work})", file=sys.stderr)
