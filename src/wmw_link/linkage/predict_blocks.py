@@ -81,10 +81,13 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
 
     t0 = time.perf_counter()
     pairs = linker.inference.compute_blocked_pairs_for_predict()
-    log.info("blocked pairs in %.1f s; scoring in %d x %d blocks", time.perf_counter() - t0,
-             blocks, blocks)  # fmt: skip
     parts = []
     try:
+        n_pairs = linker.misc.query_sql(
+            f"SELECT COUNT(*) AS n FROM {pairs.physical_name}", output_type="pandas"
+        )["n"].iloc[0]
+        log.info("%d candidate pairs blocked in %.1f s; scoring in %d x %d blocks",
+                 n_pairs, time.perf_counter() - t0, blocks, blocks)  # fmt: skip
         for i in range(blocks):
             for j in range(blocks):
                 block = linker.misc.query_sql(
@@ -102,7 +105,8 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
                     )
                 finally:
                     block.drop_table_from_database_and_remove_from_cache()
-                log.info("scored block %d of %d", i * blocks + j + 1, blocks * blocks)
+                log.info("scored block %d of %d (%.0f s since blocking began)",
+                         i * blocks + j + 1, blocks * blocks, time.perf_counter() - t0)  # fmt: skip
         # Named as Splink names a predict's output: its charts read the table by that name.
         pipeline = CTEPipeline()
         pipeline.enqueue_sql(
