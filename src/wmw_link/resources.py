@@ -11,14 +11,18 @@ runs other work beside the link.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from wmw_link.errors import ConfigError
+
+log = logging.getLogger("wmw_link.resources")
 
 #: Default memory limit: this share of the machine's (or the container's) memory.
 DEFAULT_MEMORY_SHARE = 0.25
@@ -102,11 +106,17 @@ def resolve_memory_limit(
     return parse_size(value)
 
 
+#: The file in each spill folder that names the process using it: ``<host> <pid>``.
+OWNER_FILE = "owner"
+
+
 def private_spill_dir(parent: Path | str, prefix: str = "wmw-spill-") -> Path:
     """A new owner-only folder inside ``parent`` (created if missing) for spill files.
 
     Spill files hold intermediate tables (tokens, pairs), so they get their own folder, removed
-    by the caller when done.
+    by the caller when done. The folder names its process (:data:`OWNER_FILE`); folders that
+    an earlier process on this host left behind when it was killed (SIGKILL, a power cut) are
+    removed first (:func:`sweep_stale_spill_dirs`).
 
     Raises:
         ConfigError: ``parent`` is not a folder that can be written.
@@ -114,11 +124,51 @@ def private_spill_dir(parent: Path | str, prefix: str = "wmw-spill-") -> Path:
     parent = Path(parent)
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        sweep_stale_spill_dirs(parent, prefix)
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        (folder / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+        return folder
     except OSError as e:
         raise ConfigError(
             f"--temp-dir {parent}: cannot create a spill folder there ({e.strerror or e})"
         ) from None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale_spill_dirs(parent: Path, prefix: str = "wmw-spill-") -> list[Path]:
+    """Remove the spill folders in ``parent`` whose process is gone (this host only).
+
+    A folder is removed only when its :data:`OWNER_FILE` names this host and a process id that
+    no longer exists: a live process's folder, another host's (a shared disk) and a folder with
+    no owner file (an older wmw-link, or not ours) are left alone. A reused process id keeps a
+    stale folder, never the reverse. Folders that cannot be removed are skipped.
+
+    Returns:
+        The folders removed.
+    """
+    host = socket.gethostname()
+    removed = []
+    for folder in parent.glob(f"{prefix}*"):
+        try:
+            owner_host, pid = (folder / OWNER_FILE).read_text().split()
+            if owner_host != host or _process_alive(int(pid)):
+                continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            removed.append(folder)
+            log.warning("removed %s, left behind by process %s (no longer running)", folder, pid)
+    return removed
 
 
 def configure_duckdb(
@@ -181,4 +231,5 @@ __all__ = [
     "private_spill_dir",
     "resolve_memory_limit",
     "spark_memory",
+    "sweep_stale_spill_dirs",
 ]
