@@ -2,7 +2,7 @@
 
 Splink scores candidate pairs by joining them to the input twice, once for each side. DuckDB
 builds a hash table of every input record (all its token columns) for each of the two joins:
-at 3,000,000 people (6.2 million records of about 60 token columns) the two tables need more
+at 3,000,000 people (6.2 million records of some 50 token columns) the two tables need more
 than a 6 GB limit, and the join spills tens of gigabytes. Splink's own predict chunks do not
 help here: each chunk blocks again, and the other side of the join is still every record.
 
