@@ -68,7 +68,7 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
     """Splink's predictions above ``threshold_match_weight``, scored in ``blocks`` x ``blocks``
     blocks of pairs.
 
-    On DuckDB the candidate pairs come from :func:`blocked_pairs_sql` (the pairs and match
+    On DuckDB the candidate pairs come from (:func:`blocked_pairs`: the pairs and match
     keys of Splink's blocking, in a fraction of its time and memory); elsewhere (Spark, one
     block only) Splink blocks and predicts as usual.
 
@@ -84,9 +84,7 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
     from splink.internals.pipeline import CTEPipeline
 
     t0 = time.perf_counter()
-    pipeline = CTEPipeline()
-    pipeline.enqueue_sql(blocked_pairs_sql(linker), "__wmw_blocked_pairs")
-    pairs = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
+    pairs = blocked_pairs(linker, partitions=blocks)
     parts = []
     try:
         n_pairs = linker.misc.query_sql(
@@ -141,19 +139,54 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
         pairs.drop_table_from_database_and_remove_from_cache()
 
 
-def blocked_pairs_sql(linker: Any) -> str:
-    """SQL for the candidate pairs of the linker's prediction blocking rules, as Splink's
+def blocked_pairs(linker: Any, partitions: int = 1) -> Any:
+    """The candidate pairs of the linker's prediction blocking rules, as Splink's
     ``compute_blocked_pairs_for_predict`` gives them (``match_key``: the first rule that finds
     the pair, ``join_key_l``, ``join_key_r``), made another way.
 
     Splink joins the records once per rule and drops, in the join, the pairs an earlier rule
-    found: every earlier rule's column rides in the join (up to 22 token columns a side) and
-    the exploded list rule's ``DISTINCT`` runs over all of them. At 10,000,000 people that
-    ``DISTINCT`` failed for memory under a 6 GB limit. Here each rule joins only the ids and its
-    own column, and the pairs of all rules are grouped once (the first rule: ``MIN``): the
-    same pairs and match keys (tested), with less held per pair. 3,000,000 people: 59.5 s of
-    CPU against 111.9 s for Splink's SQL, run back to back (`block_exp`, 45,169,164 pairs).
+    found: every earlier rule's column rides in the join (up to 21 token columns a side) and
+    the exploded list rule's ``DISTINCT`` runs over all of them; at 10,000,000 people it ran
+    out of memory under a 6 GB limit. Here each rule joins only the ids and its own column,
+    one rule at a time into a table of its own (a list rule's exploded values in
+    ``partitions`` parts by a hash of the value, so that one part's hash table fits), and the
+    pairs of all rules are then grouped once, each keeping its first rule (``MIN``): the same
+    pairs and match keys (tested). 3,000,000 people: 59.5 s of CPU against 111.9 s for
+    Splink's SQL on the same tokens (45,169,164 pairs either way).
+
+    Returns:
+        A SplinkDataFrame of the pairs.
     """
+    from splink.internals.pipeline import CTEPipeline
+
+    db = linker._db_api
+    concat, rules = _rule_pairs_sqls(linker)
+    tables = []
+    try:
+        for k, (select, listed) in enumerate(rules):
+            for p in range(partitions if listed else 1):
+                where = f"hash(value) % {partitions} = {p}" if listed and partitions > 1 else ""
+                pipeline = CTEPipeline()
+                pipeline.enqueue_sql(concat, "wmw_concat")
+                pipeline.enqueue_sql(select(where), f"__wmw_rule_pairs_{k}_{p}")
+                tables.append(db.sql_pipeline_to_splink_dataframe(pipeline))
+        pipeline = CTEPipeline(tables)
+        union = " UNION ALL ".join(f"SELECT * FROM {t.templated_name}" for t in tables)
+        pipeline.enqueue_sql(
+            "SELECT CAST(MIN(mk) AS VARCHAR) AS match_key, join_key_l, join_key_r "
+            f"FROM ({union}) GROUP BY join_key_l, join_key_r",
+            "__wmw_blocked_pairs",
+        )
+        return db.sql_pipeline_to_splink_dataframe(pipeline)
+    finally:
+        for t in tables:
+            t.drop_table_from_database_and_remove_from_cache()
+
+
+def _rule_pairs_sqls(linker: Any) -> tuple[str, list[tuple[Any, bool]]]:
+    """SQL of the records as one table (``wmw_concat``), and for each prediction rule a
+    function of an extra condition on its (exploded) value giving the SQL of its pairs
+    (``mk``, ``join_key_l``, ``join_key_r``), with whether the rule explodes a list."""
     from splink.internals.blocking import (
         _sql_gen_where_condition,
         combine_unique_id_input_columns,
@@ -172,18 +205,23 @@ def blocked_pairs_sql(linker: Any) -> str:
     where = _sql_gen_where_condition(settings._link_type, ids)
     key_l = _composite_unique_id_from_nodes_sql(ids, "l")
     key_r = _composite_unique_id_from_nodes_sql(ids, "r")
-    parts = []
+    rules = []
     for br in settings._blocking_rules_to_generate_predictions:
-        side = "wmw_concat"
-        for col in getattr(br, "array_columns_to_explode", None) or []:
-            quoted = '"' + col.strip('"').replace('"', '""') + '"'
-            side = f"(SELECT * REPLACE (UNNEST({quoted}) AS {quoted}) FROM {side})"
-        parts.append(
-            f"SELECT {int(br.match_key)} AS mk, {key_l} AS join_key_l, {key_r} AS join_key_r "
-            f"FROM {side} AS l INNER JOIN {side} AS r ON ({br.blocking_rule_sql}) {where}"
-        )
-    return (
-        f"WITH wmw_concat AS ({concat}) "
-        "SELECT CAST(MIN(mk) AS VARCHAR) AS match_key, join_key_l, join_key_r "
-        f"FROM ({' UNION ALL '.join(parts)}) GROUP BY join_key_l, join_key_r"
-    )
+        explode = list(getattr(br, "array_columns_to_explode", None) or [])
+
+        def select(extra: str, br: Any = br, explode: list[str] = explode) -> str:
+            side = "wmw_concat"
+            for col in explode:
+                q = '"' + col.strip('"').replace('"', '""') + '"'
+                side = f"(SELECT * REPLACE (UNNEST({q}) AS {q}) FROM {side})"
+            if extra:  # one rule, one exploded column: its value is the join key
+                q = '"' + explode[0].strip('"').replace('"', '""') + '"'
+                side = f"(SELECT * FROM {side} WHERE {extra.replace('value', q)})"
+            return (
+                f"SELECT {int(br.match_key)} AS mk, {key_l} AS join_key_l, "
+                f"{key_r} AS join_key_r FROM {side} AS l INNER JOIN {side} AS r "
+                f"ON ({br.blocking_rule_sql}) {where}"
+            )
+
+        rules.append((select, len(explode) == 1))
+    return concat, rules
