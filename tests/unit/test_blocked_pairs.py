@@ -17,30 +17,36 @@ from wmw_link.linkage import link, predict_blocks
 AGREEMENT = Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml"
 
 
-def _compare_with_splink(monkeypatch) -> list[tuple[set, set, set]]:
-    """Patch blocked_pairs so that each link also asks Splink for its pairs, and makes its own
-    with a list rule's values in 3 parts."""
-    seen: list[tuple[set, set, set]] = []
-    original = predict_blocks.blocked_pairs
+def _compare_with_splink(monkeypatch) -> list[dict[str, set]]:
+    """Patch rule_pair_tables so that each link also gets Splink's pairs and ours made three
+    ways: all at once, with a list rule's values in 3 parts, and grouped by left part."""
+    seen: list[dict[str, set]] = []
+    original = predict_blocks.rule_pair_tables
 
     def rows(linker: Any, table: Any) -> set:
         sql = f"SELECT match_key, join_key_l, join_key_r FROM {table.physical_name}"
-        return set(linker._db_api._con.execute(sql).fetchall())
+        out = set(linker._db_api._con.execute(sql).fetchall())
+        table.drop_table_from_database_and_remove_from_cache()
+        return out
 
-    def both(linker: Any, partitions: int = 1) -> Any:
+    def both(linker: Any, partitions: int = 1) -> list[Any]:
         from splink.internals.chunking import _blocked_pairs_cache_key
 
-        theirs = linker.inference.compute_blocked_pairs_for_predict()
+        got = {"splink": rows(linker, linker.inference.compute_blocked_pairs_for_predict())}
         linker._intermediate_table_cache.pop(_blocked_pairs_cache_key(), None)
-        in_parts = original(linker, partitions=3)
-        seen.append((rows(linker, theirs), rows(linker, in_parts), set()))
-        theirs.drop_table_from_database_and_remove_from_cache()
-        in_parts.drop_table_from_database_and_remove_from_cache()
-        ours = original(linker, partitions)
-        seen[-1][2].update(rows(linker, ours))
-        return ours
+        for way, parts in (("ours", 1), ("list in parts", 3)):
+            tables = original(linker, parts)
+            got[way] = rows(linker, predict_blocks.first_rule_pairs(linker, tables, 1, 0))
+            for t in tables:
+                t.drop_table_from_database_and_remove_from_cache()
+        tables = original(linker, partitions)
+        got["by left part"] = set().union(
+            *(rows(linker, predict_blocks.first_rule_pairs(linker, tables, 3, i)) for i in range(3))
+        )
+        seen.append(got)
+        return tables
 
-    monkeypatch.setattr(predict_blocks, "blocked_pairs", both)
+    monkeypatch.setattr(predict_blocks, "rule_pair_tables", both)
     return seen
 
 
@@ -58,8 +64,9 @@ def test_our_blocked_pairs_are_splinks(datasets: str, tmp_path: Path, monkeypatc
     seen = _compare_with_splink(monkeypatch)
     link(agreement, src, tmp_path / "out", seed=1)
     assert len(seen) == 1
-    theirs, in_parts, ours = seen[0]
-    assert len(theirs) > 20
-    assert ours == theirs  # every pair once, with the first rule that finds it
-    assert in_parts == theirs  # a list rule's values joined in parts: the same pairs
-    assert len({k for k, _, _ in ours}) >= 3  # several rules contribute
+    got = seen[0]
+    assert len(got["splink"]) > 20
+    # every pair once, with the first rule that finds it, however it is made
+    for way in ("ours", "list in parts", "by left part"):
+        assert got[way] == got["splink"], way
+    assert len({k for k, _, _ in got["ours"]}) >= 3  # several rules contribute

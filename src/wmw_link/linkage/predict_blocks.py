@@ -68,9 +68,10 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
     """Splink's predictions above ``threshold_match_weight``, scored in ``blocks`` x ``blocks``
     blocks of pairs.
 
-    On DuckDB the candidate pairs come from (:func:`blocked_pairs`: the pairs and match
-    keys of Splink's blocking, in a fraction of its time and memory); elsewhere (Spark, one
-    block only) Splink blocks and predicts as usual.
+    On DuckDB the candidate pairs are made here (:func:`rule_pair_tables`,
+    :func:`first_rule_pairs`: the pairs and match keys of Splink's blocking, in a fraction of
+    its time and memory), a left part at a time; elsewhere (Spark, one block only) Splink
+    blocks and predicts as usual.
 
     Returns:
         A SplinkDataFrame of the scored pairs, as ``linker.inference.predict`` returns.
@@ -80,43 +81,31 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
             # Blocks are DuckDB's answer to its join memory (and Spark's hash() is signed).
             raise ValueError("pairs are scored in blocks on DuckDB only")
         return linker.inference.predict(threshold_match_weight=threshold_match_weight)
-    from splink.internals.chunking import _blocked_pairs_cache_key
     from splink.internals.pipeline import CTEPipeline
 
     t0 = time.perf_counter()
-    pairs = blocked_pairs(linker, partitions=blocks)
-    parts = []
+    tables = rule_pair_tables(linker, partitions=blocks)
+    log.info("pairs of %d rules found in %.1f s; scoring in %d x %d block(s)", len(tables),
+             time.perf_counter() - t0, blocks, blocks)  # fmt: skip
+    parts: list[Any] = []
+    n_pairs = 0
     try:
-        n_pairs = linker.misc.query_sql(
-            f"SELECT COUNT(*) AS n FROM {pairs.physical_name}", output_type="pandas"
-        )["n"].iloc[0]
-        log.info("%d candidate pairs blocked in %.1f s; scoring in %d x %d block(s)",
-                 n_pairs, time.perf_counter() - t0, blocks, blocks)  # fmt: skip
         for i in range(blocks):
-            for j in range(blocks):
-                block = (
-                    pairs
-                    if blocks == 1
-                    else linker.misc.query_sql(
-                        f"SELECT * FROM {pairs.physical_name} "
-                        f"WHERE hash(join_key_l) % {blocks} = {i} "
-                        f"AND hash(join_key_r) % {blocks} = {j}",
-                        output_type="splink_df",
-                    )
-                )
-                linker.table_management.register_blocked_pairs_for_predict(block)
-                try:
-                    parts.append(
-                        linker.inference.predict(
-                            threshold_match_weight=threshold_match_weight, warning_mode="never"
-                        )
-                    )
-                finally:
-                    linker._intermediate_table_cache.pop(_blocked_pairs_cache_key(), None)
+            # The pairs whose left record is in part i, each once with its first rule: 1/n of
+            # the grouping at a time, so that it fits the memory limit.
+            pairs = first_rule_pairs(linker, tables, blocks, i)
+            try:
+                n_pairs += _count(linker, pairs)
+                for j in range(blocks):
+                    block = pairs if blocks == 1 else _right_part(linker, pairs, blocks, j)
+                    parts.append(_predict_registered(linker, block, threshold_match_weight))
                     if block is not pairs:
                         block.drop_table_from_database_and_remove_from_cache()
-                log.info("scored block %d of %d (%.0f s since blocking began)",
-                         i * blocks + j + 1, blocks * blocks, time.perf_counter() - t0)  # fmt: skip
+                    log.info("scored block %d of %d (%.0f s since blocking began)",
+                             i * blocks + j + 1, blocks * blocks, time.perf_counter() - t0)  # fmt: skip
+            finally:
+                pairs.drop_table_from_database_and_remove_from_cache()
+        log.info("%d candidate pairs scored", n_pairs)
         if len(parts) == 1:
             return parts[0]
         # Named as Splink names a predict's output: its charts read the table by that name.
@@ -134,34 +123,55 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
             p.drop_table_from_database_and_remove_from_cache()
         raise
     finally:
+        for t in tables:
+            t.drop_table_from_database_and_remove_from_cache()
+
+
+def _count(linker: Any, table: Any) -> int:
+    sql = f"SELECT COUNT(*) AS n FROM {table.physical_name}"
+    return int(linker.misc.query_sql(sql, output_type="pandas")["n"].iloc[0])
+
+
+def _right_part(linker: Any, pairs: Any, blocks: int, j: int) -> Any:
+    sql = f"SELECT * FROM {pairs.physical_name} WHERE hash(join_key_r) % {blocks} = {j}"
+    return linker.misc.query_sql(sql, output_type="splink_df")
+
+
+def _predict_registered(linker: Any, block: Any, threshold_match_weight: float) -> Any:
+    """Splink's predictions for exactly the pairs in ``block`` (registered blocked pairs)."""
+    from splink.internals.chunking import _blocked_pairs_cache_key
+
+    linker.table_management.register_blocked_pairs_for_predict(block)
+    try:
+        return linker.inference.predict(
+            threshold_match_weight=threshold_match_weight, warning_mode="never"
+        )
+    finally:
         # Later predicts block again rather than score a dropped table.
         linker._intermediate_table_cache.pop(_blocked_pairs_cache_key(), None)
-        pairs.drop_table_from_database_and_remove_from_cache()
 
 
-def blocked_pairs(linker: Any, partitions: int = 1) -> Any:
-    """The candidate pairs of the linker's prediction blocking rules, as Splink's
-    ``compute_blocked_pairs_for_predict`` gives them (``match_key``: the first rule that finds
-    the pair, ``join_key_l``, ``join_key_r``), made another way.
+def rule_pair_tables(linker: Any, partitions: int = 1) -> list[Any]:
+    """The pairs each prediction blocking rule finds (``mk``, ``join_key_l``, ``join_key_r``),
+    one rule at a time into tables of their own (a list rule's exploded values in
+    ``partitions`` parts by a hash of the value, so that one part's hash table fits).
 
     Splink joins the records once per rule and drops, in the join, the pairs an earlier rule
     found: every earlier rule's column rides in the join (up to 21 token columns a side) and
     the exploded list rule's ``DISTINCT`` runs over all of them; at 10,000,000 people it ran
-    out of memory under a 6 GB limit. Here each rule joins only the ids and its own column,
-    one rule at a time into a table of its own (a list rule's exploded values in
-    ``partitions`` parts by a hash of the value, so that one part's hash table fits), and the
-    pairs of all rules are then grouped once, each keeping its first rule (``MIN``): the same
-    pairs and match keys (tested). 3,000,000 people: 59.5 s of CPU against 111.9 s for
-    Splink's SQL on the same tokens (45,169,164 pairs either way).
+    out of memory under a 6 GB limit. Here each rule joins only the ids and its own column;
+    :func:`first_rule_pairs` then keeps each pair once with its first rule. 3,000,000 people:
+    59.5 s of CPU against 111.9 s for Splink's SQL on the same tokens (45,169,164 pairs
+    either way).
 
     Returns:
-        A SplinkDataFrame of the pairs.
+        SplinkDataFrames, dropped by the caller.
     """
     from splink.internals.pipeline import CTEPipeline
 
     db = linker._db_api
     concat, rules = _rule_pairs_sqls(linker)
-    tables = []
+    tables: list[Any] = []
     try:
         for k, (select, listed) in enumerate(rules):
             for p in range(partitions if listed else 1):
@@ -170,17 +180,28 @@ def blocked_pairs(linker: Any, partitions: int = 1) -> Any:
                 pipeline.enqueue_sql(concat, "wmw_concat")
                 pipeline.enqueue_sql(select(where), f"__wmw_rule_pairs_{k}_{p}")
                 tables.append(db.sql_pipeline_to_splink_dataframe(pipeline))
-        pipeline = CTEPipeline(tables)
-        union = " UNION ALL ".join(f"SELECT * FROM {t.templated_name}" for t in tables)
-        pipeline.enqueue_sql(
-            "SELECT CAST(MIN(mk) AS VARCHAR) AS match_key, join_key_l, join_key_r "
-            f"FROM ({union}) GROUP BY join_key_l, join_key_r",
-            "__wmw_blocked_pairs",
-        )
-        return db.sql_pipeline_to_splink_dataframe(pipeline)
-    finally:
+    except BaseException:
         for t in tables:
             t.drop_table_from_database_and_remove_from_cache()
+        raise
+    return tables
+
+
+def first_rule_pairs(linker: Any, tables: list[Any], parts: int, part: int) -> Any:
+    """Each pair of :func:`rule_pair_tables` once, with the first rule that found it
+    (``MIN``), as Splink's blocked pairs (``match_key`` text, ``join_key_l``, ``join_key_r``):
+    those whose left record's id hashes to ``part`` of ``parts``."""
+    from splink.internals.pipeline import CTEPipeline
+
+    where = f" WHERE hash(join_key_l) % {parts} = {part}" if parts > 1 else ""
+    union = " UNION ALL ".join(f"SELECT * FROM {t.templated_name}{where}" for t in tables)
+    pipeline = CTEPipeline(tables)
+    pipeline.enqueue_sql(
+        "SELECT CAST(MIN(mk) AS VARCHAR) AS match_key, join_key_l, join_key_r "
+        f"FROM ({union}) GROUP BY join_key_l, join_key_r",
+        "__wmw_blocked_pairs",
+    )
+    return linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
 
 
 def _rule_pairs_sqls(linker: Any) -> tuple[str, list[tuple[Any, bool]]]:
