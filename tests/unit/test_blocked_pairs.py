@@ -1,4 +1,4 @@
-"""The link's candidate pairs (linkage/predict_blocks.blocked_pairs) are Splink's: the same
+"""The link's candidate pairs (linkage/predict_blocks.rule_pair_tables, first_rule_pairs) are Splink's: the same
 pairs and the same match keys as ``compute_blocked_pairs_for_predict``, for several datasets
 (one union input) and for one dataset deduplicated."""
 
