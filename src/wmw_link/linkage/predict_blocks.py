@@ -76,7 +76,8 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
     Returns:
         A SplinkDataFrame of the scored pairs, as ``linker.inference.predict`` returns.
     """
-    if linker._sql_dialect_str != "duckdb":
+    no_rules = not linker._settings_obj._blocking_rules_to_generate_predictions
+    if linker._sql_dialect_str != "duckdb" or no_rules:  # no rules: Splink compares all pairs
         if blocks > 1:
             # Blocks are DuckDB's answer to its join memory (and Spark's hash() is signed).
             raise ValueError("pairs are scored in blocks on DuckDB only")
