@@ -6,7 +6,8 @@ at 3,000,000 people (6.2 million records of some 50 token columns) the two table
 than a 6 GB limit, and the join spills tens of gigabytes. Splink's own predict chunks do not
 help here: each chunk blocks again, and the other side of the join is still every record.
 
-So blocking runs once; its pairs are split by a hash of each side's id into ``n x n`` blocks,
+So the candidate pairs are made here, once (:func:`rule_pair_tables`, :func:`first_rule_pairs`:
+Splink's pairs and match keys), split by a hash of each side's id into ``n x n`` blocks,
 and each block is scored by Splink as registered pairs
 (``register_blocked_pairs_for_predict``). For registered pairs Splink's DuckDB path joins only
 the records the block's pairs name (it prunes the input), so each join holds about ``1/n`` of
@@ -89,6 +90,7 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
     log.info("pairs of %d rules found in %.1f s; scoring in %d x %d block(s)", len(tables),
              time.perf_counter() - t0, blocks, blocks)  # fmt: skip
     parts: list[Any] = []
+    out = None
     n_pairs = 0
     try:
         for i in range(blocks):
@@ -110,24 +112,20 @@ def predict_in_blocks(linker: Any, blocks: int, threshold_match_weight: float) -
             _reuse_dropped_space(linker)
         log.info("%d candidate pairs scored", n_pairs)
         if len(parts) == 1:
-            return parts[0]
-        # Named as Splink names a predict's output: its charts read the table by that name.
-        pipeline = CTEPipeline()
-        pipeline.enqueue_sql(
-            " UNION ALL ".join(f"SELECT * FROM {p.physical_name}" for p in parts),
-            "__splink__df_predict",
-        )
-        out = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
-        for p in parts:
-            p.drop_table_from_database_and_remove_from_cache()
+            out = parts[0]
+        else:
+            # Named as Splink names a predict's output: its charts read the table by that name.
+            pipeline = CTEPipeline()
+            pipeline.enqueue_sql(
+                " UNION ALL ".join(f"SELECT * FROM {p.physical_name}" for p in parts),
+                "__splink__df_predict",
+            )
+            out = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
         return out
-    except BaseException:
-        for p in parts:
-            p.drop_table_from_database_and_remove_from_cache()
-        raise
     finally:
-        for t in tables:
-            t.drop_table_from_database_and_remove_from_cache()
+        for t in [*tables, *parts]:
+            if t is not out:
+                t.drop_table_from_database_and_remove_from_cache()
 
 
 def _reuse_dropped_space(linker: Any) -> None:
@@ -186,11 +184,11 @@ def rule_pair_tables(linker: Any, partitions: int = 1) -> list[Any]:
     tables: list[Any] = []
     try:
         for k, (select, listed) in enumerate(rules):
-            for p in range(partitions if listed else 1):
-                where = f"hash(value) % {partitions} = {p}" if listed and partitions > 1 else ""
+            parts = partitions if listed else 1
+            for p in range(parts):
                 pipeline = CTEPipeline()
                 pipeline.enqueue_sql(concat, "wmw_concat")
-                pipeline.enqueue_sql(select(where), f"__wmw_rule_pairs_{k}_{p}")
+                pipeline.enqueue_sql(select(parts, p), f"__wmw_rule_pairs_{k}_{p}")
                 tables.append(db.sql_pipeline_to_splink_dataframe(pipeline))
     except BaseException:
         for t in tables:
@@ -218,8 +216,9 @@ def first_rule_pairs(linker: Any, tables: list[Any], parts: int, part: int) -> A
 
 def _rule_pairs_sqls(linker: Any) -> tuple[str, list[tuple[Any, bool]]]:
     """SQL of the records as one table (``wmw_concat``), and for each prediction rule a
-    function of an extra condition on its (exploded) value giving the SQL of its pairs
-    (``mk``, ``join_key_l``, ``join_key_r``), with whether the rule explodes a list."""
+    function ``(parts, part)`` giving the SQL of its pairs (``mk``, ``join_key_l``,
+    ``join_key_r``; for a rule on one list, those whose exploded value hashes to ``part`` of
+    ``parts``), with whether the rule explodes one list."""
     from splink.internals.blocking import (
         _sql_gen_where_condition,
         combine_unique_id_input_columns,
@@ -242,14 +241,13 @@ def _rule_pairs_sqls(linker: Any) -> tuple[str, list[tuple[Any, bool]]]:
     for br in settings._blocking_rules_to_generate_predictions:
         explode = list(getattr(br, "array_columns_to_explode", None) or [])
 
-        def select(extra: str, br: Any = br, explode: list[str] = explode) -> str:
+        def select(parts: int, part: int, br: Any = br, explode: list[str] = explode) -> str:
             side = "wmw_concat"
-            for col in explode:
-                q = '"' + col.strip('"').replace('"', '""') + '"'
+            quoted = ['"' + c.strip('"').replace('"', '""') + '"' for c in explode]
+            for q in quoted:
                 side = f"(SELECT * REPLACE (UNNEST({q}) AS {q}) FROM {side})"
-            if extra:  # one rule, one exploded column: its value is the join key
-                q = '"' + explode[0].strip('"').replace('"', '""') + '"'
-                side = f"(SELECT * FROM {side} WHERE {extra.replace('value', q)})"
+            if parts > 1:  # one exploded column: its value is the join key
+                side = f"(SELECT * FROM {side} WHERE hash({quoted[0]}) % {parts} = {part})"
             return (
                 f"SELECT {int(br.match_key)} AS mk, {key_l} AS join_key_l, "
                 f"{key_r} AS join_key_r FROM {side} AS l INNER JOIN {side} AS r "
