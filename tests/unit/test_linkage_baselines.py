@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import linkage_baselines as lb  # noqa: E402
 from wmw_link import token_schema as ts  # noqa: E402
-from wmw_link.linkage.settings import plan_model, predict_blocks  # noqa: E402
+from wmw_link.linkage.settings import WEAK_BLOCKS, plan_model, predict_blocks  # noqa: E402
 from wmw_link.tokenise.composites import SEP  # noqa: E402
 
 
@@ -26,6 +26,8 @@ def test_plaintext_rules_are_the_token_rules_in_order() -> None:
     assert len(sqls) == len(plan_model(set(ts.BY_NAME)).blocking_rules) == len(token_rules)
     for col, sql in zip(token_rules, sqls, strict=True):
         assert f'l."blk_{col}" = r."blk_{col}"' in sql
+        # A weak rule keeps different NINos and NHS numbers apart, as the token rule does.
+        assert ('coalesce(l."nino" <> r."nino", false)' in sql) == (col in WEAK_BLOCKS), col
     own = lb._plain_plan({}, "own").blocking_rules
     assert len(own) == 8
     with pytest.raises(ValueError, match="blocking"):

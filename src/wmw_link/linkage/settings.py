@@ -552,6 +552,48 @@ _PREDICT_BLOCKS: tuple[str, ...] = (
     "pc_dob",
     "namesdm_dob",
 )
+#: Prediction rules on weak evidence: a date variant or a part of the date with one name or the
+#: phonetic names, or one name code and the date. Strangers meet on them in numbers that grow
+#: with the square of the people born on each date (at 3,000,000 people they made 32 of the
+#: 45.2 million candidate pairs, fewer than 3,000 of them true), and about nine in ten such pairs
+#: hold NINos (or NHS numbers) that are both present and differ: with nothing else in common
+#: they cannot reach the threshold. So these rules do not pair records whose NINos or NHS
+#: numbers are both present and differ (:func:`ids_may_agree`); the strong rules still do (a
+#: typo in a NINo is the hard profile's). Generic ``identifier`` fields do not take part: their
+#: error rates are the partner's, unmeasured here.
+WEAK_BLOCKS: frozenset[str] = frozenset(
+    {
+        "dobym_nph",
+        "dobyd_nph",
+        "dobmd_nph",
+        *(f"dob{e}_{n}" for e in ("sw", "b0", "b1") for n in ("sn", "fn")),
+        "namesdm_dob",
+    }
+)
+#: The identifiers whose disagreement keeps records apart in the weak rules.
+_KEEP_APART_IDS: tuple[str, ...] = ("nino", "nhs")
+
+
+def ids_may_agree(present: set[str]) -> str:
+    """SQL: the pair's NINos and NHS numbers (those present in the inputs) are not both present
+    and different ("" when the inputs hold neither)."""
+    differ = [f'coalesce(l."{c}" <> r."{c}", false)' for c in _KEEP_APART_IDS if c in present]
+    return f"NOT ({' OR '.join(differ)})" if differ else ""
+
+
+def _predict_rule(col: str, present: set[str]) -> Any:
+    from splink import block_on
+    from splink.blocking_rule_library import CustomRule
+
+    explode = [col] if BY_NAME[col].kind == "hmac_list" else None
+    apart = ids_may_agree(present) if col in WEAK_BLOCKS else ""
+    if not apart:
+        return block_on(col, arrays_to_explode=explode)
+    return CustomRule(
+        f'l."{col}" = r."{col}" AND {apart}', sql_dialect="duckdb", arrays_to_explode=explode
+    )
+
+
 #: EM training blocks: pairs sharing a NINo (trains identity and postcode), and pairs sharing
 #: phonetic names and date (trains postcode and the identifiers). Neither is dominated by one
 #: household's members, so EM does not learn "same household" as "same person".
@@ -605,10 +647,7 @@ def plan_model(
     comparisons, near_unique = _comparisons(
         present, dict(near_unique_u or {}), exact_only, dict(level_u or {})
     )
-    rules: list[Any] = [
-        block_on(c, arrays_to_explode=[c] if BY_NAME[c].kind == "hmac_list" else None)
-        for c in predict_blocks(present)
-    ]
+    rules: list[Any] = [_predict_rule(c, present) for c in predict_blocks(present)]
     rules += [
         block_on(c, arrays_to_explode=[c] if c.startswith("idpc_") else None)
         for c in generic_blocks(present)
@@ -673,6 +712,8 @@ __all__ = [
     "ModelPlan",
     "dnf_sql",
     "generic_blocks",
+    "ids_may_agree",
+    "WEAK_BLOCKS",
     "generic_comparisons",
     "model_levels",
     "near_id_alone",
