@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from wmw_link import token_schema as ts
 from wmw_link.agreement import Agreement, IdentifierType
 from wmw_link.linkage.backends import open_backend
+from wmw_link.linkage.id_u import placeholder_values
 from wmw_link.linkage.run import fit_and_cluster
 from wmw_link.linkage.settings import (
     WEAK_BLOCKS,
@@ -546,6 +547,29 @@ def register_plain_tables(be: Any, tables: dict[str, Any]) -> list[Any]:
     return inputs
 
 
+def null_placeholders(be: Any, names: list[str]) -> dict[str, int]:
+    """Null placeholder NINos and NHS numbers (``AB123456``) in the plaintext tables, and their
+    blocking column, as the token link nulls their tokens before blocking
+    (:func:`wmw_link.linkage.id_u.placeholder_values`, judged on the plaintext composites the
+    tokens hash): a placeholder would otherwise pair strangers on the id rule and keep one
+    person's records apart in the weak rules. Returns how many values were nulled per id."""
+    cols = {c for n in names for (c,) in be.con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [n]).fetchall()}  # fmt: skip
+    others = [f"{BLOCK_PREFIX}{b}" for b in TOKEN_BLOCKS if b not in ("nino", "nhs")
+              and ts.BY_NAME[b].kind != "hmac_list" and f"{BLOCK_PREFIX}{b}" in cols]  # fmt: skip
+    out = {}
+    for c in ("nino", "nhs"):
+        if c not in cols:
+            continue
+        values = placeholder_values(be, names, c, others)
+        sets = ", ".join(f"{col} = NULL" for col in (c, f"{BLOCK_PREFIX}{c}") if col in cols)
+        for n in names:
+            if values:
+                be.con.execute(f"UPDATE {n} SET {sets} WHERE list_contains(?, {c})", [values])
+        out[c] = len(values)
+    return out
+
+
 def run_splink_plaintext(
     tables: dict[str, pa.Table] | dict[str, pd.DataFrame],
     tmp: Path,
@@ -565,6 +589,7 @@ def run_splink_plaintext(
     be = open_backend("duckdb", tmp)
     try:
         inputs = register_plain_tables(be, tables)
+        null_placeholders(be, [f"plain_{ds}" for ds in sorted(tables)])
         union = " UNION ALL ".join(f"SELECT nino, nhs FROM plain_{ds}" for ds in tables)
         u_fixed = {}
         for c in ("nino", "nhs"):

@@ -52,3 +52,28 @@ def test_block_columns_hold_what_the_tokens_hash() -> None:
     codes = out["blk_namesdm_dob"].to_pylist()
     assert codes[1] is None and len(codes[0]) >= 3
     assert all(c.endswith(f"{SEP}1980-01-02") for c in codes[0])
+
+
+def test_the_plaintext_baseline_nulls_placeholder_ninos(tmp_path) -> None:
+    """As the token link does before blocking: a NINo on many strangers' records is nulled
+    (with its blocking column); one person's shared NINo is kept."""
+    from wmw_link.linkage.backends import open_backend
+
+    n = 14
+    rows = {
+        "unique_id": [str(i) for i in range(n + 2)],
+        # 14 strangers share a placeholder; records 14 and 15 are one person.
+        "nino": ["AB123456"] * n + ["JK654321"] * 2,
+        "blk_nino": ["AB123456"] * n + ["JK654321"] * 2,
+        "nhs": [None] * (n + 2),
+        "blk_fn1_dob": [f"name{i}|1980-01-{i % 28 + 1:02d}" for i in range(n)] + ["ann|1990"] * 2,
+        "blk_sn_dob": [f"sur{i}|1980-01-{i % 28 + 1:02d}" for i in range(n)] + ["lee|1990"] * 2,
+    }
+    be = open_backend("duckdb", tmp_path)
+    try:
+        lb.register_plain_tables(be, {"a": pa.table(rows)})
+        assert lb.null_placeholders(be, ["plain_a"]) == {"nino": 1, "nhs": 0}
+        got = be.con.execute("SELECT nino, blk_nino, COUNT(*) FROM plain_a GROUP BY ALL").fetchall()
+        assert sorted(got, key=str) == sorted([(None, None, n), ("JK654321", "JK654321", 2)], key=str)
+    finally:
+        be.close()

@@ -20,6 +20,7 @@ before either is counted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from wmw_link.linkage.backends import Backend
 
@@ -90,8 +91,9 @@ PLACEHOLDER_BARE_SHARE = 0.9
 
 def placeholder_values(
     backend: Backend, tables: Sequence[str], column: str, others: Sequence[str]
-) -> list[int]:
-    """Values of a person-unique id (NINo, NHS number, generic id) that are placeholders.
+) -> list[Any]:
+    """Values of a person-unique id (NINo, NHS number, generic id) that are placeholders, in
+    the column's own type (tokens: integers; the benchmarks' plaintext baseline: text).
 
     A placeholder (``AB123456`` for an unknown NINo) is written on the records of many people,
     whose pairs then agree on nothing else; one person's records mostly share a name and date,
@@ -123,7 +125,7 @@ def placeholder_values(
         f"HAVING SUM(CASE WHEN COALESCE({agree}, FALSE) OR NOT ({both}) THEN 0 ELSE 1 END) "
         f"> {PLACEHOLDER_BARE_SHARE} * COUNT(*)"
     )
-    return sorted(int(r[0]) for r in rows)
+    return sorted(r[0] for r in rows)
 
 
 __all__ = ["generic_id_near_u", "generic_id_u", "placeholder_values"]
