@@ -21,12 +21,14 @@ import pyarrow as pa
 
 from wmw_link.linkage.backends import Backend
 from wmw_link.linkage.household import evidence_condition
+from wmw_link.linkage.id_u import placeholder_values
 from wmw_link.linkage.run import (
     PREDICT_FLOOR_WEIGHT,
     fit_and_cluster,
     keep_levels_in_predictions,
     prepare_plan,
 )
+from wmw_link.linkage.settings import unique_id_columns
 
 log = logging.getLogger("wmw_link.linkage.index")
 
@@ -60,23 +62,55 @@ def load(
     """
     inputs = []
     for ds, table in sorted(tables.items()):
-        present = set(table.column_names)
-        cols = ", ".join(
-            c if c in present else f"CAST(NULL AS {_DUCK_TYPES[k]}) AS {c}"
-            for c, k in sorted(kinds.items())
-        )
         name = f"wmw_tokens_{ds}"
         arrow = f"wmw_arrow_{ds}"
         be.con.register(arrow, table)
         kind = "TABLE" if copy else "VIEW"
-        # Rows with gid -1 are stored rows out of this run (withdrawn, or re-sent and
-        # replaced).
-        be.con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT gid AS unique_id, {cols} "
-                       f"FROM {arrow} WHERE gid >= 0")  # fmt: skip
+        be.con.execute(f"CREATE OR REPLACE {kind} {name} AS {_select(arrow, table, kinds, {})}")
         if copy:
             be.con.unregister(arrow)
         inputs.append(be.db_api.register(name, dataset_display_name=ds))
+    if not copy:
+        _null_placeholders_in_views(be, tables, kinds)
     return inputs
+
+
+def _select(arrow: str, table: pa.Table, kinds: dict[str, str], nulls: dict[str, list[int]]) -> str:
+    present = set(table.column_names)
+    cols = []
+    for c, k in sorted(kinds.items()):
+        if c not in present:
+            cols.append(f"CAST(NULL AS {_DUCK_TYPES[k]}) AS {c}")
+        elif nulls.get(c):
+            # Integers only (tokens), so the literal list is safe SQL.
+            values = ", ".join(str(int(v)) for v in nulls[c])
+            cols.append(f"CASE WHEN list_contains([{values}]::BIGINT[], {c}) THEN NULL ELSE {c} END AS {c}")
+        else:
+            cols.append(c)
+    # Rows with gid -1 are stored rows out of this run (withdrawn, or re-sent and replaced).
+    return f"SELECT gid AS unique_id, {', '.join(cols)} FROM {arrow} WHERE gid >= 0"
+
+
+def _null_placeholders_in_views(
+    be: Backend, tables: dict[str, pa.Table], kinds: dict[str, str]
+) -> None:
+    """Placeholder ids (:func:`wmw_link.linkage.id_u.placeholder_values`) read as null in the
+    views of an incremental run, as a full fit nulls them in its tables before anything counts:
+    otherwise the NINo rule pairs the strangers who share one and the weak rules keep one
+    person's records apart when one of them holds it."""
+    names = [f"wmw_tokens_{ds}" for ds in sorted(tables)]
+    hashed = sorted(c for c, k in kinds.items() if k == "hmac")
+    nulls = {}
+    for col in unique_id_columns(set(kinds)):
+        if col in kinds:
+            values = placeholder_values(be, names, col, hashed)
+            if values:
+                log.info("%s: %d placeholder value(s) nulled", col, len(values))
+                nulls[col] = values
+    if nulls:
+        for ds, table in sorted(tables.items()):
+            sql = _select(f"wmw_arrow_{ds}", table, kinds, nulls)
+            be.con.execute(f"CREATE OR REPLACE VIEW wmw_tokens_{ds} AS {sql}")
 
 
 def fit(
