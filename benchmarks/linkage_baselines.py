@@ -44,10 +44,9 @@ from wmw_link.linkage.backends import open_backend
 from wmw_link.linkage.id_u import placeholder_values
 from wmw_link.linkage.run import fit_and_cluster
 from wmw_link.linkage.settings import (
-    WEAK_BLOCKS,
     ModelPlan,
-    ids_may_agree,
     predict_blocks,
+    predict_rule,
     settings_creator,  # noqa: F401
 )
 from wmw_link.normalise import (
@@ -441,7 +440,6 @@ def _plain_plan(u_fixed: dict[str, float], blocking: str = "tokens") -> ModelPla
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import block_on
-    from splink.blocking_rule_library import CustomRule
 
     def null(c: str) -> Any:
         return cll.CustomLevel(f"{c}_l IS NULL OR {c}_r IS NULL", "null").configure(
@@ -508,17 +506,11 @@ def _plain_plan(u_fixed: dict[str, float], blocking: str = "tokens") -> ModelPla
         # One rule per token blocking rule, on the plaintext the token hashes; list columns
         # (a code per name word) exploded, as the token rule is.
         # A weak rule keeps records with different NINos or NHS numbers apart, as the token
-        # rule does (settings.WEAK_BLOCKS).
-        rules: list[Any] = []
-        for r in token_block_rules():
-            col = r[len(BLOCK_PREFIX):]
-            explode = [r] if ts.BY_NAME[col].kind == "hmac_list" else None
-            apart = ids_may_agree({"nino", "nhs"}) if col in WEAK_BLOCKS else ""
-            rules.append(
-                CustomRule(f'l."{r}" = r."{r}" AND {apart}', sql_dialect="duckdb",
-                           arrays_to_explode=explode)
-                if apart else block_on(r, arrays_to_explode=explode)
-            )  # fmt: skip
+        # rule does (settings.WEAK_BLOCKS): the token rule's own builder, on the plaintext.
+        rules: list[Any] = [
+            predict_rule(r[len(BLOCK_PREFIX):], {"nino", "nhs"}, column=r)
+            for r in token_block_rules()
+        ]
     elif blocking == "own":
         rules = _own_rules()
     else:

@@ -581,16 +581,20 @@ def ids_may_agree(present: set[str]) -> str:
     return f"NOT ({' OR '.join(differ)})" if differ else ""
 
 
-def _predict_rule(col: str, present: set[str]) -> Any:
+def predict_rule(col: str, present: set[str], column: str | None = None) -> Any:
+    """Splink's prediction rule for token column ``col``: equality of ``column`` (default
+    ``col``; the plaintext baseline blocks on the plaintext each token hashes), exploded for a
+    list, and for a weak rule the ids of ``present`` not both present and different."""
     from splink import block_on
     from splink.blocking_rule_library import CustomRule
 
-    explode = [col] if BY_NAME[col].kind == "hmac_list" else None
+    name = column or col
+    explode = [name] if BY_NAME[col].kind == "hmac_list" else None
     apart = ids_may_agree(present) if col in WEAK_BLOCKS else ""
     if not apart:
-        return block_on(col, arrays_to_explode=explode)
+        return block_on(name, arrays_to_explode=explode)
     return CustomRule(
-        f'l."{col}" = r."{col}" AND {apart}', sql_dialect="duckdb", arrays_to_explode=explode
+        f'l."{name}" = r."{name}" AND {apart}', sql_dialect="duckdb", arrays_to_explode=explode
     )
 
 
@@ -647,7 +651,7 @@ def plan_model(
     comparisons, near_unique = _comparisons(
         present, dict(near_unique_u or {}), exact_only, dict(level_u or {})
     )
-    rules: list[Any] = [_predict_rule(c, present) for c in predict_blocks(present)]
+    rules: list[Any] = [predict_rule(c, present) for c in predict_blocks(present)]
     rules += [
         block_on(c, arrays_to_explode=[c] if c.startswith("idpc_") else None)
         for c in generic_blocks(present)
@@ -713,6 +717,7 @@ __all__ = [
     "dnf_sql",
     "generic_blocks",
     "ids_may_agree",
+    "predict_rule",
     "WEAK_BLOCKS",
     "generic_comparisons",
     "model_levels",

@@ -84,7 +84,8 @@ def _select(arrow: str, table: pa.Table, kinds: dict[str, str], nulls: dict[str,
         elif nulls.get(c):
             # Integers only (tokens), so the literal list is safe SQL.
             values = ", ".join(str(int(v)) for v in nulls[c])
-            cols.append(f"CASE WHEN list_contains([{values}]::BIGINT[], {c}) THEN NULL ELSE {c} END AS {c}")
+            null = f"list_contains([{values}]::BIGINT[], {c})"
+            cols.append(f"CASE WHEN {null} THEN NULL ELSE {c} END AS {c}")
         else:
             cols.append(c)
     # Rows with gid -1 are stored rows out of this run (withdrawn, or re-sent and replaced).
