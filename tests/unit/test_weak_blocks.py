@@ -43,11 +43,11 @@ def _pairs(rule_sql: str, weak: str, strong: str) -> set[tuple[int, int]]:
 def test_weak_rules_keep_records_with_different_ids_apart() -> None:
     present = set(ts.BY_NAME)
     rules = _rules(present)
-    assert "namesdm_dob" in WEAK_BLOCKS and "fn1_dob" not in WEAK_BLOCKS
-    got = _pairs(rules["namesdm_dob"], "namesdm_dob", "fn1_dob")
+    assert "namesdm_dob" in WEAK_BLOCKS and "names_dob" not in WEAK_BLOCKS
+    got = _pairs(rules["namesdm_dob"], "namesdm_dob", "names_dob")
     assert got == _ALL - {(1, 2), (2, 6), (4, 5), (5, 6)}
     # A strong rule pairs them all: a NINo typo is met there.
-    assert _pairs(rules["fn1_dob"], "namesdm_dob", "fn1_dob") == _ALL
+    assert _pairs(rules["names_dob"], "namesdm_dob", "names_dob") == _ALL
     for col in WEAK_BLOCKS:
         assert "nino" in rules[col] and "nhs" in rules[col], col
     for col in set(rules) - WEAK_BLOCKS:

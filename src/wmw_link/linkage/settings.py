@@ -553,14 +553,15 @@ _PREDICT_BLOCKS: tuple[str, ...] = (
     "namesdm_dob",
 )
 #: Prediction rules on weak evidence: a date variant or a part of the date with one name or the
-#: phonetic names, or one name code and the date. Strangers meet on them in numbers that grow
-#: with the square of the people born on each date (at 3,000,000 people they made 32 of the
-#: 45.2 million candidate pairs, fewer than 3,000 of them true), and about nine in ten such pairs
-#: hold NINos (or NHS numbers) that are both present and differ: with nothing else in common
-#: they cannot reach the threshold. So these rules do not pair records whose NINos or NHS
-#: numbers are both present and differ (:func:`ids_may_agree`); the strong rules still do (a
-#: typo in a NINo is the hard profile's). Generic ``identifier`` fields do not take part: their
-#: error rates are the partner's, unmeasured here.
+#: phonetic names, one name code and the date, or one whole name and the date. Strangers meet on
+#: them in numbers that grow with the square of the people born on each date (at 3,000,000
+#: people they made 38 of the 45.2 million candidate pairs, a few thousand of them true), and
+#: about nine in ten such pairs hold NINos (or NHS numbers) that are both present and differ:
+#: with nothing else in common they cannot reach the threshold. So these rules do not pair
+#: records whose NINos or NHS numbers are both present and differ (:func:`ids_may_agree`); the
+#: strong rules (both names, or a name and the address) still do, so a typo in a NINo (the hard
+#: profile's) is met there. Generic ``identifier`` fields do not take part: their error rates
+#: are the partner's, unmeasured here.
 WEAK_BLOCKS: frozenset[str] = frozenset(
     {
         "dobym_nph",
@@ -568,6 +569,8 @@ WEAK_BLOCKS: frozenset[str] = frozenset(
         "dobmd_nph",
         *(f"dob{e}_{n}" for e in ("sw", "b0", "b1") for n in ("sn", "fn")),
         "namesdm_dob",
+        "fn1_dob",
+        "sn_dob",
     }
 )
 #: The identifiers whose disagreement keeps records apart in the weak rules.
