@@ -594,9 +594,11 @@ def run_splink_plaintext(
         clus = fit_and_cluster(
             inputs, plan, seed=seed, n_records=n, threshold=threshold,
             evidence=fieldevidence_condition,
-            # Plaintext Splink as its users run it: Splink's own clustering (the same persons
-            # as wmw-link's in-memory components, in Splink's time).
+            # Plaintext Splink as its users run it: Splink's own clustering (connected
+            # components, in Splink's time), without wmw-link's split of components that
+            # join different NINos or NHS numbers.
             splink_clustering=True,
+            split_id_conflicts=False,
         )
         pairs = clus.linker.misc.query_sql(
             "SELECT p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, "

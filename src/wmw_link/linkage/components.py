@@ -4,10 +4,18 @@ Splink clusters in SQL, joining the pairs to the records again on each pass unti
 changes: about 10% of a 1,000,000-person link on DuckDB, and more at 3,000,000. On one machine
 the graph fits in memory as two integer arrays per edge, and scipy's union-find labels it in a
 second or two. Spark keeps Splink's clustering: there the records need not fit on the driver.
+
+A component can chain two people through records that lack the identifier that would keep them
+apart: twins ``A`` (NINo ``X``) and ``B`` (NINo ``Y``), each linked to a record with no NINo
+that is like both. :func:`split_conflicts` re-clusters only the components holding two NINos
+(or NHS numbers), strongest pairs first, and refuses a merge that would bring different ids
+together unless the pair itself carries both ids: then the model weighed their disagreement
+and still linked them (a typo in one of one person's NINos).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,50 +36,223 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def cluster_in_memory(linker: Any, records: str, edges: str) -> pd.DataFrame:
+def split_conflicts(
+    labels: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    weight: np.ndarray,
+    ids: Sequence[np.ndarray],
+    keys: Sequence[np.ndarray] = (),
+) -> tuple[np.ndarray, int]:
+    """Components relabelled so that none joins different ids through records without them.
+
+    Components where some id (``ids``: per id, each record's value as an integer code, -1 when
+    missing) holds more than one value are clustered again from their edges, highest weight
+    first; a merge of two clusters whose values of an id are both present and share none is
+    refused unless both of the edge's records carry that id. Ties in weight are broken by the
+    records' ``keys`` (sort keys, most significant first; default their positions), so the
+    result does not hang on the order the database returned the edges in. Other components
+    keep their labels.
+
+    Args:
+        labels: each record's component (:func:`components`).
+        left, right: the edges' records; ``weight``: their match weights.
+        ids: per id, each record's code (-1: missing).
+        keys: arrays ordering the records, most significant first.
+
+    Returns:
+        The labels (new ones numbered after ``labels.max()``), and the merges refused.
+    """
+    if len(labels) == 0 or not len(ids):
+        return labels, 0
+    conflicted = np.zeros(int(labels.max()) + 1, dtype=bool)
+    for c in ids:
+        held = c >= 0
+        values = pd.DataFrame({"label": labels[held], "value": c[held]})
+        counts = values.groupby("label", sort=False)["value"].nunique()
+        conflicted[counts.index[counts.to_numpy() > 1]] = True
+    on = conflicted[labels[left]]
+    if not on.any():
+        return labels, 0
+    nodes = np.flatnonzero(conflicted[labels])
+    rank = np.zeros(len(labels), dtype=np.int64)
+    sub = np.lexsort(tuple(k[nodes] for k in reversed(keys))) if keys else np.arange(len(nodes))
+    rank[nodes[sub]] = np.arange(len(nodes))
+    a, b, w = left[on].astype(np.int64), right[on].astype(np.int64), weight[on]
+    lo, hi = np.minimum(rank[a], rank[b]), np.maximum(rank[a], rank[b])
+    order = np.lexsort((hi, lo, -w))
+    parent = {int(x): int(x) for x in nodes}
+    held_ids = {
+        int(x): [frozenset((int(c[x]),)) if c[x] >= 0 else frozenset() for c in ids]
+        for x in nodes
+    }
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    refused = 0
+    for x, y in zip(a[order].tolist(), b[order].tolist(), strict=True):
+        rx, ry = find(x), find(y)
+        if rx == ry:
+            continue
+        sx, sy = held_ids[rx], held_ids[ry]
+        if any(
+            sx[k] and sy[k] and sx[k].isdisjoint(sy[k]) and (c[x] < 0 or c[y] < 0)
+            for k, c in enumerate(ids)
+        ):
+            refused += 1
+            continue
+        parent[ry] = rx
+        held_ids[rx] = [p | q for p, q in zip(sx, sy, strict=True)]
+    out = labels.copy()
+    roots = np.fromiter((find(int(x)) for x in nodes), dtype=np.int64, count=len(nodes))
+    out[nodes] = int(labels.max()) + 1 + np.unique(roots, return_inverse=True)[1]
+    return out, refused
+
+
+def id_codes(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Integer codes of an id column's values, -1 where ``missing``."""
+    codes = pd.factorize(values)[0].astype(np.int64)
+    codes[missing] = -1
+    return codes
+
+
+def cluster_in_memory(
+    linker: Any, records: str, edges: str, ids: Sequence[str] = ()
+) -> tuple[pd.DataFrame, int]:
     """Every record's cluster over the pairs of ``edges`` (DuckDB).
 
     Records are numbered in the database (a dataset and a ``unique_id``, integer or text,
     become one integer), the edges are fetched as two integer arrays, and
-    :func:`components` labels them.
+    :func:`components` labels them; with ``ids``, :func:`split_conflicts` then keeps records
+    with different ids apart.
 
     Args:
         linker: the Splink linker holding the records.
-        records: SQL selecting every record's ``source_dataset`` and ``unique_id``.
+        records: SQL selecting every record's ``source_dataset``, ``unique_id`` and the
+            ``ids`` columns (integer tokens).
         edges: a table or subquery of the linked pairs (``source_dataset_l``,
-            ``unique_id_l``, ``source_dataset_r``, ``unique_id_r``).
+            ``unique_id_l``, ``source_dataset_r``, ``unique_id_r``, ``match_weight``).
+        ids: columns of ``records`` whose different values keep records apart.
 
     Returns:
         Columns ``source_dataset`` (categorical), ``unique_id`` and ``cluster_id`` (int64),
-        one row per record.
+        one row per record; and the merges :func:`split_conflicts` refused.
     """
     q = linker.misc.query_sql
+    # Exact integers and a null flag: a nullable BIGINT would reach pandas as float64.
+    id_list = "".join(", " + _id_columns(c, k) for k, c in enumerate(ids))
     numbered = q(
-        f"SELECT source_dataset, unique_id, CAST(ROW_NUMBER() OVER () - 1 AS BIGINT) AS node "
-        f"FROM ({records})",
+        f"SELECT source_dataset, unique_id, CAST(ROW_NUMBER() OVER () - 1 AS BIGINT) AS node"
+        f"{id_list} FROM ({records})",
         output_type="splink_df",
     )
     try:
         name = numbered.physical_name
         pairs = q(
-            f"SELECT l.node AS a, r.node AS b FROM {edges} e "
+            f"SELECT l.node AS a, r.node AS b, e.match_weight AS w FROM {edges} e "
             f"JOIN {name} l ON l.source_dataset = e.source_dataset_l "
             "AND l.unique_id = e.unique_id_l "
             f"JOIN {name} r ON r.source_dataset = e.source_dataset_r "
             "AND r.unique_id = e.unique_id_r",
             output_type="pandas",
         )
-        frame = q(f"SELECT source_dataset, unique_id, node FROM {name}", output_type="pandas")
+        frame = q(f"SELECT * EXCLUDE (node), node FROM {name}", output_type="pandas")
     finally:
         numbered.drop_table_from_database_and_remove_from_cache()
-    labels = components(len(frame), pairs["a"].to_numpy(), pairs["b"].to_numpy())
+    node = frame["node"].to_numpy()
+    a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
+    labels = components(len(frame), a, b)
+    refused = 0
+    if ids:
+        at = np.empty_like(node)
+        at[node] = np.arange(len(node))  # node -> row of frame
+        codes = [
+            id_codes(frame[f"_id{k}"].to_numpy()[at], frame[f"_null{k}"].to_numpy()[at])
+            for k in range(len(ids))
+        ]
+        keys = [frame["source_dataset"].to_numpy()[at], frame["unique_id"].to_numpy()[at]]
+        labels, refused = split_conflicts(labels, a, b, pairs["w"].to_numpy(), codes, keys)
     return pd.DataFrame(
         {
             "source_dataset": frame["source_dataset"].astype("category"),
             "unique_id": frame["unique_id"],
-            "cluster_id": labels[frame["node"].to_numpy()],
+            "cluster_id": labels[node],
         }
+    ), refused
+
+
+def _id_columns(col: str, k: int, table: str = "") -> str:
+    """Select list: an id as an exact integer and a null flag (a nullable BIGINT would reach
+    pandas as float64); the same SQL on DuckDB and Spark."""
+    c = f"{table}.{col}" if table else col
+    return f"coalesce({c}, 0) AS _id{k}, {c} IS NULL AS _null{k}"
+
+
+def split_fetched(
+    linker: Any, frame: pd.DataFrame, records: str, clusters: str, edges: str, ids: Sequence[str]
+) -> tuple[pd.DataFrame, int]:
+    """:func:`split_conflicts` for clusters made in the backend (Splink's clustering, as on
+    Spark): only the records of clusters holding two values of an id, and their edges, reach
+    the driver.
+
+    Args:
+        linker: the Splink linker.
+        frame: every record's ``source_dataset``, ``unique_id`` and ``cluster_id``.
+        records: SQL of every record's ``source_dataset``, ``unique_id`` and ``ids``.
+        clusters: a table or subquery of ``source_dataset``, ``unique_id``, ``cluster_id``.
+        edges: the linked pairs, as for :func:`cluster_in_memory`.
+        ids: columns of ``records`` whose different values keep records apart.
+
+    Returns:
+        ``frame`` with integer cluster ids, and the merges refused.
+    """
+    q = linker.misc.query_sql
+    on = "r.source_dataset = c.source_dataset AND r.unique_id = c.unique_id"
+    two = " OR ".join(f"count(DISTINCT r.{c}) > 1" for c in ids)
+    sub = q(
+        f"SELECT c.cluster_id AS _cluster, r.source_dataset, r.unique_id, "
+        f"{', '.join(_id_columns(c, k, 'r') for k, c in enumerate(ids))} "
+        f"FROM {clusters} c JOIN ({records}) r ON {on} WHERE c.cluster_id IN "
+        f"(SELECT c.cluster_id FROM {clusters} c JOIN ({records}) r ON {on} "
+        f"GROUP BY c.cluster_id HAVING {two})",
+        output_type="splink_df",
     )
+    try:
+        name = sub.physical_name
+        held = q(f"SELECT * FROM {name}", output_type="pandas")
+        pairs = q(
+            "SELECT e.source_dataset_l, e.unique_id_l, e.source_dataset_r, e.unique_id_r, "
+            f"e.match_weight AS w FROM {edges} e JOIN {name} s "
+            "ON s.source_dataset = e.source_dataset_l AND s.unique_id = e.unique_id_l",
+            output_type="pandas",
+        )
+    finally:
+        sub.drop_table_from_database_and_remove_from_cache()
+    codes = pd.factorize(frame["cluster_id"])[0].astype(np.int64)
+    if held.empty:
+        return frame.assign(cluster_id=codes), 0
+    keys = _keys(held["source_dataset"], held["unique_id"])
+    left = keys.get_indexer(_keys(pairs["source_dataset_l"], pairs["unique_id_l"]))
+    right = keys.get_indexer(_keys(pairs["source_dataset_r"], pairs["unique_id_r"]))
+    labels = pd.factorize(held["_cluster"])[0].astype(np.int64)
+    id_values = [
+        id_codes(held[f"_id{k}"].to_numpy(), held[f"_null{k}"].to_numpy())
+        for k in range(len(ids))
+    ]
+    order = [keys.get_level_values(0).to_numpy(), held["unique_id"].to_numpy()]
+    new, refused = split_conflicts(labels, left, right, pairs["w"].to_numpy(), id_values, order)
+    codes[_keys(frame["source_dataset"], frame["unique_id"]).get_indexer(keys)] = (
+        int(codes.max()) + 1 + new
+    )
+    return frame.assign(cluster_id=codes), refused
 
 
-__all__ = ["cluster_in_memory", "components"]
+def _keys(dataset: pd.Series, unique_id: pd.Series) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([dataset.astype(str).to_numpy(), unique_id.to_numpy()])
+
+
+__all__ = ["cluster_in_memory", "components", "split_conflicts", "split_fetched"]

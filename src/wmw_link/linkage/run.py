@@ -30,7 +30,7 @@ from wmw_link.errors import ConfigError, InputDataError
 from wmw_link.files import sha256_file, write_json_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import Backend, open_backend
-from wmw_link.linkage.components import cluster_in_memory
+from wmw_link.linkage.components import cluster_in_memory, split_fetched
 from wmw_link.linkage.household import evidence_condition, one_person_levels
 from wmw_link.linkage.id_u import generic_id_near_u, generic_id_u, placeholder_values
 from wmw_link.linkage.level_u import level_u
@@ -38,6 +38,7 @@ from wmw_link.linkage.maps import build_maps, write_maps
 from wmw_link.linkage.predict_blocks import blocks_for, predict_in_blocks
 from wmw_link.linkage.settings import (
     ModelPlan,
+    keep_apart_ids,
     model_levels,
     near_id_column,
     plan_model,
@@ -325,6 +326,7 @@ def fit_and_cluster(
     splink_clustering: bool = False,
     union: UnionIds | None = None,
     predict_blocks: int = 1,
+    split_id_conflicts: bool = True,
 ) -> Clustering:
     """Train the model, score the blocked pairs, choose a threshold and cluster.
 
@@ -348,6 +350,9 @@ def fit_and_cluster(
         predict_blocks: score the blocked pairs in this many blocks per side
             (:mod:`wmw_link.linkage.predict_blocks`; DuckDB), so that a block's records fit
             the memory limit.
+        split_id_conflicts: keep records with different NINos or NHS numbers out of one
+            person unless a linked pair carries both (:func:`~wmw_link.linkage.components.
+            split_conflicts`; in-memory clustering).
 
     Returns:
         A :class:`Clustering`.
@@ -388,27 +393,34 @@ def fit_and_cluster(
         output_type="splink_df",
     )
     weight, method, points = _choose(linker, linkable, threshold)
+    from splink.internals.misc import threshold_args_to_match_prob
+
+    # Splink's own cut, to the last bit: probability at least that of the weight.
+    p = threshold_args_to_match_prob(None, weight)
+    above = f"(SELECT * FROM {linkable.physical_name} WHERE match_probability >= {p})"
+    named = src[""] if union is not None or len(inputs) == 1 else None
+    ids = keep_apart_ids(plan.columns) if split_id_conflicts else []
+    records = " UNION ALL ".join(
+        f"SELECT {named or _dataset_literal(i) + ' AS source_dataset, unique_id'}"
+        f"{''.join(', ' + c for c in ids)} FROM {i.physical_name}"
+        for i in inputs
+    )
     if not in_memory:
         clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
             linkable, threshold_match_weight=weight
         )
-        frame = linker.misc.query_sql(
-            f"SELECT {src['']}, cluster_id FROM {clusters.physical_name}",
-            output_type="pandas",
-        )
+        named_clusters = f"(SELECT {src['']}, cluster_id FROM {clusters.physical_name})"
+        frame = linker.misc.query_sql(f"SELECT * FROM {named_clusters}", output_type="pandas")
+        refused = 0
+        if ids:
+            frame, refused = split_fetched(linker, frame, records, named_clusters, above, ids)
     else:
-        from splink.internals.misc import threshold_args_to_match_prob
-
-        # Splink's own cut, to the last bit: probability at least that of the weight.
-        p = threshold_args_to_match_prob(None, weight)
-        above = f"(SELECT * FROM {linkable.physical_name} WHERE match_probability >= {p})"
-        named = src[""] if union is not None or len(inputs) == 1 else None
-        records = " UNION ALL ".join(
-            f"SELECT {named or _dataset_literal(i) + ' AS source_dataset, unique_id'} "
-            f"FROM {i.physical_name}"
-            for i in inputs
-        )
-        frame = cluster_in_memory(linker, records, above)
+        frame, refused = cluster_in_memory(linker, records, above, ids)
+    if refused:
+        log.info(
+            "clustering: %d merge(s) refused that would join different %s",
+            refused, " or ".join(ids),
+        )  # fmt: skip
     timings["threshold_and_cluster"] = time.perf_counter() - t0
     log.info("clustered at match weight %.2f (%s)", weight, method)
     pairs_sql = predictions.physical_name

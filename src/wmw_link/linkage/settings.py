@@ -577,6 +577,13 @@ WEAK_BLOCKS: frozenset[str] = frozenset(
 _KEEP_APART_IDS: tuple[str, ...] = ("nino", "nhs")
 
 
+def keep_apart_ids(columns: Iterable[str]) -> list[str]:
+    """The identifiers among ``columns`` whose disagreement keeps records apart: in the weak
+    blocking rules, and in clustering (:func:`wmw_link.linkage.components.split_conflicts`)."""
+    have = set(columns)
+    return [c for c in _KEEP_APART_IDS if c in have]
+
+
 def ids_may_agree(present: set[str]) -> str:
     """SQL: the pair's NINos and NHS numbers (those present in the inputs) are not both present
     and different ("" when the inputs hold neither)."""
@@ -722,6 +729,7 @@ __all__ = [
     "ids_may_agree",
     "predict_rule",
     "WEAK_BLOCKS",
+    "keep_apart_ids",
     "generic_comparisons",
     "model_levels",
     "near_id_alone",

@@ -32,9 +32,11 @@ from wmw_link.errors import ConfigError, InputDataError, VerificationError
 from wmw_link.files import restrict_tree, sha256_file, write_json_atomic, write_parquet_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import open_backend
+from wmw_link.linkage.components import id_codes, split_conflicts
 from wmw_link.linkage.index import incremental, persons, store
 from wmw_link.linkage.maps import write_maps
 from wmw_link.linkage.run import LINK_MANIFEST_NAME, link_output_names
+from wmw_link.linkage.settings import keep_apart_ids
 from wmw_link.linkage.verify import VerifiedInput, in_delivery_order, verify_inputs
 from wmw_link.outdir import staged_dir
 from wmw_link.resources import parse_size
@@ -652,6 +654,43 @@ def _relocate(result: IndexResult, out: Path) -> IndexResult:
     return result
 
 
+
+def _person_labels(
+    be: Any,
+    cur: _Current,
+    kinds: dict[str, str],
+    left: np.ndarray,
+    right: np.ndarray,
+    weight: np.ndarray,
+) -> np.ndarray:
+    """Each record's person, ``0 .. k - 1``: connected components of the accepted edges, with
+    records of different NINos or NHS numbers kept apart as a link's clustering keeps them
+    (:func:`wmw_link.linkage.components.split_conflicts`; ids read from the loaded records,
+    placeholders nulled). Ties in weight fall to record ids (positions follow them)."""
+    labels = persons.components(cur.n, left, right)
+    ids = keep_apart_ids(kinds)
+    if not ids or not len(left):
+        return labels
+    codes = []
+    for col in ids:
+        values = np.zeros(cur.n, dtype=np.int64)
+        missing = np.ones(cur.n, dtype=bool)
+        for ds in cur.tables:
+            got = be.con.execute(
+                f"SELECT unique_id, coalesce({col}, 0) AS v, {col} IS NULL AS m "
+                f"FROM wmw_tokens_{ds}"
+            ).fetchnumpy()
+            at = np.asarray(got["unique_id"], dtype=np.int64)
+            values[at] = np.asarray(got["v"], dtype=np.int64)
+            missing[at] = np.asarray(got["m"], dtype=bool)
+        codes.append(id_codes(values, missing))
+    labels, refused = split_conflicts(labels, left, right, weight, codes)
+    if refused:
+        log.info("persons: %d merge(s) refused that would join different %s", refused,
+                 " or ".join(ids))  # fmt: skip
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
 def _link(
     agreement: Agreement,
     state: store.IndexState | None,
@@ -686,7 +725,8 @@ def _link(
             weight = np.concatenate([sw, scored.weight])
             comparisons = scored.comparisons
             timings.update(scored.timings)
-        else:  # withdrawals only: nothing new to score
+        else:  # withdrawals only: nothing new to score (records loaded for their ids)
+            incremental.load(be, cur.tables, kinds, copy=False)
             left, right, weight, comparisons = sl, sr, sw, 0
         scored_full = None
     else:
@@ -702,7 +742,7 @@ def _link(
     timings["score"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    labels = persons.components(n, left, right)
+    labels = _person_labels(be, cur, kinds, left, right, weight)
     assigned = persons.assign(
         labels,
         cur.old_code,
