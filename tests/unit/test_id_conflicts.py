@@ -25,9 +25,8 @@ def _split(n: int, edges: list[tuple[int, int, float]], *ids: list[int]) -> tupl
     a = np.array([e[0] for e in edges], dtype=np.int64)
     b = np.array([e[1] for e in edges], dtype=np.int64)
     w = np.array([e[2] for e in edges], dtype=float)
-    labels, refused = split_conflicts(
-        components(n, a, b), a, b, w, [np.array(i, dtype=np.int64) for i in ids]
-    )
+    columns = [(np.array(i, dtype=np.int64), np.array(i) == NONE) for i in ids]
+    labels, refused = split_conflicts(components(n, a, b), a, b, w, columns)
     return labels.tolist(), refused
 
 
@@ -70,7 +69,7 @@ def test_no_ids_or_no_conflict_leaves_the_components() -> None:
 
 def test_ties_do_not_hang_on_the_order_of_the_edges() -> None:
     # Equal weights: which twin keeps the record without a NINo follows the records' keys.
-    ids = [np.array([1, NONE, 2], dtype=np.int64)]
+    ids = [(np.array([1, 0, 2], dtype=np.int64), np.array([False, True, False]))]
     keys = [np.array(["b", "a", "c"], dtype=object)]
     got = set()
     for edges in ([(0, 1), (1, 2)], [(1, 2), (0, 1)], [(2, 1), (1, 0)]):

@@ -36,28 +36,32 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+#: One id of every record: its values (int64 tokens) and where it is missing.
+IdColumn = tuple[np.ndarray, np.ndarray]
+
+
 def split_conflicts(
     labels: np.ndarray,
     left: np.ndarray,
     right: np.ndarray,
     weight: np.ndarray,
-    ids: Sequence[np.ndarray],
+    ids: Sequence[IdColumn],
     keys: Sequence[np.ndarray] = (),
 ) -> tuple[np.ndarray, int]:
     """Components relabelled so that none joins different ids through records without them.
 
-    Components where some id (``ids``: per id, each record's value as an integer code, -1 when
-    missing) holds more than one value are clustered again from their edges, highest weight
-    first; a merge of two clusters whose values of an id are both present and share none is
-    refused unless both of the edge's records carry that id. Ties in weight are broken by the
-    records' ``keys`` (sort keys, most significant first; default their positions), so the
-    result does not hang on the order the database returned the edges in. Other components
-    keep their labels.
+    Components where some id (``ids``: per id, each record's value and whether it is missing)
+    holds more than one value are clustered again from their edges, highest weight first; a
+    merge of two clusters whose values of an id are both present and share none is refused
+    unless both of the edge's records carry that id. Ties in weight are broken by the records'
+    ``keys`` (sort keys, most significant first; default their positions), so the result does
+    not hang on the order the database returned the edges in. Other components keep their
+    labels.
 
     Args:
         labels: each record's component (:func:`components`).
         left, right: the edges' records; ``weight``: their match weights.
-        ids: per id, each record's code (-1: missing).
+        ids: per id, (values, missing) over the records.
         keys: arrays ordering the records, most significant first.
 
     Returns:
@@ -65,27 +69,31 @@ def split_conflicts(
     """
     if len(labels) == 0 or not len(ids):
         return labels, 0
-    conflicted = np.zeros(int(labels.max()) + 1, dtype=bool)
-    for c in ids:
-        held = c >= 0
-        values = pd.DataFrame({"label": labels[held], "value": c[held]})
-        counts = values.groupby("label", sort=False)["value"].nunique()
-        conflicted[counts.index[counts.to_numpy() > 1]] = True
+    k = int(labels.max()) + 1
+    conflicted = np.zeros(k, dtype=bool)
+    for values, missing in ids:
+        held = ~missing
+        lo = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(k, np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(lo, labels[held], values[held])
+        np.maximum.at(hi, labels[held], values[held])
+        conflicted |= lo < hi
     on = conflicted[labels[left]]
     if not on.any():
         return labels, 0
     nodes = np.flatnonzero(conflicted[labels])
     rank = np.zeros(len(labels), dtype=np.int64)
-    sub = np.lexsort(tuple(k[nodes] for k in reversed(keys))) if keys else np.arange(len(nodes))
+    sub = np.lexsort(tuple(key[nodes] for key in reversed(keys))) if keys else np.arange(len(nodes))
     rank[nodes[sub]] = np.arange(len(nodes))
     a, b, w = left[on].astype(np.int64), right[on].astype(np.int64), weight[on]
-    lo, hi = np.minimum(rank[a], rank[b]), np.maximum(rank[a], rank[b])
-    order = np.lexsort((hi, lo, -w))
-    parent = {int(x): int(x) for x in nodes}
-    held_ids = {
-        int(x): [frozenset((int(c[x]),)) if c[x] >= 0 else frozenset() for c in ids]
-        for x in nodes
+    lo_rank, hi_rank = np.minimum(rank[a], rank[b]), np.maximum(rank[a], rank[b])
+    order = np.lexsort((hi_rank, lo_rank, -w))
+    # Each node's ids (None: missing), and each cluster's set of them, at its root.
+    own = {
+        int(x): [None if m[x] else int(v[x]) for v, m in ids] for x in nodes.tolist()
     }
+    held_ids = {x: [frozenset() if i is None else frozenset((i,)) for i in own[x]] for x in own}
+    parent = {x: x for x in own}
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -100,8 +108,8 @@ def split_conflicts(
             continue
         sx, sy = held_ids[rx], held_ids[ry]
         if any(
-            sx[k] and sy[k] and sx[k].isdisjoint(sy[k]) and (c[x] < 0 or c[y] < 0)
-            for k, c in enumerate(ids)
+            sx[j] and sy[j] and sx[j].isdisjoint(sy[j]) and None in (own[x][j], own[y][j])
+            for j in range(len(ids))
         ):
             refused += 1
             continue
@@ -109,15 +117,8 @@ def split_conflicts(
         held_ids[rx] = [p | q for p, q in zip(sx, sy, strict=True)]
     out = labels.copy()
     roots = np.fromiter((find(int(x)) for x in nodes), dtype=np.int64, count=len(nodes))
-    out[nodes] = int(labels.max()) + 1 + np.unique(roots, return_inverse=True)[1]
+    out[nodes] = k + np.unique(roots, return_inverse=True)[1]
     return out, refused
-
-
-def id_codes(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
-    """Integer codes of an id column's values, -1 where ``missing``."""
-    codes = pd.factorize(values)[0].astype(np.int64)
-    codes[missing] = -1
-    return codes
 
 
 def cluster_in_memory(
@@ -170,12 +171,12 @@ def cluster_in_memory(
     if ids:
         at = np.empty_like(node)
         at[node] = np.arange(len(node))  # node -> row of frame
-        codes = [
-            id_codes(frame[f"_id{k}"].to_numpy()[at], frame[f"_null{k}"].to_numpy()[at])
+        id_columns = [
+            (frame[f"_id{k}"].to_numpy()[at], frame[f"_null{k}"].to_numpy()[at])
             for k in range(len(ids))
         ]
         keys = [frame["source_dataset"].to_numpy()[at], frame["unique_id"].to_numpy()[at]]
-        labels, refused = split_conflicts(labels, a, b, pairs["w"].to_numpy(), codes, keys)
+        labels, refused = split_conflicts(labels, a, b, pairs["w"].to_numpy(), id_columns, keys)
     return pd.DataFrame(
         {
             "source_dataset": frame["source_dataset"].astype("category"),
@@ -239,10 +240,7 @@ def split_fetched(
     left = keys.get_indexer(_keys(pairs["source_dataset_l"], pairs["unique_id_l"]))
     right = keys.get_indexer(_keys(pairs["source_dataset_r"], pairs["unique_id_r"]))
     labels = pd.factorize(held["_cluster"])[0].astype(np.int64)
-    id_values = [
-        id_codes(held[f"_id{k}"].to_numpy(), held[f"_null{k}"].to_numpy())
-        for k in range(len(ids))
-    ]
+    id_values = [(held[f"_id{k}"].to_numpy(), held[f"_null{k}"].to_numpy()) for k in range(len(ids))]
     order = [keys.get_level_values(0).to_numpy(), held["unique_id"].to_numpy()]
     new, refused = split_conflicts(labels, left, right, pairs["w"].to_numpy(), id_values, order)
     codes[_keys(frame["source_dataset"], frame["unique_id"]).get_indexer(keys)] = (

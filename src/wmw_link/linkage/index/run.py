@@ -32,7 +32,7 @@ from wmw_link.errors import ConfigError, InputDataError, VerificationError
 from wmw_link.files import restrict_tree, sha256_file, write_json_atomic, write_parquet_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import open_backend
-from wmw_link.linkage.components import id_codes, split_conflicts
+from wmw_link.linkage.components import split_conflicts
 from wmw_link.linkage.index import incremental, persons, store
 from wmw_link.linkage.maps import write_maps
 from wmw_link.linkage.run import LINK_MANIFEST_NAME, link_output_names
@@ -683,7 +683,7 @@ def _person_labels(
             at = np.asarray(got["unique_id"], dtype=np.int64)
             values[at] = np.asarray(got["v"], dtype=np.int64)
             missing[at] = np.asarray(got["m"], dtype=bool)
-        codes.append(id_codes(values, missing))
+        codes.append((values, missing))
     labels, refused = split_conflicts(labels, left, right, weight, codes)
     if refused:
         log.info("persons: %d merge(s) refused that would join different %s", refused,
