@@ -123,11 +123,12 @@ class _Linker:
     """What the clustering functions use of a Splink linker: ``misc.query_sql``."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con, self.misc, self._n = con, self, 0
+        self.con, self.misc, self._n = con, self, 3
 
     def query_sql(self, sql: str, output_type: str = "pandas") -> Any:
         if output_type == "pandas":
-            return self.con.execute(sql).df()
+            # Rows in no particular order, as DuckDB gives them without insertion order.
+            return self.con.execute(sql).df().sample(frac=1.0, random_state=self._n)
         self._n += 1
         name = f"t{self._n}"
         self.con.execute(f"CREATE TABLE {name} AS {sql}")
@@ -206,3 +207,52 @@ def test_the_person_index_keeps_different_ninos_apart_as_a_link_does() -> None:
     # Without the ids the three records are one component.
     plain = _person_labels(SimpleNamespace(con=con), cur, {}, left, right, np.ones(3))
     assert plain[0] == plain[1] == plain[2]
+
+
+def test_a_link_clusters_with_the_ids_of_its_inputs(monkeypatch: Any, tmp_path: Any) -> None:
+    """fit_and_cluster hands the NINo and NHS columns to either clustering, and none with
+    ``split_id_conflicts=False`` (the plaintext baseline)."""
+    from pathlib import Path
+
+    from linkage_fixtures import write_fixture
+
+    from wmw_link.agreement import load_agreement
+    from wmw_link.linkage import components as comp
+    from wmw_link.linkage import run
+    from wmw_link.linkage.backends import open_backend
+    from wmw_link.linkage.settings import plan_model
+    from wmw_link.linkage.verify import verify_inputs
+
+    agreement = load_agreement(Path(__file__).parents[2] / "agreements" / "wmw-outcomes.yaml")
+    write_fixture(agreement, tmp_path / "tokens", n_households=25)
+    verified = verify_inputs(agreement, tmp_path / "tokens")
+    kinds = run._token_kinds(verified)
+    seen: list[tuple[str, list[str]]] = []
+    in_memory, fetched = comp.cluster_in_memory, comp.split_fetched
+
+    def spy_memory(linker: Any, records: str, edges: str, ids: Any = ()) -> Any:
+        seen.append(("memory", list(ids)))
+        return in_memory(linker, records, edges, ids)
+
+    def spy_fetched(linker: Any, frame: Any, records: str, clusters: str, edges: str,
+                    ids: Any) -> Any:  # fmt: skip
+        seen.append(("fetched", list(ids)))
+        return fetched(linker, frame, records, clusters, edges, ids)
+
+    monkeypatch.setattr(run, "cluster_in_memory", spy_memory)
+    monkeypatch.setattr(run, "split_fetched", spy_fetched)
+    for splink_clustering, split in ((False, True), (True, True), (False, False)):
+        be = open_backend("duckdb", tmp_path / f"scratch{splink_clustering}{split}")
+        try:
+            inputs = [
+                be.load_tokens(v.dataset, v.tokens_path, kinds, set(v.token_columns) & set(kinds))
+                for v in verified
+            ]
+            run.fit_and_cluster(
+                inputs, plan_model(set(kinds), {}), seed=1,
+                n_records=sum(v.rows for v in verified), splink_clustering=splink_clustering,
+                split_id_conflicts=split,
+            )  # fmt: skip
+        finally:
+            be.close()
+    assert seen == [("memory", ["nino", "nhs"]), ("fetched", ["nino", "nhs"]), ("memory", [])]

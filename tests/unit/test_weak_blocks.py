@@ -44,6 +44,8 @@ def test_weak_rules_keep_records_with_different_ids_apart() -> None:
     present = set(ts.BY_NAME)
     rules = _rules(present)
     assert "namesdm_dob" in WEAK_BLOCKS and "names_dob" not in WEAK_BLOCKS
+    # One whole name and the date: chance pairs of people born on one day (3M: 6.1M of them).
+    assert {"fn1_dob", "sn_dob"} <= WEAK_BLOCKS
     got = _pairs(rules["namesdm_dob"], "namesdm_dob", "names_dob")
     assert got == _ALL - {(1, 2), (2, 6), (4, 5), (5, 6)}
     # A strong rule pairs them all: a NINo typo is met there.

@@ -23,6 +23,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from wmw_link.errors import InputDataError
+
 
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Each of ``n`` records' connected component over the edges ``left[i] -- right[i]``."""
@@ -65,7 +67,7 @@ def split_conflicts(
         keys: arrays ordering the records, most significant first.
 
     Returns:
-        The labels (new ones numbered after ``labels.max()``), and the merges refused.
+        The labels (new ones numbered after ``labels.max()``), and the linked pairs refused.
     """
     if len(labels) == 0 or not len(ids):
         return labels, 0
@@ -88,11 +90,11 @@ def split_conflicts(
     a, b, w = left[on].astype(np.int64), right[on].astype(np.int64), weight[on]
     lo_rank, hi_rank = np.minimum(rank[a], rank[b]), np.maximum(rank[a], rank[b])
     order = np.lexsort((hi_rank, lo_rank, -w))
-    # Each node's ids (None: missing), and each cluster's set of them, at its root.
-    own = {
-        int(x): [None if m[x] else int(v[x]) for v, m in ids] for x in nodes.tolist()
-    }
-    held_ids = {x: [frozenset() if i is None else frozenset((i,)) for i in own[x]] for x in own}
+    # Each node's ids (None: missing); each cluster's ids and size, at its root. The smaller
+    # cluster joins the larger, its ids added in place: linear in the component's size.
+    own = {int(x): [None if m[x] else int(v[x]) for v, m in ids] for x in nodes.tolist()}
+    held_ids = {x: [set() if i is None else {i} for i in own[x]] for x in own}
+    size = dict.fromkeys(own, 1)
     parent = {x: x for x in own}
 
     def find(x: int) -> int:
@@ -113,8 +115,13 @@ def split_conflicts(
         ):
             refused += 1
             continue
+        if size[rx] < size[ry]:
+            rx, ry, sx, sy = ry, rx, sy, sx
         parent[ry] = rx
-        held_ids[rx] = [p | q for p, q in zip(sx, sy, strict=True)]
+        size[rx] += size.pop(ry)
+        for mine, theirs in zip(sx, sy, strict=True):
+            mine |= theirs
+        del held_ids[ry]
     out = labels.copy()
     roots = np.fromiter((find(int(x)) for x in nodes), dtype=np.int64, count=len(nodes))
     out[nodes] = k + np.unique(roots, return_inverse=True)[1]
@@ -141,7 +148,7 @@ def cluster_in_memory(
 
     Returns:
         Columns ``source_dataset`` (categorical), ``unique_id`` and ``cluster_id`` (int64),
-        one row per record; and the merges :func:`split_conflicts` refused.
+        one row per record; and the linked pairs :func:`split_conflicts` refused.
     """
     q = linker.misc.query_sql
     # Exact integers and a null flag: a nullable BIGINT would reach pandas as float64.
@@ -209,7 +216,10 @@ def split_fetched(
         ids: columns of ``records`` whose different values keep records apart.
 
     Returns:
-        ``frame`` with integer cluster ids, and the merges refused.
+        ``frame`` with integer cluster ids, and the linked pairs refused.
+
+    Raises:
+        InputDataError: the pairs or the clusters name a record the other lacks.
     """
     q = linker.misc.query_sql
     on = "r.source_dataset = c.source_dataset AND r.unique_id = c.unique_id"
@@ -239,13 +249,18 @@ def split_fetched(
     keys = _keys(held["source_dataset"], held["unique_id"])
     left = keys.get_indexer(_keys(pairs["source_dataset_l"], pairs["unique_id_l"]))
     right = keys.get_indexer(_keys(pairs["source_dataset_r"], pairs["unique_id_r"]))
+    at = _keys(frame["source_dataset"], frame["unique_id"]).get_indexer(keys)
+    if (left < 0).any() or (right < 0).any() or (at < 0).any():
+        # Splink's clusters and the pairs above its threshold should hold the same records.
+        raise InputDataError(
+            "clustering: the linked pairs and Splink's clusters name different records "
+            f"({int((right < 0).sum())} pair end(s), {int((at < 0).sum())} record(s) unmatched)"
+        )
     labels = pd.factorize(held["_cluster"])[0].astype(np.int64)
     id_values = [(held[f"_id{k}"].to_numpy(), held[f"_null{k}"].to_numpy()) for k in range(len(ids))]
     order = [keys.get_level_values(0).to_numpy(), held["unique_id"].to_numpy()]
     new, refused = split_conflicts(labels, left, right, pairs["w"].to_numpy(), id_values, order)
-    codes[_keys(frame["source_dataset"], frame["unique_id"]).get_indexer(keys)] = (
-        int(codes.max()) + 1 + new
-    )
+    codes[at] = int(codes.max()) + 1 + new
     return frame.assign(cluster_id=codes), refused
 
 

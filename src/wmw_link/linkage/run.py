@@ -352,7 +352,7 @@ def fit_and_cluster(
             the memory limit.
         split_id_conflicts: keep records with different NINos or NHS numbers out of one
             person unless a linked pair carries both (:func:`~wmw_link.linkage.components.
-            split_conflicts`; in-memory clustering).
+            split_conflicts`, after either clustering).
 
     Returns:
         A :class:`Clustering`.
@@ -418,7 +418,7 @@ def fit_and_cluster(
         frame, refused = cluster_in_memory(linker, records, above, ids)
     if refused:
         log.info(
-            "clustering: %d merge(s) refused that would join different %s",
+            "clustering: %d linked pair(s) not followed: they would join different %s",
             refused, " or ".join(ids),
         )  # fmt: skip
     timings["threshold_and_cluster"] = time.perf_counter() - t0

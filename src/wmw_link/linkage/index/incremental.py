@@ -129,7 +129,11 @@ def fit(
     t0 = time.perf_counter()
     plan = prepare_plan(be, [i.physical_name for i in inputs], kinds, seed, exact_only)
     timings = {"plan": time.perf_counter() - t0}
-    cl = fit_and_cluster(inputs, plan, seed=seed, n_records=n_records, threshold=threshold)
+    # Persons come from the edges (index/run.py splits them as a link does), not cl.frame.
+    cl = fit_and_cluster(
+        inputs, plan, seed=seed, n_records=n_records, threshold=threshold,
+        split_id_conflicts=False,
+    )  # fmt: skip
     timings.update(cl.timings)
     splink = cl.linker.misc.save_model_to_json()
     rows = be.con.execute(

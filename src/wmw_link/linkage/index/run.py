@@ -686,7 +686,7 @@ def _person_labels(
         codes.append((values, missing))
     labels, refused = split_conflicts(labels, left, right, weight, codes)
     if refused:
-        log.info("persons: %d merge(s) refused that would join different %s", refused,
+        log.info("persons: %d linked pair(s) not followed: they would join different %s", refused,
                  " or ".join(ids))  # fmt: skip
     return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
