@@ -654,7 +654,6 @@ def _relocate(result: IndexResult, out: Path) -> IndexResult:
     return result
 
 
-
 def _person_labels(
     be: Any,
     cur: _Current,
