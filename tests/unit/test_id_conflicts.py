@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,7 +76,9 @@ def test_ties_do_not_hang_on_the_order_of_the_edges() -> None:
     for edges in ([(0, 1), (1, 2)], [(1, 2), (0, 1)], [(2, 1), (1, 0)]):
         a = np.array([e[0] for e in edges])
         b = np.array([e[1] for e in edges])
-        labels, _ = split_conflicts(components(3, a, b), a, b, np.ones(2), ids, keys)
+        labels, _ = split_conflicts(
+            components(3, a, b), a, b, np.ones(2), ids, lambda n: [k[n] for k in keys]
+        )
         got.add(frozenset(_groups(labels.tolist())))
     assert got == {frozenset({frozenset({0, 1}), frozenset({2})})}
 
@@ -230,14 +233,14 @@ def test_a_link_clusters_with_the_ids_of_its_inputs(monkeypatch: Any, tmp_path: 
     seen: list[tuple[str, list[str]]] = []
     in_memory, fetched = comp.cluster_in_memory, comp.split_fetched
 
-    def spy_memory(linker: Any, records: str, edges: str, ids: Any = ()) -> Any:
-        seen.append(("memory", list(ids)))
-        return in_memory(linker, records, edges, ids)
+    def spy_memory(linker: Any, records: str, edges: str, ids: Any = (), keys: Any = ()) -> Any:
+        seen.append(("memory", list(ids), list(keys)))
+        return in_memory(linker, records, edges, ids, keys)
 
     def spy_fetched(linker: Any, frame: Any, records: str, clusters: str, edges: str,
-                    ids: Any) -> Any:  # fmt: skip
-        seen.append(("fetched", list(ids)))
-        return fetched(linker, frame, records, clusters, edges, ids)
+                    ids: Any, keys: Any = ()) -> Any:  # fmt: skip
+        seen.append(("fetched", list(ids), list(keys)))
+        return fetched(linker, frame, records, clusters, edges, ids, keys)
 
     monkeypatch.setattr(run, "cluster_in_memory", spy_memory)
     monkeypatch.setattr(run, "split_fetched", spy_fetched)
@@ -255,4 +258,32 @@ def test_a_link_clusters_with_the_ids_of_its_inputs(monkeypatch: Any, tmp_path: 
             )  # fmt: skip
         finally:
             be.close()
-    assert seen == [("memory", ["nino", "nhs"]), ("fetched", ["nino", "nhs"]), ("memory", [])]
+    keys = ["nino", "nhs", "names_dob", "fn_dob", "sn_dob", "pc_dob", "name_pc"]
+    assert seen == [
+        ("memory", ["nino", "nhs"], keys), ("fetched", ["nino", "nhs"], keys), ("memory", [], [])
+    ]
+
+
+@pytest.mark.parametrize("backend_ids", [("a", "m", "b"), ("z", "m", "c")])
+def test_ties_fall_to_the_records_content_not_their_ids(backend_ids: tuple[str, ...]) -> None:
+    """A record without a NINo exactly as like two people (the same weight to each) goes to the
+    same one whatever ``unique_id`` the backend gave the records (row numbers on DuckDB, row
+    references on Spark): ties fall to the tie-key tokens."""
+    con = duckdb.connect()
+    a_id, m_id, b_id = backend_ids
+    con.execute(
+        "CREATE TABLE rec AS SELECT * FROM (VALUES "
+        f"('hmrc', '{a_id}', 101::BIGINT, 7::BIGINT), ('dwp', '{m_id}', NULL, 8), "
+        f"('hmrc', '{b_id}', 202, 9)) t(source_dataset, unique_id, nino, names_dob)"
+    )
+    con.execute(
+        "CREATE TABLE edges AS SELECT * FROM (VALUES "
+        f"('hmrc', '{a_id}', 'dwp', '{m_id}', 5.0000000001), "
+        f"('dwp', '{m_id}', 'hmrc', '{b_id}', 5.0)) "
+        "t(source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, match_weight)"
+    )
+    records = "SELECT source_dataset, unique_id, nino, names_dob FROM rec"
+    frame, refused = cluster_in_memory(_Linker(con), records, "edges", ["nino"], ["names_dob"])
+    by_id = dict(zip(frame["unique_id"], frame["cluster_id"], strict=True))
+    # names_dob 7 (the first twin) sorts before 9: the middle record joins it.
+    assert by_id[m_id] == by_id[a_id] != by_id[b_id] and refused == 1

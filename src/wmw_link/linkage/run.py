@@ -43,6 +43,7 @@ from wmw_link.linkage.settings import (
     near_id_column,
     plan_model,
     settings_creator,
+    tie_key_columns,
     unique_id_columns,
     usable_levels,
 )
@@ -400,9 +401,10 @@ def fit_and_cluster(
     above = f"(SELECT * FROM {linkable.physical_name} WHERE match_probability >= {p})"
     named = src[""] if union is not None or len(inputs) == 1 else None
     ids = keep_apart_ids(plan.columns) if split_id_conflicts else []
+    keys = tie_key_columns(plan.columns) if ids else []
     records = " UNION ALL ".join(
         f"SELECT {named or _dataset_literal(i) + ' AS source_dataset, unique_id'}"
-        f"{''.join(', ' + c for c in ids)} FROM {i.physical_name}"
+        f"{''.join(', ' + c for c in dict.fromkeys([*ids, *keys]))} FROM {i.physical_name}"
         for i in inputs
     )
     if not in_memory:
@@ -413,9 +415,11 @@ def fit_and_cluster(
         frame = linker.misc.query_sql(f"SELECT * FROM {named_clusters}", output_type="pandas")
         refused = 0
         if ids:
-            frame, refused = split_fetched(linker, frame, records, named_clusters, above, ids)
+            frame, refused = split_fetched(
+                linker, frame, records, named_clusters, above, ids, keys
+            )
     else:
-        frame, refused = cluster_in_memory(linker, records, above, ids)
+        frame, refused = cluster_in_memory(linker, records, above, ids, keys)
     if refused:
         log.info(
             "clustering: %d linked pair(s) not followed: they would join different %s",

@@ -584,6 +584,18 @@ def keep_apart_ids(columns: Iterable[str]) -> list[str]:
     return [c for c in _KEEP_APART_IDS if c in have]
 
 
+#: Token columns that order records alike on every backend, breaking ties in weight when the
+#: clustering splits components (the ``unique_id`` is the row number on DuckDB and the row
+#: reference on Spark, so it cannot).
+_TIE_KEYS: tuple[str, ...] = ("nino", "nhs", "names_dob", "fn_dob", "sn_dob", "pc_dob", "name_pc")
+
+
+def tie_key_columns(columns: Iterable[str]) -> list[str]:
+    """The token columns among ``columns`` that break ties in the clustering split."""
+    have = set(columns)
+    return [c for c in _TIE_KEYS if c in have]
+
+
 def ids_may_agree(present: set[str]) -> str:
     """SQL: the pair's NINos and NHS numbers (those present in the inputs) are not both present
     and different ("" when the inputs hold neither)."""
@@ -730,6 +742,7 @@ __all__ = [
     "predict_rule",
     "WEAK_BLOCKS",
     "keep_apart_ids",
+    "tie_key_columns",
     "generic_comparisons",
     "model_levels",
     "near_id_alone",

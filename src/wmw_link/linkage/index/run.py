@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -32,11 +33,11 @@ from wmw_link.errors import ConfigError, InputDataError, VerificationError
 from wmw_link.files import restrict_tree, sha256_file, write_json_atomic, write_parquet_atomic
 from wmw_link.linkage import threshold as thr
 from wmw_link.linkage.backends import open_backend
-from wmw_link.linkage.components import split_conflicts
+from wmw_link.linkage.components import key_arrays, key_columns_sql, split_conflicts
 from wmw_link.linkage.index import incremental, persons, store
 from wmw_link.linkage.maps import write_maps
 from wmw_link.linkage.run import LINK_MANIFEST_NAME, link_output_names
-from wmw_link.linkage.settings import keep_apart_ids
+from wmw_link.linkage.settings import keep_apart_ids, tie_key_columns
 from wmw_link.linkage.verify import VerifiedInput, in_delivery_order, verify_inputs
 from wmw_link.outdir import staged_dir
 from wmw_link.resources import parse_size
@@ -665,7 +666,7 @@ def _person_labels(
     """Each record's person, ``0 .. k - 1``: connected components of the accepted edges, with
     records of different NINos or NHS numbers kept apart as a link's clustering keeps them
     (:func:`wmw_link.linkage.components.split_conflicts`; ids read from the loaded records,
-    placeholders nulled). Ties in weight fall to record ids (positions follow them)."""
+    placeholders nulled). Ties in weight fall to the records' tokens, as in a link."""
     labels = persons.components(cur.n, left, right)
     ids = keep_apart_ids(kinds)
     if not ids or not len(left):
@@ -683,7 +684,25 @@ def _person_labels(
             values[at] = np.asarray(got["v"], dtype=np.int64)
             missing[at] = np.asarray(got["m"], dtype=bool)
         codes.append((values, missing))
-    labels, refused = split_conflicts(labels, left, right, weight, codes)
+    keys = tie_key_columns(kinds)
+
+    def keys_of(nodes: np.ndarray) -> list[np.ndarray]:
+        # The same content keys as a link's clustering: ties fall alike in both.
+        listed = ", ".join(map(str, nodes.tolist()))
+        got = pd.concat(
+            [
+                be.con.execute(
+                    f"SELECT t.unique_id AS node, '{ds}' AS source_dataset, "
+                    f"CAST(t.unique_id AS VARCHAR) AS unique_id{key_columns_sql(keys, 't')} "
+                    f"FROM wmw_tokens_{ds} t JOIN (SELECT unnest([{listed}]) AS node) s "
+                    "ON s.node = t.unique_id"
+                ).df()
+                for ds in sorted(cur.tables)
+            ]
+        )
+        return key_arrays(got.set_index("node").loc[nodes], len(keys))
+
+    labels, refused = split_conflicts(labels, left, right, weight, codes, keys_of)
     if refused:
         log.info("persons: %d linked pair(s) not followed: they would join different %s", refused,
                  " or ".join(ids))  # fmt: skip
