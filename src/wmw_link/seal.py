@@ -685,7 +685,8 @@ def _verify_signature(
         raise _failed("format", sealed, "the envelope names no sender")
     try:
         sender_key = ring.get(sender)
-    except KeyFileError as e:
+    except (KeyFileError, ConfigError) as e:
+        # ConfigError: not a valid party id at all (a flipped bit in the envelope can make one).
         raise _failed("signature", sealed, f"cannot verify: {e}") from None
     try:
         sender_key.verify_key.verify(env_bytes, signature)

@@ -296,6 +296,20 @@ def test_file_from_an_unexpected_sender_is_refused(tmp_path: Path, keys, agreeme
     _check_refused(exc, "sender")
 
 
+def test_an_envelope_naming_an_invalid_sender_is_refused(tmp_path: Path, keys, agreement) -> None:
+    """A flipped bit can turn the sender 'dwp' into 'Dwp', not a valid party id: the file is
+    refused as unverifiable (VerificationError), not a configuration error."""
+    _, sealed = _seal_tokens(tmp_path, keys, agreement)
+    data = sealed.path.read_bytes()
+    assert data.count(b'"dwp"') >= 1
+    sealed.path.write_bytes(data.replace(b'"sender":"dwp"', b'"sender":"Dwp"').replace(
+        b'"sender": "dwp"', b'"sender": "Dwp"'))  # fmt: skip
+    assert sealed.path.read_bytes() != data
+    with pytest.raises(VerificationError) as exc:
+        _unseal(sealed.path, keys, agreement, tmp_path / "ttp")
+    assert "check '" in str(exc.value)
+
+
 def test_file_for_another_party_is_refused(tmp_path: Path, keys, agreement) -> None:
     _, sealed = _seal_tokens(tmp_path, keys, agreement)
     with pytest.raises(VerificationError) as exc:
