@@ -685,8 +685,10 @@ def _verify_signature(
         raise _failed("format", sealed, "the envelope names no sender")
     try:
         sender_key = ring.get(sender)
-    except (KeyFileError, ConfigError) as e:
-        # ConfigError: not a valid party id at all (a flipped bit in the envelope can make one).
+    except ConfigError:
+        # Not a party id at all (a flipped bit can make one): the unverified text is not echoed.
+        raise _failed("signature", sealed, "the envelope's sender is not a valid party id") from None
+    except KeyFileError as e:
         raise _failed("signature", sealed, f"cannot verify: {e}") from None
     try:
         sender_key.verify_key.verify(env_bytes, signature)

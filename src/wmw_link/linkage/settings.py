@@ -599,7 +599,7 @@ def tie_key_columns(columns: Iterable[str]) -> list[str]:
 def ids_may_agree(present: set[str]) -> str:
     """SQL: the pair's NINos and NHS numbers (those present in the inputs) are not both present
     and different ("" when the inputs hold neither)."""
-    differ = [f'coalesce(l."{c}" <> r."{c}", false)' for c in _KEEP_APART_IDS if c in present]
+    differ = [f'coalesce(l."{c}" <> r."{c}", false)' for c in keep_apart_ids(present)]
     return f"NOT ({' OR '.join(differ)})" if differ else ""
 
 
