@@ -229,6 +229,11 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     _hmac("dobym_nph", (*_NPH, (DOB, "ym")), "year and month | phonetic full name"),
     _hmac("dobyd_nph", (*_NPH, (DOB, "yd")), "year and day | phonetic full name"),
     _hmac("dobmd_nph", (*_NPH, (DOB, "md")), "month and day | phonetic full name"),
+    _hmac(
+        "doby_nph",
+        (*_NPH, (DOB, "year")),
+        "year | phonetic full name: a date recorded as 1 January when only the year is known",
+    ),
     # -- date of birth, in the context of one name (a variant in the other name as well) -----
     *[
         _hmac(

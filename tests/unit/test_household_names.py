@@ -14,6 +14,7 @@ from wmw_link.linkage.settings import (
     NAME_WORDS_ALIKE_LEVEL,
     NAMES_DATE_PARTLY_LEVEL,
     NAMES_DAY_MONTH_LEVEL,
+    NAMES_YEAR_LEVEL,
     SAME_UNIT_FORENAME_LEVEL,
     SURNAME_ALIKE_LEVEL,
     SURNAME_DAY_OUT_LEVEL,
@@ -115,6 +116,20 @@ def test_dates_swapped_or_a_day_out_and_partly() -> None:
     )
 
 
+def test_names_and_the_year_alone() -> None:
+    # A date recorded as 1 January against the true one: the phonetic names and the year.
+    assert _level("identity", {**_L, "doby_nph": 8}, {**_R, "doby_nph": 8}) == NAMES_YEAR_LEVEL
+    # The year and month as well: the stronger level.
+    both = {"doby_nph": 8, "dobym_nph": 9}
+    assert _level("identity", {**_L, **both}, {**_R, **both}) == NAMES_DATE_PARTLY_LEVEL
+    # The same name at the same postcode stays its own level (a father and his junior, or
+    # FEBRL's duplicates, which keep it): the year does not take its pairs.
+    place = {"doby_nph": 8, "name_pc": 9}
+    assert _level("identity", {**_L, **place}, {**_R, **place}) == (
+        "same name at the same postcode, date differs"
+    )
+
+
 def test_same_unit_and_forename_with_a_date_close() -> None:
     # The date a day out and the surname transliterated: no other postcode token agrees.
     left, right = {"pc_dob": 1, "fn_pc": 9, "dobb0_fn": 3}, {"pc_dob": 2, "fn_pc": 9, "dobb0_fn": 3}
@@ -158,6 +173,11 @@ def test_household_rule_on_the_new_levels() -> None:
     assert _passes(lk, rule, NAMES_DAY_MONTH_LEVEL, "same unit and surname", -1)
     assert _passes(lk, rule, NAMES_DAY_MONTH_LEVEL, None, 0)
     assert _passes(lk, rule, NAMES_DATE_PARTLY_LEVEL, "same unit and surname", 0)
+    # Names and year (a 1 January placeholder) at one address: one person, unless the NINos
+    # differ (two children of one household with one name, born in one year).
+    assert _passes(lk, rule, NAMES_YEAR_LEVEL, "same unit and surname", -1)
+    assert not _passes(lk, rule, NAMES_YEAR_LEVEL, "same unit and surname", 0)
+    assert _passes(lk, rule, NAMES_YEAR_LEVEL, None, 0)
     # The same unit and forename is a shared address: twins there are refused.
     assert not _passes(lk, rule, TWINS_LEVEL, SAME_UNIT_FORENAME_LEVEL, -1)
     assert _passes(lk, rule, TWINS_LEVEL, None, -1)

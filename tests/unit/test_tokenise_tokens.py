@@ -168,6 +168,56 @@ def test_date_variants_meet_within_the_same_name():
     assert _agree(tok, 0, 7) == set()  # the same date alone gives nothing in common
 
 
+def test_a_first_of_january_meets_the_true_date_in_the_year_token_only():
+    # A date recorded as 1 January when only the year was known, against the true date.
+    tok = _tokens(
+        [
+            ("saleh", "nasir", D, None, None),
+            ("salih", "nasser", dt.date(1985, 1, 1), None, None),  # placeholder, spellings
+            ("saleh", "nasir", dt.date(1986, 1, 1), None, None),  # another year
+            ("priya", "patel", dt.date(1985, 1, 1), None, None),  # another person, same year
+        ]
+    )
+    assert _agree(tok, 0, 1) == {"doby_nph"}
+    assert "doby_nph" not in _agree(tok, 0, 2)  # another year
+    assert "doby_nph" not in _agree(tok, 1, 3)
+
+
+def test_md_and_mohd_are_muhammad_in_the_nickname_token():
+    # Md and Mohd abbreviate Muhammad (Bangladeshi and Malaysian usage); the English
+    # nickname table and Double Metaphone (MT against MHMT) miss them.
+    tok = _tokens(
+        [
+            ("mohammed karim", "uddin", D, None, None),
+            ("md karim", "uddin", D, None, None),
+            ("mohd", "uddin", D, None, None),
+            ("muhammad", "uddin", D, None, None),
+            ("mahmood", "uddin", D, None, None),  # another name of the same root: not one
+        ]
+    )
+    for j in (1, 2, 3):
+        assert "fnnick_dob" in _agree(tok, 0, j), j
+    assert "fndm_dob" not in _agree(tok, 0, 1)  # what the phonetic codes could not do
+    assert "fnnick_dob" not in _agree(tok, 0, 4)
+    assert "muhammad" in nickname_group("md") and "muhammad" in nickname_group("mohammed")
+    assert nickname_group("bill") == tuple(sorted({"bill", *nickname_group("bill")}))
+
+
+def test_the_name_family_table_is_normalised_and_cited():
+    import csv
+    from importlib import resources
+
+    from wmw_link.normalise import normalise_names
+    from wmw_link.tokenise.composites import name_families
+
+    text = resources.files("wmw_link").joinpath("data", "name_families.csv").read_text("utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    assert rows and all(r["source"].strip() for r in rows)
+    names = [r["name"] for r in rows]
+    assert normalise_names(pa.array(names)).values.to_pylist() == names  # as the tokeniser sees
+    assert len(set(names)) == len(names) and set(name_families()) == set(names)
+
+
 def test_bloom_filters_are_balanced_salted_and_track_similarity():
     tok = _tokens(
         [

@@ -68,6 +68,16 @@ NAMES_DATE_PARTLY_LEVEL = "names, date partly (year-month or year-day)"
 #: The names, the day and the month, the year differs: one person's year typo, or a father and
 #: his junior, who share names and address and may share a birthday (then the NINos differ).
 NAMES_DAY_MONTH_LEVEL = "names, day and month, year differs"
+#: The names and the year of birth, the day and the month differ: a date recorded as 1 January
+#: when only the year was known (NHS tracing guidance; refugees' and asylum seekers' records)
+#: against the true date elsewhere, or a day and a month both mistyped. A father and his junior
+#: differ in the year, twins share the whole date; but two children of one household may share
+#: a name and a year (cousins, a junior's son): at a shared address it links unless the NINos
+#: or NHS numbers differ (:data:`ALIKE_TWINS_LEVELS`).
+NAMES_YEAR_LEVEL = "names and year, day and month differ"
+#: ... and the same name at the same postcode as well: its own level, as strong as the address
+#: makes it (in FEBRL 3 such pairs are one person's, who kept the address and name).
+NAMES_YEAR_PLACE_LEVEL = "same name and year at the same postcode, day and month differ"
 #: Levels split off another for the strength of their evidence, by the level they were split
 #: from: the household rule asks of them together whether ids differ within one person
 #: (:func:`wmw_link.linkage.household.one_person_levels`), as it did before the split.
@@ -97,7 +107,14 @@ TWINS_LEVELS = frozenset(
 #: (Begum for the family name): with a shared address such a pair links unless its NINos or NHS
 #: numbers are both present and differ.
 ALIKE_TWINS_LEVELS = frozenset(
-    {FORENAME_ALIKE_LEVEL, NAME_WORDS_ALIKE_LEVEL, SURNAME_SWAPPED_LEVEL, NAMES_DAY_MONTH_LEVEL}
+    {
+        FORENAME_ALIKE_LEVEL,
+        NAME_WORDS_ALIKE_LEVEL,
+        SURNAME_SWAPPED_LEVEL,
+        NAMES_DAY_MONTH_LEVEL,
+        NAMES_YEAR_LEVEL,
+        NAMES_YEAR_PLACE_LEVEL,
+    }
 )
 #: The same first forename at the same postcode unit, with a date that agrees in part (swapped,
 #: a day out, or two of year, month and day): where the date and the surname both vary, no
@@ -295,6 +312,7 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
         [[_eq("dobsw_fn")], [_eq("dobb0_fn")], [_eq("dobb1_fn")]],
     ),
     ("same name at the same postcode, date differs", [[_eq("name_pc")]]),
+    (NAMES_YEAR_LEVEL, [[_eq("doby_nph")]]),
     ("same forename at the same postcode, date differs", [[_eq("fn_pc")]]),
     (FORENAME_ALIKE_LEVEL, [[_ov("fndm_dob")], [_bf(_FN, BLOOM_ALIKE)]]),
     (SURNAME_ALIKE_LEVEL, [[_ov("sndm_dob")], [_bf(_SN, BLOOM_ALIKE)]]),
@@ -541,6 +559,7 @@ _PREDICT_BLOCKS: tuple[str, ...] = (
     "dobym_nph",
     "dobyd_nph",
     "dobmd_nph",
+    "doby_nph",
     "dobsw_sn",
     "dobb0_sn",
     "dobb1_sn",
@@ -567,6 +586,7 @@ WEAK_BLOCKS: frozenset[str] = frozenset(
         "dobym_nph",
         "dobyd_nph",
         "dobmd_nph",
+        "doby_nph",
         *(f"dob{e}_{n}" for e in ("sw", "b0", "b1") for n in ("sn", "fn")),
         "namesdm_dob",
         "fn1_dob",

@@ -13,8 +13,11 @@ A composite is null when any of its parts is: null stays null.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from importlib import resources
 
 import jellyfish
 import numpy as np
@@ -35,10 +38,24 @@ def _nicknamer() -> object:
     return NickNamer()
 
 
+@lru_cache(maxsize=1)
+def name_families() -> dict[str, str]:
+    """Spellings and abbreviations of one name with its canonical form (``md``, ``mohd``,
+    ``mohammed`` -> ``muhammad``), from ``data/name_families.csv`` (each row cites its source).
+    The ``nicknames`` table is English: it has no abbreviations such as Md or Mohd, which
+    Double Metaphone cannot reach either (``MT`` against ``MHMT``)."""
+    text = resources.files("wmw_link").joinpath("data", "name_families.csv").read_text("utf-8")
+    return {row["name"]: row["canonical"] for row in csv.DictReader(io.StringIO(text))}
+
+
 @lru_cache(maxsize=65_536)
 def nickname_group(first_word: str) -> tuple[str, ...]:
-    """The word and its canonical names in the ``nicknames`` table (Bill -> William, ...)."""
-    canon = _nicknamer().canonicals_of(first_word)  # type: ignore[attr-defined]
+    """The word and its canonical names in the ``nicknames`` table (Bill -> William, ...) and
+    in :func:`name_families` (Md -> Muhammad)."""
+    canon = set(_nicknamer().canonicals_of(first_word))  # type: ignore[attr-defined]
+    family = name_families().get(first_word)
+    if family is not None:
+        canon.add(family)
     return tuple(sorted({first_word, *canon}))
 
 
@@ -165,6 +182,8 @@ class Parts:
     def _date_part(d: pa.Array, transform: str) -> pa.Array:
         year = pc.cast(pc.year(d), pa.string())
         month, day = _two(pc.month(d)), _two(pc.day(d))
+        if transform == "year":
+            return year
         if transform == "ym":
             return pc.binary_join_element_wise(year, month, "-")
         if transform == "yd":
