@@ -366,6 +366,29 @@ def identifier_near_columns(name: str) -> list[TokenColumn]:
     ]
 
 
+def identifier_name_columns(name: str) -> list[TokenColumn]:
+    """The near-id column of an ``identifier`` field in a dataset with both names: the id and
+    each of its one-character deletions, each with the first forename word and the surname.
+
+    A typo in the id of a record whose address changed, or whose date of birth is missing,
+    meets no ``idpc_<name>`` and no name token (every name token holds the date). With the
+    names, a value is as near-unique as the id itself: two people would need both names and
+    ids one character apart.
+    """
+    return [
+        _list(
+            f"idnm_{name}",
+            (
+                (identifier_source(name), "deletions"),
+                (FORENAME, "first_word"),
+                (SURNAME, "key"),
+            ),
+            f"the '{name}' identifier and each of its one-character deletions | first forename "
+            "word | surname",
+        )
+    ]
+
+
 def text_columns(name: str) -> list[TokenColumn]:
     """The columns of a ``text`` field, every one in the context of the exact date of birth:
     the whole text with the date, and its balanced Bloom filter salted with the date."""
@@ -412,7 +435,7 @@ def field_refs(identifiers: Iterable[Any]) -> list[FieldRef]:
 GENERIC_KINDS = frozenset({"identifier", "text"})
 
 
-_GENERIC_COLUMN = re.compile(r"^(?:id_[a-z][a-z0-9_]*|idpc_[a-z][a-z0-9_]*|tx_[a-z][a-z0-9_]*_(?:dob|bf_dob[0-7]))$")
+_GENERIC_COLUMN = re.compile(r"^(?:id_[a-z][a-z0-9_]*|id(?:pc|nm)_[a-z][a-z0-9_]*|tx_[a-z][a-z0-9_]*_(?:dob|bf_dob[0-7]))$")
 
 
 def is_token_column(name: str) -> bool:
@@ -439,6 +462,8 @@ def columns_for_fields(fields: Iterable[FieldRef]) -> list[TokenColumn]:
             out += identifier_columns(f.name)
             if POSTCODE in sources:
                 out += identifier_near_columns(f.name)
+            if {FORENAME, SURNAME} <= sources:
+                out += identifier_name_columns(f.name)
         elif f.type == "text" and DOB in sources:
             out += text_columns(f.name)  # text is only ever compared within a date of birth
     return out

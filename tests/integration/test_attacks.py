@@ -159,10 +159,14 @@ def test_v3_text_field_tokens_resist_frequency_and_pattern_mining(
 
 
 @pytest.mark.skipif(not schema_v3.available(), reason="the product does not write schema v3")
-def test_v3_near_id_tokens_resist_frequency_alignment(worlds: dict[str, object]) -> None:
-    """A generic ``identifier``'s near-id column (the id and its one-character deletions, each
-    with the postcode), as the product tokenises it, against frequency alignment; and no
-    token of it equals a token of the exact id column (own subkey).
+@pytest.mark.parametrize("near", ["idpc", "idnm"])
+def test_v3_near_id_tokens_resist_frequency_alignment(
+    worlds: dict[str, object], near: str
+) -> None:
+    """A generic ``identifier``'s near-id columns (the id and its one-character deletions, each
+    with the postcode: ``idpc``; or with the first forename and the surname: ``idnm``), as the
+    product tokenises them, against frequency alignment; and no token of them equals a token
+    of the exact id column (own subkey).
 
     The id is the NINo (unique per person, like a social security id)."""
     import pyarrow as pa
@@ -177,24 +181,27 @@ def test_v3_near_id_tokens_resist_frequency_alignment(worlds: dict[str, object])
     def fields(world: object) -> dict[str, pa.Array]:
         f = field_arrays(world)  # type: ignore[arg-type]
         return {"identifier:ni": normalise_identifiers(f["nino"]).values,
-                ts.POSTCODE: f["postcode"]}  # fmt: skip
+                ts.POSTCODE: f["postcode"], ts.FORENAME: f["forename"],
+                ts.SURNAME: f["surname"]}  # fmt: skip
 
     target, ref = fields(worlds["target"]), fields(worlds["reference"])
     hasher = Hasher(SecretKey(b"attack-test-key-0123456789abcdef"), "attack-test")
-    cols = [*ts.identifier_columns("ni"), *ts.identifier_near_columns("ni")]
+    near_cols = {"idpc": ts.identifier_near_columns, "idnm": ts.identifier_name_columns}[near]
+    cols = [*ts.identifier_columns("ni"), *near_cols("ni")]
+    name = f"{near}_ni"
     inputs = composite_inputs(target, cols)
     tokens = pa.table(
         {c.name: composite_tokens(inputs[c.name], hasher.tokenizer(c.domain)) for c in cols}
     )
-    near = tokens["idpc_ni"].combine_chunks()
-    assert pc.count(pc.list_flatten(near)).as_py() > 5 * tokens.num_rows  # deletions made
+    near_tokens = tokens[name].combine_chunks()
+    assert pc.count(pc.list_flatten(near_tokens)).as_py() > 5 * tokens.num_rows  # deletions made
     exact = set(pc.drop_null(tokens["id_ni"]).to_pylist())
-    assert not exact & set(pc.list_flatten(near).to_pylist())  # nothing across columns
+    assert not exact & set(pc.list_flatten(near_tokens).to_pylist())  # nothing across columns
     # Frequency alignment by rank against the reference world's near-id composites.
     columns = [Column(c.name, c.kind, c.domain, c.name, c.parts) for c in cols[1:]]
-    freq = frequency_alignment(tokens.select(["idpc_ni"]), columns, composite_inputs(ref, cols[1:]))
-    truth = inputs["idpc_ni"].to_pylist()
-    guessed = freq.columns["idpc_ni"]
+    freq = frequency_alignment(tokens.select([name]), columns, composite_inputs(ref, cols[1:]))
+    truth = inputs[name].to_pylist()
+    guessed = freq.columns[name]
     # A record's guess is the set of its elements' guesses; any one right is a hit.
     hits = [g is not None and t is not None and bool(set(g.split("|")) & set(t))
             for g, t in zip(guessed, truth, strict=True)]  # fmt: skip

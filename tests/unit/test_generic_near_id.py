@@ -1,6 +1,7 @@
 """A generic id with a typo: the near-id tokens (``idpc_<name>``: the id and its one-character
-deletions, each with the postcode), its comparison level, blocking, u and household rule; and
-the postcode's "dates differ" test when one record has no forename."""
+deletions, each with the postcode; ``idnm_<name>``: each with both names), their comparison
+levels, blocking, u and household rule; and the postcode's "dates differ" test when one record
+has no forename."""
 
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ from wmw_link import token_schema as ts
 from wmw_link.agreement import parse_agreement
 from wmw_link.linkage.settings import (
     ID_NEAR_LEVEL,
+    ID_NEAR_NAMES_LEVEL,
     dates_differ_sql,
     plan_model,
     settings_creator,
 )
 from wmw_link.tokenise.composites import composite_inputs, id_deletions
+
+ID = "id_soc_sec_id"
 
 
 def _near(ids: list[str | None], postcodes: list[str | None]) -> list[set[str] | None]:
@@ -67,19 +71,23 @@ def _present() -> set[str]:
 
 
 def test_id_comparison_has_a_near_level_and_the_near_id_is_blocked_on() -> None:
-    plan = plan_model(_present(), {"id_soc_sec_id": 1e-6, "idpc_soc_sec_id": 1e-7})
+    u = {"id_soc_sec_id": 1e-6, "idpc_soc_sec_id": 1e-7, "idnm_soc_sec_id": 1e-9}
+    plan = plan_model(_present(), u)
     s = settings_creator(plan, 1).get_settings("duckdb").as_dict()
     comp = {c["output_column_name"]: c for c in s["comparisons"]}["id_soc_sec_id"]
     labels = [lvl.get("label_for_charts") for lvl in comp["comparison_levels"]]
-    assert labels[1] == "exact" and labels[2] == ID_NEAR_LEVEL
-    near = comp["comparison_levels"][2]
+    assert labels[1:4] == ["exact", ID_NEAR_LEVEL, ID_NEAR_NAMES_LEVEL]
+    near, named = comp["comparison_levels"][2], comp["comparison_levels"][3]
     assert "list_has_any(idpc_soc_sec_id_l, idpc_soc_sec_id_r)" in near["sql_condition"]
+    assert "list_has_any(idnm_soc_sec_id_l, idnm_soc_sec_id_r)" in named["sql_condition"]
     assert near["u_probability"] == 1e-7 and near["fix_u_probability"]
-    assert comp["comparison_levels"][-1]["u_probability"] == pytest.approx(1 - 1e-6 - 1e-7)
+    assert named["u_probability"] == 1e-9 and named["fix_u_probability"]
+    assert comp["comparison_levels"][-1]["u_probability"] == pytest.approx(1 - 1e-6 - 1e-7 - 1e-9)
     rules = [r["blocking_rule"] for r in s["blocking_rules_to_generate_predictions"]]
     assert any("idpc_soc_sec_id" in r for r in rules)
-    # Without the near-id column the comparison is exact only.
-    plan = plan_model(_present() - {"idpc_soc_sec_id", "idpc_pp"})
+    assert any("idnm_soc_sec_id" in r for r in rules)
+    # Without the near-id columns the comparison is exact only.
+    plan = plan_model(_present() - {"idpc_soc_sec_id", "idpc_pp", "idnm_soc_sec_id", "idnm_pp"})
     s = settings_creator(plan, 1).get_settings("duckdb").as_dict()
     comp = {c["output_column_name"]: c for c in s["comparisons"]}["id_soc_sec_id"]
     assert ID_NEAR_LEVEL not in [lvl.get("label_for_charts") for lvl in comp["comparison_levels"]]
@@ -92,9 +100,51 @@ def test_household_rule_takes_a_near_id_only_beside_an_identity_level() -> None:
         def __init__(self, plan):
             self._settings_obj = settings_creator(plan, 1).get_settings("duckdb")
 
-    sql = evidence_condition(_Linker(plan_model(_present())))
-    assert "gamma_id_soc_sec_id >= 2" in sql  # exact: always
-    assert "(gamma_id_soc_sec_id = 1 AND gamma_identity > 0)" in sql  # near: not alone
+    lk = _Linker(plan_model(_present()))
+    sql = evidence_condition(lk)
+    comp = next(c for c in lk._settings_obj.comparisons if c.output_column_name == ID)
+    g = {lvl.label_for_charts: lvl.comparison_vector_value for lvl in comp.comparison_levels}
+
+    def passes(id_level: int, identity: int) -> bool:
+        row = (f"SELECT {id_level} AS gamma_{ID}, {identity} AS gamma_identity, "
+               "-1 AS gamma_postcode, -1 AS gamma_id_pp")  # fmt: skip
+        return bool(duckdb.connect().execute(f"SELECT ({sql}) FROM ({row})").fetchall()[0][0])
+
+    assert passes(g["exact"], -1)  # the id: always
+    assert passes(g[ID_NEAR_NAMES_LEVEL], -1)  # within one character with both names: alone
+    assert not passes(g[ID_NEAR_LEVEL], -1)  # within one character at the address: not alone
+    assert passes(g[ID_NEAR_LEVEL], 1)
+    assert not passes(0, -1)  # ids that differ
+
+
+def _named(rows: list[tuple[str | None, str | None, str | None]]) -> list[set[str] | None]:
+    col = ts.identifier_name_columns("x")[0]
+    ids, fore, sur = (list(c) for c in zip(*rows, strict=True))
+    fields = {ts.identifier_source("x"): pa.array(ids, pa.string()),
+              ts.FORENAME: pa.array(fore, pa.string()),
+              ts.SURNAME: pa.array(sur, pa.string())}  # fmt: skip
+    out = composite_inputs(fields, [col])[col.name].to_pylist()
+    return [None if v is None else set(v) for v in out]
+
+
+def test_ids_one_edit_apart_with_both_names_share_a_near_names_token() -> None:
+    # FEBRL 3's rec-1726: no date of birth, postcode digits swapped, the id mistyped.
+    a, b, c, d, e, f = _named(
+        [
+            ("3790888", "thomas", "alagich"),
+            ("3790868", "thomas", "alagich"),  # a typo in the id
+            ("3790868", "thomas", "smith"),  # another surname
+            ("3790868", "tom", "alagich"),  # another forename
+            ("4383145", "thomas", "alagich"),  # another id
+            ("3790888", None, "alagich"),  # no forename: no token
+        ]
+    )
+    assert a is not None and b is not None and a & b
+    assert not a & c and not a & d and not a & e
+    assert f is None
+    cols = {c.name for c in ts.columns_for_fields(ts.field_refs(
+        parse_agreement(_AGREEMENT).datasets[0].identifiers))}  # fmt: skip
+    assert "idnm_soc_sec_id" in cols and ts.is_token_column("idnm_soc_sec_id")
 
 
 def test_near_id_u_counts_pairs_of_close_ids_and_nothing_else(tmp_path: Path) -> None:
@@ -172,3 +222,27 @@ def test_a_typo_in_the_id_links_a_twin_like_pair_and_twins_stay_apart(tmp_path: 
     person = dict(zip(m["record_id"], m["person_id"], strict=True))
     assert person["T1"] == person["T2"]
     assert person["W1"] != person["W2"]
+
+
+def test_near_names_level_takes_half_a_pair_as_u(tmp_path: Path) -> None:
+    """u of "within one character, same names" is fixed at half a pair, like the NINo's exact
+    level, not counted: the count is made of the one-person typos the level exists for."""
+    from wmw_link.linkage.backends import open_backend
+    from wmw_link.linkage.run import prepare_plan
+
+    be = open_backend("duckdb", tmp_path / "db")
+    try:
+        be.con.execute("CREATE TABLE t (unique_id BIGINT, id_x BIGINT, idnm_x BIGINT[])")
+        rows = [(0, 1, [1, 11]), (1, 2, [2, 11]), (2, 3, [3, 31]), (3, 4, [4, 41]),
+                (4, 5, [5, 51]), (5, None, None)]  # fmt: skip
+        be.con.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+        plan = prepare_plan(be, ["t"], {"id_x": "hmac", "idnm_x": "hmac_list"}, 1, False)
+    finally:
+        be.close()
+    s = settings_creator(plan, 1).get_settings("duckdb").as_dict()
+    comp = {c["output_column_name"]: c for c in s["comparisons"]}["id_x"]
+    named = next(lv for lv in comp["comparison_levels"]
+                 if lv.get("label_for_charts") == ID_NEAR_NAMES_LEVEL)  # fmt: skip
+    n = 5  # records holding the id
+    assert named["u_probability"] == pytest.approx(0.5 / (n * (n - 1) / 2))
+    assert named["fix_u_probability"]

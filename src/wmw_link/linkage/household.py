@@ -83,7 +83,10 @@ def one_person_levels(linker: Any, predictions: Any) -> frozenset[str]:
     ref = refs[0]
     ids = agreement_gammas(comps[ref])
     exact = ids["exact"]
-    # Ids equal or plainly different: a near id (one character apart) is neither.
+    # Ids equal or plainly different: a near id at the same postcode is neither. A near id
+    # with the same names counts as different, as it did before it had a level: on the
+    # strongest level (names and date) every typo in the id is such a pair, and the odds are
+    # of one person's ids differing at all.
     near = f" AND gamma_{ref} <> {ids[ID_NEAR_LEVEL]}" if ID_NEAR_LEVEL in ids else ""
     levels = agreement_gammas(comps["identity"])
     place = agreement_gammas(comps["postcode"]) if "postcode" in comps else {}
@@ -198,8 +201,9 @@ def _near_id_patterns(linker: Any, predictions: Any, comps: dict[str, Any]) -> s
 def evidence_condition(linker: Any, lifted: frozenset[str] = frozenset()) -> str:
     """SQL: the household rule a scored pair must pass before it may link.
 
-    A NINo, NHS-number or generic-id agreement always passes; a generic id within one character
-    at the same postcode passes with any identity level (not alone). Otherwise a pair needs an identity
+    A NINo, NHS-number or generic-id agreement always passes, and so does a generic id within
+    one character with both names (``idnm_<name>``); a generic id within one character at the
+    same postcode passes with any identity level (not alone). Otherwise a pair needs an identity
     level that is identity evidence (not "the same name at the same postcode" with unrelated dates of
     birth: fathers and sons), and a pair that looks like twins (date and surname agree or are
     alike, forenames differ) must not also share a postcode unit or sector; a pair whose
@@ -212,7 +216,9 @@ def evidence_condition(linker: Any, lifted: frozenset[str] = frozenset()) -> str
     for n in unique_id_columns(set(comps)):
         gammas = agreement_gammas(comps[n])
         near = gammas.pop(ID_NEAR_LEVEL, None)
-        unique.append(f"gamma_{n} >= {min(gammas.values())}")
+        # The id, or (a generic id) the id within one character with both names: evidence on
+        # its own, whatever the address.
+        unique.append(f"gamma_{n} IN ({', '.join(map(str, sorted(gammas.values())))})")
         if near is not None:
             # An id within one character (a typo) is identity evidence beside some name and
             # date agreement, not alone: ids of different people at one postcode may be close

@@ -41,6 +41,7 @@ from wmw_link.linkage.settings import (
     keep_apart_ids,
     model_levels,
     near_id_column,
+    near_names_column,
     plan_model,
     settings_creator,
     tie_key_columns,
@@ -498,6 +499,15 @@ def prepare_plan(
                 u_near = generic_id_near_u(be, phys, col, near, hashed)
                 if u_near is not None:
                     u_fixed[near] = u_near
+            named = near_names_column(col) if generic else ""
+            if named in kinds and not exact_only:
+                # Both names and an id within one character: two people would need all three
+                # to coincide, rarer than sharing a NINo, so half a pair's worth like the NINo.
+                # Counted (as for the near id at the postcode), nearly every such pair is one
+                # person whose id was mistyped: the count says how common typos are, not u.
+                u_named = near_unique_u(be, phys, col)
+                if u_named is not None:
+                    u_fixed[named] = u_named
     present = set(kinds)
     levels = {n: usable_levels(lv, present) for n, lv in model_levels(exact_only).items()}
     counted = level_u(be, phys, present, levels, seed) | text_u(be, phys, present, seed)

@@ -349,6 +349,11 @@ ID_NEAR_LEVEL = "within one character, same postcode"
 NO_IDENTITY_AT_PLACE = "no identity level, at a shared place"
 
 
+#: The level of a generic id whose near-id-with-names tokens overlap (the id within one
+#: character, and the same first forename and surname) and no stronger id level holds.
+ID_NEAR_NAMES_LEVEL = "within one character, same names"
+
+
 def near_id_alone(col: str) -> str:
     """... and a generic id within one character at the same postcode with no identity level
     (a date of birth missing, or names and date both corrupted): the pattern's label."""
@@ -360,35 +365,47 @@ def near_id_column(col: str) -> str:
     return f"idpc_{col[3:]}"
 
 
+def near_names_column(col: str) -> str:
+    """The near-id-with-names column (``idnm_<name>``) of a generic id column ``id_<name>``."""
+    return f"idnm_{col[3:]}"
+
+
+def near_columns(col: str, present: set[str]) -> list[str]:
+    """The near-id columns of a generic id column that are present (none for the NINo)."""
+    if not col.startswith("id_"):
+        return []
+    return [c for c in (near_id_column(col), near_names_column(col)) if c in present]
+
+
 def _exact_comparison(
-    col: str, name: str, u: float | None = None, near: str = "", u_near: float | None = None
+    col: str,
+    name: str,
+    u: float | None = None,
+    near: Sequence[tuple[str, str, float | None]] = (),
 ) -> Any:
-    """Exact agreement on a near-unique id; with ``near`` (a generic id's near-id column), a
-    second level for ids within one character at the same postcode (a typo in the id)."""
+    """Exact agreement on a near-unique id; with ``near`` (a generic id's near-id columns:
+    (column, label, u)), a level for each, in order: ids within one character at the same
+    postcode, then with the same names (a typo in the id)."""
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
     exact = cll.ExactMatchLevel(col).configure(label_for_charts="exact")
-    levels = [exact]
-    close = None
-    if near:
-        close = _level([[_ov(near)]], ID_NEAR_LEVEL)
-        levels.append(close)
+    close = [(_level([[_ov(c)]], label), u_c) for c, label, u_c in near]
     other = cll.ElseLevel()
-    if u is not None and (close is None or u_near is not None):
+    if u is not None and all(u_c is not None for _, u_c in close):
         # Near-unique identifier: u of half a pair (NINo, NHS number) or counted pairs
         # (generic ids), fixed (see run.near_unique_u, linkage.id_u).
         exact = exact.configure(u_probability=u, fix_u_probability=True)
         rest = 1.0 - u
-        if close is not None and u_near is not None:
-            close.configure(u_probability=u_near, fix_u_probability=True)
-            rest -= u_near
+        for level, u_c in close:
+            level.configure(u_probability=u_c, fix_u_probability=True)
+            rest -= float(u_c or 0.0)
         other = other.configure(u_probability=rest, fix_u_probability=True)
     return cl.CustomComparison(
-        comparison_levels=[_null_level([col]), *levels, other],
+        comparison_levels=[_null_level([col]), exact, *(lv for lv, _ in close), other],
         output_column_name=name,
         comparison_description=f"{name} token: exact"
-        + (" or within one character at the same postcode" if near else ""),
+        + "".join(f" or {label}" for _, label, _ in near),
     )
 
 
@@ -440,11 +457,16 @@ def _comparisons(
         if c is not None
     ]
     near_unique: dict[str, str] = {}
+    labels = {"idpc": ID_NEAR_LEVEL, "idnm": ID_NEAR_NAMES_LEVEL}
     for col in unique_id_columns(present):
-        near = near_id_column(col) if col.startswith("id_") and not exact_only else ""
-        near = near if near in present else ""
+        near = [] if exact_only else near_columns(col, present)
         comparisons.append(
-            _exact_comparison(col, col, near_unique_u.get(col), near, near_unique_u.get(near))
+            _exact_comparison(
+                col,
+                col,
+                near_unique_u.get(col),
+                [(c, labels[c[:4]], near_unique_u.get(c)) for c in near],
+            )
         )
         near_unique[col] = col
     if not exact_only:
@@ -537,7 +559,7 @@ def generic_blocks(present: set[str]) -> list[str]:
     """Prediction blocks of generic fields: each id, each near id (a list: exploded), and
     each text with the date of birth (a changed name at the same address and date)."""
     ids = [c for c in unique_id_columns(present) if c.startswith("id_")]
-    near = [near_id_column(c) for c in ids if near_id_column(c) in present]
+    near = [n for c in ids for n in near_columns(c, present)]
     return ids + near + [f"tx_{n}_dob" for n in text_names(present)]
 
 
@@ -661,8 +683,7 @@ def _columns_read(present: set[str], exact_only: bool) -> dict[str, set[str]]:
         if cols:
             out[name] = cols
     for c in unique_id_columns(present):
-        near = near_id_column(c) if c.startswith("id_") else ""
-        out[c] = {c, near} if near in present else {c}
+        out[c] = {c, *near_columns(c, present)}
     for name in text_names(present) if not exact_only else []:
         out[f"text_{name}"] = {c for _, dnf in usable_levels(text_levels(name), present)
                                for conj in dnf for a in conj for c in _atom_columns(a)}  # fmt: skip
@@ -695,7 +716,7 @@ def plan_model(
     )
     rules: list[Any] = [predict_rule(c, present) for c in predict_blocks(present)]
     rules += [
-        block_on(c, arrays_to_explode=[c] if c.startswith("idpc_") else None)
+        block_on(c, arrays_to_explode=[c] if c.startswith(("idpc_", "idnm_")) else None)
         for c in generic_blocks(present)
     ]
     # A training block leaves out every comparison that reads its column (Splink cannot
@@ -749,6 +770,7 @@ def settings_creator(plan: ModelPlan, n_inputs: int = 2) -> Any:
 __all__ = [
     "IDENTITY_LEVELS",
     "ID_NEAR_LEVEL",
+    "ID_NEAR_NAMES_LEVEL",
     "NO_EVIDENCE_LEVELS",
     "NO_IDENTITY_AT_PLACE",
     "POSTCODE_LEVELS",
@@ -766,7 +788,9 @@ __all__ = [
     "generic_comparisons",
     "model_levels",
     "near_id_alone",
+    "near_columns",
     "near_id_column",
+    "near_names_column",
     "plan_model",
     "present_columns",
     "settings_creator",
