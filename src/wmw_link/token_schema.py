@@ -230,9 +230,10 @@ TOKEN_COLUMNS: tuple[TokenColumn, ...] = (
     _hmac("dobyd_nph", (*_NPH, (DOB, "yd")), "year and day | phonetic full name"),
     _hmac("dobmd_nph", (*_NPH, (DOB, "md")), "month and day | phonetic full name"),
     _hmac(
-        "doby_nph",
-        (*_NPH, (DOB, "year")),
-        "year | phonetic full name: a date recorded as 1 January when only the year is known",
+        "dobypd_nph",
+        (*_NPH, (DOB, "year"), (POSTCODE, "district")),
+        "year | postcode district | phonetic full name: a date recorded as 1 January when only "
+        "the year is known (the district keeps the groups of a common name and year small)",
     ),
     # -- date of birth, in the context of one name (a variant in the other name as well) -----
     *[

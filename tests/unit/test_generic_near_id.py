@@ -232,17 +232,34 @@ def test_near_names_level_takes_half_a_pair_as_u(tmp_path: Path) -> None:
 
     be = open_backend("duckdb", tmp_path / "db")
     try:
-        be.con.execute("CREATE TABLE t (unique_id BIGINT, id_x BIGINT, idnm_x BIGINT[])")
-        rows = [(0, 1, [1, 11]), (1, 2, [2, 11]), (2, 3, [3, 31]), (3, 4, [4, 41]),
-                (4, 5, [5, 51]), (5, None, None)]  # fmt: skip
-        be.con.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
-        plan = prepare_plan(be, ["t"], {"id_x": "hmac", "idnm_x": "hmac_list"}, 1, False)
+        be.con.execute(
+            "CREATE TABLE t (unique_id BIGINT, id_x BIGINT, idnm_x BIGINT[], fn_dob BIGINT)"
+        )
+        # 0-1: close ids with the names; 3-4: the same id and nothing else (what the exact
+        # level's u counts: 1 pair, not half of one).
+        rows = [(0, 1, [1, 11], 10), (1, 2, [2, 11], 20), (2, 3, [3, 31], 30),
+                (3, 4, [4, 41], 40), (4, 4, [4, 41], 50), (5, None, None, 60)]  # fmt: skip
+        be.con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+        kinds = {"id_x": "hmac", "idnm_x": "hmac_list", "fn_dob": "hmac"}
+        plan = prepare_plan(be, ["t"], kinds, 1, False)
     finally:
         be.close()
     s = settings_creator(plan, 1).get_settings("duckdb").as_dict()
     comp = {c["output_column_name"]: c for c in s["comparisons"]}["id_x"]
     named = next(lv for lv in comp["comparison_levels"]
                  if lv.get("label_for_charts") == ID_NEAR_NAMES_LEVEL)  # fmt: skip
+    exact = next(lv for lv in comp["comparison_levels"] if lv.get("label_for_charts") == "exact")
     n = 5  # records holding the id
     assert named["u_probability"] == pytest.approx(0.5 / (n * (n - 1) / 2))
     assert named["fix_u_probability"]
+    assert exact["u_probability"] == pytest.approx(1 / (n * (n - 1) / 2))  # counted: 1 pair
+
+
+def test_a_near_level_without_a_u_is_left_out() -> None:
+    u = {"id_soc_sec_id": 1e-6, "idnm_soc_sec_id": 1e-9}  # no u for idpc (too few records)
+    s = settings_creator(plan_model(_present(), u), 1).get_settings("duckdb").as_dict()
+    comp = {c["output_column_name"]: c for c in s["comparisons"]}["id_soc_sec_id"]
+    levels = {lv.get("label_for_charts"): lv for lv in comp["comparison_levels"]}
+    assert ID_NEAR_LEVEL not in levels
+    assert levels["exact"]["u_probability"] == 1e-6 and levels["exact"]["fix_u_probability"]
+    assert levels[ID_NEAR_NAMES_LEVEL]["u_probability"] == 1e-9

@@ -117,15 +117,20 @@ def test_dates_swapped_or_a_day_out_and_partly() -> None:
 
 
 def test_names_and_the_year_alone() -> None:
-    # A date recorded as 1 January against the true one: the phonetic names and the year.
-    assert _level("identity", {**_L, "doby_nph": 8}, {**_R, "doby_nph": 8}) == NAMES_YEAR_LEVEL
+    # A date recorded as 1 January against the true one: the phonetic names, the year and
+    # the postcode district.
+    year = {"dobypd_nph": 8}
+    assert _level("identity", {**_L, **year}, {**_R, **year}) == NAMES_YEAR_LEVEL
     # The year and month as well: the stronger level.
-    both = {"doby_nph": 8, "dobym_nph": 9}
+    both = {"dobypd_nph": 8, "dobym_nph": 9}
     assert _level("identity", {**_L, **both}, {**_R, **both}) == NAMES_DATE_PARTLY_LEVEL
-    # The same name at the same postcode stays its own level (a father and his junior, or
-    # FEBRL's duplicates, which keep it): the year does not take its pairs.
-    place = {"doby_nph": 8, "name_pc": 9}
-    assert _level("identity", {**_L, **place}, {**_R, **place}) == (
+    # At the same address too (the person did not move): the year says it is not a father
+    # and his junior, so not "the same name at the same postcode, date differs" (refused).
+    place = {"dobypd_nph": 8, "name_pc": 9}
+    assert _level("identity", {**_L, **place}, {**_R, **place}) == NAMES_YEAR_LEVEL
+    # Another year at the address: that refused level.
+    place = {"dobypd_nph": 8, "name_pc": 9}
+    assert _level("identity", {**_L, **place}, {**_R, **place, "dobypd_nph": 7}) == (
         "same name at the same postcode, date differs"
     )
 

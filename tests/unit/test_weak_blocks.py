@@ -46,9 +46,9 @@ def test_weak_rules_keep_records_with_different_ids_apart() -> None:
     assert "namesdm_dob" in WEAK_BLOCKS and "names_dob" not in WEAK_BLOCKS
     # One whole name and the date: chance pairs of people born on one day (3M: 6.1M of them).
     assert {"fn1_dob", "sn_dob"} <= WEAK_BLOCKS
-    # The phonetic names and the year alone (a 1 January placeholder): people of one name born
-    # in one year meet there, far more than on a whole date.
-    assert "doby_nph" in WEAK_BLOCKS and "doby_nph" in rules
+    # The phonetic names, the year and the district (a 1 January placeholder): people of one
+    # name born in one year meet there, more than on a whole date.
+    assert "dobypd_nph" in WEAK_BLOCKS and "dobypd_nph" in rules
     got = _pairs(rules["namesdm_dob"], "namesdm_dob", "names_dob")
     assert got == _ALL - {(1, 2), (2, 6), (4, 5), (5, 6)}
     # A strong rule pairs them all: a NINo typo is met there.

@@ -68,16 +68,13 @@ NAMES_DATE_PARTLY_LEVEL = "names, date partly (year-month or year-day)"
 #: The names, the day and the month, the year differs: one person's year typo, or a father and
 #: his junior, who share names and address and may share a birthday (then the NINos differ).
 NAMES_DAY_MONTH_LEVEL = "names, day and month, year differs"
-#: The names and the year of birth, the day and the month differ: a date recorded as 1 January
-#: when only the year was known (NHS tracing guidance; refugees' and asylum seekers' records)
-#: against the true date elsewhere, or a day and a month both mistyped. A father and his junior
-#: differ in the year, twins share the whole date; but two children of one household may share
-#: a name and a year (cousins, a junior's son): at a shared address it links unless the NINos
-#: or NHS numbers differ (:data:`ALIKE_TWINS_LEVELS`).
-NAMES_YEAR_LEVEL = "names and year, day and month differ"
-#: ... and the same name at the same postcode as well: its own level, as strong as the address
-#: makes it (in FEBRL 3 such pairs are one person's, who kept the address and name).
-NAMES_YEAR_PLACE_LEVEL = "same name and year at the same postcode, day and month differ"
+#: The names, the year of birth and the postcode district, the day and the month differ: a date
+#: recorded as 1 January when only the year was known (NHS tracing guidance; refugees' and
+#: asylum seekers' records) against the true date elsewhere, or a day and a month both mistyped.
+#: A father and his junior differ in the year, twins share the whole date; but two children of
+#: one household may share a name and a year (cousins, a junior's son): at a shared address it
+#: links unless the NINos or NHS numbers differ (:data:`ALIKE_TWINS_LEVELS`).
+NAMES_YEAR_LEVEL = "names, year and district, day and month differ"
 #: Levels split off another for the strength of their evidence, by the level they were split
 #: from: the household rule asks of them together whether ids differ within one person
 #: (:func:`wmw_link.linkage.household.one_person_levels`), as it did before the split.
@@ -113,7 +110,6 @@ ALIKE_TWINS_LEVELS = frozenset(
         SURNAME_SWAPPED_LEVEL,
         NAMES_DAY_MONTH_LEVEL,
         NAMES_YEAR_LEVEL,
-        NAMES_YEAR_PLACE_LEVEL,
     }
 )
 #: The same first forename at the same postcode unit, with a date that agrees in part (swapped,
@@ -305,6 +301,7 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
     ),
     (NAMES_DATE_PARTLY_LEVEL, [[_eq("dobym_nph")], [_eq("dobyd_nph")]]),
     (NAMES_DAY_MONTH_LEVEL, [[_eq("dobmd_nph")]]),
+    (NAMES_YEAR_LEVEL, [[_eq("dobypd_nph")]]),
     (SURNAME_SWAPPED_LEVEL, [[_eq("dobsw_sn")]]),
     (SURNAME_DAY_OUT_LEVEL, [[_eq("dobb0_sn")], [_eq("dobb1_sn")]]),
     (
@@ -312,7 +309,6 @@ IDENTITY_LEVELS: list[tuple[str, Dnf]] = [
         [[_eq("dobsw_fn")], [_eq("dobb0_fn")], [_eq("dobb1_fn")]],
     ),
     ("same name at the same postcode, date differs", [[_eq("name_pc")]]),
-    (NAMES_YEAR_LEVEL, [[_eq("doby_nph")]]),
     ("same forename at the same postcode, date differs", [[_eq("fn_pc")]]),
     (FORENAME_ALIKE_LEVEL, [[_ov("fndm_dob")], [_bf(_FN, BLOOM_ALIKE)]]),
     (SURNAME_ALIKE_LEVEL, [[_ov("sndm_dob")], [_bf(_SN, BLOOM_ALIKE)]]),
@@ -390,6 +386,10 @@ def _exact_comparison(
     import splink.comparison_library as cl
 
     exact = cll.ExactMatchLevel(col).configure(label_for_charts="exact")
+    if u is not None:
+        # A near level whose u could not be counted (too few records hold it) is left out
+        # rather than leaving every u of the id to random sampling.
+        near = [n for n in near if n[2] is not None]
     close = [(_level([[_ov(c)]], label), u_c) for c, label, u_c in near]
     other = cll.ElseLevel()
     if u is not None and all(u_c is not None for _, u_c in close):
@@ -581,7 +581,7 @@ _PREDICT_BLOCKS: tuple[str, ...] = (
     "dobym_nph",
     "dobyd_nph",
     "dobmd_nph",
-    "doby_nph",
+    "dobypd_nph",
     "dobsw_sn",
     "dobb0_sn",
     "dobb1_sn",
@@ -608,7 +608,7 @@ WEAK_BLOCKS: frozenset[str] = frozenset(
         "dobym_nph",
         "dobyd_nph",
         "dobmd_nph",
-        "doby_nph",
+        "dobypd_nph",
         *(f"dob{e}_{n}" for e in ("sw", "b0", "b1") for n in ("sn", "fn")),
         "namesdm_dob",
         "fn1_dob",

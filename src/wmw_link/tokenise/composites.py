@@ -39,13 +39,33 @@ def _nicknamer() -> object:
 
 
 @lru_cache(maxsize=1)
+def _family_rows() -> tuple[dict[str, str], ...]:
+    text = resources.files("wmw_link").joinpath("data", "name_families.csv").read_text("utf-8")
+    return tuple(csv.DictReader(io.StringIO(text)))
+
+
 def name_families() -> dict[str, str]:
     """Spellings and abbreviations of one name with its canonical form (``md``, ``mohd``,
     ``mohammed`` -> ``muhammad``), from ``data/name_families.csv`` (each row cites its source).
     The ``nicknames`` table is English: it has no abbreviations such as Md or Mohd, which
     Double Metaphone cannot reach either (``MT`` against ``MHMT``)."""
-    text = resources.files("wmw_link").joinpath("data", "name_families.csv").read_text("utf-8")
-    return {row["name"]: row["canonical"] for row in csv.DictReader(io.StringIO(text))}
+    return {row["name"]: row["canonical"] for row in _family_rows()}
+
+
+@lru_cache(maxsize=1)
+def name_prefixes() -> frozenset[str]:
+    """The family names (spellings and abbreviations, not nicknames such as Mo) that are a
+    religious prefix when another given name follows: Md Karim is known as Karim, and twins
+    Md Rahim and Mohammed Karim share only the prefix."""
+    return frozenset(r["name"] for r in _family_rows() if r["kind"] != "nickname")
+
+
+def forename_nicknames(forename: str) -> list[str]:
+    """The nickname group of a forename: of its first word, or of its second when the first
+    is a prefix (:func:`name_prefixes`) and another word follows."""
+    words = forename.split(" ")
+    word = words[1] if len(words) > 1 and words[0] in name_prefixes() else words[0]
+    return list(nickname_group(word))
 
 
 @lru_cache(maxsize=65_536)
@@ -151,7 +171,7 @@ class Parts:
             if transform == "prefix3":
                 return pc.utf8_slice_codeunits(first, 0, 3)
             if transform == "nickname":
-                return _on_distinct(first, lambda w: list(nickname_group(w)), _LIST_STR)
+                return _on_distinct(v, forename_nicknames, _LIST_STR)
             if transform == "dmetaphone":
                 return _on_distinct(first, _dm_codes, _LIST_STR)
             if transform == "words":
@@ -174,6 +194,8 @@ class Parts:
             return self._date_part(v, transform)
         if field == ts.POSTCODE and transform == "unit":
             return v
+        if field == ts.POSTCODE and transform == "district":
+            return pc.utf8_slice_codeunits(v, 0, -4)  # 'B15 2TT' -> 'B15'
         if field == ts.POSTCODE and transform == "sector":
             return pc.utf8_slice_codeunits(v, 0, -2)  # 'B15 2TT' -> 'B15 2'
         raise ValueError(f"no transform {transform!r} for {field!r}")

@@ -172,9 +172,9 @@ def _results(
     used[0] = workers
     # Load the nickname table once here: forked workers inherit it instead of each reading it.
     if any(c.name == "fnnick_dob" for c in plan.token_columns()):
-        from wmw_link.tokenise.composites import nickname_group
+        from wmw_link.tokenise.composites import forename_nicknames
 
-        nickname_group("a")
+        forename_nicknames("a b")  # the nickname table and the name families
     ctx = multiprocessing.get_context(_start_method())
     kw = {"mp_context": ctx, "initializer": init_worker, "initargs": (plan,)}
     # Whole batches per process: every composite needs several identifier columns at once.
