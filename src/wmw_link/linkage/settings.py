@@ -392,14 +392,15 @@ def _exact_comparison(
         near = [n for n in near if n[2] is not None]
     close = [(_level([[_ov(c)]], label), u_c) for c, label, u_c in near]
     other = cll.ElseLevel()
-    if u is not None and all(u_c is not None for _, u_c in close):
+    if u is not None:
         # Near-unique identifier: u of half a pair (NINo, NHS number) or counted pairs
-        # (generic ids), fixed (see run.near_unique_u, linkage.id_u).
+        # (generic ids), fixed (see run.near_unique_u, linkage.id_u); every near level left
+        # has its u (filtered above).
         exact = exact.configure(u_probability=u, fix_u_probability=True)
         rest = 1.0 - u
         for level, u_c in close:
             level.configure(u_probability=u_c, fix_u_probability=True)
-            rest -= float(u_c or 0.0)
+            rest -= float(u_c)
         other = other.configure(u_probability=rest, fix_u_probability=True)
     return cl.CustomComparison(
         comparison_levels=[_null_level([col]), exact, *(lv for lv, _ in close), other],

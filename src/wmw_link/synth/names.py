@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
-
-def _read(name: str) -> list[dict[str, str]]:
-    text = resources.files("wmw_link").joinpath("data", name).read_text("utf-8")
-    return list(csv.DictReader(text.splitlines()))
+from wmw_link.data_tables import read_rows
 
 
 @dataclass(frozen=True)
@@ -69,12 +64,12 @@ class NamePools:
 def load_pools() -> NamePools:
     """Read the packaged pools (``wmw_link/data/*.csv``) once per process."""
     fore: dict[tuple[str, str], tuple[list[str], list[float]]] = {}
-    for row in _read("forenames.csv"):
+    for row in read_rows("forenames.csv"):
         names, weights = fore.setdefault((row["group"], row["sex"]), ([], []))
         names.append(row["name"])
         weights.append(float(row["weight"]))
     sur: dict[str, tuple[list[str], list[float]]] = {}
-    for row in _read("surnames.csv"):
+    for row in read_rows("surnames.csv"):
         names, weights = sur.setdefault(row["group"], ([], []))
         names.append(row["name"])
         weights.append(float(row["weight"]))
@@ -83,7 +78,7 @@ def load_pools() -> NamePools:
         "transliteration": {},
         "spelling": {},
     }
-    for row in _read("name_variants.csv"):
+    for row in read_rows("name_variants.csv"):
         tables[row["kind"]].setdefault(row["name"], []).append(row["variant"])
 
     def frozen(kind: str) -> dict[str, tuple[str, ...]]:

@@ -7,11 +7,11 @@ the generator; the realised rates are recorded in ``synth.json`` for comparison.
 
 from __future__ import annotations
 
-import csv
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
+
+from wmw_link.data_tables import read_rows
 
 LAS: tuple[str, ...] = (
     "Birmingham",
@@ -77,8 +77,7 @@ HUB_SLUG = {la: la.lower() for la in LAS}
 @lru_cache(maxsize=1)
 def postcode_districts() -> dict[str, tuple[str, ...]]:
     """Postcode districts of each LA, from the packaged table (a copy of configs/)."""
-    text = resources.files("wmw_link").joinpath("data", "postcode_districts.csv").read_text("utf-8")
     out: dict[str, list[str]] = {la: [] for la in LAS}
-    for row in csv.DictReader(text.splitlines()):
+    for row in read_rows("postcode_districts.csv"):
         out[row["local_authority"]].append(row["district"])
     return {la: tuple(v) for la, v in out.items()}

@@ -13,11 +13,8 @@ A composite is null when any of its parts is: null stays null.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from importlib import resources
 
 import jellyfish
 import numpy as np
@@ -26,6 +23,7 @@ import pyarrow.compute as pc
 from doublemetaphone import doublemetaphone
 
 from wmw_link import token_schema as ts
+from wmw_link.data_tables import read_rows
 
 SEP = "\x1f"
 _LIST_STR = pa.list_(pa.string())
@@ -40,10 +38,10 @@ def _nicknamer() -> object:
 
 @lru_cache(maxsize=1)
 def _family_rows() -> tuple[dict[str, str], ...]:
-    text = resources.files("wmw_link").joinpath("data", "name_families.csv").read_text("utf-8")
-    return tuple(csv.DictReader(io.StringIO(text)))
+    return tuple(read_rows("name_families.csv"))
 
 
+@lru_cache(maxsize=1)
 def name_families() -> dict[str, str]:
     """Spellings and abbreviations of one name with its canonical form (``md``, ``mohd``,
     ``mohammed`` -> ``muhammad``), from ``data/name_families.csv`` (each row cites its source).
